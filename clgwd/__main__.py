@@ -1,0 +1,5 @@
+"""Allow ``python -m clgwd``."""
+
+from clgwd.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,113 @@
+"""The validated, immutable configuration of the daemon.
+
+Every section is a frozen pydantic model with ``extra="forbid"`` and strict types, so a
+typo or a quoted number is an error instead of a silently ignored or coerced value.
+Every key has a default, so an empty file is a working config. Sections owned by a
+component (cloud link, PBX, network, ...) live in their own module next to this one.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from pathlib import Path
+from typing import Annotated, Final, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+DEFAULT_CONFIG_PATH: Final = Path("/etc/clgwd/clgwd.yaml")
+DEFAULT_STATE_DIR: Final = Path("/var/lib/clgwd")
+DEFAULT_CONTROL_SOCKET: Final = Path("/run/clgwd/control.sock")
+
+
+class StrictModel(BaseModel):
+    """Base for every config model: immutable, unknown keys rejected, no type coercion."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+def _check_port(value: int) -> int:
+    if not 1 <= value <= 65535:
+        raise ValueError("must be 1-65535")
+    return value
+
+
+def _check_host(value: str) -> str:
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        raise ValueError("must be an IPv4 or IPv6 address") from None
+    return value
+
+
+def _check_absolute(value: Path) -> Path:
+    if not value.is_absolute():
+        raise ValueError("must be an absolute path")
+    return value
+
+
+Port = Annotated[int, AfterValidator(_check_port)]
+"""A TCP/UDP port number, 1-65535."""
+
+IpAddressText = Annotated[str, AfterValidator(_check_host)]
+"""An IPv4 or IPv6 address written as text (``0.0.0.0`` and ``::`` mean all)."""
+
+AbsolutePath = Annotated[Path, Field(strict=False), AfterValidator(_check_absolute)]
+"""A filesystem path that must be absolute (relative paths depend on the CWD)."""
+
+Seconds = Annotated[float, Field(gt=0, strict=False)]
+"""A positive duration in seconds; integers are accepted."""
+
+
+class ListenAddress(StrictModel):
+    """One address and port the local HTTP listener binds."""
+
+    host: IpAddressText = "0.0.0.0"
+    port: Port = 80
+
+
+class HttpConfig(StrictModel):
+    """The local HTTP listener (health, metrics, and later the onboarding page and API)."""
+
+    listen: Annotated[list[ListenAddress], Field(min_length=1)] = Field(
+        default_factory=lambda: [ListenAddress()]
+    )
+
+
+class ControlConfig(StrictModel):
+    """The local control socket used by ``clgwd status`` and other CLI commands."""
+
+    socket: AbsolutePath = DEFAULT_CONTROL_SOCKET
+
+
+class StateConfig(StrictModel):
+    """Where persistent state lives and how much of it the outbox may hold."""
+
+    dir: AbsolutePath = DEFAULT_STATE_DIR
+    outbox_max_records: Annotated[int, Field(ge=100)] = 200_000
+    """Upper bound of queued upstream records; an alert is raised at 80 %."""
+
+
+LogLevel = Literal["debug", "info", "warning", "error"]
+
+
+class LoggingConfig(StrictModel):
+    """Log verbosity; ``--log-level`` on the command line overrides it."""
+
+    level: LogLevel = "info"
+
+
+class DaemonConfig(StrictModel):
+    """Process lifecycle settings."""
+
+    stop_timeout: Seconds = 10.0
+    """Seconds allowed for an orderly shutdown before the process exits hard."""
+
+
+class ClgwdConfig(StrictModel):
+    """The whole configuration file."""
+
+    state: StateConfig = StateConfig()
+    http: HttpConfig = HttpConfig()
+    control: ControlConfig = ControlConfig()
+    logging: LoggingConfig = LoggingConfig()
+    daemon: DaemonConfig = DaemonConfig()

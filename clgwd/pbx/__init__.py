@@ -1,0 +1,1 @@
+"""PBX user sources: one module per PBX family behind the ``UserSource`` protocol."""

@@ -1,0 +1,1 @@
+"""SIP trunks: messages, trunk model, OPTIONS monitor, trace."""

@@ -1,0 +1,130 @@
+"""Event history: every applied change, in the vendor's Event History shape.
+
+Each event is stored locally (filterable, exportable as CSV) and queued upstream in the
+same transaction.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import time
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from clgwd.store.db import Database, Transaction
+from clgwd.store.outbox import Outbox
+
+
+class Action(StrEnum):
+    CREATE = "Create"
+    EDIT = "Edit"
+    DELETE = "Delete"
+    START = "Start"
+    STOP = "Stop"
+    OTHER = "Other"
+
+
+@dataclass(frozen=True)
+class Event:
+    """One entry of the event history."""
+
+    actor: str
+    action: Action
+    asset: str
+    subject: str = ""
+    properties_changed: Sequence[str] = ()
+    core: dict[str, Any] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
+    at: float = field(default_factory=time.time)
+    id: str = field(default_factory=lambda: uuid.uuid4().hex)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id, "at": self.at, "actor": self.actor, "action": self.action.value,
+            "asset": self.asset, "subject": self.subject,
+            "properties_changed": list(self.properties_changed),
+            "core": self.core, "extra": self.extra,
+        }
+
+
+@dataclass(frozen=True)
+class EventFilter:
+    asset: str | None = None
+    action: Action | None = None
+    since: float | None = None
+    until: float | None = None
+    limit: int = 1000
+
+
+class EventHistory:
+    """Stores events and queues each one upstream."""
+
+    def __init__(self, db: Database, outbox: Outbox) -> None:
+        self._db = db
+        self._outbox = outbox
+
+    async def record(self, tx: Transaction, event: Event) -> None:
+        await tx.execute(
+            "INSERT INTO events(id, at, actor, action, asset, subject, properties_changed,"
+            " core, extra) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (event.id, event.at, event.actor, event.action.value, event.asset, event.subject,
+             json.dumps(list(event.properties_changed)), json.dumps(event.core),
+             json.dumps(event.extra)),
+        )
+        await self._outbox.enqueue(tx, "event", event.as_json(),
+                                   idempotency_key=f"event:{event.id}")
+
+    async def query(self, flt: EventFilter) -> list[Event]:
+        clauses, params = ["1=1"], []  # type: tuple[list[str], list[Any]]
+        if flt.asset is not None:
+            clauses.append("asset = ?")
+            params.append(flt.asset)
+        if flt.action is not None:
+            clauses.append("action = ?")
+            params.append(flt.action.value)
+        if flt.since is not None:
+            clauses.append("at >= ?")
+            params.append(flt.since)
+        if flt.until is not None:
+            clauses.append("at < ?")
+            params.append(flt.until)
+        rows = await self._db.fetchall(
+            f"SELECT * FROM events WHERE {' AND '.join(clauses)}"  # noqa: S608 - fixed clauses
+            " ORDER BY at DESC, id LIMIT ?",
+            (*params, flt.limit),
+        )
+        return [
+            Event(actor=r["actor"], action=Action(r["action"]), asset=r["asset"],
+                  subject=r["subject"], properties_changed=json.loads(r["properties_changed"]),
+                  core=json.loads(r["core"]), extra=json.loads(r["extra"]), at=r["at"],
+                  id=r["id"])
+            for r in rows
+        ]
+
+
+CSV_COLUMNS = ("Event ID", "Date", "Actor", "Action", "Asset", "Subject",
+               "Properties changed", "Core details")
+
+
+def events_to_csv(events: Iterable[Event]) -> str:
+    """Render events as CSV with the vendor's column names; cells are formula-safe."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(CSV_COLUMNS)
+    for ev in events:
+        writer.writerow([_cell(v) for v in (
+            ev.id, time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ev.at)), ev.actor,
+            ev.action.value, ev.asset, ev.subject, "; ".join(ev.properties_changed),
+            json.dumps(ev.core, sort_keys=True, ensure_ascii=False),
+        )])
+    return out.getvalue()
+
+
+def _cell(value: str) -> str:
+    """Prefix cells a spreadsheet would run as a formula (CSV injection)."""
+    return "'" + value if value[:1] in {"=", "+", "-", "@", "\t", "\r"} else value

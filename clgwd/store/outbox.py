@@ -1,0 +1,145 @@
+"""The persistent outbox: the only path for records that must reach the cloud.
+
+Producers call ``Outbox.enqueue(tx, ...)`` inside the same transaction as the state
+change the record reports, so a crash either keeps both or neither. The cloud link
+reads ``pending()`` in seq order and calls ``ack()`` when the cloud confirms; anything
+not acked is sent again after a reconnect or restart (at-least-once; the cloud
+de-duplicates by seq). A producer that repeats an idempotency key gets the first
+record's seq back instead of a second record.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any, Final
+
+from clgwd.errors import ClgwdError
+from clgwd.store.db import Database, Transaction
+
+ACKED_RETENTION_SECONDS: Final = 7 * 24 * 3600
+NEAR_FULL_RATIO: Final = 0.8
+
+
+class OutboxFullError(ClgwdError):
+    """The outbox holds its maximum of undelivered records; the change is refused."""
+
+    code = "outbox_full"
+    http_status = 503
+
+
+@dataclass(frozen=True)
+class OutboxRecord:
+    """One queued upstream record."""
+
+    seq: int
+    kind: str
+    idempotency_key: str
+    payload: dict[str, Any]
+    created_at: float
+
+
+class Outbox:
+    """Queue of upstream records stored in the ``outbox`` table."""
+
+    def __init__(self, db: Database, max_records: int) -> None:
+        self._db = db
+        self.max_records = max_records
+        self._changed = asyncio.Event()
+
+    async def enqueue(
+        self,
+        tx: Transaction,
+        kind: str,
+        payload: dict[str, Any],
+        *,
+        idempotency_key: str | None = None,
+        coalesce_key: str | None = None,
+    ) -> int:
+        """Queue a record in ``tx``; returns its seq.
+
+        ``coalesce_key`` marks records where only the newest matters (status, metrics):
+        an undelivered older record with the same key is replaced. Events and audit
+        records must not pass one.
+        """
+        key = idempotency_key or uuid.uuid4().hex
+        existing = await tx.fetchone("SELECT seq FROM outbox WHERE idempotency_key = ?", (key,))
+        if existing is not None:
+            return int(existing["seq"])
+        if coalesce_key is not None:
+            await tx.execute(
+                "DELETE FROM outbox WHERE coalesce_key = ? AND acked_at IS NULL", (coalesce_key,)
+            )
+        depth_row = await tx.fetchone("SELECT count(*) FROM outbox WHERE acked_at IS NULL")
+        depth = int(depth_row[0]) if depth_row else 0
+        if depth >= self.max_records:
+            raise OutboxFullError(
+                f"outbox holds {depth} undelivered records (limit {self.max_records}); "
+                "the cloud has not acknowledged them"
+            )
+        cursor = await tx.execute(
+            "INSERT INTO outbox(kind, idempotency_key, coalesce_key, payload, created_at)"
+            " VALUES (?, ?, ?, ?, ?)",
+            (kind, key, coalesce_key, json.dumps(payload, separators=(",", ":")), time.time()),
+        )
+        tx.after_commit(self._changed.set)
+        seq = cursor.lastrowid
+        assert seq is not None
+        return seq
+
+    async def pending(self, after_seq: int = 0, limit: int = 500) -> list[OutboxRecord]:
+        """Undelivered records with seq > ``after_seq``, oldest first."""
+        rows = await self._db.fetchall(
+            "SELECT seq, kind, idempotency_key, payload, created_at FROM outbox"
+            " WHERE acked_at IS NULL AND seq > ? ORDER BY seq LIMIT ?",
+            (after_seq, limit),
+        )
+        return [
+            OutboxRecord(row["seq"], row["kind"], row["idempotency_key"],
+                         json.loads(row["payload"]), row["created_at"])
+            for row in rows
+        ]
+
+    async def ack(self, upto_seq: int) -> int:
+        """Mark every record with seq <= ``upto_seq`` delivered; returns how many."""
+        now = time.time()
+        async with self._db.transaction() as tx:
+            cursor = await tx.execute(
+                "UPDATE outbox SET acked_at = ? WHERE acked_at IS NULL AND seq <= ?",
+                (now, upto_seq),
+            )
+            await tx.execute(
+                "DELETE FROM outbox WHERE acked_at IS NOT NULL AND acked_at < ?",
+                (now - ACKED_RETENTION_SECONDS,),
+            )
+            await tx.execute(
+                "INSERT INTO settings(key, value) VALUES ('outbox.acked_seq', ?)"
+                " ON CONFLICT(key) DO UPDATE SET value = max(CAST(value AS INTEGER),"
+                " CAST(excluded.value AS INTEGER))",
+                (str(upto_seq),),
+            )
+            return cursor.rowcount
+
+    async def acked_seq(self) -> int:
+        """The highest seq the cloud has confirmed (0 before the first ack)."""
+        row = await self._db.fetchone("SELECT value FROM settings WHERE key = 'outbox.acked_seq'")
+        return int(row["value"]) if row else 0
+
+    async def depth(self) -> int:
+        """Number of undelivered records."""
+        row = await self._db.fetchone("SELECT count(*) FROM outbox WHERE acked_at IS NULL")
+        return int(row[0]) if row else 0
+
+    async def is_near_full(self) -> bool:
+        return await self.depth() >= self.max_records * NEAR_FULL_RATIO
+
+    async def wait_for_records(self) -> None:
+        """Wait until a record is committed after the previous call returned.
+
+        Bound the wait with ``asyncio.timeout`` where a periodic re-check is wanted.
+        """
+        await self._changed.wait()
+        self._changed.clear()

@@ -1,0 +1,1 @@
+"""Reverse tunnels over the cloud link: frames, flow control, allowlist, tickets, audit."""

@@ -1,0 +1,67 @@
+"""Shared test fixtures: blocking-call detection, temp configs, real peers.
+
+Every test runs under blockbuster: a blocking call (file I/O, sleep, sync socket) made
+by clgwd code on the event loop fails the test.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from blockbuster import BlockBuster, blockbuster_ctx
+
+from clgwd.config import ClgwdConfig, parse_config
+
+
+@pytest.fixture(autouse=True)
+def blockbuster() -> Iterator[BlockBuster]:
+    """Fail any test in which clgwd code blocks the event loop."""
+    with blockbuster_ctx(scanned_modules=["clgwd"]) as bb:
+        yield bb
+
+
+@pytest.fixture
+def state_dir(tmp_path: Path) -> Path:
+    """An empty state dir for one test."""
+    path = tmp_path / "state"
+    path.mkdir()
+    return path
+
+
+@pytest.fixture
+def make_config(tmp_path: Path, state_dir: Path):  # type: ignore[no-untyped-def]
+    """Build a config on loopback with an ephemeral HTTP port and a temp control socket."""
+
+    def _make(extra_yaml: str = "") -> ClgwdConfig:
+        text = (
+            f"state: {{dir: {state_dir}}}\n"
+            "http: {listen: [{host: 127.0.0.1, port: 0}]}\n"
+            f"control: {{socket: {tmp_path / 'control.sock'}}}\n"
+        ) + extra_yaml
+        return parse_config(text)
+
+    return _make
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    os.environ.setdefault("CLGWD_TEST", "1")
+
+
+def require_root() -> None:
+    """Skip unless root (network namespaces); CI runs as root so these tests run there."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root")
+
+
+def require_program(name: str) -> str:
+    """Return the path of a peer program, failing (not skipping) in CI when it is missing."""
+    path = shutil.which(name)
+    if path is None:
+        if os.environ.get("CI"):
+            pytest.fail(f"{name} is not installed; scripts/test.sh installs it")
+        pytest.skip(f"{name} is not installed")
+    return path
