@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from clgwd import __version__
+from clgwd.commands import CommandRouter
 from clgwd.component import HEALTHY_STATES, Component, ComponentState, ComponentStatus
 from clgwd.config import ClgwdConfig, ConfigError, load_config
 from clgwd.control import ControlServer
@@ -60,6 +61,7 @@ class Daemon:
         self.config_path = config_path
         self.notifier = notifier or Notifier()
         self.components: list[Component] = []
+        self.commands = CommandRouter()
         self.metrics = Metrics()
         self.metrics.bind_status(self.statuses)
         self._log_level_override = log_level_override

@@ -1,0 +1,79 @@
+"""The command router: one implementation per command, three front doors.
+
+The cloud (JSON-RPC over the link), the onboarding page's API and the CLI all call the
+same registered handler. Every method the protocol names is known from the start;
+until the component that owns it registers a handler, calling it answers a clear
+``not_supported_yet`` error instead of pretending to succeed.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Final
+
+from clgwd.errors import ClgwdError, NotSupportedYet
+
+_LOGGER = logging.getLogger(__name__)
+
+PROTOCOL_METHODS: Final = (
+    "status.report", "config.get", "config.set", "sync.now", "sync.preview",
+    "tunnel.start", "tunnel.stop", "tunnel.list", "inventory.report", "logs.collect",
+    "system.reboot", "system.factory_reset", "update.schedule", "update.apply",
+    "network.confirm", "network.preflight",
+)
+
+
+@dataclass(frozen=True)
+class CommandContext:
+    """Who is asking: ``cloud``, ``local:web:<user>`` or ``local:cli``."""
+
+    actor: str
+    idempotency_key: str | None = None
+
+
+Handler = Callable[[Mapping[str, Any], CommandContext], Awaitable[Any]]
+
+
+class UnknownCommand(ClgwdError):
+    code = "unknown_method"
+    http_status = 404
+
+
+@dataclass(frozen=True)
+class _Registration:
+    handler: Handler
+    mutating: bool
+
+
+class CommandRouter:
+    """Maps method names to the owning component's handler."""
+
+    def __init__(self) -> None:
+        self._handlers: dict[str, _Registration] = {}
+
+    def register(self, method: str, handler: Handler, *, mutating: bool) -> None:
+        """Register the one handler for ``method``; a second registration is a bug."""
+        if method in self._handlers:
+            raise ValueError(f"command {method!r} is already registered")
+        self._handlers[method] = _Registration(handler, mutating)
+
+    def is_mutating(self, method: str) -> bool:
+        reg = self._handlers.get(method)
+        return reg.mutating if reg else False
+
+    def methods(self) -> dict[str, bool]:
+        """Every known method and whether this build implements it."""
+        known = dict.fromkeys(PROTOCOL_METHODS, False)
+        known.update(dict.fromkeys(self._handlers, True))
+        return known
+
+    async def call(self, method: str, params: Mapping[str, Any], ctx: CommandContext) -> Any:
+        reg = self._handlers.get(method)
+        if reg is None:
+            if method in PROTOCOL_METHODS:
+                raise NotSupportedYet(f"{method} is not supported by this gateway version yet")
+            raise UnknownCommand(f"unknown method {method!r}")
+        _LOGGER.debug("Command %s from %s", method, ctx.actor)
+        return await reg.handler(params, ctx)
