@@ -1,0 +1,41 @@
+"""The contract between the cloud link and whatever rides on its binary lane.
+
+The link owns the websocket; text messages carry JSON-RPC, binary messages carry
+tunnel frames. The tunnel multiplexer implements ``BinaryEndpoint`` and the link calls
+it; the link implements ``BinaryChannel`` and the multiplexer sends through it. Neither
+side imports the other, so each can be tested with an in-memory pair.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from clgwd.errors import ClgwdError
+
+
+class LinkDown(ClgwdError):
+    """The cloud link is not connected; the send did not happen."""
+
+    code = "link_down"
+    http_status = 503
+
+
+class BinaryChannel(Protocol):
+    """Sending side of the link's binary lane (one websocket connection)."""
+
+    async def send_binary(self, data: bytes) -> None:
+        """Send one binary message; waits while the socket's write buffer is full
+        (back-pressure) and raises ``LinkDown`` if the connection is gone."""
+
+
+class BinaryEndpoint(Protocol):
+    """Receiving side: the link's single reader task calls these, in order."""
+
+    async def on_link_up(self, channel: BinaryChannel) -> None:
+        """A new connection is established (also after a reconnect or goaway)."""
+
+    async def on_binary(self, data: bytes) -> None:
+        """One binary message from the cloud. May await (back-pressure stalls the reader)."""
+
+    async def on_link_down(self) -> None:
+        """The connection was lost; ``on_link_up`` follows when a new one is ready."""
