@@ -257,11 +257,11 @@ async def _scalar(conn: aiosqlite.Connection, sql: str) -> Any:
 
 def prepare_state_dir(state_dir: Path) -> None:
     """Create the state dir (0700) if needed and check it is writable (blocking)."""
+    if state_dir.exists() and not state_dir.is_dir():
+        raise StateError(f"state dir {state_dir} is not a directory")
     try:
         state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     except OSError as err:
         raise StateError(f"cannot create state dir {state_dir}: {err.strerror}") from err
-    if not state_dir.is_dir():
-        raise StateError(f"state dir {state_dir} is not a directory")
     if not os.access(state_dir, os.W_OK | os.X_OK):
         raise StateError(f"state dir {state_dir} is not writable by this user")
