@@ -86,6 +86,11 @@ class Transaction:
         async with self._conn.execute(sql, params) as cursor:
             return list(await cursor.fetchall())
 
+    @property
+    def total_changes(self) -> int:
+        """Rows changed on this connection so far (to count what a statement did)."""
+        return self._conn.total_changes
+
     def after_commit(self, callback: Callable[[], None]) -> None:
         """Run ``callback`` once the transaction has committed (not on rollback)."""
         self._after_commit.append(callback)

@@ -93,3 +93,41 @@ async def test_records_survive_reopen(state_dir: Path) -> None:
     async with _store(state_dir) as store:
         (record,) = await store.outbox.pending()
         assert record.payload == {"kept": True}
+
+
+async def test_enqueue_many_skips_known_keys_and_respects_the_limit(state_dir: Path) -> None:
+    async with _store(state_dir, max_records=100) as store:
+        async with store.db.transaction() as tx:
+            await store.outbox.enqueue_many(tx, "user.change",
+                                            [(f"k{n}", {"n": n}) for n in range(60)])
+        async with store.db.transaction() as tx:
+            await store.outbox.enqueue_many(tx, "user.change",
+                                            [(f"k{n}", {"n": n}) for n in range(50, 70)])
+        pending = await store.outbox.pending(limit=1000)
+        assert [r.payload["n"] for r in pending] == list(range(70))
+        with pytest.raises(OutboxFullError):
+            async with store.db.transaction() as tx:
+                await store.outbox.enqueue_many(tx, "user.change",
+                                                [(f"x{n}", {}) for n in range(31)])
+        assert await store.outbox.depth() == 70
+
+
+async def test_cached_depth_follows_acks_and_coalescing(state_dir: Path) -> None:
+    """The cached count never lets the queue exceed its limit, whatever happened before."""
+    async with _store(state_dir, max_records=100) as store:
+        async with store.db.transaction() as tx:
+            for n in range(100):
+                await store.outbox.enqueue(tx, "status", {"n": n}, coalesce_key=f"c{n % 10}")
+        assert await store.outbox.depth() == 10
+        async with store.db.transaction() as tx:
+            for n in range(90):
+                await store.outbox.enqueue(tx, "event", {"n": n})
+        with pytest.raises(OutboxFullError):
+            async with store.db.transaction() as tx:
+                await store.outbox.enqueue(tx, "event", {})
+        pending = await store.outbox.pending(limit=1000)
+        await store.outbox.ack(pending[49].seq)
+        async with store.db.transaction() as tx:
+            for n in range(50):
+                await store.outbox.enqueue(tx, "event", {"again": n})
+        assert await store.outbox.depth() == 100
