@@ -105,6 +105,8 @@ class CloudLink:
         self._wake = asyncio.Event()
         self._blocked_fingerprint: tuple[float, ...] | None = None
         self._failures = 0
+        self._renewal_plan: tuple[dt.datetime | None, dt.datetime] = (
+            None, dt.datetime.now(dt.UTC))
         self.gateway_id: str | None = None
         self.last_error = ""
         self.tap: Tap | None = None
@@ -202,6 +204,10 @@ class CloudLink:
             elif enrollment is None:
                 self._set_state(LinkState.NOT_ENROLLED,
                                 "idle: not enrolled (clgwd enroll or the onboarding page)")
+            elif enrollment.cloud_url != cloud.url:
+                self._set_state(LinkState.NOT_ENROLLED,
+                                f"idle: enrolled with {enrollment.cloud_url}, but cloud.url "
+                                f"is {cloud.url}; enroll again")
             elif fingerprint != self._blocked_fingerprint:
                 self._blocked_fingerprint = None
                 if await self._certificate_usable(enrollment, fingerprint):
@@ -419,7 +425,7 @@ class CloudLink:
             enrollment = await asyncio.to_thread(self.files.load)
             if enrollment is None:
                 return
-            wait = (enrollment.renew_at - dt.datetime.now(dt.UTC)).total_seconds()
+            wait = (self._renew_deadline(enrollment) - dt.datetime.now(dt.UTC)).total_seconds()
             if wait > 0:
                 await asyncio.sleep(min(wait, 3600.0))
                 continue
@@ -431,6 +437,16 @@ class CloudLink:
                 _LOGGER.warning("Certificate renewal failed (%s); retrying in %.0f s",
                                 err, RENEW_RETRY)
                 await asyncio.sleep(RENEW_RETRY)
+
+    def _renew_deadline(self, enrollment: Enrollment) -> dt.datetime:
+        """2/3 into the lifetime, but never sooner than 1/3 of what is left when first
+        seen: certificates are back-dated for clock tolerance, so a short-lived one
+        would otherwise look overdue at once and be renewed in a tight loop."""
+        if self._renewal_plan[0] != enrollment.not_after:
+            now = dt.datetime.now(dt.UTC)
+            deadline = max(enrollment.renew_at, now + (enrollment.not_after - now) / 3)
+            self._renewal_plan = (enrollment.not_after, deadline)
+        return self._renewal_plan[1]
 
     async def _renew_once(self, session: Session, enrollment: Enrollment) -> None:
         csr = await asyncio.to_thread(self.files.make_csr)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -18,22 +19,22 @@ from clgwd.link.enroll import enroll
 from clgwd.refcloud.server import RefCloud
 from clgwd.store import Store
 
-FAST_LINK = ("backoff_base: 0.05, backoff_cap: 0.4, open_timeout: 2, request_timeout: 5,"
-             " status_interval: 3600, drain_timeout: 2")
+FAST_LINK: dict[str, Any] = {"backoff_base": 0.05, "backoff_cap": 0.4, "open_timeout": 2,
+                             "request_timeout": 5, "status_interval": 3600,
+                             "drain_timeout": 2}
 
 
 def gateway_config(tmp: Path, cloud_url: str | None, ca_file: Path | None,
-                   extra: str = "") -> ClgwdConfig:
-    parts = [FAST_LINK]
+                   **overrides: Any) -> ClgwdConfig:
+    """A gateway config with fast link timings; ``overrides`` replace cloud keys."""
+    cloud: dict[str, Any] = {**FAST_LINK, **overrides}
     if cloud_url:
-        parts.append(f"url: '{cloud_url}'")
+        cloud["url"] = cloud_url
     if ca_file:
-        parts.append(f"enrollment_ca_file: '{ca_file}'")
-    if extra:
-        parts.append(extra)
+        cloud["enrollment_ca_file"] = str(ca_file)
     state = tmp / "gw-state"
     state.mkdir(parents=True, exist_ok=True)
-    return parse_config(f"state: {{dir: '{state}'}}\ncloud: {{{', '.join(parts)}}}\n")
+    return parse_config(json.dumps({"state": {"dir": str(state)}, "cloud": cloud}))
 
 
 async def wait_for(predicate: Callable[[], bool | Awaitable[bool]], limit: float = 10.0,
