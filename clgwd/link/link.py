@@ -349,6 +349,7 @@ class CloudLink:
         self._set_state(LinkState.ONLINE, f"online as {self.gateway_id}")
         for code in (ALERT_AUTH, ALERT_TLS, ALERT_CERT):
             await self._store.alerts.clear(code)
+        await self._queue_status()
         if self._endpoint is not None:
             await self._endpoint.on_link_up(session)
 
@@ -506,13 +507,17 @@ class CloudLink:
         while True:
             await self._check_outbox()
             if self.state not in (LinkState.NOT_CONFIGURED, LinkState.NOT_ENROLLED):
-                try:
-                    async with self._store.db.transaction() as tx:
-                        await self._store.outbox.enqueue(tx, "status", self._status_payload(),
-                                                         coalesce_key="status")
-                except OutboxFullError:
-                    _LOGGER.debug("Status record skipped: outbox full")
+                await self._queue_status()
             await asyncio.sleep(self._config.cloud.status_interval)
+
+    async def _queue_status(self) -> None:
+        """Only the newest status matters: older undelivered ones are replaced."""
+        try:
+            async with self._store.db.transaction() as tx:
+                await self._store.outbox.enqueue(tx, "status", self._status_payload(),
+                                                 coalesce_key="status")
+        except OutboxFullError:
+            _LOGGER.debug("Status record skipped: outbox full")
 
     async def _check_outbox(self) -> None:
         outbox = self._store.outbox
