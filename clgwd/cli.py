@@ -17,7 +17,9 @@ from clgwd.config import DEFAULT_CONFIG_PATH, ClgwdConfig, ConfigError, load_con
 from clgwd.config.loader import parse_yaml
 from clgwd.config.models import DEFAULT_CONTROL_SOCKET
 from clgwd.daemon import EXIT_CONFIG, EXIT_FAILURE, EXIT_OK, Daemon
+from clgwd.link.cli import add_enroll_parser, cmd_enroll
 from clgwd.logsetup import LEVELS, setup_logging
+from clgwd.refcloud.cli import add_refcloud_parser, cmd_refcloud
 
 EXIT_UNAVAILABLE = 69  # EX_UNAVAILABLE: the daemon is not running
 
@@ -62,6 +64,10 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--port", type=int, default=8080, help="HTTP port (default 8080)")
     demo.add_argument("--state-dir", type=Path, default=None,
                       help="keep state here instead of a temporary dir")
+    demo.add_argument("--cloud-port", type=int, default=8443,
+                      help="reference cloud HTTPS port (default 8443)")
+    add_enroll_parser(sub)
+    add_refcloud_parser(sub)
     return parser
 
 
@@ -83,6 +89,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     handlers = {
         "run": cmd_run, "check-config": cmd_check_config, "status": cmd_status,
         "reload": cmd_reload, "version": cmd_version, "demo": cmd_demo,
+        "enroll": cmd_enroll, "refcloud": cmd_refcloud,
     }
     try:
         return handlers[args.command](args)
@@ -204,4 +211,4 @@ def cmd_reload(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from clgwd.demo import run_demo  # noqa: PLC0415 - only the demo needs it
 
-    return run_demo(port=args.port, state_dir=args.state_dir)
+    return run_demo(port=args.port, state_dir=args.state_dir, cloud_port=args.cloud_port)

@@ -27,6 +27,7 @@ from clgwd.component import HEALTHY_STATES, Component, ComponentState, Component
 from clgwd.config import ClgwdConfig, ConfigError, load_config
 from clgwd.control import ControlServer
 from clgwd.errors import ClgwdError
+from clgwd.link import CloudLink
 from clgwd.logsetup import set_level
 from clgwd.metrics import Metrics
 from clgwd.sdnotify import Notifier
@@ -271,6 +272,7 @@ def build_components(daemon: Daemon) -> list[Component]:
     store = Store(config)
     return [
         store,
+        CloudLink(config, store, daemon.commands, daemon.statuses, daemon.metrics),
         ControlServer(config, daemon.statuses, daemon.reload),
         HttpServer(config, daemon.statuses, daemon.metrics),
     ]

@@ -112,6 +112,9 @@ class DaemonConfig(StrictModel):
     """Seconds allowed for an orderly shutdown before the process exits hard."""
 
 
+from clgwd.config.cloud import CloudConfig  # noqa: E402 - sections import StrictModel
+
+
 class ClgwdConfig(StrictModel):
     """The whole configuration file."""
 
@@ -120,3 +123,4 @@ class ClgwdConfig(StrictModel):
     control: ControlConfig = ControlConfig()
     logging: LoggingConfig = LoggingConfig()
     daemon: DaemonConfig = DaemonConfig()
+    cloud: CloudConfig = CloudConfig()

@@ -1,0 +1,67 @@
+"""The ``cloud`` config section: where the cloud is and how the link behaves.
+
+Every key has a default, so a file without a ``cloud`` section works: the link then
+stays idle until ``cloud.url`` is set and the gateway is enrolled. Identity (key,
+certificate, pinned CA) is not config; it lives in ``<state dir>/cloud/``.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+from urllib.parse import urlsplit
+
+from pydantic import AfterValidator, Field, model_validator
+
+from clgwd.config.models import AbsolutePath, Seconds, StrictModel
+
+
+def _check_url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme != "https" or not parts.hostname:
+        raise ValueError("must be an https:// URL with a host name, e.g. "
+                         "https://cloud.example.com")
+    if parts.path not in ("", "/") or parts.query or parts.fragment:
+        raise ValueError("must be the cloud's base URL without a path")
+    try:
+        _ = parts.port
+    except ValueError:
+        raise ValueError("must have a valid port number") from None
+    return value.rstrip("/")
+
+
+CloudUrl = Annotated[str, AfterValidator(_check_url)]
+
+
+class CloudConfig(StrictModel):
+    """The outbound link to the cloud control plane (docs/config-cloud.md)."""
+
+    url: CloudUrl | None = None
+    """Cloud base URL; the link uses ``wss://<host>/v1/gateway`` and ``/v1/enroll``."""
+    enrollment_ca_file: AbsolutePath | None = None
+    """PEM CA bundle trusted for the enrollment request; default: the system store."""
+    open_timeout: Seconds = 10.0
+    """Seconds for TCP + TLS + websocket handshake before the attempt counts as failed."""
+    request_timeout: Seconds = 30.0
+    """Seconds to wait for the cloud's reply to one of our requests."""
+    ping_interval: Seconds = 20.0
+    missed_pongs: Annotated[int, Field(ge=1, le=10)] = 2
+    """The connection is dead after this many ping intervals without a pong."""
+    backoff_base: Seconds = 1.0
+    backoff_cap: Seconds = 300.0
+    stable_after: Seconds = 60.0
+    """A connection that lasted this long resets the backoff."""
+    max_message_bytes: Annotated[int, Field(ge=65_552, le=16 << 20)] = 1 << 20
+    max_queue: Annotated[int, Field(ge=1, le=1024)] = 16
+    write_limit: Annotated[int, Field(ge=4096, le=16 << 20)] = 64 << 10
+    batch_size: Annotated[int, Field(ge=1, le=1000)] = 200
+    """Outbox records per ``event.push`` request."""
+    status_interval: Seconds = 60.0
+    """Seconds between status records queued upstream."""
+    drain_timeout: Seconds = 30.0
+    """After a goaway, how long the old connection may finish running commands."""
+
+    @model_validator(mode="after")
+    def _check_backoff(self) -> CloudConfig:
+        if self.backoff_cap < self.backoff_base:
+            raise ValueError("backoff_cap must be >= backoff_base")
+        return self

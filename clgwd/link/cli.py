@@ -1,0 +1,72 @@
+"""``clgwd enroll``: enroll this gateway with the cloud from the command line.
+
+The token is read from a prompt or a file (``-`` = stdin), never from the command line,
+where ``ps`` and shell history would keep it. The running daemon notices the new
+certificate within a few seconds and connects; no restart is needed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import sys
+from pathlib import Path
+
+from clgwd.config import DEFAULT_CONFIG_PATH, ConfigError, Secret, load_config
+from clgwd.errors import ClgwdError
+from clgwd.link.enroll import enroll
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_CONFIG = 78
+
+
+def add_enroll_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = sub.add_parser(
+        "enroll", help="enroll this gateway with the cloud (Account ID + token)",
+        description="Create the gateway key if needed, send a CSR with the Account ID and "
+                    "enrollment token to cloud.url, and store the certificate and pinned CA "
+                    "in <state dir>/cloud/. The running daemon connects by itself.")
+    parser.add_argument("--config", "-c", type=Path, default=DEFAULT_CONFIG_PATH,
+                        help=f"config file (default {DEFAULT_CONFIG_PATH})")
+    parser.add_argument("--account", required=True, help="the Account ID from the cloud")
+    parser.add_argument("--token-file", type=Path, default=None,
+                        help="read the enrollment token from this file ('-' for stdin); "
+                             "default: prompt")
+
+
+def _read_token(path: Path | None) -> Secret:
+    if path is None:
+        return Secret(getpass.getpass("Enrollment token: ").strip())
+    if str(path) == "-":
+        return Secret(sys.stdin.readline().strip())
+    return Secret(path.read_text(encoding="utf-8").strip())
+
+
+def cmd_enroll(args: argparse.Namespace) -> int:
+    try:
+        config = load_config(args.config)
+    except ConfigError as err:
+        print(err.render(), file=sys.stderr)
+        return EXIT_CONFIG
+    if config.cloud.url is None:
+        print(f"{args.config}: set cloud.url before enrolling", file=sys.stderr)
+        return EXIT_CONFIG
+    try:
+        token = _read_token(args.token_file)
+    except OSError as err:
+        print(f"cannot read the token: {err.strerror}", file=sys.stderr)
+        return EXIT_FAILURE
+    if not token:
+        print("the enrollment token is empty", file=sys.stderr)
+        return EXIT_FAILURE
+    try:
+        result = asyncio.run(enroll(config.state.dir, config.cloud.url, args.account, token,
+                                    config.cloud.enrollment_ca_file))
+    except ClgwdError as err:
+        print(f"enrollment failed: {err.message}", file=sys.stderr)
+        return EXIT_FAILURE
+    print(f"enrolled gateway {result.gateway_id} in account {result.account_id}; "
+          f"certificate valid until {result.not_after:%Y-%m-%d %H:%M} UTC")
+    return EXIT_OK

@@ -1,0 +1,94 @@
+"""Enrollment: trade an Account ID + one-time token and a CSR for a client certificate.
+
+Mirrors the vendor flow ("Account ID + Token"): the technician types both into the
+onboarding page or ``clgwd enroll``; the gateway posts a CSR for its own key to
+``<cloud>/v1/enroll`` over verified HTTPS (system trust store, or
+``cloud.enrollment_ca_file``); the cloud answers with a short-lived certificate and the
+CA that the link pins from then on. The token is a ``Secret`` and never logged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+from pathlib import Path
+from typing import Any, Final
+
+import aiohttp
+
+from clgwd.config import Secret
+from clgwd.errors import ClgwdError
+from clgwd.link.identity import Enrollment, IdentityFiles
+from clgwd.link.protocol import ENROLL_PATH
+
+_LOGGER = logging.getLogger(__name__)
+ENROLL_TIMEOUT: Final = 30.0
+
+
+class EnrollmentRejected(ClgwdError):
+    """The cloud refused the Account ID / token (wrong, expired or already used)."""
+
+    code = "enrollment_rejected"
+    http_status = 403
+
+
+class EnrollmentFailed(ClgwdError):
+    """The cloud could not be reached or answered something unusable."""
+
+    code = "enrollment_failed"
+    http_status = 502
+
+
+def _enroll_ssl_context(ca_file: Path | None) -> ssl.SSLContext:
+    if ca_file is None:
+        return ssl.create_default_context()
+    return ssl.create_default_context(cafile=str(ca_file))
+
+
+async def enroll(state_dir: Path, cloud_url: str, account_id: str, token: Secret,
+                 enrollment_ca_file: Path | None = None) -> Enrollment:
+    """Enroll this gateway; on success the identity files hold the new certificate."""
+    files = IdentityFiles(state_dir)
+    csr_pem = await asyncio.to_thread(files.make_csr)
+    gateway_id = await asyncio.to_thread(files.ensure_key_and_id)
+    ctx = await asyncio.to_thread(_enroll_ssl_context, enrollment_ca_file)
+    body = {"account_id": account_id, "token": token.reveal(), "gateway_id": gateway_id,
+            "csr": csr_pem}
+    answer = await _post(cloud_url + ENROLL_PATH, body, ctx)
+    cert, ca = answer.get("certificate"), answer.get("ca")
+    if not isinstance(cert, str) or not isinstance(ca, str):
+        raise EnrollmentFailed("the cloud's enrollment answer lacks certificate or ca")
+    enrollment = await asyncio.to_thread(files.store_certificate, cert, ca, account_id,
+                                         cloud_url)
+    _LOGGER.info("Enrolled as %s in account %s; certificate valid until %s",
+                 enrollment.gateway_id, account_id, enrollment.not_after.isoformat())
+    return enrollment
+
+
+async def _post(url: str, body: dict[str, Any], ctx: ssl.SSLContext) -> dict[str, Any]:
+    timeout = aiohttp.ClientTimeout(total=ENROLL_TIMEOUT)
+    try:
+        async with (aiohttp.ClientSession(timeout=timeout, trust_env=False) as http,
+                    http.post(url, json=body, ssl=ctx) as resp):
+            data = await _json_or_none(resp)
+            if resp.status in (400, 401, 403, 404, 409):
+                message = data.get("message") if isinstance(data, dict) else None
+                raise EnrollmentRejected(
+                    f"the cloud refused the enrollment (HTTP {resp.status}): "
+                    f"{message or 'check the Account ID and token'}")
+            if resp.status != 200 or not isinstance(data, dict):
+                raise EnrollmentFailed(f"the cloud answered HTTP {resp.status} to enrollment")
+            return data
+    except aiohttp.ClientConnectorCertificateError as err:
+        raise EnrollmentFailed(f"cannot verify the cloud's certificate at {url}: "
+                               f"{err.certificate_error}") from None
+    except (aiohttp.ClientError, TimeoutError) as err:
+        raise EnrollmentFailed(f"cannot reach {url}: {type(err).__name__}: {err}") from None
+
+
+async def _json_or_none(resp: aiohttp.ClientResponse) -> Any:
+    try:
+        return await resp.json(content_type=None)
+    except ValueError:
+        return None

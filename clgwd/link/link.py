@@ -1,0 +1,538 @@
+"""The cloud link component: one supervised websocket to the cloud control plane.
+
+The supervisor is an explicit state machine (``LinkState``). It waits until the gateway
+is configured and enrolled, connects with mutual TLS to the pinned CA, says ``hello``,
+then runs the outbox delivery and certificate renewal for that connection until it
+closes or the cloud sends ``goaway``. Failures back off with full jitter; 401/403 and an
+expired certificate stop retrying and raise an alert until the gateway is re-enrolled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import time
+from collections.abc import Callable, Mapping
+from enum import StrEnum
+from typing import Any, Final, Self
+from urllib.parse import urlsplit
+
+from clgwd import __version__
+from clgwd.channel import BinaryEndpoint, LinkDown
+from clgwd.commands import CommandContext, CommandRouter, UnknownCommand
+from clgwd.component import ComponentState, ComponentStatus, StatusTracker
+from clgwd.config import ClgwdConfig, Secret
+from clgwd.config.cloud import CloudConfig
+from clgwd.errors import ClgwdError, NotSupportedYet
+from clgwd.link import protocol as p
+from clgwd.link.backoff import Backoff
+from clgwd.link.enroll import enroll
+from clgwd.link.idempotency import IdempotencyStore
+from clgwd.link.identity import Enrollment, IdentityError, IdentityFiles
+from clgwd.link.session import RpcFailed, Session, Tap
+from clgwd.link.ws import ConnectFailed, HandshakeRejected, WsSettings, open_connection
+from clgwd.metrics import Metrics
+from clgwd.store import OutboxFullError, Severity, Store
+
+_LOGGER = logging.getLogger(__name__)
+
+IDENTITY_POLL: Final = 2.0
+IDLE_PUSH_WAIT: Final = 5.0
+CLOCK_SKEW_LIMIT: Final = 300.0
+RENEW_RETRY: Final = 60.0
+ALERT_AUTH: Final = "cloud_auth_failed"
+ALERT_TLS: Final = "cloud_tls_untrusted"
+ALERT_CERT: Final = "cloud_cert_invalid"
+ALERT_CLOCK: Final = "cloud_clock_skew"
+ALERT_OUTBOX: Final = "outbox_near_full"
+
+StatusSource = Callable[[], Mapping[str, ComponentStatus]]
+
+
+class LinkState(StrEnum):
+    """Where the link is; changed only by ``CloudLink._set_state``."""
+
+    NOT_CONFIGURED = "not_configured"
+    NOT_ENROLLED = "not_enrolled"
+    CONNECTING = "connecting"
+    ONLINE = "online"
+    BACKOFF = "backoff"
+    AUTH_FAILED = "auth_failed"
+    STOPPED = "stopped"
+
+
+_COMPONENT_STATE: Final = {
+    LinkState.NOT_CONFIGURED: ComponentState.RUNNING,
+    LinkState.NOT_ENROLLED: ComponentState.RUNNING,
+    LinkState.CONNECTING: ComponentState.STARTING,
+    LinkState.ONLINE: ComponentState.RUNNING,
+    LinkState.BACKOFF: ComponentState.DEGRADED,
+    LinkState.AUTH_FAILED: ComponentState.DEGRADED,
+    LinkState.STOPPED: ComponentState.STOPPED,
+}
+
+
+class _AuthBlocked(Exception):
+    """The cloud will not accept this identity; wait for re-enrollment."""
+
+
+def ws_url(cloud_url: str) -> str:
+    """``https://host:port`` -> ``wss://host:port/v1/gateway``."""
+    parts = urlsplit(cloud_url)
+    return f"wss://{parts.netloc}{p.GATEWAY_PATH}"
+
+
+class CloudLink:
+    """Component ``link``: the outbound websocket, enrollment and outbox delivery."""
+
+    name = "link"
+
+    def __init__(self, config: ClgwdConfig, store: Store, commands: CommandRouter,
+                 statuses: StatusSource, metrics: Metrics | None = None) -> None:
+        self._config = config
+        self._store = store
+        self._commands = commands
+        self._statuses = statuses
+        self.tracker = StatusTracker(self.name)
+        self.state = LinkState.STOPPED
+        self.files = IdentityFiles(config.state.dir)
+        self._idempotency = IdempotencyStore(store.db)
+        self._backoff = Backoff(config.cloud.backoff_base, config.cloud.backoff_cap)
+        self._endpoint: BinaryEndpoint | None = None
+        self._current: Session | None = None
+        self._tg: asyncio.TaskGroup | None = None
+        self._wake = asyncio.Event()
+        self._blocked_fingerprint: tuple[float, ...] | None = None
+        self._failures = 0
+        self._renewal_plan: tuple[dt.datetime | None, dt.datetime] = (
+            None, dt.datetime.now(dt.UTC))
+        self.gateway_id: str | None = None
+        self.last_error = ""
+        self.tap: Tap | None = None
+        self.on_attempt: Callable[[], None] | None = None
+        self._metrics(metrics or Metrics())
+        commands.register("status.report", self._status_report, mutating=False)
+
+    def _metrics(self, metrics: Metrics) -> None:
+        self._m_connects = metrics.counter("clgwd_link_connect_attempts_total",
+                                           "Cloud connection attempts by result", ["result"])
+        self._m_records = metrics.counter("clgwd_link_records_delivered_total",
+                                          "Outbox records acknowledged by the cloud")
+        self._m_online = metrics.gauge("clgwd_link_online", "1 while the cloud link is up")
+
+    # -- component lifecycle ----------------------------------------------------------------
+
+    async def __aenter__(self) -> Self:
+        self.gateway_id = await asyncio.to_thread(self.files.ensure_key_and_id)
+        self._set_state(LinkState.CONNECTING, "starting")
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self._set_state(LinkState.STOPPED)
+
+    async def run(self) -> None:
+        async with asyncio.TaskGroup() as tg:
+            self._tg = tg
+            tg.create_task(self._supervise(), name="clgwd[link].supervise")
+            tg.create_task(self._status_loop(), name="clgwd[link].status")
+
+    async def apply_config(self, config: ClgwdConfig) -> None:
+        old = self._config.cloud
+        self._config = config
+        self._backoff.base = config.cloud.backoff_base
+        self._backoff.cap = config.cloud.backoff_cap
+        if old.url != config.cloud.url:
+            self._blocked_fingerprint = None
+            if self._current is not None:
+                await self._current.close(1000, "cloud url changed")
+        self._wake.set()
+
+    # -- API for other components ------------------------------------------------------------
+
+    def set_binary_endpoint(self, endpoint: BinaryEndpoint) -> None:
+        """Register the tunnel mux; it gets ``on_link_up`` on the next connection."""
+        self._endpoint = endpoint
+
+    async def enroll(self, account_id: str, token: Secret) -> Enrollment:
+        """Enroll with ``cloud.url`` (onboarding page); the link connects right after."""
+        cloud = self._config.cloud
+        if cloud.url is None:
+            raise ClgwdError("set cloud.url before enrolling")
+        enrollment = await enroll(self._config.state.dir, cloud.url, account_id, token,
+                                  cloud.enrollment_ca_file)
+        self._blocked_fingerprint = None
+        self._wake.set()
+        return enrollment
+
+    def info(self) -> dict[str, Any]:
+        """What the status page shows about the link."""
+        return {"state": self.state.value, "gateway_id": self.gateway_id,
+                "last_error": self.last_error, "failures": self._failures}
+
+    # -- state --------------------------------------------------------------------------------
+
+    def _set_state(self, state: LinkState, message: str = "") -> None:
+        if state != self.state:
+            _LOGGER.debug("Cloud link %s -> %s", self.state.value, state.value)
+        self.state = state
+        component_state = _COMPONENT_STATE[state]
+        if state == LinkState.CONNECTING and self._failures:
+            component_state = ComponentState.DEGRADED
+        self.tracker.set(component_state, message or state.value.replace("_", " "),
+                         link_state=state.value, gateway_id=self.gateway_id)
+        self._m_online.set(1 if state == LinkState.ONLINE else 0)
+
+    # -- supervisor ---------------------------------------------------------------------------
+
+    async def _supervise(self) -> None:
+        while True:
+            enrollment = await self._wait_for_identity()
+            try:
+                await self._attempt(enrollment)
+            except _AuthBlocked as err:
+                await self._block(str(err))
+
+    async def _wait_for_identity(self) -> Enrollment:
+        """Idle until there is a cloud URL and a usable, unblocked enrollment."""
+        while True:
+            cloud = self._config.cloud
+            fingerprint = await asyncio.to_thread(self.files.fingerprint)
+            enrollment = await self._load_enrollment()
+            if cloud.url is None:
+                self._set_state(LinkState.NOT_CONFIGURED, "idle: cloud.url is not set")
+            elif enrollment is None:
+                self._set_state(LinkState.NOT_ENROLLED,
+                                "idle: not enrolled (clgwd enroll or the onboarding page)")
+            elif enrollment.cloud_url != cloud.url:
+                self._set_state(LinkState.NOT_ENROLLED,
+                                f"idle: enrolled with {enrollment.cloud_url}, but cloud.url "
+                                f"is {cloud.url}; enroll again")
+            elif fingerprint != self._blocked_fingerprint:
+                self._blocked_fingerprint = None
+                if await self._certificate_usable(enrollment, fingerprint):
+                    return enrollment
+            await self._sleep_or_wake(IDENTITY_POLL)
+
+    async def _load_enrollment(self) -> Enrollment | None:
+        try:
+            return await asyncio.to_thread(self.files.load)
+        except IdentityError as err:
+            await self._alert(ALERT_CERT, Severity.CRITICAL, err.message)
+            return None
+
+    async def _certificate_usable(self, enrollment: Enrollment,
+                                  fingerprint: tuple[float, ...]) -> bool:
+        now = dt.datetime.now(dt.UTC)
+        if now >= enrollment.not_after:
+            expired = enrollment.not_after.strftime("%Y-%m-%d %H:%M:%S")
+            await self._block(f"client certificate expired at {expired} UTC; enroll the "
+                              "gateway again", fingerprint, alert=ALERT_CERT)
+            return False
+        if now < enrollment.not_before:
+            start = enrollment.not_before.strftime("%Y-%m-%d %H:%M:%S")
+            await self._alert(ALERT_CLOCK, Severity.WARNING,
+                              f"client certificate is valid only from {start} UTC; "
+                              "is the gateway clock behind?")
+            await self._back_off("gateway clock is behind the certificate's start")
+            return False
+        return True
+
+    async def _block(self, reason: str, fingerprint: tuple[float, ...] | None = None,
+                     alert: str = ALERT_AUTH) -> None:
+        """Stop retrying until the identity files or the config change."""
+        self._blocked_fingerprint = fingerprint or await asyncio.to_thread(
+            self.files.fingerprint)
+        self.last_error = reason
+        _LOGGER.error("Cloud link stopped retrying: %s", reason)
+        await self._alert(alert, Severity.CRITICAL, reason)
+        self._set_state(LinkState.AUTH_FAILED, f"stopped: {reason}")
+
+    async def _attempt(self, enrollment: Enrollment) -> None:
+        self._set_state(LinkState.CONNECTING, f"connecting to {enrollment.cloud_url}")
+        if self.on_attempt is not None:
+            self.on_attempt()
+        try:
+            ctx = await asyncio.to_thread(self.files.client_ssl_context)
+            conn = await open_connection(ws_url(enrollment.cloud_url), ctx, p.SUBPROTOCOL,
+                                         self._ws_settings(self._config.cloud))
+        except HandshakeRejected as err:
+            self._m_connects.labels(f"http_{err.status}").inc()
+            if err.status in (401, 403):
+                raise _AuthBlocked(f"the cloud refused this gateway (HTTP {err.status}); "
+                                   "it may be revoked: enroll it again") from None
+            await self._back_off(str(err), err.retry_after or 0.0)
+            return
+        except ConnectFailed as err:
+            self._m_connects.labels("tls_untrusted" if err.tls_verify else "failed").inc()
+            if err.tls_verify:
+                await self._alert(ALERT_TLS, Severity.CRITICAL,
+                                  f"cloud certificate not trusted by the pinned CA: {err}")
+            await self._back_off(str(err))
+            return
+        self._m_connects.labels("connected").inc()
+        session = Session(conn, self._dispatch, lambda: self._endpoint, tap=self.tap,
+                          label=f"cloud {enrollment.cloud_url}")
+        await self._serve(session, enrollment)
+
+    def _ws_settings(self, cloud: CloudConfig) -> WsSettings:
+        return WsSettings(max_message_bytes=cloud.max_message_bytes, max_queue=cloud.max_queue,
+                          write_limit=cloud.write_limit, ping_interval=cloud.ping_interval,
+                          ping_timeout=cloud.ping_interval * cloud.missed_pongs,
+                          open_timeout=cloud.open_timeout)
+
+    async def _serve(self, session: Session, enrollment: Enrollment) -> None:
+        assert self._tg is not None
+        self._tg.create_task(session.run(), name="clgwd[link].reader")
+        started = time.monotonic()
+        if not await self._hello(session, enrollment):
+            return
+        await self._online(session)
+        async with asyncio.TaskGroup() as tg:
+            delivery = tg.create_task(self._deliver(session), name="clgwd[link].deliver")
+            renewal = tg.create_task(self._renew(session), name="clgwd[link].renew")
+            await session.ended.wait()
+            delivery.cancel()
+            renewal.cancel()
+        if time.monotonic() - started >= self._config.cloud.stable_after:
+            self._backoff.reset()
+        if session.goaway.is_set() and not session.closed.is_set():
+            self._tg.create_task(self._drain(session), name="clgwd[link].drain")
+            self._set_state(LinkState.CONNECTING, "reconnecting after goaway")
+            await self._sleep_or_wake(session.goaway_after)
+            return
+        await self._lost(session)
+        await self._back_off(session.close_reason or "connection closed")
+
+    async def _hello(self, session: Session, enrollment: Enrollment) -> bool:
+        local_seq = await self._store.outbox.acked_seq()
+        params = {"gateway_id": enrollment.gateway_id, "version": __version__,
+                  "protocol": p.PROTOCOL_VERSION, "capabilities": self._capabilities(),
+                  "last_acked_seq": local_seq, "time": time.time()}
+        try:
+            result = await session.request(p.HELLO, params, self._config.cloud.request_timeout)
+            cloud_seq = _int_member(result, "acked_seq")
+        except (RpcFailed, LinkDown, TimeoutError, TypeError) as err:
+            await session.close(1002, "hello failed")
+            await session.closed.wait()
+            await self._back_off(f"hello failed: {err}")
+            return False
+        if cloud_seq > local_seq:
+            await self._store.outbox.ack(cloud_seq)
+        await self._check_clock(result.get("time"))
+        return True
+
+    def _capabilities(self) -> list[str]:
+        caps = [m for m, implemented in self._commands.methods().items() if implemented]
+        if self._endpoint is not None:
+            caps.append("binary.tunnel")
+        return sorted(caps)
+
+    async def _check_clock(self, server_time: object) -> None:
+        if not isinstance(server_time, int | float) or isinstance(server_time, bool):
+            return
+        skew = time.time() - server_time
+        if abs(skew) > CLOCK_SKEW_LIMIT:
+            await self._alert(ALERT_CLOCK, Severity.WARNING,
+                              f"gateway clock differs from the cloud's by {skew:+.0f} s")
+        else:
+            await self._store.alerts.clear(ALERT_CLOCK)
+
+    async def _online(self, session: Session) -> None:
+        if self._failures:
+            _LOGGER.info("Cloud link restored after %d failed attempts", self._failures)
+        else:
+            _LOGGER.info("Cloud link online (%s)", session.label)
+        self._failures = 0
+        self.last_error = ""
+        self._current = session
+        self._set_state(LinkState.ONLINE, f"online as {self.gateway_id}")
+        for code in (ALERT_AUTH, ALERT_TLS, ALERT_CERT):
+            await self._store.alerts.clear(code)
+        await self._queue_status()
+        if self._endpoint is not None:
+            await self._endpoint.on_link_up(session)
+
+    async def _lost(self, session: Session) -> None:
+        if self._current is session:
+            self._current = None
+            if self._endpoint is not None:
+                await self._endpoint.on_link_down()
+
+    async def _drain(self, session: Session) -> None:
+        await session.drain(self._config.cloud.drain_timeout)
+        await session.closed.wait()
+        await self._lost(session)
+
+    async def _back_off(self, reason: str, floor: float = 0.0) -> None:
+        delay = self._backoff.next_delay(floor)
+        level = logging.WARNING if self._failures == 0 else logging.DEBUG
+        _LOGGER.log(level, "Cloud link down (%s); retrying in %.1f s", reason, delay)
+        self._failures += 1
+        self.last_error = reason
+        self._set_state(LinkState.BACKOFF, f"offline: {reason}")
+        await self._sleep_or_wake(delay)
+
+    async def _sleep_or_wake(self, seconds: float) -> None:
+        """Sleep, but return early when config or enrollment changed."""
+        self._wake.clear()
+        try:
+            async with asyncio.timeout(seconds):
+                await self._wake.wait()
+        except TimeoutError:
+            pass
+
+    async def _alert(self, code: str, severity: Severity, message: str) -> None:
+        try:
+            await self._store.alerts.raise_alert(code, severity, message)
+        except OutboxFullError:
+            _LOGGER.error("Alert %s not queued upstream: outbox full", code)  # noqa: TRY400
+
+    # -- outbox delivery ------------------------------------------------------------------------
+
+    async def _deliver(self, session: Session) -> None:
+        """Send undelivered records in seq order; the cloud acks up to a seq."""
+        try:
+            while True:
+                records = await self._store.outbox.pending(0, self._config.cloud.batch_size)
+                if not records:
+                    await self._wait_for_records()
+                    continue
+                body = [{"seq": r.seq, "kind": r.kind, "payload": r.payload,
+                         "created_at": r.created_at} for r in records]
+                result = await session.request(p.EVENT_PUSH, {"records": body},
+                                               self._config.cloud.request_timeout)
+                acked = _int_member(result, "acked_seq", minimum=records[0].seq)
+                self._m_records.inc(await self._store.outbox.ack(acked))
+        except LinkDown:
+            return
+        except (RpcFailed, TimeoutError, TypeError) as err:
+            _LOGGER.warning("Outbox delivery failed (%s: %s); reconnecting",
+                            type(err).__name__, err)
+            await session.close(1011, "outbox delivery failed")
+
+    async def _wait_for_records(self) -> None:
+        try:
+            async with asyncio.timeout(IDLE_PUSH_WAIT):
+                await self._store.outbox.wait_for_records()
+        except TimeoutError:
+            pass
+
+    # -- certificate renewal ----------------------------------------------------------------------
+
+    async def _renew(self, session: Session) -> None:
+        """Renew the client certificate over the link at 2/3 of its lifetime."""
+        while True:
+            enrollment = await asyncio.to_thread(self.files.load)
+            if enrollment is None:
+                return
+            wait = (self._renew_deadline(enrollment) - dt.datetime.now(dt.UTC)).total_seconds()
+            if wait > 0:
+                await asyncio.sleep(min(wait, 3600.0))
+                continue
+            try:
+                await self._renew_once(session, enrollment)
+            except LinkDown:
+                return
+            except (RpcFailed, TimeoutError, TypeError, IdentityError) as err:
+                _LOGGER.warning("Certificate renewal failed (%s); retrying in %.0f s",
+                                err, RENEW_RETRY)
+                await asyncio.sleep(RENEW_RETRY)
+
+    def _renew_deadline(self, enrollment: Enrollment) -> dt.datetime:
+        """2/3 into the lifetime, but never sooner than 1/3 of what is left when first
+        seen: certificates are back-dated for clock tolerance, so a short-lived one
+        would otherwise look overdue at once and be renewed in a tight loop."""
+        if self._renewal_plan[0] != enrollment.not_after:
+            now = dt.datetime.now(dt.UTC)
+            deadline = max(enrollment.renew_at, now + (enrollment.not_after - now) / 3)
+            self._renewal_plan = (enrollment.not_after, deadline)
+        return self._renewal_plan[1]
+
+    async def _renew_once(self, session: Session, enrollment: Enrollment) -> None:
+        csr = await asyncio.to_thread(self.files.make_csr)
+        result = await session.request(p.CERT_RENEW, {"csr": csr},
+                                       self._config.cloud.request_timeout)
+        cert = result.get("certificate") if isinstance(result, dict) else None
+        ca = result.get("ca") if isinstance(result, dict) else None
+        if not isinstance(cert, str) or not isinstance(ca, str):
+            raise TypeError("cert.renew answer lacks certificate or ca")
+        renewed = await asyncio.to_thread(self.files.store_certificate, cert, ca,
+                                          enrollment.account_id, enrollment.cloud_url)
+        _LOGGER.info("Client certificate renewed; valid until %s",
+                     renewed.not_after.isoformat())
+
+    # -- cloud commands ---------------------------------------------------------------------------
+
+    async def _dispatch(self, request: p.Request) -> Any:
+        params = dict(request.params)
+        key = params.pop(p.IDEMPOTENCY_PARAM, None)
+        if key is not None and not (isinstance(key, str) and 0 < len(key) <= 200):
+            raise RpcFailed(p.RpcError(p.INVALID_PARAMS,
+                                       "idempotency_key must be a string of 1-200 characters"))
+        ctx = CommandContext(actor="cloud", idempotency_key=key)
+        if not self._commands.is_mutating(request.method):
+            return await self._call(request.method, params, ctx)
+        if key is None:
+            raise RpcFailed(p.RpcError(p.INVALID_PARAMS,
+                                       f"{request.method} changes state and needs "
+                                       "an idempotency_key"))
+        return await self._idempotency.run(
+            key, request.method, lambda: self._call(request.method, params, ctx))
+
+    async def _call(self, method: str, params: dict[str, Any], ctx: CommandContext) -> Any:
+        try:
+            return await self._commands.call(method, params, ctx)
+        except UnknownCommand as err:
+            raise RpcFailed(p.RpcError(p.METHOD_NOT_FOUND, err.message,
+                                       {"code": err.code})) from None
+        except NotSupportedYet as err:
+            raise RpcFailed(p.RpcError(p.NOT_SUPPORTED_YET, err.message,
+                                       {"code": err.code})) from None
+        except ClgwdError as err:
+            raise RpcFailed(p.RpcError(p.APPLICATION_ERROR, err.message,
+                                       {"code": err.code})) from None
+
+    async def _status_report(self, params: Mapping[str, Any], ctx: CommandContext) -> Any:
+        return self._status_payload()
+
+    def _status_payload(self) -> dict[str, Any]:
+        return {"at": time.time(), "version": __version__,
+                "components": {n: s.as_json() for n, s in self._statuses().items()}}
+
+    # -- status upstream and outbox alert ---------------------------------------------
+
+    async def _status_loop(self) -> None:
+        """Queue a (coalesced) status record and watch the outbox fill level."""
+        while True:
+            await self._check_outbox()
+            if self.state not in (LinkState.NOT_CONFIGURED, LinkState.NOT_ENROLLED):
+                await self._queue_status()
+            await asyncio.sleep(self._config.cloud.status_interval)
+
+    async def _queue_status(self) -> None:
+        """Only the newest status matters: older undelivered ones are replaced."""
+        try:
+            async with self._store.db.transaction() as tx:
+                await self._store.outbox.enqueue(tx, "status", self._status_payload(),
+                                                 coalesce_key="status")
+        except OutboxFullError:
+            _LOGGER.debug("Status record skipped: outbox full")
+
+    async def _check_outbox(self) -> None:
+        outbox = self._store.outbox
+        if await outbox.is_near_full():
+            await self._alert(ALERT_OUTBOX, Severity.WARNING,
+                              f"outbox holds {await outbox.depth()} undelivered records "
+                              f"(limit {outbox.max_records}); the cloud is not taking them")
+        else:
+            await self._store.alerts.clear(ALERT_OUTBOX)
+
+
+def _int_member(result: Any, name: str, minimum: int = 0) -> int:
+    """``result[name]`` as an int >= ``minimum``; a TypeError names what was wrong."""
+    value = result.get(name) if isinstance(result, dict) else None
+    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+        raise TypeError(f"the cloud's answer has {name}={value!r}, expected an integer "
+                        f">= {minimum}")
+    return value

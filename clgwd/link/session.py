@@ -1,0 +1,224 @@
+"""One connection to the cloud: the single reader, JSON-RPC correlation, the binary lane.
+
+A ``Session`` lives exactly as long as one websocket. Its reader task is the only
+caller of ``recv``; text messages are JSON-RPC (requests from the cloud are handled in
+their own tasks so a slow command never stalls the reader), binary messages go to the
+tunnel endpoint in order. Reconnecting means a new ``Session``; nothing here retries.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any, Final
+
+from clgwd.channel import BinaryEndpoint, LinkDown
+from clgwd.link import protocol as p
+from clgwd.link.ws import Closed, WsConnection
+
+_LOGGER = logging.getLogger(__name__)
+
+MAX_INFLIGHT_COMMANDS: Final = 32
+
+Tap = Callable[[str, str], None]
+"""Observer of every text message: ``tap("in"|"out", text)`` (tests record traffic)."""
+
+
+class RpcFailed(Exception):
+    """The peer answered a request with a JSON-RPC error (or a handler wants to)."""
+
+    def __init__(self, error: p.RpcError) -> None:
+        super().__init__(f"{error.message} (code {error.code})")
+        self.error = error
+
+
+Dispatcher = Callable[[p.Request], Awaitable[Any]]
+"""Handles one cloud request; returns the result or raises ``RpcFailed``."""
+
+
+class Session:
+    """A JSON-RPC peer over one websocket; also the ``BinaryChannel`` of that socket."""
+
+    def __init__(self, conn: WsConnection, dispatcher: Dispatcher,
+                 endpoint: Callable[[], BinaryEndpoint | None], *,
+                 tap: Tap | None = None, label: str = "cloud") -> None:
+        self._conn = conn
+        self._dispatch = dispatcher
+        self._endpoint = endpoint
+        self._tap = tap
+        self.label = label
+        self._pending = p.PendingRequests(RpcFailed)
+        self._inflight = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self.closed = asyncio.Event()
+        self.goaway = asyncio.Event()
+        self.ended = asyncio.Event()
+        """Set on close or goaway: the link stops using this session for new work."""
+        self.goaway_after = 0.0
+        self.close_reason = ""
+        self.unknown_replies = 0
+
+    # -- BinaryChannel --------------------------------------------------------------------
+
+    async def send_binary(self, data: bytes) -> None:
+        if self.closed.is_set():
+            raise LinkDown("the cloud connection is closed")
+        try:
+            await self._conn.send_binary(data)
+        except Closed as err:
+            raise LinkDown(f"the cloud connection closed: {err}") from None
+
+    # -- requests we make -----------------------------------------------------------------
+
+    async def request(self, method: str, params: dict[str, Any], limit: float) -> Any:
+        """Send a request and wait for its result; raises RpcFailed, LinkDown, TimeoutError."""
+        request_id, future = self._pending.open()
+        try:
+            await self._send(p.Request(request_id, method, params))
+            async with asyncio.timeout(limit):
+                return await future
+        finally:
+            self._pending.close(request_id)
+
+    async def notify(self, method: str, params: dict[str, Any]) -> None:
+        await self._send(p.Notification(method, params))
+
+    async def close(self, code: int = 1000, reason: str = "") -> None:
+        await self._conn.close(code, reason)
+
+    async def drain(self, limit: float) -> None:
+        """After a goaway: let commands in flight finish (bounded), then close."""
+        try:
+            async with asyncio.timeout(limit):
+                await self._idle.wait()
+        except TimeoutError:
+            _LOGGER.warning("%s: %d commands still running after %.0f s of drain; closing",
+                            self.label, self._inflight, limit)
+        await self._conn.close(1001, "drained after goaway")
+
+    # -- the reader -------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Read until the connection closes; returns normally then (never raises Closed)."""
+        try:
+            async with asyncio.TaskGroup() as tg:
+                while True:
+                    message = await self._conn.recv()
+                    if isinstance(message, bytes):
+                        await self._on_binary(message)
+                    else:
+                        self._on_text(message, tg)
+        except* Closed as group:
+            err = group.exceptions[0]
+            assert isinstance(err, Closed)
+            self.close_reason = _describe_close(err)
+        finally:
+            self.closed.set()
+            self.ended.set()
+            self._pending.fail_all(lambda: LinkDown("the cloud connection closed"))
+
+    async def _on_binary(self, data: bytes) -> None:
+        endpoint = self._endpoint()
+        if endpoint is None:
+            _LOGGER.debug("%s: dropped a %d-byte binary message: no tunnel endpoint",
+                          self.label, len(data))
+            return
+        await endpoint.on_binary(data)
+
+    def _on_text(self, text: str, tg: asyncio.TaskGroup) -> None:
+        if self._tap is not None:
+            self._tap("in", text)
+        try:
+            message = p.parse(text)
+        except p.ProtocolViolation as err:
+            _LOGGER.warning("%s sent an invalid message: %s", self.label, err.message)
+            tg.create_task(self._send_quietly(p.error_response(err.request_id, err.code,
+                                                               err.message)))
+            return
+        if isinstance(message, p.Request):
+            self._start_command(message, tg)
+        elif isinstance(message, p.Notification):
+            self._on_notification(message)
+        else:
+            self._on_reply(message)
+
+    def _start_command(self, request: p.Request, tg: asyncio.TaskGroup) -> None:
+        if self._inflight >= MAX_INFLIGHT_COMMANDS:
+            tg.create_task(self._send_quietly(p.error_response(
+                request.id, p.BUSY, f"more than {MAX_INFLIGHT_COMMANDS} commands in flight",
+                "busy")))
+            return
+        self._inflight += 1
+        self._idle.clear()
+        tg.create_task(self._run_command(request),
+                       name=f"clgwd[link].command.{request.method}")
+
+    async def _run_command(self, request: p.Request) -> None:
+        try:
+            reply: p.Message
+            try:
+                reply = p.Response(request.id, await self._dispatch(request))
+            except RpcFailed as err:
+                reply = p.ErrorResponse(request.id, err.error)
+            except Exception:
+                _LOGGER.exception("Command %s from %s failed", request.method, self.label)
+                reply = p.error_response(request.id, p.INTERNAL_ERROR,
+                                         "internal error; see the gateway log", "internal_error")
+            await self._send_quietly(reply)
+        finally:
+            self._inflight -= 1
+            if self._inflight == 0:
+                self._idle.set()
+
+    def _on_notification(self, message: p.Notification) -> None:
+        if message.method == p.GOAWAY:
+            after = message.params.get("reconnect_after_ms", 0)
+            valid = isinstance(after, int) and not isinstance(after, bool) and after >= 0
+            self.goaway_after = min(after, 300_000) / 1000 if valid else 0.0
+            _LOGGER.info("%s sent goaway (%s); reconnecting in %.1f s", self.label,
+                         message.params.get("reason", "no reason"), self.goaway_after)
+            self.goaway.set()
+            self.ended.set()
+            return
+        _LOGGER.debug("%s: ignored notification %s", self.label, message.method)
+
+    def _on_reply(self, message: p.Response | p.ErrorResponse) -> None:
+        if not self._pending.resolve(message):
+            self.unknown_replies += 1
+            _LOGGER.debug("%s: reply to unknown request id %r ignored", self.label, message.id)
+
+    async def _send(self, message: p.Message) -> None:
+        try:
+            text = p.encode(message)
+        except (TypeError, ValueError):
+            if not isinstance(message, p.Response):
+                raise
+            _LOGGER.exception("%s: result of request %r is not JSON", self.label, message.id)
+            text = p.encode(p.error_response(message.id, p.INTERNAL_ERROR,
+                                             "internal error; see the gateway log",
+                                             "internal_error"))
+        if self._tap is not None:
+            self._tap("out", text)
+        try:
+            await self._conn.send_text(text)
+        except Closed as err:
+            raise LinkDown(f"the cloud connection closed: {err}") from None
+
+    async def _send_quietly(self, message: p.Message) -> None:
+        """Reply to the cloud; a connection lost meanwhile ends the reader anyway."""
+        try:
+            await self._send(message)
+        except LinkDown:
+            _LOGGER.debug("%s: reply not sent, connection closed", self.label)
+
+
+def _describe_close(err: Closed) -> str:
+    if err.code == 1009:
+        return "the cloud sent a message larger than the configured limit (1009)"
+    if err.code == 1011 and "keepalive" in err.reason:
+        return "keepalive timeout: the cloud stopped answering pings"
+    if err.code is None:
+        return "connection lost without a close frame"
+    return f"closed by the cloud (code {err.code}{': ' + err.reason if err.reason else ''})"

@@ -1,0 +1,151 @@
+"""The one module of the gateway that imports ``websockets``.
+
+It opens a single client connection with every limit explicit (no compression, message
+size, queue, write buffer, keepalive) and turns the library's exceptions into our own
+small set, so the rest of the link never depends on websockets' API churn.
+"""
+
+from __future__ import annotations
+
+import ssl
+from dataclasses import dataclass
+from typing import Final
+
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import (
+    ConnectionClosed,
+    InvalidHandshake,
+    InvalidStatus,
+    NegotiationError,
+)
+from websockets.typing import Subprotocol
+
+from clgwd import __version__
+
+USER_AGENT: Final = f"clgwd/{__version__}"
+
+
+@dataclass(frozen=True)
+class WsSettings:
+    """Connection limits; see docs/protocol.md "Transport"."""
+
+    max_message_bytes: int
+    max_queue: int
+    write_limit: int
+    ping_interval: float
+    ping_timeout: float
+    open_timeout: float
+    close_timeout: float = 5.0
+
+
+class WsError(Exception):
+    """Base of every failure this module raises."""
+
+
+class HandshakeRejected(WsError):
+    """The server answered the upgrade with an HTTP error status."""
+
+    def __init__(self, status: int, retry_after: float | None) -> None:
+        super().__init__(f"cloud rejected the connection with HTTP {status}")
+        self.status = status
+        self.retry_after = retry_after
+
+
+class ConnectFailed(WsError):
+    """TCP, TLS or websocket handshake failed (retryable unless TLS verification)."""
+
+    def __init__(self, message: str, *, tls_verify: bool = False) -> None:
+        super().__init__(message)
+        self.tls_verify = tls_verify
+
+
+class Closed(WsError):
+    """The connection is closed (by either side or by a keepalive timeout)."""
+
+    def __init__(self, code: int | None, reason: str) -> None:
+        super().__init__(f"connection closed (code {code}{', ' + reason if reason else ''})")
+        self.code = code
+        self.reason = reason
+
+
+class WsConnection:
+    """One open websocket; exactly one task may call ``recv``."""
+
+    def __init__(self, conn: ClientConnection) -> None:
+        self._conn = conn
+
+    async def recv(self) -> str | bytes:
+        try:
+            return await self._conn.recv()
+        except ConnectionClosed as err:
+            raise _closed(err) from None
+
+    async def send_text(self, text: str) -> None:
+        try:
+            await self._conn.send(text, text=True)
+        except ConnectionClosed as err:
+            raise _closed(err) from None
+
+    async def send_binary(self, data: bytes) -> None:
+        """Waits while the write buffer is above ``write_limit`` (back-pressure)."""
+        try:
+            await self._conn.send(data, text=False)
+        except ConnectionClosed as err:
+            raise _closed(err) from None
+
+    async def close(self, code: int = 1000, reason: str = "") -> None:
+        await self._conn.close(code, reason)
+
+    @property
+    def is_open(self) -> bool:
+        return self._conn.close_code is None and self._conn.protocol.close_rcvd is None
+
+
+def _closed(err: ConnectionClosed) -> Closed:
+    frame = err.rcvd or err.sent
+    return Closed(frame.code if frame else None, frame.reason if frame else "no close frame")
+
+
+async def open_connection(url: str, ssl_context: ssl.SSLContext | None, subprotocol: str,
+                          settings: WsSettings) -> WsConnection:
+    """Connect once (no library-level retries: the link owns the retry policy)."""
+    try:
+        conn = await connect(
+            url, ssl=ssl_context, subprotocols=[Subprotocol(subprotocol)],
+            compression=None, proxy=None, user_agent_header=USER_AGENT,
+            open_timeout=settings.open_timeout, ping_interval=settings.ping_interval,
+            ping_timeout=settings.ping_timeout, close_timeout=settings.close_timeout,
+            max_size=settings.max_message_bytes, max_queue=settings.max_queue,
+            write_limit=settings.write_limit,
+        )
+    except InvalidStatus as err:
+        raise HandshakeRejected(err.response.status_code,
+                                _retry_after(err.response.headers.get("Retry-After"))) from None
+    except ssl.SSLCertVerificationError as err:
+        raise ConnectFailed(f"TLS verification failed: {err.verify_message}",
+                            tls_verify=True) from None
+    except ssl.SSLError as err:
+        raise ConnectFailed(f"TLS error: {err.reason or err}") from None
+    except TimeoutError:
+        raise ConnectFailed(f"no websocket handshake within {settings.open_timeout:g} s") from None
+    except (NegotiationError, InvalidHandshake) as err:
+        raise ConnectFailed(f"websocket handshake failed: {err}") from None
+    except OSError as err:
+        raise ConnectFailed(f"cannot connect: {err.strerror or err}") from None
+    except ConnectionClosed as err:
+        raise ConnectFailed(f"closed during handshake: {_closed(err)}") from None
+    if conn.subprotocol != subprotocol:
+        await conn.close(1002, "subprotocol required")
+        raise ConnectFailed(f"server did not accept subprotocol {subprotocol}")
+    return WsConnection(conn)
+
+
+def _retry_after(value: str | None) -> float | None:
+    """Seconds from a Retry-After header (delta-seconds form only; dates are ignored)."""
+    if value is None:
+        return None
+    try:
+        seconds = float(value.strip())
+    except ValueError:
+        return None
+    return seconds if 0 <= seconds <= 86400 else None

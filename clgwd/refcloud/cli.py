@@ -1,0 +1,53 @@
+"""``clgwd refcloud``: run the reference cloud in the foreground (dev, demo, tests)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import logging
+import signal
+from pathlib import Path
+
+from clgwd.cli_support import print_banner
+from clgwd.refcloud.server import RefCloud
+
+
+def add_refcloud_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = sub.add_parser(
+        "refcloud", help="run the reference cloud (development and demo)",
+        description="Serve the reference cloud: enrollment CA, gateway websocket, "
+                    "read-only web view and admin API, state in --dir.")
+    parser.add_argument("--dir", type=Path, required=True, help="state directory")
+    parser.add_argument("--host", default="127.0.0.1", help="listen address (127.0.0.1)")
+    parser.add_argument("--port", type=int, default=8443, help="HTTPS port (8443)")
+    parser.add_argument("--account", default="demo",
+                        help="create an enrollment token for this Account ID (demo)")
+    parser.add_argument("--token-uses", type=int, default=1,
+                        help="how many gateways may enroll with that token (1)")
+    parser.add_argument("--cert-lifetime-hours", type=float, default=168.0,
+                        help="client certificate lifetime (168 = 7 days)")
+
+
+def cmd_refcloud(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    return asyncio.run(_serve(args))
+
+
+async def _serve(args: argparse.Namespace) -> int:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    lifetime = dt.timedelta(hours=args.cert_lifetime_hours)
+    async with RefCloud(args.dir, args.host, args.port, cert_lifetime=lifetime) as cloud:
+        token = await cloud.create_token(args.account, uses=args.token_uses)
+        print_banner([
+            f"clgwd reference cloud: {cloud.url}/",
+            f"  CA to trust for enrollment: {cloud.ca_file}",
+            f"  Account ID: {args.account}   enrollment token: {token}",
+            f"  admin API token: {cloud.admin_token}",
+            "Press Ctrl-C to stop.",
+        ])
+        await stop.wait()
+    return 0

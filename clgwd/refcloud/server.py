@@ -1,0 +1,367 @@
+"""The reference cloud server: enrollment, the gateway websocket, a view and an API.
+
+One HTTPS listener (aiohttp). TLS asks for a client certificate but does not require
+one (``CERT_OPTIONAL``): ``/v1/enroll`` is reached before the gateway has a
+certificate, while ``/v1/gateway`` refuses connections without a valid one (401) or for
+unknown or revoked gateways (403). Admin API calls (POST) need the admin token as a
+bearer token; the HTML view and GET API are read-only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import hmac
+import json
+import logging
+import secrets
+import ssl
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Final, Self
+
+from aiohttp import web
+
+from clgwd.link import protocol as p
+from clgwd.refcloud import view
+from clgwd.refcloud.ca import CertificateAuthority, CsrRejected, gateway_id_from_der
+from clgwd.refcloud.sessions import CommandFailed, GatewaySession, SessionClosed, Tap
+from clgwd.refcloud.store import CloudStore, TokenRejected
+
+_LOGGER = logging.getLogger(__name__)
+DEFAULT_LIFETIME: Final = dt.timedelta(days=7)
+SessionCallback = Callable[[GatewaySession], None]
+_JSON_LIMIT: Final = 64 << 10
+
+
+class RefCloud:
+    """The whole reference cloud; ``async with RefCloud(dir) as cloud`` serves it."""
+
+    def __init__(self, directory: Path, host: str = "127.0.0.1", port: int = 0, *,
+                 cert_lifetime: dt.timedelta = DEFAULT_LIFETIME,
+                 admin_token: str | None = None,
+                 max_message_bytes: int = p.MAX_MESSAGE_BYTES) -> None:
+        self.dir = directory
+        self.host = host
+        self.port = port
+        self.cert_lifetime = cert_lifetime
+        self.admin_token = admin_token or secrets.token_urlsafe(18)
+        self.max_message_bytes = max_message_bytes
+        self.store = CloudStore(directory / "refcloud.db")
+        self.sessions: dict[str, GatewaySession] = {}
+        self.on_session_ready: list[SessionCallback] = []
+        self.reject: tuple[int, float | None] | None = None
+        """Test/ops hook: answer websocket upgrades with this HTTP status + Retry-After."""
+        self.tap: Tap | None = None
+        self.connection_attempts = 0
+        self._ca: CertificateAuthority | None = None
+        self._ssl: ssl.SSLContext | None = None
+        self._runner: web.AppRunner | None = None
+        self._all_sessions: set[GatewaySession] = set()
+
+    # -- lifecycle -------------------------------------------------------------------------------
+
+    async def __aenter__(self) -> Self:
+        await asyncio.to_thread(self.dir.mkdir, parents=True, exist_ok=True)
+        self._ca = await asyncio.to_thread(CertificateAuthority, self.dir / "ca")
+        self._ssl = await asyncio.to_thread(self._server_context)
+        await self.store.__aenter__()
+        try:
+            await self.start()
+        except BaseException:
+            await self.store.__aexit__(None, None, None)
+            raise
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
+        await self.store.__aexit__(*exc_info)
+
+    def _server_context(self) -> ssl.SSLContext:
+        ca = self.ca
+        hosts = [self.host, "localhost"] if self.host != "localhost" else ["localhost"]
+        cert, key = ca.issue_server_cert(hosts)
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=str(ca.cert_path))
+        ctx.load_cert_chain(str(cert), str(key))
+        ctx.verify_mode = ssl.CERT_OPTIONAL
+        return ctx
+
+    async def start(self) -> None:
+        """Listen (again, after ``stop``) on the same port."""
+        runner = web.AppRunner(self._app(), access_log=None, shutdown_timeout=1.0)
+        await runner.setup()
+        site = web.TCPSite(runner, self.host, self.port, ssl_context=self._ssl,
+                           reuse_address=True)
+        try:
+            await site.start()
+        except BaseException:
+            await runner.cleanup()
+            raise
+        self._runner = runner
+        self.port = runner.addresses[0][1]
+        _LOGGER.info("Reference cloud listening on %s", self.url)
+
+    async def stop(self, code: int = 1012, reason: str = "service restart") -> None:
+        """Close every gateway connection and the listener (a cloud restart)."""
+        for session in list(self._all_sessions):
+            await session.close(code, reason)
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    @property
+    def url(self) -> str:
+        return f"https://{self.host}:{self.port}"
+
+    @property
+    def ca(self) -> CertificateAuthority:
+        if self._ca is None:
+            raise RuntimeError("refcloud is not started")
+        return self._ca
+
+    @property
+    def ca_file(self) -> Path:
+        return self.ca.cert_path
+
+    # -- operations used by the CLI, demo and tests ----------------------------------------
+
+    async def create_token(self, account_id: str, uses: int = 1,
+                           ttl: float = 24 * 3600) -> str:
+        return await self.store.create_token(account_id, uses, ttl)
+
+    async def command(self, gateway_id: str, method: str, params: dict[str, Any],
+                      idempotency_key: str | None = None, limit: float = 30.0) -> Any:
+        """Send a command to a connected gateway; raises CommandFailed/SessionClosed."""
+        session = self.sessions.get(gateway_id)
+        if session is None or session.closed.is_set():
+            raise SessionClosed(gateway_id)
+        key = idempotency_key or uuid.uuid4().hex
+        command_id = await self.store.command_sent(gateway_id, method, params, key)
+        try:
+            result = await session.call(method, {**params, p.IDEMPOTENCY_PARAM: key}, limit)
+        except CommandFailed as err:
+            await self.store.command_done(command_id, {"error": err.error.as_json()})
+            raise
+        await self.store.command_done(command_id, {"result": result})
+        return result
+
+    async def renew(self, gateway_id: str, csr: object) -> dict[str, Any]:
+        if not isinstance(csr, str):
+            raise CommandFailed(p.RpcError(p.INVALID_PARAMS, "csr must be a PEM string"))
+        try:
+            issued = await asyncio.to_thread(self.ca.sign_gateway_csr, csr, gateway_id,
+                                             self.cert_lifetime)
+        except CsrRejected as err:
+            raise CommandFailed(p.RpcError(p.INVALID_PARAMS, str(err))) from None
+        async with self.store.tx() as tx:
+            await self.store.save_gateway_cert(tx, gateway_id, None, issued.serial,
+                                               issued.not_after.timestamp())
+        return {"certificate": issued.pem, "ca": self.ca.cert_pem,
+                "not_after": issued.not_after.timestamp()}
+
+    def session_ready(self, session: GatewaySession) -> None:
+        self.sessions[session.gateway_id] = session
+        for callback in self.on_session_ready:
+            callback(session)
+
+    def record(self, direction: str, text: str) -> None:
+        if self.tap is not None:
+            self.tap(direction, text)
+
+    # -- HTTP --------------------------------------------------------------------------------
+
+    def _app(self) -> web.Application:
+        app = web.Application(client_max_size=_JSON_LIMIT)
+        app.add_routes([
+            web.post(p.ENROLL_PATH, self._enroll),
+            web.get(p.GATEWAY_PATH, self._gateway_ws),
+            web.get("/", self._index),
+            web.get("/gateways/{gid}", self._gateway_page),
+            web.get("/api/gateways", self._api_gateways),
+            web.get("/api/gateways/{gid}", self._api_gateway),
+            web.post("/api/gateways/{gid}/commands", self._api_command),
+            web.post("/api/gateways/{gid}/revoke", self._api_revoke),
+            web.post("/api/gateways/{gid}/goaway", self._api_goaway),
+            web.post("/api/accounts/{account}/tokens", self._api_token),
+        ])
+        return app
+
+    async def _enroll(self, request: web.Request) -> web.Response:
+        body = await _json_body(request)
+        account, token = body.get("account_id"), body.get("token")
+        gateway_id, csr = body.get("gateway_id"), body.get("csr")
+        if not all(isinstance(v, str) for v in (account, token, gateway_id, csr)):
+            return _error(400, "account_id, token, gateway_id and csr must be strings")
+        assert isinstance(gateway_id, str) and isinstance(csr, str)
+        if not p.is_valid_gateway_id(gateway_id):
+            return _error(400, "gateway_id is malformed")
+        try:
+            issued = await asyncio.to_thread(self.ca.sign_gateway_csr, csr, gateway_id,
+                                             self.cert_lifetime)
+            async with self.store.tx() as tx:
+                await self.store.consume_token(tx, str(account), str(token))
+                await self.store.save_gateway_cert(tx, gateway_id, str(account),
+                                                   issued.serial, issued.not_after.timestamp())
+        except CsrRejected as err:
+            return _error(400, str(err))
+        except TokenRejected as err:
+            return _error(err.status, str(err))
+        _LOGGER.info("Enrolled gateway %s in account %s", gateway_id, account)
+        return web.json_response({"gateway_id": gateway_id, "certificate": issued.pem,
+                                  "ca": self.ca.cert_pem,
+                                  "not_after": issued.not_after.timestamp()})
+
+    async def _authenticate(self, request: web.Request) -> str | web.Response:
+        ssl_object = request.transport.get_extra_info("ssl_object") if request.transport else None
+        der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
+        if not der:
+            return _error(401, "a client certificate is required")
+        gateway_id, _ = gateway_id_from_der(der)
+        row = await self.store.gateway(gateway_id) if gateway_id else None
+        if row is None:
+            return _error(403, "unknown gateway")
+        if row["revoked"]:
+            return _error(403, "this gateway is revoked")
+        assert gateway_id is not None
+        return gateway_id
+
+    async def _gateway_ws(self, request: web.Request) -> web.StreamResponse:
+        self.connection_attempts += 1
+        if self.reject is not None:
+            status, retry_after = self.reject
+            headers = {"Retry-After": f"{retry_after:g}"} if retry_after is not None else {}
+            return web.json_response({"message": "rejected by operator"}, status=status,
+                                     headers=headers)
+        who = await self._authenticate(request)
+        if isinstance(who, web.Response):
+            return who
+        ws = web.WebSocketResponse(protocols=(p.SUBPROTOCOL,), compress=False,
+                                   max_msg_size=self.max_message_bytes, autoping=True)
+        await ws.prepare(request)
+        if ws.ws_protocol != p.SUBPROTOCOL:
+            await ws.close(code=1002, message=b"subprotocol clgwd.v1 required")
+            return ws
+        await self._serve_session(GatewaySession(self, who, ws))
+        return ws
+
+    async def _serve_session(self, session: GatewaySession) -> None:
+        self._all_sessions.add(session)
+        try:
+            await session.run()
+        finally:
+            self._all_sessions.discard(session)
+            if self.sessions.get(session.gateway_id) is session:
+                del self.sessions[session.gateway_id]
+                await self.store.gateway_offline(session.gateway_id)
+
+    # -- view and API ----------------------------------------------------------------------------
+
+    async def _index(self, request: web.Request) -> web.Response:
+        rows = await self.store.fetchall("SELECT * FROM gateways ORDER BY enrolled_at")
+        return web.Response(text=view.render_index(rows), content_type="text/html")
+
+    async def _gateway_page(self, request: web.Request) -> web.Response:
+        gid = request.match_info["gid"]
+        gw = await self.store.gateway(gid)
+        if gw is None:
+            raise web.HTTPNotFound(text="unknown gateway")
+        s = self.store
+        users = await s.fetchall("SELECT * FROM users WHERE gateway_id = ? ORDER BY source_key",
+                                 (gid,))
+        records = await s.fetchall("SELECT * FROM records WHERE gateway_id = ?"
+                                   " ORDER BY seq DESC LIMIT 200", (gid,))
+        inventory = await s.fetchone("SELECT * FROM inventory WHERE gateway_id = ?", (gid,))
+        commands = await s.fetchall("SELECT * FROM commands WHERE gateway_id = ?"
+                                    " ORDER BY id DESC LIMIT 50", (gid,))
+        return web.Response(text=view.render_gateway(gw, users, records, inventory, commands),
+                            content_type="text/html")
+
+    async def _api_gateways(self, request: web.Request) -> web.Response:
+        rows = await self.store.fetchall("SELECT * FROM gateways ORDER BY enrolled_at")
+        return web.json_response([_gateway_json(r) for r in rows])
+
+    async def _api_gateway(self, request: web.Request) -> web.Response:
+        gid = request.match_info["gid"]
+        gw = await self.store.gateway(gid)
+        if gw is None:
+            return _error(404, "unknown gateway")
+        users = await self.store.fetchall("SELECT * FROM users WHERE gateway_id = ?", (gid,))
+        return web.json_response({**_gateway_json(gw), "users": [
+            {"source_id": u["source_id"], "source_key": u["source_key"],
+             "fingerprint": u["fingerprint"], "user": json.loads(u["user"])} for u in users]})
+
+    def _check_admin(self, request: web.Request) -> None:
+        given = request.headers.get("Authorization", "").removeprefix("Bearer ")
+        if not hmac.compare_digest(given.encode(), self.admin_token.encode()):
+            raise web.HTTPUnauthorized(text="admin token required")
+
+    async def _api_command(self, request: web.Request) -> web.Response:
+        self._check_admin(request)
+        body = await _json_body(request)
+        method, params = body.get("method"), body.get("params", {})
+        key = body.get("idempotency_key")
+        if not isinstance(method, str) or not isinstance(params, dict) or not (
+                key is None or isinstance(key, str)):
+            return _error(400, "method must be a string, params an object")
+        try:
+            result = await self.command(request.match_info["gid"], method, params, key)
+        except SessionClosed:
+            return _error(409, "the gateway is not connected")
+        except CommandFailed as err:
+            return web.json_response({"error": err.error.as_json()}, status=502)
+        except TimeoutError:
+            return _error(504, "the gateway did not answer in time")
+        return web.json_response({"result": result})
+
+    async def _api_revoke(self, request: web.Request) -> web.Response:
+        self._check_admin(request)
+        gid = request.match_info["gid"]
+        if not await self.store.set_revoked(gid, True):
+            return _error(404, "unknown gateway")
+        for session in [s for s in self._all_sessions if s.gateway_id == gid]:
+            await session.close(4403, "revoked")
+        return web.json_response({"revoked": gid})
+
+    async def _api_goaway(self, request: web.Request) -> web.Response:
+        self._check_admin(request)
+        session = self.sessions.get(request.match_info["gid"])
+        if session is None:
+            return _error(409, "the gateway is not connected")
+        after = request.query.get("reconnect_after_ms", "0")
+        await session.goaway(int(after) if after.isdigit() else 0, "operator request")
+        return web.json_response({"goaway": session.gateway_id})
+
+    async def _api_token(self, request: web.Request) -> web.Response:
+        self._check_admin(request)
+        body = await _json_body(request)
+        uses = body.get("uses", 1)
+        if not isinstance(uses, int) or isinstance(uses, bool) or not 1 <= uses <= 10_000:
+            return _error(400, "uses must be an integer 1-10000")
+        account = request.match_info["account"]
+        return web.json_response({"account_id": account,
+                                  "token": await self.create_token(account, uses)})
+
+
+async def _json_body(request: web.Request) -> dict[str, Any]:
+    try:
+        body = await request.json()
+    except ValueError:
+        raise web.HTTPBadRequest(text="body must be JSON") from None
+    if not isinstance(body, dict):
+        raise web.HTTPBadRequest(text="body must be a JSON object")
+    return body
+
+
+def _error(status: int, message: str) -> web.Response:
+    return web.json_response({"message": message}, status=status)
+
+
+def _gateway_json(row: Any) -> dict[str, Any]:
+    return {"id": row["id"], "account_id": row["account_id"], "online": bool(row["online"]),
+            "revoked": bool(row["revoked"]), "last_seen": row["last_seen"],
+            "version": row["version"], "last_seq": row["last_seq"],
+            "capabilities": json.loads(row["capabilities"]),
+            "cert_not_after": row["cert_not_after"],
+            "status": json.loads(row["status"]) if row["status"] else None,
+            "sync_result": json.loads(row["sync_result"]) if row["sync_result"] else None}

@@ -1,0 +1,95 @@
+"""The reference cloud's read-only web view: plain HTML, every value escaped."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import sqlite3
+from html import escape
+from typing import Any
+
+_STYLE = ("body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
+          "td,th{border:1px solid #ccc;padding:4px 8px;text-align:left;vertical-align:top}"
+          ".on{color:#070}.off{color:#a00}pre{margin:0;white-space:pre-wrap}")
+
+
+def _page(title: str, body: str) -> str:
+    return (f"<!doctype html><html><head><meta charset='utf-8'><title>{escape(title)}"
+            f"</title><style>{_STYLE}</style></head><body><h1>{escape(title)}</h1>"
+            f"{body}</body></html>")
+
+
+def _when(ts: float | None) -> str:
+    if ts is None:
+        return "never"
+    return dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _table(headers: list[str], rows: list[list[str]]) -> str:
+    head = "".join(f"<th>{escape(h)}</th>" for h in headers)
+    body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def _online(row: sqlite3.Row) -> str:
+    if row["revoked"]:
+        return "<span class='off'>revoked</span>"
+    return "<span class='on'>online</span>" if row["online"] else "<span class='off'>offline</span>"
+
+
+def render_index(gateways: list[sqlite3.Row]) -> str:
+    rows = [[f"<a href='/gateways/{escape(g['id'])}'>{escape(g['id'])}</a>",
+             escape(g["account_id"]), _online(g), escape(_when(g["last_seen"])),
+             escape(g["version"] or ""), str(g["last_seq"])] for g in gateways]
+    table = _table(["Gateway", "Account", "State", "Last seen", "Version", "Records"], rows)
+    return _page("clgwd reference cloud", f"<h2>Gateways</h2>{table}")
+
+
+def _json_cell(text: str | None) -> str:
+    if not text:
+        return ""
+    return f"<pre>{escape(json.dumps(json.loads(text), indent=1, sort_keys=True))}</pre>"
+
+
+def render_gateway(gw: sqlite3.Row, users: list[sqlite3.Row], records: list[sqlite3.Row],
+                   inventory: sqlite3.Row | None, commands: list[sqlite3.Row]) -> str:
+    summary = _table(["Account", "State", "Last seen", "Version", "Cert expires"], [[
+        escape(gw["account_id"]), _online(gw), escape(_when(gw["last_seen"])),
+        escape(gw["version"] or ""), escape(_when(gw["cert_not_after"]))]])
+    parts: list[str] = [summary, "<h2>Status</h2>", _status(gw["status"]),
+                        "<h2>Last sync</h2>", _json_cell(gw["sync_result"]) or "none",
+                        f"<h2>Synced users ({len(users)})</h2>", _users(users),
+                        "<h2>Inventory</h2>",
+                        _json_cell(inventory["payload"]) if inventory else "none",
+                        "<h2>Events, alerts and audit (newest first)</h2>", _records(records),
+                        "<h2>Commands</h2>", _commands(commands)]
+    return _page(f"Gateway {gw['id']}", "".join(parts))
+
+
+def _status(text: str | None) -> str:
+    if not text:
+        return "no status received yet"
+    status: dict[str, Any] = json.loads(text)
+    comps = status.get("components", {})
+    rows = [[escape(str(name)), escape(str(c.get("state"))), escape(str(c.get("message")))]
+            for name, c in comps.items() if isinstance(c, dict)]
+    return f"<p>Reported {escape(_when(status.get('at')))}</p>" + _table(
+        ["Component", "State", "Message"], rows)
+
+
+def _users(users: list[sqlite3.Row]) -> str:
+    rows = [[escape(u["source_id"]), escape(u["source_key"]), _json_cell(u["user"]),
+             escape(_when(u["updated_at"]))] for u in users]
+    return _table(["Source", "Key", "User", "Updated"], rows)
+
+
+def _records(records: list[sqlite3.Row]) -> str:
+    rows = [[str(r["seq"]), escape(r["kind"]), escape(_when(r["created_at"])),
+             _json_cell(r["payload"])] for r in records]
+    return _table(["Seq", "Kind", "At", "Payload"], rows)
+
+
+def _commands(commands: list[sqlite3.Row]) -> str:
+    rows = [[str(c["id"]), escape(c["method"]), _json_cell(c["params"]),
+             escape(_when(c["sent_at"])), _json_cell(c["outcome"])] for c in commands]
+    return _table(["#", "Method", "Params", "Sent", "Outcome"], rows)

@@ -1,0 +1,239 @@
+"""The link survives bad input from the cloud and bad networks, with a clear error."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import json
+import shutil
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from clgwd.link import LinkState
+from clgwd.link import protocol as p
+from clgwd.refcloud.sessions import CommandFailed
+from link.harness import enroll_gateway, gateway_config, refcloud, running_gateway, wait_for
+
+
+def _out_errors(traffic: list[tuple[str, str]]) -> list[dict[str, object]]:
+    out = [json.loads(t) for d, t in traffic if d == "out"]
+    return [m["error"] for m in out if "error" in m]
+
+
+async def test_malformed_json_gets_parse_error_and_link_stays_up(tmp_path: Path) -> None:
+    """Invalid JSON is answered with -32700 (id null); the connection is kept."""
+    async with refcloud(tmp_path / "cloud") as cloud:
+        config = gateway_config(tmp_path, cloud.url, cloud.ca_file)
+        await enroll_gateway(config, cloud)
+        async with running_gateway(config) as gw:
+            await gw.online()
+            session = cloud.sessions[gw.link.gateway_id or ""]
+            await session.ws.send_str('{"jsonrpc": "2.0", "method": ')
+            await session.ws.send_str("[1, 2]")
+            await wait_for(lambda: len(_out_errors(gw.traffic)) >= 2)
+            codes = [e["code"] for e in _out_errors(gw.traffic)]
+            assert codes == [p.PARSE_ERROR, p.INVALID_REQUEST]
+            result = await cloud.command(gw.link.gateway_id or "", "status.report", {})
+            assert "components" in result
+            assert cloud.sessions[gw.link.gateway_id or ""] is session
+
+
+async def test_unknown_and_unimplemented_methods_answer_clear_errors(tmp_path: Path) -> None:
+    """Unknown methods get -32601; protocol methods not built yet get not_supported_yet."""
+    async with refcloud(tmp_path / "cloud") as cloud:
+        config = gateway_config(tmp_path, cloud.url, cloud.ca_file)
+        await enroll_gateway(config, cloud)
+        async with running_gateway(config) as gw:
+            await gw.online()
+            gid = gw.link.gateway_id or ""
+            try:
+                await cloud.command(gid, "no.such.method", {})
+                raise AssertionError("unknown method succeeded")
+            except CommandFailed as err:
+                assert err.error.code == p.METHOD_NOT_FOUND
+            try:
+                await cloud.command(gid, "system.reboot", {})
+                raise AssertionError("unimplemented method succeeded")
+            except CommandFailed as err:
+                assert err.error.code == p.NOT_SUPPORTED_YET
+                assert err.error.data == {"code": "not_supported_yet"}
+
+
+async def test_wrong_types_and_unknown_reply_ids_are_harmless(tmp_path: Path) -> None:
+    """params that are not an object get -32602; replies to unknown ids are counted, ignored."""
+    async with refcloud(tmp_path / "cloud") as cloud:
+        config = gateway_config(tmp_path, cloud.url, cloud.ca_file)
+        await enroll_gateway(config, cloud)
+        async with running_gateway(config) as gw:
+            await gw.online()
+            session = cloud.sessions[gw.link.gateway_id or ""]
+            await session.ws.send_str(
+                '{"jsonrpc":"2.0","id":7,"method":"status.report","params":[1]}')
+            await session.ws.send_str('{"jsonrpc":"2.0","id":999999,"result":{"x":1}}')
+            await session.ws.send_str('{"jsonrpc":"2.0","id":true,"method":"x","params":{}}')
+            await wait_for(lambda: len(_out_errors(gw.traffic)) >= 2)
+            assert [e["code"] for e in _out_errors(gw.traffic)] == [
+                p.INVALID_PARAMS, p.INVALID_REQUEST]
+            await cloud.command(gw.link.gateway_id or "", "status.report", {})
+            assert gw.link.state == LinkState.ONLINE
+
+
+async def test_oversized_message_closes_and_reconnects(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A message over max_message_bytes closes the socket (1009); the link reconnects."""
+    async with refcloud(tmp_path / "cloud") as cloud:
+        config = gateway_config(tmp_path, cloud.url, cloud.ca_file, max_message_bytes=65552)
+        await enroll_gateway(config, cloud)
+        async with running_gateway(config) as gw:
+            await gw.online()
+            first = cloud.sessions[gw.link.gateway_id or ""]
+            await first.ws.send_str("x" * 100_000)
+            await first.closed.wait()
+            await wait_for(lambda: cloud.sessions.get(gw.link.gateway_id or "") not in (
+                None, first), what="new session")
+            await gw.online()
+            assert "larger than the configured limit (1009)" in caplog.text
+
+
+@contextlib.asynccontextmanager
+async def silent_server() -> AsyncIterator[int]:
+    """Accepts TCP connections and never says anything (a wedged cloud)."""
+    held: list[asyncio.StreamWriter] = []
+
+    async def accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        held.append(writer)
+
+    server = await asyncio.start_server(accept, "127.0.0.1", 0)
+    try:
+        yield server.sockets[0].getsockname()[1]
+    finally:
+        server.close()
+        for writer in held:
+            writer.close()
+        await server.wait_closed()
+
+
+async def test_cloud_that_never_handshakes_times_out_and_retries(tmp_path: Path) -> None:
+    """TCP accepted but no TLS/HTTP answer: each attempt times out, then backs off."""
+    async with refcloud(tmp_path / "cloud") as cloud:
+        config = gateway_config(tmp_path, cloud.url, cloud.ca_file)
+        await enroll_gateway(config, cloud)
+    async with silent_server() as port:
+        meta = config.state.dir / "cloud" / "identity.json"
+        data = json.loads(meta.read_text())
+        data["cloud_url"] = f"https://127.0.0.1:{port}"
+        meta.write_text(json.dumps(data))
+        config = gateway_config(tmp_path, f"https://127.0.0.1:{port}", None,
+                                open_timeout=0.3)
+        attempts = 0
+
+        def count() -> None:
+            nonlocal attempts
+            attempts += 1
+
+        async with running_gateway(config) as gw:
+            gw.link.on_attempt = count
+            await wait_for(lambda: attempts >= 3, limit=10)
+            assert gw.link.state in (LinkState.BACKOFF, LinkState.CONNECTING)
+            assert "handshake" in gw.link.last_error or "TLS" in gw.link.last_error
+
+
+async def _active_alerts(gw: object) -> set[str]:
+    return {a.code for a in await gw.store.alerts.active()}  # type: ignore[attr-defined]
+
+
+async def test_wrong_ca_raises_alert_and_keeps_retrying(tmp_path: Path) -> None:
+    """A cloud whose certificate the pinned CA did not sign is never trusted; alert raised."""
+    async with refcloud(tmp_path / "cloud") as cloud, refcloud(tmp_path / "other") as other:
+        config = gateway_config(tmp_path, cloud.url, cloud.ca_file)
+        await enroll_gateway(config, cloud)
+        shutil.copy(other.ca_file, config.state.dir / "cloud" / "ca.crt")
+        async with running_gateway(config) as gw:
+            await wait_for(lambda: _has_alert(gw, "cloud_tls_untrusted"))
+            assert gw.link.state in (LinkState.BACKOFF, LinkState.CONNECTING)
+            assert "TLS verification failed" in gw.link.last_error
+            assert cloud.connection_attempts == 0
+
+
+async def _has_alert(gw: object, code: str) -> bool:
+    return code in await _active_alerts(gw)
+
+
+async def test_expired_certificate_stops_retrying_with_alert(tmp_path: Path) -> None:
+    """An expired client certificate is detected locally: no attempts, alert, auth_failed."""
+    async with refcloud(tmp_path / "cloud",
+                        cert_lifetime=dt.timedelta(seconds=1)) as cloud:
+        config = gateway_config(tmp_path, cloud.url, cloud.ca_file)
+        await enroll_gateway(config, cloud)
+        await asyncio.sleep(1.2)
+        async with running_gateway(config) as gw:
+            await wait_for(lambda: gw.link.state == LinkState.AUTH_FAILED)
+            assert await _has_alert(gw, "cloud_cert_invalid")
+            assert "expired" in gw.link.tracker.current.message
+            assert cloud.connection_attempts == 0
+
+
+async def test_revoked_gateway_gets_403_stops_and_recovers_after_reenroll(
+        tmp_path: Path) -> None:
+    """HTTP 403 stops retrying and raises an alert; re-enrolling brings the link back."""
+    async with refcloud(tmp_path / "cloud") as cloud:
+        config = gateway_config(tmp_path, cloud.url, cloud.ca_file)
+        await enroll_gateway(config, cloud)
+        async with running_gateway(config) as gw:
+            await gw.online()
+            await cloud.store.set_revoked(gw.link.gateway_id or "", True)
+            await cloud.sessions[gw.link.gateway_id or ""].close(4403, "revoked")
+            await wait_for(lambda: gw.link.state == LinkState.AUTH_FAILED)
+            assert await _has_alert(gw, "cloud_auth_failed")
+            attempts = cloud.connection_attempts
+            await asyncio.sleep(1.0)
+            assert cloud.connection_attempts == attempts, "kept retrying after 403"
+            await enroll_gateway(config, cloud)
+            await gw.online()
+            assert not await _has_alert(gw, "cloud_auth_failed")
+
+
+async def test_retry_after_is_honoured(tmp_path: Path) -> None:
+    """503 with Retry-After: 0.5 keeps attempts at least that far apart."""
+    async with refcloud(tmp_path / "cloud") as cloud:
+        config = gateway_config(tmp_path, cloud.url, cloud.ca_file)
+        await enroll_gateway(config, cloud)
+        cloud.reject = (503, 0.5)
+        async with running_gateway(config) as gw:
+            await wait_for(lambda: cloud.connection_attempts >= 1)
+            await asyncio.sleep(1.6)
+            assert 2 <= cloud.connection_attempts <= 4
+            assert "HTTP 503" in gw.link.last_error
+            cloud.reject = None
+            await gw.online(limit=5)
+
+
+async def test_restarting_cloud_loses_no_record(tmp_path: Path) -> None:
+    """A cloud that restarts repeatedly while records are queued gets every record once."""
+    async with refcloud(tmp_path / "cloud") as cloud:
+        config = gateway_config(tmp_path, cloud.url, cloud.ca_file)
+        await enroll_gateway(config, cloud)
+        async with running_gateway(config) as gw:
+            await gw.online()
+            n = 0
+            for _ in range(4):
+                for _ in range(50):
+                    n += 1
+                    await gw.enqueue("event", {"n": n})
+                await asyncio.sleep(0.05)
+                await cloud.stop()
+                for _ in range(50):
+                    n += 1
+                    await gw.enqueue("event", {"n": n})
+                await cloud.start()
+            await wait_for(lambda: _delivered(gw), limit=20, what="all delivered")
+            rows = await cloud.store.fetchall(
+                "SELECT payload FROM records WHERE kind = 'event' ORDER BY seq")
+            assert [json.loads(r["payload"])["n"] for r in rows] == list(range(1, n + 1))
+
+
+async def _delivered(gw: object) -> bool:
+    return bool(await gw.store.outbox.depth() == 0)  # type: ignore[attr-defined]

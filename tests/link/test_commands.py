@@ -1,0 +1,175 @@
+"""Cloud commands, idempotency, goaway, the binary lane and certificate renewal."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from clgwd.channel import BinaryChannel, LinkDown
+from clgwd.commands import CommandContext
+from clgwd.link import LinkState
+from clgwd.link import protocol as p
+from clgwd.refcloud.sessions import CommandFailed
+from link.harness import (
+    Gateway,
+    enroll_gateway,
+    gateway_config,
+    refcloud,
+    running_gateway,
+    wait_for,
+)
+
+
+class Counter:
+    """A mutating handler that counts how often it really ran."""
+
+    def __init__(self) -> None:
+        self.calls: list[dict[str, Any]] = []
+
+    async def __call__(self, params: Mapping[str, Any], ctx: CommandContext) -> Any:
+        self.calls.append(dict(params))
+        await asyncio.sleep(0.05)
+        return {"run": len(self.calls), "key": ctx.idempotency_key, "actor": ctx.actor}
+
+
+async def test_repeated_idempotency_key_returns_first_result(tmp_path: Path) -> None:
+    """A mutating command repeated with the same key runs once, also across a restart."""
+    counter = Counter()
+
+    def setup(gw: Gateway) -> None:
+        gw.commands.register("sync.now", counter, mutating=True)
+
+    async with refcloud(tmp_path / "cloud") as cloud:
+        config = gateway_config(tmp_path, cloud.url, cloud.ca_file)
+        await enroll_gateway(config, cloud)
+        async with running_gateway(config, setup) as gw:
+            await gw.online()
+            gid = gw.link.gateway_id or ""
+            first, second = await asyncio.gather(
+                cloud.command(gid, "sync.now", {"full": True}, idempotency_key="k-1"),
+                cloud.command(gid, "sync.now", {"full": True}, idempotency_key="k-1"))
+            assert first == second == {"run": 1, "key": "k-1", "actor": "cloud"}
+            assert counter.calls == [{"full": True}]
+            other = await cloud.command(gid, "sync.now", {}, idempotency_key="k-2")
+            assert other["run"] == 2
+        async with running_gateway(config, setup) as gw:
+            await gw.online()
+            again = await cloud.command(gid, "sync.now", {}, idempotency_key="k-1")
+            assert again == first
+            assert len(counter.calls) == 2
+
+
+async def test_mutating_command_without_key_is_refused(tmp_path: Path) -> None:
+    """Mutating methods without an idempotency key get -32602 and do not run."""
+    counter = Counter()
+
+    def setup(gw: Gateway) -> None:
+        gw.commands.register("sync.now", counter, mutating=True)
+
+    async with refcloud(tmp_path / "cloud") as cloud:
+        config = gateway_config(tmp_path, cloud.url, cloud.ca_file)
+        await enroll_gateway(config, cloud)
+        async with running_gateway(config, setup) as gw:
+            await gw.online()
+            session = cloud.sessions[gw.link.gateway_id or ""]
+            with pytest.raises(CommandFailed) as info:
+                await session.call("sync.now", {})
+            assert info.value.error.code == p.INVALID_PARAMS
+            assert counter.calls == []
+
+
+async def test_goaway_reconnects_at_once_and_drains_old_socket(tmp_path: Path) -> None:
+    """On goaway the gateway opens a new socket immediately; the old one closes after."""
+    async with refcloud(tmp_path / "cloud") as cloud:
+        config = gateway_config(tmp_path, cloud.url, cloud.ca_file, backoff_base=5.0,
+                                backoff_cap=10.0)
+        await enroll_gateway(config, cloud)
+        async with running_gateway(config) as gw:
+            await gw.online()
+            gid = gw.link.gateway_id or ""
+            old = cloud.sessions[gid]
+            loop = asyncio.get_running_loop()
+            started = loop.time()
+            await old.goaway(0, "redeploy")
+            await wait_for(lambda: cloud.sessions.get(gid) not in (None, old), limit=3)
+            assert loop.time() - started < 2.0, "goaway must not wait for backoff"
+            await old.closed.wait()
+            await gw.online()
+            await gw.enqueue("event", {"after": "goaway"})
+            await wait_for(lambda: _depth_zero(gw))
+
+
+async def _depth_zero(gw: Gateway) -> bool:
+    return await gw.store.outbox.depth() == 0
+
+
+class Echo:
+    """A BinaryEndpoint that echoes every frame back, reversed."""
+
+    def __init__(self) -> None:
+        self.channel: BinaryChannel | None = None
+        self.events: list[str] = []
+
+    async def on_link_up(self, channel: BinaryChannel) -> None:
+        self.channel = channel
+        self.events.append("up")
+
+    async def on_binary(self, data: bytes) -> None:
+        assert self.channel is not None
+        await self.channel.send_binary(data[::-1])
+
+    async def on_link_down(self) -> None:
+        self.events.append("down")
+
+
+async def test_binary_lane_reaches_endpoint_in_order_and_back(tmp_path: Path) -> None:
+    """Binary frames go cloud -> endpoint -> cloud in order; LinkDown after the socket died."""
+    echo = Echo()
+    received: list[bytes] = []
+
+    async def collect(data: bytes) -> None:
+        received.append(data)
+
+    async with refcloud(tmp_path / "cloud") as cloud:
+        cloud.on_session_ready.append(lambda s: s.set_binary_handler(collect))
+        config = gateway_config(tmp_path, cloud.url, cloud.ca_file, backoff_base=5.0,
+                                backoff_cap=10.0)
+        await enroll_gateway(config, cloud)
+        async with running_gateway(config, lambda gw: gw.link.set_binary_endpoint(echo)) as gw:
+            await gw.online()
+            session = cloud.sessions[gw.link.gateway_id or ""]
+            frames = [bytes([i]) * (i * 1000 + 1) for i in range(50)]
+            for frame in frames:
+                await session.send_binary(frame)
+            await wait_for(lambda: len(received) == 50)
+            assert received == [f[::-1] for f in frames]
+            assert echo.events == ["up"]
+            channel = echo.channel
+            await cloud.stop()
+            await wait_for(lambda: echo.events == ["up", "down"])
+            assert channel is not None
+            with pytest.raises(LinkDown):
+                await channel.send_binary(b"late")
+
+
+async def test_certificate_is_renewed_over_the_link(tmp_path: Path) -> None:
+    """Past 2/3 of its lifetime the client certificate is replaced via cert.renew."""
+    async with refcloud(tmp_path / "cloud", cert_lifetime=dt.timedelta(seconds=6)) as cloud:
+        config = gateway_config(tmp_path, cloud.url, cloud.ca_file)
+        await enroll_gateway(config, cloud)
+        cert_file = config.state.dir / "cloud" / "device.crt"
+        before = cert_file.read_text()
+        async with running_gateway(config) as gw:
+            await gw.online()
+            await wait_for(lambda: cert_file.read_text() != before, limit=10,
+                           what="renewed certificate")
+            await asyncio.sleep(1.0)
+            methods = [json.loads(t).get("method") for d, t in gw.traffic if d == "out"]
+            assert methods.count(p.CERT_RENEW) == 1, "renewed more than once in 1 s"
+            assert gw.link.state == LinkState.ONLINE

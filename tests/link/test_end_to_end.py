@@ -1,0 +1,95 @@
+"""The gateway link against the reference cloud, both real, over TLS on loopback."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from clgwd.link import LinkState
+from link.harness import enroll_gateway, gateway_config, refcloud, running_gateway, wait_for
+
+
+async def test_enrolled_gateway_comes_online_and_is_shown(tmp_path: Path) -> None:
+    """After enrollment the link connects with mTLS, says hello, and the cloud lists it online."""
+    async with refcloud(tmp_path / "cloud") as cloud:
+        config = gateway_config(tmp_path, cloud.url, cloud.ca_file)
+        await enroll_gateway(config, cloud)
+        async with running_gateway(config) as gw:
+            await gw.online()
+            row = await cloud.store.gateway(gw.link.gateway_id or "")
+            assert row is not None and row["online"] == 1
+            assert gw.link.gateway_id in cloud.sessions
+
+
+async def test_outbox_records_are_delivered_in_order_and_acked(tmp_path: Path) -> None:
+    """Records queued before and after connecting arrive once, in seq order, and get acked."""
+    async with refcloud(tmp_path / "cloud") as cloud:
+        config = gateway_config(tmp_path, cloud.url, cloud.ca_file)
+        await enroll_gateway(config, cloud)
+        async with running_gateway(config) as gw:
+            for i in range(5):
+                await gw.enqueue("event", {"i": i})
+            await gw.online()
+            for i in range(5, 10):
+                await gw.enqueue("event", {"i": i})
+            await wait_for(lambda: _depth_zero(gw), what="outbox drained")
+            rows = await cloud.store.fetchall(
+                "SELECT seq, payload FROM records WHERE kind = 'event' ORDER BY seq")
+            assert [json.loads(r["payload"])["i"] for r in rows] == list(range(10))
+
+
+async def _depth_zero(gw: Any) -> bool:
+    return bool(await gw.store.outbox.depth() == 0)
+
+
+async def test_user_changes_build_the_cloud_user_table(tmp_path: Path) -> None:
+    """user.change create/update/delete records maintain the cloud's users table."""
+    async with refcloud(tmp_path / "cloud") as cloud:
+        config = gateway_config(tmp_path, cloud.url, cloud.ca_file)
+        await enroll_gateway(config, cloud)
+        async with running_gateway(config) as gw:
+            def change(op: str, key: str, name: str | None = None) -> dict[str, Any]:
+                rec: dict[str, Any] = {"op": op, "source_id": "mx1", "source_key": key,
+                                       "fingerprint": f"fp-{name}", "changed": ["name"]}
+                if name is not None:
+                    rec["user"] = {"name": name}
+                return rec
+            await gw.enqueue("user.change", change("create", "100", "Ann"))
+            await gw.enqueue("user.change", change("create", "101", "Bob"))
+            await gw.enqueue("user.change", change("update", "100", "Anne"))
+            await gw.enqueue("user.change", change("delete", "101"))
+            await gw.online()
+            await wait_for(lambda: _depth_zero(gw), what="outbox drained")
+            users = await cloud.store.fetchall("SELECT source_key, user FROM users")
+            assert [(u["source_key"], json.loads(u["user"])) for u in users] == [
+                ("100", {"name": "Anne"})]
+
+
+async def test_not_enrolled_link_stays_idle(tmp_path: Path) -> None:
+    """Without enrollment the link idles in NOT_ENROLLED (a running, not failing, component)."""
+    async with refcloud(tmp_path / "cloud") as cloud:
+        config = gateway_config(tmp_path, cloud.url, cloud.ca_file)
+        async with running_gateway(config) as gw:
+            await wait_for(lambda: gw.link.state == LinkState.NOT_ENROLLED)
+            assert gw.link.tracker.current.state.value == "running"
+            assert "not enrolled" in gw.link.tracker.current.message
+            assert cloud.connection_attempts == 0
+
+
+async def test_no_cloud_url_means_not_configured(tmp_path: Path) -> None:
+    """An empty cloud section keeps the link idle in NOT_CONFIGURED."""
+    config = gateway_config(tmp_path, None, None)
+    async with running_gateway(config) as gw:
+        await wait_for(lambda: gw.link.state == LinkState.NOT_CONFIGURED)
+        assert gw.link.tracker.current.state.value == "running"
+
+
+async def test_enrolling_while_running_connects_without_restart(tmp_path: Path) -> None:
+    """The link notices enrollment files written by `clgwd enroll` and connects."""
+    async with refcloud(tmp_path / "cloud") as cloud:
+        config = gateway_config(tmp_path, cloud.url, cloud.ca_file)
+        async with running_gateway(config) as gw:
+            await wait_for(lambda: gw.link.state == LinkState.NOT_ENROLLED)
+            await enroll_gateway(config, cloud)
+            await gw.online()
