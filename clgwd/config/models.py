@@ -103,6 +103,9 @@ class DaemonConfig(StrictModel):
     """Seconds allowed for an orderly shutdown before the process exits hard."""
 
 
+from clgwd.config.pbx import PbxConfig, SyncConfig  # noqa: E402 - needs StrictModel above
+
+
 class ClgwdConfig(StrictModel):
     """The whole configuration file."""
 
@@ -111,3 +114,5 @@ class ClgwdConfig(StrictModel):
     control: ControlConfig = ControlConfig()
     logging: LoggingConfig = LoggingConfig()
     daemon: DaemonConfig = DaemonConfig()
+    pbx: PbxConfig = PbxConfig()
+    sync: SyncConfig = SyncConfig()
