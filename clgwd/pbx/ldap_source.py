@@ -15,11 +15,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import ssl
+import warnings
 from typing import Any, Final
 
-import ldap3
-from ldap3.core import exceptions as lexc
+with warnings.catch_warnings():
+    # ldap3 2.9.1 imports pyasn1 names that pyasn1 >= 0.6 marks deprecated; the warning
+    # is about ldap3's code, not ours, and would otherwise fire on every daemon start.
+    warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"ldap3\..*")
+    warnings.filterwarnings("ignore", message=r".* is deprecated\. Please use .* instead",
+                            category=DeprecationWarning)
+    import ldap3
+    from ldap3.core import exceptions as lexc
 
 from clgwd.config.pbx import LdapSettings
 from clgwd.config.secret import Secret
@@ -35,6 +43,25 @@ from clgwd.pbx.model import (
 
 _PAGED_OID: Final = "1.2.840.113556.1.4.319"
 _INVALID_CREDENTIALS: Final = 49
+
+
+class _ContextTls(ldap3.Tls):  # type: ignore[misc]
+    """TLS for ldap3 done by a stdlib ``SSLContext``, host name check included.
+
+    ldap3 2.9 checks the host name itself with ``ssl.match_hostname``, deprecated since
+    Python 3.7 and removed in 3.12; the context's own check (``server_hostname``) is
+    the maintained path and handles IP-address subjectAltNames.
+    """
+
+    def __init__(self, context: ssl.SSLContext, host: str) -> None:
+        super().__init__(validate=ssl.CERT_NONE)
+        self._context = context
+        self._host = host
+
+    def wrap_socket(self, connection: Any, do_handshake: bool = False) -> None:
+        connection.socket = self._context.wrap_socket(
+            connection.socket, server_side=False, do_handshake_on_connect=do_handshake,
+            server_hostname=self._host)
 
 
 class LdapSource:
@@ -65,11 +92,12 @@ class LdapSource:
     def _server(self) -> ldap3.Server:
         tls = None
         if self.settings.security != "none":
-            tls = ldap3.Tls(
-                validate=ssl.CERT_REQUIRED if self.settings.verify_tls else ssl.CERT_NONE,
-                ca_certs_file=str(self.settings.ca_file) if self.settings.ca_file else None,
-                version=ssl.PROTOCOL_TLS_CLIENT,
-            )
+            context = ssl.create_default_context(
+                cafile=str(self.settings.ca_file) if self.settings.ca_file else None)
+            if not self.settings.verify_tls:
+                context.check_hostname = False
+                context.verify_mode = ssl.CERT_NONE
+            tls = _ContextTls(context, self.host)
         return ldap3.Server(self.host, port=self.port, use_ssl=self.settings.security == "ldaps",
                             tls=tls, get_info=ldap3.NONE, connect_timeout=self.timeout)
 
@@ -78,7 +106,8 @@ class LdapSource:
             self._server(), user=self.bind_dn or None,
             password=self._password.reveal() if self._password else None,
             auto_bind=ldap3.AUTO_BIND_NONE, raise_exceptions=True,
-            receive_timeout=self.timeout, read_only=True,
+            # ldap3 packs this into SO_RCVTIMEO as whole seconds.
+            receive_timeout=max(1, math.ceil(self.timeout)), read_only=True,
         )
         try:
             self._open(conn)
@@ -98,8 +127,7 @@ class LdapSource:
             raise SourceUnreachable(f"LDAP {self.describe()}: {type(err).__name__}: "
                                     f"{err}") from None
         finally:
-            with contextlib.suppress(lexc.LDAPException):  # the connection may be gone
-                conn.unbind()
+            _close(conn)
         users, problems = entries_to_read(entries, self.amap, self.country_code)
         return SourceRead(users, problems)
 
@@ -139,3 +167,14 @@ class LdapSource:
             cookie = controls.get(_PAGED_OID, {}).get("value", {}).get("cookie")
             if not cookie:
                 return entries
+
+
+def _close(conn: ldap3.Connection) -> None:
+    """Unbind, and close the socket even when the connection never got that far (ldap3
+    leaves the socket of a failed open or StartTLS behind)."""
+    with contextlib.suppress(lexc.LDAPException, OSError):
+        conn.unbind()
+    sock = getattr(conn, "socket", None)
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.close()
