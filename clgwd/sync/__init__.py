@@ -1,1 +1,4 @@
-"""User sync: rules, diff, safety, schedule (reads via ``clgwd.pbx``, writes via ``clgwd.store``)."""
+"""User sync: rules, diff, safety and schedule.
+
+Reads through ``clgwd.pbx``, writes through ``clgwd.store``.
+"""

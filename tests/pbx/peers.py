@@ -63,7 +63,7 @@ class MariaDB:
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         _wait(lambda: subprocess.run(
             ["mariadb-admin", "--no-defaults", f"--socket={self.socket}", "-uroot", "ping"],
-            capture_output=True).returncode == 0, "mariadbd")
+            check=False, capture_output=True).returncode == 0, "mariadbd")
 
     def sql(self, text: str, database: str | None = None) -> str:
         args = ["mariadb", "--no-defaults", f"--socket={self.socket}", "-uroot", "-N", "-B"]
@@ -162,7 +162,7 @@ class Slapd:
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         _wait(lambda: subprocess.run(
             ["ldapsearch", "-x", "-H", f"ldap://127.0.0.1:{self.port}", "-b", "", "-s", "base"],
-            capture_output=True).returncode == 0, "slapd")
+            check=False, capture_output=True).returncode == 0, "slapd")
         self.ldapadd(BASE_LDIF)
 
     def _run(self, tool: str, ldif: str, *extra: str) -> None:

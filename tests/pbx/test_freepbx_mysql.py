@@ -17,10 +17,12 @@ DATA = """
 INSERT INTO userman_users (id, auth, authid, username, default_extension, fname, lname,
   displayname, email, department) VALUES
  (1, 'freepbx', NULL, 'alice', '200', 'Alice', 'Adams', 'Alice Adams', ' ALICE@example.org', 'Ops'),
- (2, '2', 'b7a1c3d2-0000-4000-8000-000000000002', 'bob', '201', 'Bob', 'Brown', '', 'bob@example.org', ''),
+ (2, '2', 'b7a1c3d2-0000-4000-8000-000000000002', 'bob', '201', 'Bob', 'Brown', '',
+  'bob@example.org', ''),
  (3, 'freepbx', NULL, 'carol', 'none', 'Carol', 'Cole', 'Carol Cole', 'carol@example.org', '');
 INSERT INTO users (extension, name, outboundcid) VALUES
- ('200', 'Alice Adams', '"Alice" <+15105550200>'), ('201', 'Bob Brown', ''), ('202', 'Lobby Phone', '');
+ ('200', 'Alice Adams', '"Alice" <+15105550200>'), ('201', 'Bob Brown', ''),
+ ('202', 'Lobby Phone', '');
 INSERT INTO devices (id, tech, dial, devicetype, user, description) VALUES
  ('200', 'pjsip', 'PJSIP/200', 'fixed', '200', 'Yealink T46U'),
  ('202', 'pjsip', 'PJSIP/202', 'fixed', '202', 'Lobby');
