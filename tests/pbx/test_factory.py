@@ -44,5 +44,5 @@ def test_bad_config_names_the_key() -> None:
 
 
 def test_file_types_need_a_path() -> None:
-    with pytest.raises(ConfigError, match="file.path must be set for type csv"):
+    with pytest.raises(ConfigError, match=r"file\.path must be set for type csv"):
         parse_config("pbx: {type: csv}\n")
