@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
+import operator
 from pathlib import Path
 from typing import Final
 
@@ -57,7 +58,8 @@ class CsvSource:
 
 def parse_csv(data: str, country_code: str = "") -> SourceRead:
     """Parse a whole CSV document; malformed rows become ``RowProblem`` entries."""
-    reader = csv.reader(io.StringIO(data.removeprefix("\ufeff")))
+    data = data.removeprefix("\ufeff")
+    reader = csv.reader(io.StringIO(data))
     try:
         header = [h.strip().lower() for h in next(reader)]
     except StopIteration:
@@ -66,7 +68,10 @@ def parse_csv(data: str, country_code: str = "") -> SourceRead:
         raise SourceDataError(f"CSV header unreadable: {err}") from err
     if "key" not in header and "extension" not in header:
         raise SourceDataError("CSV header must have a 'key' or an 'extension' column")
-    index: dict[str, int] = {name: header.index(name) for name in COLUMNS if name in header}
+    # Absent columns point one past the row, where an empty cell is appended.
+    pick = operator.itemgetter(*(header.index(c) if c in header else len(header)
+                                 for c in COLUMNS))
+    clean = _trim if n.is_clean_document(data) else _clean_all
     users: list[PbxUser] = []
     problems: list[RowProblem] = []
     seen: set[str] = set()
@@ -78,13 +83,14 @@ def parse_csv(data: str, country_code: str = "") -> SourceRead:
         except csv.Error as err:
             problems.append(RowProblem(f"line {reader.line_num}", f"unreadable CSV: {err}"))
             continue
-        if not any(cell.strip() for cell in row):
+        if not "".join(row).strip():
             continue
         if len(row) != len(header):
             problems.append(RowProblem(f"line {reader.line_num}",
                                        f"has {len(row)} fields, header has {len(header)}"))
             continue
-        user = _row_to_user(row, index, country_code)
+        row.append("")
+        user = _row_to_user(pick(clean(row)), country_code, reader.line_num)
         if not user.source_key:
             problems.append(RowProblem(f"line {reader.line_num}", "no key and no extension"))
         elif user.source_key in seen:
@@ -96,30 +102,42 @@ def parse_csv(data: str, country_code: str = "") -> SourceRead:
     return SourceRead(users, problems)
 
 
-def _row_to_user(row: list[str], index: dict[str, int], country_code: str) -> PbxUser:
-    def get(name: str) -> str:
-        pos = index.get(name)
-        return row[pos] if pos is not None else ""
+def _trim(row: list[str]) -> list[str]:
+    cells = list(map(str.strip, row))
+    if max(map(len, cells)) > n.MAX_TEXT:
+        cells = [c[:n.MAX_TEXT] for c in cells]
+    return cells
 
-    extension = n.dial_string(get("extension"))
-    mac = n.mac(get("device_mac"))
-    model = n.text(get("device_model"))
-    devices = (Device(kind="ip-phone", model=model, mac=mac),) if (mac or model) else ()
+
+def _clean_all(row: list[str]) -> list[str]:
+    return [n.text(c) for c in row]
+
+
+def _list(cell: str) -> list[str]:
+    return [part.strip() for part in cell.split(";")] if cell else []
+
+
+def _row_to_user(cells: tuple[str, ...], country_code: str, line: int) -> PbxUser:
+    """Build a user from already cleaned cells in ``COLUMNS`` order."""
+    (key, extension, first, last, display, email, client, dids, caller_id, model, mac,
+     groups, department, location, language, enabled) = cells
+    extension = n.dial_string(extension)
+    mac = n.mac(mac)
     return PbxUser(
-        source_key=n.text(get("key")) or extension,
+        source_key=key or extension,
         extension=extension,
-        first_name=n.text(get("first_name")),
-        last_name=n.text(get("last_name")),
-        display_name=n.text(get("display_name")),
-        email=n.email(get("email")),
-        client_username=n.text(get("client_username")),
-        dids=n.unique([n.e164(d, country_code) for d in get("dids").split(";")]),
-        caller_id=n.e164(get("caller_id"), country_code),
-        devices=devices,
-        groups=n.unique([n.text(g) for g in get("groups").split(";")]),
-        department=n.text(get("department")),
-        location=n.text(get("location")),
-        language=n.text(get("language")),
-        enabled=get("enabled").strip().lower() not in _FALSE,
-        raw=dict(zip(index, (row[i] for i in index.values()), strict=True)),
+        first_name=first,
+        last_name=last,
+        display_name=display,
+        email=n.email(email),
+        client_username=client,
+        dids=n.unique([n.e164(d, country_code) for d in _list(dids)]),
+        caller_id=n.e164(caller_id, country_code),
+        devices=(Device(kind="ip-phone", model=model, mac=mac),) if (mac or model) else (),
+        groups=n.unique(_list(groups)),
+        department=department,
+        location=location,
+        language=language,
+        enabled=enabled.lower() not in _FALSE,
+        raw={"line": line},  # the file is the raw data; a copy per row costs 1 kB/user
     )

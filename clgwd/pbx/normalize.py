@@ -28,9 +28,25 @@ def text(value: object) -> str:
         return ""
     if isinstance(value, bytes):
         value = value.decode("utf-8", errors="replace")
-    cleaned = _CONTROL.sub(" ", unicodedata.normalize("NFC", str(value)))
+    elif not isinstance(value, str):
+        value = str(value)
+    if value.isascii() and value.isprintable() and "  " not in value and (
+            not value or (value[0] != " " and value[-1] != " ")):
+        return value[:MAX_TEXT]  # already clean: the common case, 10x cheaper
+    cleaned = _CONTROL.sub(" ", unicodedata.normalize("NFC", value))
     cleaned = _SPACES.sub(" ", cleaned).strip()
     return cleaned[:MAX_TEXT]
+
+
+_DOC_DIRTY: Final = re.compile(
+    r"[\x00-\x09\x0b\x0c\x0e-\x1f\x7f-\x9f\u200b\u2028\u2029\ufeff]| {2}")
+
+
+def is_clean_document(data: str) -> bool:
+    """True when every cell of ``data`` only needs trimming to equal ``text(cell)``: no
+    control or zero-width characters, no double spaces, already NFC. Checking a whole
+    file once in C is far cheaper than cleaning 750,000 cells one by one."""
+    return _DOC_DIRTY.search(data) is None and unicodedata.is_normalized("NFC", data)
 
 
 def email(value: object) -> str:
@@ -59,6 +75,8 @@ def mac(value: object) -> str:
 
 def dial_string(value: object) -> str:
     """Digits and a leading ``+`` only."""
+    if isinstance(value, str) and value.isdigit() and value.isascii():
+        return value
     raw = _DIAL.sub("", text(value))
     return ("+" + raw.replace("+", "")) if raw.startswith("+") else raw.replace("+", "")
 
@@ -67,6 +85,8 @@ def e164(value: object, country_code: str = "") -> str:
     """E.164 where derivable: ``+...`` kept; ``00...`` becomes ``+...``; a national
     number gets ``country_code`` when one is configured; anything else is returned as
     digits (the PBX may use private numbering)."""
+    if isinstance(value, str) and value[:1] == "+" and value[1:].isdigit() and value.isascii():
+        return value
     number = dial_string(value)
     if not number:
         return ""

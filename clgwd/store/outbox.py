@@ -92,14 +92,15 @@ class Outbox:
         return seq
 
     async def enqueue_many(
-        self, tx: Transaction, records: Sequence[tuple[str, dict[str, Any], str]]
+        self, tx: Transaction, records: Sequence[tuple[str, dict[str, Any] | str, str]]
     ) -> int:
         """Queue ``(kind, payload, idempotency_key)`` records in ``tx`` with one statement.
 
         For producers that queue thousands of records per transaction (a first user
         sync): ``enqueue`` costs three statements per record. Same guarantees: a key
-        already queued is skipped, the depth limit refuses the whole batch. Returns the
-        number of records actually added.
+        already queued is skipped, the depth limit refuses the whole batch. A ``str``
+        payload is taken as already serialized JSON (the producer had it anyway).
+        Returns the number of records actually added.
         """
         if not records:
             return 0
@@ -115,7 +116,8 @@ class Outbox:
         await tx.executemany(
             "INSERT INTO outbox(kind, idempotency_key, coalesce_key, payload, created_at)"
             " VALUES (?, ?, NULL, ?, ?) ON CONFLICT(idempotency_key) DO NOTHING",
-            ((kind, key, json.dumps(payload, separators=(",", ":")), now)
+            ((kind, key, payload if isinstance(payload, str)
+              else json.dumps(payload, separators=(",", ":")), now)
              for kind, payload, key in records),
         )
         after = await tx.fetchone("SELECT total_changes()")

@@ -15,7 +15,6 @@ Pure functions on plain data, so every safety rule is tested without a database:
 from __future__ import annotations
 
 import hashlib
-import json
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -46,20 +45,33 @@ class SnapshotRow:
 
 @dataclass(frozen=True, slots=True)
 class Candidate:
-    """One eligible user of this read, with its upstream JSON and fingerprint."""
+    """One eligible user of this read, with its fingerprint and cloud match key."""
 
     user: PbxUser
-    data: dict[str, Any]
     fingerprint: str
     email_key: str
 
 
+def fingerprint(user: PbxUser) -> str:
+    """Hash of every synced field (those of ``PbxUser.as_json``, never ``raw``).
+
+    Built from joined strings rather than the JSON: a re-sync of 50,000 unchanged users
+    then serializes nothing at all. Separators are ASCII control characters, which
+    ``normalize.text`` removes from values, so two different users cannot join to the
+    same string.
+    """
+    devices = "\x1e".join("\x1d".join((d.kind, d.model, d.mac, d.port_id, d.sip_user))
+                          for d in user.devices)
+    blob = "\x1f".join((
+        user.source_key, user.extension, user.first_name, user.last_name, user.display_name,
+        user.email, user.client_username, "\x1e".join(user.dids), user.caller_id, devices,
+        "\x1e".join(user.groups), user.department, user.location, user.language,
+        "1" if user.enabled else "0"))
+    return hashlib.blake2b(blob.encode(), digest_size=16).hexdigest()
+
+
 def prepare(user: PbxUser) -> Candidate:
-    """Serialize once; the fingerprint is a hash of exactly what would be sent."""
-    data = user.as_json()
-    blob = json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode()
-    return Candidate(user, data, hashlib.blake2b(blob, digest_size=16).hexdigest(),
-                     email_key(user.email))
+    return Candidate(user, fingerprint(user), email_key(user.email))
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,12 +15,14 @@ thread: 50,000 users take about a second of CPU that must not stall the event lo
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import logging
 import time
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from json.encoder import encode_basestring
 from typing import Any, Final, Literal
 
 from clgwd.config.pbx import SyncConfig
@@ -51,8 +53,10 @@ ASSET_USER: Final = "PBX User Profile"
 ASSET_PHONE: Final = "Phone"
 ASSET_DID: Final = "DID"
 PREVIEW_LIMIT: Final = 500
-_EVENT_NS: Final = uuid.UUID("6f1d0c5e-3b1a-4c55-9d1e-2f0b8c7a9e41")
 _CHUNK: Final = 500
+_APPLY_CHUNK: Final = 5000
+_ENCODE: Final = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+_quote: Final = encode_basestring
 _ACTIONS: Final = {Op.CREATE: Action.CREATE, Op.UPDATE: Action.EDIT, Op.DELETE: Action.DELETE}
 
 ALERT_SAFETY: Final = "sync.safety_abort"
@@ -217,16 +221,19 @@ class SyncEngine:
     # -- persist -------------------------------------------------------------------------
 
     async def _apply(self, out: SyncOutcome, analysis: _Analysis, start: float) -> None:
+        """Write every change in one transaction, building records chunk by chunk in a
+        worker thread so a 50,000-user first sync never holds all payloads at once."""
         plan = analysis.plan
         old = await self._load_users(_old_keys(plan.changes))
         now = time.time()
-        records = await asyncio.to_thread(_build_records, plan, old, self.source_id,
-                                          out.actor, now)
-        out.duration = time.monotonic() - start
         async with self.store.db.transaction() as tx:
-            await _write_snapshot(tx, self.source_id, plan, records, now)
-            await self.store.outbox.enqueue_many(tx, records.outbox)
-            await self.store.history.record_many(tx, records.events)
+            for i in range(0, len(plan.changes), _APPLY_CHUNK):
+                chunk = plan.changes[i:i + _APPLY_CHUNK]
+                records = await asyncio.to_thread(_build_records, chunk, old,
+                                                  self.source_id, out.actor, now)
+                await _write_records(tx, self.store, records)
+            await _write_absences(tx, self.source_id, plan)
+            out.duration = time.monotonic() - start
             await self._log_run(tx, out)
         await self._update_alerts(analysis)
         _LOGGER.info("Sync %s: %s", self.source_id, out.counts)
@@ -281,7 +288,7 @@ def _old_keys(changes: Sequence[Change]) -> list[str]:
 
 def _describe_change(change: Change, old: Mapping[str, dict[str, Any]]) -> dict[str, Any]:
     before = old.get(change.previous_key or change.source_key)
-    after = change.candidate.data if change.candidate else None
+    after = change.candidate.user.as_json() if change.candidate else None
     item: dict[str, Any] = {"op": change.op.value, "source_key": change.source_key}
     if change.previous_key:
         item["previous_source_key"] = change.previous_key
@@ -295,74 +302,107 @@ def _describe_change(change: Change, old: Mapping[str, dict[str, Any]]) -> dict[
 
 @dataclass
 class _Records:
-    outbox: list[tuple[str, dict[str, Any], str]] = field(default_factory=list)
+    outbox: list[tuple[str, dict[str, Any] | str, str]] = field(default_factory=list)
     events: list[Event] = field(default_factory=list)
     upserts: list[tuple[Any, ...]] = field(default_factory=list)
     tombstones: list[tuple[Any, ...]] = field(default_factory=list)
 
 
-def _build_records(plan: Plan, old: Mapping[str, dict[str, Any]], source_id: str,
-                   actor: str, now: float) -> _Records:
-    """Outbox payloads, history events and snapshot rows for every change (pure)."""
+def _payload(change: Change, source_json: str, user_json: str | None,
+             changed_json: str) -> str:
+    """The ``user.change`` JSON, splicing in the user JSON already made for the snapshot
+    (keys: op, source_id, source_key, fingerprint, user (not for delete), changed)."""
+    user_part = f',"user":{user_json}' if user_json is not None else ""
+    return (f'{{"op":"{change.op.value}","source_id":{source_json},'
+            f'"source_key":{_quote(change.source_key)},'
+            f'"fingerprint":"{change.fingerprint}"{user_part},"changed":{changed_json}}}')
+
+
+def _build_records(changes: Sequence[Change], old: Mapping[str, dict[str, Any]],
+                   source_id: str, actor: str, now: float) -> _Records:
+    """Outbox payloads, history events and snapshot rows for changes (pure)."""
     rec = _Records()
-    for change in plan.changes:
+    source_json = json.dumps(source_id, ensure_ascii=False)
+    all_fields: list[str] = []
+    all_fields_json = ""
+    for change in changes:
         before = old.get(change.previous_key or change.source_key)
-        payload: dict[str, Any] = {"op": change.op.value, "source_id": source_id,
-                                   "source_key": change.source_key,
-                                   "fingerprint": change.fingerprint}
+        user_json = None
+        data: Mapping[str, Any] = before or {}
         if change.candidate is not None:
-            data = change.candidate.data
-            changed = changed_fields(before if change.op == Op.UPDATE else None, data)
-            payload["user"] = data
+            data = change.candidate.user.as_json()
+            if change.op == Op.UPDATE:
+                changed = changed_fields(before, data)
+                changed_json = json.dumps(changed)
+            else:  # a create: every field is new (the same list for every user)
+                if not all_fields:
+                    all_fields = list(data)
+                    all_fields_json = json.dumps(all_fields)
+                changed, changed_json = all_fields, all_fields_json
+            user_json = _ENCODE(data)
             rec.upserts.append((source_id, change.source_key, change.fingerprint,
-                                change.candidate.email_key, json.dumps(data), change.revision,
-                                now))
+                                change.candidate.email_key, user_json, change.revision, now))
             if change.previous_key:
                 # The moved-away key keeps a revision below the new key's, so if it ever
                 # returns its next revision is still one never used for it.
                 rec.tombstones.append((change.revision - 1, now, source_id,
                                        change.previous_key))
         else:
-            changed = []
+            changed, changed_json = [], "[]"
             rec.tombstones.append((change.revision, now, source_id, change.source_key))
-        payload["changed"] = changed
-        rec.outbox.append(("user.change", payload,
+        rec.outbox.append(("user.change",
+                           _payload(change, source_json, user_json, changed_json),
                            f"user.change:{source_id}:{change.source_key}:{change.revision}"))
-        rec.events.extend(_events(change, before, changed, source_id=source_id, actor=actor,
+        rec.events.extend(_events(change, data, changed, source_id=source_id, actor=actor,
                                   now=now))
     return rec
 
 
-def _events(change: Change, before: Mapping[str, Any] | None, changed: list[str], *,
+def _event_id(source_id: str, change: Change, asset: str) -> str:
+    """Stable per change, so a repeated write of the same change is one event."""
+    key = f"{source_id}|{change.source_key}|{change.revision}|{asset}"
+    return hashlib.blake2b(key.encode(), digest_size=16).hexdigest()
+
+
+def _events(change: Change, data: Mapping[str, Any], changed: list[str], *,
             source_id: str, actor: str, now: float) -> list[Event]:
-    data = change.candidate.data if change.candidate else (before or {})
+    """History entries: one per user change ("PBX User Profile"; a create lists no
+    properties, as in the vendor's history), plus "Phone" / "DID" edits when an update
+    touched the devices or the DIDs. Creates and deletes carry devices and DIDs in the
+    user entry's core details instead of one entry per device."""
     name = data.get("display_name") or " ".join(
         p for p in (data.get("first_name"), data.get("last_name")) if p)
     subject = name or data.get("extension", "") or change.source_key
-    core = {"fullname": name, "extension": data.get("extension", ""),
-            "email": data.get("email", ""), "source_key": change.source_key}
+    core: dict[str, Any] = {"fullname": name, "extension": data.get("extension", ""),
+                            "email": data.get("email", ""), "source_key": change.source_key}
+    if change.op != Op.UPDATE:
+        core["dids"] = data.get("dids", [])
+        core["devices"] = [d.get("mac") or d.get("model") for d in data.get("devices", [])]
     extra: dict[str, Any] = {"source_id": source_id}
     if change.previous_key:
         extra["previous_source_key"] = change.previous_key
-
-    def event(asset: str, core_: dict[str, Any], props: Sequence[str]) -> Event:
-        eid = uuid.uuid5(_EVENT_NS, f"{source_id}|{change.source_key}|{change.revision}|"
-                                    f"{asset}").hex
-        return Event(actor=actor, action=_ACTIONS[change.op], asset=asset, subject=subject,
-                     properties_changed=list(props), core=core_, extra=extra, at=now, id=eid)
-
-    events = [event(ASSET_USER, core, changed)]
+    action = _ACTIONS[change.op]
+    props = changed if change.op == Op.UPDATE else []
+    events = [Event(actor=actor, action=action, asset=ASSET_USER, subject=subject,
+                    properties_changed=props, core=core, extra=extra, at=now,
+                    id=_event_id(source_id, change, ASSET_USER))]
     if change.op == Op.UPDATE and "devices" in changed:
-        events.append(event(ASSET_PHONE, {"primeextension": data.get("extension", ""),
-                                          "devices": data.get("devices", [])}, ["devices"]))
+        events.append(Event(
+            actor=actor, action=action, asset=ASSET_PHONE, subject=subject,
+            properties_changed=["devices"], at=now, extra=extra,
+            core={"primeextension": data.get("extension", ""),
+                  "devices": data.get("devices", [])},
+            id=_event_id(source_id, change, ASSET_PHONE)))
     if change.op == Op.UPDATE and "dids" in changed:
-        events.append(event(ASSET_DID, {"extension": data.get("extension", ""),
-                                        "dids": data.get("dids", [])}, ["dids"]))
+        events.append(Event(
+            actor=actor, action=action, asset=ASSET_DID, subject=subject,
+            properties_changed=["dids"], at=now, extra=extra,
+            core={"extension": data.get("extension", ""), "dids": data.get("dids", [])},
+            id=_event_id(source_id, change, ASSET_DID)))
     return events
 
 
-async def _write_snapshot(tx: Transaction, source_id: str, plan: Plan, records: _Records,
-                          now: float) -> None:
+async def _write_records(tx: Transaction, store: Store, records: _Records) -> None:
     await tx.executemany(
         "INSERT INTO sync_snapshot(source_id, source_key, fingerprint, email_key, user,"
         " revision, absent_reads, deleted, updated_at) VALUES (?, ?, ?, ?, ?, ?, 0, 0, ?)"
@@ -373,6 +413,11 @@ async def _write_snapshot(tx: Transaction, source_id: str, plan: Plan, records: 
     await tx.executemany(
         "UPDATE sync_snapshot SET deleted = 1, absent_reads = 0, revision = ?, updated_at = ?"
         " WHERE source_id = ? AND source_key = ?", records.tombstones)
+    await store.outbox.enqueue_many(tx, records.outbox)
+    await store.history.record_many(tx, records.events)
+
+
+async def _write_absences(tx: Transaction, source_id: str, plan: Plan) -> None:
     await tx.executemany(
         "UPDATE sync_snapshot SET absent_reads = ? WHERE source_id = ? AND source_key = ?",
         [(count, source_id, key) for key, count in plan.absent.items()])

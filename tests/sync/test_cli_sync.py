@@ -27,16 +27,17 @@ async def test_cli_preview_then_sync_through_the_daemon(
     daemon = Daemon(config, None)
     task = asyncio.create_task(daemon.run(), name="test-daemon")
     try:
-        for _ in range(200):
+        for _ in range(1500):
             if sock.exists() and daemon.components:
                 break
             await asyncio.sleep(0.02)
         # the scheduled first sync may be running: wait until it is done
         sync = daemon.component("sync")
-        for _ in range(200):
+        for _ in range(1500):
             if getattr(sync, "last", None) is not None:
                 break
             await asyncio.sleep(0.02)
+        assert getattr(sync, "last", None) is not None, "the scheduled first sync never ran"
         code = await asyncio.to_thread(cli.main, ["sync", "--preview", "--socket", str(sock)])
         out = capsys.readouterr().out
         assert code == 0
