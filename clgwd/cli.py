@@ -55,6 +55,16 @@ def build_parser() -> argparse.ArgumentParser:
                             description="Same as SIGHUP, but prints the outcome.")
     _add_socket_args(reload)
 
+    sync = sub.add_parser("sync", help="sync PBX users now, or preview the changes",
+                          description="Ask the running daemon to sync PBX users now (the "
+                                      "\"Sync Now\" button), or with --preview to read the PBX "
+                                      "and show the changes and irregularities without "
+                                      "applying them. Exits 0 on success, 1 when the sync "
+                                      "failed or was aborted by a safety rule.")
+    _add_socket_args(sync)
+    sync.add_argument("--preview", action="store_true", help="dry run: show, do not apply")
+    sync.add_argument("--json", action="store_true", help="print the raw JSON")
+
     sub.add_parser("version", help="print the version", description="Print the version.")
 
     demo = sub.add_parser("demo", help="run everything on localhost for a demonstration",
@@ -89,7 +99,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     handlers = {
         "run": cmd_run, "check-config": cmd_check_config, "status": cmd_status,
         "reload": cmd_reload, "version": cmd_version, "demo": cmd_demo,
-        "enroll": cmd_enroll, "refcloud": cmd_refcloud,
+        "enroll": cmd_enroll, "refcloud": cmd_refcloud, "sync": cmd_sync,
     }
     try:
         return handlers[args.command](args)
@@ -153,9 +163,10 @@ def _socket_from_raw_config(path: Path) -> Path | None:
     return Path(socket) if isinstance(socket, str) and socket.startswith("/") else None
 
 
-async def _control_request(socket_path: Path, method: str, url: str) -> tuple[int, Any]:
+async def _control_request(socket_path: Path, method: str, url: str,
+                           total_timeout: float = 15) -> tuple[int, Any]:
     connector = aiohttp.UnixConnector(path=str(socket_path))
-    timeout = aiohttp.ClientTimeout(total=15)
+    timeout = aiohttp.ClientTimeout(total=total_timeout)
     async with (
         aiohttp.ClientSession(connector=connector, timeout=timeout) as session,
         session.request(method, f"http://clgwd{url}") as resp,
@@ -163,10 +174,11 @@ async def _control_request(socket_path: Path, method: str, url: str) -> tuple[in
         return resp.status, await resp.json()
 
 
-def _call_daemon(args: argparse.Namespace, method: str, url: str) -> tuple[int, Any] | None:
+def _call_daemon(args: argparse.Namespace, method: str, url: str,
+                 total_timeout: float = 15) -> tuple[int, Any] | None:
     socket_path = _control_socket(args)
     try:
-        return asyncio.run(_control_request(socket_path, method, url))
+        return asyncio.run(_control_request(socket_path, method, url, total_timeout))
     except (aiohttp.ClientConnectionError, FileNotFoundError, ConnectionRefusedError) as err:
         print(f"clgwd is not running (no answer on {socket_path}: {err})", file=sys.stderr)
         return None
@@ -206,6 +218,55 @@ def cmd_reload(args: argparse.Namespace) -> int:
     for line in body.get("errors", []):
         print(f"  {line}", file=sys.stderr)
     return EXIT_CONFIG
+
+
+SYNC_TIMEOUT = 600.0
+"""A sync is bounded by the PBX read timeout plus the apply; leave room for both."""
+
+
+def cmd_sync(args: argparse.Namespace) -> int:
+    method = "sync.preview" if args.preview else "sync.now"
+    answer = _call_daemon(args, "POST", f"/v1/command/{method}", SYNC_TIMEOUT)
+    if answer is None:
+        return EXIT_UNAVAILABLE
+    status, body = answer
+    if args.json:
+        print(json.dumps(body, indent=2, sort_keys=True, ensure_ascii=False))
+    if status != 200:
+        print(f"sync refused: {body.get('message', body)}", file=sys.stderr)
+        return EXIT_FAILURE
+    if not args.json:
+        print(format_sync_result(body))
+    return EXIT_OK if body.get("result") in {"ok", "preview"} else EXIT_FAILURE
+
+
+def format_sync_result(body: dict[str, Any]) -> str:
+    """The Connect-step style report for a terminal."""
+    counts, irr = body.get("counts", {}), body.get("irregularities", {})
+    lines = [f"sync {body.get('result')} in {body.get('duration', 0):.2f} s"
+             + (f": {body['error']}" if body.get("error") else "")]
+    if counts:
+        lines.append(f"  Number of users: {counts.get('read', 0)}   DDI (DID) number: "
+                     f"{body.get('dids', 0)}")
+        verb = "would be" if body.get("result") == "preview" else ""
+        lines.append(f"  {verb + ' ' if verb else ''}created {counts.get('created', 0)}, "
+                     f"updated {counts.get('updated', 0)} (moves {counts.get('moved', 0)}), "
+                     f"deleted {counts.get('deleted', 0)}, unchanged "
+                     f"{counts.get('unchanged', 0)}, absent (pending delete) "
+                     f"{counts.get('absent_pending_delete', 0)}")
+    if irr:
+        lines.append(f"  Irregularities: {irr.get('summary', 'none')}")
+        lines.append(f"  {irr.get('invalid_client_usernames_text', '')}")
+        for title, key in (("without an email address", "no_email"),
+                           ("without a unique email address", "duplicate_email")):
+            for user in irr.get(key, [])[:20]:
+                lines.append(f"    {title}: {user.get('extension')} {user.get('name')} "
+                             f"<{user.get('email')}>")
+    for change in body.get("changes", [])[:50]:
+        user = change.get("user") or {}
+        lines.append(f"  {change['op']:<6} {change['source_key']} {user.get('extension', '')} "
+                     f"{user.get('display_name', '')} {','.join(change.get('changed', []))}")
+    return "\n".join(lines)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

@@ -32,6 +32,7 @@ from clgwd.logsetup import set_level
 from clgwd.metrics import Metrics
 from clgwd.sdnotify import Notifier
 from clgwd.store import Action, Event, Store
+from clgwd.sync.service import SyncService
 from clgwd.web.server import HttpServer
 
 _LOGGER = logging.getLogger(__name__)
@@ -273,6 +274,7 @@ def build_components(daemon: Daemon) -> list[Component]:
     return [
         store,
         CloudLink(config, store, daemon.commands, daemon.statuses, daemon.metrics),
-        ControlServer(config, daemon.statuses, daemon.reload),
+        ControlServer(config, daemon.statuses, daemon.reload, daemon.commands),
+        SyncService(config, store, daemon.commands, daemon.metrics),
         HttpServer(config, daemon.statuses, daemon.metrics),
     ]

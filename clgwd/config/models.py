@@ -113,6 +113,7 @@ class DaemonConfig(StrictModel):
 
 
 from clgwd.config.cloud import CloudConfig  # noqa: E402 - sections import StrictModel
+from clgwd.config.pbx import PbxConfig, SyncConfig  # noqa: E402 - needs StrictModel above
 
 
 class ClgwdConfig(StrictModel):
@@ -124,3 +125,5 @@ class ClgwdConfig(StrictModel):
     logging: LoggingConfig = LoggingConfig()
     daemon: DaemonConfig = DaemonConfig()
     cloud: CloudConfig = CloudConfig()
+    pbx: PbxConfig = PbxConfig()
+    sync: SyncConfig = SyncConfig()

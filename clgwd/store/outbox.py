@@ -136,6 +136,39 @@ class Outbox:
         if delta:
             tx.after_commit(apply)
 
+    async def enqueue_many(
+        self, tx: Transaction, records: Sequence[tuple[str, dict[str, Any] | str, str]]
+    ) -> int:
+        """Queue ``(kind, payload, idempotency_key)`` records in ``tx`` with one statement.
+
+        For producers that queue thousands of records per transaction (a first user
+        sync): ``enqueue`` costs three statements per record. Same guarantees: a key
+        already queued is skipped, the depth limit refuses the whole batch. A ``str``
+        payload is taken as already serialized JSON (the producer had it anyway).
+        Returns the number of records actually added.
+        """
+        if not records:
+            return 0
+        depth_row = await tx.fetchone("SELECT count(*) FROM outbox WHERE acked_at IS NULL")
+        depth = int(depth_row[0]) if depth_row else 0
+        if depth + len(records) > self.max_records:
+            raise OutboxFullError(
+                f"outbox holds {depth} undelivered records; {len(records)} more would pass "
+                f"the limit of {self.max_records}"
+            )
+        before = await tx.fetchone("SELECT total_changes()")
+        now = time.time()
+        await tx.executemany(
+            "INSERT INTO outbox(kind, idempotency_key, coalesce_key, payload, created_at)"
+            " VALUES (?, ?, NULL, ?, ?) ON CONFLICT(idempotency_key) DO NOTHING",
+            ((kind, key, payload if isinstance(payload, str)
+              else json.dumps(payload, separators=(",", ":")), now)
+             for kind, payload, key in records),
+        )
+        after = await tx.fetchone("SELECT total_changes()")
+        tx.after_commit(self._changed.set)
+        return int(after[0]) - int(before[0]) if after and before else 0
+
     async def pending(self, after_seq: int = 0, limit: int = 500) -> list[OutboxRecord]:
         """Undelivered records with seq > ``after_seq``, oldest first."""
         rows = await self._db.fetchall(

@@ -1,0 +1,206 @@
+"""Sync benchmark: first sync, no-change re-sync and 1 %-change upstream bytes.
+
+    .venv/bin/python bench/sync_bench.py              # all scenarios
+    .venv/bin/python bench/sync_bench.py csv ldif     # some of them
+
+Scenarios: csv and ldif with 50,000 users; connect (MariaDB, Connect schema) and ldap
+(slapd) with 10,000 users. Each scenario runs in a fresh child process so its peak RSS
+(ru_maxrss, which includes the interpreter and every import) is its own. Wall times
+cover read + rules + diff + persist + queue, i.e. one ``SyncEngine.run``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from clgwd.config import Secret, parse_config  # noqa: E402
+from clgwd.config.pbx import LdapSettings, SyncConfig  # noqa: E402
+from clgwd.pbx.model import UserSource  # noqa: E402
+from clgwd.store import Store  # noqa: E402
+from clgwd.sync.engine import SyncEngine  # noqa: E402
+
+SIZES = {"csv": 50_000, "ldif": 50_000, "connect": 10_000, "ldap": 10_000}
+FIRST = ["Ann", "Björn", "Chloé", "Dmitri", "Eve", "Farid", "Grace", "Hiro", "Inés", "陈"]
+LAST = ["Martin", "Ångström", "Dubois", "Ivanov", "Nakamura", "Haddad", "O'Neil", "García"]
+
+
+def person(i: int, changed: bool) -> dict[str, str]:
+    rnd = random.Random(i)
+    return {"key": f"k{i:06d}", "ext": str(100000 + i), "first": rnd.choice(FIRST),
+            "last": rnd.choice(LAST), "email": f"user{i}@example.com",
+            "dept": "Moved" if changed else rnd.choice(["Sales", "Support", "R&D"]),
+            "mac": f"00:08:5D:{(i >> 16) & 255:02X}:{(i >> 8) & 255:02X}:{i & 255:02X}",
+            "did": f"+1408{5000000 + i:07d}"}
+
+
+def is_changed(i: int, pct: float) -> bool:
+    return pct > 0 and i % int(100 / pct) == 0
+
+
+def write_csv(path: Path, n: int, pct: float) -> None:
+    lines = ["key,extension,first_name,last_name,email,department,device_mac,dids,groups"]
+    for i in range(n):
+        p = person(i, is_changed(i, pct))
+        lines.append(f"{p['key']},{p['ext']},{p['first']},{p['last']},{p['email']},"
+                     f"{p['dept']},{p['mac']},{p['did']},Staff")
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def ldif_entry(i: int, pct: float, base: str, with_uuid: bool) -> str:
+    p = person(i, is_changed(i, pct))
+    lines = [f"dn: uid={p['key']},{base}", "objectClass: inetOrgPerson", f"uid: {p['key']}",
+             f"cn: {p['first']} {p['last']}", f"givenName: {p['first']}", f"sn: {p['last']}",
+             f"telephoneNumber: {p['ext']}", f"mail: {p['email']}",
+             f"departmentNumber: {p['dept']}"]
+    if with_uuid:
+        lines.append(f"entryUUID: 00000000-0000-4000-8000-{i:012d}")
+    return "\n".join(lines) + "\n\n"
+
+
+def write_ldif(path: Path, n: int, pct: float) -> None:
+    path.write_text("version: 1\n\n" + "".join(
+        ldif_entry(i, pct, "ou=people,dc=pbx,dc=test", True) for i in range(n)), "utf-8")
+
+
+async def measure(store: Store, source: UserSource, mutate: Any, n: int) -> dict[str, Any]:
+    engine = SyncEngine(store, source, "bench", SyncConfig(), read_timeout=600)
+    t0 = time.perf_counter()
+    first = await engine.run(actor="bench", trigger="schedule")
+    first_s = time.perf_counter() - t0
+    assert first.result == "ok" and first.counts["created"] == n, first.summary()
+    row = await store.db.fetchone("SELECT max(seq), sum(length(payload)) FROM outbox")
+    seq, full_bytes = row[0], row[1]
+    t0 = time.perf_counter()
+    again = await engine.run(actor="bench", trigger="schedule")
+    resync_s = time.perf_counter() - t0
+    assert again.counts["unchanged"] == n, again.summary()
+    row = await store.db.fetchone("SELECT max(seq) FROM outbox")
+    seq2 = row[0]
+    await asyncio.to_thread(mutate)
+    t0 = time.perf_counter()
+    changed = await engine.run(actor="bench", trigger="schedule")
+    changed_s = time.perf_counter() - t0
+    row = await store.db.fetchone("SELECT sum(length(payload)) FROM outbox WHERE seq > ?",
+                                  (seq2,))
+    return {"users": n, "first_sync_s": round(first_s, 3), "resync_s": round(resync_s, 3),
+            "one_pct_sync_s": round(changed_s, 3), "updated": changed.counts["updated"],
+            "full_upload_bytes": full_bytes, "one_pct_bytes": row[0],
+            "one_pct_ratio": round(row[0] / full_bytes, 4), "first_seq": seq}
+
+
+async def scenario(name: str, work: Path) -> dict[str, Any]:
+    n = SIZES[name]
+    cfg = parse_config(f"state: {{dir: {work / 'state'}}}\n")
+    peer: Any = None
+    if name in ("csv", "ldif"):
+        path = work / f"dir.{name}"
+        writer = write_csv if name == "csv" else write_ldif
+        writer(path, n, 0)
+        if name == "csv":
+            from clgwd.pbx.csv_source import CsvSource
+
+            source: UserSource = CsvSource(path)
+        else:
+            from clgwd.pbx.ldif_source import LdifSource
+
+            source = LdifSource(path, LdapSettings(preset="openldap",
+                                                   attributes={"source_key": "entryUUID"}))
+
+        def mutate() -> None:
+            writer(path, n, 1)
+    elif name == "connect":
+        source, peer, mutate = connect_peer(n)
+    else:
+        source, peer, mutate = ldap_peer(n)
+    try:
+        async with Store(cfg) as store:
+            return await measure(store, source, mutate, n)
+    finally:
+        if peer is not None:
+            peer.stop()
+
+
+def connect_peer(n: int) -> tuple[UserSource, Any, Any]:
+    from clgwd.pbx.connect_mysql import ConnectMysqlSource
+    from clgwd.pbx.mysql_common import MysqlReader
+    from tests.pbx.peers import MariaDB, shoreware_user_sql
+
+    db = MariaDB()
+    db.start()
+    db.create_database("shoreware", "shoreware.sql", "st_configread", "passwordconfigread")
+    statements = []
+    for i in range(n):
+        p = person(i, False)
+        statements.append(shoreware_user_sql(i + 1, p["ext"], p["first"], p["last"],
+                                              p["email"], login=p["key"], mac=p["mac"],
+                                              did_digits=str(i % 1000).zfill(3)
+                                              if i < 1000 else None))
+    db.sql("SET autocommit=0;\n" + "\n".join(statements) + "\nCOMMIT;", "shoreware")
+    reader = MysqlReader("127.0.0.1", db.port, user="st_configread",
+                         password=Secret("passwordconfigread"), database="shoreware",
+                         connect_timeout=10)
+
+    def mutate() -> None:
+        db.sql("UPDATE TABAddresses SET DepartmentName='Moved' WHERE AddressID % 100 = 0",
+               "shoreware")
+
+    return ConnectMysqlSource(reader, 600), db, mutate
+
+
+def ldap_peer(n: int) -> tuple[UserSource, Any, Any]:
+    from clgwd.pbx.ldap_source import LdapSource
+    from tests.pbx.peers import Slapd
+
+    server = Slapd()
+    server.start()
+    base = "ou=people,dc=pbx,dc=test"
+    server.ldapadd("".join(ldif_entry(i, 0, base, False) for i in range(n)))
+    source = LdapSource("127.0.0.1", server.port, LdapSettings(base_dn=base, page_size=1000),
+                        bind_dn=Slapd.ADMIN_DN, password=Secret(Slapd.ADMIN_PW), timeout=600)
+
+    def mutate() -> None:
+        server.ldapmodify("".join(
+            f"dn: uid=k{i:06d},{base}\nchangetype: modify\nreplace: departmentNumber\n"
+            "departmentNumber: Moved\n\n" for i in range(0, n, 100)))
+
+    return source, server, mutate
+
+
+def child(name: str) -> None:
+    with tempfile.TemporaryDirectory(prefix=f"clgwd-bench-{name}-") as tmp:
+        result = asyncio.run(scenario(name, Path(tmp)))
+    result["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    print(json.dumps(result))
+
+
+def main(argv: list[str]) -> int:
+    if argv[:1] == ["--child"]:
+        child(argv[1])
+        return 0
+    names = argv or list(SIZES)
+    print(f"{'scenario':<9} {'users':>6} {'first s':>8} {'resync s':>9} {'1% s':>6} "
+          f"{'1% bytes/full':>14} {'peak RSS MB':>12}")
+    for name in names:
+        done = subprocess.run([sys.executable, __file__, "--child", name], check=True,
+                              capture_output=True, text=True, cwd=ROOT)
+        r = json.loads(done.stdout.strip().splitlines()[-1])
+        print(f"{name:<9} {r['users']:>6} {r['first_sync_s']:>8.2f} {r['resync_s']:>9.2f} "
+              f"{r['one_pct_sync_s']:>6.2f} {r['one_pct_ratio'] * 100:>13.2f}% "
+              f"{r['peak_rss_mb']:>12.1f}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

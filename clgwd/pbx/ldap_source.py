@@ -1,0 +1,180 @@
+"""LDAP / Active Directory source (ldap3, run in a worker thread).
+
+Why ldap3: pure Python, kept up to date in Debian (python3-ldap3), supports paged
+results, LDAPS and StartTLS. It is synchronous, so the whole read runs in
+``asyncio.to_thread``; ``receive_timeout`` bounds each network wait so an abandoned
+thread ends on its own.
+
+Paging is done here rather than with ``extend.standard.paged_search``: with
+``raise_exceptions=False`` that helper ends quietly on a failed page, which would turn
+a dropped connection into a short user list. Here every page's result code is checked
+and anything but success raises, so a read is complete or it is an error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import ssl
+import warnings
+from typing import Any, Final
+
+with warnings.catch_warnings():
+    # ldap3 2.9.1 imports pyasn1 names that pyasn1 >= 0.6 marks deprecated; the warning
+    # is about ldap3's code, not ours, and would otherwise fire on every daemon start.
+    warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"ldap3\..*")
+    warnings.filterwarnings("ignore", message=r".* is deprecated\. Please use .* instead",
+                            category=DeprecationWarning)
+    import ldap3
+    from ldap3.core import exceptions as lexc
+
+from clgwd.config.pbx import LdapSettings
+from clgwd.config.secret import Secret
+from clgwd.pbx.ldapmap import FILTERS, AttributeMap, Entry, entries_to_read
+from clgwd.pbx.model import (
+    SourceAuthError,
+    SourceDataError,
+    SourceError,
+    SourceRead,
+    SourceTimeout,
+    SourceUnreachable,
+)
+
+_PAGED_OID: Final = "1.2.840.113556.1.4.319"
+_INVALID_CREDENTIALS: Final = 49
+
+
+class _ContextTls(ldap3.Tls):  # type: ignore[misc]
+    """TLS for ldap3 done by a stdlib ``SSLContext``, host name check included.
+
+    ldap3 2.9 checks the host name itself with ``ssl.match_hostname``, deprecated since
+    Python 3.7 and removed in 3.12; the context's own check (``server_hostname``) is
+    the maintained path and handles IP-address subjectAltNames.
+    """
+
+    def __init__(self, context: ssl.SSLContext, host: str) -> None:
+        super().__init__(validate=ssl.CERT_NONE)
+        self._context = context
+        self._host = host
+
+    def wrap_socket(self, connection: Any, do_handshake: bool = False) -> None:
+        connection.socket = self._context.wrap_socket(
+            connection.socket, server_side=False, do_handshake_on_connect=do_handshake,
+            server_hostname=self._host)
+
+
+class LdapSource:
+    """Users from an LDAP directory, mapped with a preset or a custom attribute map."""
+
+    kind = "ldap"
+
+    def __init__(self, host: str, port: int, settings: LdapSettings, *, bind_dn: str,
+                 password: Secret | None, timeout: float, country_code: str = "") -> None:
+        self.host = host
+        self.port = port
+        self.settings = settings
+        self.bind_dn = bind_dn
+        self._password = password
+        self.timeout = timeout
+        self.country_code = country_code
+        self.amap = AttributeMap.from_settings(settings)
+        self.search_filter = settings.user_filter or FILTERS[settings.preset]
+
+    def describe(self) -> str:
+        scheme = "ldaps" if self.settings.security == "ldaps" else "ldap"
+        tls = " (StartTLS)" if self.settings.security == "starttls" else ""
+        return f"{scheme}://{self.host}:{self.port}/{self.settings.base_dn}{tls}"
+
+    async def read_users(self) -> SourceRead:
+        return await asyncio.to_thread(self._read_blocking)
+
+    def _server(self) -> ldap3.Server:
+        tls = None
+        if self.settings.security != "none":
+            context = ssl.create_default_context(
+                cafile=str(self.settings.ca_file) if self.settings.ca_file else None)
+            if not self.settings.verify_tls:
+                context.check_hostname = False
+                context.verify_mode = ssl.CERT_NONE
+            tls = _ContextTls(context, self.host)
+        return ldap3.Server(self.host, port=self.port, use_ssl=self.settings.security == "ldaps",
+                            tls=tls, get_info=ldap3.NONE, connect_timeout=self.timeout)
+
+    def _read_blocking(self) -> SourceRead:
+        conn = ldap3.Connection(
+            self._server(), user=self.bind_dn or None,
+            password=self._password.reveal() if self._password else None,
+            auto_bind=ldap3.AUTO_BIND_NONE, raise_exceptions=True,
+            # ldap3 packs this into SO_RCVTIMEO as whole seconds.
+            receive_timeout=max(1, math.ceil(self.timeout)), read_only=True,
+        )
+        try:
+            self._open(conn)
+            entries = self._search_all(conn)
+        except SourceError:
+            raise
+        except lexc.LDAPSocketReceiveError as err:
+            raise SourceTimeout(f"LDAP {self.describe()}: read failed: {err}") from None
+        except (lexc.LDAPCommunicationError, lexc.LDAPSocketOpenError,
+                lexc.LDAPStartTLSError, lexc.LDAPSSLConfigurationError, OSError) as err:
+            raise SourceUnreachable(f"LDAP {self.describe()}: {type(err).__name__}: "
+                                    f"{err}") from None
+        except lexc.LDAPOperationResult as err:
+            raise SourceDataError(f"LDAP {self.describe()}: search failed: "
+                                  f"{err.description} {err.message}") from None
+        except lexc.LDAPException as err:
+            raise SourceUnreachable(f"LDAP {self.describe()}: {type(err).__name__}: "
+                                    f"{err}") from None
+        finally:
+            _close(conn)
+        users, problems = entries_to_read(entries, self.amap, self.country_code)
+        return SourceRead(users, problems)
+
+    def _open(self, conn: ldap3.Connection) -> None:
+        conn.open()
+        if self.settings.security == "starttls":
+            conn.start_tls()
+        try:
+            conn.bind()
+        except lexc.LDAPInvalidCredentialsResult:
+            raise SourceAuthError(f"LDAP {self.describe()}: invalid credentials for "
+                                  f"{self.bind_dn!r}") from None
+        except lexc.LDAPOperationResult as err:
+            if err.result == _INVALID_CREDENTIALS:
+                raise SourceAuthError(f"LDAP {self.describe()}: bind refused") from None
+            raise
+
+    def _search_all(self, conn: ldap3.Connection) -> list[tuple[str, Entry]]:
+        entries: list[tuple[str, Entry]] = []
+        cookie: Any = None
+        while True:
+            conn.search(self.settings.base_dn, self.search_filter, ldap3.SUBTREE,
+                        attributes=self.amap.attribute_names(),
+                        paged_size=self.settings.page_size, paged_cookie=cookie)
+            result = conn.result or {}
+            if result.get("result") != 0:
+                # sizeLimitExceeded and referrals do not raise in ldap3, yet they mean
+                # this is not the whole directory.
+                raise SourceDataError(f"LDAP {self.describe()}: search incomplete: "
+                                      f"{result.get('description')}")
+            for item in conn.response or ():
+                if item.get("type") != "searchResEntry":
+                    continue
+                raw = {k.lower(): list(v) for k, v in item["raw_attributes"].items()}
+                entries.append((item["dn"], raw))
+            controls = result.get("controls") or {}
+            cookie = controls.get(_PAGED_OID, {}).get("value", {}).get("cookie")
+            if not cookie:
+                return entries
+
+
+def _close(conn: ldap3.Connection) -> None:
+    """Unbind, and close the socket even when the connection never got that far (ldap3
+    leaves the socket of a failed open or StartTLS behind)."""
+    with contextlib.suppress(lexc.LDAPException, OSError):
+        conn.unbind()
+    sock = getattr(conn, "socket", None)
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.close()

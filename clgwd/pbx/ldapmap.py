@@ -1,0 +1,150 @@
+"""Attribute maps from LDAP entries to ``PbxUser``, shared by the LDAP and LDIF sources.
+
+Presets come from pbx.md: OpenLDAP (entryUUID, uid, mail, telephoneNumber), Active
+Directory (objectGUID, sAMAccountName, ipPhone), and the MiVoice Business IDS default
+mapping ("User Service Data to LDAP"). ``custom`` starts empty for directories whose
+schema is site-specific (MiVoice 5000). Entries are handled as
+``{lower-case attribute: [raw bytes values]}`` so ldap3 results and LDIF records go
+through the same code.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Final
+
+from clgwd.config.pbx import LdapSettings
+from clgwd.pbx import normalize as n
+from clgwd.pbx.model import Device, PbxUser, RowProblem
+
+Entry = Mapping[str, Sequence[bytes]]
+
+PRESETS: Final[dict[str, dict[str, str]]] = {
+    "openldap": {
+        "source_key": "entryUUID", "extension": "telephoneNumber", "first_name": "givenName",
+        "last_name": "sn", "display_name": "displayName", "email": "mail",
+        "client_username": "uid", "groups": "memberOf", "department": "departmentNumber",
+        "location": "l", "language": "preferredLanguage", "modified": "modifyTimestamp",
+    },
+    "active_directory": {
+        "source_key": "objectGUID", "extension": "ipPhone", "first_name": "givenName",
+        "last_name": "sn", "display_name": "displayName", "email": "mail",
+        "client_username": "sAMAccountName", "dids": "telephoneNumber",
+        "groups": "memberOf", "department": "department",
+        "location": "physicalDeliveryOfficeName", "language": "preferredLanguage",
+        "disabled": "userAccountControl", "modified": "whenChanged",
+    },
+    "mivb_ids": {
+        "source_key": "objectGUID", "extension": "telephoneNumber", "first_name": "givenName",
+        "last_name": "sn", "email": "mail", "department": "department",
+        "location": "physicalDeliveryOfficeName", "language": "preferredLanguage",
+        "groups": "employeeType", "client_username": "sAMAccountName",
+    },
+    "custom": {},
+}
+
+FILTERS: Final = {
+    "openldap": "(objectClass=inetOrgPerson)",
+    "active_directory": "(&(objectCategory=person)(objectClass=user)(sAMAccountName=*))",
+    "mivb_ids": "(|(objectClass=user)(objectClass=inetOrgPerson))",
+    "custom": "(objectClass=*)",
+}
+
+_BINARY_KEYS: Final = frozenset({"objectguid"})
+_AD_DISABLED_BIT: Final = 0x2
+_TRUE: Final = frozenset({"true", "1", "yes", "disabled"})
+
+
+@dataclass(frozen=True)
+class AttributeMap:
+    """Normalized field -> LDAP attribute (lower-cased for lookups)."""
+
+    fields: dict[str, str]
+
+    @classmethod
+    def from_settings(cls, settings: LdapSettings) -> AttributeMap:
+        merged = {**PRESETS[settings.preset], **settings.attributes}
+        return cls({k: v.lower() for k, v in merged.items() if v})
+
+    def attribute_names(self) -> list[str]:
+        """Attributes to request (original case is irrelevant to servers)."""
+        return sorted(set(self.fields.values()))
+
+    def get(self, entry: Entry, name: str) -> list[bytes]:
+        attr = self.fields.get(name)
+        return list(entry.get(attr, ())) if attr else []
+
+    def first(self, entry: Entry, name: str) -> str:
+        values = self.get(entry, name)
+        return n.text(values[0]) if values else ""
+
+
+def format_key(attribute: str, value: bytes) -> str:
+    """objectGUID is 16 raw bytes in AD's mixed-endian order; render the usual form."""
+    if attribute in _BINARY_KEYS and len(value) == 16:
+        return str(uuid.UUID(bytes_le=value))
+    return n.text(value)
+
+
+def _group_name(value: bytes) -> str:
+    """``cn=Sales,ou=groups,dc=x`` -> ``Sales``; a plain value is kept as is."""
+    textual = n.text(value)
+    first = textual.split(",", 1)[0]
+    return first.split("=", 1)[1].strip() if "=" in first else textual
+
+
+def _disabled(amap: AttributeMap, entry: Entry) -> bool:
+    value = amap.first(entry, "disabled")
+    if not value:
+        return False
+    if amap.fields.get("disabled") == "useraccountcontrol":
+        return value.isdigit() and bool(int(value) & _AD_DISABLED_BIT)
+    return value.lower() in _TRUE
+
+
+def entry_to_user(dn: str, entry: Entry, amap: AttributeMap,
+                  country_code: str = "") -> PbxUser | RowProblem:
+    """Map one entry; an entry without its key attribute is a ``RowProblem``."""
+    keys = amap.get(entry, "source_key")
+    key = format_key(amap.fields.get("source_key", ""), keys[0]) if keys else ""
+    if not key:
+        return RowProblem(f"dn {dn}", f"no {amap.fields.get('source_key', 'key')} value")
+    mac = n.mac(amap.first(entry, "mac"))
+    return PbxUser(
+        source_key=key,
+        extension=n.dial_string(amap.first(entry, "extension")),
+        first_name=amap.first(entry, "first_name"),
+        last_name=amap.first(entry, "last_name"),
+        display_name=amap.first(entry, "display_name"),
+        email=n.email(amap.first(entry, "email")),
+        client_username=amap.first(entry, "client_username"),
+        dids=n.unique([n.e164(v, country_code) for v in amap.get(entry, "dids")]),
+        caller_id=n.e164(amap.first(entry, "caller_id"), country_code),
+        devices=(Device(kind="ip-phone", mac=mac),) if mac else (),
+        groups=tuple(sorted(n.unique([_group_name(v) for v in amap.get(entry, "groups")]))),
+        department=amap.first(entry, "department"),
+        location=amap.first(entry, "location"),
+        language=amap.first(entry, "language"),
+        enabled=not _disabled(amap, entry),
+        raw={"dn": dn},
+    )
+
+
+def entries_to_read(entries: Sequence[tuple[str, Entry]], amap: AttributeMap,
+                    country_code: str = "") -> tuple[list[PbxUser], list[RowProblem]]:
+    """Map many entries; duplicate keys are problems, never a silent overwrite."""
+    users: list[PbxUser] = []
+    problems: list[RowProblem] = []
+    seen: set[str] = set()
+    for dn, entry in entries:
+        result = entry_to_user(dn, entry, amap, country_code)
+        if isinstance(result, RowProblem):
+            problems.append(result)
+        elif result.source_key in seen:
+            problems.append(RowProblem(f"dn {dn}", f"duplicate key {result.source_key!r}"))
+        else:
+            seen.add(result.source_key)
+            users.append(result)
+    return users, problems

@@ -1,0 +1,147 @@
+"""The normalized user every connector produces, and the ``UserSource`` seam.
+
+A connector's only job is to turn its PBX's rows into ``PbxUser`` values and to fail
+loudly: a read either returns *every* user the source has (``SourceRead``) or raises a
+``SourceError``. That contract is what lets the sync engine trust an absence as a real
+deletion; a connector that returned half a list on a dropped connection would make the
+engine delete the other half.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from clgwd.errors import ClgwdError, NotSupportedYet
+
+
+@dataclass(frozen=True, slots=True)
+class Device:
+    """A phone or soft client bound to the user."""
+
+    kind: str = ""
+    """Free-form class: ``ip-phone``, ``sip``, ``softphone`` ..."""
+    model: str = ""
+    mac: str = ""
+    """Upper-case, colon-separated (``00:10:49:AB:CD:EF``), or empty."""
+    port_id: str = ""
+    sip_user: str = ""
+
+    def as_json(self) -> dict[str, str]:
+        return {"kind": self.kind, "model": self.model, "mac": self.mac,
+                "port_id": self.port_id, "sip_user": self.sip_user}
+
+
+@dataclass(frozen=True, slots=True)
+class PbxUser:
+    """One user as read from a source, already cleaned (see ``clgwd.pbx.normalize``).
+
+    Identity is ``(source id, source_key)``; the email is only how the cloud links a
+    user to an existing account. ``raw`` keeps the untouched row for diagnostics and is
+    never part of the fingerprint or the upstream payload.
+    """
+
+    source_key: str
+    extension: str = ""
+    first_name: str = ""
+    last_name: str = ""
+    display_name: str = ""
+    email: str = ""
+    client_username: str = ""
+    dids: tuple[str, ...] = ()
+    caller_id: str = ""
+    devices: tuple[Device, ...] = ()
+    groups: tuple[str, ...] = ()
+    department: str = ""
+    location: str = ""
+    language: str = ""
+    enabled: bool = True
+    raw: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    def as_json(self) -> dict[str, Any]:
+        """The synced fields, in a stable order (the upstream ``user`` payload)."""
+        return {
+            "source_key": self.source_key, "extension": self.extension,
+            "first_name": self.first_name, "last_name": self.last_name,
+            "display_name": self.display_name, "email": self.email,
+            "client_username": self.client_username, "dids": list(self.dids),
+            "caller_id": self.caller_id, "devices": [d.as_json() for d in self.devices],
+            "groups": list(self.groups), "department": self.department,
+            "location": self.location, "language": self.language, "enabled": self.enabled,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class RowProblem:
+    """A source row that could not become a user (reported, never silently dropped)."""
+
+    row: str
+    """Where: ``line 12``, ``dn uid=x,ou=people``, ``users.UserDN=1234``."""
+    reason: str
+
+
+@dataclass(frozen=True)
+class SourceRead:
+    """The complete result of one read.
+
+    ``problems`` lists rows that were skipped; the engine treats such a read as partial
+    for deletions (a skipped row may be a user that still exists).
+    """
+
+    users: list[PbxUser]
+    problems: list[RowProblem] = field(default_factory=list)
+    did_count: int | None = None
+    """DIDs the PBX has in total (assigned or not), when the source knows it."""
+
+
+class UserSource(Protocol):
+    """What the sync engine needs from a connector. One module per PBX family."""
+
+    kind: str
+    """Connector name for logs and reports (``connect_mysql``, ``ldap`` ...)."""
+
+    async def read_users(self) -> SourceRead:
+        """Read every user, or raise ``SourceError``; never return a partial list."""
+        ...
+
+    def describe(self) -> str:
+        """Where users come from, without credentials (``mysql://host:4308/shoreware``)."""
+        ...
+
+
+class SourceError(ClgwdError):
+    """A read failed; nothing read in this attempt may be used to delete users."""
+
+    code = "pbx_read_failed"
+    http_status = 502
+    alert_code = "pbx.unreachable"
+
+
+class SourceUnreachable(SourceError):
+    code = "pbx_unreachable"
+
+
+class SourceAuthError(SourceError):
+    """Credentials were refused; retrying will not help until someone fixes them."""
+
+    code = "pbx_auth_failed"
+    alert_code = "pbx.auth_failed"
+
+
+class SourceTimeout(SourceError):
+    code = "pbx_timeout"
+
+
+class SourceDataError(SourceError):
+    """The source answered, but not with what a PBX of this type holds (bad schema,
+    unreadable file)."""
+
+    code = "pbx_bad_data"
+    alert_code = "pbx.bad_data"
+
+
+class ConnectorNotAvailable(NotSupportedYet):
+    """The PBX type is modelled but its read protocol is not public."""
+
+    code = "connector_not_available"

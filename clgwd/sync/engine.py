@@ -1,0 +1,426 @@
+"""One sync run: read, apply the rules, diff, and persist everything in one transaction.
+
+The snapshot update, the ``user.change`` outbox records, the history events, the run log
+and the ``sync.result`` record are written in a single ``BEGIN IMMEDIATE`` transaction,
+so a crash leaves either the old state and nothing queued, or the new state and every
+record queued. A re-run after a crash therefore recomputes the same diff (nothing was
+committed) or finds nothing to do (everything was). Idempotency keys are
+``user.change:<source>:<key>:<revision>`` where the revision only ever grows per key
+(deleted users stay as tombstones), so no key is reused for a different change.
+
+CPU-heavy pure steps (rules, serialization, diff, record building) run in a worker
+thread: 50,000 users take about a second of CPU that must not stall the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import time
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from json.encoder import encode_basestring
+from typing import Any, Final, Literal
+
+from clgwd.config.pbx import SyncConfig
+from clgwd.errors import ClgwdError
+from clgwd.pbx.model import (
+    ConnectorNotAvailable,
+    SourceAuthError,
+    SourceRead,
+    SourceTimeout,
+    UserSource,
+)
+from clgwd.store import Action, Event, Severity, Store, Transaction
+from clgwd.sync.diff import (
+    Candidate,
+    Change,
+    Op,
+    Plan,
+    SnapshotRow,
+    changed_fields,
+    plan_changes,
+    prepare,
+)
+from clgwd.sync.rules import RuleResult, apply_rules
+
+_LOGGER = logging.getLogger(__name__)
+
+ASSET_USER: Final = "PBX User Profile"
+ASSET_PHONE: Final = "Phone"
+ASSET_DID: Final = "DID"
+PREVIEW_LIMIT: Final = 500
+_CHUNK: Final = 500
+_APPLY_CHUNK: Final = 5000
+_ENCODE: Final = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+_quote: Final = encode_basestring
+_ACTIONS: Final = {Op.CREATE: Action.CREATE, Op.UPDATE: Action.EDIT, Op.DELETE: Action.DELETE}
+
+ALERT_SAFETY: Final = "sync.safety_abort"
+ALERT_EMPTY: Final = "sync.empty_read"
+ALERT_IRREGULAR: Final = "sync.irregularities"
+READ_ALERTS: Final = ("pbx.unreachable", "pbx.auth_failed", "pbx.bad_data",
+                      "pbx.connector_unavailable", ALERT_EMPTY, "sync.apply_failed")
+
+Result = Literal["ok", "aborted", "failed", "preview"]
+
+
+class EmptyReadError(ClgwdError):
+    code = "pbx_empty_read"
+    http_status = 502
+
+
+@dataclass
+class SyncOutcome:
+    """The result of one run, as kept in the run log and shown to the operator."""
+
+    run_id: str
+    source_id: str
+    trigger: str
+    actor: str
+    started_at: float
+    result: Result = "ok"
+    duration: float = 0.0
+    counts: dict[str, int] = field(default_factory=dict)
+    dids: int = 0
+    irregularities: dict[str, Any] = field(default_factory=dict)
+    error: str = ""
+    error_code: str = ""
+    changes: list[dict[str, Any]] = field(default_factory=list)
+    """Preview only: the changes that would be queued (capped at ``PREVIEW_LIMIT``)."""
+
+    def summary(self) -> dict[str, Any]:
+        """The ``sync.result`` payload and run-log summary (no per-user lists)."""
+        irr = {k: v for k, v in self.irregularities.items()
+               if not isinstance(v, list | dict)}
+        return {"run_id": self.run_id, "source_id": self.source_id, "result": self.result,
+                "trigger": self.trigger, "actor": self.actor, "started_at": self.started_at,
+                "duration": round(self.duration, 3), "counts": self.counts, "dids": self.dids,
+                "irregularities": irr, "error": self.error, "error_code": self.error_code}
+
+    def as_json(self) -> dict[str, Any]:
+        data = self.summary()
+        data["irregularities"] = self.irregularities
+        if self.result == "preview":
+            data["changes"] = self.changes
+        return data
+
+
+@dataclass
+class _Analysis:
+    read: SourceRead
+    rules: RuleResult
+    candidates: dict[str, Candidate]
+    plan: Plan
+
+
+class SyncEngine:
+    """Runs sync passes of one source against the state database."""
+
+    def __init__(self, store: Store, source: UserSource, source_id: str,
+                 rules: SyncConfig, read_timeout: float) -> None:
+        self.store = store
+        self.source = source
+        self.source_id = source_id
+        self.rules = rules
+        self.read_timeout = read_timeout
+
+    async def run(self, *, actor: str, trigger: str, preview: bool = False) -> SyncOutcome:
+        """One pass. Never raises for source problems: they become a failed outcome."""
+        out = SyncOutcome(uuid.uuid4().hex, self.source_id, trigger, actor, time.time())
+        start = time.monotonic()
+        try:
+            analysis = await self._analyse()
+            self._fill(out, analysis)
+            if preview:
+                out.result = "preview"
+                out.changes = await self._preview_changes(analysis.plan)
+            elif analysis.plan.abort_reason:
+                out.result, out.error = "aborted", analysis.plan.abort_reason
+                out.error_code = "sync_safety_abort"
+                out.duration = time.monotonic() - start
+                await self._record_abort(out)
+            else:
+                await self._apply(out, analysis, start)
+        except ClgwdError as err:
+            # Source failures, an empty read, a full outbox: nothing was applied.
+            out.result, out.error, out.error_code = "failed", err.message, err.code
+            out.duration = time.monotonic() - start
+            if not preview:
+                await self._record_failure(out, err)
+            return out
+        out.duration = time.monotonic() - start
+        return out
+
+    # -- read and analyse ---------------------------------------------------------------
+
+    async def _analyse(self) -> _Analysis:
+        try:
+            async with asyncio.timeout(self.read_timeout):
+                read = await self.source.read_users()
+        except TimeoutError:
+            raise SourceTimeout(f"{self.source.describe()}: read took longer than "
+                                f"{self.read_timeout:g} s") from None
+        if not read.users and not self.rules.allow_empty_read:
+            raise EmptyReadError(
+                f"{self.source.describe()} returned 0 users; treated as an error so nobody "
+                "is deleted (set sync.allow_empty_read to accept an empty PBX)")
+        snapshot = await self._load_snapshot()
+        return await asyncio.to_thread(self._analyse_blocking, read, snapshot)
+
+    def _analyse_blocking(self, read: SourceRead,
+                          snapshot: Mapping[str, SnapshotRow]) -> _Analysis:
+        rules = apply_rules(read.users, read.problems, self.rules.client_username)
+        candidates = {u.source_key: prepare(u) for u in rules.eligible}
+        plan = plan_changes(candidates, rules.present_keys, snapshot,
+                            complete=not read.problems, rules=self.rules)
+        return _Analysis(read, rules, candidates, plan)
+
+    async def _load_snapshot(self) -> dict[str, SnapshotRow]:
+        rows = await self.store.db.fetchall(
+            "SELECT source_key, fingerprint, email_key, revision, absent_reads, deleted"
+            " FROM sync_snapshot WHERE source_id = ?", (self.source_id,))
+        return {r[0]: SnapshotRow(r[1], r[2], r[3], r[4], bool(r[5])) for r in rows}
+
+    async def _load_users(self, keys: Iterable[str]) -> dict[str, dict[str, Any]]:
+        """Last synced JSON of ``keys`` (for changed-field lists and delete details)."""
+        wanted = list(dict.fromkeys(keys))
+        out: dict[str, dict[str, Any]] = {}
+        for i in range(0, len(wanted), _CHUNK):
+            chunk = wanted[i:i + _CHUNK]
+            marks = ",".join("?" * len(chunk))
+            rows = await self.store.db.fetchall(
+                f"SELECT source_key, user FROM sync_snapshot WHERE source_id = ?"  # noqa: S608
+                f" AND source_key IN ({marks})", (self.source_id, *chunk))
+            out.update((r[0], json.loads(r[1])) for r in rows)
+        return out
+
+    def _fill(self, out: SyncOutcome, analysis: _Analysis) -> None:
+        plan, read = analysis.plan, analysis.read
+        dids = {d for u in read.users for d in u.dids}
+        out.dids = read.did_count if read.did_count is not None else len(dids)
+        out.irregularities = analysis.rules.irregularities.as_json()
+        out.counts = {
+            "read": len(read.users), "eligible": len(analysis.candidates),
+            "created": plan.count(Op.CREATE), "updated": plan.count(Op.UPDATE),
+            "deleted": plan.count(Op.DELETE), "moved": plan.moves,
+            "unchanged": len(analysis.candidates) - plan.count(Op.CREATE)
+            - plan.count(Op.UPDATE),
+            "absent_pending_delete": len(plan.absent), "missing": plan.missing,
+            "assigned_dids": len(dids), "row_problems": len(read.problems),
+        }
+
+    async def _preview_changes(self, plan: Plan) -> list[dict[str, Any]]:
+        shown = plan.changes[:PREVIEW_LIMIT]
+        old = await self._load_users(_old_keys(shown))
+        return [_describe_change(c, old) for c in shown]
+
+    # -- persist -------------------------------------------------------------------------
+
+    async def _apply(self, out: SyncOutcome, analysis: _Analysis, start: float) -> None:
+        """Write every change in one transaction, building records chunk by chunk in a
+        worker thread so a 50,000-user first sync never holds all payloads at once."""
+        plan = analysis.plan
+        old = await self._load_users(_old_keys(plan.changes))
+        now = time.time()
+        async with self.store.db.transaction() as tx:
+            for i in range(0, len(plan.changes), _APPLY_CHUNK):
+                chunk = plan.changes[i:i + _APPLY_CHUNK]
+                records = await asyncio.to_thread(_build_records, chunk, old,
+                                                  self.source_id, out.actor, now)
+                await _write_records(tx, self.store, records)
+            await _write_absences(tx, self.source_id, plan)
+            out.duration = time.monotonic() - start
+            await self._log_run(tx, out)
+        await self._update_alerts(analysis)
+        _LOGGER.info("Sync %s: %s", self.source_id, out.counts)
+
+    async def _log_run(self, tx: Transaction, out: SyncOutcome) -> None:
+        summary = out.summary()
+        await tx.execute(
+            "INSERT INTO sync_runs(id, source_id, trigger, actor, started_at, finished_at,"
+            " result, summary) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (out.run_id, out.source_id, out.trigger, out.actor, out.started_at,
+             out.started_at + out.duration, out.result, json.dumps(summary)))
+        await self.store.outbox.enqueue(tx, "sync.result", summary,
+                                        idempotency_key=f"sync.result:{out.run_id}")
+
+    async def _record_failure(self, out: SyncOutcome, err: ClgwdError) -> None:
+        code = getattr(err, "alert_code", None)
+        if isinstance(err, EmptyReadError):
+            code = ALERT_EMPTY
+        elif isinstance(err, ConnectorNotAvailable):
+            code = "pbx.connector_unavailable"
+        elif code is None:
+            code = "sync.apply_failed"
+        severity = Severity.CRITICAL if isinstance(err, SourceAuthError) else Severity.WARNING
+        async with self.store.db.transaction() as tx:
+            await self._log_run(tx, out)
+            await self.store.alerts.raise_in(tx, code, severity, err.message)
+
+    async def _record_abort(self, out: SyncOutcome) -> None:
+        async with self.store.db.transaction() as tx:
+            await self._log_run(tx, out)
+            await self.store.alerts.raise_in(tx, ALERT_SAFETY, Severity.CRITICAL, out.error)
+
+    async def _update_alerts(self, analysis: _Analysis) -> None:
+        for code in (*READ_ALERTS, ALERT_SAFETY):
+            await self.store.alerts.clear(code)
+        report = analysis.rules.irregularities
+        if report.any:
+            await self.store.alerts.raise_alert(
+                ALERT_IRREGULAR, Severity.WARNING,
+                f"There are irregularities on the PBX: {report.summary()}")
+        else:
+            await self.store.alerts.clear(ALERT_IRREGULAR)
+
+
+def _old_keys(changes: Sequence[Change]) -> list[str]:
+    keys = []
+    for c in changes:
+        if c.op != Op.CREATE:
+            keys.append(c.previous_key or c.source_key)
+    return keys
+
+
+def _describe_change(change: Change, old: Mapping[str, dict[str, Any]]) -> dict[str, Any]:
+    before = old.get(change.previous_key or change.source_key)
+    after = change.candidate.user.as_json() if change.candidate else None
+    item: dict[str, Any] = {"op": change.op.value, "source_key": change.source_key}
+    if change.previous_key:
+        item["previous_source_key"] = change.previous_key
+    if after is not None:
+        item["changed"] = changed_fields(before if change.op != Op.CREATE else None, after)
+        item["user"] = after
+    else:
+        item["user"] = before
+    return item
+
+
+@dataclass
+class _Records:
+    outbox: list[tuple[str, dict[str, Any] | str, str]] = field(default_factory=list)
+    events: list[Event] = field(default_factory=list)
+    upserts: list[tuple[Any, ...]] = field(default_factory=list)
+    tombstones: list[tuple[Any, ...]] = field(default_factory=list)
+
+
+def _payload(change: Change, source_json: str, user_json: str | None,
+             changed_json: str) -> str:
+    """The ``user.change`` JSON, splicing in the user JSON already made for the snapshot
+    (keys: op, source_id, source_key, fingerprint, user (not for delete), changed)."""
+    user_part = f',"user":{user_json}' if user_json is not None else ""
+    return (f'{{"op":"{change.op.value}","source_id":{source_json},'
+            f'"source_key":{_quote(change.source_key)},'
+            f'"fingerprint":"{change.fingerprint}"{user_part},"changed":{changed_json}}}')
+
+
+def _build_records(changes: Sequence[Change], old: Mapping[str, dict[str, Any]],
+                   source_id: str, actor: str, now: float) -> _Records:
+    """Outbox payloads, history events and snapshot rows for changes (pure)."""
+    rec = _Records()
+    source_json = json.dumps(source_id, ensure_ascii=False)
+    all_fields: list[str] = []
+    all_fields_json = ""
+    for change in changes:
+        before = old.get(change.previous_key or change.source_key)
+        user_json = None
+        data: Mapping[str, Any] = before or {}
+        if change.candidate is not None:
+            data = change.candidate.user.as_json()
+            if change.op == Op.UPDATE:
+                changed = changed_fields(before, data)
+                changed_json = json.dumps(changed)
+            else:  # a create: every field is new (the same list for every user)
+                if not all_fields:
+                    all_fields = list(data)
+                    all_fields_json = json.dumps(all_fields)
+                changed, changed_json = all_fields, all_fields_json
+            user_json = _ENCODE(data)
+            rec.upserts.append((source_id, change.source_key, change.fingerprint,
+                                change.candidate.email_key, user_json, change.revision, now))
+            if change.previous_key:
+                # The moved-away key keeps a revision below the new key's, so if it ever
+                # returns its next revision is still one never used for it.
+                rec.tombstones.append((change.revision - 1, now, source_id,
+                                       change.previous_key))
+        else:
+            changed, changed_json = [], "[]"
+            rec.tombstones.append((change.revision, now, source_id, change.source_key))
+        rec.outbox.append(("user.change",
+                           _payload(change, source_json, user_json, changed_json),
+                           f"user.change:{source_id}:{change.source_key}:{change.revision}"))
+        rec.events.extend(_events(change, data, changed, source_id=source_id, actor=actor,
+                                  now=now))
+    return rec
+
+
+def _event_id(source_id: str, change: Change, asset: str) -> str:
+    """Stable per change, so a repeated write of the same change is one event."""
+    key = f"{source_id}|{change.source_key}|{change.revision}|{asset}"
+    return hashlib.blake2b(key.encode(), digest_size=16).hexdigest()
+
+
+def _events(change: Change, data: Mapping[str, Any], changed: list[str], *,
+            source_id: str, actor: str, now: float) -> list[Event]:
+    """History entries: one per user change ("PBX User Profile"; a create lists no
+    properties, as in the vendor's history), plus "Phone" / "DID" edits when an update
+    touched the devices or the DIDs. Creates and deletes carry devices and DIDs in the
+    user entry's core details instead of one entry per device."""
+    name = data.get("display_name") or " ".join(
+        p for p in (data.get("first_name"), data.get("last_name")) if p)
+    subject = name or data.get("extension", "") or change.source_key
+    core: dict[str, Any] = {"fullname": name, "extension": data.get("extension", ""),
+                            "email": data.get("email", ""), "source_key": change.source_key}
+    if change.op != Op.UPDATE:
+        core["dids"] = data.get("dids", [])
+        core["devices"] = [d.get("mac") or d.get("model") for d in data.get("devices", [])]
+    extra: dict[str, Any] = {"source_id": source_id}
+    if change.previous_key:
+        extra["previous_source_key"] = change.previous_key
+    action = _ACTIONS[change.op]
+    props = changed if change.op == Op.UPDATE else []
+    events = [Event(actor=actor, action=action, asset=ASSET_USER, subject=subject,
+                    properties_changed=props, core=core, extra=extra, at=now,
+                    id=_event_id(source_id, change, ASSET_USER))]
+    if change.op == Op.UPDATE and "devices" in changed:
+        events.append(Event(
+            actor=actor, action=action, asset=ASSET_PHONE, subject=subject,
+            properties_changed=["devices"], at=now, extra=extra,
+            core={"primeextension": data.get("extension", ""),
+                  "devices": data.get("devices", [])},
+            id=_event_id(source_id, change, ASSET_PHONE)))
+    if change.op == Op.UPDATE and "dids" in changed:
+        events.append(Event(
+            actor=actor, action=action, asset=ASSET_DID, subject=subject,
+            properties_changed=["dids"], at=now, extra=extra,
+            core={"extension": data.get("extension", ""), "dids": data.get("dids", [])},
+            id=_event_id(source_id, change, ASSET_DID)))
+    return events
+
+
+async def _write_records(tx: Transaction, store: Store, records: _Records) -> None:
+    await tx.executemany(
+        "INSERT INTO sync_snapshot(source_id, source_key, fingerprint, email_key, user,"
+        " revision, absent_reads, deleted, updated_at) VALUES (?, ?, ?, ?, ?, ?, 0, 0, ?)"
+        " ON CONFLICT(source_id, source_key) DO UPDATE SET fingerprint = excluded.fingerprint,"
+        " email_key = excluded.email_key, user = excluded.user, revision = excluded.revision,"
+        " absent_reads = 0, deleted = 0, updated_at = excluded.updated_at",
+        records.upserts)
+    await tx.executemany(
+        "UPDATE sync_snapshot SET deleted = 1, absent_reads = 0, revision = ?, updated_at = ?"
+        " WHERE source_id = ? AND source_key = ?", records.tombstones)
+    await store.outbox.enqueue_many(tx, records.outbox)
+    await store.history.record_many(tx, records.events)
+
+
+async def _write_absences(tx: Transaction, source_id: str, plan: Plan) -> None:
+    await tx.executemany(
+        "UPDATE sync_snapshot SET absent_reads = ? WHERE source_id = ? AND source_key = ?",
+        [(count, source_id, key) for key, count in plan.absent.items()])
+    await tx.executemany(
+        "UPDATE sync_snapshot SET absent_reads = 0 WHERE source_id = ? AND source_key = ?",
+        [(source_id, key) for key in plan.returned])

@@ -1,0 +1,127 @@
+"""Email and client-username rules, and the irregularity report of the Connect step.
+
+From the gateway's Connect step and Connect HYBRID: a user without a (valid) email and
+users sharing an email are listed and *not synced*; everyone else syncs, so one bad row
+never blocks the batch (the Bitwarden #190 lesson in pbx.md). Client usernames follow
+the two HYBRID options, and the report says "invalid client usernames: n of x".
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from clgwd.config.pbx import ClientUsernameSettings
+from clgwd.pbx.model import PbxUser, RowProblem
+from clgwd.pbx.normalize import email_key, is_email
+
+LIST_LIMIT = 200
+"""Longest list of users kept in a report; the counts are always complete."""
+
+
+def _brief(user: PbxUser) -> dict[str, str]:
+    name = user.display_name or f"{user.first_name} {user.last_name}".strip()
+    return {"source_key": user.source_key, "extension": user.extension, "name": name,
+            "email": user.email}
+
+
+@dataclass
+class Irregularities:
+    """What the operator should fix on the PBX; counts are exact, lists are capped."""
+
+    no_email: list[dict[str, str]] = field(default_factory=list)
+    no_email_count: int = 0
+    duplicate_email: list[dict[str, str]] = field(default_factory=list)
+    duplicate_email_count: int = 0
+    invalid_client_usernames: int = 0
+    client_usernames_checked: int = 0
+    duplicate_extensions: dict[str, list[str]] = field(default_factory=dict)
+    row_problems: list[dict[str, str]] = field(default_factory=list)
+    row_problem_count: int = 0
+
+    @property
+    def any(self) -> bool:
+        return bool(self.no_email_count or self.duplicate_email_count
+                    or self.duplicate_extensions or self.row_problem_count)
+
+    def summary(self) -> str:
+        """One line for alerts and logs, in the gateway's words."""
+        parts = []
+        if self.no_email_count:
+            parts.append(f"{self.no_email_count} users don't have an email address")
+        if self.duplicate_email_count:
+            parts.append(f"{self.duplicate_email_count} users do not have a unique email "
+                         "address")
+        if self.duplicate_extensions:
+            parts.append(f"{len(self.duplicate_extensions)} extensions are used by more "
+                         "than one user")
+        if self.row_problem_count:
+            parts.append(f"{self.row_problem_count} rows could not be read")
+        return "; ".join(parts) or "none"
+
+    def as_json(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data["invalid_client_usernames_text"] = (
+            f"invalid client usernames: {self.invalid_client_usernames} of "
+            f"{self.client_usernames_checked}")
+        data["summary"] = self.summary()
+        return data
+
+
+@dataclass
+class RuleResult:
+    """Users that may sync, and the report about the rest."""
+
+    eligible: list[PbxUser]
+    irregularities: Irregularities
+    present_keys: set[str]
+    """Every key the source returned, eligible or not: a user who merely lost their
+    email is still on the PBX and must never be deleted because of it."""
+
+
+def _client_username(user: PbxUser, opts: ClientUsernameSettings) -> str:
+    """Only called for users whose email is valid and unique."""
+    if opts.replace_with_email:
+        return user.email.strip().lower()
+    name = user.client_username
+    if opts.append_domain and name and not is_email(name):
+        return f"{name}@{opts.append_domain}"
+    return name
+
+
+def apply_rules(users: Sequence[PbxUser], problems: Sequence[RowProblem],
+                opts: ClientUsernameSettings) -> RuleResult:
+    """Split users into eligible ones and the irregularity lists."""
+    report = Irregularities()
+    keys = [email_key(u.email) for u in users]
+    counts = Counter(k for k in keys if k)
+    eligible: list[PbxUser] = []
+    by_extension: dict[str, list[str]] = defaultdict(list)
+    for user, key in zip(users, keys, strict=True):
+        if user.extension:
+            by_extension[user.extension].append(user.source_key)
+        if not key:
+            report.no_email_count += 1
+            if len(report.no_email) < LIST_LIMIT:
+                report.no_email.append(_brief(user))
+            continue
+        if counts[key] > 1:
+            report.duplicate_email_count += 1
+            if len(report.duplicate_email) < LIST_LIMIT:
+                report.duplicate_email.append(_brief(user))
+            continue
+        client = _client_username(user, opts)
+        report.client_usernames_checked += 1
+        if not is_email(client):
+            report.invalid_client_usernames += 1
+        eligible.append(user if client == user.client_username
+                        else dataclasses.replace(user, client_username=client))
+    report.duplicate_extensions = {
+        ext: keys_ for ext, keys_ in list(by_extension.items()) if len(keys_) > 1
+    }
+    report.row_problem_count = len(problems)
+    report.row_problems = [{"row": p.row, "reason": p.reason} for p in problems[:LIST_LIMIT]]
+    return RuleResult(eligible, report, {u.source_key for u in users})

@@ -1,0 +1,141 @@
+"""The sync component: schedule, "Sync now", never two at once, status, commands, CLI."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from clgwd.commands import CommandContext, CommandRouter
+from clgwd.component import ComponentState
+from clgwd.config import ClgwdConfig, parse_config
+from clgwd.pbx.model import SourceAuthError
+from clgwd.store import Store
+from clgwd.sync.service import PbxNotConfigured, SyncBusy, SyncPhase, SyncService
+from tests.sync.helpers import FakeSource, users
+
+CSV = Path(__file__).parents[2] / "clgwd" / "pbx" / "samples" / "directory.csv"
+
+
+def config(state_dir: Path, pbx: str = "") -> ClgwdConfig:
+    return parse_config(f"state: {{dir: {state_dir}}}\n{pbx}")
+
+
+@pytest.fixture
+async def store(state_dir: Path) -> AsyncIterator[Store]:
+    async with Store(config(state_dir)) as opened:
+        yield opened
+
+
+def with_fake(service: SyncService, source: FakeSource) -> FakeSource:
+    assert service._engine is not None
+    service._engine.source = source
+    return source
+
+
+async def test_without_a_pbx_it_idles_and_says_so(store: Store, state_dir: Path) -> None:
+    """No PBX configured: running, message 'no PBX configured', commands refuse clearly."""
+    async with SyncService(config(state_dir), store) as svc:
+        assert svc.tracker.current.state == ComponentState.RUNNING
+        assert svc.tracker.current.message == "no PBX configured"
+        with pytest.raises(PbxNotConfigured):
+            await svc.sync(actor="local:cli")
+
+
+async def test_sync_now_syncs_the_sample_directory(store: Store, state_dir: Path) -> None:
+    """The shipped CSV syncs: 20 read, 15 eligible, irregularities reported."""
+    cfg = config(state_dir, f"pbx: {{type: csv, file: {{path: {CSV}}}}}\n")
+    async with SyncService(cfg, store) as svc:
+        out = await svc.sync(actor="local:cli")
+    assert out.result == "ok"
+    assert (out.counts["read"], out.counts["eligible"], out.counts["created"]) == (20, 15, 15)
+    assert out.irregularities["no_email_count"] == 3
+    assert out.irregularities["duplicate_email_count"] == 2
+    assert svc.last is not None and svc.last["result"] == "ok"
+
+
+async def test_never_two_syncs_at_once(store: Store, state_dir: Path) -> None:
+    """A second "Sync now" while one runs is refused with sync_busy."""
+    cfg = config(state_dir, f"pbx: {{type: csv, file: {{path: {CSV}}}}}\n")
+    async with SyncService(cfg, store) as svc:
+        source = with_fake(svc, FakeSource(users(3)))
+        source.delay = 0.5
+        first = asyncio.create_task(svc.sync(actor="a"))
+        await source.started.wait()
+        assert svc.phase == SyncPhase.SYNCING
+        with pytest.raises(SyncBusy):
+            await svc.sync(actor="b")
+        with pytest.raises(SyncBusy):
+            await svc.preview(actor="c")
+        assert (await first).result == "ok"
+    assert source.reads == 1
+
+
+async def test_schedule_runs_first_sync_and_keeps_last_and_next(
+        store: Store, state_dir: Path) -> None:
+    """The loop syncs at start, then plans the next run one interval later."""
+    cfg = config(state_dir, f"pbx: {{type: csv, file: {{path: {CSV}}}}}\n"
+                 "sync: {interval_minutes: 20}\n")
+    async with SyncService(cfg, store) as svc, asyncio.TaskGroup() as tg:
+        task = tg.create_task(svc.run(), name="clgwd[sync].run")
+        for _ in range(200):
+            if svc.last is not None and svc.next_run_at is not None:
+                break
+            await asyncio.sleep(0.02)
+        task.cancel()
+    assert svc.last is not None and svc.last["trigger"] == "schedule"
+    assert svc.next_run_at is not None
+    assert 19 * 60 < svc.next_run_at - svc.last["started_at"] <= 20 * 60 + 5
+    details = svc.tracker.current.details
+    assert details["last_run"]["result"] == "ok" and details["interval_minutes"] == 20
+
+
+async def test_auth_failure_blocks_the_schedule(store: Store, state_dir: Path) -> None:
+    """Refused credentials: degraded, no scheduled retries until config or sync now."""
+    cfg = config(state_dir, f"pbx: {{type: csv, file: {{path: {CSV}}}}}\n")
+    async with SyncService(cfg, store) as svc:
+        source = with_fake(svc, FakeSource(users(1)))
+        source.error = SourceAuthError("invalid credentials")
+        out = await svc.sync(actor="System", trigger="schedule")
+        assert out.result == "failed"
+        assert svc.phase == SyncPhase.BLOCKED
+        assert svc._next_delay() is None
+        assert svc.tracker.current.state == ComponentState.DEGRADED
+
+
+async def test_failed_read_retries_sooner_with_backoff(store: Store, state_dir: Path) -> None:
+    cfg = config(state_dir, f"pbx: {{type: csv, file: {{path: {tmp_missing(state_dir)}}}}}\n")
+    async with SyncService(cfg, store) as svc:
+        out = await svc.sync(actor="System", trigger="schedule")
+        assert out.result == "failed" and out.error_code == "pbx_bad_data"
+        delay = svc._next_delay()
+        assert delay is not None and 5 <= delay <= 30
+
+
+def tmp_missing(state_dir: Path) -> Path:
+    return state_dir / "no-such.csv"
+
+
+async def test_commands_are_registered_and_answer(store: Store, state_dir: Path) -> None:
+    """sync.now and sync.preview through the command router (cloud, web and CLI path)."""
+    router = CommandRouter()
+    cfg = config(state_dir, f"pbx: {{type: csv, file: {{path: {CSV}}}}}\n")
+    async with SyncService(cfg, store, router) as svc:
+        assert router.methods()["sync.now"] and router.methods()["sync.preview"]
+        assert router.is_mutating("sync.now") and not router.is_mutating("sync.preview")
+        preview = await router.call("sync.preview", {}, CommandContext("cloud"))
+        assert preview["result"] == "preview" and len(preview["changes"]) == 15
+        assert svc.last is None  # a preview is not a sync
+        done = await router.call("sync.now", {}, CommandContext("cloud"))
+        assert done["result"] == "ok" and done["actor"] == "cloud"
+
+
+async def test_config_reload_switches_source(store: Store, state_dir: Path) -> None:
+    """apply_config with a PBX turns a not-configured service into a waiting one."""
+    async with SyncService(config(state_dir), store) as svc:
+        assert svc.phase == SyncPhase.NOT_CONFIGURED
+        await svc.apply_config(config(state_dir, f"pbx: {{type: csv, file: {{path: {CSV}}}}}\n"))
+        assert svc.phase == SyncPhase.WAITING
+        assert (await svc.sync(actor="x")).result == "ok"
