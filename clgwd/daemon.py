@@ -29,6 +29,7 @@ from clgwd.control import ControlServer
 from clgwd.errors import ClgwdError
 from clgwd.logsetup import set_level
 from clgwd.metrics import Metrics
+from clgwd.net import MdnsAdvertiser, NetworkComponent, banner_hook, register_network_commands
 from clgwd.sdnotify import Notifier
 from clgwd.store import Action, Event, Store
 from clgwd.web.server import HttpServer
@@ -268,8 +269,12 @@ def build_components(daemon: Daemon) -> list[Component]:
     """The production components, in start order (each may use those before it)."""
     config = daemon.config
     store = Store(config)
+    network = NetworkComponent(config, store)
+    register_network_commands(daemon.commands, network)
     return [
         store,
-        ControlServer(config, daemon.statuses, daemon.reload),
+        network,
+        MdnsAdvertiser(config, network, store.settings, on_published=banner_hook(config)),
+        ControlServer(config, daemon.statuses, daemon.reload, daemon.commands),
         HttpServer(config, daemon.statuses, daemon.metrics),
     ]

@@ -103,6 +103,10 @@ class DaemonConfig(StrictModel):
     """Seconds allowed for an orderly shutdown before the process exits hard."""
 
 
+# Sections in their own modules import StrictModel and the field types above.
+from clgwd.config.network import NetworkConfig  # noqa: E402
+
+
 class ClgwdConfig(StrictModel):
     """The whole configuration file."""
 
@@ -111,3 +115,4 @@ class ClgwdConfig(StrictModel):
     control: ControlConfig = ControlConfig()
     logging: LoggingConfig = LoggingConfig()
     daemon: DaemonConfig = DaemonConfig()
+    network: NetworkConfig = NetworkConfig()
