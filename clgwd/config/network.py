@@ -85,14 +85,15 @@ class PortConfig(StrictModel):
             return None
         if info.data.get("mode") == "dhcp":
             raise ValueError("must not be set when mode is dhcp")
-        parse_interface(value, info.data.get("netmask"))
+        if "netmask" in info.data:  # absent = netmask itself was invalid, reported there
+            parse_interface(value, info.data["netmask"])
         return value
 
     @field_validator("gateway")
     @classmethod
     def _check_gateway(cls, value: str | None, info: ValidationInfo) -> str | None:
         address = info.data.get("address")
-        if value is None or address is None:
+        if value is None or address is None or "netmask" not in info.data:
             return value
         interface = parse_interface(address, info.data.get("netmask"))
         gateway = ipaddress.IPv4Address(value)

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from zeroconf import (  # type: ignore[attr-defined]
+    DNSAddress,
     DNSQuestion,
     IPVersion,
     NonUniqueNameException,
@@ -99,6 +100,8 @@ class MdnsResponder:
         self._zc: AsyncZeroconf | None = None
         self._infos: list[AsyncServiceInfo] = []
         self._listener: _ForeignAnswerListener | None = None
+        self._owned: set[IpAddress] = set(addresses)
+        """Every address we published; our own late answers for an old one are no conflict."""
         self.host: str | None = None
 
     @property
@@ -122,7 +125,7 @@ class MdnsResponder:
         """Ask who answers for ``<label>.local``; return the addresses that are not ours."""
         name = f"{label}.local."
         found: set[IpAddress] = set()
-        listener = _ForeignAnswerListener(name, lambda: set(self._addresses), found.update)
+        listener = _ForeignAnswerListener(name, lambda: self._owned, found.update)
         zc = self._zeroconf
         questions = [DNSQuestion(name, t, const._CLASS_IN) for t in (const._TYPE_A,
                                                                     const._TYPE_AAAA)]
@@ -160,8 +163,7 @@ class MdnsResponder:
                 self._infos.append(info)
                 announcements.append(result)
         await asyncio.gather(*announcements)
-        self._listener = _ForeignAnswerListener(self.host, lambda: set(self._addresses),
-                                                on_conflict)
+        self._listener = _ForeignAnswerListener(self.host, lambda: self._owned, on_conflict)
         self._zeroconf.async_add_listener(self._listener, None)
 
     def _info(self, spec: ServiceSpec) -> AsyncServiceInfo:
@@ -172,15 +174,33 @@ class MdnsResponder:
             properties=spec.properties, server=self.host)
 
     async def update_addresses(self, addresses: Sequence[IpAddress]) -> None:
-        """Move the sockets to the new addresses and announce the new records."""
+        """Move the sockets to the new addresses, say goodbye to the old A/AAAA records
+        and announce the new ones.
+
+        The explicit goodbye matters: the new records carry the cache-flush bit, but a
+        responder that cached the old address (avahi does) may keep answering with it.
+        """
+        removed = [a for a in self._addresses if a not in addresses]
         self._addresses = list(addresses)
+        self._owned.update(addresses)
         interfaces = _v4_interfaces(self._addresses)
         if self._zc is None or not interfaces:
             return
         await self._zc.zeroconf.async_update_interfaces(interfaces)
+        if removed and self.host is not None:
+            self._send_goodbyes(self.host, removed)
         for info in self._infos:
             info.addresses = [a.packed for a in self._addresses]
             await (await self._zc.async_update_service(info))
+
+    def _send_goodbyes(self, host: str, addresses: Sequence[IpAddress]) -> None:
+        """Records with TTL 0 for addresses we no longer have (RFC 6762 section 10.1)."""
+        out = DNSOutgoing(const._FLAGS_QR_RESPONSE | const._FLAGS_AA)
+        for address in addresses:
+            rtype = const._TYPE_A if address.version == 4 else const._TYPE_AAAA
+            out.add_answer_at_time(DNSAddress(host, rtype, const._CLASS_IN | const._CLASS_UNIQUE,
+                                              0, address.packed), 0)
+        self._zeroconf.async_send(out)
 
     async def unpublish(self) -> None:
         """Send goodbye packets for everything we registered."""

@@ -116,7 +116,12 @@ def _address_info(msg: Any) -> AddressInfo | None:
 
 
 class Netlink:
-    """An rtnetlink connection (optionally inside the network namespace ``netns``)."""
+    """An rtnetlink connection (optionally inside the network namespace ``netns``).
+
+    With ``netns`` pyroute2 forks a helper into the namespace that hands the socket
+    back; that hand-over blocks the loop for a few milliseconds, so it is for tests and
+    tools only. The daemon itself runs inside its namespace with ``netns=None``.
+    """
 
     def __init__(self, netns: str | None = None) -> None:
         self.netns = netns

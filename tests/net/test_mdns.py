@@ -12,6 +12,7 @@ from tests.net.conftest import (
     Gateway,
     Lan,
     Procs,
+    gateway_config,
     start_avahi,
     start_gateway,
     wait_for,
@@ -53,3 +54,50 @@ async def test_avahi_and_zeroconf_resolve_gateway(lan: Lan, procs: Procs, tmp_pa
     assert await zc_resolve(peer_ns, "cloudlink.local.", "198.18.0.2") == ["198.18.0.10"]
     status = await wait_for(published(gw), 5)
     assert status["details"]["hostname"] == "cloudlink"
+
+
+async def test_second_gateway_gets_suffixed_name(lan: Lan, procs: Procs, tmp_path: Path) -> None:
+    """A second gateway on the same LAN sees cloudlink.local taken and claims cloudlink-2."""
+    gw1_ns, gw2_ns, peer_ns = lan.add_ns(), lan.add_ns(), lan.add_ns()
+    for ns in (gw1_ns, gw2_ns):
+        lan.attach(ns)
+    lan.attach(peer_ns, address="198.18.0.2/24")
+    gw1 = await start_gateway(procs, gw1_ns, tmp_path / "gw1",
+                              GW_PORT.format(address="198.18.0.10/24"))
+    await wait_for(published(gw1), 10)
+    gw2 = await start_gateway(procs, gw2_ns, tmp_path / "gw2",
+                              GW_PORT.format(address="198.18.0.11/24"))
+    status = await wait_for(published(gw2), 10)
+    assert status["details"]["hostname"] == "cloudlink-2"
+    assert await zc_resolve(peer_ns, "cloudlink-2.local.", "198.18.0.2") == ["198.18.0.11"]
+    assert await zc_resolve(peer_ns, "cloudlink.local.", "198.18.0.2") == ["198.18.0.10"]
+    # The choice is persisted: after a restart gw2 keeps its name without a conflict.
+    await procs.stop(gw2.proc)
+    gw2 = await start_gateway(procs, gw2_ns, tmp_path / "gw2",
+                              GW_PORT.format(address="198.18.0.11/24"))
+    status = await wait_for(published(gw2), 10)
+    assert status["details"]["hostname"] == "cloudlink-2"
+
+
+async def test_readdress_is_announced(lan: Lan, procs: Procs, tmp_path: Path) -> None:
+    """After the port's address changes, peers resolve the new address."""
+    gw_ns, peer_ns = lan.add_ns(), lan.add_ns()
+    lan.attach(gw_ns)
+    lan.attach(peer_ns, address="198.18.0.2/24")
+    avahi = await start_avahi(procs, peer_ns, "eth0", tmp_path / "avahi")
+    gw = await start_gateway(procs, gw_ns, tmp_path / "gw",
+                             GW_PORT.format(address="198.18.0.10/24"))
+    await wait_for(published(gw), 10)
+    assert await wait_for(lambda: avahi.resolve("cloudlink.local", 2), 5) == "198.18.0.10"
+
+    gateway_config(gw.dir, GW_PORT.format(address="198.18.0.20/24"))
+    start = time.monotonic()
+    status, body = await gw.request("POST", "/v1/reload")
+    assert status == 200, body
+
+    async def moved() -> bool:
+        return await avahi.resolve("cloudlink.local", 2) == "198.18.0.20"
+
+    await wait_for(moved, 5)
+    print(f"readdress -> avahi resolves the new address: {time.monotonic() - start:.2f} s")
+    assert await zc_resolve(peer_ns, "cloudlink.local.", "198.18.0.2") == ["198.18.0.20"]
