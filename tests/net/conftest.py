@@ -160,6 +160,25 @@ async def procs() -> AsyncIterator[Procs]:
         await p.close()
 
 
+# -- reading the kernel (with iproute2, independent of the code under test) -------------------
+
+
+def kernel(ns: str, *args: str) -> Any:
+    """``ip -j -n NS ARGS`` as parsed JSON."""
+    out = sh("ip", "-j", "-n", ns, *args).stdout
+    return json.loads(out or "[]")
+
+
+def kernel_v4(ns: str, ifname: str = "eth0") -> list[str]:
+    """The IPv4 addresses (with prefix) on ``ifname`` in ``ns``."""
+    return [f"{a['local']}/{a['prefixlen']}"
+            for link in kernel(ns, "-4", "addr", "show", ifname) for a in link["addr_info"]]
+
+
+def kernel_gateways(ns: str) -> list[str]:
+    return [r["gateway"] for r in kernel(ns, "-4", "route", "show", "default")]
+
+
 # -- peers ------------------------------------------------------------------------------------
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
 import textwrap
 from pathlib import Path
 from typing import Any
@@ -11,7 +10,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import require_program
-from tests.net.conftest import Gateway, Lan, Procs, start_gateway, wait_for
+from tests.net.conftest import Gateway, Lan, Procs, kernel, kernel_v4, start_gateway, wait_for
 
 pytestmark = [pytest.mark.netns, pytest.mark.peers]
 
@@ -48,17 +47,6 @@ async def start_dnsmasq(procs: Procs, ns: str, tmp: Path, *, lease: str = "120s"
 
 def port_state(status: dict[str, Any]) -> dict[str, Any]:
     return dict(status["network"]["details"]["ports"][0])
-
-
-def kernel(ns: str, *args: str) -> Any:
-    out = subprocess.run(["ip", "-j", "-n", ns, *args], check=True, capture_output=True,
-                         text=True).stdout
-    return json.loads(out or "[]")
-
-
-def kernel_v4(ns: str) -> list[str]:
-    return [f"{a['local']}/{a['prefixlen']}" for link in kernel(ns, "-4", "addr", "show", "eth0")
-            for a in link["addr_info"]]
 
 
 def bound(gw: Gateway) -> Any:

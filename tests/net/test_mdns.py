@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from tests.net.conftest import (
+    Avahi,
     Gateway,
     Lan,
     Procs,
@@ -37,14 +38,20 @@ def published(gw: Gateway) -> Any:
     return check
 
 
-async def test_avahi_and_zeroconf_resolve_gateway(lan: Lan, procs: Procs, tmp_path: Path) -> None:
-    """A peer resolves cloudlink.local with avahi-resolve and with python-zeroconf."""
+async def gateway_and_avahi_peer(lan: Lan, procs: Procs,
+                                 tmp: Path) -> tuple[Gateway, Avahi, str]:
+    """A gateway (static 198.18.0.10, mDNS on) and an avahi peer (198.18.0.2) on one LAN."""
     gw_ns, peer_ns = lan.add_ns(), lan.add_ns()
     lan.attach(gw_ns)
     lan.attach(peer_ns, address="198.18.0.2/24")
-    avahi = await start_avahi(procs, peer_ns, "eth0", tmp_path / "avahi")
-    gw = await start_gateway(procs, gw_ns, tmp_path / "gw",
-                             GW_PORT.format(address="198.18.0.10/24"))
+    avahi = await start_avahi(procs, peer_ns, "eth0", tmp / "avahi")
+    gw = await start_gateway(procs, gw_ns, tmp / "gw", GW_PORT.format(address="198.18.0.10/24"))
+    return gw, avahi, peer_ns
+
+
+async def test_avahi_and_zeroconf_resolve_gateway(lan: Lan, procs: Procs, tmp_path: Path) -> None:
+    """A peer resolves cloudlink.local with avahi-resolve and with python-zeroconf."""
+    gw, avahi, peer_ns = await gateway_and_avahi_peer(lan, procs, tmp_path)
 
     async def resolved() -> str | None:
         return await avahi.resolve("cloudlink.local", timeout=2)
@@ -81,12 +88,7 @@ async def test_second_gateway_gets_suffixed_name(lan: Lan, procs: Procs, tmp_pat
 
 async def test_readdress_is_announced(lan: Lan, procs: Procs, tmp_path: Path) -> None:
     """After the port's address changes, peers resolve the new address."""
-    gw_ns, peer_ns = lan.add_ns(), lan.add_ns()
-    lan.attach(gw_ns)
-    lan.attach(peer_ns, address="198.18.0.2/24")
-    avahi = await start_avahi(procs, peer_ns, "eth0", tmp_path / "avahi")
-    gw = await start_gateway(procs, gw_ns, tmp_path / "gw",
-                             GW_PORT.format(address="198.18.0.10/24"))
+    gw, avahi, peer_ns = await gateway_and_avahi_peer(lan, procs, tmp_path)
     await wait_for(published(gw), 10)
     assert await wait_for(lambda: avahi.resolve("cloudlink.local", 2), 5) == "198.18.0.10"
 

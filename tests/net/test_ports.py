@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import json
-import subprocess
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
 
 import pytest
 from blockbuster import BlockBuster
@@ -18,7 +15,15 @@ from clgwd.config import ClgwdConfig, ConfigError, parse_config
 from clgwd.config.network import PortConfig
 from clgwd.net.ports import ROLLBACK_ALERT, NetworkComponent, NothingToConfirm
 from clgwd.store import Store
-from tests.net.conftest import Lan, Procs, gateway_config, start_gateway, wait_for
+from tests.net.conftest import (
+    Lan,
+    Procs,
+    gateway_config,
+    kernel_gateways,
+    kernel_v4,
+    start_gateway,
+    wait_for,
+)
 
 pytestmark = [pytest.mark.netns]
 
@@ -46,21 +51,6 @@ PORT_B = PortConfig(name="eth0", mode="static", address="198.18.0.31", netmask="
                     gateway="198.18.0.254", dns=["198.18.0.54"])
 
 
-def kernel(ns: str, *args: str) -> Any:
-    out = subprocess.run(["ip", "-j", "-n", ns, *args], check=True, capture_output=True,
-                         text=True).stdout
-    return json.loads(out or "[]")
-
-
-def addrs(ns: str) -> list[str]:
-    return [f"{a['local']}/{a['prefixlen']}" for link in kernel(ns, "-4", "addr", "show", "eth0")
-            for a in link["addr_info"]]
-
-
-def gateways(ns: str) -> list[str]:
-    return [r["gateway"] for r in kernel(ns, "-4", "route", "show", "default")]
-
-
 @asynccontextmanager
 async def running(config: ClgwdConfig, ns: str) -> AsyncIterator[tuple[Store, NetworkComponent]]:
     """Store + network component (managing ``ns``) with its loops running."""
@@ -78,8 +68,8 @@ async def test_static_config_applied_and_read_back(lan: Lan, tmp_path: Path) -> 
     ns = lan.add_ns()
     lan.attach(ns, address="198.18.0.99/24")  # a stale address the config does not want
     async with running(config_for(tmp_path, STATIC_A), ns) as (_, net):
-        assert addrs(ns) == ["198.18.0.30/24"]
-        assert gateways(ns) == ["198.18.0.1"]
+        assert kernel_v4(ns) == ["198.18.0.30/24"]
+        assert kernel_gateways(ns) == ["198.18.0.1"]
         assert (tmp_path / "resolv.conf").read_text().endswith("nameserver 198.18.0.53\n")
         port = net.tracker.current.details["ports"][0]
         assert port["present"] and port["carrier"] and port["operstate"] == "UP"
@@ -98,7 +88,7 @@ async def test_no_carrier_is_reported_not_retried(lan: Lan, tmp_path: Path) -> N
 
         await wait_for(no_carrier, 3)
         assert net.tracker.current.state.value == "degraded"
-        assert addrs(ns) == ["198.18.0.30/24"]
+        assert kernel_v4(ns) == ["198.18.0.30/24"]
 
 
 async def test_unconfirmed_change_rolls_back(lan: Lan, tmp_path: Path) -> None:
@@ -108,16 +98,16 @@ async def test_unconfirmed_change_rolls_back(lan: Lan, tmp_path: Path) -> None:
     async with running(config_for(tmp_path, STATIC_A), ns) as (store, net):
         loop = asyncio.get_running_loop()
         trial = await net.propose([PORT_B], actor="local:test", confirm_within=1.0)
-        assert addrs(ns) == ["198.18.0.31/24"] and gateways(ns) == ["198.18.0.254"]
+        assert kernel_v4(ns) == ["198.18.0.31/24"] and kernel_gateways(ns) == ["198.18.0.254"]
         start = loop.time()
 
         async def rolled_back() -> bool:
-            return net.trial is None and addrs(ns) == ["198.18.0.30/24"]
+            return net.trial is None and kernel_v4(ns) == ["198.18.0.30/24"]
 
         await wait_for(rolled_back, 3)
         elapsed = loop.time() - start
         assert 0.9 <= elapsed <= 2.0, elapsed
-        assert gateways(ns) == ["198.18.0.1"]
+        assert kernel_gateways(ns) == ["198.18.0.1"]
         assert trial.previous[0].address == "198.18.0.30/24"
         assert [a.code for a in await store.alerts.active()] == [ROLLBACK_ALERT]
 
@@ -131,11 +121,11 @@ async def test_confirmed_change_stays(lan: Lan, tmp_path: Path) -> None:
         await net.propose([PORT_B], actor="local:test", confirm_within=0.5)
         assert await net.confirm("local:cli") == {"confirmed": True}
         await asyncio.sleep(1.0)
-        assert addrs(ns) == ["198.18.0.31/24"] and net.trial is None
+        assert kernel_v4(ns) == ["198.18.0.31/24"] and net.trial is None
         with pytest.raises(NothingToConfirm):
             await net.confirm("local:cli")
     async with running(config, ns) as (_, net):
-        assert addrs(ns) == ["198.18.0.31/24"]
+        assert kernel_v4(ns) == ["198.18.0.31/24"]
 
 
 async def test_restart_during_trial_rolls_back(lan: Lan, tmp_path: Path) -> None:
@@ -145,9 +135,9 @@ async def test_restart_during_trial_rolls_back(lan: Lan, tmp_path: Path) -> None
     config = config_for(tmp_path, STATIC_A)
     async with running(config, ns) as (_, net):
         await net.propose([PORT_B], actor="local:test", confirm_within=60)
-        assert addrs(ns) == ["198.18.0.31/24"]
+        assert kernel_v4(ns) == ["198.18.0.31/24"]
     async with running(config, ns) as (store, net):
-        assert addrs(ns) == ["198.18.0.30/24"] and net.trial is None
+        assert kernel_v4(ns) == ["198.18.0.30/24"] and net.trial is None
         assert [a.code for a in await store.alerts.active()] == [ROLLBACK_ALERT]
 
 
@@ -185,7 +175,7 @@ async def test_invalid_proposal_never_touches_kernel(lan: Lan, tmp_path: Path) -
         overlapping = [PORT_B, PortConfig(name="eth1", mode="static", address="198.18.0.40/24")]
         with pytest.raises(ValidationError, match="must not overlap"):
             await net.propose(overlapping, actor="local:test")
-        assert addrs(ns) == ["198.18.0.30/24"] and net.trial is None
+        assert kernel_v4(ns) == ["198.18.0.30/24"] and net.trial is None
 
 
 async def test_cli_confirms_change_made_by_reload(lan: Lan, procs: Procs, tmp_path: Path) -> None:
@@ -195,10 +185,10 @@ async def test_cli_confirms_change_made_by_reload(lan: Lan, procs: Procs, tmp_pa
     lan.attach(ns)
     ports = "ports: [{{name: eth0, mode: static, address: {}}}]\nconfirm: {{timeout: {}}}\n"
     gw = await start_gateway(procs, ns, tmp_path / "gw", ports.format("198.18.0.30/24", 30))
-    assert addrs(ns) == ["198.18.0.30/24"]
+    assert kernel_v4(ns) == ["198.18.0.30/24"]
     gateway_config(gw.dir, ports.format("198.18.0.31/24", 30))
     assert (await gw.request("POST", "/v1/reload"))[0] == 200
-    assert addrs(ns) == ["198.18.0.31/24"]
+    assert kernel_v4(ns) == ["198.18.0.31/24"]
     assert (await gw.status())["network"]["details"]["trial"]["actor"] == "local:config-file"
     code, out = await gw.cli("network", "confirm", "--socket", str(gw.socket))
     assert code == 0, out
@@ -208,9 +198,9 @@ async def test_cli_confirms_change_made_by_reload(lan: Lan, procs: Procs, tmp_pa
 
     gateway_config(gw.dir, ports.format("198.18.0.32/24", 1))
     assert (await gw.request("POST", "/v1/reload"))[0] == 200
-    assert addrs(ns) == ["198.18.0.32/24"]
+    assert kernel_v4(ns) == ["198.18.0.32/24"]
 
     async def rolled_back() -> bool:
-        return addrs(ns) == ["198.18.0.31/24"]
+        return kernel_v4(ns) == ["198.18.0.31/24"]
 
     await wait_for(rolled_back, 3)
