@@ -50,6 +50,11 @@ def suitable(address: IpAddress) -> bool:
     return True
 
 
+def _wins_tiebreak(ours: Sequence[IpAddress], theirs: set[IpAddress]) -> bool:
+    """RFC 6762 section 8.2 in short: compare the record data; the greater one keeps."""
+    return max(a.packed for a in ours) > max(a.packed for a in theirs)
+
+
 def candidate_labels(base: str, preferred: str | None) -> list[str]:
     """The names to try in order: the persisted one, then base, base-2, base-3, ..."""
     names = [f"{base}-{n}" if n > 1 else base for n in range(1, MAX_SUFFIX + 1)]
@@ -168,17 +173,26 @@ class MdnsAdvertiser:
         raise RuntimeError(f"no free name among {self._config.hostname}-2..{MAX_SUFFIX}")
 
     async def _handle_conflict(self, addresses: list[IpAddress]) -> None:
-        """Re-probe our name; if somebody else holds it, move to the next free one."""
+        """Re-probe our name; if somebody else holds it, decide who moves on.
+
+        After our link came up (``_recheck``) we are the newcomer on that segment and
+        yield to whoever answers. When instead we *heard* another host answer for our
+        name, that host is usually a newcomer re-checking (and about to move on), so we
+        wait, re-probe, and only if it still answers apply RFC 6762's tie-break: the
+        host with the lexicographically lower address data yields.
+        """
         assert self._responder is not None
-        conflict = self._conflict.is_set()
+        newcomer = self._recheck
         self._conflict.clear()
         self._recheck = False
-        if conflict:
-            # Two hosts that claimed at once both see the conflict; a random pause lets
-            # one of them re-probe first and keep the name.
-            await asyncio.sleep(random.uniform(0.0, 1.0))  # noqa: S311 - not crypto
+        if not newcomer:
+            await asyncio.sleep(random.uniform(1.0, 2.0))  # noqa: S311 - not crypto
         others = await self._responder.probe_host(self.hostname or "", self._config.probe_timeout)
         if not others:
+            return
+        if not newcomer and _wins_tiebreak(addresses, others):
+            _LOGGER.warning("mdns: %s.local is also claimed by %s; keeping it (tie-break won)",
+                            self.hostname, ", ".join(map(str, sorted(others, key=str))))
             return
         _LOGGER.warning("mdns: %s.local is now also answered by %s; renaming", self.hostname,
                         ", ".join(map(str, sorted(others, key=str))))

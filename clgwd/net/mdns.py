@@ -131,9 +131,13 @@ class MdnsResponder:
                                                                     const._TYPE_AAAA)]
         zc.async_add_listener(listener, questions)
         try:
-            for _ in range(3):  # three queries, like RFC 6762 probes
+            for attempt in range(3):  # three queries, like RFC 6762 probes
                 out = DNSOutgoing(const._FLAGS_QR_QUERY)
                 for question in questions:
+                    # The first query asks for unicast answers (QU): a responder that
+                    # multicast the record within the last second must not multicast it
+                    # again, but it answers a QU question directly.
+                    question.unicast = attempt == 0
                     out.add_question(question)
                 zc.async_send(out)
                 await asyncio.sleep(window / 3)

@@ -43,6 +43,9 @@ from pyroute2.netlink.rtnl import (
 )
 
 _LOGGER = logging.getLogger(__name__)
+# pyroute2 logs every netlink message at DEBUG (kilobytes per event); our own DEBUG
+# lines say what happened, so keep the library at INFO even when the daemon is at DEBUG.
+logging.getLogger("pyroute2").setLevel(logging.INFO)
 
 _IFF_UP = 0x1
 _IFF_LOWER_UP = 0x10000

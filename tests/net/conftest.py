@@ -90,7 +90,11 @@ class Lan:
             sh("ip", "-n", ns, "addr", "add", address, "dev", ifname)
 
     def unplug(self, index: int) -> None:
+        """Take the hub end of the ``index``-th attachment down: no carrier on the host."""
         sh("ip", "-n", self.hub, "link", "set", f"hub{index}", "down")
+
+    def plug(self, index: int) -> None:
+        sh("ip", "-n", self.hub, "link", "set", f"hub{index}", "up")
 
 
 @pytest.fixture

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from pathlib import Path
 from typing import Any
@@ -103,3 +104,30 @@ async def test_readdress_is_announced(lan: Lan, procs: Procs, tmp_path: Path) ->
     await wait_for(moved, 5)
     print(f"readdress -> avahi resolves the new address: {time.monotonic() - start:.2f} s")
     assert await zc_resolve(peer_ns, "cloudlink.local.", "198.18.0.2") == ["198.18.0.20"]
+
+
+async def test_link_up_recheck_moves_newcomer(lan: Lan, procs: Procs, tmp_path: Path) -> None:
+    """A gateway that claimed cloudlink.local while unplugged re-checks when its link comes
+    up, finds the name taken and moves to cloudlink-2; the established owner keeps it."""
+    gw1_ns, gw2_ns, peer_ns = lan.add_ns(), lan.add_ns(), lan.add_ns()
+    lan.attach(gw1_ns)
+    lan.attach(peer_ns, address="198.18.0.2/24")
+    lan.attach(gw2_ns)
+    lan.unplug(3)  # gw2's cable is out
+    gw1 = await start_gateway(procs, gw1_ns, tmp_path / "gw1",
+                              GW_PORT.format(address="198.18.0.10/24"))
+    gw2 = await start_gateway(procs, gw2_ns, tmp_path / "gw2",
+                              GW_PORT.format(address="198.18.0.11/24"))
+    assert (await wait_for(published(gw1), 10))["details"]["hostname"] == "cloudlink"
+    assert (await wait_for(published(gw2), 10))["details"]["hostname"] == "cloudlink"
+    lan.plug(3)
+
+    async def renamed() -> bool:
+        status = await published(gw2)()
+        return status is not None and status["details"]["hostname"] == "cloudlink-2"
+
+    await wait_for(renamed, 10)
+    await asyncio.sleep(2.5)  # gw1 re-probes after hearing gw2 and must keep its name
+    assert (await gw1.status())["mdns"]["details"]["hostname"] == "cloudlink"
+    assert await zc_resolve(peer_ns, "cloudlink.local.", "198.18.0.2") == ["198.18.0.10"]
+    assert await zc_resolve(peer_ns, "cloudlink-2.local.", "198.18.0.2") == ["198.18.0.11"]
