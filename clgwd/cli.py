@@ -64,6 +64,25 @@ def build_parser() -> argparse.ArgumentParser:
     _add_socket_args(sync)
     sync.add_argument("--preview", action="store_true", help="dry run: show, do not apply")
     sync.add_argument("--json", action="store_true", help="print the raw JSON")
+    preflight = sub.add_parser("preflight", help="check that this network reaches the cloud",
+                               description="Run the pre-flight checks (DNS, NTP, cloud 443, "
+                                           "STUN, SIP-TLS 5061, PBX, proxy) in the running "
+                                           "daemon, or with --local in this process. Exits 0 "
+                                           "when every check passes, 1 otherwise.")
+    _add_socket_args(preflight)
+    preflight.add_argument("--local", action="store_true",
+                           help="run the checks here from the config file, without the daemon")
+    preflight.add_argument("--json", action="store_true", help="print the raw JSON")
+
+    network = sub.add_parser("network", help="network port commands",
+                             description="Commands for the Ethernet port configuration.")
+    network_sub = network.add_subparsers(dest="network_command", required=True,
+                                         metavar="SUBCOMMAND")
+    confirm = network_sub.add_parser(
+        "confirm", help="keep a network change that is waiting for confirmation",
+        description="Confirm the port configuration on trial; without it the previous "
+                    "configuration comes back when the confirm timeout ends.")
+    _add_socket_args(confirm)
 
     sub.add_parser("version", help="print the version", description="Print the version.")
 
@@ -100,6 +119,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "run": cmd_run, "check-config": cmd_check_config, "status": cmd_status,
         "reload": cmd_reload, "version": cmd_version, "demo": cmd_demo,
         "enroll": cmd_enroll, "refcloud": cmd_refcloud, "sync": cmd_sync,
+        "preflight": cmd_preflight, "network": cmd_network,
     }
     try:
         return handlers[args.command](args)
@@ -164,21 +184,21 @@ def _socket_from_raw_config(path: Path) -> Path | None:
 
 
 async def _control_request(socket_path: Path, method: str, url: str,
-                           total_timeout: float = 15) -> tuple[int, Any]:
+                           total_timeout: float = 30, body: Any = None) -> tuple[int, Any]:
     connector = aiohttp.UnixConnector(path=str(socket_path))
     timeout = aiohttp.ClientTimeout(total=total_timeout)
     async with (
         aiohttp.ClientSession(connector=connector, timeout=timeout) as session,
-        session.request(method, f"http://clgwd{url}") as resp,
+        session.request(method, f"http://clgwd{url}", json=body) as resp,
     ):
         return resp.status, await resp.json()
 
 
 def _call_daemon(args: argparse.Namespace, method: str, url: str,
-                 total_timeout: float = 15) -> tuple[int, Any] | None:
+                 total_timeout: float = 30, body: Any = None) -> tuple[int, Any] | None:
     socket_path = _control_socket(args)
     try:
-        return asyncio.run(_control_request(socket_path, method, url, total_timeout))
+        return asyncio.run(_control_request(socket_path, method, url, total_timeout, body))
     except (aiohttp.ClientConnectionError, FileNotFoundError, ConnectionRefusedError) as err:
         print(f"clgwd is not running (no answer on {socket_path}: {err})", file=sys.stderr)
         return None
@@ -267,6 +287,41 @@ def format_sync_result(body: dict[str, Any]) -> str:
         lines.append(f"  {change['op']:<6} {change['source_key']} {user.get('extension', '')} "
                      f"{user.get('display_name', '')} {','.join(change.get('changed', []))}")
     return "\n".join(lines)
+def cmd_preflight(args: argparse.Namespace) -> int:
+    from clgwd.net.preflight import render_report, run_preflight  # noqa: PLC0415
+
+    if args.local:
+        try:
+            config = load_config(args.config or DEFAULT_CONFIG_PATH)
+        except ConfigError as err:
+            print(err.render(), file=sys.stderr)
+            return EXIT_CONFIG
+        report = asyncio.run(run_preflight(config.network))
+    else:
+        code, report = _call_command(args, "network.preflight")
+        if report is None:
+            return code
+    print(json.dumps(report, indent=2) if args.json else render_report(report))
+    return EXIT_OK if report["ok"] else EXIT_FAILURE
+
+
+def cmd_network(args: argparse.Namespace) -> int:
+    code, result = _call_command(args, "network.confirm")
+    if result is not None:
+        print("network change confirmed")
+    return code
+
+
+def _call_command(args: argparse.Namespace, method: str) -> tuple[int, Any]:
+    """Run a command-router method in the daemon: (exit code, result or None)."""
+    answer = _call_daemon(args, "POST", f"/v1/command/{method}", body={})
+    if answer is None:
+        return EXIT_UNAVAILABLE, None
+    status, body = answer
+    if status != 200:
+        print(body.get("message", body), file=sys.stderr)
+        return EXIT_FAILURE, None
+    return EXIT_OK, body
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

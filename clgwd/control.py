@@ -96,7 +96,7 @@ class ControlServer:
         })
 
     async def _command_handler(self, request: web.Request) -> web.Response:
-        """Run a registered command (``sync.now``, ``sync.preview`` ...) as ``local:cli``."""
+        """Run a command-router method for the local CLI (actor ``local:cli``)."""
         if self._commands is None:
             raise web.HTTPNotFound(text="commands are not available")
         params = await request.json() if request.can_read_body else {}

@@ -30,6 +30,7 @@ from clgwd.errors import ClgwdError
 from clgwd.link import CloudLink
 from clgwd.logsetup import set_level
 from clgwd.metrics import Metrics
+from clgwd.net import MdnsAdvertiser, NetworkComponent, banner_hook, register_network_commands
 from clgwd.sdnotify import Notifier
 from clgwd.store import Action, Event, Store
 from clgwd.sync.service import SyncService
@@ -271,10 +272,14 @@ def build_components(daemon: Daemon) -> list[Component]:
     """The production components, in start order (each may use those before it)."""
     config = daemon.config
     store = Store(config)
+    network = NetworkComponent(config, store)
+    register_network_commands(daemon.commands, network)
     return [
         store,
+        network,
         CloudLink(config, store, daemon.commands, daemon.statuses, daemon.metrics),
         ControlServer(config, daemon.statuses, daemon.reload, daemon.commands),
         SyncService(config, store, daemon.commands, daemon.metrics),
+        MdnsAdvertiser(config, network, store.settings, on_published=banner_hook(config)),
         HttpServer(config, daemon.statuses, daemon.metrics),
     ]

@@ -114,6 +114,8 @@ class DaemonConfig(StrictModel):
 
 from clgwd.config.cloud import CloudConfig  # noqa: E402 - sections import StrictModel
 from clgwd.config.pbx import PbxConfig, SyncConfig  # noqa: E402 - needs StrictModel above
+# Sections in their own modules import StrictModel and the field types above.
+from clgwd.config.network import NetworkConfig  # noqa: E402
 
 
 class ClgwdConfig(StrictModel):
@@ -127,3 +129,4 @@ class ClgwdConfig(StrictModel):
     cloud: CloudConfig = CloudConfig()
     pbx: PbxConfig = PbxConfig()
     sync: SyncConfig = SyncConfig()
+    network: NetworkConfig = NetworkConfig()

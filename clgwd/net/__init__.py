@@ -1,0 +1,43 @@
+"""Networking: Ethernet ports (netlink, DHCP, DNS), commit-confirm, pre-flight and mDNS.
+
+Third-party network libraries stay behind one module each: ``pyroute2`` only in
+``netlink``, ``zeroconf`` only in ``mdns``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from clgwd.commands import CommandContext, CommandRouter
+from clgwd.config import ClgwdConfig
+from clgwd.net.advertiser import MdnsAdvertiser
+from clgwd.net.banner import log_banner, render_banner
+from clgwd.net.mdns import IpAddress
+from clgwd.net.ports import NetworkComponent
+from clgwd.net.preflight import run_preflight
+
+__all__ = ["MdnsAdvertiser", "NetworkComponent", "banner_hook", "register_network_commands"]
+
+
+def register_network_commands(router: CommandRouter, network: NetworkComponent) -> None:
+    """``network.confirm`` and ``network.preflight``: the same code for cloud, page and CLI."""
+
+    async def confirm(params: Mapping[str, Any], ctx: CommandContext) -> Any:
+        return await network.confirm(ctx.actor)
+
+    async def preflight(params: Mapping[str, Any], ctx: CommandContext) -> Any:
+        return await run_preflight(network.network_config)
+
+    router.register("network.confirm", confirm, mutating=True)
+    router.register("network.preflight", preflight, mutating=False)
+
+
+def banner_hook(config: ClgwdConfig) -> Callable[[str, Sequence[IpAddress]], None]:
+    """Log the console banner each time mDNS publishes a name or new addresses."""
+    mdns = config.network.mdns
+
+    def _hook(hostname: str, addresses: Sequence[IpAddress]) -> None:
+        log_banner(render_banner(hostname, addresses, mdns.http_port, mdns.https_port))
+
+    return _hook

@@ -1,0 +1,128 @@
+"""DHCP on a port: lease, route and DNS from dnsmasq in a peer namespace; renew; expiry."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import require_program
+from tests.net.conftest import Gateway, Lan, Procs, kernel, kernel_v4, start_gateway, wait_for
+
+pytestmark = [pytest.mark.netns, pytest.mark.peers]
+
+SERVER_MAC = "02:00:00:00:00:01"
+GW_MAC = "02:00:00:00:00:42"
+
+
+async def start_dnsmasq(procs: Procs, ns: str, tmp: Path, *, lease: str = "120s",
+                        t1: int | None = None) -> Path:
+    """dnsmasq (DHCP only) in ``ns`` on eth0; returns its log path."""
+    require_program("dnsmasq")
+    tmp.mkdir(parents=True, exist_ok=True)
+    conf = tmp / "dnsmasq.conf"
+    lines = f"""\
+        port=0
+        interface=eth0
+        bind-interfaces
+        dhcp-range=198.18.0.100,198.18.0.150,255.255.255.0,{lease}
+        dhcp-option=option:router,198.18.0.1
+        dhcp-option=option:dns-server,198.18.0.53,198.18.0.54
+        dhcp-leasefile={tmp / 'leases'}
+        dhcp-authoritative
+        log-dhcp
+        no-ping
+        """
+    if t1 is not None:
+        lines += f"dhcp-option=option:T1,{t1}\ndhcp-option=option:T2,{t1 * 2}\n"
+    conf.write_text(textwrap.dedent(lines))
+    log = tmp / "dnsmasq.log"
+    await procs.start("dnsmasq", "--keep-in-foreground", "--no-daemon", f"--conf-file={conf}",
+                      f"--pid-file={tmp / 'pid'}", "--log-facility=-", ns=ns, log=log)
+    return log
+
+
+def port_state(status: dict[str, Any]) -> dict[str, Any]:
+    return dict(status["network"]["details"]["ports"][0])
+
+
+def bound(gw: Gateway) -> Any:
+    async def check() -> dict[str, Any] | None:
+        port = port_state(await gw.status())
+        return port if port["addresses"] else None
+    return check
+
+
+DHCP_PORT = "ports: [{name: eth0, mode: dhcp}]\n"
+
+
+async def test_lease_route_and_dns(lan: Lan, procs: Procs, tmp_path: Path) -> None:
+    """The gateway gets an address, a default route and DNS servers from dnsmasq."""
+    server, gw_ns = lan.add_ns(), lan.add_ns()
+    lan.attach(server, address="198.18.0.1/24", mac=SERVER_MAC)
+    lan.attach(gw_ns, mac=GW_MAC)
+    await start_dnsmasq(procs, server, tmp_path / "dnsmasq")
+    gw = await start_gateway(procs, gw_ns, tmp_path / "gw", DHCP_PORT)
+    port = await wait_for(bound(gw), 15)
+    address = port["addresses"][0]
+    assert address.startswith("198.18.0.1") and address.endswith("/24")
+    assert port["gateway"] == "198.18.0.1"
+    assert port["dns"] == ["198.18.0.53", "198.18.0.54"]
+    assert kernel_v4(gw_ns) == [address]
+    routes = kernel(gw_ns, "-4", "route", "show", "default")
+    assert [(r["gateway"], r["dev"]) for r in routes] == [("198.18.0.1", "eth0")]
+    resolv = (gw.dir / "resolv.conf").read_text()
+    assert "nameserver 198.18.0.53\nnameserver 198.18.0.54\n" in resolv
+    lease = json.loads((gw.dir / "state" / "dhcp" / "eth0.lease.json").read_text())
+    assert lease["interface"] == "eth0" and lease["ack"]["yiaddr"] == address.split("/")[0]
+    assert not list(Path.cwd().glob("*.lease.json")), "no lease file in the working directory"
+
+    # Stopping the daemon releases the lease and removes the address.
+    await procs.stop(gw.proc)
+    assert kernel_v4(gw_ns) == []
+    assert "DHCPRELEASE" in (tmp_path / "dnsmasq" / "dnsmasq.log").read_text()
+
+
+async def test_lease_is_renewed(lan: Lan, procs: Procs, tmp_path: Path) -> None:
+    """At T1 the gateway renews with a unicast REQUEST and keeps its address."""
+    server, gw_ns = lan.add_ns(), lan.add_ns()
+    lan.attach(server, address="198.18.0.1/24", mac=SERVER_MAC)
+    lan.attach(gw_ns, mac=GW_MAC)
+    log = await start_dnsmasq(procs, server, tmp_path / "dnsmasq", t1=2)
+    gw = await start_gateway(procs, gw_ns, tmp_path / "gw", DHCP_PORT)
+    first = (await wait_for(bound(gw), 15))["addresses"][0]
+
+    async def renewed() -> bool:
+        return log.read_text().count(f"DHCPACK(eth0) {first.split('/')[0]} {GW_MAC}") >= 2
+
+    await wait_for(renewed, 10)
+    port = port_state(await gw.status())
+    assert port["addresses"] == [first]
+    assert port["dhcp_state"] == "bound"
+    assert kernel_v4(gw_ns) == [first]
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(200)
+async def test_lease_expires_when_server_is_gone(lan: Lan, procs: Procs, tmp_path: Path) -> None:
+    """With the server gone, the lease runs out: address, route and DNS are withdrawn."""
+    server, gw_ns = lan.add_ns(), lan.add_ns()
+    lan.attach(server, address="198.18.0.1/24", mac=SERVER_MAC)
+    lan.attach(gw_ns, mac=GW_MAC)
+    await start_dnsmasq(procs, server, tmp_path / "dnsmasq", lease="2m", t1=5)
+    dnsmasq = procs.procs[-1]
+    gw = await start_gateway(procs, gw_ns, tmp_path / "gw", DHCP_PORT)
+    await wait_for(bound(gw), 15)
+    await procs.stop(dnsmasq)  # T1 renew and T2 rebind go unanswered from now on
+
+    async def expired() -> dict[str, Any] | None:
+        port = port_state(await gw.status())
+        return port if not port["addresses"] and port["error"] else None
+
+    port = await wait_for(expired, 150, interval=1)
+    assert "expired" in port["error"]
+    assert kernel_v4(gw_ns) == []
+    assert kernel(gw_ns, "-4", "route", "show", "default") == []
