@@ -316,7 +316,7 @@ class Gateway:
         return dict(body["components"])
 
     async def command(self, method: str) -> tuple[int, Any]:
-        return await self.request("POST", f"/v1/commands/{method}", {})
+        return await self.request("POST", f"/v1/command/{method}", {})
 
     async def cli(self, *args: str) -> tuple[int, str]:
         proc = await asyncio.create_subprocess_exec(
