@@ -53,6 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
                             description="Same as SIGHUP, but prints the outcome.")
     _add_socket_args(reload)
 
+    _add_tunnel_parser(sub)
+
     sub.add_parser("version", help="print the version", description="Print the version.")
 
     demo = sub.add_parser("demo", help="run everything on localhost for a demonstration",
@@ -63,6 +65,24 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--state-dir", type=Path, default=None,
                       help="keep state here instead of a temporary dir")
     return parser
+
+
+def _add_tunnel_parser(sub: Any) -> None:
+    tunnel = sub.add_parser("tunnel", help="list, start or stop reverse tunnels",
+                            description="Control the reverse tunnels of the running daemon.")
+    actions = tunnel.add_subparsers(dest="tunnel_action", required=True, metavar="ACTION")
+    listing = actions.add_parser("list", help="show every configured tunnel")
+    _add_socket_args(listing)
+    listing.add_argument("--json", action="store_true", help="print the raw JSON")
+    for action in ("start", "stop"):
+        parser = actions.add_parser(action, help=f"{action} one tunnel or all of them")
+        _add_socket_args(parser)
+        which = parser.add_mutually_exclusive_group(required=True)
+        which.add_argument("name", nargs="?", help="tunnel name")
+        which.add_argument("--all", action="store_true", help=f"{action} every tunnel")
+        if action == "start":
+            parser.add_argument("--expiry", type=float, default=None,
+                                help="seconds until it stops by itself (default from config)")
 
 
 def _add_config_arg(parser: argparse.ArgumentParser) -> None:
@@ -83,6 +103,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     handlers = {
         "run": cmd_run, "check-config": cmd_check_config, "status": cmd_status,
         "reload": cmd_reload, "version": cmd_version, "demo": cmd_demo,
+        "tunnel": cmd_tunnel,
     }
     try:
         return handlers[args.command](args)
@@ -146,20 +167,22 @@ def _socket_from_raw_config(path: Path) -> Path | None:
     return Path(socket) if isinstance(socket, str) and socket.startswith("/") else None
 
 
-async def _control_request(socket_path: Path, method: str, url: str) -> tuple[int, Any]:
+async def _control_request(socket_path: Path, method: str, url: str,
+                           body: dict[str, Any] | None = None) -> tuple[int, Any]:
     connector = aiohttp.UnixConnector(path=str(socket_path))
     timeout = aiohttp.ClientTimeout(total=15)
     async with (
         aiohttp.ClientSession(connector=connector, timeout=timeout) as session,
-        session.request(method, f"http://clgwd{url}") as resp,
+        session.request(method, f"http://clgwd{url}", json=body) as resp,
     ):
         return resp.status, await resp.json()
 
 
-def _call_daemon(args: argparse.Namespace, method: str, url: str) -> tuple[int, Any] | None:
+def _call_daemon(args: argparse.Namespace, method: str, url: str,
+                 body: dict[str, Any] | None = None) -> tuple[int, Any] | None:
     socket_path = _control_socket(args)
     try:
-        return asyncio.run(_control_request(socket_path, method, url))
+        return asyncio.run(_control_request(socket_path, method, url, body))
     except (aiohttp.ClientConnectionError, FileNotFoundError, ConnectionRefusedError) as err:
         print(f"clgwd is not running (no answer on {socket_path}: {err})", file=sys.stderr)
         return None
@@ -199,6 +222,41 @@ def cmd_reload(args: argparse.Namespace) -> int:
     for line in body.get("errors", []):
         print(f"  {line}", file=sys.stderr)
     return EXIT_CONFIG
+
+
+def cmd_tunnel(args: argparse.Namespace) -> int:
+    params: dict[str, Any] = {}
+    if args.tunnel_action != "list":
+        params = {"all": True} if args.all else {"name": args.name}
+        if getattr(args, "expiry", None) is not None:
+            params["expiry"] = args.expiry
+    answer = _call_daemon(args, "POST", f"/v1/commands/tunnel.{args.tunnel_action}", params)
+    if answer is None:
+        return EXIT_UNAVAILABLE
+    status, body = answer
+    if status != 200:
+        print(f"tunnel {args.tunnel_action} failed: {body.get('message', body)}",
+              file=sys.stderr)
+        return EXIT_FAILURE
+    tunnels = body["result"]["tunnels"]
+    if getattr(args, "json", False):
+        print(json.dumps(tunnels, indent=2, sort_keys=True))
+        return EXIT_OK
+    _print_tunnels(tunnels)
+    return EXIT_OK
+
+
+def _print_tunnels(tunnels: list[dict[str, Any]]) -> None:
+    if not tunnels:
+        print("no tunnels configured")
+        return
+    print(f"{'TUNNEL':<20} {'STATUS':<8} {'STREAMS':>7} {'BYTES IN':>12} {'BYTES OUT':>12}"
+          "  EXPIRES IN  TARGET")
+    for t in tunnels:
+        expires = f"{t['expires_in']:.0f} s" if t["expires_in"] is not None else "-"
+        print(f"{t['name']:<20} {t['status']:<8} {t['streams']:>7} "
+              f"{t['bytes_from_cloud']:>12} {t['bytes_to_cloud']:>12}  {expires:>10}  "
+              f"{t['host']}:{','.join(str(p) for p in t['ports'])}")
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

@@ -17,6 +17,7 @@ from typing import Any, Self
 from aiohttp import web
 
 from clgwd import __version__
+from clgwd.commands import CommandContext, CommandRouter
 from clgwd.component import ComponentState, StatusTracker
 from clgwd.config import ClgwdConfig
 from clgwd.errors import StartupError
@@ -42,15 +43,18 @@ class ControlServer:
 
     name = "control"
 
-    def __init__(self, config: ClgwdConfig, statuses: StatusSource, reload: ReloadHook) -> None:
+    def __init__(self, config: ClgwdConfig, statuses: StatusSource, reload: ReloadHook,
+                 commands: CommandRouter | None = None) -> None:
         self.path = config.control.socket
         self._statuses = statuses
         self._reload = reload
+        self._commands = commands
         self._started = time.time()
         self.tracker = StatusTracker(self.name)
         self.app = web.Application(middlewares=[error_middleware])
         self.app.router.add_get("/v1/status", self._status)
         self.app.router.add_post("/v1/reload", self._reload_handler)
+        self.app.router.add_post("/v1/commands/{method}", self._command_handler)
         self._runner: web.AppRunner | None = None
 
     async def __aenter__(self) -> Self:
@@ -94,3 +98,14 @@ class ControlServer:
     async def _reload_handler(self, request: web.Request) -> web.Response:
         result = await self._reload()
         return web.json_response(result, status=200 if result["applied"] else 422)
+
+    async def _command_handler(self, request: web.Request) -> web.Response:
+        """Run a router command (``tunnel.start`` ...) as the local CLI actor."""
+        if self._commands is None:
+            raise web.HTTPNotFound
+        params = await request.json() if request.can_read_body else {}
+        if not isinstance(params, dict):
+            raise web.HTTPBadRequest(text="params must be a JSON object")
+        result = await self._commands.call(request.match_info["method"], params,
+                                           CommandContext(actor="local:cli"))
+        return web.json_response({"result": result})

@@ -31,6 +31,7 @@ from clgwd.logsetup import set_level
 from clgwd.metrics import Metrics
 from clgwd.sdnotify import Notifier
 from clgwd.store import Action, Event, Store
+from clgwd.tunnel.component import TunnelComponent
 from clgwd.web.server import HttpServer
 
 _LOGGER = logging.getLogger(__name__)
@@ -268,8 +269,11 @@ def build_components(daemon: Daemon) -> list[Component]:
     """The production components, in start order (each may use those before it)."""
     config = daemon.config
     store = Store(config)
+    http = HttpServer(config, daemon.statuses, daemon.metrics)
     return [
         store,
-        ControlServer(config, daemon.statuses, daemon.reload),
-        HttpServer(config, daemon.statuses, daemon.metrics),
+        ControlServer(config, daemon.statuses, daemon.reload, daemon.commands),
+        http,
+        TunnelComponent(config, store, daemon.commands,
+                        own_ports=lambda: [port for _, port in http.bound]),
     ]

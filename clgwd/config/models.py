@@ -103,6 +103,9 @@ class DaemonConfig(StrictModel):
     """Seconds allowed for an orderly shutdown before the process exits hard."""
 
 
+from clgwd.config.tunnel import TunnelConfig  # noqa: E402 - needs StrictModel defined above
+
+
 class ClgwdConfig(StrictModel):
     """The whole configuration file."""
 
@@ -111,3 +114,4 @@ class ClgwdConfig(StrictModel):
     control: ControlConfig = ControlConfig()
     logging: LoggingConfig = LoggingConfig()
     daemon: DaemonConfig = DaemonConfig()
+    tunnel: TunnelConfig = TunnelConfig()

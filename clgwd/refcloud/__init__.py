@@ -1,0 +1,1 @@
+"""The reference cloud (dev, demo, tests): speaks the documented protocol only."""
