@@ -3,7 +3,7 @@
 Deny by default: with no ``targets`` (the default) no tunnel can be started, and with
 no ``authority_public_key`` no stream ticket can verify. Special addresses (loopback,
 link-local, the gateway's own addresses and management ports, ...) are refused even
-inside a listed CIDR unless the target sets ``allow_special_addresses``.
+inside a listed CIDR unless the target lists their class in ``allow_special``.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import base64
 import binascii
 import ipaddress
 import re
-from typing import Annotated, Final
+from typing import Annotated, Final, Literal
 
 from pydantic import AfterValidator, Field, model_validator
 
@@ -75,14 +75,22 @@ def _check_public_key(value: str) -> str:
 Name = Annotated[str, AfterValidator(_check_name)]
 
 
+SpecialClass = Literal[
+    "loopback", "this-network", "link-local", "multicast", "broadcast", "reserved",
+    "unspecified", "ipv4-mapped", "ipv4-compatible", "nat64", "6to4", "gateway-address",
+    "management-port"]
+"""Address classes refused for every target unless the target lists them."""
+
+
 class TunnelTarget(StrictModel):
     """One allow-listed LAN destination: a host, network or DNS name plus ports."""
 
     name: Name
     host: Annotated[str, AfterValidator(_check_target_host)]
     ports: Annotated[list[int | str], Field(min_length=1), AfterValidator(_check_ports)]
-    allow_special_addresses: bool = False
-    """Permit loopback, link-local, own addresses etc. that are otherwise always refused."""
+    allow_special: list[SpecialClass] = Field(default_factory=list)
+    """Address classes this target may reach although they are always refused otherwise
+    (e.g. ``[loopback]`` for a service on the gateway host itself)."""
 
     def port_allowed(self, port: int) -> bool:
         for item in self.ports:

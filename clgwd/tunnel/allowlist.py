@@ -33,8 +33,8 @@ _ALWAYS_DENIED_V4: Final = (
     (ipaddress.IPv4Network("127.0.0.0/8"), "loopback"),
     (ipaddress.IPv4Network("169.254.0.0/16"), "link-local"),
     (ipaddress.IPv4Network("224.0.0.0/4"), "multicast"),
-    (ipaddress.IPv4Network("240.0.0.0/4"), "reserved"),
     (ipaddress.IPv4Network("255.255.255.255/32"), "broadcast"),
+    (ipaddress.IPv4Network("240.0.0.0/4"), "reserved"),
 )
 _ALWAYS_DENIED_V6: Final = (
     (ipaddress.IPv6Network("::/128"), "unspecified"),
@@ -126,7 +126,7 @@ class Allowlist:
         addresses = await self._addresses(target, host, port)
         for address in addresses:
             self._check_address(target, address, port)
-            self.check_management_port(address, port)
+            self.check_management_port(target, address, port)
         return addresses
 
     async def _addresses(self, target: TunnelTarget, host: str, port: int) -> list[IPAddress]:
@@ -158,18 +158,19 @@ class Allowlist:
         if network is not None and (address.version != network.version
                                     or address not in network):
             raise Denied("host-not-allowed", f"{address} is outside {target.host}")
-        if target.allow_special_addresses:
-            return
         special = special_reason(address)
-        if special is not None:
+        if special is not None and special not in target.allow_special:
             raise Denied(special, f"{address} is a {special} address")
-        if address in self.gateway.addresses:
+        if special is None and address in self.gateway.addresses and \
+                "gateway-address" not in target.allow_special:
             raise Denied("gateway-address", f"{address} is the gateway itself")
 
-    def check_management_port(self, address: IPAddress, port: int) -> None:
+    def check_management_port(self, target: TunnelTarget, address: IPAddress,
+                              port: int) -> None:
         """The gateway's own admin ports stay closed even where loopback is allowed."""
         own = address in self.gateway.addresses or address.is_loopback or address.is_unspecified
-        if own and port in self.gateway.management_ports:
+        if own and port in self.gateway.management_ports and \
+                "management-port" not in target.allow_special:
             raise Denied("management-port", f"{address}:{port} is the gateway's own service")
 
 

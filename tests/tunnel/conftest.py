@@ -29,6 +29,8 @@ from clgwd.tunnel.session import Stream
 from clgwd.tunnel.wire import Frame, OpenRequest
 
 GATEWAY_ID = "gw-test-1"
+MGMT_PORT = 18080
+"""The gateway's (unbound) HTTP port in tests: a management port the allowlist refuses."""
 
 
 class MemoryPipe:
@@ -164,13 +166,22 @@ def tunnel_yaml(authority: TicketAuthority, port: int, extra: str = "",
         f"  gateway_id: {gateway_id}\n"
         f"  authority_public_key: {authority.public_key_b64}\n"
         "  targets:\n"
-        f"    - {{name: echo, host: 127.0.0.1, ports: [{port}], allow_special_addresses: true}}\n"
+        f"    - {{name: echo, host: 127.0.0.1, ports: [{port}], allow_special: [loopback]}}\n"
+        f"    - {{name: rebind, host: rebind.lan.test, ports: [{port}], "
+        "allow_special: [loopback]}\n"
         f"    - {{name: lan, host: 198.51.100.0/24, ports: [80, 443]}}\n"
         f"    - {{name: named, host: ui.lan.test, ports: [{port}, 443]}}\n"
+        f"    - {{name: wide, host: 0.0.0.0/0, ports: [80, {port}]}}\n"
+        f"    - {{name: wide6, host: '::/0', ports: [80, {port}]}}\n"
+        f"    - {{name: self, host: 127.0.0.1, ports: [{MGMT_PORT}], allow_special: [loopback]}}\n"
         "  tunnels:\n"
         f"    - {{name: echo, target: echo{tunnel_extra}}}\n"
         "    - {name: lan, target: lan}\n"
         "    - {name: named, target: named}\n"
+        "    - {name: rebind, target: rebind}\n"
+        "    - {name: wide, target: wide}\n"
+        "    - {name: wide6, target: wide6}\n"
+        "    - {name: self, target: self}\n"
     ) + extra
 
 
@@ -229,10 +240,6 @@ class Harness:
 
 
 HarnessFactory = Callable[..., Awaitable[Harness]]
-
-
-MGMT_PORT = 18080
-"""The gateway's (unbound) HTTP port in tests: a management port the allowlist refuses."""
 
 
 @pytest.fixture
