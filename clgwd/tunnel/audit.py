@@ -20,14 +20,18 @@ import time
 from dataclasses import dataclass
 from typing import Any, Final
 
+from clgwd.errors import ClgwdError
 from clgwd.store import Database, Outbox, Transaction
 
 GENESIS_HASH: Final = "0" * 64
 OUTBOX_KIND: Final = "audit"
 
 
-class AuditFailed(Exception):
+class AuditFailed(ClgwdError):
     """The record could not be committed; the audited action must not proceed."""
+
+    code = "audit_unavailable"
+    http_status = 503
 
 
 class AuditChainBroken(Exception):

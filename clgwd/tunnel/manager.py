@@ -18,7 +18,7 @@ from typing import Any
 
 from clgwd.config.tunnel import TunnelConfig, TunnelDefinition, TunnelTarget
 from clgwd.errors import ClgwdError
-from clgwd.tunnel.audit import AuditLog
+from clgwd.tunnel.audit import AuditFailed, AuditLog
 from clgwd.tunnel.session import Stream
 
 _LOGGER = logging.getLogger(__name__)
@@ -174,8 +174,13 @@ class TunnelManager:
         for stream in list(runtime.streams):
             self._reset(stream, f"tunnel {reason}")
         rtype = "tunnel_expired" if reason == "expired" else "tunnel_stop"
-        await self._audit.append(rtype, {"tunnel": runtime.definition.name, "actor": actor,
-                                         "reason": reason})
+        try:
+            await self._audit.append(rtype, {"tunnel": runtime.definition.name,
+                                             "actor": actor, "reason": reason})
+        except AuditFailed as err:
+            # Closing is always allowed (fail closed); only the record is missing.
+            _LOGGER.error("Tunnel %s stopped but not audited: %s",  # noqa: TRY400
+                          runtime.definition.name, err)
         _LOGGER.info("Tunnel %s stopped (%s) by %s", runtime.definition.name, reason, actor)
 
     # -- streams ------------------------------------------------------------------------
