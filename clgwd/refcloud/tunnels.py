@@ -26,7 +26,7 @@ import base64
 import logging
 import time
 import uuid
-from typing import Self
+from typing import Self, cast
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -146,7 +146,7 @@ class _ClientProtocol(asyncio.Protocol):
         self._task: asyncio.Task[None] | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
+        transport = cast(asyncio.Transport, transport)  # uvloop transports are not subclasses
         transport.pause_reading()
         self._task = self._proxy.owner.create_task(
             self._proxy.carry(transport), name=f"clgwd[{self._proxy.tunnel}].launch")

@@ -31,7 +31,7 @@ import logging
 import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
-from typing import Any, Final, Protocol
+from typing import Any, Final, Protocol, cast
 
 from clgwd.channel import BinaryChannel, LinkDown
 from clgwd.tunnel import wire
@@ -207,7 +207,7 @@ class StreamProtocol(asyncio.Protocol):
         self.stream = stream
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
+        transport = cast(asyncio.Transport, transport)  # uvloop transports are not subclasses
         stream = self.stream
         if stream.closed:  # reset while we were connecting
             transport.abort()
@@ -493,8 +493,7 @@ class Session:
                 stream.opened.set_result(peer)
         else:
             code, reason = wire.parse_open_err(frame)
-            if not stream.opened.done():
-                stream.opened.set_exception(StreamRefused(code, reason))
+            _fail_open(stream, StreamRefused(code, reason))
             self.close_stream(stream, f"refused: {reason}", code, send_rst=False)
 
     def _on_rst(self, frame: Frame) -> None:
@@ -502,8 +501,7 @@ class Session:
         stream = self._stream_for(frame)
         if stream is None:
             return
-        if not stream.opened.done():
-            stream.opened.set_exception(StreamRefused(code, reason or "reset"))
+        _fail_open(stream, StreamRefused(code, reason or "reset"))
         self.close_stream(stream, f"reset by peer: {code.name} {reason}".strip(), code,
                           send_rst=False)
 
@@ -578,9 +576,7 @@ class Session:
             stream.unreturned = 0
         stream.chunks.clear()
         stream.buffered = 0
-        if not stream.opened.done():
-            stream.opened.set_exception(StreamRefused(code, reason))
-            stream.opened.exception()  # mark retrieved: the opener may be gone
+        _fail_open(stream, StreamRefused(code, reason))
         if self._on_closed is not None:
             self._on_closed(self, stream, StreamClosed(
                 stream.id, reason, code, stream.bytes_from_peer, stream.bytes_to_peer,
@@ -697,3 +693,10 @@ class StreamRefused(Exception):
         super().__init__(f"{code.name}: {reason}")
         self.code = code
         self.reason = reason
+
+
+def _fail_open(stream: Stream, error: StreamRefused) -> None:
+    """Fail a pending open; marked retrieved because the opener may be gone (gateway)."""
+    if not stream.opened.done():
+        stream.opened.set_exception(error)
+        stream.opened.exception()
