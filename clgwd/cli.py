@@ -83,6 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Confirm the port configuration on trial; without it the previous "
                     "configuration comes back when the confirm timeout ends.")
     _add_socket_args(confirm)
+    _add_tunnel_parser(sub)
 
     sub.add_parser("version", help="print the version", description="Print the version.")
 
@@ -98,6 +99,24 @@ def build_parser() -> argparse.ArgumentParser:
     add_enroll_parser(sub)
     add_refcloud_parser(sub)
     return parser
+
+
+def _add_tunnel_parser(sub: Any) -> None:
+    tunnel = sub.add_parser("tunnel", help="list, start or stop reverse tunnels",
+                            description="Control the reverse tunnels of the running daemon.")
+    actions = tunnel.add_subparsers(dest="tunnel_action", required=True, metavar="ACTION")
+    listing = actions.add_parser("list", help="show every configured tunnel")
+    _add_socket_args(listing)
+    listing.add_argument("--json", action="store_true", help="print the raw JSON")
+    for action in ("start", "stop"):
+        parser = actions.add_parser(action, help=f"{action} one tunnel or all of them")
+        _add_socket_args(parser)
+        which = parser.add_mutually_exclusive_group(required=True)
+        which.add_argument("name", nargs="?", help="tunnel name")
+        which.add_argument("--all", action="store_true", help=f"{action} every tunnel")
+        if action == "start":
+            parser.add_argument("--expiry", type=float, default=None,
+                                help="seconds until it stops by itself (default from config)")
 
 
 def _add_config_arg(parser: argparse.ArgumentParser) -> None:
@@ -120,6 +139,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "reload": cmd_reload, "version": cmd_version, "demo": cmd_demo,
         "enroll": cmd_enroll, "refcloud": cmd_refcloud, "sync": cmd_sync,
         "preflight": cmd_preflight, "network": cmd_network,
+        "tunnel": cmd_tunnel,
     }
     try:
         return handlers[args.command](args)
@@ -287,6 +307,8 @@ def format_sync_result(body: dict[str, Any]) -> str:
         lines.append(f"  {change['op']:<6} {change['source_key']} {user.get('extension', '')} "
                      f"{user.get('display_name', '')} {','.join(change.get('changed', []))}")
     return "\n".join(lines)
+
+
 def cmd_preflight(args: argparse.Namespace) -> int:
     from clgwd.net.preflight import render_report, run_preflight  # noqa: PLC0415
 
@@ -322,6 +344,41 @@ def _call_command(args: argparse.Namespace, method: str) -> tuple[int, Any]:
         print(body.get("message", body), file=sys.stderr)
         return EXIT_FAILURE, None
     return EXIT_OK, body
+
+
+def cmd_tunnel(args: argparse.Namespace) -> int:
+    params: dict[str, Any] = {}
+    if args.tunnel_action != "list":
+        params = {"all": True} if args.all else {"name": args.name}
+        if getattr(args, "expiry", None) is not None:
+            params["expiry"] = args.expiry
+    answer = _call_daemon(args, "POST", f"/v1/command/tunnel.{args.tunnel_action}", body=params)
+    if answer is None:
+        return EXIT_UNAVAILABLE
+    status, body = answer
+    if status != 200:
+        print(f"tunnel {args.tunnel_action} failed: {body.get('message', body)}",
+              file=sys.stderr)
+        return EXIT_FAILURE
+    tunnels = body["tunnels"]
+    if getattr(args, "json", False):
+        print(json.dumps(tunnels, indent=2, sort_keys=True))
+        return EXIT_OK
+    _print_tunnels(tunnels)
+    return EXIT_OK
+
+
+def _print_tunnels(tunnels: list[dict[str, Any]]) -> None:
+    if not tunnels:
+        print("no tunnels configured")
+        return
+    print(f"{'TUNNEL':<20} {'STATUS':<8} {'STREAMS':>7} {'BYTES IN':>12} {'BYTES OUT':>12}"
+          "  EXPIRES IN  TARGET")
+    for t in tunnels:
+        expires = f"{t['expires_in']:.0f} s" if t["expires_in"] is not None else "-"
+        print(f"{t['name']:<20} {t['status']:<8} {t['streams']:>7} "
+              f"{t['bytes_from_cloud']:>12} {t['bytes_to_cloud']:>12}  {expires:>10}  "
+              f"{t['host']}:{','.join(str(p) for p in t['ports'])}")
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

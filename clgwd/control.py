@@ -109,3 +109,14 @@ class ControlServer:
     async def _reload_handler(self, request: web.Request) -> web.Response:
         result = await self._reload()
         return web.json_response(result, status=200 if result["applied"] else 422)
+
+    async def _command_handler(self, request: web.Request) -> web.Response:
+        """Run a router command (``tunnel.start`` ...) as the local CLI actor."""
+        if self._commands is None:
+            raise web.HTTPNotFound
+        params = await request.json() if request.can_read_body else {}
+        if not isinstance(params, dict):
+            raise web.HTTPBadRequest(text="params must be a JSON object")
+        result = await self._commands.call(request.match_info["method"], params,
+                                           CommandContext(actor="local:cli"))
+        return web.json_response({"result": result})

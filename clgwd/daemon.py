@@ -34,6 +34,7 @@ from clgwd.net import MdnsAdvertiser, NetworkComponent, banner_hook, register_ne
 from clgwd.sdnotify import Notifier
 from clgwd.store import Action, Event, Store
 from clgwd.sync.service import SyncService
+from clgwd.tunnel.component import TunnelComponent
 from clgwd.web.server import HttpServer
 
 _LOGGER = logging.getLogger(__name__)
@@ -274,6 +275,7 @@ def build_components(daemon: Daemon) -> list[Component]:
     store = Store(config)
     network = NetworkComponent(config, store)
     register_network_commands(daemon.commands, network)
+    http = HttpServer(config, daemon.statuses, daemon.metrics)
     return [
         store,
         network,
@@ -281,5 +283,7 @@ def build_components(daemon: Daemon) -> list[Component]:
         ControlServer(config, daemon.statuses, daemon.reload, daemon.commands),
         SyncService(config, store, daemon.commands, daemon.metrics),
         MdnsAdvertiser(config, network, store.settings, on_published=banner_hook(config)),
-        HttpServer(config, daemon.statuses, daemon.metrics),
+        http,
+        TunnelComponent(config, store, daemon.commands,
+                        own_ports=lambda: [port for _, port in http.bound]),
     ]

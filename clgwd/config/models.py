@@ -116,6 +116,7 @@ from clgwd.config.cloud import CloudConfig  # noqa: E402 - sections import Stric
 from clgwd.config.pbx import PbxConfig, SyncConfig  # noqa: E402 - needs StrictModel above
 # Sections in their own modules import StrictModel and the field types above.
 from clgwd.config.network import NetworkConfig  # noqa: E402
+from clgwd.config.tunnel import TunnelConfig  # noqa: E402 - needs StrictModel defined above
 
 
 class ClgwdConfig(StrictModel):
@@ -130,3 +131,4 @@ class ClgwdConfig(StrictModel):
     pbx: PbxConfig = PbxConfig()
     sync: SyncConfig = SyncConfig()
     network: NetworkConfig = NetworkConfig()
+    tunnel: TunnelConfig = TunnelConfig()

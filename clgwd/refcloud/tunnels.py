@@ -1,0 +1,218 @@
+"""Reference cloud side of tunnels: ticket authority, cloud mux, "Launch" proxy.
+
+Imports only the protocol modules (``clgwd.tunnel.wire``, ``clgwd.tunnel.session``, the
+``clgwd.channel`` contract) and generic libraries, never gateway internals, so it
+exercises exactly what a third-party cloud would implement.
+
+Plugging into the refcloud server (one object per connected gateway with
+``send_binary(data)`` and a registrable binary-message handler)::
+
+    tunnels = CloudTunnels(owner=server_task_group, name=f"refcloud.{gateway_id}")
+    await tunnels.on_link_up(gateway_session)        # anything with send_binary()
+    gateway_session.binary_handler = tunnels.on_binary
+    ...
+    await tunnels.on_link_down()                     # when that websocket closes
+
+A ``LaunchProxy`` then listens on 127.0.0.1 and carries each accepted connection
+through a new stream (with a fresh ticket) to the LAN target: opening its URL in a
+browser shows the LAN web UI through the gateway. It is a byte-level proxy, so HTTPS
+stays end-to-end between the browser and the LAN host.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+import time
+import uuid
+from typing import Self, cast
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from clgwd.channel import BinaryChannel
+from clgwd.tunnel.session import (
+    DEFAULT_LIMITS,
+    Role,
+    Session,
+    SessionLimits,
+    Stream,
+    StreamProtocol,
+    StreamRefused,
+    TaskOwner,
+)
+from clgwd.tunnel.wire import (
+    MAX_TICKET_LIFETIME,
+    ErrorCode,
+    OpenRequest,
+    ProtocolError,
+    TicketClaims,
+    pack_ticket,
+)
+
+_LOGGER = logging.getLogger(__name__)
+
+
+class TicketAuthority:
+    """Signs single-use stream tickets with the tunnel-authority Ed25519 key."""
+
+    def __init__(self, private_key: Ed25519PrivateKey | None = None) -> None:
+        self._key = private_key or Ed25519PrivateKey.generate()
+
+    @property
+    def public_key_b64(self) -> str:
+        """The value for the gateway's ``tunnel.authority_public_key``."""
+        raw = self._key.public_key().public_bytes(serialization.Encoding.Raw,
+                                                  serialization.PublicFormat.Raw)
+        return base64.b64encode(raw).decode()
+
+    def issue(self, *, gateway: str, tunnel: str, host: str, port: int, admin: str,
+              lifetime: float = 30.0, now: float | None = None, jti: str | None = None) -> str:
+        """A ticket for one stream; ``lifetime`` is capped at the protocol's 60 s."""
+        issued = time.time() if now is None else now
+        claims = TicketClaims(gateway=gateway, tunnel=tunnel, host=host, port=port,
+                              admin=admin, jti=jti or uuid.uuid4().hex, iat=issued,
+                              exp=issued + min(lifetime, MAX_TICKET_LIFETIME))
+        return self.sign(claims)
+
+    def sign(self, claims: TicketClaims) -> str:
+        raw = claims.canonical()
+        return pack_ticket(raw, self._key.sign(raw))
+
+
+class CloudTunnels:
+    """The cloud end of one gateway's tunnel session (a ``BinaryEndpoint``)."""
+
+    def __init__(self, owner: TaskOwner, *, limits: SessionLimits = DEFAULT_LIMITS,
+                 name: str = "refcloud.tunnels") -> None:
+        self._owner = owner
+        self.limits = limits
+        self.name = name
+        self.session: Session | None = None
+        self.protocol_errors: list[ProtocolError] = []
+        self._up = asyncio.Event()
+
+    async def on_link_up(self, channel: BinaryChannel) -> None:
+        if self.session is not None:
+            self.session.close("link replaced")
+        self.session = Session(channel, Role.CLOUD, self._owner, limits=self.limits,
+                               on_protocol_error=self._on_error, name=self.name)
+        self.session.start()
+        self._up.set()
+
+    async def on_binary(self, data: bytes) -> None:
+        if self.session is not None:
+            self.session.feed(data)
+
+    async def on_link_down(self) -> None:
+        self._up.clear()
+        if self.session is not None:
+            self.session.close("link down")
+            self.session = None
+
+    def _on_error(self, session: Session, err: ProtocolError) -> None:
+        self.protocol_errors.append(err)
+
+    async def wait_up(self) -> Session:
+        await self._up.wait()
+        assert self.session is not None
+        return self.session
+
+    async def open(self, transport: asyncio.Transport, request: OpenRequest) -> Stream:
+        """Carry an accepted local socket through a new stream (raises StreamRefused)."""
+        session = self.session
+        if session is None:
+            raise StreamRefused(ErrorCode.REFUSED, "gateway is not connected")
+
+        def attach(stream: Stream) -> None:
+            protocol = stream.protocol()
+            transport.set_protocol(protocol)
+            protocol.connection_made(transport)
+
+        return await session.open(request, attach)
+
+    async def close(self) -> None:
+        if self.session is not None:
+            await self.session.aclose("cloud closing")
+            self.session = None
+
+
+class _ClientProtocol(asyncio.Protocol):
+    """An accepted local connection waiting for its stream to open."""
+
+    def __init__(self, proxy: LaunchProxy) -> None:
+        self._proxy = proxy
+        self._task: asyncio.Task[None] | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        transport = cast(asyncio.Transport, transport)  # uvloop transports are not subclasses
+        transport.pause_reading()
+        self._task = self._proxy.owner.create_task(
+            self._proxy.carry(transport), name=f"clgwd[{self._proxy.tunnel}].launch")
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._task is not None:
+            self._task.cancel()
+
+
+class LaunchProxy:
+    """A local listener whose connections go through a tunnel to one LAN host:port."""
+
+    def __init__(self, tunnels: CloudTunnels, authority: TicketAuthority, owner: TaskOwner, *,
+                 gateway: str, tunnel: str, host: str, port: int, admin: str,
+                 listen_host: str = "127.0.0.1", listen_port: int = 0,
+                 http_errors: bool = True) -> None:
+        self.tunnels = tunnels
+        self.authority = authority
+        self.owner = owner
+        self.gateway, self.tunnel, self.host, self.port = gateway, tunnel, host, port
+        self.admin = admin
+        self.http_errors = http_errors
+        self.refusals: list[StreamRefused] = []
+        self._listen = (listen_host, listen_port)
+        self._server: asyncio.Server | None = None
+
+    async def __aenter__(self) -> Self:
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(lambda: _ClientProtocol(self), *self._listen)
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        if self._server is not None:
+            self._server.close()
+            self._server = None
+
+    @property
+    def address(self) -> tuple[str, int]:
+        assert self._server is not None
+        host, port = self._server.sockets[0].getsockname()[:2]
+        return str(host), int(port)
+
+    @property
+    def url(self) -> str:
+        host, port = self.address
+        return f"http://{host}:{port}/"
+
+    async def carry(self, transport: asyncio.Transport) -> None:
+        """Open a stream for one accepted connection with a fresh ticket."""
+        ticket = self.authority.issue(gateway=self.gateway, tunnel=self.tunnel,
+                                      host=self.host, port=self.port, admin=self.admin)
+        request = OpenRequest(self.tunnel, self.host, self.port, ticket, 0)
+        try:
+            await self.tunnels.open(transport, request)
+        except StreamRefused as err:
+            self.refusals.append(err)
+            _LOGGER.warning("Launch %s: stream refused: %s", self.tunnel, err)
+            if self.http_errors and not transport.is_closing():
+                body = f"tunnel refused: {err.reason}\n".encode()
+                transport.write(b"HTTP/1.1 502 Bad Gateway\r\nContent-Type: text/plain\r\n"
+                                b"Connection: close\r\nContent-Length: "
+                                + str(len(body)).encode() + b"\r\n\r\n" + body)
+            transport.close()
+        except asyncio.CancelledError:
+            transport.abort()
+            raise
+
+
+__all__ = ["CloudTunnels", "LaunchProxy", "StreamProtocol", "TicketAuthority"]

@@ -1,0 +1,702 @@
+"""One multiplexed tunnel session over one link connection: streams, credit, scheduling.
+
+Both ends run this same engine (the gateway as ``Role.GATEWAY``, the reference cloud as
+``Role.CLOUD``); only the cloud may open streams. Why each piece is shaped as it is:
+
+* **Credit, not watermarks.** A sender may only send DATA while it holds both stream
+  and connection credit (HTTP/2 style). The receiver returns credit with WINDOW only
+  once bytes have left its memory (written to a local socket whose buffer is below its
+  high-water mark). So a slow local reader or a slow link pushes back to the far
+  sender, nothing is dropped, and memory per stream is bounded by the window plus one
+  socket read, by construction (snitun#353 and #376 are what the other designs hit).
+* **One writer task, two lanes.** Control frames (WINDOW, OPEN*, FIN-less resets,
+  PING/PONG, GOAWAY) go first; DATA is chosen by deficit round-robin over streams that
+  have bytes and credit, with a quantum of one maximum frame, so a bulk download
+  cannot starve an interactive page (snitun#352).
+* **Local sockets are asyncio Protocols** so back-pressure is ``pause_reading`` /
+  ``pause_writing`` without extra buffering tasks: a stream costs no task while idle.
+
+A protocol violation by the peer (oversized frame, window overflow, unknown stream,
+OPEN from the wrong side) fails the whole session: GOAWAY is sent, every stream is
+reset, and the owner is told through ``on_protocol_error`` (the gateway audits it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import enum
+import logging
+import time
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from typing import Any, Final, Protocol, cast
+
+from clgwd.channel import BinaryChannel, LinkDown
+from clgwd.tunnel import wire
+from clgwd.tunnel.wire import ErrorCode, Frame, FrameType, ProtocolError
+
+_LOGGER = logging.getLogger(__name__)
+
+READ_HIGH_WATER: Final = 256 * 1024
+"""Pause reading a local socket when this many bytes wait for credit or the writer."""
+READ_LOW_WATER: Final = 64 * 1024
+LOCAL_WRITE_HIGH_WATER: Final = 256 * 1024
+"""Upper bound of a local socket's write-buffer high-water mark; credit is only returned
+for bytes that left that buffer, so a stream holds at most one window in memory."""
+
+
+class Role(enum.Enum):
+    GATEWAY = "gateway"
+    CLOUD = "cloud"
+
+
+class StreamState(enum.Enum):
+    """Lifecycle of one stream; changed only in ``Stream._set_state``."""
+
+    OPENING = "opening"
+    OPEN = "open"
+    LOCAL_DONE = "local_done"
+    """We sent FIN; the peer may still send."""
+    REMOTE_DONE = "remote_done"
+    """The peer sent FIN; we may still send."""
+    CLOSED = "closed"
+
+
+class SessionState(enum.Enum):
+    ACTIVE = "active"
+    FAILED = "failed"
+    """The peer broke the protocol; GOAWAY sent, every frame is now ignored."""
+    CLOSED = "closed"
+
+
+class TaskOwner(Protocol):
+    """Anything that owns tasks (``asyncio.TaskGroup``); the session never creates bare ones."""
+
+    def create_task(self, coro: Coroutine[Any, Any, Any], *,
+                    name: str | None = None) -> asyncio.Task[Any]: ...
+
+
+@dataclass(frozen=True)
+class SessionLimits:
+    """Window sizes and limits; both ends may use different values."""
+
+    stream_window: int = 1024 * 1024
+    connection_window: int = 16 * 1024 * 1024
+    max_streams: int = 256
+
+
+DEFAULT_LIMITS: Final = SessionLimits()
+
+
+@dataclass(frozen=True)
+class StreamClosed:
+    """What the owner learns when a stream ends (the gateway audits this)."""
+
+    stream_id: int
+    reason: str
+    code: ErrorCode
+    bytes_from_peer: int
+    bytes_to_peer: int
+    duration: float
+
+
+class Stream:
+    """One bidirectional byte stream bound to a local TCP socket."""
+
+    def __init__(self, session: Session, stream_id: int, send_credit: int) -> None:
+        self.session = session
+        self.id = stream_id
+        self.state = StreamState.OPENING
+        self.send_credit = send_credit
+        self.recv_remaining = session.limits.stream_window
+        self.unreturned = 0
+        self.chunks: collections.deque[bytes] = collections.deque()
+        self.head_offset = 0
+        self.buffered = 0
+        self.local_eof = False
+        self.fin_sent = False
+        self.in_ready = False
+        self.deficit = 0
+        self.transport: asyncio.Transport | None = None
+        self.reading_paused = False
+        self.writing_paused = False
+        self.bytes_from_peer = 0
+        self.bytes_to_peer = 0
+        self.opened_at = time.monotonic()
+        self.last_activity = self.opened_at
+        self.context: Any = None
+        """Owner data (the gateway keeps the tunnel name and ticket id here)."""
+        self.opened: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        """Cloud side: resolves with the connected peer address, or fails on OPEN_ERR."""
+
+    def _set_state(self, new: StreamState) -> None:
+        _LOGGER.debug("stream %d: %s -> %s", self.id, self.state.value, new.value)
+        self.state = new
+
+    @property
+    def closed(self) -> bool:
+        return self.state is StreamState.CLOSED
+
+    def protocol(self) -> StreamProtocol:
+        """A protocol instance for ``loop.create_connection`` or an accepted socket."""
+        return StreamProtocol(self)
+
+    # -- state transitions driven by FIN ------------------------------------------------
+
+    def _fin_sent(self) -> None:
+        self.fin_sent = True
+        if self.state is StreamState.REMOTE_DONE:
+            self.session.close_stream(self, "fin", ErrorCode.NO_ERROR, send_rst=False)
+        elif self.state is StreamState.OPEN:
+            self._set_state(StreamState.LOCAL_DONE)
+
+    def _fin_received(self) -> None:
+        if self.transport is not None and self.transport.can_write_eof():
+            self.transport.write_eof()
+        if self.state is StreamState.LOCAL_DONE:
+            self.session.close_stream(self, "fin", ErrorCode.NO_ERROR, send_rst=False)
+        elif self.state is StreamState.OPEN:
+            self._set_state(StreamState.REMOTE_DONE)
+        else:
+            raise ProtocolError(ErrorCode.STREAM_CLOSED, f"FIN on stream {self.id} "
+                                f"in state {self.state.value}")
+
+    # -- outbound bytes (local socket -> peer) ------------------------------------------
+
+    def sendable(self, connection_credit: int) -> int:
+        return min(self.buffered, self.send_credit, connection_credit, wire.MAX_DATA_PAYLOAD)
+
+    def take(self, size: int) -> bytes | bytearray | memoryview:
+        """Remove ``size`` buffered bytes (a view when one chunk suffices: no copy)."""
+        head = self.chunks[0]
+        start = self.head_offset
+        if len(head) - start >= size:
+            piece: bytes | bytearray | memoryview = memoryview(head)[start:start + size]
+            self.head_offset += size
+            if self.head_offset == len(head):
+                self.chunks.popleft()
+                self.head_offset = 0
+        else:
+            parts = bytearray()
+            while len(parts) < size:
+                head = self.chunks[0]
+                need = size - len(parts)
+                avail = len(head) - self.head_offset
+                if avail <= need:
+                    parts += memoryview(head)[self.head_offset:]
+                    self.chunks.popleft()
+                    self.head_offset = 0
+                else:
+                    parts += memoryview(head)[self.head_offset:self.head_offset + need]
+                    self.head_offset += need
+            piece = parts
+        self.buffered -= size
+        if self.reading_paused and self.buffered <= READ_LOW_WATER:
+            self.reading_paused = False
+            if self.transport is not None and not self.transport.is_closing():
+                self.transport.resume_reading()
+        return piece
+
+
+class StreamProtocol(asyncio.Protocol):
+    """Glue between a local TCP socket and its stream."""
+
+    def __init__(self, stream: Stream) -> None:
+        self.stream = stream
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        transport = cast(asyncio.Transport, transport)  # uvloop transports are not subclasses
+        stream = self.stream
+        if stream.closed:  # reset while we were connecting
+            transport.abort()
+            return
+        stream.transport = transport
+        # Below a quarter window, so a stalled-then-draining socket always reports
+        # resume_writing before the peer can run out of credit (no silent deadlock).
+        transport.set_write_buffer_limits(
+            high=min(LOCAL_WRITE_HIGH_WATER, stream.session.limits.stream_window // 4))
+        if stream.state is StreamState.OPENING:
+            # Nothing may be read before the far end accepted the stream.
+            transport.pause_reading()
+            stream.reading_paused = True
+
+    def data_received(self, data: bytes) -> None:
+        stream = self.stream
+        if stream.closed:
+            return
+        stream.chunks.append(data)
+        stream.buffered += len(data)
+        stream.last_activity = time.monotonic()
+        if stream.buffered >= READ_HIGH_WATER and not stream.reading_paused:
+            stream.reading_paused = True
+            assert stream.transport is not None
+            stream.transport.pause_reading()
+        stream.session.mark_ready(stream)
+
+    def eof_received(self) -> bool:
+        stream = self.stream
+        stream.local_eof = True
+        stream.session.mark_ready(stream)
+        return True  # keep the socket open for the other direction (half-close)
+
+    def pause_writing(self) -> None:
+        self.stream.writing_paused = True
+
+    def resume_writing(self) -> None:
+        self.stream.writing_paused = False
+        self.stream.session.return_credit(self.stream, force=True)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        stream = self.stream
+        if not stream.closed:
+            reason = f"local socket lost ({type(exc).__name__})" if exc else "local socket closed"
+            stream.session.close_stream(stream, reason, ErrorCode.CANCEL, send_rst=True)
+
+
+OpenHandler = Callable[["Session", Stream, wire.OpenRequest], None]
+CloseHandler = Callable[["Session", Stream, StreamClosed], None]
+ErrorHandler = Callable[["Session", ProtocolError], None]
+
+
+class Session:
+    """The tunnel protocol over one link connection (both roles)."""
+
+    def __init__(
+        self,
+        channel: BinaryChannel,
+        role: Role,
+        owner: TaskOwner,
+        *,
+        limits: SessionLimits = DEFAULT_LIMITS,
+        on_open: OpenHandler | None = None,
+        on_stream_closed: CloseHandler | None = None,
+        on_protocol_error: ErrorHandler | None = None,
+        name: str = "tunnel",
+    ) -> None:
+        self.channel = channel
+        self.role = role
+        self.limits = limits
+        self.name = name
+        self.state = SessionState.ACTIVE
+        self.streams: dict[int, Stream] = {}
+        self.goaway_received = False
+        self._owner = owner
+        self._on_open = on_open
+        self._on_closed = on_stream_closed
+        self._on_error = on_protocol_error
+        self._control: collections.deque[bytes] = collections.deque()
+        self._ready: collections.deque[Stream] = collections.deque()
+        self._wake = asyncio.Event()
+        self._drained = asyncio.Event()
+        self._conn_send_credit = wire.INITIAL_CONNECTION_WINDOW
+        self._conn_recv_remaining = wire.INITIAL_CONNECTION_WINDOW
+        self._conn_unreturned = 0
+        self._last_peer_stream = 0
+        self._next_local_stream = 1
+        self._pings: dict[int, asyncio.Future[float]] = {}
+        self._writer: asyncio.Task[None] | None = None
+        self.frames_sent = 0
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Grant the configured connection window and start the writer task."""
+        extra = self.limits.connection_window - wire.INITIAL_CONNECTION_WINDOW
+        if extra > 0:
+            self._conn_recv_remaining += extra
+            self._send_control(wire.encode_window(0, extra))
+        self._writer = self._owner.create_task(self._write_loop(),
+                                               name=f"clgwd[{self.name}].writer")
+
+    def close(self, reason: str, code: ErrorCode = ErrorCode.CANCEL) -> None:
+        """The connection is gone (or we are stopping): end every stream locally."""
+        if self.state is SessionState.CLOSED:
+            return
+        self.state = SessionState.CLOSED
+        for stream in list(self.streams.values()):
+            self.close_stream(stream, reason, code, send_rst=False)
+        for fut in self._pings.values():
+            fut.cancel()
+        if self._writer is not None:
+            self._writer.cancel()
+
+    async def aclose(self, reason: str, code: ErrorCode = ErrorCode.SHUTDOWN) -> None:
+        """Orderly stop while the link is up: RST every stream, GOAWAY, flush, close."""
+        if self.state is SessionState.ACTIVE:
+            for stream in list(self.streams.values()):
+                self.close_stream(stream, reason, code, send_rst=True)
+            self._send_control(wire.encode_goaway(self._last_peer_stream, code))
+            self._drained.clear()
+            self._wake.set()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(1.0):
+                    await self._drained.wait()
+        self.close(reason, code)
+
+    # -- inbound ---------------------------------------------------------------------------
+
+    def feed(self, data: bytes) -> None:
+        """Handle one binary message from the peer; never blocks."""
+        if self.state is not SessionState.ACTIVE:
+            return
+        try:
+            frame = wire.decode(data)
+            self._dispatch(frame)
+        except ProtocolError as err:
+            self.fail(err)
+
+    def fail(self, err: ProtocolError) -> None:
+        """Protocol violation: GOAWAY, reset all streams, report, ignore further frames."""
+        if self.state is not SessionState.ACTIVE:
+            return
+        _LOGGER.warning("%s: protocol error from the %s: %s", self.name,
+                        "cloud" if self.role is Role.GATEWAY else "gateway", err.message)
+        self.state = SessionState.FAILED
+        for stream in list(self.streams.values()):
+            self.close_stream(stream, f"session failed: {err.message}", err.code, send_rst=False)
+        self._control.clear()
+        self._ready.clear()
+        self._send_control(wire.encode_goaway(self._last_peer_stream, err.code))
+        if self._on_error is not None:
+            self._on_error(self, err)
+
+    def _dispatch(self, frame: Frame) -> None:
+        ftype = frame.type
+        if ftype is FrameType.DATA:
+            self._on_data(frame)
+        elif ftype is FrameType.WINDOW:
+            self._on_window(frame)
+        elif ftype is FrameType.OPEN:
+            self._on_open_frame(frame)
+        elif ftype is FrameType.OPEN_OK or ftype is FrameType.OPEN_ERR:
+            self._on_open_reply(frame)
+        elif ftype is FrameType.FIN:
+            stream = self._stream_for(frame)
+            if stream is not None:
+                stream._fin_received()
+        elif ftype is FrameType.RST:
+            self._on_rst(frame)
+        elif ftype is FrameType.PING:
+            self._send_control(wire.encode_ping(wire.parse_ping(frame), pong=True))
+        elif ftype is FrameType.PONG:
+            fut = self._pings.pop(wire.parse_ping(frame), None)
+            if fut is not None and not fut.done():
+                fut.set_result(time.monotonic())
+        elif ftype is FrameType.GOAWAY:
+            last, code, _ = wire.parse_goaway(frame)
+            _LOGGER.info("%s: peer sent GOAWAY (%s, last stream %d)", self.name, code.name, last)
+            self.goaway_received = True
+
+    def _stream_for(self, frame: Frame) -> Stream | None:
+        """The live stream a frame names; None if it was closed; error if it never existed."""
+        sid = frame.stream_id
+        stream = self.streams.get(sid)
+        if stream is not None:
+            return stream
+        if sid == 0 or not self._id_was_used(sid):
+            raise ProtocolError(ErrorCode.PROTOCOL_ERROR,
+                                f"{frame.type.name} for unknown stream {sid}")
+        return None
+
+    def _id_was_used(self, sid: int) -> bool:
+        if sid % 2 == 1:  # cloud-opened ids
+            if self.role is Role.GATEWAY:
+                return sid <= self._last_peer_stream
+            return sid < self._next_local_stream
+        return False
+
+    def _on_data(self, frame: Frame) -> None:
+        size = len(frame.body)
+        self._conn_recv_remaining -= size
+        if self._conn_recv_remaining < 0:
+            raise ProtocolError(ErrorCode.FLOW_CONTROL_ERROR,
+                                "peer overran the connection window")
+        stream = self._stream_for(frame)
+        if stream is None:  # data racing a reset: drop it, but give the credit back
+            self._give_connection_credit(size)
+            return
+        stream.recv_remaining -= size
+        if stream.recv_remaining < 0:
+            raise ProtocolError(ErrorCode.FLOW_CONTROL_ERROR,
+                                f"peer overran the window of stream {stream.id}")
+        if stream.state not in (StreamState.OPEN, StreamState.LOCAL_DONE):
+            self.close_stream(stream, f"DATA in state {stream.state.value}",
+                              ErrorCode.STREAM_CLOSED, send_rst=True)
+            self._give_connection_credit(size)
+            return
+        assert stream.transport is not None
+        stream.transport.write(frame.body)
+        stream.bytes_from_peer += size
+        stream.unreturned += size
+        stream.last_activity = time.monotonic()
+        if not stream.writing_paused:
+            self.return_credit(stream, force=False)
+
+    def _on_window(self, frame: Frame) -> None:
+        increment = wire.parse_u32(frame)
+        if increment == 0:
+            raise ProtocolError(ErrorCode.PROTOCOL_ERROR, "WINDOW increment of 0")
+        if frame.stream_id == 0:
+            self._conn_send_credit += increment
+            if self._conn_send_credit > wire.MAX_WINDOW:
+                raise ProtocolError(ErrorCode.FLOW_CONTROL_ERROR, "connection window overflow")
+            self._wake.set()
+            return
+        stream = self._stream_for(frame)
+        if stream is None:
+            return
+        stream.send_credit += increment
+        if stream.send_credit > wire.MAX_WINDOW:
+            raise ProtocolError(ErrorCode.FLOW_CONTROL_ERROR,
+                                f"window overflow on stream {stream.id}")
+        self.mark_ready(stream)
+
+    def _on_open_frame(self, frame: Frame) -> None:
+        sid = frame.stream_id
+        if self.role is Role.CLOUD:
+            raise ProtocolError(ErrorCode.PROTOCOL_ERROR, "the gateway may not open streams")
+        if sid % 2 == 0 or sid <= self._last_peer_stream:
+            raise ProtocolError(ErrorCode.PROTOCOL_ERROR,
+                                f"OPEN with stream id {sid} (must be odd and increasing)")
+        request = wire.OpenRequest.parse(frame)
+        self._last_peer_stream = sid
+        stream = Stream(self, sid, request.window)
+        if self.goaway_received or len(self.streams) >= self.limits.max_streams:
+            self._send_control(wire.encode_open_err(sid, ErrorCode.LIMIT,
+                                                    "too many streams"))
+            if self._on_closed is not None:
+                self._on_closed(self, stream, StreamClosed(sid, "refused: too many streams",
+                                                           ErrorCode.LIMIT, 0, 0, 0.0))
+            return
+        self.streams[sid] = stream
+        if self._on_open is None:
+            self.refuse(stream, ErrorCode.REFUSED, "not accepting streams")
+            return
+        self._on_open(self, stream, request)
+
+    def _on_open_reply(self, frame: Frame) -> None:
+        if self.role is Role.GATEWAY:
+            raise ProtocolError(ErrorCode.PROTOCOL_ERROR,
+                                f"{frame.type.name} sent to the gateway, which never opens")
+        stream = self._stream_for(frame)
+        if stream is None:
+            return
+        if stream.state is not StreamState.OPENING:
+            raise ProtocolError(ErrorCode.PROTOCOL_ERROR, f"second reply for stream {stream.id}")
+        if frame.type is FrameType.OPEN_OK:
+            window, peer = wire.parse_open_ok(frame)
+            stream.send_credit = window
+            self._activate(stream)
+            if not stream.opened.done():
+                stream.opened.set_result(peer)
+        else:
+            code, reason = wire.parse_open_err(frame)
+            _fail_open(stream, StreamRefused(code, reason))
+            self.close_stream(stream, f"refused: {reason}", code, send_rst=False)
+
+    def _on_rst(self, frame: Frame) -> None:
+        code, reason = wire.parse_rst(frame)
+        stream = self._stream_for(frame)
+        if stream is None:
+            return
+        _fail_open(stream, StreamRefused(code, reason or "reset"))
+        self.close_stream(stream, f"reset by peer: {code.name} {reason}".strip(), code,
+                          send_rst=False)
+
+    # -- stream control used by the owner ---------------------------------------------
+
+    async def open(self, request: wire.OpenRequest, attach: Callable[[Stream], None]) -> Stream:
+        """Cloud side: send OPEN and wait for OPEN_OK (raises ``StreamRefused``).
+
+        ``attach`` binds the local socket before the OPEN leaves, so no byte can arrive
+        for a stream without somewhere to go.
+        """
+        if self.role is not Role.CLOUD:
+            raise RuntimeError("only the cloud opens streams")
+        if self.state is not SessionState.ACTIVE or self.goaway_received:
+            raise StreamRefused(ErrorCode.REFUSED, "session is not accepting streams")
+        sid = self._next_local_stream
+        self._next_local_stream += 2
+        stream = Stream(self, sid, 0)
+        self.streams[sid] = stream
+        attach(stream)
+        body = wire.OpenRequest(request.tunnel, request.host, request.port, request.ticket,
+                                self.limits.stream_window)
+        self._send_control(body.encode(sid))
+        try:
+            await stream.opened
+        except asyncio.CancelledError:
+            self.close_stream(stream, "open cancelled", ErrorCode.CANCEL, send_rst=True)
+            raise
+        return stream
+
+    def accept(self, stream: Stream, peer: str) -> None:
+        """Gateway side: the local connection exists; tell the cloud and start reading."""
+        if stream.closed:
+            return
+        self._send_control(wire.encode_open_ok(stream.id, self.limits.stream_window, peer))
+        self._activate(stream)
+
+    def refuse(self, stream: Stream, code: ErrorCode, reason: str) -> None:
+        """Gateway side: answer OPEN_ERR and forget the stream."""
+        if stream.closed:
+            return
+        self._send_control(wire.encode_open_err(stream.id, code, reason))
+        self.close_stream(stream, f"refused: {reason}", code, send_rst=False)
+
+    def _activate(self, stream: Stream) -> None:
+        stream._set_state(StreamState.OPEN)
+        stream.opened_at = time.monotonic()
+        transport = stream.transport
+        if transport is not None and stream.reading_paused and \
+                stream.buffered < READ_HIGH_WATER:
+            stream.reading_paused = False
+            transport.resume_reading()
+        self.mark_ready(stream)
+
+    def close_stream(self, stream: Stream, reason: str, code: ErrorCode, *,
+                     send_rst: bool) -> None:
+        """End a stream now: optional RST to the peer, close or abort the local socket."""
+        if stream.closed:
+            return
+        graceful = code is ErrorCode.NO_ERROR
+        stream._set_state(StreamState.CLOSED)
+        self.streams.pop(stream.id, None)
+        if send_rst and self.state is SessionState.ACTIVE:
+            self._send_control(wire.encode_rst(stream.id, code, reason[:200]))
+        if stream.transport is not None:
+            if graceful:
+                stream.transport.close()
+            else:
+                stream.transport.abort()
+        if stream.unreturned:
+            self._give_connection_credit(stream.unreturned)
+            stream.unreturned = 0
+        stream.chunks.clear()
+        stream.buffered = 0
+        _fail_open(stream, StreamRefused(code, reason))
+        if self._on_closed is not None:
+            self._on_closed(self, stream, StreamClosed(
+                stream.id, reason, code, stream.bytes_from_peer, stream.bytes_to_peer,
+                time.monotonic() - stream.opened_at))
+
+    # -- credit --------------------------------------------------------------------------
+
+    def return_credit(self, stream: Stream, *, force: bool) -> None:
+        """Give back credit for bytes that left our memory, batched to cut WINDOW chatter."""
+        if stream.closed or stream.unreturned == 0:
+            return
+        transport = stream.transport
+        # Bytes still queued in the local socket's buffer are not ours to re-grant yet.
+        pending = stream.unreturned - (transport.get_write_buffer_size() if transport else 0)
+        if pending <= 0 or (not force and pending < self.limits.stream_window // 4):
+            return
+        stream.unreturned -= pending
+        stream.recv_remaining += pending
+        if stream.state in (StreamState.OPEN, StreamState.LOCAL_DONE):
+            self._send_control(wire.encode_window(stream.id, pending))
+        self._give_connection_credit(pending)
+
+    def _give_connection_credit(self, size: int) -> None:
+        self._conn_unreturned += size
+        if self._conn_unreturned >= self.limits.connection_window // 4 or \
+                self._conn_unreturned >= 2 * self.limits.stream_window:
+            increment = self._conn_unreturned
+            self._conn_unreturned = 0
+            self._conn_recv_remaining += increment
+            self._send_control(wire.encode_window(0, increment))
+
+    # -- outbound: the writer ------------------------------------------------------------
+
+    def _send_control(self, frame: bytes) -> None:
+        if self.state is SessionState.CLOSED:
+            return
+        self._control.append(frame)
+        self._wake.set()
+
+    def mark_ready(self, stream: Stream) -> None:
+        """The stream may have something to send; queue it for the scheduler."""
+        if not stream.in_ready and stream.state in (StreamState.OPEN, StreamState.REMOTE_DONE):
+            stream.in_ready = True
+            self._ready.append(stream)
+            self._wake.set()
+
+    def next_frame(self) -> bytes | None:
+        """Control first, then deficit round-robin over streams with data and credit."""
+        if self._control:
+            return self._control.popleft()
+        ready = self._ready
+        while ready:
+            stream = ready[0]
+            if stream.closed:
+                ready.popleft()
+                stream.in_ready = False
+                continue
+            size = stream.sendable(self._conn_send_credit)
+            if size == 0:
+                if stream.buffered == 0 and stream.local_eof and not stream.fin_sent:
+                    ready.popleft()
+                    stream.in_ready = False
+                    stream._fin_sent()
+                    return wire.encode_fin(stream.id)
+                if stream.buffered and stream.send_credit and not self._conn_send_credit:
+                    return None  # blocked on connection credit; WINDOW 0 wakes us
+                ready.popleft()
+                stream.in_ready = False
+                stream.deficit = 0
+                continue
+            if stream.deficit <= 0:
+                stream.deficit += wire.MAX_DATA_PAYLOAD
+            size = min(size, stream.deficit)
+            frame = wire.encode_data(stream.id, stream.take(size))
+            stream.deficit -= size
+            stream.send_credit -= size
+            self._conn_send_credit -= size
+            stream.bytes_to_peer += size
+            if stream.deficit <= 0 or not stream.buffered:
+                ready.rotate(-1)
+            return frame
+        return None
+
+    async def _write_loop(self) -> None:
+        channel = self.channel
+        wake = self._wake
+        try:
+            while True:
+                frame = self.next_frame()
+                if frame is None:
+                    self._drained.set()
+                    wake.clear()
+                    await wake.wait()
+                    continue
+                await channel.send_binary(frame)
+                self.frames_sent += 1
+        except LinkDown:
+            _LOGGER.debug("%s: link down while writing", self.name)
+
+    async def ping(self) -> float:
+        """Round-trip time of a PING through the peer's reader (seconds)."""
+        opaque = time.monotonic_ns() & 0xFFFF_FFFF_FFFF_FFFF
+        fut: asyncio.Future[float] = asyncio.get_running_loop().create_future()
+        self._pings[opaque] = fut
+        started = time.monotonic()
+        self._send_control(wire.encode_ping(opaque))
+        return await fut - started
+
+
+class StreamRefused(Exception):
+    """OPEN_ERR or RST answered our OPEN."""
+
+    def __init__(self, code: ErrorCode, reason: str) -> None:
+        super().__init__(f"{code.name}: {reason}")
+        self.code = code
+        self.reason = reason
+
+
+def _fail_open(stream: Stream, error: StreamRefused) -> None:
+    """Fail a pending open; marked retrieved because the opener may be gone (gateway)."""
+    if not stream.opened.done():
+        stream.opened.set_exception(error)
+        stream.opened.exception()

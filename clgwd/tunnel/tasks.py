@@ -1,0 +1,63 @@
+"""A TaskGroup that a component opens in ``__aenter__`` and closes in ``__aexit__``.
+
+Tunnel work (stream opens, audit writes, session writers) is started from callbacks
+that cannot await, yet every task must be owned and cancelled at teardown (chisel#608,
+teleport#468 leaked them). ``TaskScope`` is that owner. A crash in one stream's task is
+logged and counted instead of cancelling the daemon's main task; cancellation always
+propagates.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Coroutine
+from typing import Any, Self
+
+_LOGGER = logging.getLogger(__name__)
+
+
+class TaskScope:
+    """Owns tasks started from callbacks; cancels and awaits them all on exit."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.crashes = 0
+        """Tasks that ended with an unexpected exception (a bug); tests assert 0."""
+        self._group: asyncio.TaskGroup | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    async def __aenter__(self) -> Self:
+        self._group = asyncio.TaskGroup()
+        await self._group.__aenter__()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        group, self._group = self._group, None
+        if group is None:
+            return
+        for task in list(self._tasks):
+            task.cancel()
+        await group.__aexit__(None, None, None)
+
+    def create_task(self, coro: Coroutine[Any, Any, Any], *,
+                    name: str | None = None) -> asyncio.Task[Any]:
+        if self._group is None:
+            coro.close()
+            raise RuntimeError(f"{self.name}: task scope is not open")
+        task = self._group.create_task(self._guard(coro, name or "task"),
+                                       name=name or f"clgwd[{self.name}].task")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    async def _guard(self, coro: Coroutine[Any, Any, Any], name: str) -> None:
+        try:
+            await coro
+        except Exception:
+            self.crashes += 1
+            _LOGGER.exception("%s: task %s crashed", self.name, name)
+
+    @property
+    def open(self) -> bool:
+        return self._group is not None
