@@ -272,5 +272,5 @@ def build_components(daemon: Daemon) -> list[Component]:
     return [
         store,
         ControlServer(config, daemon.statuses, daemon.reload),
-        HttpServer(config, daemon.statuses, daemon.metrics),
+        HttpServer(config, daemon.statuses, daemon.metrics, store, daemon.commands),
     ]
