@@ -151,8 +151,9 @@
   });
 
   /* ---------- routing ---------- */
-  function route() {
+  function route(ev) {
     if (!csrf) return;
+    if (ev) say('');
     let name = location.hash.replace('#', '');
     if (!VIEWS.includes(name)) name = 'overview';
     showOnly('view-' + name);
