@@ -121,8 +121,11 @@ def make_guards(policy: HostPolicy, sessions: Sessions,
         try:
             response = await handler(request)
         except web.HTTPException as exc:
-            _decorate(request, exc)
-            raise
+            if exc.status >= 400 and request.path.startswith("/api/"):
+                response = _json_error(exc)  # the API answers JSON, even aiohttp's errors
+            else:
+                _decorate(request, exc)
+                raise
         _decorate(request, response)
         return response
 
@@ -164,6 +167,16 @@ def make_guards(policy: HostPolicy, sessions: Sessions,
         return await handler(request)
 
     return headers, [host_check, https_only, auth]
+
+
+def _json_error(exc: web.HTTPException) -> web.Response:
+    code = (exc.reason or "error").lower().replace(" ", "_")
+    message = exc.text if exc.text and not exc.text.startswith(f"{exc.status}:") else (
+        f"{exc.status} {exc.reason}")
+    response = web.json_response({"code": code, "message": message}, status=exc.status)
+    if "Allow" in exc.headers:
+        response.headers["Allow"] = exc.headers["Allow"]
+    return response
 
 
 def _is_public(path: str) -> bool:
