@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import sqlite3
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -87,14 +88,23 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("version", help="print the version", description="Print the version.")
 
+    setup = sub.add_parser("setup-code", help="print the onboarding page's setup code",
+                           description="Print the setup code the technician enters on the "
+                                       "first visit of the onboarding page, and the HTTPS "
+                                       "certificate fingerprint. Reads the state dir "
+                                       "(needs root).")
+    _add_config_arg(setup)
+
     demo = sub.add_parser("demo", help="run everything on localhost for a demonstration",
                           description="Start the daemon with a temporary state dir on "
                                       "unprivileged localhost ports, print the URLs to "
                                       "open, and stop cleanly on Ctrl-C.")
     demo.add_argument("--port", type=int, default=8080, help="HTTP port (default 8080)")
+    demo.add_argument("--tls-port", type=int, default=8443,
+                      help="HTTPS port of the onboarding page (default 8443)")
     demo.add_argument("--state-dir", type=Path, default=None,
                       help="keep state here instead of a temporary dir")
-    demo.add_argument("--cloud-port", type=int, default=8443,
+    demo.add_argument("--cloud-port", type=int, default=9443,
                       help="reference cloud HTTPS port (default 8443)")
     add_enroll_parser(sub)
     add_refcloud_parser(sub)
@@ -139,7 +149,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "reload": cmd_reload, "version": cmd_version, "demo": cmd_demo,
         "enroll": cmd_enroll, "refcloud": cmd_refcloud, "sync": cmd_sync,
         "preflight": cmd_preflight, "network": cmd_network,
-        "tunnel": cmd_tunnel,
+        "tunnel": cmd_tunnel, "setup-code": cmd_setup_code,
     }
     try:
         return handlers[args.command](args)
@@ -381,7 +391,31 @@ def _print_tunnels(tunnels: list[dict[str, Any]]) -> None:
               f"{t['host']}:{','.join(str(p) for p in t['ports'])}")
 
 
+def cmd_setup_code(args: argparse.Namespace) -> int:
+    from clgwd.web.setupcode import read_setup_info  # noqa: PLC0415 - only this command
+
+    try:
+        state_dir = load_config(args.config).state.dir
+        info = read_setup_info(state_dir)
+    except ConfigError as err:
+        print(err.render(), file=sys.stderr)
+        return EXIT_CONFIG
+    except (OSError, sqlite3.Error) as err:
+        print(f"cannot read the state dir: {err}", file=sys.stderr)
+        return EXIT_FAILURE
+    if info.code is None:
+        print(f"no setup code yet in {state_dir}: start clgwd once", file=sys.stderr)
+        return EXIT_UNAVAILABLE
+    print(f"Setup code: {info.code}")
+    if info.password_set:
+        print("(already used: the admin password is set)")
+    if info.fingerprint:
+        print(f"HTTPS certificate SHA-256 fingerprint: {info.fingerprint}")
+    return EXIT_OK
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from clgwd.demo import run_demo  # noqa: PLC0415 - only the demo needs it
 
-    return run_demo(port=args.port, state_dir=args.state_dir, cloud_port=args.cloud_port)
+    return run_demo(port=args.port, state_dir=args.state_dir, tls_port=args.tls_port,
+                    cloud_port=args.cloud_port)

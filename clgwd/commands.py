@@ -24,6 +24,15 @@ PROTOCOL_METHODS: Final = (
     "network.confirm", "network.preflight",
 )
 
+LOCAL_METHODS: Final = (
+    # Called by the onboarding page's API (issue 5); params and results are in
+    # docs/api.md. Not (yet) part of the cloud protocol, but known, so that a build
+    # without the owning part answers not_supported_yet instead of unknown_method.
+    "network.get", "network.apply", "cloud.status", "cloud.enroll", "pbx.get", "pbx.set",
+    "pbx.test", "sync.schedule.get", "sync.schedule.set", "update.schedule.get",
+    "trace.calls",
+)
+
 
 @dataclass(frozen=True)
 class CommandContext:
@@ -65,14 +74,14 @@ class CommandRouter:
 
     def methods(self) -> dict[str, bool]:
         """Every known method and whether this build implements it."""
-        known = dict.fromkeys(PROTOCOL_METHODS, False)
+        known = dict.fromkeys((*PROTOCOL_METHODS, *LOCAL_METHODS), False)
         known.update(dict.fromkeys(self._handlers, True))
         return known
 
     async def call(self, method: str, params: Mapping[str, Any], ctx: CommandContext) -> Any:
         reg = self._handlers.get(method)
         if reg is None:
-            if method in PROTOCOL_METHODS:
+            if method in PROTOCOL_METHODS or method in LOCAL_METHODS:
                 raise NotSupportedYet(f"{method} is not supported by this gateway version yet")
             raise UnknownCommand(f"unknown method {method!r}")
         _LOGGER.debug("Command %s from %s", method, ctx.actor)

@@ -275,7 +275,7 @@ def build_components(daemon: Daemon) -> list[Component]:
     store = Store(config)
     network = NetworkComponent(config, store)
     register_network_commands(daemon.commands, network)
-    http = HttpServer(config, daemon.statuses, daemon.metrics)
+    http = HttpServer(config, daemon.statuses, daemon.metrics, store, daemon.commands)
     return [
         store,
         network,

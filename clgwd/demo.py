@@ -22,12 +22,13 @@ from clgwd.refcloud.server import RefCloud
 DEMO_ACCOUNT = "demo"
 
 
-def demo_config_text(state_dir: Path, port: int, cloud_url: str = "",
+def demo_config_text(state_dir: Path, port: int, tls_port: int = 8443, cloud_url: str = "",
                      cloud_ca: Path | None = None) -> str:
     text = (
         "# Written by `clgwd demo`.\n"
         f"state:\n  dir: {state_dir}\n"
         f"http:\n  listen:\n    - host: 127.0.0.1\n      port: {port}\n"
+        f"  tls_listen:\n    - host: 127.0.0.1\n      port: {tls_port}\n"
         f"control:\n  socket: {state_dir / 'control.sock'}\n"
     )
     if cloud_url:
@@ -35,22 +36,24 @@ def demo_config_text(state_dir: Path, port: int, cloud_url: str = "",
     return text
 
 
-def run_demo(port: int, state_dir: Path | None, cloud_port: int = 8443) -> int:
-    if not (1 <= port <= 65535 and 1 <= cloud_port <= 65535):
+def run_demo(port: int, state_dir: Path | None, tls_port: int = 8443,
+             cloud_port: int = 9443) -> int:
+    if not all(1 <= p <= 65535 for p in (port, tls_port, cloud_port)):
         return EXIT_CONFIG
     setup_logging("info")
     with tempfile.TemporaryDirectory(prefix="clgwd-demo-") as tmp:
         base = state_dir or Path(tmp)
         base.mkdir(parents=True, exist_ok=True)
-        return asyncio.run(_demo(base, port, cloud_port))
+        return asyncio.run(_demo(base, port, tls_port, cloud_port))
 
 
-async def _demo(base: Path, port: int, cloud_port: int) -> int:
+async def _demo(base: Path, port: int, tls_port: int, cloud_port: int) -> int:
     """Reference cloud and daemon side by side in one event loop."""
     async with RefCloud(base / "refcloud", "127.0.0.1", cloud_port) as cloud:
         config_path = base / "clgwd.yaml"
         await asyncio.to_thread(config_path.write_text,
-                                demo_config_text(base, port, cloud.url, cloud.ca_file),
+                                demo_config_text(base, port, tls_port, cloud.url,
+                                                 cloud.ca_file),
                                 encoding="utf-8")
         config = await asyncio.to_thread(load_config, config_path)
         token = await cloud.create_token(DEMO_ACCOUNT)
@@ -58,6 +61,8 @@ async def _demo(base: Path, port: int, cloud_port: int) -> int:
                                   cloud.ca_file)
         print_banner([
             "clgwd demo is starting. Open:",
+            f"  page:       https://127.0.0.1:{tls_port}/ (setup code: clgwd setup-code "
+            f"-c {config_path})",
             f"  cloud view: {cloud.url}/gateways/{enrollment.gateway_id}",
             f"              (CA: {cloud.ca_file})",
             f"  health:     http://127.0.0.1:{port}/api/v1/health",

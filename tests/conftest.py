@@ -39,7 +39,8 @@ def make_config(tmp_path: Path, state_dir: Path):  # type: ignore[no-untyped-def
     def _make(extra_yaml: str = "") -> ClgwdConfig:
         text = (
             f"state: {{dir: {state_dir}}}\n"
-            "http: {listen: [{host: 127.0.0.1, port: 0}]}\n"
+            "http: {listen: [{host: 127.0.0.1, port: 0}],"
+            " tls_listen: [{host: 127.0.0.1, port: 0}]}\n"
             f"control: {{socket: {tmp_path / 'control.sock'}}}\n"
         ) + extra_yaml
         return parse_config(text)

@@ -74,12 +74,39 @@ class ListenAddress(StrictModel):
     port: ListenPort = 80
 
 
+def _check_host_name(value: str) -> str:
+    labels = value.rstrip(".").split(".")
+    if not value or len(value) > 253 or not all(
+            label and len(label) <= 63 and label.replace("-", "").isalnum()
+            and label.isascii() and not label.startswith("-") for label in labels):
+        raise ValueError("must be a DNS host name such as gw1.example.com")
+    return value.rstrip(".").lower()
+
+
+HostName = Annotated[str, AfterValidator(_check_host_name)]
+"""A DNS name the gateway answers to (compared case-insensitively)."""
+
+
 class HttpConfig(StrictModel):
-    """The local HTTP listener (health, metrics, and later the onboarding page and API)."""
+    """The local web listeners: health, metrics, the onboarding page and its API.
+
+    ``listen`` is plain HTTP: it answers ``/api/v1/health`` and ``/metrics`` and
+    redirects everything else to HTTPS. ``tls_listen`` serves the onboarding page and
+    API with the device's self-signed certificate. An empty ``tls_listen`` turns the
+    onboarding page off (plain HTTP never carries the admin password).
+    """
 
     listen: Annotated[list[ListenAddress], Field(min_length=1)] = Field(
         default_factory=lambda: [ListenAddress()]
     )
+    tls_listen: list[ListenAddress] = Field(
+        default_factory=lambda: [ListenAddress(port=443)]
+    )
+    names: list[HostName] = Field(default_factory=list)
+    """Extra host names the page may be opened with (besides cloudlink.local, the host
+    name and the gateway's own IPs); any other Host header is refused (DNS rebinding)."""
+    session_idle_minutes: Annotated[int, Field(ge=1, le=1440)] = 30
+    """A session unused for this long must log in again."""
 
 
 class ControlConfig(StrictModel):

@@ -14,7 +14,8 @@ def write_config(tmp_path: Path, port: int = 0, extra: str = "") -> Path:
     config = tmp_path / "clgwd.yaml"
     config.write_text(
         f"state: {{dir: {state}}}\n"
-        f"http: {{listen: [{{host: 127.0.0.1, port: {port}}}]}}\n"
+        f"http: {{listen: [{{host: 127.0.0.1, port: {port}}}],"
+        " tls_listen: [{host: 127.0.0.1, port: 0}]}\n"
         f"control: {{socket: {tmp_path / 'control.sock'}}}\n" + extra,
         encoding="utf-8",
     )

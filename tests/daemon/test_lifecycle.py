@@ -256,7 +256,8 @@ async def test_http_rebinds_on_reload(make_config: MakeConfig, tmp_path: Path) -
     config_file = tmp_path / "clgwd.yaml"
     config_file.write_text(
         f"state: {{dir: {base.state.dir}}}\ncontrol: {{socket: {base.control.socket}}}\n"
-        "http: {listen: [{host: 127.0.0.2, port: 0}]}\n")
+        "http: {listen: [{host: 127.0.0.2, port: 0}],"
+        " tls_listen: [{host: 127.0.0.2, port: 0}]}\n")
     daemon = Daemon(base, config_file, notifier=Notifier({}))
     task = asyncio.create_task(daemon.run())
     try:
@@ -265,7 +266,8 @@ async def test_http_rebinds_on_reload(make_config: MakeConfig, tmp_path: Path) -
         assert (await daemon.reload())["applied"] is True
         http = daemon.component("http")
         assert isinstance(http, HttpServer)
-        assert [h for h, _ in http.bound] == ["127.0.0.2"]
+        assert {h for h, _ in http.bound} == {"127.0.0.2"}
+        assert len(http.bound) == 2  # plain and HTTPS
         assert parse_config(config_file.read_text()).http.listen[0].host == "127.0.0.2"
     finally:
         daemon.request_stop("test")
@@ -277,7 +279,8 @@ async def test_reload_is_recorded_in_history(make_config: MakeConfig, tmp_path: 
     config_file = tmp_path / "clgwd.yaml"
     config_file.write_text(f"state: {{dir: {base.state.dir}}}\n"
                            f"control: {{socket: {base.control.socket}}}\n"
-                           "http: {listen: [{host: 127.0.0.1, port: 0}]}\n")
+                           "http: {listen: [{host: 127.0.0.1, port: 0}],"
+                           " tls_listen: [{host: 127.0.0.1, port: 0}]}\n")
     daemon = Daemon(base, config_file, notifier=Notifier({}))
     task = asyncio.create_task(daemon.run())
     try:

@@ -1,0 +1,177 @@
+"""Request bodies of the JSON API, validated the same way the page validates them.
+
+The page checks as the technician types; these models are the authority. Each error
+names the field, so the page can show it next to the input.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from typing import Annotated, Final, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+
+_HOST_RE: Final = re.compile(r"^(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)*"
+                             r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
+
+
+class Body(BaseModel):
+    """Base of every request body: unknown keys and coerced types are errors."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+def _ipv4(value: str) -> str:
+    try:
+        ipaddress.IPv4Address(value)
+    except ValueError:
+        raise ValueError("must be an IPv4 address such as 192.168.1.10") from None
+    return value
+
+
+def _netmask(value: str) -> str:
+    try:
+        ipaddress.IPv4Network(f"0.0.0.0/{value}")
+    except ValueError:
+        raise ValueError("must be a subnet mask such as 255.255.255.0") from None
+    return value
+
+
+def _host(value: str) -> str:
+    try:
+        ipaddress.ip_address(value)
+        return value
+    except ValueError:
+        pass
+    if not _HOST_RE.match(value):
+        raise ValueError("must be an IP address or a host name")
+    return value
+
+
+def _text(max_len: int, *, required: bool = True) -> object:
+    return Field(min_length=1 if required else 0, max_length=max_len,
+                 pattern=r"^[^\x00-\x1f\x7f]*$")
+
+
+Ipv4 = Annotated[str, AfterValidator(_ipv4)]
+Netmask = Annotated[str, AfterValidator(_netmask)]
+Host = Annotated[str, Field(min_length=1, max_length=253), AfterValidator(_host)]
+Name = Annotated[str, _text(100)]
+OptionalText = Annotated[str, _text(200, required=False)]
+
+
+class SetupBody(Body):
+    setup_code: Annotated[str, Field(min_length=1, max_length=40)]
+    password: Annotated[str, Field(min_length=1, max_length=256)]
+
+
+class LoginBody(Body):
+    password: Annotated[str, Field(min_length=1, max_length=256)]
+
+
+class SiteInfo(Body):
+    """Gateway Information: where the PBX physically is (vendor field names)."""
+
+    site_name: Name
+    address: OptionalText = ""
+    city: Name
+    country: Name
+    province: Name
+    postal_code: Annotated[str, Field(min_length=1, max_length=12,
+                                      pattern=r"^[A-Za-z0-9][A-Za-z0-9 -]*$")]
+
+
+class EthernetPort(Body):
+    name: Annotated[str, Field(min_length=1, max_length=15, pattern=r"^[A-Za-z0-9_.-]+$")]
+    mode: Literal["dhcp", "static"]
+    address: Ipv4 | None = None
+    netmask: Netmask | None = None
+    gateway: Ipv4 | None = None
+    dns: Annotated[list[Ipv4], Field(max_length=3)] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _static_is_complete(self) -> EthernetPort:
+        if self.mode == "dhcp":
+            return self
+        if self.address is None or self.netmask is None:
+            raise ValueError("a static port needs address and netmask")
+        net = ipaddress.IPv4Network(f"{self.address}/{self.netmask}", strict=False)
+        addr = ipaddress.IPv4Address(self.address)
+        if net.prefixlen < 31 and addr in (net.network_address, net.broadcast_address):
+            raise ValueError(f"address {addr} is the network or broadcast address of {net}")
+        if self.gateway is not None and ipaddress.IPv4Address(self.gateway) not in net:
+            raise ValueError(f"default gateway {self.gateway} is not in subnet {net}")
+        if not self.dns:
+            raise ValueError("a static port needs at least one DNS server")
+        return self
+
+
+class NetworkApply(Body):
+    ports: Annotated[list[EthernetPort], Field(min_length=1, max_length=8)]
+
+
+class NetworkConfirm(Body):
+    token: Annotated[str, Field(min_length=1, max_length=200)]
+
+
+class CloudEnroll(Body):
+    account_id: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
+    token: Annotated[str, Field(min_length=8, max_length=4096)]
+
+
+class PbxSettings(Body):
+    type: Annotated[str, Field(min_length=1, max_length=40)]
+    name: Name
+    address: Host
+    port: Annotated[int, Field(ge=1, le=65535)]
+    username: Annotated[str, _text(200, required=False)] = ""
+    password: Annotated[str | None, Field(max_length=1024)] = None
+    """None keeps the stored password; the API never returns it (only ``password_set``)."""
+    options: dict[Annotated[str, Field(max_length=40)],
+                  Annotated[str, Field(max_length=500)]] = Field(default_factory=dict)
+
+
+class SyncSchedule(Body):
+    interval_minutes: Annotated[int, Field(ge=5, le=1440)] = 20
+
+
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+
+
+class UpdateSchedule(Body):
+    frequency: Literal["daily", "weekly"]
+    weekdays: Annotated[list[Weekday], Field(max_length=7)] = Field(default_factory=list)
+    time: Annotated[str, Field(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")]
+    timezone: Annotated[str, Field(min_length=1, max_length=64,
+                                   pattern=r"^[A-Za-z][A-Za-z0-9_+\-/]*$")]
+
+    @model_validator(mode="after")
+    def _weekly_needs_days(self) -> UpdateSchedule:
+        if self.frequency == "weekly" and not self.weekdays:
+            raise ValueError("a weekly schedule needs at least one weekday")
+        return self
+
+
+class TunnelAction(Body):
+    component: Annotated[str, Field(min_length=1, max_length=64)] | None = None
+    tunnel: Annotated[str, Field(min_length=1, max_length=64)] | None = None
+    all: bool = False
+
+    @model_validator(mode="after")
+    def _one_target(self) -> TunnelAction:
+        if self.all == (self.tunnel is not None):
+            raise ValueError("give either tunnel (and component) or all: true")
+        return self
+
+
+class TraceCalls(Body):
+    duration_minutes: Annotated[int, Field(ge=1, le=60)] = 10
+
+
+class FactoryReset(Body):
+    confirm: Annotated[str, Field(max_length=20)]
+
+
+class Empty(Body):
+    """No parameters."""

@@ -1,0 +1,86 @@
+"""Fixtures for the onboarding page: a real daemon in-process on loopback ports."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+import pytest
+
+from clgwd.component import ComponentState
+from clgwd.config import ClgwdConfig
+from clgwd.daemon import Daemon
+from clgwd.sdnotify import Notifier
+from clgwd.store import Store
+from clgwd.web import auth
+from clgwd.web.server import HttpServer
+
+PASSWORD = "correct horse battery"
+
+
+@dataclass
+class Gateway:
+    daemon: Daemon
+    http: HttpServer
+    store: Store
+    base: str
+    plain: str
+    setup_code: str
+
+    def register(self, method: str, result: Any, *, mutating: bool = True) -> list[Any]:
+        """Stand in for another part's handler; returns the list of params received."""
+        calls: list[Any] = []
+
+        async def handler(params: Any, ctx: Any) -> Any:
+            calls.append(dict(params))
+            return result(params) if callable(result) else result
+
+        self.daemon.commands.register(method, handler, mutating=mutating)
+        return calls
+
+
+async def start_gateway(config: ClgwdConfig) -> tuple[Gateway, asyncio.Task[int]]:
+    daemon = Daemon(config, None, notifier=Notifier({}))
+    task = asyncio.ensure_future(daemon.run())
+    async with asyncio.timeout(20):
+        while not any(c.name == "http" and c.tracker.current.state == ComponentState.RUNNING
+                      for c in daemon.components):
+            if task.done():
+                raise AssertionError(f"daemon exited: {task.result()}")
+            await asyncio.sleep(0.02)
+    http = daemon.component("http")
+    store = daemon.component("store")
+    assert isinstance(http, HttpServer) and isinstance(store, Store)
+    port = http.https_port()
+    plain_port = next(p for h, p in http.bound if (h, p) not in http.bound_tls)
+    code = await auth.device_setup_code(store.secrets)
+    return Gateway(daemon, http, store, f"https://127.0.0.1:{port}",
+                   f"http://127.0.0.1:{plain_port}", code), task
+
+
+@pytest.fixture
+async def gateway(make_config: Callable[..., ClgwdConfig]) -> AsyncIterator[Gateway]:
+    gw, task = await start_gateway(make_config())
+    yield gw
+    gw.daemon.request_stop("test over")
+    await asyncio.wait_for(task, 15)
+
+
+@pytest.fixture
+async def client() -> AsyncIterator[aiohttp.ClientSession]:
+    """A client that keeps cookies for IP hosts and trusts the self-signed certificate."""
+    async with aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(ssl=False),
+            cookie_jar=aiohttp.CookieJar(unsafe=True)) as session:
+        yield session
+
+
+async def setup_admin(client: aiohttp.ClientSession, gw: Gateway) -> str:
+    """Do the first-visit setup; returns the CSRF token of the new session."""
+    async with client.post(f"{gw.base}/api/v1/session/setup",
+                           json={"setup_code": gw.setup_code, "password": PASSWORD}) as resp:
+        assert resp.status == 201, await resp.text()
+        return str((await resp.json())["csrf_token"])

@@ -1,0 +1,186 @@
+"""The JSON API with the parts of other issues stood in for on the router."""
+
+from __future__ import annotations
+
+import io
+import tarfile
+from typing import Any
+
+import aiohttp
+
+from clgwd.web.api import derive_state
+from tests.web.conftest import Gateway, setup_admin
+
+SITE = {"site_name": "Ballad Industries", "address": "2301 Express Avenue", "city": "Ottawa",
+        "country": "Canada", "province": "Ontario", "postal_code": "K0A 2Z0"}
+
+
+async def _req(client: aiohttp.ClientSession, gw: Gateway, csrf: str, method: str,
+               path: str, body: Any = None) -> tuple[int, Any]:
+    async with client.request(method, gw.base + path, json=body,
+                              headers={"X-CSRF-Token": csrf}) as resp:
+        ctype = resp.headers.get("Content-Type", "")
+        data = await resp.json() if "json" in ctype else await resp.read()
+        return resp.status, data
+
+
+async def test_site_info_saved_with_event_and_csv(gateway: Gateway,
+                                                  client: aiohttp.ClientSession) -> None:
+    csrf = await setup_admin(client, gateway)
+    status, body = await _req(client, gateway, csrf, "PUT", "/api/v1/site", SITE)
+    assert status == 200 and body["changed"] == sorted(SITE)
+    status, body = await _req(client, gateway, csrf, "PUT", "/api/v1/site",
+                              {**SITE, "city": "Kanata"})
+    assert body["changed"] == ["city"]
+    status, body = await _req(client, gateway, csrf, "GET", "/api/v1/site")
+    assert body == {"configured": True, "site": {**SITE, "city": "Kanata"}}
+    status, body = await _req(client, gateway, csrf, "GET", "/api/v1/events?asset=Site")
+    assert [(e["action"], e["properties_changed"]) for e in body["events"]] == [
+        ("Edit", ["city"]), ("Create", sorted(SITE))]
+    status, body = await _req(client, gateway, csrf, "GET",
+                              "/api/v1/events?asset=Site&action=Edit")
+    assert len(body["events"]) == 1
+    status, csv_bytes = await _req(client, gateway, csrf, "GET", "/api/v1/events.csv?asset=Site")
+    lines = csv_bytes.decode().splitlines()
+    assert lines[0].startswith("Event ID,Date,Actor") and len(lines) == 3
+    assert "local:web:admin" in lines[1]
+
+
+async def test_invalid_input_names_the_field(gateway: Gateway,
+                                             client: aiohttp.ClientSession) -> None:
+    csrf = await setup_admin(client, gateway)
+    status, body = await _req(client, gateway, csrf, "PUT", "/api/v1/site",
+                              {**SITE, "site_name": "", "postal_code": "%%"})
+    assert status == 422 and body["code"] == "invalid_input"
+    assert "site_name" in body["message"] and "postal_code" in body["message"]
+    calls = gateway.register("network.apply", {"new_addresses": ["192.0.2.10"],
+                                               "confirm_token": "t1", "rollback_after_s": 120})
+    bad_ports = [
+        {"name": "eth0", "mode": "static", "address": "192.0.2.300", "netmask": "255.255.255.0",
+         "dns": ["192.0.2.53"]},
+        {"name": "eth0", "mode": "static", "address": "192.0.2.10", "netmask": "255.0.255.0",
+         "dns": ["192.0.2.53"]},
+        {"name": "eth0", "mode": "static", "address": "192.0.2.10", "netmask": "255.255.255.0",
+         "gateway": "198.51.100.1", "dns": ["192.0.2.53"]},
+        {"name": "eth0", "mode": "static", "address": "192.0.2.0", "netmask": "255.255.255.0",
+         "dns": ["192.0.2.53"]},
+        {"name": "eth0", "mode": "static", "address": "192.0.2.10", "netmask": "255.255.255.0"},
+    ]
+    for port in bad_ports:
+        status, body = await _req(client, gateway, csrf, "POST", "/api/v1/network/apply",
+                                  {"ports": [port]})
+        assert status == 422, port
+    assert calls == []
+    good = {"name": "eth0", "mode": "static", "address": "192.0.2.10",
+            "netmask": "255.255.255.0", "gateway": "192.0.2.1", "dns": ["192.0.2.53"]}
+    status, body = await _req(client, gateway, csrf, "POST", "/api/v1/network/apply",
+                              {"ports": [good]})
+    assert status == 200 and body["confirm_token"] == "t1"
+    assert calls == [{"ports": [good]}]
+    status, body = await _req(client, gateway, csrf, "PUT", "/api/v1/site", None)
+    assert status == 422
+
+
+async def test_pbx_password_never_returned(gateway: Gateway,
+                                           client: aiohttp.ClientSession) -> None:
+    csrf = await setup_admin(client, gateway)
+    stored: dict[str, Any] = {}
+
+    def set_pbx(params: dict[str, Any]) -> dict[str, Any]:
+        stored.update(params)
+        return {"configured": True, **params, "password_set": True}
+
+    gateway.register("pbx.set", set_pbx)
+    gateway.register("pbx.get", lambda _p: {"configured": True, **stored,
+                                            "password_set": True}, mutating=False)
+    pbx = {"type": "ldap", "name": "HQ", "address": "pbx.example.test", "port": 389,
+           "username": "cn=cloudlink", "password": "s3cret-pbx-pass",
+           "options": {"base_dn": "dc=example,dc=test"}}
+    status, body = await _req(client, gateway, csrf, "PUT", "/api/v1/pbx", pbx)
+    assert status == 200 and "password" not in body and body["password_set"] is True
+    status, body = await _req(client, gateway, csrf, "GET", "/api/v1/pbx")
+    assert "s3cret-pbx-pass" not in str(body)
+    status, body = await _req(client, gateway, csrf, "PUT", "/api/v1/pbx",
+                              {**pbx, "options": {}})
+    assert status == 422 and "base_dn" in body["message"]
+    status, body = await _req(client, gateway, csrf, "PUT", "/api/v1/pbx",
+                              {**pbx, "type": "mx_one", "options": {}})
+    assert status == 501 and "MX-ONE" in body["message"]
+
+
+async def test_overview_next_step_follows_the_parts(gateway: Gateway,
+                                                    client: aiohttp.ClientSession) -> None:
+    csrf = await setup_admin(client, gateway)
+    status, body = await _req(client, gateway, csrf, "GET", "/api/v1/overview")
+    assert status == 200
+    assert body["next"]["step"] == "Configure gateway" and body["next"]["page"] == "gateway"
+    assert body["cloud"] == {"available": False, "code": "not_supported_yet",
+                             "message": "cloud.status is not supported by this gateway "
+                                        "version yet"}
+    await _req(client, gateway, csrf, "PUT", "/api/v1/site", SITE)
+    status, body = await _req(client, gateway, csrf, "GET", "/api/v1/overview")
+    assert body["next"]["step"] == "Configure gateway" and body["next"]["problem"]
+    gateway.register("cloud.status", {"enrolled": True, "account_id": "1234567891",
+                                      "link": "connected"}, mutating=False)
+    gateway.register("pbx.get", {"configured": False}, mutating=False)
+    status, body = await _req(client, gateway, csrf, "GET", "/api/v1/overview")
+    assert body["next"]["step"] == "Add PBX" and not body["next"]["problem"]
+
+
+def test_derive_state_from_part_answers() -> None:
+    sections = {
+        "cloud": {"available": True, "data": {"enrolled": True, "link": "connected"}},
+        "pbx": {"available": True, "data": {"configured": True, "connected": True}},
+        "sync": {"available": True, "data": {"last_sync": {"ok": True, "at": 1.0}}},
+        "inventory": {"available": True, "data": {"users": 3}},
+        "tunnels": {"available": False},
+    }
+    state = derive_state(True, sections, [])
+    assert (state.cloud_connected, state.pbx_connected, state.last_sync_ok,
+            state.synced_users) == (True, True, True, 3)
+    sections["sync"] = {"available": True, "data": {"last_sync": None}}
+    assert derive_state(True, sections, []).last_sync_ok is False
+    sections["inventory"] = {"available": True, "error": {"code": "x", "message": "y"}}
+    assert derive_state(True, sections, []).synced_users is None
+
+
+async def test_support_bundle_is_a_redacted_tarball(gateway: Gateway,
+                                                    client: aiohttp.ClientSession) -> None:
+    csrf = await setup_admin(client, gateway)
+    gateway.register("logs.collect", {"lines": ["pbx password=hunter2 ok"],
+                                      "api_token": "abc"}, mutating=False)
+    status, data = await _req(client, gateway, csrf, "GET", "/api/v1/support-bundle")
+    assert status == 200
+    with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
+        names = sorted(m.name for m in tar.getmembers())
+        logs = tar.extractfile("clgwd-support/logs.json").read().decode()  # type: ignore[union-attr]
+        config = tar.extractfile("clgwd-support/config.json").read().decode()  # type: ignore[union-attr]
+    assert names == [f"clgwd-support/{n}" for n in (
+        "alerts.json", "config.json", "events.csv", "logs.json", "status.json",
+        "version.json")]
+    assert '"api_token": "***"' in logs
+    assert "tls_listen" in config
+    admin_hash = await gateway.store.secrets.get("web.admin_password_hash")
+    assert admin_hash is not None and admin_hash.reveal() not in data.decode("latin-1")
+
+
+async def test_factory_reset_needs_revert(gateway: Gateway,
+                                          client: aiohttp.ClientSession) -> None:
+    csrf = await setup_admin(client, gateway)
+    calls = gateway.register("system.factory_reset", {"resetting": True})
+    status, body = await _req(client, gateway, csrf, "POST", "/api/v1/system/factory-reset",
+                              {"confirm": "Revert"})
+    assert status == 422 and "revert" in body["message"] and calls == []
+    status, body = await _req(client, gateway, csrf, "POST", "/api/v1/system/factory-reset",
+                              {"confirm": "revert"})
+    assert status == 202 and calls == [{}]
+
+
+async def test_openapi_lists_every_route(gateway: Gateway,
+                                         client: aiohttp.ClientSession) -> None:
+    async with client.get(f"{gateway.base}/api/v1/openapi.json") as resp:
+        doc = await resp.json()
+    assert doc["openapi"] == "3.1.0"
+    assert {"/api/v1/site", "/api/v1/pbx", "/api/v1/overview",
+            "/api/v1/system/factory-reset"} <= set(doc["paths"])
+    assert doc["paths"]["/api/v1/site"]["put"]["security"] == [{"session": [], "csrf": []}]

@@ -1,0 +1,67 @@
+"""The next step is derived from state: every combination that matters."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from clgwd.web.nextstep import NextStep, OnboardingState, Step, next_step
+
+DONE = OnboardingState(site_configured=True, cloud_enrolled=True, cloud_connected=True,
+                       pbx_configured=True, pbx_connected=True, last_sync_ok=True,
+                       synced_users=12)
+
+
+def _with(**changes: object) -> NextStep:
+    return next_step(dataclasses.replace(DONE, **changes))  # type: ignore[arg-type]
+
+
+def test_everything_done_is_onboarding_complete() -> None:
+    result = next_step(DONE)
+    assert result.step == Step.COMPLETE and not result.problem
+
+
+@pytest.mark.parametrize(("changes", "step", "page", "problem"), [
+    ({"site_configured": False}, Step.CONFIGURE_GATEWAY, "gateway", False),
+    ({"cloud_enrolled": False}, Step.CONFIGURE_GATEWAY, "cloud", False),
+    ({"cloud_enrolled": None}, Step.CONFIGURE_GATEWAY, "cloud", True),
+    ({"pbx_configured": False}, Step.ADD_PBX, "pbx", False),
+    ({"pbx_configured": None}, Step.ADD_PBX, "pbx", True),
+    ({"pbx_connected": False}, Step.CONNECT_PBX, "connect", False),
+    ({"pbx_connected": None}, Step.CONNECT_PBX, "connect", True),
+    ({"last_sync_ok": False}, Step.DEPLOYMENT, "connect", True),
+    ({"last_sync_ok": None}, Step.DEPLOYMENT, "connect", True),
+    ({"synced_users": 0}, Step.DEPLOYMENT, "connect", False),
+    ({"synced_users": None}, Step.DEPLOYMENT, "connect", True),
+    ({"cloud_connected": False}, Step.DEPLOYMENT, "cloud", True),
+    ({"cloud_connected": None}, Step.DEPLOYMENT, "cloud", False),
+])
+def test_first_unmet_condition_wins(changes: dict[str, object], step: Step, page: str,
+                                    problem: bool) -> None:
+    result = _with(**changes)
+    assert (result.step, result.page, result.problem) == (step, page, problem)
+
+
+def test_earlier_steps_take_precedence() -> None:
+    """A fresh gateway whose other parts are missing still starts at the site."""
+    fresh = OnboardingState(site_configured=False, cloud_enrolled=None, cloud_connected=None,
+                            pbx_configured=None, pbx_connected=None, last_sync_ok=None,
+                            synced_users=None)
+    assert next_step(fresh).step == Step.CONFIGURE_GATEWAY
+    assert next_step(fresh).page == "gateway"
+    assert _with(cloud_enrolled=False, pbx_configured=False).step == Step.CONFIGURE_GATEWAY
+    assert _with(pbx_configured=False, pbx_connected=False).step == Step.ADD_PBX
+
+
+def test_critical_alert_is_the_problem_shown_at_the_current_step() -> None:
+    result = _with(pbx_connected=False, critical_alerts=("PBX unreachable",))
+    assert result.step == Step.CONNECT_PBX
+    assert result.problem and result.message == "PBX unreachable"
+    assert _with(critical_alerts=("disk full",)).as_json() == {
+        "step": "Onboarding complete", "page": "overview", "message": "disk full",
+        "problem": True}
+
+
+def test_unavailable_part_is_named_not_guessed() -> None:
+    assert "not available" in _with(pbx_configured=None).message

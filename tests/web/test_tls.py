@@ -1,0 +1,47 @@
+"""The device certificate: names, persistence, fingerprint."""
+
+from __future__ import annotations
+
+import socket
+import ssl
+from pathlib import Path
+
+from cryptography import x509
+
+from clgwd.web.tls import CERT_FILENAME, KEY_FILENAME, ensure_certificate, load_fingerprint
+from tests.web.conftest import Gateway
+
+
+def test_certificate_names_and_persistence(tmp_path: Path) -> None:
+    first = ensure_certificate(tmp_path, ["gw1.example.test"], ["0.0.0.0", "192.0.2.7"])
+    cert = x509.load_pem_x509_certificate((tmp_path / CERT_FILENAME).read_bytes())
+    san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    dns = set(san.get_values_for_type(x509.DNSName))
+    assert {"cloudlink.local", "gw1.example.test", socket.gethostname().lower()} <= dns
+    assert {str(i) for i in san.get_values_for_type(x509.IPAddress)} == {
+        "127.0.0.1", "::1", "192.0.2.7"}
+    assert (tmp_path / KEY_FILENAME).stat().st_mode & 0o077 == 0
+    again = ensure_certificate(tmp_path, ["gw1.example.test"], ["192.0.2.7"])
+    assert again.fingerprint == first.fingerprint == load_fingerprint(tmp_path)
+    renamed = ensure_certificate(tmp_path, ["gw2.example.test"], [])
+    assert renamed.fingerprint != first.fingerprint
+
+
+async def test_served_certificate_is_the_logged_one(gateway: Gateway) -> None:
+    port = gateway.http.https_port()
+    assert port is not None
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    import asyncio
+
+    _reader, writer = await asyncio.open_connection("127.0.0.1", port, ssl=ctx,
+                                                   server_hostname="cloudlink.local")
+    der = writer.get_extra_info("ssl_object").getpeercert(binary_form=True)
+    writer.close()
+    await writer.wait_closed()
+    from cryptography.hazmat.primitives import hashes
+
+    got = ":".join(f"{b:02X}" for b in x509.load_der_x509_certificate(der).fingerprint(
+        hashes.SHA256()))
+    assert got == gateway.http.fingerprint

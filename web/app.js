@@ -1,0 +1,548 @@
+/* clgwd onboarding page. No framework, no inline script (CSP), data only via textContent. */
+'use strict';
+(() => {
+  const $ = (sel) => document.querySelector(sel);
+  const VIEWS = ['gateway', 'cloud', 'pbx', 'connect', 'deployment', 'advanced', 'overview'];
+  let csrf = null;
+  let pbxTypes = [];
+
+  function el(tag, attrs, ...kids) {
+    const node = document.createElement(tag);
+    for (const [k, v] of Object.entries(attrs || {})) {
+      if (k === 'text') node.textContent = v; else node.setAttribute(k, v);
+    }
+    for (const kid of kids) node.append(kid);
+    return node;
+  }
+
+  async function api(method, path, body) {
+    const headers = { Accept: 'application/json' };
+    if (body !== undefined) headers['Content-Type'] = 'application/json';
+    if (csrf && method !== 'GET') headers['X-CSRF-Token'] = csrf;
+    let resp;
+    try {
+      resp = await fetch(path, { method, headers, credentials: 'same-origin',
+        body: body === undefined ? undefined : JSON.stringify(body) });
+    } catch (e) {
+      return { ok: false, status: 0, data: { code: 'offline', message: 'The gateway did not answer.' } };
+    }
+    let data = null;
+    try { data = await resp.json(); } catch (e) { data = {}; }
+    if (resp.status === 401 && !path.startsWith('/api/v1/session')) showLogin();
+    return { ok: resp.ok, status: resp.status, data };
+  }
+
+  const isNA = (r) => r.status === 501 || (r.data && r.data.code === 'not_supported_yet');
+
+  function notAvailable(box, r) {
+    box.replaceChildren(el('strong', { text: 'Not available yet' }),
+      el('span', { text: (r.data && r.data.message) || 'This gateway version cannot do this yet.' }));
+    box.hidden = false;
+    box.classList.add('na');
+  }
+
+  function say(text) { $('#toast').textContent = text; }
+
+  function showError(id, r) {
+    const box = $(id);
+    if (isNA(r)) { box.textContent = 'Not available yet: ' + r.data.message; return; }
+    box.textContent = (r.data && r.data.message) || ('Error ' + r.status);
+  }
+
+  function formData(form) {
+    const out = {};
+    for (const input of form.querySelectorAll('input[name], select[name]')) {
+      if (input.type === 'radio' && !input.checked) continue;
+      if (input.type === 'checkbox') continue;
+      out[input.name] = input.value.trim();
+    }
+    return out;
+  }
+
+  /* ---------- client-side validation ---------- */
+  const IPV4 = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
+  const ipNum = (s) => s.split('.').reduce((a, b) => (a * 256) + Number(b), 0);
+  function maskOk(m) {
+    if (!IPV4.test(m)) return false;
+    const bits = ipNum(m).toString(2).padStart(32, '0');
+    return /^1*0*$/.test(bits);
+  }
+
+  function markInvalid(form, errors) {
+    for (const input of form.querySelectorAll('input, select')) input.removeAttribute('aria-invalid');
+    const first = errors[0];
+    for (const [input] of errors) input.setAttribute('aria-invalid', 'true');
+    if (first) first[0].focus();
+    return errors.map(([input, msg]) => {
+      const label = form.querySelector(`label[for="${input.id}"]`);
+      return (label ? label.textContent.replace(/\s*\*.*$/, '') : input.name) + ': ' + msg;
+    }).join('; ');
+  }
+
+  function checkRequired(form) {
+    const errors = [];
+    for (const input of form.querySelectorAll('input[required], select[required]')) {
+      if (input.closest('[hidden]')) continue;
+      if (!input.value.trim()) errors.push([input, 'required']);
+      else if (!input.checkValidity()) errors.push([input, input.validationMessage || 'invalid']);
+    }
+    return errors;
+  }
+
+  /* ---------- session ---------- */
+  function showOnly(id) {
+    for (const sec of document.querySelectorAll('main > section')) sec.hidden = sec.id !== id;
+  }
+
+  function showLogin() {
+    csrf = null;
+    $('#nav').hidden = true; $('#logout').hidden = true;
+    showOnly('view-login');
+    $('#login-pw').focus();
+  }
+
+  async function boot() {
+    const r = await api('GET', '/api/v1/session');
+    if (!r.ok) { showOnly('view-loading'); say(r.data.message || 'The gateway did not answer.'); return; }
+    if (r.data.setup_required) { showOnly('view-setup'); $('#setup-code').focus(); return; }
+    if (!r.data.authenticated) { showLogin(); return; }
+    csrf = r.data.csrf_token;
+    enterApp();
+  }
+
+  function enterApp() {
+    $('#nav').hidden = false; $('#logout').hidden = false;
+    const m = location.hash.match(/^#confirm=([A-Za-z0-9_\-.]+)$/);
+    if (m) { confirmNetwork(m[1]); return; }
+    route();
+  }
+
+  $('#setup-form').addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    const form = ev.target;
+    const errors = checkRequired(form);
+    if (!errors.length && $('#setup-pw').value !== $('#setup-pw2').value) {
+      errors.push([$('#setup-pw2'), 'the passwords differ']);
+    }
+    $('#setup-form-err').textContent = markInvalid(form, errors);
+    if (errors.length) return;
+    const r = await api('POST', '/api/v1/session/setup',
+      { setup_code: $('#setup-code').value.trim(), password: $('#setup-pw').value });
+    if (!r.ok) { showError('#setup-form-err', r); return; }
+    csrf = r.data.csrf_token;
+    say('Password set. Start with the gateway information.');
+    location.hash = '#gateway';
+    enterApp();
+  });
+
+  $('#login-form').addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    const r = await api('POST', '/api/v1/session/login', { password: $('#login-pw').value });
+    if (!r.ok) { showError('#login-form-err', r); return; }
+    $('#login-form-err').textContent = '';
+    $('#login-pw').value = '';
+    csrf = r.data.csrf_token;
+    enterApp();
+  });
+
+  $('#logout').addEventListener('click', async () => {
+    await api('POST', '/api/v1/session/logout');
+    showLogin();
+  });
+
+  /* ---------- routing ---------- */
+  function route(ev) {
+    if (!csrf) return;
+    if (ev) say('');
+    let name = location.hash.replace('#', '');
+    if (!VIEWS.includes(name)) name = 'overview';
+    showOnly('view-' + name);
+    for (const a of document.querySelectorAll('nav a')) {
+      if (a.getAttribute('href') === '#' + name) a.setAttribute('aria-current', 'page');
+      else a.removeAttribute('aria-current');
+    }
+    document.title = name[0].toUpperCase() + name.slice(1) + ' – CloudLink Gateway';
+    LOADERS[name]();
+  }
+  window.addEventListener('hashchange', route);
+
+  /* ---------- gateway ---------- */
+  async function loadGateway() {
+    const r = await api('GET', '/api/v1/site');
+    if (r.ok && r.data.site) {
+      for (const [k, v] of Object.entries(r.data.site)) { const i = $('#' + k); if (i) i.value = v; }
+    }
+    const n = await api('GET', '/api/v1/network');
+    if (isNA(n)) notAvailable($('#network-na'), n);
+    else if (n.ok && n.data.ports && n.data.ports[0]) fillPort(n.data.ports[0]);
+    toggleStatic();
+  }
+
+  function fillPort(p) {
+    $('#port-name').textContent = p.name;
+    for (const r of document.querySelectorAll('input[name=mode]')) r.checked = r.value === p.mode;
+    $('#ip').value = p.address || ''; $('#mask').value = p.netmask || '';
+    $('#gw').value = p.gateway || ''; $('#dns').value = (p.dns || []).join(', ');
+  }
+
+  $('#site-form').addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    const form = ev.target;
+    const msg = markInvalid(form, checkRequired(form));
+    $('#site-form-err').textContent = msg;
+    if (msg) return;
+    const r = await api('PUT', '/api/v1/site', formData(form));
+    if (!r.ok) { showError('#site-form-err', r); return; }
+    say('Successfully updated site');
+  });
+
+  function toggleStatic() {
+    const isStatic = document.querySelector('input[name=mode]:checked').value === 'static';
+    $('#static-fields').hidden = !isStatic;
+  }
+  for (const r of document.querySelectorAll('input[name=mode]')) r.addEventListener('change', toggleStatic);
+
+  function portFromForm() {
+    const mode = document.querySelector('input[name=mode]:checked').value;
+    const port = { name: $('#port-name').textContent, mode };
+    const errors = [];
+    if (mode === 'static') {
+      const ip = $('#ip').value.trim(), mask = $('#mask').value.trim(), gw = $('#gw').value.trim();
+      const dns = $('#dns').value.split(',').map((s) => s.trim()).filter(Boolean);
+      if (!IPV4.test(ip)) errors.push([$('#ip'), 'enter an IPv4 address such as 192.168.1.10']);
+      if (!maskOk(mask)) errors.push([$('#mask'), 'enter a subnet mask such as 255.255.255.0']);
+      if (gw && !IPV4.test(gw)) errors.push([$('#gw'), 'enter an IPv4 address']);
+      else if (gw && !errors.length && ((ipNum(gw) ^ ipNum(ip)) & ipNum(mask)) !== 0) {
+        errors.push([$('#gw'), 'the default gateway is not in the subnet']);
+      }
+      if (!dns.length || dns.some((d) => !IPV4.test(d))) errors.push([$('#dns'), 'enter 1-3 IPv4 addresses']);
+      Object.assign(port, { address: ip, netmask: mask, dns });
+      if (gw) port.gateway = gw;
+    }
+    return { port, errors };
+  }
+
+  $('#net-form').addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    const { port, errors } = portFromForm();
+    const msg = markInvalid(ev.target, errors);
+    $('#net-form-err').textContent = msg;
+    if (msg) return;
+    const r = await api('POST', '/api/v1/network/apply', { ports: [port] });
+    if (!r.ok) { showError('#net-form-err', r); return; }
+    const box = $('#net-confirm');
+    const addr = (r.data.new_addresses || [])[0];
+    const url = addr ? `https://${addr}/#confirm=${encodeURIComponent(r.data.confirm_token)}` : null;
+    box.replaceChildren(el('p', { text: `The new settings are active. Within ${r.data.rollback_after_s} s, open the page at its new address and log in to confirm; otherwise the gateway rolls back.` }));
+    if (url) box.append(el('p', {}, el('a', { href: url, text: url })));
+    box.hidden = false;
+  });
+
+  async function confirmNetwork(token) {
+    showOnly('view-gateway');
+    const r = await api('POST', '/api/v1/network/confirm', { token });
+    history.replaceState(null, '', '#gateway');
+    if (r.ok) say('Network settings confirmed.'); else showError('#net-form-err', r);
+    loadGateway();
+  }
+
+  /* ---------- cloud ---------- */
+  function describeLink(box, r) {
+    if (isNA(r)) { notAvailable(box, r); return; }
+    if (!r.ok) { box.textContent = r.data.message || 'Unknown'; return; }
+    const d = r.data;
+    box.classList.remove('na');
+    box.replaceChildren(
+      el('p', { text: 'Link: ' + (d.link || 'unknown') + (d.message ? ' – ' + d.message : '') }),
+      el('p', { text: 'Account ID: ' + (d.account_id || 'not enrolled') }));
+  }
+
+  async function loadCloud() { describeLink($('#cloud-state'), await api('GET', '/api/v1/cloud')); }
+
+  $('#enroll-form').addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    const form = ev.target;
+    const msg = markInvalid(form, checkRequired(form));
+    $('#enroll-form-err').textContent = msg;
+    if (msg) return;
+    const r = await api('POST', '/api/v1/cloud/enroll', formData(form));
+    $('#enroll_token').value = '';
+    if (!r.ok) { showError('#enroll-form-err', r); return; }
+    say('Enrolled.');
+    loadCloud();
+  });
+
+  /* ---------- PBX ---------- */
+  async function loadPbx() {
+    if (!pbxTypes.length) {
+      const t = await api('GET', '/api/v1/pbx/types');
+      pbxTypes = t.ok ? t.data.types : [];
+      const sel = $('#pbx_type');
+      sel.replaceChildren(el('option', { value: '', text: 'Select a PBX type' }));
+      for (const type of pbxTypes) {
+        const o = el('option', { value: type.id, text: type.label + (type.available ? '' : ' (not available yet)') });
+        if (!type.available) o.disabled = true;
+        sel.append(o);
+      }
+    }
+    const r = await api('GET', '/api/v1/pbx');
+    if (isNA(r)) notAvailable($('#pbx-na'), r);
+    else if (r.ok && r.data.configured) {
+      const d = r.data;
+      $('#pbx_type').value = d.type; $('#pbx_name').value = d.name || '';
+      $('#pbx_address').value = d.address || ''; $('#pbx_port').value = d.port || '';
+      $('#pbx_user').value = d.username || '';
+      $('#pbx_pw').placeholder = d.password_set ? 'set' : '';
+      renderOptions(d.options || {});
+    }
+  }
+
+  function renderOptions(values) {
+    const type = pbxTypes.find((t) => t.id === $('#pbx_type').value);
+    const box = $('#pbx-options');
+    box.replaceChildren();
+    if (!type) return;
+    if (!$('#pbx_port').value) $('#pbx_port').value = type.default_port;
+    for (const f of type.fields) {
+      const input = el('input', { id: 'opt-' + f.name, 'data-option': f.name, maxlength: '500' });
+      if (f.required) input.required = true;
+      input.value = values[f.name] || '';
+      box.append(el('div', { class: 'field' },
+        el('label', { for: input.id, text: f.label + (f.required ? ' *' : '') }), input));
+    }
+  }
+  $('#pbx_type').addEventListener('change', () => { $('#pbx_port').value = ''; renderOptions({}); });
+
+  $('#pbx-form').addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    const form = ev.target;
+    const errors = checkRequired(form);
+    const port = Number($('#pbx_port').value);
+    if ($('#pbx_port').value && !(Number.isInteger(port) && port >= 1 && port <= 65535)) {
+      errors.push([$('#pbx_port'), 'must be 1-65535']);
+    }
+    const msg = markInvalid(form, errors);
+    $('#pbx-form-err').textContent = msg;
+    if (msg) return;
+    const body = { type: $('#pbx_type').value, name: $('#pbx_name').value.trim(),
+      address: $('#pbx_address').value.trim(), port, username: $('#pbx_user').value.trim(),
+      options: {} };
+    if ($('#pbx_pw').value) body.password = $('#pbx_pw').value;
+    for (const i of form.querySelectorAll('[data-option]')) if (i.value.trim()) body.options[i.dataset.option] = i.value.trim();
+    const r = await api('PUT', '/api/v1/pbx', body);
+    $('#pbx_pw').value = '';
+    if (!r.ok) { showError('#pbx-form-err', r); return; }
+    say('Successfully created PBX Link');
+  });
+
+  /* ---------- connect and sync ---------- */
+  function userList(title, users) {
+    const list = el('ul');
+    for (const u of users || []) list.append(el('li', { text: u.name + (u.email ? ' <' + u.email + '>' : '') }));
+    return el('details', {}, el('summary', { text: `${title} (${(users || []).length})` }), list);
+  }
+
+  $('#pbx-test').addEventListener('click', async () => {
+    const box = $('#test-result');
+    box.replaceChildren(el('p', { text: 'Connecting…' }));
+    const r = await api('POST', '/api/v1/pbx/test');
+    if (isNA(r)) { notAvailable(box, r); return; }
+    box.classList.remove('na');
+    if (!r.ok) { box.replaceChildren(el('p', { class: 'err', text: r.data.message })); return; }
+    const d = r.data;
+    box.replaceChildren(el('h3', { text: 'PBX Connected' }), el('p', { text: 'Connection successful' }),
+      el('p', { text: 'Number of users: ' + d.users }), el('p', { text: 'DDI (DID) numbers: ' + d.dids }));
+    const ir = d.irregularities || {};
+    if ((ir.without_email || []).length || (ir.duplicate_email || []).length) {
+      box.append(el('div', { class: 'card problem' },
+        el('h3', { text: 'There are irregularities with email addresses on the PBX' }),
+        el('p', { text: `${(ir.without_email || []).length} users don't have an email address and ${(ir.duplicate_email || []).length} users do not have unique email addresses. They may have issues in the registration process.` }),
+        userList('View list of users without email addresses', ir.without_email),
+        userList('View list of users that do not have a unique email address', ir.duplicate_email)));
+    }
+  });
+
+  async function loadConnect() {
+    const r = await api('GET', '/api/v1/sync/schedule');
+    const box = $('#sync-state');
+    if (isNA(r)) { notAvailable(box, r); return; }
+    box.classList.remove('na');
+    if (r.ok) {
+      $('#interval').value = r.data.interval_minutes;
+      box.replaceChildren(el('p', { text: 'Last sync: ' + describeSync(r.data.last_sync) }),
+        el('p', { text: 'Next sync: ' + when(r.data.next_sync_at) }));
+    }
+  }
+
+  const when = (t) => (t ? new Date(t * 1000).toLocaleString() : '—');
+  const describeSync = (s) => (s ? `${when(s.at)} (${s.ok ? 'OK' : 'failed: ' + (s.message || '')})` : 'never');
+
+  $('#sync-form').addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    const v = Number($('#interval').value);
+    const errors = Number.isInteger(v) && v >= 5 && v <= 1440 ? [] : [[$('#interval'), 'enter 5-1440 minutes']];
+    const msg = markInvalid(ev.target, errors);
+    $('#sync-form-err').textContent = msg;
+    if (msg) return;
+    const r = await api('PUT', '/api/v1/sync/schedule', { interval_minutes: v });
+    if (!r.ok) { showError('#sync-form-err', r); return; }
+    say('Sync schedule saved.');
+  });
+
+  $('#sync-now').addEventListener('click', async () => {
+    const r = await api('POST', '/api/v1/sync/now');
+    if (!r.ok) { showError('#sync-form-err', r); return; }
+    say('Sync started.');
+  });
+
+  $('#preview-btn').addEventListener('click', async () => {
+    const box = $('#preview');
+    const r = await api('GET', '/api/v1/sync/preview');
+    if (isNA(r)) { notAvailable(box, r); return; }
+    box.classList.remove('na');
+    if (!r.ok) { box.textContent = r.data.message; return; }
+    const list = el('ul');
+    for (const c of r.data.changes || []) list.append(el('li', { text: `${c.op} ${c.kind} ${c.name}` }));
+    box.replaceChildren(el('p', { text: `${(r.data.changes || []).length} changes` }), list);
+  });
+
+  /* ---------- deployment ---------- */
+  async function loadDeployment() {
+    const r = await api('GET', '/api/v1/deployment');
+    const box = $('#deployment');
+    if (!r.ok) { box.textContent = r.data.message; return; }
+    const d = r.data;
+    const parts = [];
+    if (!d.cloud.available) parts.push(el('div', { class: 'na' }, el('strong', { text: 'Cloud: not available yet' }), el('span', { text: d.cloud.message })));
+    if (!d.inventory.available) parts.push(el('div', { class: 'na' }, el('strong', { text: 'Inventory: not available yet' }), el('span', { text: d.inventory.message })));
+    parts.push(el('p', { text: "Here's the customer's account ID which can be used during login: " + (d.account_id || '—') }),
+      el('p', { text: 'Synced users: ' + (d.synced_users ?? '—') }),
+      el('p', { text: d.ready ? 'Deployment emails can now be sent from the cloud portal.' : 'Not ready to deploy yet.' }));
+    box.replaceChildren(...parts);
+  }
+
+  /* ---------- advanced ---------- */
+  async function loadAdvanced() {
+    const r = await api('GET', '/api/v1/update/schedule');
+    if (isNA(r)) notAvailable($('#update-na'), r);
+    else if (r.ok && r.data.frequency) {
+      $('#frequency').value = r.data.frequency; $('#utime').value = r.data.time; $('#utz').value = r.data.timezone;
+      for (const c of document.querySelectorAll('input[name=weekdays]')) c.checked = (r.data.weekdays || []).includes(c.value);
+    }
+  }
+
+  $('#update-form').addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    const weekdays = [...document.querySelectorAll('input[name=weekdays]:checked')].map((c) => c.value);
+    const errors = checkRequired(ev.target);
+    if ($('#frequency').value === 'weekly' && !weekdays.length) errors.push([document.querySelector('input[name=weekdays]'), 'choose at least one weekday']);
+    const msg = markInvalid(ev.target, errors);
+    $('#update-form-err').textContent = msg;
+    if (msg) return;
+    const r = await api('PUT', '/api/v1/update/schedule', { frequency: $('#frequency').value, weekdays,
+      time: $('#utime').value, timezone: $('#utz').value.trim() });
+    if (!r.ok) { showError('#update-form-err', r); return; }
+    say('Update schedule saved.');
+  });
+
+  $('#trace-form').addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    const r = await api('POST', '/api/v1/trace', { duration_minutes: Number($('#trace-min').value) });
+    if (!r.ok) { showError('#trace-form-err', r); return; }
+    say('Call trace started.');
+  });
+
+  $('#reboot').addEventListener('click', async () => {
+    if (!window.confirm('Reboot the gateway now?')) return;
+    const r = await api('POST', '/api/v1/system/reboot', {});
+    if (!r.ok) { showError('#reboot-err', r); return; }
+    say('Rebooting…');
+  });
+
+  $('#revert').addEventListener('input', () => { $('#reset-btn').disabled = $('#revert').value !== 'revert'; });
+  $('#reset-form').addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    const r = await api('POST', '/api/v1/system/factory-reset', { confirm: $('#revert').value });
+    if (!r.ok) { showError('#reset-form-err', r); return; }
+    say('Resetting to factory defaults…');
+  });
+
+  /* ---------- overview ---------- */
+  function sectionBox(box, s, render) {
+    if (!s.available) { notAvailable(box, { status: 501, data: s }); return; }
+    box.classList.remove('na');
+    if (s.error) { box.replaceChildren(el('p', { class: 'err', text: s.error.message })); return; }
+    render(s.data);
+  }
+
+  async function loadOverview() {
+    const r = await api('GET', '/api/v1/overview');
+    if (!r.ok) { say(r.data.message || 'Cannot load the overview'); return; }
+    const d = r.data;
+    const n = $('#next-step');
+    n.classList.toggle('problem', d.next.problem);
+    n.replaceChildren(el('h3', { text: d.next.problem ? 'Problem' : 'Next step' }),
+      el('p', {}, el('strong', { id: 'next-step-name', text: d.next.step })),
+      el('p', { text: d.next.message }),
+      el('a', { href: '#' + d.next.page, text: 'Go to ' + d.next.page }));
+    const alerts = $('#alerts');
+    alerts.replaceChildren(...d.alerts.map((a) => el('li', { text: `${a.severity}: ${a.message}` })));
+    if (!d.alerts.length) alerts.append(el('li', { text: 'No active alerts' }));
+    sectionBox($('#ov-link'), d.cloud, (c) => $('#ov-link').replaceChildren(el('p', { text: 'Link: ' + c.link })));
+    sectionBox($('#ov-sync'), d.sync, (s) => $('#ov-sync').replaceChildren(
+      el('p', { text: 'Last sync: ' + describeSync(s.last_sync) }), el('p', { text: 'Next sync: ' + when(s.next_sync_at) })));
+    sectionBox($('#ov-inventory'), d.inventory, (i) => $('#ov-inventory').replaceChildren(
+      el('p', { text: `Users: ${i.users}` }), el('p', { text: `DIDs: ${i.dids ?? '—'}` })));
+    sectionBox($('#tunnels'), d.tunnels, renderTunnels);
+    loadEvents();
+  }
+
+  function renderTunnels(data) {
+    const body = el('tbody');
+    for (const t of data.tunnels || []) {
+      const start = el('button', { type: 'button', class: 'secondary', text: 'Start' });
+      const stop = el('button', { type: 'button', class: 'secondary', text: 'Stop' });
+      start.setAttribute('aria-label', `Start ${t.tunnel}`); stop.setAttribute('aria-label', `Stop ${t.tunnel}`);
+      start.addEventListener('click', () => tunnelAction('start', { component: t.component, tunnel: t.tunnel }));
+      stop.addEventListener('click', () => tunnelAction('stop', { component: t.component, tunnel: t.tunnel }));
+      body.append(el('tr', {}, el('td', { text: t.component }), el('td', { text: t.tunnel }),
+        el('td', { text: t.status }), el('td', {}, start), el('td', {}, stop)));
+    }
+    const all = (a) => { const b = el('button', { type: 'button', text: a === 'start' ? 'Start all' : 'Stop all' });
+      b.addEventListener('click', () => tunnelAction(a, { all: true })); return b; };
+    const head = el('tr', {}, ...['Component', 'Tunnel', 'Status', 'Start', 'Stop'].map((h) => el('th', { scope: 'col', text: h })));
+    $('#tunnels').replaceChildren(el('div', { class: 'scroll' }, el('table', {}, el('thead', {}, head), body)), all('start'), all('stop'));
+  }
+
+  async function tunnelAction(action, body) {
+    const r = await api('POST', '/api/v1/tunnels/' + action, body);
+    say(r.ok ? `Tunnel ${action} requested.` : r.data.message);
+    loadOverview();
+  }
+
+  function eventQuery() {
+    const q = new URLSearchParams();
+    if ($('#ev-asset').value.trim()) q.set('asset', $('#ev-asset').value.trim());
+    if ($('#ev-action').value) q.set('action', $('#ev-action').value);
+    if ($('#ev-since').value) q.set('since', String(Date.parse($('#ev-since').value) / 1000));
+    return q.toString();
+  }
+
+  async function loadEvents() {
+    const q = eventQuery();
+    $('#ev-csv').href = '/api/v1/events.csv' + (q ? '?' + q : '');
+    const r = await api('GET', '/api/v1/events' + (q ? '?' + q : ''));
+    const body = $('#events tbody');
+    if (!r.ok) { body.replaceChildren(); say(r.data.message); return; }
+    body.replaceChildren(...r.data.events.map((e) => el('tr', {},
+      el('td', { text: new Date(e.at * 1000).toLocaleString() }), el('td', { text: e.actor }),
+      el('td', { text: e.action }), el('td', { text: e.asset }), el('td', { text: e.subject }),
+      el('td', { text: e.properties_changed.join(', ') }))));
+  }
+  $('#events-form').addEventListener('submit', (ev) => { ev.preventDefault(); loadEvents(); });
+
+  const LOADERS = { gateway: loadGateway, cloud: loadCloud, pbx: loadPbx, connect: loadConnect,
+    deployment: loadDeployment, advanced: loadAdvanced, overview: loadOverview };
+
+  boot();
+})();
