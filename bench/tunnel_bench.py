@@ -88,7 +88,7 @@ def raise_nofile() -> None:
 
 def maybe_uvloop(use: bool) -> None:
     if use:
-        import uvloop  # noqa: PLC0415 - optional
+        import uvloop
 
         asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
 
@@ -133,13 +133,13 @@ def gateway_yaml(state: Path, pubkey: str, ports: list[int]) -> str:
 
 
 async def gateway_main(url: str, state: Path, pubkey: str, ports: list[int]) -> None:
-    from websockets.asyncio.client import connect  # noqa: PLC0415
-    from wslink import WS_OPTIONS, pump  # noqa: PLC0415
+    from websockets.asyncio.client import connect
+    from wslink import WS_OPTIONS, pump
 
-    from clgwd.commands import CommandContext, CommandRouter  # noqa: PLC0415
-    from clgwd.config import parse_config  # noqa: PLC0415
-    from clgwd.store import Store  # noqa: PLC0415
-    from clgwd.tunnel.component import TunnelComponent  # noqa: PLC0415
+    from clgwd.commands import CommandContext, CommandRouter
+    from clgwd.config import parse_config
+    from clgwd.store import Store
+    from clgwd.tunnel.component import TunnelComponent
 
     raise_nofile()
     config = parse_config(gateway_yaml(state, pubkey, ports))
@@ -155,10 +155,10 @@ async def gateway_main(url: str, state: Path, pubkey: str, ports: list[int]) -> 
 # -- role: refcloud process ----------------------------------------------------------------
 
 async def cloud_main(targets: dict[str, int]) -> None:
-    from websockets.asyncio.server import ServerConnection, serve  # noqa: PLC0415
-    from wslink import WS_OPTIONS, pump  # noqa: PLC0415
+    from websockets.asyncio.server import ServerConnection, serve
+    from wslink import WS_OPTIONS, pump
 
-    from clgwd.refcloud.tunnels import CloudTunnels, LaunchProxy, TicketAuthority  # noqa: PLC0415
+    from clgwd.refcloud.tunnels import CloudTunnels, LaunchProxy, TicketAuthority
 
     raise_nofile()
     authority = TicketAuthority()
@@ -545,7 +545,7 @@ def main() -> None:
     profile_to = os.environ.get("TUNNEL_BENCH_PROFILE") if args.role != "role-targets" else None
     profiler = None
     if profile_to:
-        import cProfile  # noqa: PLC0415
+        import cProfile
 
         profiler = cProfile.Profile()
         profiler.enable()

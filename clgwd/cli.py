@@ -105,7 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--state-dir", type=Path, default=None,
                       help="keep state here instead of a temporary dir")
     demo.add_argument("--cloud-port", type=int, default=9443,
-                      help="reference cloud HTTPS port (default 8443)")
+                      help="reference cloud HTTPS port (default 9443)")
     add_enroll_parser(sub)
     add_refcloud_parser(sub)
     return parser

@@ -99,9 +99,13 @@ class ControlServer:
         """Run a command-router method for the local CLI (actor ``local:cli``)."""
         if self._commands is None:
             raise web.HTTPNotFound(text="commands are not available")
-        params = await request.json() if request.can_read_body else {}
+        try:
+            params = await request.json() if request.can_read_body else {}
+        except ValueError:
+            params = None
         if not isinstance(params, dict):
-            raise web.HTTPBadRequest(text="params must be a JSON object")
+            return web.json_response({"code": "bad_request",
+                                      "message": "params must be a JSON object"}, status=400)
         result = await self._commands.call(request.match_info["method"], params,
                                            CommandContext(actor="local:cli"))
         return web.json_response(result)
@@ -109,14 +113,3 @@ class ControlServer:
     async def _reload_handler(self, request: web.Request) -> web.Response:
         result = await self._reload()
         return web.json_response(result, status=200 if result["applied"] else 422)
-
-    async def _command_handler(self, request: web.Request) -> web.Response:
-        """Run a router command (``tunnel.start`` ...) as the local CLI actor."""
-        if self._commands is None:
-            raise web.HTTPNotFound
-        params = await request.json() if request.can_read_body else {}
-        if not isinstance(params, dict):
-            raise web.HTTPBadRequest(text="params must be a JSON object")
-        result = await self._commands.call(request.match_info["method"], params,
-                                           CommandContext(actor="local:cli"))
-        return web.json_response({"result": result})

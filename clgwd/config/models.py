@@ -140,9 +140,10 @@ class DaemonConfig(StrictModel):
 
 
 from clgwd.config.cloud import CloudConfig  # noqa: E402 - sections import StrictModel
-from clgwd.config.pbx import PbxConfig, SyncConfig  # noqa: E402 - needs StrictModel above
+
 # Sections in their own modules import StrictModel and the field types above.
 from clgwd.config.network import NetworkConfig  # noqa: E402
+from clgwd.config.pbx import PbxConfig, SyncConfig  # noqa: E402 - needs StrictModel above
 from clgwd.config.tunnel import TunnelConfig  # noqa: E402 - needs StrictModel defined above
 
 

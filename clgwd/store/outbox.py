@@ -96,26 +96,6 @@ class Outbox:
         self._adjust_after_commit(tx, 1)
         return int(row["seq"])
 
-    async def enqueue_many(
-        self, tx: Transaction, kind: str, records: Sequence[tuple[str, dict[str, Any]]]
-    ) -> None:
-        """Queue many ``(idempotency_key, payload)`` records in ``tx`` in one statement.
-
-        For bulk producers (a sync run): keys already queued are skipped, as in
-        ``enqueue``; seqs follow the order of ``records``.
-        """
-        if not records:
-            return
-        await self._check_room(tx, len(records))
-        now = time.time()
-        before = tx.total_changes
-        await tx.executemany(
-            "INSERT INTO outbox(kind, idempotency_key, payload, created_at)"
-            " VALUES (?, ?, ?, ?) ON CONFLICT(idempotency_key) DO NOTHING",
-            [(kind, key, _dumps(payload), now) for key, payload in records],
-        )
-        self._adjust_after_commit(tx, tx.total_changes - before)
-
     async def _check_room(self, tx: Transaction, adding: int) -> None:
         if self._depth is None or self._depth + adding > self.max_records * NEAR_FULL_RATIO:
             row = await tx.fetchone("SELECT count(*) FROM outbox WHERE acked_at IS NULL")
@@ -142,32 +122,24 @@ class Outbox:
         """Queue ``(kind, payload, idempotency_key)`` records in ``tx`` with one statement.
 
         For producers that queue thousands of records per transaction (a first user
-        sync): ``enqueue`` costs three statements per record. Same guarantees: a key
-        already queued is skipped, the depth limit refuses the whole batch. A ``str``
-        payload is taken as already serialized JSON (the producer had it anyway).
-        Returns the number of records actually added.
+        sync), where ``enqueue`` would cost a round trip per record. Same guarantees: a
+        key already queued is skipped, the depth limit refuses the whole batch. A ``str``
+        payload is taken as already serialized JSON. Returns how many were added.
         """
         if not records:
             return 0
-        depth_row = await tx.fetchone("SELECT count(*) FROM outbox WHERE acked_at IS NULL")
-        depth = int(depth_row[0]) if depth_row else 0
-        if depth + len(records) > self.max_records:
-            raise OutboxFullError(
-                f"outbox holds {depth} undelivered records; {len(records)} more would pass "
-                f"the limit of {self.max_records}"
-            )
-        before = await tx.fetchone("SELECT total_changes()")
+        await self._check_room(tx, len(records))
         now = time.time()
+        before = tx.total_changes
         await tx.executemany(
-            "INSERT INTO outbox(kind, idempotency_key, coalesce_key, payload, created_at)"
-            " VALUES (?, ?, NULL, ?, ?) ON CONFLICT(idempotency_key) DO NOTHING",
-            ((kind, key, payload if isinstance(payload, str)
-              else json.dumps(payload, separators=(",", ":")), now)
-             for kind, payload, key in records),
+            "INSERT INTO outbox(kind, idempotency_key, payload, created_at)"
+            " VALUES (?, ?, ?, ?) ON CONFLICT(idempotency_key) DO NOTHING",
+            [(kind, key, payload if isinstance(payload, str) else _dumps(payload), now)
+             for kind, payload, key in records],
         )
-        after = await tx.fetchone("SELECT total_changes()")
-        tx.after_commit(self._changed.set)
-        return int(after[0]) - int(before[0]) if after and before else 0
+        added = tx.total_changes - before
+        self._adjust_after_commit(tx, added)
+        return added
 
     async def pending(self, after_seq: int = 0, limit: int = 500) -> list[OutboxRecord]:
         """Undelivered records with seq > ``after_seq``, oldest first."""

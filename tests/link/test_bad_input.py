@@ -15,7 +15,7 @@ import pytest
 from clgwd.link import LinkState
 from clgwd.link import protocol as p
 from clgwd.refcloud.sessions import CommandFailed
-from link.harness import enroll_gateway, gateway_config, refcloud, running_gateway, wait_for
+from tests.link.harness import enroll_gateway, gateway_config, refcloud, running_gateway, wait_for
 
 
 def _out_errors(traffic: list[tuple[str, str]]) -> list[dict[str, object]]:
