@@ -136,8 +136,9 @@ class Daemon:
                 for comp in self._factory(self):
                     comp.tracker.subscribe(self._on_status_change)
                     self.components.append(comp)
-                    _LOGGER.debug("Starting component %s", comp.name)
+                    _LOGGER.info("Starting component %s", comp.name)
                     await stack.enter_async_context(comp)
+                    stack.callback(_LOGGER.info, "Stopped component %s", comp.name)
                 await self._serve()
         except* _StopRequested:
             _LOGGER.info("Stopped")

@@ -97,8 +97,15 @@ async def test_run_ready_status_reload_and_sigterm(tmp_path: Path) -> None:
     finally:
         await daemon.kill()
         listener.close()
-    stops = [line.split(": ", 1)[1] for line in daemon.lines if "-> stopped" in line]
-    assert [s.split(":")[0] for s in stops] == ["http", "control", "store"]
+    starts = _components_reaching(daemon.lines, "Starting component ")
+    stops = _components_reaching(daemon.lines, "Stopped component ")
+    assert {"store", "control", "http"} <= set(starts)
+    assert stops == list(reversed(starts))
+
+
+def _components_reaching(lines: list[str], transition: str) -> list[str]:
+    """Component names in the order their log lines show ``transition``."""
+    return [line.split(transition, 1)[1].strip() for line in lines if transition in line]
 
 
 async def test_status_when_not_running(tmp_path: Path) -> None:
