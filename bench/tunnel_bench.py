@@ -527,7 +527,7 @@ def run(args: argparse.Namespace) -> None:
                     measure_memory(system, args.idle_streams)
         print(f"\nloopback, {os.cpu_count()} CPUs, {seconds:.0f} s per measurement, "
               f"event loop: {'uvloop' if args.uvloop else 'asyncio'} (clgwd gateway process); "
-              f"clgwd stream window {os.environ.get('TUNNEL_BENCH_STREAM_WINDOW', str(1 << 20))} B; "
+              f"clgwd stream window {os.environ.get('TUNNEL_BENCH_STREAM_WINDOW', '1048576')} B; "
               "noisy: +-30 % run to run")
         report(systems, args.idle_streams)
     finally:
