@@ -162,13 +162,14 @@ class LaunchProxy:
     def __init__(self, tunnels: CloudTunnels, authority: TicketAuthority, owner: TaskOwner, *,
                  gateway: str, tunnel: str, host: str, port: int, admin: str,
                  listen_host: str = "127.0.0.1", listen_port: int = 0,
-                 http_errors: bool = True) -> None:
+                 http_errors: bool = True, open_timeout: float = 30.0) -> None:
         self.tunnels = tunnels
         self.authority = authority
         self.owner = owner
         self.gateway, self.tunnel, self.host, self.port = gateway, tunnel, host, port
         self.admin = admin
         self.http_errors = http_errors
+        self.open_timeout = open_timeout
         self.refusals: list[StreamRefused] = []
         self._listen = (listen_host, listen_port)
         self._server: asyncio.Server | None = None
@@ -200,19 +201,27 @@ class LaunchProxy:
                                       host=self.host, port=self.port, admin=self.admin)
         request = OpenRequest(self.tunnel, self.host, self.port, ticket, 0)
         try:
-            await self.tunnels.open(transport, request)
+            async with asyncio.timeout(self.open_timeout):
+                await self.tunnels.open(transport, request)
+        except TimeoutError:
+            err = StreamRefused(ErrorCode.TIMEOUT, "gateway did not answer the OPEN")
+            self._refused(transport, err)
         except StreamRefused as err:
-            self.refusals.append(err)
-            _LOGGER.warning("Launch %s: stream refused: %s", self.tunnel, err)
-            if self.http_errors and not transport.is_closing():
-                body = f"tunnel refused: {err.reason}\n".encode()
-                transport.write(b"HTTP/1.1 502 Bad Gateway\r\nContent-Type: text/plain\r\n"
-                                b"Connection: close\r\nContent-Length: "
-                                + str(len(body)).encode() + b"\r\n\r\n" + body)
-            transport.close()
+            self._refused(transport, err)
         except asyncio.CancelledError:
             transport.abort()
             raise
+
+    def _refused(self, transport: asyncio.Transport, err: StreamRefused) -> None:
+        """Tell a browser why (502 with the reason), then close the local connection."""
+        self.refusals.append(err)
+        _LOGGER.warning("Launch %s: stream refused: %s", self.tunnel, err)
+        if self.http_errors and not transport.is_closing():
+            body = f"tunnel refused: {err.reason}\n".encode()
+            transport.write(b"HTTP/1.1 502 Bad Gateway\r\nContent-Type: text/plain\r\n"
+                            b"Connection: close\r\nContent-Length: "
+                            + str(len(body)).encode() + b"\r\n\r\n" + body)
+        transport.close()
 
 
 __all__ = ["CloudTunnels", "LaunchProxy", "StreamProtocol", "TicketAuthority"]

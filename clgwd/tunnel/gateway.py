@@ -73,6 +73,7 @@ class GatewayMux:
         self.session = Session(channel, Role.GATEWAY, self._scope, limits=self.limits,
                                on_open=self._on_open, on_stream_closed=self._on_closed,
                                on_protocol_error=self._on_protocol_error,
+                               on_refused=self._on_session_refused,
                                name=f"tunnel.session{self.link_ups}")
         self.session.start()
         self.manager.link_up()
@@ -187,6 +188,14 @@ class GatewayMux:
                   "bytes_to_cloud": info.bytes_to_peer,
                   "duration": round(info.duration, 3)}
         self._audit_later("stream_close", record)
+
+    def _on_session_refused(self, session: Session, stream_id: int, request: OpenRequest,
+                            reason: str) -> None:
+        """Refused by the session itself (stream limit, draining): audit like any denial."""
+        _LOGGER.warning("Tunnel stream %d refused: %s", stream_id, reason)
+        self._audit_later("denied", {"stream": stream_id, "tunnel": request.tunnel,
+                                     "requested": f"{request.host}:{request.port}",
+                                     "reason": reason, "detail": "refused before checks"})
 
     def _on_protocol_error(self, session: Session, err: ProtocolError) -> None:
         self.protocol_errors += 1

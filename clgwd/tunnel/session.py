@@ -258,6 +258,7 @@ class StreamProtocol(asyncio.Protocol):
 OpenHandler = Callable[["Session", Stream, wire.OpenRequest], None]
 CloseHandler = Callable[["Session", Stream, StreamClosed], None]
 ErrorHandler = Callable[["Session", ProtocolError], None]
+RefusedHandler = Callable[["Session", int, wire.OpenRequest, str], None]
 
 
 class Session:
@@ -273,6 +274,7 @@ class Session:
         on_open: OpenHandler | None = None,
         on_stream_closed: CloseHandler | None = None,
         on_protocol_error: ErrorHandler | None = None,
+        on_refused: RefusedHandler | None = None,
         name: str = "tunnel",
     ) -> None:
         self.channel = channel
@@ -286,6 +288,7 @@ class Session:
         self._on_open = on_open
         self._on_closed = on_stream_closed
         self._on_error = on_protocol_error
+        self._on_refused = on_refused
         self._control: collections.deque[bytes] = collections.deque()
         self._ready: collections.deque[Stream] = collections.deque()
         self._wake = asyncio.Event()
@@ -462,14 +465,17 @@ class Session:
                                 f"OPEN with stream id {sid} (must be odd and increasing)")
         request = wire.OpenRequest.parse(frame)
         self._last_peer_stream = sid
-        stream = Stream(self, sid, request.window)
-        if self.goaway_received or len(self.streams) >= self.limits.max_streams:
-            self._send_control(wire.encode_open_err(sid, ErrorCode.LIMIT,
-                                                    "too many streams"))
-            if self._on_closed is not None:
-                self._on_closed(self, stream, StreamClosed(sid, "refused: too many streams",
-                                                           ErrorCode.LIMIT, 0, 0, 0.0))
+        refusal = None
+        if self.goaway_received:
+            refusal = (ErrorCode.REFUSED, "going-away")
+        elif len(self.streams) >= self.limits.max_streams:
+            refusal = (ErrorCode.LIMIT, "session-stream-limit")
+        if refusal is not None:
+            self._send_control(wire.encode_open_err(sid, *refusal))
+            if self._on_refused is not None:
+                self._on_refused(self, sid, request, refusal[1])
             return
+        stream = Stream(self, sid, request.window)
         self.streams[sid] = stream
         if self._on_open is None:
             self.refuse(stream, ErrorCode.REFUSED, "not accepting streams")
@@ -493,6 +499,7 @@ class Session:
                 stream.opened.set_result(peer)
         else:
             code, reason = wire.parse_open_err(frame)
+            stream.transport = None  # the opener keeps its socket to report the refusal
             _fail_open(stream, StreamRefused(code, reason))
             self.close_stream(stream, f"refused: {reason}", code, send_rst=False)
 
@@ -501,6 +508,8 @@ class Session:
         stream = self._stream_for(frame)
         if stream is None:
             return
+        if stream.state is StreamState.OPENING and self.role is Role.CLOUD:
+            stream.transport = None  # as for OPEN_ERR: the opener reports and closes
         _fail_open(stream, StreamRefused(code, reason or "reset"))
         self.close_stream(stream, f"reset by peer: {code.name} {reason}".strip(), code,
                           send_rst=False)
@@ -511,7 +520,8 @@ class Session:
         """Cloud side: send OPEN and wait for OPEN_OK (raises ``StreamRefused``).
 
         ``attach`` binds the local socket before the OPEN leaves, so no byte can arrive
-        for a stream without somewhere to go.
+        for a stream without somewhere to go. If the gateway refuses, the socket is left
+        open for the caller to explain the refusal and close it.
         """
         if self.role is not Role.CLOUD:
             raise RuntimeError("only the cloud opens streams")
