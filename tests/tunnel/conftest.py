@@ -283,9 +283,12 @@ async def harness(tunnel_config: Callable[[str], ClgwdConfig]) -> AsyncIterator[
 
     async def build(*, extra: str = "", tunnel_extra: str = "", mode: str = "echo",
                     resolver: Resolver = default_resolver, maxsize: int = 64,
-                    link: bool = True, cloud_limits: Any = None) -> Harness:
+                    link: bool = True, cloud_limits: Any = None,
+                    target_port: int | None = None) -> Harness:
         authority = TicketAuthority()
         echo = await stack.enter_async_context(lan_server(mode))
+        if target_port is not None:  # an external LAN service (iperf3) instead of ours
+            echo.port = target_port
         config = tunnel_config(tunnel_yaml(authority, echo.port, extra, tunnel_extra))
         store = await stack.enter_async_context(Store(config))
         router = CommandRouter()
