@@ -129,8 +129,12 @@ class TunnelComponent:
     def _update_status(self) -> None:
         started = sum(t.state is TunnelState.STARTED for t in self.manager.tunnels.values())
         link = self.mux.status()
+        cfg = self.config.tunnel
         if not self.manager.tunnels:
             state, message = ComponentState.RUNNING, "no tunnels configured"
+        elif not (cfg.authority_public_key and cfg.gateway_id):
+            state, message = (ComponentState.RUNNING,
+                              "no tunnel authority key or gateway id; streams are refused")
         elif link["link"] == "down":
             state, message = ComponentState.RUNNING, "cloud link down"
         else:
