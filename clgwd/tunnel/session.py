@@ -153,15 +153,17 @@ class Stream:
             self._set_state(StreamState.LOCAL_DONE)
 
     def _fin_received(self) -> None:
+        """The peer will send no more: shut down our socket's write side (after its
+        buffered bytes), like TCP shutdown(SHUT_WR); the other direction stays open."""
+        if self.state not in (StreamState.OPEN, StreamState.LOCAL_DONE):
+            raise ProtocolError(ErrorCode.STREAM_CLOSED, f"FIN on stream {self.id} "
+                                f"in state {self.state.value}")
         if self.transport is not None and self.transport.can_write_eof():
             self.transport.write_eof()
         if self.state is StreamState.LOCAL_DONE:
             self.session.close_stream(self, "fin", ErrorCode.NO_ERROR, send_rst=False)
-        elif self.state is StreamState.OPEN:
-            self._set_state(StreamState.REMOTE_DONE)
         else:
-            raise ProtocolError(ErrorCode.STREAM_CLOSED, f"FIN on stream {self.id} "
-                                f"in state {self.state.value}")
+            self._set_state(StreamState.REMOTE_DONE)
 
     # -- outbound bytes (local socket -> peer) ------------------------------------------
 

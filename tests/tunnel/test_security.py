@@ -245,3 +245,15 @@ async def test_frames_after_failure_are_ignored(harness: HarnessFactory) -> None
     await asyncio.sleep(0.1)
     assert not any(f.type in (FrameType.OPEN_OK, FrameType.OPEN_ERR) for f in channel.frames)
     assert h.echo.connections == 0
+
+
+async def test_fin_twice_is_a_protocol_error(harness: HarnessFactory) -> None:
+    """A second FIN (data after the end) cannot be explained by a correct peer."""
+    h, channel = await _raw_gateway(harness)
+    await h.start()
+    request = OpenRequest("echo", "127.0.0.1", h.echo.port, h.ticket(), 65536)
+    await h.component.mux.on_binary(request.encode(1))
+    await channel.wait_for(FrameType.OPEN_OK, 1)
+    await h.component.mux.on_binary(wire.encode_fin(1))
+    await h.component.mux.on_binary(wire.encode_fin(1))
+    await _assert_session_failed(h, channel, ErrorCode.STREAM_CLOSED)
