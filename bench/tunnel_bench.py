@@ -558,8 +558,8 @@ def main() -> None:
             os.environ["TUNNEL_BENCH_STREAM_WINDOW"] = str(args.stream_window)
         run(args)
         return
-    # --uvloop applies to the gateway process only: the refcloud process hung under
-    # iperf3 on uvloop in this bench (not investigated; refcloud is a dev tool).
+    # --uvloop applies to the gateway process only (the side this bench is about);
+    # TUNNEL_BENCH_UVLOOP_ROLE=role-cloud moves it to the refcloud process.
     maybe_uvloop(args.uvloop and os.environ.get("TUNNEL_BENCH_UVLOOP_ROLE", "role-gateway")
                  == args.role)
     profile_to = os.environ.get("TUNNEL_BENCH_PROFILE") if args.role != "role-targets" else None

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import socket
+
 import aiohttp
+
+from clgwd.tunnel.wire import OpenRequest
 
 from .conftest import HarnessFactory
 
@@ -28,3 +33,18 @@ async def test_launch_url_explains_refusal(harness: HarnessFactory) -> None:
         assert resp.status == 502
         assert "tunnel-stopped" in await resp.text()
     assert h.echo.connections == 0
+
+
+async def test_bytes_read_before_open_are_forwarded(harness: HarnessFactory) -> None:
+    """Bytes an event loop delivered before the stream took over are sent, not dropped
+    (uvloop did deliver some to the placeholder protocol; iperf3 hung on that)."""
+    h = await harness()
+    await h.start()
+    loop = asyncio.get_running_loop()
+    mine, theirs = socket.socketpair()
+    transport, _ = await loop.connect_accepted_socket(asyncio.Protocol, mine)
+    request = OpenRequest("echo", "127.0.0.1", h.echo.port, h.ticket(), 65536)
+    await h.cloud.open(transport, request, early=[b"early ", b"bytes"])
+    reader, writer = await asyncio.open_connection(sock=theirs)
+    assert await reader.readexactly(11) == b"early bytes"
+    writer.close()
