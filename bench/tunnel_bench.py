@@ -128,6 +128,7 @@ def gateway_yaml(state: Path, pubkey: str, ports: list[int]) -> str:
         f"  gateway_id: {GATEWAY_ID}\n"
         f"  authority_public_key: {pubkey}\n"
         "  max_streams: 4096\n"
+        "  max_open_rate: 10000\n"  # the RSS test opens 1000 streams at once
         f"  stream_window: {STREAM_WINDOW}\n"
         "  targets:\n"
         f"    - {{name: lan, host: 127.0.0.1, ports: {ports}, allow_special: [loopback]}}\n"

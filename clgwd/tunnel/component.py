@@ -161,7 +161,9 @@ class TunnelComponent:
 def _limits(config: ClgwdConfig) -> SessionLimits:
     cfg = config.tunnel
     return SessionLimits(stream_window=cfg.stream_window,
-                         connection_window=cfg.connection_window, max_streams=cfg.max_streams)
+                         connection_window=cfg.connection_window, max_streams=cfg.max_streams,
+                         max_open_rate=cfg.max_open_rate,
+                         open_burst=max(1, int(cfg.max_open_rate * 2)))
 
 
 def _mgmt_ports(config: ClgwdConfig) -> frozenset[int]:

@@ -42,6 +42,10 @@ _LOGGER = logging.getLogger(__name__)
 READ_HIGH_WATER: Final = 256 * 1024
 """Pause reading a local socket when this many bytes wait for credit or the writer."""
 READ_LOW_WATER: Final = 64 * 1024
+MAX_CONTROL_BACKLOG: Final = 8192
+"""Control frames queued for a peer that does not read them; more means it floods us
+(PINGs, OPENs) faster than it drains our answers, and the session fails instead of
+queueing without bound."""
 LOCAL_WRITE_HIGH_WATER: Final = 256 * 1024
 """Upper bound of a local socket's write-buffer high-water mark; credit is only returned
 for bytes that left that buffer, so a stream holds at most one window in memory."""
@@ -85,6 +89,9 @@ class SessionLimits:
     stream_window: int = 1024 * 1024
     connection_window: int = 16 * 1024 * 1024
     max_streams: int = 256
+    max_open_rate: float = 200.0
+    """OPENs per second accepted from the peer (token bucket); beyond it is a flood."""
+    open_burst: int = 400
 
 
 DEFAULT_LIMITS: Final = SessionLimits()
@@ -302,6 +309,8 @@ class Session:
         self._next_local_stream = 1
         self._pings: dict[int, asyncio.Future[float]] = {}
         self._writer: asyncio.Task[None] | None = None
+        self._open_tokens = float(limits.open_burst)
+        self._open_refill = time.monotonic()
         self.frames_sent = 0
 
     # -- lifecycle -----------------------------------------------------------------------
@@ -465,6 +474,7 @@ class Session:
         if sid % 2 == 0 or sid <= self._last_peer_stream:
             raise ProtocolError(ErrorCode.PROTOCOL_ERROR,
                                 f"OPEN with stream id {sid} (must be odd and increasing)")
+        self._take_open_token()
         request = wire.OpenRequest.parse(frame)
         self._last_peer_stream = sid
         refusal = None
@@ -625,8 +635,24 @@ class Session:
     def _send_control(self, frame: bytes) -> None:
         if self.state is SessionState.CLOSED:
             return
+        if len(self._control) >= MAX_CONTROL_BACKLOG and self.state is SessionState.ACTIVE:
+            self.fail(ProtocolError(ErrorCode.LIMIT, "peer does not read our control frames"))
+            return
         self._control.append(frame)
         self._wake.set()
+
+    def _take_open_token(self) -> None:
+        """Token bucket on the peer's OPENs: each costs a ticket check and an audit row."""
+        now = time.monotonic()
+        limits = self.limits
+        self._open_tokens = min(float(limits.open_burst),
+                                self._open_tokens + (now - self._open_refill)
+                                * limits.max_open_rate)
+        self._open_refill = now
+        if self._open_tokens < 1.0:
+            raise ProtocolError(ErrorCode.LIMIT,
+                                f"more than {limits.max_open_rate:.0f} OPENs per second")
+        self._open_tokens -= 1.0
 
     def mark_ready(self, stream: Stream) -> None:
         """The stream may have something to send; queue it for the scheduler."""

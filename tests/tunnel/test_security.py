@@ -257,3 +257,34 @@ async def test_fin_twice_is_a_protocol_error(harness: HarnessFactory) -> None:
     await h.component.mux.on_binary(wire.encode_fin(1))
     await h.component.mux.on_binary(wire.encode_fin(1))
     await _assert_session_failed(h, channel, ErrorCode.STREAM_CLOSED)
+
+
+class _BlockedChannel(RecordingChannel):
+    """A cloud that stopped reading: every send waits forever."""
+
+    async def send_binary(self, data: bytes) -> None:
+        await asyncio.Event().wait()
+
+
+async def test_control_flood_against_a_non_reading_cloud(harness: HarnessFactory) -> None:
+    """PINGs from a peer that never reads our PONGs cannot grow a queue without bound."""
+    h = await harness(link=False)
+    await h.component.mux.on_link_up(_BlockedChannel())
+    for _ in range(10_000):
+        await h.component.mux.on_binary(wire.encode_ping(1))
+    session = h.component.mux.session
+    assert session is not None and session.state.value == "failed"
+    assert len(session._control) <= 8192 + 1
+    record = await _denial(h, "protocol-error")
+    assert record["code"] == "LIMIT"
+
+
+async def test_open_flood_fails_the_session(harness: HarnessFactory) -> None:
+    """More OPENs per second than allowed is a flood: GOAWAY and an audited denial,
+    instead of one ticket check and audit row per OPEN without limit."""
+    h, channel = await _raw_gateway(harness, extra="  max_open_rate: 5\n")
+    for sid in range(1, 60, 2):
+        await h.component.mux.on_binary(
+            OpenRequest("echo", "127.0.0.1", h.echo.port, "x.y", 65536).encode(sid))
+    await _assert_session_failed(h, channel, ErrorCode.LIMIT)
+    assert h.echo.connections == 0
