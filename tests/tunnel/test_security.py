@@ -288,3 +288,15 @@ async def test_open_flood_fails_the_session(harness: HarnessFactory) -> None:
             OpenRequest("echo", "127.0.0.1", h.echo.port, "x.y", 65536).encode(sid))
     await _assert_session_failed(h, channel, ErrorCode.LIMIT)
     assert h.echo.connections == 0
+
+
+async def test_concurrent_opens_respect_tunnel_limit(harness: HarnessFactory) -> None:
+    """Opens racing through admission still cannot exceed the tunnel's stream limit."""
+    h = await harness(tunnel_extra=", max_streams: 2")
+    await h.start()
+    results = await asyncio.gather(*(
+        h.open_raw(OpenRequest("echo", "127.0.0.1", h.echo.port, h.ticket(), 65536))
+        for _ in range(5)), return_exceptions=True)
+    refused = [r for r in results if isinstance(r, StreamRefused)]
+    assert len(results) - len(refused) == 2
+    assert {r.reason for r in refused} == {"tunnel-stream-limit"}
