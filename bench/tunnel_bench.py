@@ -24,6 +24,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import logging
 import os
 import resource
 import shutil
@@ -45,6 +46,8 @@ HERE = Path(__file__).resolve()
 PY = sys.executable
 GATEWAY_ID = "gw-bench"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
+STREAM_WINDOW = int(os.environ.get("TUNNEL_BENCH_STREAM_WINDOW", str(1 << 20)))
+"""Both ends' per-stream window (the gateway default is 1 MiB); env so children see it."""
 
 
 # -- small helpers -----------------------------------------------------------------------
@@ -125,6 +128,8 @@ def gateway_yaml(state: Path, pubkey: str, ports: list[int]) -> str:
         f"  gateway_id: {GATEWAY_ID}\n"
         f"  authority_public_key: {pubkey}\n"
         "  max_streams: 4096\n"
+        "  max_open_rate: 10000\n"  # the RSS test opens 1000 streams at once
+        f"  stream_window: {STREAM_WINDOW}\n"
         "  targets:\n"
         f"    - {{name: lan, host: 127.0.0.1, ports: {ports}, allow_special: [loopback]}}\n"
         "  tunnels:\n"
@@ -159,11 +164,12 @@ async def cloud_main(targets: dict[str, int]) -> None:
     from wslink import WS_OPTIONS, pump
 
     from clgwd.refcloud.tunnels import CloudTunnels, LaunchProxy, TicketAuthority
+    from clgwd.tunnel.session import SessionLimits
 
     raise_nofile()
     authority = TicketAuthority()
     async with asyncio.TaskGroup() as tg:
-        tunnels = CloudTunnels(tg)
+        tunnels = CloudTunnels(tg, limits=SessionLimits(stream_window=STREAM_WINDOW))
 
         async def handler(ws: ServerConnection) -> None:
             await pump(ws, tunnels)
@@ -195,6 +201,11 @@ class System:
     ports: dict[str, int]
     gateway_pid: int | None
     results: dict[str, Any] = field(default_factory=dict)
+    target_pids: dict[str, int] = field(default_factory=dict)
+    """Per-target gateway-side pid where each target has its own process (websocat)."""
+
+    def pid_for(self, target: str) -> int | None:
+        return self.target_pids.get(target, self.gateway_pid)
 
 
 class Procs:
@@ -284,18 +295,18 @@ def start_ssh(procs: Procs, targets: dict[str, int], work: Path) -> System:
 
 def start_websocat(procs: Procs, targets: dict[str, int]) -> System:
     exe = shutil.which("websocat") or str(Path(PY).parent / "websocat")
-    ports, server_pids = {}, []
+    ports, server_pids = {}, {}
     for name, port in targets.items():
         ws_port, ports[name] = free_port(), free_port()
         server = procs.start([exe, "--binary", "-E", f"ws-l:127.0.0.1:{ws_port}",
                               f"tcp:127.0.0.1:{port}"], stderr=subprocess.DEVNULL)
-        server_pids.append(server.pid)
+        server_pids[name] = server.pid
         asyncio.run(wait_port(ws_port))
         procs.start([exe, "--binary", "-E", f"tcp-l:127.0.0.1:{ports[name]}",
                      f"ws://127.0.0.1:{ws_port}/"], stderr=subprocess.DEVNULL)
         asyncio.run(wait_port(ports[name]))
     # The bulk/echo server side process is the "gateway" (it connects to the target).
-    return System("websocat", ports, server_pids[0])
+    return System("websocat", ports, server_pids["echo"], target_pids=server_pids)
 
 
 # -- measurements -------------------------------------------------------------------------
@@ -307,6 +318,7 @@ def iperf(port: int, seconds: float, *, reverse: bool = False,
         args.append("-R")
     if parallel > 1:
         args += ["-P", str(parallel)]
+    time.sleep(0.5)  # let the iperf3 server finish the previous test
     out = subprocess.run(args, capture_output=True, text=True, timeout=seconds + 30,
                          check=False)
     data = json.loads(out.stdout)
@@ -340,7 +352,7 @@ def pct(samples: list[float], q: float) -> float:
 
 def measure_bulk(system: System, seconds: float) -> None:
     for label, reverse in (("bulk_fwd", False), ("bulk_rev", True)):
-        pid = system.gateway_pid
+        pid = system.pid_for("iperf")
         cpu0 = cpu_seconds(pid) if pid else 0.0
         result = iperf(system.ports["iperf"], seconds, reverse=reverse)
         cpu = (cpu_seconds(pid) - cpu0) if pid else 0.0
@@ -415,13 +427,16 @@ async def _stalled(port: int, pid: int, seconds: float) -> tuple[float, float, i
 
 
 def measure_memory(system: System, idle_streams: int) -> None:
-    pid = system.gateway_pid
+    pid = system.pid_for("echo")
     if pid is None:
         return
     before, during = asyncio.run(_idle_streams(system.ports["echo"], idle_streams, pid))
     system.results["rss_base"] = before
     system.results["rss_idle_streams"] = during
-    before, during, accepted = asyncio.run(_stalled(system.ports["stall"], pid, 2.0))
+    stall_pid = system.pid_for("stall")
+    assert stall_pid is not None
+    before, during, accepted = asyncio.run(_stalled(system.ports["stall"], stall_pid, 2.0))
+    system.results["rss_stall_base"] = before
     system.results["rss_stalled"] = during
     system.results["stalled_accepted_mib"] = accepted / 2**20
 
@@ -441,6 +456,7 @@ ROWS = [
     ("bulk_rev_cpu_s_per_gb", "gateway CPU s/GB LAN->cloud", "{:.2f}"),
     ("rss_base", "gateway RSS before (MiB)", "{:.1f}"),
     ("rss_idle_streams", "gateway RSS, N idle streams (MiB)", "{:.1f}"),
+    ("rss_stall_base", "gateway RSS before stalled reader (MiB)", "{:.1f}"),
     ("rss_stalled", "gateway RSS, 1 stalled reader (MiB)", "{:.1f}"),
     ("stalled_accepted_mib", "bytes accepted before back-pressure (MiB)", "{:.1f}"),
 ]
@@ -506,12 +522,13 @@ def run(args: argparse.Namespace) -> None:
             print(f"measuring {system.name} ...", file=sys.stderr, flush=True)
             measure_bulk(system, seconds)
             if not args.bulk_only:
-                measure_parallel(system, seconds)
                 measure_latency(system, seconds, 3000)
+                measure_parallel(system, seconds)
                 if system.gateway_pid is not None:
                     measure_memory(system, args.idle_streams)
         print(f"\nloopback, {os.cpu_count()} CPUs, {seconds:.0f} s per measurement, "
               f"event loop: {'uvloop' if args.uvloop else 'asyncio'} (clgwd gateway process); "
+              f"clgwd stream window {os.environ.get('TUNNEL_BENCH_STREAM_WINDOW', '1048576')} B; "
               "noisy: +-30 % run to run")
         report(systems, args.idle_streams)
     finally:
@@ -528,6 +545,8 @@ def main() -> None:
     parser.add_argument("--bulk-only", action="store_true")
     parser.add_argument("--only", default="", help="e.g. clgwd,ssh,websocat")
     parser.add_argument("--idle-streams", type=int, default=1000)
+    parser.add_argument("--stream-window", type=int, default=None,
+                        help="per-stream window in bytes for both clgwd ends")
     args = parser.parse_args()
     roles: dict[str, Callable[[], Any]] = {
         "role-targets": lambda: targets_main(int(args.params[0]), int(args.params[1])),
@@ -536,10 +555,12 @@ def main() -> None:
         "role-cloud": lambda: cloud_main(json.loads(args.params[0])),
     }
     if args.role == "run":
+        if args.stream_window:
+            os.environ["TUNNEL_BENCH_STREAM_WINDOW"] = str(args.stream_window)
         run(args)
         return
-    # --uvloop applies to the gateway process only: the refcloud process hung under
-    # iperf3 on uvloop in this bench (not investigated; refcloud is a dev tool).
+    # --uvloop applies to the gateway process only (the side this bench is about);
+    # TUNNEL_BENCH_UVLOOP_ROLE=role-cloud moves it to the refcloud process.
     maybe_uvloop(args.uvloop and os.environ.get("TUNNEL_BENCH_UVLOOP_ROLE", "role-gateway")
                  == args.role)
     profile_to = os.environ.get("TUNNEL_BENCH_PROFILE") if args.role != "role-targets" else None
@@ -558,6 +579,8 @@ def main() -> None:
         os._exit(0)
 
     signal.signal(signal.SIGTERM, _exit)
+    logging.basicConfig(level=logging.WARNING,
+                        format=f"{args.role} %(levelname)s %(name)s: %(message)s")
     asyncio.run(roles[args.role]())
 
 

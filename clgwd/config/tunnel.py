@@ -128,6 +128,9 @@ class TunnelConfig(StrictModel):
     stream_window: Annotated[int, Field(ge=65536, le=16 * 1024 * 1024)] = 1024 * 1024
     connection_window: Annotated[int, Field(ge=65536, le=256 * 1024 * 1024)] = 16 * 1024 * 1024
     max_streams: Annotated[int, Field(ge=1, le=8192)] = 1024
+    max_open_rate: Annotated[float, Field(gt=0, le=100_000, strict=False)] = 200.0
+    """Stream opens per second the cloud may request (burst 2x); beyond it is a flood and
+    the session is failed (audited)."""
     default_expiry: Annotated[float, Field(gt=0, le=MAX_TUNNEL_EXPIRY, strict=False)] = 3600.0
     idle_timeout: Seconds = 900.0
     link_grace: Seconds = 120.0

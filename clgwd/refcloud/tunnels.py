@@ -119,8 +119,13 @@ class CloudTunnels:
         assert self.session is not None
         return self.session
 
-    async def open(self, transport: asyncio.Transport, request: OpenRequest) -> Stream:
-        """Carry an accepted local socket through a new stream (raises StreamRefused)."""
+    async def open(self, transport: asyncio.Transport, request: OpenRequest, *,
+                   early: list[bytes] | None = None, early_eof: bool = False) -> Stream:
+        """Carry an accepted local socket through a new stream (raises StreamRefused).
+
+        ``early``/``early_eof``: what the socket delivered before this call; replayed
+        into the stream so it is sent once the gateway accepts.
+        """
         session = self.session
         if session is None:
             raise StreamRefused(ErrorCode.REFUSED, "gateway is not connected")
@@ -129,6 +134,10 @@ class CloudTunnels:
             protocol = stream.protocol()
             transport.set_protocol(protocol)
             protocol.connection_made(transport)
+            for data in early or ():
+                protocol.data_received(data)
+            if early_eof:
+                protocol.eof_received()
 
         return await session.open(request, attach)
 
@@ -144,12 +153,23 @@ class _ClientProtocol(asyncio.Protocol):
     def __init__(self, proxy: LaunchProxy) -> None:
         self._proxy = proxy
         self._task: asyncio.Task[None] | None = None
+        self.early: list[bytes] = []
+        """Bytes read before the stream took over (an event loop may deliver some even
+        though reading is paused at once); handed to the stream, never dropped."""
+        self.early_eof = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         transport = cast(asyncio.Transport, transport)  # uvloop transports are not subclasses
         transport.pause_reading()
         self._task = self._proxy.owner.create_task(
-            self._proxy.carry(transport), name=f"clgwd[{self._proxy.tunnel}].launch")
+            self._proxy.carry(transport, self), name=f"clgwd[{self._proxy.tunnel}].launch")
+
+    def data_received(self, data: bytes) -> None:
+        self.early.append(data)
+
+    def eof_received(self) -> bool:
+        self.early_eof = True
+        return True
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self._task is not None:
@@ -162,13 +182,14 @@ class LaunchProxy:
     def __init__(self, tunnels: CloudTunnels, authority: TicketAuthority, owner: TaskOwner, *,
                  gateway: str, tunnel: str, host: str, port: int, admin: str,
                  listen_host: str = "127.0.0.1", listen_port: int = 0,
-                 http_errors: bool = True) -> None:
+                 http_errors: bool = True, open_timeout: float = 30.0) -> None:
         self.tunnels = tunnels
         self.authority = authority
         self.owner = owner
         self.gateway, self.tunnel, self.host, self.port = gateway, tunnel, host, port
         self.admin = admin
         self.http_errors = http_errors
+        self.open_timeout = open_timeout
         self.refusals: list[StreamRefused] = []
         self._listen = (listen_host, listen_port)
         self._server: asyncio.Server | None = None
@@ -194,25 +215,34 @@ class LaunchProxy:
         host, port = self.address
         return f"http://{host}:{port}/"
 
-    async def carry(self, transport: asyncio.Transport) -> None:
+    async def carry(self, transport: asyncio.Transport, client: _ClientProtocol) -> None:
         """Open a stream for one accepted connection with a fresh ticket."""
         ticket = self.authority.issue(gateway=self.gateway, tunnel=self.tunnel,
                                       host=self.host, port=self.port, admin=self.admin)
         request = OpenRequest(self.tunnel, self.host, self.port, ticket, 0)
         try:
-            await self.tunnels.open(transport, request)
+            async with asyncio.timeout(self.open_timeout):
+                await self.tunnels.open(transport, request, early=client.early,
+                                        early_eof=client.early_eof)
+        except TimeoutError:
+            err = StreamRefused(ErrorCode.TIMEOUT, "gateway did not answer the OPEN")
+            self._refused(transport, err)
         except StreamRefused as err:
-            self.refusals.append(err)
-            _LOGGER.warning("Launch %s: stream refused: %s", self.tunnel, err)
-            if self.http_errors and not transport.is_closing():
-                body = f"tunnel refused: {err.reason}\n".encode()
-                transport.write(b"HTTP/1.1 502 Bad Gateway\r\nContent-Type: text/plain\r\n"
-                                b"Connection: close\r\nContent-Length: "
-                                + str(len(body)).encode() + b"\r\n\r\n" + body)
-            transport.close()
+            self._refused(transport, err)
         except asyncio.CancelledError:
             transport.abort()
             raise
+
+    def _refused(self, transport: asyncio.Transport, err: StreamRefused) -> None:
+        """Tell a browser why (502 with the reason), then close the local connection."""
+        self.refusals.append(err)
+        _LOGGER.warning("Launch %s: stream refused: %s", self.tunnel, err)
+        if self.http_errors and not transport.is_closing():
+            body = f"tunnel refused: {err.reason}\n".encode()
+            transport.write(b"HTTP/1.1 502 Bad Gateway\r\nContent-Type: text/plain\r\n"
+                            b"Connection: close\r\nContent-Length: "
+                            + str(len(body)).encode() + b"\r\n\r\n" + body)
+        transport.close()
 
 
 __all__ = ["CloudTunnels", "LaunchProxy", "StreamProtocol", "TicketAuthority"]

@@ -129,8 +129,12 @@ class TunnelComponent:
     def _update_status(self) -> None:
         started = sum(t.state is TunnelState.STARTED for t in self.manager.tunnels.values())
         link = self.mux.status()
+        cfg = self.config.tunnel
         if not self.manager.tunnels:
             state, message = ComponentState.RUNNING, "no tunnels configured"
+        elif not (cfg.authority_public_key and cfg.gateway_id):
+            state, message = (ComponentState.RUNNING,
+                              "no tunnel authority key or gateway id; streams are refused")
         elif link["link"] == "down":
             state, message = ComponentState.RUNNING, "cloud link down"
         else:
@@ -157,7 +161,9 @@ class TunnelComponent:
 def _limits(config: ClgwdConfig) -> SessionLimits:
     cfg = config.tunnel
     return SessionLimits(stream_window=cfg.stream_window,
-                         connection_window=cfg.connection_window, max_streams=cfg.max_streams)
+                         connection_window=cfg.connection_window, max_streams=cfg.max_streams,
+                         max_open_rate=cfg.max_open_rate,
+                         open_burst=max(1, int(cfg.max_open_rate * 2)))
 
 
 def _mgmt_ports(config: ClgwdConfig) -> frozenset[int]:

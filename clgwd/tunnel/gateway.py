@@ -73,6 +73,7 @@ class GatewayMux:
         self.session = Session(channel, Role.GATEWAY, self._scope, limits=self.limits,
                                on_open=self._on_open, on_stream_closed=self._on_closed,
                                on_protocol_error=self._on_protocol_error,
+                               on_refused=self._on_session_refused,
                                name=f"tunnel.session{self.link_ups}")
         self.session.start()
         self.manager.link_up()
@@ -105,6 +106,7 @@ class GatewayMux:
 
     async def _authorize_and_connect(self, session: Session, stream: Stream,
                                      request: OpenRequest) -> None:
+        """Admission, ticket, allowlist, connect, audit: each failure is a denial."""
         base = {"stream": stream.id, "tunnel": request.tunnel,
                 "requested": f"{request.host}:{request.port}"}
         claims: TicketClaims | None = None
@@ -132,17 +134,26 @@ class GatewayMux:
             session.close_stream(stream, "cancelled during open", ErrorCode.CANCEL,
                                  send_rst=True)
             return
+        if len(runtime.streams) >= runtime.definition.max_streams:  # concurrent opens raced
+            await self._deny(session, stream, base, claims, reason="tunnel-stream-limit",
+                             detail=f"tunnel {runtime.definition.name} is full")
+            return
+        self.manager.stream_opened(runtime, stream)  # hold the slot across the audit await
         try:
             await self._audit.append("stream_open", {
                 **base, **_ticket_fields(claims), "target": peer})
         except AuditFailed as err:
             _LOGGER.error("Refusing stream %d: %s", stream.id, err)  # noqa: TRY400
+            self.manager.stream_closed(runtime, stream)
             session.refuse(stream, ErrorCode.INTERNAL_ERROR, "audit log unavailable")
             return
-        if stream.closed:
+        except asyncio.CancelledError:
+            self.manager.stream_closed(runtime, stream)
+            raise
+        if stream.closed:  # reset by the cloud meanwhile: nothing was carried
+            self.manager.stream_closed(runtime, stream)
             return
         stream.context = StreamContext(runtime, claims, peer)
-        self.manager.stream_opened(runtime, stream)
         session.accept(stream, peer)
 
     async def _connect(self, session: Session, stream: Stream, addresses: list[IPAddress],
@@ -187,6 +198,14 @@ class GatewayMux:
                   "bytes_to_cloud": info.bytes_to_peer,
                   "duration": round(info.duration, 3)}
         self._audit_later("stream_close", record)
+
+    def _on_session_refused(self, session: Session, stream_id: int, request: OpenRequest,
+                            reason: str) -> None:
+        """Refused by the session itself (stream limit, draining): audit like any denial."""
+        _LOGGER.warning("Tunnel stream %d refused: %s", stream_id, reason)
+        self._audit_later("denied", {"stream": stream_id, "tunnel": request.tunnel,
+                                     "requested": f"{request.host}:{request.port}",
+                                     "reason": reason, "detail": "refused before checks"})
 
     def _on_protocol_error(self, session: Session, err: ProtocolError) -> None:
         self.protocol_errors += 1

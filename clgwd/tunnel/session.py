@@ -42,6 +42,10 @@ _LOGGER = logging.getLogger(__name__)
 READ_HIGH_WATER: Final = 256 * 1024
 """Pause reading a local socket when this many bytes wait for credit or the writer."""
 READ_LOW_WATER: Final = 64 * 1024
+MAX_CONTROL_BACKLOG: Final = 8192
+"""Control frames queued for a peer that does not read them; more means it floods us
+(PINGs, OPENs) faster than it drains our answers, and the session fails instead of
+queueing without bound."""
 LOCAL_WRITE_HIGH_WATER: Final = 256 * 1024
 """Upper bound of a local socket's write-buffer high-water mark; credit is only returned
 for bytes that left that buffer, so a stream holds at most one window in memory."""
@@ -85,6 +89,9 @@ class SessionLimits:
     stream_window: int = 1024 * 1024
     connection_window: int = 16 * 1024 * 1024
     max_streams: int = 256
+    max_open_rate: float = 200.0
+    """OPENs per second accepted from the peer (token bucket); beyond it is a flood."""
+    open_burst: int = 400
 
 
 DEFAULT_LIMITS: Final = SessionLimits()
@@ -153,15 +160,17 @@ class Stream:
             self._set_state(StreamState.LOCAL_DONE)
 
     def _fin_received(self) -> None:
+        """The peer will send no more: shut down our socket's write side (after its
+        buffered bytes), like TCP shutdown(SHUT_WR); the other direction stays open."""
+        if self.state not in (StreamState.OPEN, StreamState.LOCAL_DONE):
+            raise ProtocolError(ErrorCode.STREAM_CLOSED, f"FIN on stream {self.id} "
+                                f"in state {self.state.value}")
         if self.transport is not None and self.transport.can_write_eof():
             self.transport.write_eof()
         if self.state is StreamState.LOCAL_DONE:
             self.session.close_stream(self, "fin", ErrorCode.NO_ERROR, send_rst=False)
-        elif self.state is StreamState.OPEN:
-            self._set_state(StreamState.REMOTE_DONE)
         else:
-            raise ProtocolError(ErrorCode.STREAM_CLOSED, f"FIN on stream {self.id} "
-                                f"in state {self.state.value}")
+            self._set_state(StreamState.REMOTE_DONE)
 
     # -- outbound bytes (local socket -> peer) ------------------------------------------
 
@@ -258,6 +267,7 @@ class StreamProtocol(asyncio.Protocol):
 OpenHandler = Callable[["Session", Stream, wire.OpenRequest], None]
 CloseHandler = Callable[["Session", Stream, StreamClosed], None]
 ErrorHandler = Callable[["Session", ProtocolError], None]
+RefusedHandler = Callable[["Session", int, wire.OpenRequest, str], None]
 
 
 class Session:
@@ -273,6 +283,7 @@ class Session:
         on_open: OpenHandler | None = None,
         on_stream_closed: CloseHandler | None = None,
         on_protocol_error: ErrorHandler | None = None,
+        on_refused: RefusedHandler | None = None,
         name: str = "tunnel",
     ) -> None:
         self.channel = channel
@@ -286,6 +297,7 @@ class Session:
         self._on_open = on_open
         self._on_closed = on_stream_closed
         self._on_error = on_protocol_error
+        self._on_refused = on_refused
         self._control: collections.deque[bytes] = collections.deque()
         self._ready: collections.deque[Stream] = collections.deque()
         self._wake = asyncio.Event()
@@ -297,6 +309,8 @@ class Session:
         self._next_local_stream = 1
         self._pings: dict[int, asyncio.Future[float]] = {}
         self._writer: asyncio.Task[None] | None = None
+        self._open_tokens = float(limits.open_burst)
+        self._open_refill = time.monotonic()
         self.frames_sent = 0
 
     # -- lifecycle -----------------------------------------------------------------------
@@ -460,16 +474,20 @@ class Session:
         if sid % 2 == 0 or sid <= self._last_peer_stream:
             raise ProtocolError(ErrorCode.PROTOCOL_ERROR,
                                 f"OPEN with stream id {sid} (must be odd and increasing)")
+        self._take_open_token()
         request = wire.OpenRequest.parse(frame)
         self._last_peer_stream = sid
-        stream = Stream(self, sid, request.window)
-        if self.goaway_received or len(self.streams) >= self.limits.max_streams:
-            self._send_control(wire.encode_open_err(sid, ErrorCode.LIMIT,
-                                                    "too many streams"))
-            if self._on_closed is not None:
-                self._on_closed(self, stream, StreamClosed(sid, "refused: too many streams",
-                                                           ErrorCode.LIMIT, 0, 0, 0.0))
+        refusal = None
+        if self.goaway_received:
+            refusal = (ErrorCode.REFUSED, "going-away")
+        elif len(self.streams) >= self.limits.max_streams:
+            refusal = (ErrorCode.LIMIT, "session-stream-limit")
+        if refusal is not None:
+            self._send_control(wire.encode_open_err(sid, *refusal))
+            if self._on_refused is not None:
+                self._on_refused(self, sid, request, refusal[1])
             return
+        stream = Stream(self, sid, request.window)
         self.streams[sid] = stream
         if self._on_open is None:
             self.refuse(stream, ErrorCode.REFUSED, "not accepting streams")
@@ -493,6 +511,7 @@ class Session:
                 stream.opened.set_result(peer)
         else:
             code, reason = wire.parse_open_err(frame)
+            stream.transport = None  # the opener keeps its socket to report the refusal
             _fail_open(stream, StreamRefused(code, reason))
             self.close_stream(stream, f"refused: {reason}", code, send_rst=False)
 
@@ -501,6 +520,8 @@ class Session:
         stream = self._stream_for(frame)
         if stream is None:
             return
+        if stream.state is StreamState.OPENING and self.role is Role.CLOUD:
+            stream.transport = None  # as for OPEN_ERR: the opener reports and closes
         _fail_open(stream, StreamRefused(code, reason or "reset"))
         self.close_stream(stream, f"reset by peer: {code.name} {reason}".strip(), code,
                           send_rst=False)
@@ -511,7 +532,8 @@ class Session:
         """Cloud side: send OPEN and wait for OPEN_OK (raises ``StreamRefused``).
 
         ``attach`` binds the local socket before the OPEN leaves, so no byte can arrive
-        for a stream without somewhere to go.
+        for a stream without somewhere to go. If the gateway refuses, the socket is left
+        open for the caller to explain the refusal and close it.
         """
         if self.role is not Role.CLOUD:
             raise RuntimeError("only the cloud opens streams")
@@ -613,8 +635,24 @@ class Session:
     def _send_control(self, frame: bytes) -> None:
         if self.state is SessionState.CLOSED:
             return
+        if len(self._control) >= MAX_CONTROL_BACKLOG and self.state is SessionState.ACTIVE:
+            self.fail(ProtocolError(ErrorCode.LIMIT, "peer does not read our control frames"))
+            return
         self._control.append(frame)
         self._wake.set()
+
+    def _take_open_token(self) -> None:
+        """Token bucket on the peer's OPENs: each costs a ticket check and an audit row."""
+        now = time.monotonic()
+        limits = self.limits
+        self._open_tokens = min(float(limits.open_burst),
+                                self._open_tokens + (now - self._open_refill)
+                                * limits.max_open_rate)
+        self._open_refill = now
+        if self._open_tokens < 1.0:
+            raise ProtocolError(ErrorCode.LIMIT,
+                                f"more than {limits.max_open_rate:.0f} OPENs per second")
+        self._open_tokens -= 1.0
 
     def mark_ready(self, stream: Stream) -> None:
         """The stream may have something to send; queue it for the scheduler."""

@@ -124,6 +124,7 @@ class EchoServer:
     server: asyncio.Server | None = None
     port: int = 0
     received: int = 0
+    sent: int = 0
     connections: int = 0
     writers: list[asyncio.StreamWriter] = field(default_factory=list)
 
@@ -133,6 +134,20 @@ class EchoServer:
         try:
             if self.mode == "stall":
                 await asyncio.sleep(3600)
+            if self.mode == "http":  # a LAN admin web UI
+                await reader.readuntil(b"\r\n\r\n")
+                body = b"<html><title>MiVB admin</title></html>"
+                writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\n"
+                             b"Content-Length: %d\r\nConnection: close\r\n\r\n" % len(body)
+                             + body)
+                await writer.drain()
+                return
+            if self.mode == "source":  # a LAN service streaming a large response
+                chunk = b"s" * 65536
+                while True:
+                    writer.write(chunk)
+                    self.sent += len(chunk)
+                    await writer.drain()
             while data := await reader.read(65536):
                 self.received += len(data)
                 if self.mode == "echo":
@@ -204,10 +219,11 @@ class Harness:
                                       CommandContext(actor="cloud:admin@example.test"))
 
     def proxy(self, *, host: str = "127.0.0.1", port: int | None = None,
-              tunnel: str = "echo", gateway: str = GATEWAY_ID) -> LaunchProxy:
+              tunnel: str = "echo", gateway: str = GATEWAY_ID,
+              http_errors: bool = False) -> LaunchProxy:
         return LaunchProxy(self.cloud, self.authority, self.tg, gateway=gateway, tunnel=tunnel,
                            host=host, port=port or self.echo.port,
-                           admin="admin@example.test", http_errors=False)
+                           admin="admin@example.test", http_errors=http_errors)
 
     async def audit(self, rtype: str | None = None) -> list[dict[str, Any]]:
         records = await self.component.audit.records()
@@ -227,7 +243,11 @@ class Harness:
         mine, theirs = socket.socketpair()
         self._sockets.append(theirs)
         transport, _ = await loop.connect_accepted_socket(asyncio.Protocol, mine)
-        return await self.cloud.open(transport, request)
+        try:
+            return await self.cloud.open(transport, request)
+        except BaseException:
+            transport.abort()  # a refused open leaves the socket to us
+            raise
 
     def ticket(self, port: int | None = None, **overrides: Any) -> str:
         fields: dict[str, Any] = {"gateway": GATEWAY_ID, "tunnel": "echo",
@@ -263,9 +283,12 @@ async def harness(tunnel_config: Callable[[str], ClgwdConfig]) -> AsyncIterator[
 
     async def build(*, extra: str = "", tunnel_extra: str = "", mode: str = "echo",
                     resolver: Resolver = default_resolver, maxsize: int = 64,
-                    link: bool = True, cloud_limits: Any = None) -> Harness:
+                    link: bool = True, cloud_limits: Any = None,
+                    target_port: int | None = None) -> Harness:
         authority = TicketAuthority()
         echo = await stack.enter_async_context(lan_server(mode))
+        if target_port is not None:  # an external LAN service (iperf3) instead of ours
+            echo.port = target_port
         config = tunnel_config(tunnel_yaml(authority, echo.port, extra, tunnel_extra))
         store = await stack.enter_async_context(Store(config))
         router = CommandRouter()

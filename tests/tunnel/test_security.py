@@ -245,3 +245,58 @@ async def test_frames_after_failure_are_ignored(harness: HarnessFactory) -> None
     await asyncio.sleep(0.1)
     assert not any(f.type in (FrameType.OPEN_OK, FrameType.OPEN_ERR) for f in channel.frames)
     assert h.echo.connections == 0
+
+
+async def test_fin_twice_is_a_protocol_error(harness: HarnessFactory) -> None:
+    """A second FIN (data after the end) cannot be explained by a correct peer."""
+    h, channel = await _raw_gateway(harness)
+    await h.start()
+    request = OpenRequest("echo", "127.0.0.1", h.echo.port, h.ticket(), 65536)
+    await h.component.mux.on_binary(request.encode(1))
+    await channel.wait_for(FrameType.OPEN_OK, 1)
+    await h.component.mux.on_binary(wire.encode_fin(1))
+    await h.component.mux.on_binary(wire.encode_fin(1))
+    await _assert_session_failed(h, channel, ErrorCode.STREAM_CLOSED)
+
+
+class _BlockedChannel(RecordingChannel):
+    """A cloud that stopped reading: every send waits forever."""
+
+    async def send_binary(self, data: bytes) -> None:
+        await asyncio.Event().wait()
+
+
+async def test_control_flood_against_a_non_reading_cloud(harness: HarnessFactory) -> None:
+    """PINGs from a peer that never reads our PONGs cannot grow a queue without bound."""
+    h = await harness(link=False)
+    await h.component.mux.on_link_up(_BlockedChannel())
+    for _ in range(10_000):
+        await h.component.mux.on_binary(wire.encode_ping(1))
+    session = h.component.mux.session
+    assert session is not None and session.state.value == "failed"
+    assert len(session._control) <= 8192 + 1
+    record = await _denial(h, "protocol-error")
+    assert record["code"] == "LIMIT"
+
+
+async def test_open_flood_fails_the_session(harness: HarnessFactory) -> None:
+    """More OPENs per second than allowed is a flood: GOAWAY and an audited denial,
+    instead of one ticket check and audit row per OPEN without limit."""
+    h, channel = await _raw_gateway(harness, extra="  max_open_rate: 5\n")
+    for sid in range(1, 60, 2):
+        await h.component.mux.on_binary(
+            OpenRequest("echo", "127.0.0.1", h.echo.port, "x.y", 65536).encode(sid))
+    await _assert_session_failed(h, channel, ErrorCode.LIMIT)
+    assert h.echo.connections == 0
+
+
+async def test_concurrent_opens_respect_tunnel_limit(harness: HarnessFactory) -> None:
+    """Opens racing through admission still cannot exceed the tunnel's stream limit."""
+    h = await harness(tunnel_extra=", max_streams: 2")
+    await h.start()
+    results = await asyncio.gather(*(
+        h.open_raw(OpenRequest("echo", "127.0.0.1", h.echo.port, h.ticket(), 65536))
+        for _ in range(5)), return_exceptions=True)
+    refused = [r for r in results if isinstance(r, StreamRefused)]
+    assert len(results) - len(refused) == 2
+    assert {r.reason for r in refused} == {"tunnel-stream-limit"}

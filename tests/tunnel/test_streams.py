@@ -7,7 +7,7 @@ import os
 import time
 
 from clgwd.tunnel import wire
-from clgwd.tunnel.session import READ_HIGH_WATER, SessionLimits, StreamState
+from clgwd.tunnel.session import READ_HIGH_WATER, SessionLimits, StreamRefused, StreamState
 
 from .conftest import HarnessFactory, MemoryLink
 
@@ -247,3 +247,48 @@ def test_stream_states_are_explicit() -> None:
 
 
 _ = MemoryLink
+
+
+async def test_slow_cloud_reader_pushes_back_to_lan(harness: HarnessFactory) -> None:
+    """The link stops delivering to the cloud: the gateway stops reading the LAN socket
+    instead of queueing; its buffered bytes stay under the read high-water mark."""
+    h = await harness(mode="source", maxsize=8)
+    await h.start()
+    async with h.proxy() as proxy:
+        reader, writer = await asyncio.open_connection(*proxy.address)
+        await reader.readexactly(65536)  # the stream is flowing
+        assert h.link.to_cloud is not None
+        h.link.to_cloud.paused.clear()  # the cloud side stops reading the link
+        await asyncio.sleep(0.5)
+        sent_at_pause = h.echo.sent
+        await asyncio.sleep(0.5)
+        gw = h.component.mux.session
+        assert gw is not None
+        (stream,) = gw.streams.values()
+        assert stream.reading_paused
+        assert stream.buffered <= READ_HIGH_WATER + 256 * 1024
+        assert h.link.to_cloud.queue.qsize() <= 8
+        assert h.echo.sent - sent_at_pause <= 65536  # the LAN service is blocked too
+        h.link.to_cloud.paused.set()
+        got = 0
+        async with asyncio.timeout(5):
+            while got < 4 * 1024 * 1024:
+                got += len(await reader.read(1 << 20))
+        writer.transport.abort()
+
+
+async def test_session_stream_limit_refused_and_audited(harness: HarnessFactory) -> None:
+    """Past ``tunnel.max_streams`` the session answers OPEN_ERR LIMIT, audited."""
+    h = await harness(extra="  max_streams: 2\n")
+    await h.start()
+    request = lambda: wire.OpenRequest("echo", "127.0.0.1", h.echo.port, h.ticket(), 65536)  # noqa: E731
+    await h.open_raw(request())
+    await h.open_raw(request())
+    try:
+        await h.open_raw(request())
+    except StreamRefused as err:
+        assert err.code is wire.ErrorCode.LIMIT
+    else:
+        raise AssertionError("third stream was accepted")
+    denied = await h.wait_audit("denied")
+    assert denied[0]["reason"] == "session-stream-limit"
