@@ -277,14 +277,18 @@ def build_components(daemon: Daemon) -> list[Component]:
     network = NetworkComponent(config, store)
     register_network_commands(daemon.commands, network)
     http = HttpServer(config, daemon.statuses, daemon.metrics, store, daemon.commands)
+    # The tunnel mux must be open before the link can report a connection to it.
+    tunnel = TunnelComponent(config, store, daemon.commands,
+                             own_ports=lambda: [port for _, port in http.bound])
+    link = CloudLink(config, store, daemon.commands, daemon.statuses, daemon.metrics)
+    link.set_binary_endpoint(tunnel.mux)
     return [
         store,
         network,
-        CloudLink(config, store, daemon.commands, daemon.statuses, daemon.metrics),
+        tunnel,
+        link,
         ControlServer(config, daemon.statuses, daemon.reload, daemon.commands),
         SyncService(config, store, daemon.commands, daemon.metrics),
         MdnsAdvertiser(config, network, store.settings, on_published=banner_hook(config)),
         http,
-        TunnelComponent(config, store, daemon.commands,
-                        own_ports=lambda: [port for _, port in http.bound]),
     ]
