@@ -44,6 +44,27 @@ class WebServices:
     config: Callable[[], ClgwdConfig]
     sessions: auth.Sessions
     throttle: auth.Throttle
+    _password_set: bool = False
+    _site: dict[str, Any] | None = None
+
+    async def password_set(self) -> bool:
+        """Cached once true: only a factory reset (which restarts the daemon on an
+        empty state dir) unsets it, and every request of the page asks."""
+        if not self._password_set:
+            self._password_set = await self.store.secrets.is_set(auth.ADMIN_HASH_SECRET)
+        return self._password_set
+
+    def mark_password_set(self) -> None:
+        self._password_set = True
+
+    def remember_site(self, site: dict[str, Any]) -> None:
+        self._site = site
+
+    async def site(self) -> dict[str, Any] | None:
+        """The site info; this part is its only writer, so a cache cannot go stale."""
+        if self._site is None:
+            self._site = await self.store.settings.get(SITE_SETTING)
+        return self._site
 
 
 SERVICES: Final = web.AppKey("clgwd_web_services", WebServices)
@@ -124,7 +145,7 @@ async def get_session(request: web.Request) -> web.Response:
     svc = _svc(request)
     session = request.get(SESSION_KEY)
     body: dict[str, Any] = {
-        "setup_required": not await svc.store.secrets.is_set(auth.ADMIN_HASH_SECRET),
+        "setup_required": not await svc.password_set(),
         "authenticated": session is not None,
     }
     if session is not None:
@@ -150,7 +171,7 @@ async def post_setup(request: web.Request) -> web.Response:
     """First visit: prove physical access with the setup code, choose the password."""
     svc = _svc(request)
     body = await _body(request, models.SetupBody)
-    if await svc.store.secrets.is_set(auth.ADMIN_HASH_SECRET):
+    if await svc.password_set():
         raise auth.Conflict("the admin password is already set; log in instead")
     svc.throttle.check(_client(request))
     expected = await auth.device_setup_code(svc.store.secrets)
@@ -162,6 +183,7 @@ async def post_setup(request: web.Request) -> web.Response:
     svc.throttle.succeeded(_client(request))
     await svc.store.secrets.put(auth.ADMIN_HASH_SECRET,
                                 Secret(await auth.hash_password(body.password)))
+    svc.mark_password_set()
     await _record(svc, "local:web:setup", Action.CREATE, "Admin password", ADMIN_USER)
     return _start_session(request, 201)
 
@@ -191,14 +213,14 @@ async def post_logout(request: web.Request) -> web.Response:
 
 
 async def get_site(request: web.Request) -> web.Response:
-    site = await _svc(request).store.settings.get(SITE_SETTING)
+    site = await _svc(request).site()
     return _json({"configured": site is not None, "site": site})
 
 
 async def put_site(request: web.Request) -> web.Response:
     svc = _svc(request)
     new = (await _body(request, models.SiteInfo)).model_dump()
-    old = await svc.store.settings.get(SITE_SETTING) or {}
+    old = await svc.site() or {}
     changed = sorted(k for k in new if old.get(k) != new[k])
     if changed:
         async with svc.store.db.transaction() as tx:
@@ -207,6 +229,7 @@ async def put_site(request: web.Request) -> web.Response:
                 actor=_actor(request), action=Action.EDIT if old else Action.CREATE,
                 asset="Site", subject=new["site_name"], properties_changed=changed,
                 core={k: new[k] for k in changed}))
+            tx.after_commit(lambda: svc.remember_site(new))
     return _json({"configured": True, "site": new, "changed": changed})
 
 
@@ -305,7 +328,7 @@ async def get_overview(request: web.Request) -> web.Response:
         ("inventory", "inventory.report"), ("tunnels", "tunnel.list"))}
     alerts = [{"code": a.code, "severity": a.severity.value, "message": a.message,
                "since": a.since} for a in await svc.store.alerts.active()]
-    site = await svc.store.settings.get(SITE_SETTING)
+    site = await svc.site()
     state = derive_state(site is not None, sections, alerts)
     return _json({
         "next": next_step(state).as_json(), "alerts": alerts, "site": site,
