@@ -7,7 +7,10 @@ Starts ``clgwd run`` on loopback with a temporary state dir, then measures:
     calls it makes), in Debian's Chromium via Playwright; budget 150 KB;
   * API latency: p50/p99 of authenticated GET requests with 50 in flight over
     keep-alive HTTPS on loopback; budget p99 <= 20 ms.
-Prints one JSON object; exits 1 when a budget is exceeded.
+Prints one JSON object; exits 1 when a budget is exceeded. ``server_cpu_ms_per_request``
+is the daemon's own CPU cost, which tells server cost apart from a busy host.
+CLGWD_BENCH_LAUNCHER=<script.py> runs ``python <script.py> <config>`` instead of
+``python -m clgwd run`` (e.g. to wrap the daemon in cProfile).
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import shutil
 import sys
 import tempfile
@@ -40,8 +44,10 @@ async def start_daemon(tmp: Path) -> tuple[asyncio.subprocess.Process, str, str]
         f"state: {{dir: {tmp / 'state'}}}\n"
         "http: {listen: [{host: 127.0.0.1, port: 0}], tls_listen: [{host: 127.0.0.1, port: 0}]}\n"
         f"control: {{socket: {tmp / 'control.sock'}}}\nlogging: {{level: info}}\n")
+    launcher = os.environ.get("CLGWD_BENCH_LAUNCHER")
+    cmd = [launcher, str(config)] if launcher else ["-m", "clgwd", "run", "--config", str(config)]
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "clgwd", "run", "--config", str(config),
+        sys.executable, *cmd,
         stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
     base = code = ""
     assert proc.stderr is not None
@@ -125,6 +131,12 @@ async def latency(base: str, code: str, requests: int, concurrency: int,
             "concurrency": concurrency, "rps": round(requests / elapsed)}
 
 
+def _cpu_seconds(pid: int) -> float:
+    """The daemon's user+system CPU time (Linux), to tell server cost from host load."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 async def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--requests", type=int, default=3000)
@@ -137,8 +149,11 @@ async def main() -> int:
         proc, base, code = await start_daemon(Path(tmp))
         try:
             weight = None if args.no_browser else await page_weight(base)
+            cpu0 = _cpu_seconds(proc.pid)
             lat = await latency(base, code, args.requests, args.concurrency,
                                 args.paths.split(","))
+            lat["server_cpu_ms_per_request"] = round(
+                (_cpu_seconds(proc.pid) - cpu0) * 1000 / (2 * args.requests + 2), 3)
         finally:
             proc.terminate()
             await proc.wait()

@@ -19,7 +19,7 @@ import hashlib
 import hmac
 import secrets
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Final
 
 from argon2 import PasswordHasher
@@ -146,8 +146,8 @@ class Throttle:
 class Session:
     user: str
     csrf: str
-    created: float = field(default_factory=time.monotonic)
-    last_seen: float = field(default_factory=time.monotonic)
+    created: float
+    last_seen: float
 
 
 class Sessions:
@@ -160,7 +160,9 @@ class Sessions:
 
     def create(self, user: str) -> tuple[str, Session]:
         token = secrets.token_urlsafe(32)
-        session = Session(user=user, csrf=secrets.token_urlsafe(32))
+        now = time.monotonic()
+        session = Session(user=user, csrf=secrets.token_urlsafe(32), created=now,
+                          last_seen=now)
         self._by_token[token] = session
         return token, session
 

@@ -152,3 +152,27 @@ async def test_unregistered_part_answers_not_supported_yet(
         body = await resp.json()
         assert body == {"code": "not_supported_yet",
                         "message": "cloud.enroll is not supported by this gateway version yet"}
+
+
+async def test_redirect_keeps_the_name_used(gateway: Gateway,
+                                            client: aiohttp.ClientSession) -> None:
+    port = gateway.http.https_port()
+    async with client.get(f"{gateway.plain}/", allow_redirects=False,
+                          headers={"Host": "cloudlink.local"}) as resp:
+        assert resp.headers["Location"] == f"https://cloudlink.local:{port}/"
+    async with client.get(f"{gateway.plain}/", allow_redirects=False,
+                          headers={"Host": "evil.example"}) as resp:
+        assert resp.status == 421  # never redirect to a name we do not own
+
+
+async def test_api_errors_from_aiohttp_are_json(gateway: Gateway,
+                                                client: aiohttp.ClientSession) -> None:
+    csrf = await setup_admin(client, gateway)
+    async with client.delete(f"{gateway.base}/api/v1/events",
+                             headers={"X-CSRF-Token": csrf}) as resp:
+        assert resp.status == 405
+        assert resp.headers["Allow"] == "GET,HEAD" or "GET" in resp.headers["Allow"]
+        assert (await resp.json())["message"]
+    async with client.get(f"{gateway.base}/api/v1/nope") as resp:
+        assert resp.status == 404
+        assert (await resp.json())["code"] == "not_found"
