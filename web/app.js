@@ -162,6 +162,7 @@
       else a.removeAttribute('aria-current');
     }
     document.title = name[0].toUpperCase() + name.slice(1) + ' – CloudLink Gateway';
+    $('#main').focus();  /* keyboard and screen reader users start at the new content */
     LOADERS[name]();
   }
   window.addEventListener('hashchange', route);

@@ -8,8 +8,10 @@ page shows as "not available yet"; nothing here invents data in its place.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
+import zoneinfo
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final, TypeVar
@@ -428,8 +430,20 @@ async def get_update_schedule(request: web.Request) -> web.Response:
     return _json(await _call(request, "update.schedule.get", {}))
 
 
+def _known_timezone(name: str) -> bool:
+    """Blocking (reads tzdata): call in a thread."""
+    try:
+        zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        return False
+    return True
+
+
 async def put_update_schedule(request: web.Request) -> web.Response:
     body = await _body(request, models.UpdateSchedule)
+    if not await asyncio.to_thread(_known_timezone, body.timezone):
+        raise auth.InvalidInput(f"timezone: unknown time zone {body.timezone!r}; use a name "
+                                "such as America/Toronto or UTC")
     return _json(await _call(request, "update.schedule", body.model_dump()))
 
 

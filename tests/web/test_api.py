@@ -184,3 +184,19 @@ async def test_openapi_lists_every_route(gateway: Gateway,
     assert {"/api/v1/site", "/api/v1/pbx", "/api/v1/overview",
             "/api/v1/system/factory-reset"} <= set(doc["paths"])
     assert doc["paths"]["/api/v1/site"]["put"]["security"] == [{"session": [], "csrf": []}]
+
+
+async def test_update_schedule_validates_time_zone(gateway: Gateway,
+                                                  client: aiohttp.ClientSession) -> None:
+    csrf = await setup_admin(client, gateway)
+    calls = gateway.register("update.schedule", lambda p: p)
+    body = {"frequency": "weekly", "weekdays": ["mon"], "time": "02:30",
+            "timezone": "Mars/Olympus"}
+    status, answer = await _req(client, gateway, csrf, "PUT", "/api/v1/update/schedule", body)
+    assert status == 422 and "unknown time zone" in answer["message"]
+    status, answer = await _req(client, gateway, csrf, "PUT", "/api/v1/update/schedule",
+                                {**body, "weekdays": []})
+    assert status == 422 and "weekday" in answer["message"]
+    status, answer = await _req(client, gateway, csrf, "PUT", "/api/v1/update/schedule",
+                                {**body, "timezone": "America/Toronto"})
+    assert status == 200 and calls == [{**body, "timezone": "America/Toronto"}]

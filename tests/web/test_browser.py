@@ -47,6 +47,15 @@ async def _page(browser: Any, width: int = 1280) -> tuple[Any, Any, list[str]]:
     return context, page, csp_errors
 
 
+async def _tab_to(page: Any, selector: str, limit: int = 80) -> None:
+    """Press Tab until ``selector`` has the focus, as a keyboard-only user would."""
+    for _ in range(limit):
+        if await page.evaluate("s => document.activeElement.matches(s)", selector):
+            return
+        await page.keyboard.press("Tab")
+    raise AssertionError(f"{selector} cannot be reached with Tab")
+
+
 async def _goto(page: Any, gw: Gateway, view: str) -> None:
     await page.goto(f"{gw.base}/#{view}")
     await page.wait_for_selector(f"#view-{view}:not([hidden])")
@@ -224,7 +233,7 @@ async def test_with_parts_present_and_keyboard_only_on_a_phone(
     await page.keyboard.press("Enter")
     await page.wait_for_selector("#view-gateway:not([hidden])")
     assert await no_horizontal_scroll(page)
-    await page.focus("#site_name")
+    await _tab_to(page, "#site_name")
     for value in ("Ballad", "", "Ottawa", "Canada", "Ontario", "K0A 2Z0"):
         await page.keyboard.type(value)
         await page.keyboard.press("Tab")
@@ -237,8 +246,10 @@ async def test_with_parts_present_and_keyboard_only_on_a_phone(
         assert await no_horizontal_scroll(page), view
         await shot(page, f"mobile-{view}")
     await page.wait_for_selector("#next-step-name:has-text('Add PBX')")
-    await _goto(page, gateway, "connect")
-    await page.focus("#pbx-test")
+    await _tab_to(page, "nav a[href='#connect']")
+    await page.keyboard.press("Enter")
+    await page.wait_for_selector("#view-connect:not([hidden])")
+    await _tab_to(page, "#pbx-test")
     await page.keyboard.press("Enter")
     await page.wait_for_selector("#test-result:has-text('Number of users: 12')")
     text = await page.text_content("#test-result")

@@ -8,8 +8,18 @@ from pathlib import Path
 
 from cryptography import x509
 
-from clgwd.web.tls import CERT_FILENAME, KEY_FILENAME, ensure_certificate, load_fingerprint
+from clgwd.web.tls import (
+    CERT_FILENAME,
+    KEY_FILENAME,
+    ensure_certificate,
+    load_fingerprint,
+    local_addresses,
+)
 from tests.web.conftest import Gateway
+
+
+def test_local_addresses_include_loopback() -> None:
+    assert "127.0.0.1" in local_addresses()
 
 
 def test_certificate_names_and_persistence(tmp_path: Path) -> None:
@@ -18,8 +28,9 @@ def test_certificate_names_and_persistence(tmp_path: Path) -> None:
     san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     dns = set(san.get_values_for_type(x509.DNSName))
     assert {"cloudlink.local", "gw1.example.test", socket.gethostname().lower()} <= dns
-    assert {str(i) for i in san.get_values_for_type(x509.IPAddress)} == {
-        "127.0.0.1", "::1", "192.0.2.7"}
+    ips = {str(i) for i in san.get_values_for_type(x509.IPAddress)}
+    assert {"127.0.0.1", "::1", "192.0.2.7"} | set(local_addresses()) == ips
+    assert "0.0.0.0" not in ips
     assert (tmp_path / KEY_FILENAME).stat().st_mode & 0o077 == 0
     again = ensure_certificate(tmp_path, ["gw1.example.test"], ["192.0.2.7"])
     assert again.fingerprint == first.fingerprint == load_fingerprint(tmp_path)
