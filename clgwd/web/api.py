@@ -28,6 +28,7 @@ from clgwd.web import auth, models
 from clgwd.web.bundle import build_support_bundle
 from clgwd.web.catalog import PBX_TYPES, pbx_type
 from clgwd.web.nextstep import OnboardingState, next_step
+from clgwd.web.recentlogs import RecentLogs
 from clgwd.web.security import SESSION_COOKIE, SESSION_KEY
 
 SITE_SETTING: Final = "web.site"
@@ -46,6 +47,7 @@ class WebServices:
     config: Callable[[], ClgwdConfig]
     sessions: auth.Sessions
     throttle: auth.Throttle
+    recent_logs: RecentLogs
     _password_set: bool = False
     _site: dict[str, Any] | None = None
 
@@ -450,7 +452,8 @@ async def put_update_schedule(request: web.Request) -> web.Response:
 async def get_support_bundle(request: web.Request) -> web.StreamResponse:
     svc = _svc(request)
     logs = await _section(request, "logs.collect", {"since_hours": 24})
-    data = await build_support_bundle(svc.store, svc.statuses(), svc.config(), logs)
+    data = await build_support_bundle(svc.store, svc.statuses(), svc.config(), logs,
+                                      svc.recent_logs.lines())
     await _record(svc, _actor(request), Action.OTHER, "Support bundle", "downloaded")
     stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
     return web.Response(body=data, content_type="application/gzip", headers={

@@ -15,6 +15,7 @@ from clgwd.store import Store
 from clgwd.web import auth
 from clgwd.web.api import ROUTES, SERVICES, WebServices
 from clgwd.web.openapi import build_openapi
+from clgwd.web.recentlogs import CONSOLE_ONLY, RecentLogs
 from clgwd.web.security import HostPolicy, Middleware, make_guards
 
 _LOGGER = logging.getLogger(__name__)
@@ -28,9 +29,10 @@ class OnboardingApp:
         self._config = config
         self.sessions = auth.Sessions(config.http.session_idle_minutes * 60.0)
         self.policy = HostPolicy.build(config.http.names)
+        self.recent_logs = RecentLogs()
         self.services = WebServices(router=commands, store=store, statuses=statuses,
                                     config=lambda: self._config, sessions=self.sessions,
-                                    throttle=auth.Throttle())
+                                    throttle=auth.Throttle(), recent_logs=self.recent_logs)
         self._https_port = https_port
         self._openapi = build_openapi(ROUTES)
 
@@ -73,4 +75,4 @@ class OnboardingApp:
         store = self.services.store.secrets
         code = await auth.device_setup_code(store)
         if not await store.is_set(auth.ADMIN_HASH_SECRET):
-            _LOGGER.info("Setup code for the first visit: %s", code)
+            _LOGGER.info("Setup code for the first visit: %s", code, extra=CONSOLE_ONLY)

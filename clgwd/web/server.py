@@ -153,6 +153,7 @@ class HttpServer:
             await self._runner.cleanup()
             raise
         if self._onboarding is not None:
+            self.onboarding.recent_logs.attach()
             await self.onboarding.announce(self.fingerprint, self.bound_tls)
         self.tracker.set(ComponentState.RUNNING, self._describe())
         return self
@@ -161,6 +162,8 @@ class HttpServer:
         self.tracker.set(ComponentState.STOPPING)
         if self._runner is not None:
             await self._runner.cleanup()
+        if self._onboarding is not None:
+            self.onboarding.recent_logs.detach()
         self._sites.clear()
         self.tracker.set(ComponentState.STOPPED)
 
