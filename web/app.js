@@ -112,8 +112,6 @@
 
   function enterApp() {
     $('#nav').hidden = false; $('#logout').hidden = false;
-    const m = location.hash.match(/^#confirm=([A-Za-z0-9_\-.]+)$/);
-    if (m) { confirmNetwork(m[1]); return; }
     route();
   }
 
@@ -154,6 +152,8 @@
   function route(ev) {
     if (!csrf) return;
     if (ev) say('');
+    const confirm = location.hash.match(/^#confirm=([A-Za-z0-9_\-.]+)$/);
+    if (confirm) { confirmNetwork(confirm[1]); return; }
     let name = location.hash.replace('#', '');
     if (!VIEWS.includes(name)) name = 'overview';
     showOnly('view-' + name);

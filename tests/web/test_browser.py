@@ -88,6 +88,7 @@ async def test_wizard_end_to_end(gateway: Gateway, browser: Any, axe: str) -> No
     await _connect_step(page, gateway, axe)
     await _deployment_and_advanced(page, gateway, axe)
     await _overview(page, gateway, axe)
+    await _logout_and_login(page)
     assert csp_errors == []
     await context.close()
 
@@ -211,6 +212,18 @@ async def _overview(page: Any, gw: Gateway, axe: str) -> None:
     await shot(page, "08-overview")
 
 
+async def _logout_and_login(page: Any) -> None:
+    await page.click("#logout")
+    await page.wait_for_selector("#view-login:not([hidden])")
+    assert await page.is_hidden("#nav")
+    await page.fill("#login-pw", "not the password")
+    await page.press("#login-pw", "Enter")
+    await page.wait_for_selector("#login-form-err:has-text('wrong password')")
+    await page.fill("#login-pw", PASSWORD)
+    await page.press("#login-pw", "Enter")
+    await page.wait_for_selector("#view-overview:not([hidden])")
+
+
 async def test_with_parts_present_and_keyboard_only_on_a_phone(
         gateway: Gateway, browser: Any, axe: str) -> None:
     """Stand-ins for the other parts' router methods (replaced by the real parts at
@@ -222,6 +235,11 @@ async def test_with_parts_present_and_keyboard_only_on_a_phone(
     gateway.register("cloud.status", {"enrolled": True, "account_id": "1234567891",
                                       "link": "connected"}, mutating=False)
     gateway.register("pbx.get", {"configured": False}, mutating=False)
+    gateway.register("network.get", {"ports": [{"name": "eth0", "mode": "dhcp",
+                                                "dns": []}]}, mutating=False)
+    gateway.register("network.apply", {"new_addresses": ["127.0.0.1"],
+                                       "confirm_token": "tok-1", "rollback_after_s": 120})
+    confirms = gateway.register("network.confirm", {"confirmed": True})
     context, page, csp_errors = await _page(browser, width=390)
     await page.goto(f"{gateway.base}/")
     await page.wait_for_selector("#setup-code:focus")
@@ -239,7 +257,20 @@ async def test_with_parts_present_and_keyboard_only_on_a_phone(
         await page.keyboard.press("Tab")
     await page.keyboard.press("Enter")
     await page.wait_for_selector("#toast:has-text('Successfully updated site')")
+    await _tab_to(page, "input[name=mode][value=dhcp]")
+    await page.keyboard.press("ArrowRight")  # radio group: arrow keys pick Static
+    await _tab_to(page, "#ip")
+    for value in ("192.168.1.10", "255.255.255.0", "192.168.1.1", "192.168.1.53"):
+        await page.keyboard.type(value)
+        await page.keyboard.press("Tab")
+    await page.keyboard.press("Enter")
+    link = await page.wait_for_selector("#net-confirm a")
+    assert await link.get_attribute("href") == "https://127.0.0.1/#confirm=tok-1"
+    assert "120 s" in await page.text_content("#net-confirm")
     await shot(page, "mobile-gateway")
+    await page.goto(f"{gateway.base}/#confirm=tok-1")  # the "new address" is this one
+    await page.wait_for_selector("#toast:has-text('Network settings confirmed')")
+    assert confirms == [{"token": "tok-1"}]
     for view in ("cloud", "pbx", "connect", "deployment", "advanced", "overview"):
         await _goto(page, gateway, view)
         await page.wait_for_load_state("networkidle")

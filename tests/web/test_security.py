@@ -176,3 +176,14 @@ async def test_api_errors_from_aiohttp_are_json(gateway: Gateway,
     async with client.get(f"{gateway.base}/api/v1/nope") as resp:
         assert resp.status == 404
         assert (await resp.json())["code"] == "not_found"
+
+
+async def test_reload_adds_host_names(gateway: Gateway, client: aiohttp.ClientSession) -> None:
+    url = f"{gateway.base}/api/v1/session"
+    async with client.get(url, headers={"Host": "gw1.example.test"}) as resp:
+        assert resp.status == 421
+    new = gateway.daemon.config.model_copy(update={"http": gateway.daemon.config.http.model_copy(
+        update={"names": ["gw1.example.test"]})})
+    await gateway.http.apply_config(new)
+    async with client.get(url, headers={"Host": "gw1.example.test"}) as resp:
+        assert resp.status == 200
