@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
 from clgwd.commands import CommandRouter
 from clgwd.config import ClgwdConfig
@@ -16,7 +17,7 @@ from clgwd.web import auth
 from clgwd.web.api import ROUTES, SERVICES, WebServices
 from clgwd.web.openapi import build_openapi
 from clgwd.web.recentlogs import CONSOLE_ONLY, RecentLogs
-from clgwd.web.security import HostPolicy, Middleware, make_guards
+from clgwd.web.security import HostPolicy, make_guards
 
 _LOGGER = logging.getLogger(__name__)
 

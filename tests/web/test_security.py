@@ -94,7 +94,7 @@ async def test_setup_code_then_password_then_login(gateway: Gateway,
         body = await resp.json()
         assert body["authenticated"] and not body["setup_required"]
         set_cookie = resp.request_info.headers.get("Cookie", "")
-        assert "clgwd_session" in set_cookie
+        assert "__Host-clgwd_session" in set_cookie
 
 
 async def test_session_cookie_flags(gateway: Gateway, client: aiohttp.ClientSession) -> None:
@@ -102,7 +102,9 @@ async def test_session_cookie_flags(gateway: Gateway, client: aiohttp.ClientSess
                            json={"setup_code": gateway.setup_code,
                                  "password": PASSWORD}) as resp:
         cookie = resp.headers["Set-Cookie"].lower()
+    assert cookie.startswith("__host-clgwd_session=")
     assert "secure" in cookie and "httponly" in cookie and "samesite=strict" in cookie
+    assert "path=/" in cookie and "domain" not in cookie
 
 
 async def test_login_lockout_backs_off(gateway: Gateway, client: aiohttp.ClientSession) -> None:
@@ -128,7 +130,7 @@ async def test_security_headers(gateway: Gateway, client: aiohttp.ClientSession)
         assert "frame-ancestors 'none'" in csp and "script-src 'self'" in csp
         assert "unsafe-inline" not in csp
         assert resp.headers["X-Content-Type-Options"] == "nosniff"
-        assert "max-age" in resp.headers["Strict-Transport-Security"]
+        assert "Strict-Transport-Security" not in resp.headers  # self-signed: no HSTS
         assert "<script>" not in await resp.text()
 
 
