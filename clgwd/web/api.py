@@ -85,6 +85,7 @@ class Route:
     query: tuple[tuple[str, dict[str, Any]], ...] = ()
     router_methods: tuple[str, ...] = ()
     content: str = "application/json"
+    ok_status: int = 200
 
 
 def _svc(request: web.Request) -> WebServices:
@@ -495,7 +496,7 @@ _EVENT_QUERY: Final = (
 ROUTES: Final = (
     Route("GET", "/api/v1/session", get_session, "Login state and the CSRF token"),
     Route("POST", "/api/v1/session/setup", post_setup,
-          "First visit: setup code and new admin password", models.SetupBody),
+          "First visit: setup code and new admin password", models.SetupBody, ok_status=201),
     Route("POST", "/api/v1/session/login", post_login, "Log in", models.LoginBody),
     Route("POST", "/api/v1/session/logout", post_logout, "Log out"),
     Route("GET", "/api/v1/site", get_site, "Gateway information (site)"),
@@ -519,7 +520,8 @@ ROUTES: Final = (
           router_methods=("pbx.set",)),
     Route("POST", "/api/v1/pbx/test", post_pbx_test, "Test the PBX connection",
           router_methods=("pbx.test",)),
-    Route("POST", "/api/v1/sync/now", post_sync_now, "Sync now", router_methods=("sync.now",)),
+    Route("POST", "/api/v1/sync/now", post_sync_now, "Sync now", router_methods=("sync.now",),
+          ok_status=202),
     Route("GET", "/api/v1/sync/schedule", get_sync_schedule, "Sync schedule, last/next sync",
           router_methods=("sync.schedule.get",)),
     Route("PUT", "/api/v1/sync/schedule", put_sync_schedule, "Set the sync interval",
@@ -549,10 +551,10 @@ ROUTES: Final = (
           "Support bundle (tar.gz, secrets redacted)", router_methods=("logs.collect",),
           content="application/gzip"),
     Route("POST", "/api/v1/trace", post_trace, "Trace calls for a while", models.TraceCalls,
-          router_methods=("trace.calls",)),
+          router_methods=("trace.calls",), ok_status=202),
     Route("POST", "/api/v1/system/reboot", post_reboot, "Reboot the gateway", models.Empty,
-          router_methods=("system.reboot",)),
+          router_methods=("system.reboot",), ok_status=202),
     Route("POST", "/api/v1/system/factory-reset", post_factory_reset,
           "Factory reset (type revert)", models.FactoryReset,
-          router_methods=("system.factory_reset",)),
+          router_methods=("system.factory_reset",), ok_status=202),
 )
