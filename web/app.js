@@ -509,7 +509,7 @@
       body.append(el('tr', {}, el('td', { text: t.component }), el('td', { text: t.tunnel }),
         el('td', { text: t.status }), el('td', {}, start), el('td', {}, stop)));
     }
-    const all = (a) => { const b = el('button', { type: 'button', text: a === 'start' ? 'Start all' : 'Stop all' });
+    const all = (a) => { const b = el('button', { type: 'button', id: `tunnels-${a}-all`, text: a === 'start' ? 'Start all' : 'Stop all' });
       b.addEventListener('click', () => tunnelAction(a, { all: true })); return b; };
     const head = el('tr', {}, ...['Component', 'Tunnel', 'Status', 'Start', 'Stop'].map((h) => el('th', { scope: 'col', text: h })));
     $('#tunnels').replaceChildren(el('div', { class: 'scroll' }, el('table', {}, el('thead', {}, head), body)), all('start'), all('stop'));

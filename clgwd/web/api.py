@@ -384,12 +384,12 @@ async def get_tunnels(request: web.Request) -> web.Response:
 
 async def post_tunnels_start(request: web.Request) -> web.Response:
     body = await _body(request, models.TunnelAction)
-    return _json(await _call(request, "tunnel.start", body.model_dump(exclude_none=True)))
+    return _json(await _call(request, "tunnel.start", body.model_dump(exclude_defaults=True)))
 
 
 async def post_tunnels_stop(request: web.Request) -> web.Response:
     body = await _body(request, models.TunnelAction)
-    return _json(await _call(request, "tunnel.stop", body.model_dump(exclude_none=True)))
+    return _json(await _call(request, "tunnel.stop", body.model_dump(exclude_defaults=True)))
 
 
 async def get_inventory(request: web.Request) -> web.Response:

@@ -240,6 +240,9 @@ async def test_with_parts_present_and_keyboard_only_on_a_phone(
     gateway.register("network.apply", {"new_addresses": ["127.0.0.1"],
                                        "confirm_token": "tok-1", "rollback_after_s": 120})
     confirms = gateway.register("network.confirm", {"confirmed": True})
+    gateway.register("tunnel.list", {"tunnels": [
+        {"component": "pbx", "tunnel": "mivb-sip", "status": "stopped"}]}, mutating=False)
+    starts = gateway.register("tunnel.start", {"started": 1})
     context, page, csp_errors = await _page(browser, width=390)
     await page.goto(f"{gateway.base}/")
     await page.wait_for_selector("#setup-code:focus")
@@ -277,6 +280,14 @@ async def test_with_parts_present_and_keyboard_only_on_a_phone(
         assert await no_horizontal_scroll(page), view
         await shot(page, f"mobile-{view}")
     await page.wait_for_selector("#next-step-name:has-text('Add PBX')")
+    await page.wait_for_selector("#tunnels td:has-text('mivb-sip')")
+    await _tab_to(page, "#tunnels-start-all")
+    await page.keyboard.press("Enter")
+    await page.wait_for_selector("#toast:has-text('Tunnel start requested')")
+    assert starts == [{"all": True}]
+    await page.click("button[aria-label='Start mivb-sip']")
+    await page.wait_for_selector("#toast:has-text('Tunnel start requested')")
+    assert starts[-1] == {"component": "pbx", "tunnel": "mivb-sip"}
     await _tab_to(page, "nav a[href='#connect']")
     await page.keyboard.press("Enter")
     await page.wait_for_selector("#view-connect:not([hidden])")
