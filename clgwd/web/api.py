@@ -13,7 +13,7 @@ import json
 import time
 import zoneinfo
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final, TypeVar
 
 from aiohttp import web
@@ -48,6 +48,8 @@ class WebServices:
     sessions: auth.Sessions
     throttle: auth.Throttle
     recent_logs: RecentLogs
+    kdf_slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(2))
+    """argon2id takes 64 MiB per hash: at most two at once, whatever the login rate."""
     _password_set: bool = False
     _site: dict[str, Any] | None = None
 
@@ -186,8 +188,9 @@ async def post_setup(request: web.Request) -> web.Response:
                                 "label (clgwd setup-code)")
     auth.check_password_rules(body.password)
     svc.throttle.succeeded(_client(request))
-    await svc.store.secrets.put(auth.ADMIN_HASH_SECRET,
-                                Secret(await auth.hash_password(body.password)))
+    async with svc.kdf_slots:
+        hashed = await auth.hash_password(body.password)
+    await svc.store.secrets.put(auth.ADMIN_HASH_SECRET, Secret(hashed))
     svc.mark_password_set()
     await _record(svc, "local:web:setup", Action.CREATE, "Admin password", ADMIN_USER)
     return _start_session(request, 201)
@@ -200,7 +203,9 @@ async def post_login(request: web.Request) -> web.Response:
     stored = await svc.store.secrets.get(auth.ADMIN_HASH_SECRET)
     if stored is None:
         raise auth.Conflict("no admin password yet; enter the setup code first")
-    if not await auth.verify_password(stored.reveal(), body.password):
+    async with svc.kdf_slots:
+        ok = await auth.verify_password(stored.reveal(), body.password)
+    if not ok:
         svc.throttle.failed(_client(request))
         raise auth.Unauthorized("wrong password")
     svc.throttle.succeeded(_client(request))

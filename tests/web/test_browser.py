@@ -65,6 +65,11 @@ async def test_wizard_end_to_end(gateway: Gateway, browser: Any, axe: str) -> No
     context, page, csp_errors = await _page(browser)
     await page.goto(f"{gateway.base}/")
     await page.wait_for_selector("#view-setup:not([hidden])")
+    await page.wait_for_load_state("networkidle")
+    weight = await page.evaluate(
+        "performance.getEntriesByType('navigation').concat(performance.getEntriesByType("
+        "'resource')).reduce((a, e) => a + e.transferSize, 0)")
+    assert 10_000 < weight <= 150 * 1024  # the budget: first page load <= 150 KB
     await check_axe(page, axe, "setup")
     await shot(page, "01-setup")
 
@@ -301,4 +306,13 @@ async def test_with_parts_present_and_keyboard_only_on_a_phone(
     assert await no_horizontal_scroll(page)
     await shot(page, "mobile-connect-result")
     assert csp_errors == []
+    await context.close()
+
+
+async def test_axe_check_catches_violations(browser: Any, axe: str) -> None:
+    """The a11y check can fail: an unlabelled input on a page without a language."""
+    context, page, _ = await _page(browser)
+    await page.set_content("<html><body><input type=text><img src=x.png></body></html>")
+    with pytest.raises(AssertionError, match="image-alt|label"):
+        await check_axe(page, axe, "broken")
     await context.close()
