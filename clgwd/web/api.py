@@ -9,7 +9,9 @@ page shows as "not available yet"; nothing here invents data in its place.
 from __future__ import annotations
 
 import asyncio
+import hmac
 import json
+import logging
 import time
 import zoneinfo
 from collections.abc import Awaitable, Callable, Mapping
@@ -31,6 +33,7 @@ from clgwd.web.nextstep import OnboardingState, next_step
 from clgwd.web.recentlogs import RecentLogs
 from clgwd.web.security import SESSION_COOKIE, SESSION_KEY
 
+_LOGGER = logging.getLogger(__name__)
 SITE_SETTING: Final = "web.site"
 ADMIN_USER: Final = "admin"
 MAX_BODY: Final = 64 * 1024
@@ -50,6 +53,7 @@ class WebServices:
     recent_logs: RecentLogs
     kdf_slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(2))
     """argon2id takes 64 MiB per hash: at most two at once, whatever the login rate."""
+    setup_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     _password_set: bool = False
     _site: dict[str, Any] | None = None
 
@@ -139,6 +143,10 @@ async def _section(request: web.Request, method: str,
         return {"available": False, "code": err.code, "message": err.message}
     except ClgwdError as err:
         return {"available": True, "error": {"code": err.code, "message": err.message}}
+    except Exception:  # one broken part must not blank the whole overview
+        _LOGGER.exception("Router method %s failed", method)
+        return {"available": True, "error": {"code": "internal_error",
+                                             "message": "internal error; see the gateway log"}}
 
 
 def _json(data: Any, status: int = 200) -> web.Response:
@@ -178,20 +186,22 @@ async def post_setup(request: web.Request) -> web.Response:
     """First visit: prove physical access with the setup code, choose the password."""
     svc = _svc(request)
     body = await _body(request, models.SetupBody)
-    if await svc.password_set():
-        raise auth.Conflict("the admin password is already set; log in instead")
-    svc.throttle.check(_client(request))
-    expected = await auth.device_setup_code(svc.store.secrets)
-    if auth.normalize_code(body.setup_code) != expected:
-        svc.throttle.failed(_client(request))
-        raise auth.Unauthorized("wrong setup code; it is printed on the console and the "
-                                "label (clgwd setup-code)")
-    auth.check_password_rules(body.password)
-    svc.throttle.succeeded(_client(request))
-    async with svc.kdf_slots:
-        hashed = await auth.hash_password(body.password)
-    await svc.store.secrets.put(auth.ADMIN_HASH_SECRET, Secret(hashed))
-    svc.mark_password_set()
+    async with svc.setup_lock:  # two first visits at once: only one sets the password
+        if await svc.password_set():
+            raise auth.Conflict("the admin password is already set; log in instead")
+        svc.throttle.check(_client(request))
+        expected = await auth.device_setup_code(svc.store.secrets)
+        if not hmac.compare_digest(auth.normalize_code(body.setup_code).encode(),
+                                   expected.encode()):
+            svc.throttle.failed(_client(request))
+            raise auth.Unauthorized("wrong setup code; it is printed on the console and "
+                                    "the label (clgwd setup-code)")
+        auth.check_password_rules(body.password)
+        svc.throttle.succeeded(_client(request))
+        async with svc.kdf_slots:
+            hashed = await auth.hash_password(body.password)
+        await svc.store.secrets.put(auth.ADMIN_HASH_SECRET, Secret(hashed))
+        svc.mark_password_set()
     await _record(svc, "local:web:setup", Action.CREATE, "Admin password", ADMIN_USER)
     return _start_session(request, 201)
 

@@ -239,3 +239,19 @@ async def test_onboarding_complete_with_every_part_present(
                                            "The PBX does not answer")
     status, body = await _req(client, gateway, csrf, "GET", "/api/v1/overview")
     assert body["next"]["problem"] and body["next"]["message"] == "The PBX does not answer"
+
+
+async def test_a_broken_part_does_not_blank_the_overview(
+        gateway: Gateway, client: aiohttp.ClientSession) -> None:
+    """A part whose handler crashes shows as an error; the rest still renders."""
+    csrf = await setup_admin(client, gateway)
+
+    def crash(_params: Any) -> Any:
+        raise RuntimeError("bug in a part")
+
+    gateway.register("inventory.report", crash, mutating=False)
+    status, body = await _req(client, gateway, csrf, "GET", "/api/v1/overview")
+    assert status == 200
+    assert body["inventory"]["error"]["code"] == "internal_error"
+    assert "bug in a part" not in str(body)
+    assert body["next"]["step"] == "Configure gateway"
