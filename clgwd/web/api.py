@@ -173,7 +173,9 @@ def _client(request: web.Request) -> str:
 
 
 def _start_session(request: web.Request, status: int = 200) -> web.Response:
+    """A fresh session id at every login (no fixation); the old one ends."""
     svc = _svc(request)
+    svc.sessions.drop(request.cookies.get(SESSION_COOKIE))
     token, session = svc.sessions.create(ADMIN_USER)
     response = _json({"authenticated": True, "user": session.user,
                       "csrf_token": session.csrf, "setup_required": False}, status)
@@ -217,8 +219,10 @@ async def post_login(request: web.Request) -> web.Response:
         ok = await auth.verify_password(stored.reveal(), body.password)
     if not ok:
         svc.throttle.failed(_client(request))
+        _LOGGER.warning("Failed login to the onboarding page from %s", _client(request))
         raise auth.Unauthorized("wrong password")
     svc.throttle.succeeded(_client(request))
+    _LOGGER.info("Login to the onboarding page from %s", _client(request))
     return _start_session(request)
 
 
@@ -271,12 +275,12 @@ async def post_network_confirm(request: web.Request) -> web.Response:
 
 
 async def get_cloud(request: web.Request) -> web.Response:
-    return _json(await _call(request, "cloud.status", {}))
+    return _json(_no_secrets(await _call(request, "cloud.status", {})))
 
 
 async def post_cloud_enroll(request: web.Request) -> web.Response:
     body = await _body(request, models.CloudEnroll)
-    return _json(await _call(request, "cloud.enroll", body.model_dump()))
+    return _json(_no_secrets(await _call(request, "cloud.enroll", body.model_dump())))
 
 
 # -- PBX and sync ----------------------------------------------------------------------

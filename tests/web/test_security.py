@@ -6,6 +6,7 @@ import aiohttp
 import pytest
 
 from clgwd.web import auth
+from clgwd.web.security import SESSION_COOKIE
 from tests.web.conftest import PASSWORD, Gateway, setup_admin
 
 
@@ -189,3 +190,20 @@ async def test_reload_adds_host_names(gateway: Gateway, client: aiohttp.ClientSe
     await gateway.http.apply_config(new)
     async with client.get(url, headers={"Host": "gw1.example.test"}) as resp:
         assert resp.status == 200
+
+
+
+async def test_login_gives_a_new_session_id(gateway: Gateway,
+                                            client: aiohttp.ClientSession) -> None:
+    """No session fixation: the id before login stops working after it."""
+    await setup_admin(client, gateway)
+    before = next(c.value for c in client.cookie_jar if c.key == SESSION_COOKIE)
+    async with client.post(f"{gateway.base}/api/v1/session/login",
+                           json={"password": PASSWORD}) as resp:
+        assert resp.status == 200
+    after = next(c.value for c in client.cookie_jar if c.key == SESSION_COOKIE)
+    assert after != before
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=False)) as other:
+        async with other.get(f"{gateway.base}/api/v1/overview",
+                             headers={"Cookie": f"{SESSION_COOKIE}={before}"}) as resp:
+            assert resp.status == 401
