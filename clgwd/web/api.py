@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final, TypeVar
 
 from aiohttp import web
+from prometheus_client import Counter
 from pydantic import BaseModel, ValidationError
 
 from clgwd.commands import CommandContext, CommandRouter
@@ -51,6 +52,8 @@ class WebServices:
     sessions: auth.Sessions
     throttle: auth.Throttle
     recent_logs: RecentLogs
+    logins: Counter
+    """``clgwd_web_logins_total{kind, result}``: setup and login attempts."""
     kdf_slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(2))
     """argon2id takes 64 MiB per hash: at most two at once, whatever the login rate."""
     setup_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
@@ -196,6 +199,7 @@ async def post_setup(request: web.Request) -> web.Response:
         if not hmac.compare_digest(auth.normalize_code(body.setup_code).encode(),
                                    expected.encode()):
             svc.throttle.failed(_client(request))
+            svc.logins.labels("setup", "failed").inc()
             raise auth.Unauthorized("wrong setup code; it is printed on the console and "
                                     "the label (clgwd setup-code)")
         auth.check_password_rules(body.password)
@@ -204,6 +208,7 @@ async def post_setup(request: web.Request) -> web.Response:
             hashed = await auth.hash_password(body.password)
         await svc.store.secrets.put(auth.ADMIN_HASH_SECRET, Secret(hashed))
         svc.mark_password_set()
+        svc.logins.labels("setup", "ok").inc()
     await _record(svc, "local:web:setup", Action.CREATE, "Admin password", ADMIN_USER)
     return _start_session(request, 201)
 
@@ -219,9 +224,11 @@ async def post_login(request: web.Request) -> web.Response:
         ok = await auth.verify_password(stored.reveal(), body.password)
     if not ok:
         svc.throttle.failed(_client(request))
+        svc.logins.labels("login", "failed").inc()
         _LOGGER.warning("Failed login to the onboarding page from %s", _client(request))
         raise auth.Unauthorized("wrong password")
     svc.throttle.succeeded(_client(request))
+    svc.logins.labels("login", "ok").inc()
     _LOGGER.info("Login to the onboarding page from %s", _client(request))
     return _start_session(request)
 

@@ -111,7 +111,7 @@ class HttpServer:
             from clgwd.web.app import OnboardingApp  # noqa: PLC0415 - optional part
 
             self.onboarding = OnboardingApp(self._config, self._statuses, *self._onboarding,
-                                            https_port=self.https_port)
+                                            metrics=self._metrics, https_port=self.https_port)
             headers, guards = self.onboarding.middlewares()
             app = web.Application(middlewares=[headers, error_middleware, *guards],
                                   client_max_size=256 * 1024)

@@ -117,6 +117,10 @@ async def test_login_lockout_backs_off(gateway: Gateway, client: aiohttp.ClientS
             statuses.append(resp.status)
     assert statuses[:auth.FREE_FAILURES] == [401] * auth.FREE_FAILURES
     assert statuses[-1] == 429
+    async with client.get(f"{gateway.plain}/metrics") as resp:
+        text = await resp.text()
+    assert 'clgwd_web_logins_total{kind="login",result="failed"} 5.0' in text
+    assert 'clgwd_web_logins_total{kind="setup",result="ok"} 1.0' in text
     # Even the right password is refused while locked out.
     async with client.post(url, json={"password": PASSWORD}) as resp:
         assert resp.status == 429
