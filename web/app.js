@@ -3,6 +3,8 @@
 (() => {
   const $ = (sel) => document.querySelector(sel);
   const VIEWS = ['gateway', 'cloud', 'pbx', 'connect', 'deployment', 'advanced', 'overview'];
+  const PAGE_NAMES = { gateway: 'Gateway', cloud: 'Cloud', pbx: 'PBX', connect: 'Connect',
+    deployment: 'Deployment', advanced: 'Advanced', overview: 'Overview' };
   let csrf = null;
   let pbxTypes = [];
 
@@ -233,7 +235,8 @@
     if (!r.ok) { showError('#net-form-err', r); return; }
     const box = $('#net-confirm');
     const addr = (r.data.new_addresses || [])[0];
-    const url = addr ? `https://${addr}/#confirm=${encodeURIComponent(r.data.confirm_token)}` : null;
+    const host = addr && addr.includes(':') ? `[${addr}]` : addr;
+    const url = addr ? `https://${host}/#confirm=${encodeURIComponent(r.data.confirm_token)}` : null;
     box.replaceChildren(el('p', { text: `The new settings are active. Within ${r.data.rollback_after_s} s, open the page at its new address and log in to confirm; otherwise the gateway rolls back.` }));
     if (url) box.append(el('p', {}, el('a', { href: url, text: url })));
     box.hidden = false;
@@ -485,7 +488,7 @@
     n.replaceChildren(el('h3', { text: d.next.problem ? 'Problem' : 'Next step' }),
       el('p', {}, el('strong', { id: 'next-step-name', text: d.next.step })),
       el('p', { text: d.next.message }),
-      el('a', { href: '#' + d.next.page, text: 'Go to ' + d.next.page }));
+      el('a', { href: '#' + d.next.page, text: 'Go to ' + (PAGE_NAMES[d.next.page] || d.next.page) }));
     const alerts = $('#alerts');
     alerts.replaceChildren(...d.alerts.map((a) => el('li', { text: `${a.severity}: ${a.message}` })));
     if (!d.alerts.length) alerts.append(el('li', { text: 'No active alerts' }));
