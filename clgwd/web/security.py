@@ -111,8 +111,6 @@ def _local_ip(request: web.Request) -> ipaddress.IPv4Address | ipaddress.IPv6Add
     return ip
 
 
-
-
 def make_guards(policy: HostPolicy, sessions: Sessions,
                 https_port: Callable[[], int | None]) -> tuple[Middleware, list[Middleware]]:
     """The header middleware (outside the error middleware, so error answers get the

@@ -77,3 +77,18 @@ def test_setup_code_format_and_normalisation() -> None:
     assert len(code) == 11 and code[5] == "-"
     assert code != auth.setup_code_from_key("j" * 64)
     assert auth.normalize_code(f"  {code.lower().replace('-', ' ')} ") == code
+
+
+def test_session_count_is_bounded(clock: Clock) -> None:
+    """Logging in again and again ends the least recently used sessions."""
+    sessions = auth.Sessions(idle_seconds=600)
+    first, _ = sessions.create("admin")
+    clock.now += 1
+    kept, _ = sessions.create("admin")
+    for _ in range(auth.MAX_SESSIONS * 3):
+        clock.now += 0.01
+        assert sessions.get(kept) is not None  # in use: never the one dropped
+        sessions.create("admin")
+    assert sessions.get(first) is None
+    assert sessions.get(kept) is not None
+    assert len(sessions._by_token) == auth.MAX_SESSIONS
