@@ -3,6 +3,8 @@
 (() => {
   const $ = (sel) => document.querySelector(sel);
   const VIEWS = ['gateway', 'cloud', 'pbx', 'connect', 'deployment', 'advanced', 'overview'];
+  const PAGE_NAMES = { gateway: 'Gateway', cloud: 'Cloud', pbx: 'PBX', connect: 'Connect',
+    deployment: 'Deployment', advanced: 'Advanced', overview: 'Overview' };
   let csrf = null;
   let pbxTypes = [];
 
@@ -112,8 +114,6 @@
 
   function enterApp() {
     $('#nav').hidden = false; $('#logout').hidden = false;
-    const m = location.hash.match(/^#confirm=([A-Za-z0-9_\-.]+)$/);
-    if (m) { confirmNetwork(m[1]); return; }
     route();
   }
 
@@ -154,6 +154,8 @@
   function route(ev) {
     if (!csrf) return;
     if (ev) say('');
+    const confirm = location.hash.match(/^#confirm=([A-Za-z0-9_\-.]+)$/);
+    if (confirm) { confirmNetwork(confirm[1]); return; }
     let name = location.hash.replace('#', '');
     if (!VIEWS.includes(name)) name = 'overview';
     showOnly('view-' + name);
@@ -162,6 +164,7 @@
       else a.removeAttribute('aria-current');
     }
     document.title = name[0].toUpperCase() + name.slice(1) + ' – CloudLink Gateway';
+    $('#main').focus();  /* keyboard and screen reader users start at the new content */
     LOADERS[name]();
   }
   window.addEventListener('hashchange', route);
@@ -232,7 +235,8 @@
     if (!r.ok) { showError('#net-form-err', r); return; }
     const box = $('#net-confirm');
     const addr = (r.data.new_addresses || [])[0];
-    const url = addr ? `https://${addr}/#confirm=${encodeURIComponent(r.data.confirm_token)}` : null;
+    const host = addr && addr.includes(':') ? `[${addr}]` : addr;
+    const url = addr ? `https://${host}/#confirm=${encodeURIComponent(r.data.confirm_token)}` : null;
     box.replaceChildren(el('p', { text: `The new settings are active. Within ${r.data.rollback_after_s} s, open the page at its new address and log in to confirm; otherwise the gateway rolls back.` }));
     if (url) box.append(el('p', {}, el('a', { href: url, text: url })));
     box.hidden = false;
@@ -484,7 +488,7 @@
     n.replaceChildren(el('h3', { text: d.next.problem ? 'Problem' : 'Next step' }),
       el('p', {}, el('strong', { id: 'next-step-name', text: d.next.step })),
       el('p', { text: d.next.message }),
-      el('a', { href: '#' + d.next.page, text: 'Go to ' + d.next.page }));
+      el('a', { href: '#' + d.next.page, text: 'Go to ' + (PAGE_NAMES[d.next.page] || d.next.page) }));
     const alerts = $('#alerts');
     alerts.replaceChildren(...d.alerts.map((a) => el('li', { text: `${a.severity}: ${a.message}` })));
     if (!d.alerts.length) alerts.append(el('li', { text: 'No active alerts' }));
@@ -508,7 +512,7 @@
       body.append(el('tr', {}, el('td', { text: t.component }), el('td', { text: t.tunnel }),
         el('td', { text: t.status }), el('td', {}, start), el('td', {}, stop)));
     }
-    const all = (a) => { const b = el('button', { type: 'button', text: a === 'start' ? 'Start all' : 'Stop all' });
+    const all = (a) => { const b = el('button', { type: 'button', id: `tunnels-${a}-all`, text: a === 'start' ? 'Start all' : 'Stop all' });
       b.addEventListener('click', () => tunnelAction(a, { all: true })); return b; };
     const head = el('tr', {}, ...['Component', 'Tunnel', 'Status', 'Start', 'Stop'].map((h) => el('th', { scope: 'col', text: h })));
     $('#tunnels').replaceChildren(el('div', { class: 'scroll' }, el('table', {}, el('thead', {}, head), body)), all('start'), all('stop'));

@@ -8,13 +8,18 @@ page shows as "not available yet"; nothing here invents data in its place.
 
 from __future__ import annotations
 
+import asyncio
+import hmac
 import json
+import logging
 import time
+import zoneinfo
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final, TypeVar
 
 from aiohttp import web
+from prometheus_client import Counter
 from pydantic import BaseModel, ValidationError
 
 from clgwd.commands import CommandContext, CommandRouter
@@ -26,8 +31,10 @@ from clgwd.web import auth, models
 from clgwd.web.bundle import build_support_bundle
 from clgwd.web.catalog import PBX_TYPES, pbx_type
 from clgwd.web.nextstep import OnboardingState, next_step
+from clgwd.web.recentlogs import RecentLogs
 from clgwd.web.security import SESSION_COOKIE, SESSION_KEY
 
+_LOGGER = logging.getLogger(__name__)
 SITE_SETTING: Final = "web.site"
 ADMIN_USER: Final = "admin"
 MAX_BODY: Final = 64 * 1024
@@ -44,6 +51,33 @@ class WebServices:
     config: Callable[[], ClgwdConfig]
     sessions: auth.Sessions
     throttle: auth.Throttle
+    recent_logs: RecentLogs
+    logins: Counter
+    """``clgwd_web_logins_total{kind, result}``: setup and login attempts."""
+    kdf_slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(2))
+    """argon2id takes 64 MiB per hash: at most two at once, whatever the login rate."""
+    setup_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    _password_set: bool = False
+    _site: dict[str, Any] | None = None
+
+    async def password_set(self) -> bool:
+        """Cached once true: only a factory reset (which restarts the daemon on an
+        empty state dir) unsets it, and every request of the page asks."""
+        if not self._password_set:
+            self._password_set = await self.store.secrets.is_set(auth.ADMIN_HASH_SECRET)
+        return self._password_set
+
+    def mark_password_set(self) -> None:
+        self._password_set = True
+
+    def remember_site(self, site: dict[str, Any]) -> None:
+        self._site = site
+
+    async def site(self) -> dict[str, Any] | None:
+        """The site info; this part is its only writer, so a cache cannot go stale."""
+        if self._site is None:
+            self._site = await self.store.settings.get(SITE_SETTING)
+        return self._site
 
 
 SERVICES: Final = web.AppKey("clgwd_web_services", WebServices)
@@ -60,6 +94,7 @@ class Route:
     query: tuple[tuple[str, dict[str, Any]], ...] = ()
     router_methods: tuple[str, ...] = ()
     content: str = "application/json"
+    ok_status: int = 200
 
 
 def _svc(request: web.Request) -> WebServices:
@@ -111,6 +146,10 @@ async def _section(request: web.Request, method: str,
         return {"available": False, "code": err.code, "message": err.message}
     except ClgwdError as err:
         return {"available": True, "error": {"code": err.code, "message": err.message}}
+    except Exception:  # one broken part must not blank the whole overview
+        _LOGGER.exception("Router method %s failed", method)
+        return {"available": True, "error": {"code": "internal_error",
+                                             "message": "internal error; see the gateway log"}}
 
 
 def _json(data: Any, status: int = 200) -> web.Response:
@@ -124,7 +163,7 @@ async def get_session(request: web.Request) -> web.Response:
     svc = _svc(request)
     session = request.get(SESSION_KEY)
     body: dict[str, Any] = {
-        "setup_required": not await svc.store.secrets.is_set(auth.ADMIN_HASH_SECRET),
+        "setup_required": not await svc.password_set(),
         "authenticated": session is not None,
     }
     if session is not None:
@@ -137,7 +176,9 @@ def _client(request: web.Request) -> str:
 
 
 def _start_session(request: web.Request, status: int = 200) -> web.Response:
+    """A fresh session id at every login (no fixation); the old one ends."""
     svc = _svc(request)
+    svc.sessions.drop(request.cookies.get(SESSION_COOKIE))
     token, session = svc.sessions.create(ADMIN_USER)
     response = _json({"authenticated": True, "user": session.user,
                       "csrf_token": session.csrf, "setup_required": False}, status)
@@ -150,18 +191,24 @@ async def post_setup(request: web.Request) -> web.Response:
     """First visit: prove physical access with the setup code, choose the password."""
     svc = _svc(request)
     body = await _body(request, models.SetupBody)
-    if await svc.store.secrets.is_set(auth.ADMIN_HASH_SECRET):
-        raise auth.Conflict("the admin password is already set; log in instead")
-    svc.throttle.check(_client(request))
-    expected = await auth.device_setup_code(svc.store.secrets)
-    if auth.normalize_code(body.setup_code) != expected:
-        svc.throttle.failed(_client(request))
-        raise auth.Unauthorized("wrong setup code; it is printed on the console and the "
-                                "label (clgwd setup-code)")
-    auth.check_password_rules(body.password)
-    svc.throttle.succeeded(_client(request))
-    await svc.store.secrets.put(auth.ADMIN_HASH_SECRET,
-                                Secret(await auth.hash_password(body.password)))
+    async with svc.setup_lock:  # two first visits at once: only one sets the password
+        if await svc.password_set():
+            raise auth.Conflict("the admin password is already set; log in instead")
+        svc.throttle.check(_client(request))
+        expected = await auth.device_setup_code(svc.store.secrets)
+        if not hmac.compare_digest(auth.normalize_code(body.setup_code).encode(),
+                                   expected.encode()):
+            svc.throttle.failed(_client(request))
+            svc.logins.labels("setup", "failed").inc()
+            raise auth.Unauthorized("wrong setup code; it is printed on the console and "
+                                    "the label (clgwd setup-code)")
+        auth.check_password_rules(body.password)
+        svc.throttle.succeeded(_client(request))
+        async with svc.kdf_slots:
+            hashed = await auth.hash_password(body.password)
+        await svc.store.secrets.put(auth.ADMIN_HASH_SECRET, Secret(hashed))
+        svc.mark_password_set()
+        svc.logins.labels("setup", "ok").inc()
     await _record(svc, "local:web:setup", Action.CREATE, "Admin password", ADMIN_USER)
     return _start_session(request, 201)
 
@@ -173,10 +220,16 @@ async def post_login(request: web.Request) -> web.Response:
     stored = await svc.store.secrets.get(auth.ADMIN_HASH_SECRET)
     if stored is None:
         raise auth.Conflict("no admin password yet; enter the setup code first")
-    if not await auth.verify_password(stored.reveal(), body.password):
+    async with svc.kdf_slots:
+        ok = await auth.verify_password(stored.reveal(), body.password)
+    if not ok:
         svc.throttle.failed(_client(request))
+        svc.logins.labels("login", "failed").inc()
+        _LOGGER.warning("Failed login to the onboarding page from %s", _client(request))
         raise auth.Unauthorized("wrong password")
     svc.throttle.succeeded(_client(request))
+    svc.logins.labels("login", "ok").inc()
+    _LOGGER.info("Login to the onboarding page from %s", _client(request))
     return _start_session(request)
 
 
@@ -191,14 +244,14 @@ async def post_logout(request: web.Request) -> web.Response:
 
 
 async def get_site(request: web.Request) -> web.Response:
-    site = await _svc(request).store.settings.get(SITE_SETTING)
+    site = await _svc(request).site()
     return _json({"configured": site is not None, "site": site})
 
 
 async def put_site(request: web.Request) -> web.Response:
     svc = _svc(request)
     new = (await _body(request, models.SiteInfo)).model_dump()
-    old = await svc.store.settings.get(SITE_SETTING) or {}
+    old = await svc.site() or {}
     changed = sorted(k for k in new if old.get(k) != new[k])
     if changed:
         async with svc.store.db.transaction() as tx:
@@ -207,6 +260,7 @@ async def put_site(request: web.Request) -> web.Response:
                 actor=_actor(request), action=Action.EDIT if old else Action.CREATE,
                 asset="Site", subject=new["site_name"], properties_changed=changed,
                 core={k: new[k] for k in changed}))
+            tx.after_commit(lambda: svc.remember_site(new))
     return _json({"configured": True, "site": new, "changed": changed})
 
 
@@ -228,12 +282,12 @@ async def post_network_confirm(request: web.Request) -> web.Response:
 
 
 async def get_cloud(request: web.Request) -> web.Response:
-    return _json(await _call(request, "cloud.status", {}))
+    return _json(_no_secrets(await _call(request, "cloud.status", {})))
 
 
 async def post_cloud_enroll(request: web.Request) -> web.Response:
     body = await _body(request, models.CloudEnroll)
-    return _json(await _call(request, "cloud.enroll", body.model_dump()))
+    return _json(_no_secrets(await _call(request, "cloud.enroll", body.model_dump())))
 
 
 # -- PBX and sync ----------------------------------------------------------------------
@@ -305,7 +359,7 @@ async def get_overview(request: web.Request) -> web.Response:
         ("inventory", "inventory.report"), ("tunnels", "tunnel.list"))}
     alerts = [{"code": a.code, "severity": a.severity.value, "message": a.message,
                "since": a.since} for a in await svc.store.alerts.active()]
-    site = await svc.store.settings.get(SITE_SETTING)
+    site = await svc.site()
     state = derive_state(site is not None, sections, alerts)
     return _json({
         "next": next_step(state).as_json(), "alerts": alerts, "site": site,
@@ -356,12 +410,12 @@ async def get_tunnels(request: web.Request) -> web.Response:
 
 async def post_tunnels_start(request: web.Request) -> web.Response:
     body = await _body(request, models.TunnelAction)
-    return _json(await _call(request, "tunnel.start", body.model_dump(exclude_none=True)))
+    return _json(await _call(request, "tunnel.start", body.model_dump(exclude_defaults=True)))
 
 
 async def post_tunnels_stop(request: web.Request) -> web.Response:
     body = await _body(request, models.TunnelAction)
-    return _json(await _call(request, "tunnel.stop", body.model_dump(exclude_none=True)))
+    return _json(await _call(request, "tunnel.stop", body.model_dump(exclude_defaults=True)))
 
 
 async def get_inventory(request: web.Request) -> web.Response:
@@ -405,15 +459,28 @@ async def get_update_schedule(request: web.Request) -> web.Response:
     return _json(await _call(request, "update.schedule.get", {}))
 
 
+def _known_timezone(name: str) -> bool:
+    """Blocking (reads tzdata): call in a thread."""
+    try:
+        zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        return False
+    return True
+
+
 async def put_update_schedule(request: web.Request) -> web.Response:
     body = await _body(request, models.UpdateSchedule)
+    if not await asyncio.to_thread(_known_timezone, body.timezone):
+        raise auth.InvalidInput(f"timezone: unknown time zone {body.timezone!r}; use a name "
+                                "such as America/Toronto or UTC")
     return _json(await _call(request, "update.schedule", body.model_dump()))
 
 
 async def get_support_bundle(request: web.Request) -> web.StreamResponse:
     svc = _svc(request)
     logs = await _section(request, "logs.collect", {"since_hours": 24})
-    data = await build_support_bundle(svc.store, svc.statuses(), svc.config(), logs)
+    data = await build_support_bundle(svc.store, svc.statuses(), svc.config(), logs,
+                                      svc.recent_logs.lines())
     await _record(svc, _actor(request), Action.OTHER, "Support bundle", "downloaded")
     stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
     return web.Response(body=data, content_type="application/gzip", headers={
@@ -455,7 +522,7 @@ _EVENT_QUERY: Final = (
 ROUTES: Final = (
     Route("GET", "/api/v1/session", get_session, "Login state and the CSRF token"),
     Route("POST", "/api/v1/session/setup", post_setup,
-          "First visit: setup code and new admin password", models.SetupBody),
+          "First visit: setup code and new admin password", models.SetupBody, ok_status=201),
     Route("POST", "/api/v1/session/login", post_login, "Log in", models.LoginBody),
     Route("POST", "/api/v1/session/logout", post_logout, "Log out"),
     Route("GET", "/api/v1/site", get_site, "Gateway information (site)"),
@@ -479,7 +546,8 @@ ROUTES: Final = (
           router_methods=("pbx.set",)),
     Route("POST", "/api/v1/pbx/test", post_pbx_test, "Test the PBX connection",
           router_methods=("pbx.test",)),
-    Route("POST", "/api/v1/sync/now", post_sync_now, "Sync now", router_methods=("sync.now",)),
+    Route("POST", "/api/v1/sync/now", post_sync_now, "Sync now", router_methods=("sync.now",),
+          ok_status=202),
     Route("GET", "/api/v1/sync/schedule", get_sync_schedule, "Sync schedule, last/next sync",
           router_methods=("sync.schedule.get",)),
     Route("PUT", "/api/v1/sync/schedule", put_sync_schedule, "Set the sync interval",
@@ -509,10 +577,10 @@ ROUTES: Final = (
           "Support bundle (tar.gz, secrets redacted)", router_methods=("logs.collect",),
           content="application/gzip"),
     Route("POST", "/api/v1/trace", post_trace, "Trace calls for a while", models.TraceCalls,
-          router_methods=("trace.calls",)),
+          router_methods=("trace.calls",), ok_status=202),
     Route("POST", "/api/v1/system/reboot", post_reboot, "Reboot the gateway", models.Empty,
-          router_methods=("system.reboot",)),
+          router_methods=("system.reboot",), ok_status=202),
     Route("POST", "/api/v1/system/factory-reset", post_factory_reset,
           "Factory reset (type revert)", models.FactoryReset,
-          router_methods=("system.factory_reset",)),
+          router_methods=("system.factory_reset",), ok_status=202),
 )

@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
 from clgwd.commands import CommandRouter
 from clgwd.config import ClgwdConfig
-from clgwd.metrics import StatusSource
+from clgwd.metrics import Metrics, StatusSource
 from clgwd.store import Store
 from clgwd.web import auth
 from clgwd.web.api import ROUTES, SERVICES, WebServices
 from clgwd.web.openapi import build_openapi
-from clgwd.web.security import HostPolicy, Middleware, make_guards
+from clgwd.web.recentlogs import CONSOLE_ONLY, RecentLogs
+from clgwd.web.security import HostPolicy, make_guards
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -24,13 +26,19 @@ class OnboardingApp:
     """State shared by the page's handlers: sessions, lockout, the Host policy."""
 
     def __init__(self, config: ClgwdConfig, statuses: StatusSource, store: Store,
-                 commands: CommandRouter, https_port: Any) -> None:
+                 commands: CommandRouter, *, metrics: Metrics,
+                 https_port: Callable[[], int | None]) -> None:
         self._config = config
         self.sessions = auth.Sessions(config.http.session_idle_minutes * 60.0)
         self.policy = HostPolicy.build(config.http.names)
+        self.recent_logs = RecentLogs()
         self.services = WebServices(router=commands, store=store, statuses=statuses,
                                     config=lambda: self._config, sessions=self.sessions,
-                                    throttle=auth.Throttle())
+                                    throttle=auth.Throttle(), recent_logs=self.recent_logs,
+                                    logins=metrics.counter(
+                                        "clgwd_web_logins_total",
+                                        "Onboarding page setup and login attempts",
+                                        ["kind", "result"]))
         self._https_port = https_port
         self._openapi = build_openapi(ROUTES)
 
@@ -73,4 +81,4 @@ class OnboardingApp:
         store = self.services.store.secrets
         code = await auth.device_setup_code(store)
         if not await store.is_set(auth.ADMIN_HASH_SECRET):
-            _LOGGER.info("Setup code for the first visit: %s", code)
+            _LOGGER.info("Setup code for the first visit: %s", code, extra=CONSOLE_ONLY)

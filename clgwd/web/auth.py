@@ -19,7 +19,7 @@ import hashlib
 import hmac
 import secrets
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Final
 
 from argon2 import PasswordHasher
@@ -35,6 +35,7 @@ MIN_PASSWORD_LENGTH: Final = 10
 FREE_FAILURES: Final = 5
 MAX_LOCKOUT: Final = 900.0
 ABSOLUTE_SESSION_LIFETIME: Final = 12 * 3600.0
+MAX_SESSIONS: Final = 100
 _HASHER: Final = PasswordHasher()  # argon2id, library defaults (64 MiB, t=3)
 
 
@@ -146,8 +147,8 @@ class Throttle:
 class Session:
     user: str
     csrf: str
-    created: float = field(default_factory=time.monotonic)
-    last_seen: float = field(default_factory=time.monotonic)
+    created: float
+    last_seen: float
 
 
 class Sessions:
@@ -159,8 +160,19 @@ class Sessions:
         self._by_token: dict[str, Session] = {}
 
     def create(self, user: str) -> tuple[str, Session]:
+        """A new session; beyond ``MAX_SESSIONS`` the least recently used one ends, so
+        a script that logs in again and again cannot grow memory without bound."""
+        if len(self._by_token) >= MAX_SESSIONS:
+            now = time.monotonic()
+            for stale in [t for t, s in self._by_token.items() if self._expired(s, now)]:
+                del self._by_token[stale]
+        if len(self._by_token) >= MAX_SESSIONS:
+            oldest = min(self._by_token, key=lambda t: self._by_token[t].last_seen)
+            del self._by_token[oldest]
         token = secrets.token_urlsafe(32)
-        session = Session(user=user, csrf=secrets.token_urlsafe(32))
+        now = time.monotonic()
+        session = Session(user=user, csrf=secrets.token_urlsafe(32), created=now,
+                          last_seen=now)
         self._by_token[token] = session
         return token, session
 
@@ -171,12 +183,15 @@ class Sessions:
         if session is None:
             return None
         now = time.monotonic()
-        if (now - session.last_seen > self.idle_seconds
-                or now - session.created > ABSOLUTE_SESSION_LIFETIME):
+        if self._expired(session, now):
             del self._by_token[token]
             return None
         session.last_seen = now
         return session
+
+    def _expired(self, session: Session, now: float) -> bool:
+        return (now - session.last_seen > self.idle_seconds
+                or now - session.created > ABSOLUTE_SESSION_LIFETIME)
 
     def drop(self, token: str | None) -> None:
         if token:

@@ -36,7 +36,8 @@ def redact(data: Any) -> Any:
 
 
 async def build_support_bundle(store: Store, statuses: Mapping[str, ComponentStatus],
-                               config: ClgwdConfig, logs: Mapping[str, Any]) -> bytes:
+                               config: ClgwdConfig, logs: Mapping[str, Any],
+                               recent_log_lines: list[str]) -> bytes:
     """Gather on the loop, compress in a thread."""
     events = await store.history.query(EventFilter(limit=1000))
     alerts = await store.alerts.active()
@@ -49,6 +50,7 @@ async def build_support_bundle(store: Store, statuses: Mapping[str, ComponentSta
                                "message": a.message, "since": a.since} for a in alerts]),
         "events.csv": events_to_csv(events).encode(),
         "logs.json": _dump(redact(dict(logs))),
+        "recent.log": "".join(f"{line}\n" for line in recent_log_lines).encode(),
     }
     return await asyncio.to_thread(_pack, files)
 

@@ -53,7 +53,7 @@ def _operation(route: Route, schemas: dict[str, Any]) -> dict[str, Any]:
     op: dict[str, Any] = {
         "summary": route.summary,
         "operationId": f"{route.method.lower()}_{route.path[8:].replace('/', '_')}",
-        "responses": _responses(route, public),
+        "responses": _responses(route),
     }
     if route.router_methods:
         op["description"] = "Router methods: " + ", ".join(route.router_methods)
@@ -75,10 +75,9 @@ def _operation(route: Route, schemas: dict[str, Any]) -> dict[str, Any]:
     return op
 
 
-def _responses(route: Route, public: bool) -> dict[str, Any]:
-    ok = "201" if route.path.endswith("/setup") else (
-        "202" if route.summary.startswith(("Sync now", "Trace", "Reboot", "Factory")) else "200")
-    out: dict[str, Any] = {ok: {"description": "OK", "content": {route.content: {}}}}
+def _responses(route: Route) -> dict[str, Any]:
+    ok = {"description": "OK", "content": {route.content: {}}}
+    out: dict[str, Any] = {str(route.ok_status): ok}
     for code, text in _ERROR_CODES.items():
         if code == "501" and not route.router_methods:
             continue

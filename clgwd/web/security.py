@@ -1,8 +1,10 @@
 """Request guards of the web listener: Host check, HTTPS redirect, headers, auth, CSRF.
 
-Order (outermost first): errors -> security headers -> Host check -> HTTPS redirect ->
+Order (outermost first): security headers -> errors -> Host check -> HTTPS redirect ->
 session and CSRF. The Host check comes before anything else that answers, so a page on
 another site that re-points its DNS name at the gateway (DNS rebinding) gets nothing.
+No HSTS header: the certificate is self-signed, and a browser told to trust it once
+could be locked out for a year when it is remade.
 """
 
 from __future__ import annotations
@@ -22,9 +24,9 @@ from clgwd.web.auth import Forbidden, Session, Sessions, Unauthorized, csrf_matc
 from clgwd.web.tls import MDNS_NAME
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-__all__ = ["Middleware", "make_guards"]
 
-SESSION_COOKIE: Final = "clgwd_session"
+SESSION_COOKIE: Final = "__Host-clgwd_session"
+"""``__Host-``: the browser only accepts it Secure, for this host, with Path=/."""
 CSRF_HEADER: Final = "X-CSRF-Token"
 SESSION_KEY: Final = web.RequestKey("clgwd_session", Session)
 # Answered on plain HTTP too and from any Host: monitoring, not the page.
@@ -107,8 +109,6 @@ def _local_ip(request: web.Request) -> ipaddress.IPv4Address | ipaddress.IPv6Add
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
         return ip.ipv4_mapped
     return ip
-
-
 
 
 def make_guards(policy: HostPolicy, sessions: Sessions,
@@ -194,7 +194,5 @@ def _check_origin(request: web.Request) -> None:
 
 def _decorate(request: web.Request, response: web.StreamResponse) -> None:
     response.headers.update(STATIC_HEADERS)
-    if request.secure:
-        response.headers["Strict-Transport-Security"] = "max-age=31536000"
     if request.path.startswith("/api/") or request.path == "/":
         response.headers["Cache-Control"] = "no-store"

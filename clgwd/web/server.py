@@ -111,7 +111,7 @@ class HttpServer:
             from clgwd.web.app import OnboardingApp  # noqa: PLC0415 - optional part
 
             self.onboarding = OnboardingApp(self._config, self._statuses, *self._onboarding,
-                                            https_port=self.https_port)
+                                            metrics=self._metrics, https_port=self.https_port)
             headers, guards = self.onboarding.middlewares()
             app = web.Application(middlewares=[headers, error_middleware, *guards],
                                   client_max_size=256 * 1024)
@@ -142,7 +142,7 @@ class HttpServer:
             # Resolving the asset dir touches the disk: not on the loop.
             await asyncio.to_thread(lambda: self.onboarding.add_routes(self.app, web_root()))
             if self._config.http.tls_listen:
-                await self._load_certificate()
+                await self._load_certificate(self._config)
         self._runner = web.AppRunner(self.app, access_log=None, handle_signals=False,
                                      shutdown_timeout=2.0)
         await self._runner.setup()
@@ -153,6 +153,7 @@ class HttpServer:
             await self._runner.cleanup()
             raise
         if self._onboarding is not None:
+            self.onboarding.recent_logs.attach()
             await self.onboarding.announce(self.fingerprint, self.bound_tls)
         self.tracker.set(ComponentState.RUNNING, self._describe())
         return self
@@ -161,6 +162,8 @@ class HttpServer:
         self.tracker.set(ComponentState.STOPPING)
         if self._runner is not None:
             await self._runner.cleanup()
+        if self._onboarding is not None:
+            self.onboarding.recent_logs.detach()
         self._sites.clear()
         self.tracker.set(ComponentState.STOPPED)
 
@@ -175,8 +178,8 @@ class HttpServer:
 
     async def apply_config(self, config: ClgwdConfig) -> None:
         """Bind new addresses first, then release old ones, so a bad address changes nothing."""
-        if self._onboarding is not None and config.http.tls_listen and self._ssl is None:
-            await self._load_certificate()
+        if self._onboarding is not None and config.http.tls_listen:
+            await self._load_certificate(config)
         wanted = self._wanted(config)
         added = [k for k in wanted if k not in self._sites]
         try:
@@ -195,15 +198,24 @@ class HttpServer:
             self.onboarding.apply_config(config)
         self.tracker.set(ComponentState.RUNNING, self._describe())
 
-    async def _load_certificate(self) -> None:
+    async def _load_certificate(self, config: ClgwdConfig) -> None:
+        """Make or load the certificate for ``config``'s names and addresses.
+
+        On reload the same SSL context is loaded again, so listeners that stay bound
+        serve a remade certificate from their next handshake on.
+        """
         from clgwd.web.tls import ensure_certificate  # noqa: PLC0415 - optional part
 
-        ips = [a.host for a in self._config.http.tls_listen]
-        cert = await asyncio.to_thread(ensure_certificate, self._config.state.dir,
-                                       self._config.http.names, ips)
-        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ips = [a.host for a in config.http.tls_listen]
+        cert = await asyncio.to_thread(ensure_certificate, config.state.dir,
+                                       config.http.names, ips)
+        if cert.fingerprint == self.fingerprint:
+            return
+        context = self._ssl or ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         context.minimum_version = ssl.TLSVersion.TLSv1_2
         await asyncio.to_thread(context.load_cert_chain, cert.cert_path, cert.key_path)
+        if self.fingerprint is not None:
+            _LOGGER.info("HTTPS certificate remade; SHA-256 fingerprint: %s", cert.fingerprint)
         self._ssl, self.fingerprint = context, cert.fingerprint
 
     async def _bind(self, key: SiteKey) -> None:

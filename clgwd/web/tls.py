@@ -9,8 +9,10 @@ label stays true; it is remade only when it no longer names the current host nam
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import ipaddress
+import itertools
 import os
 import socket
 from collections.abc import Iterable
@@ -53,6 +55,32 @@ def wanted_names(hostname: str, names: Iterable[str], ips: Iterable[str]) -> tup
     return dns, sorted(addrs)
 
 
+def local_addresses() -> list[str]:
+    """The host's own unicast IPs, from procfs (Linux; blocking; [] elsewhere).
+
+    Used only when a certificate is made: a DHCP address that changes later does not
+    remake it (the fingerprint on the label must stay true); configured
+    ``tls_listen`` addresses do.
+    """
+    found: set[str] = set()
+    with contextlib.suppress(OSError):
+        lines = Path("/proc/net/fib_trie").read_text().splitlines()
+        for prev, line in itertools.pairwise(lines):
+            if line.strip() == "/32 host LOCAL":
+                found.add(prev.strip().removeprefix("|-- "))
+    with contextlib.suppress(OSError):
+        for row in Path("/proc/net/if_inet6").read_text().splitlines():
+            raw = row.split()[0]
+            ip6 = ipaddress.IPv6Address(int(raw, 16))
+            if not ip6.is_link_local:
+                found.add(str(ip6))
+    valid = set()
+    for text in found:
+        with contextlib.suppress(ValueError):
+            valid.add(str(ipaddress.ip_address(text)))
+    return sorted(valid)
+
+
 def ensure_certificate(state_dir: Path, names: Iterable[str], ips: Iterable[str]) -> (
         DeviceCertificate):
     """Load the kept certificate, or make one (blocking: run it in a thread)."""
@@ -62,7 +90,7 @@ def ensure_certificate(state_dir: Path, names: Iterable[str], ips: Iterable[str]
         cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
         if _covers(cert, dns, addrs):
             return DeviceCertificate(cert_path, key_path, fingerprint_of(cert))
-    cert = _make(key_path, dns, addrs)
+    cert = _make(key_path, dns, sorted({*addrs, *local_addresses()}))
     tmp = cert_path.with_suffix(".tmp")
     tmp.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     tmp.replace(cert_path)

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import io
+import logging
 import tarfile
 from typing import Any
 
 import aiohttp
 
+from clgwd.config import Secret
+from clgwd.store import Severity
 from clgwd.web.api import derive_state
 from tests.web.conftest import Gateway, setup_admin
 
@@ -147,6 +150,8 @@ def test_derive_state_from_part_answers() -> None:
 async def test_support_bundle_is_a_redacted_tarball(gateway: Gateway,
                                                     client: aiohttp.ClientSession) -> None:
     csrf = await setup_admin(client, gateway)
+    logging.getLogger("clgwd.test").warning("bundle-marker %s",
+                                            Secret("pbx-secret-value").reveal())
     gateway.register("logs.collect", {"lines": ["pbx password=hunter2 ok"],
                                       "api_token": "abc"}, mutating=False)
     status, data = await _req(client, gateway, csrf, "GET", "/api/v1/support-bundle")
@@ -155,9 +160,11 @@ async def test_support_bundle_is_a_redacted_tarball(gateway: Gateway,
         names = sorted(m.name for m in tar.getmembers())
         logs = tar.extractfile("clgwd-support/logs.json").read().decode()  # type: ignore[union-attr]
         config = tar.extractfile("clgwd-support/config.json").read().decode()  # type: ignore[union-attr]
+        recent = tar.extractfile("clgwd-support/recent.log").read().decode()  # type: ignore[union-attr]
     assert names == [f"clgwd-support/{n}" for n in (
-        "alerts.json", "config.json", "events.csv", "logs.json", "status.json",
+        "alerts.json", "config.json", "events.csv", "logs.json", "recent.log", "status.json",
         "version.json")]
+    assert "bundle-marker" in recent and "pbx-secret-value" not in recent
     assert '"api_token": "***"' in logs
     assert "tls_listen" in config
     admin_hash = await gateway.store.secrets.get("web.admin_password_hash")
@@ -184,3 +191,67 @@ async def test_openapi_lists_every_route(gateway: Gateway,
     assert {"/api/v1/site", "/api/v1/pbx", "/api/v1/overview",
             "/api/v1/system/factory-reset"} <= set(doc["paths"])
     assert doc["paths"]["/api/v1/site"]["put"]["security"] == [{"session": [], "csrf": []}]
+
+
+async def test_update_schedule_validates_time_zone(gateway: Gateway,
+                                                  client: aiohttp.ClientSession) -> None:
+    csrf = await setup_admin(client, gateway)
+    calls = gateway.register("update.schedule", lambda p: p)
+    body = {"frequency": "weekly", "weekdays": ["mon"], "time": "02:30",
+            "timezone": "Mars/Olympus"}
+    status, answer = await _req(client, gateway, csrf, "PUT", "/api/v1/update/schedule", body)
+    assert status == 422 and "unknown time zone" in answer["message"]
+    status, answer = await _req(client, gateway, csrf, "PUT", "/api/v1/update/schedule",
+                                {**body, "weekdays": []})
+    assert status == 422 and "weekday" in answer["message"]
+    status, answer = await _req(client, gateway, csrf, "PUT", "/api/v1/update/schedule",
+                                {**body, "timezone": "America/Toronto"})
+    assert status == 200 and calls == [{**body, "timezone": "America/Toronto"}]
+
+
+async def test_onboarding_complete_with_every_part_present(
+        gateway: Gateway, client: aiohttp.ClientSession) -> None:
+    """Stand-ins answer in the documented shapes (docs/api.md). At merge, the real
+    parts replace them; this test then runs against the demo directory and the
+    reference cloud by dropping the ``register`` calls."""
+    csrf = await setup_admin(client, gateway)
+    await _req(client, gateway, csrf, "PUT", "/api/v1/site", SITE)
+    gateway.register("cloud.status", {"enrolled": True, "account_id": "1234567891",
+                                      "link": "connected"}, mutating=False)
+    gateway.register("pbx.get", {"configured": True, "connected": True, "type": "csv",
+                                 "password": "leak?", "password_set": True}, mutating=False)
+    gateway.register("sync.schedule.get", {"interval_minutes": 20, "next_sync_at": 2e9,
+                                           "last_sync": {"at": 1.7e9, "ok": True}},
+                     mutating=False)
+    gateway.register("inventory.report", {"users": 12, "dids": 244}, mutating=False)
+    gateway.register("tunnel.list", {"tunnels": [{"component": "sip", "tunnel": "t1",
+                                                  "status": "up"}]}, mutating=False)
+    status, body = await _req(client, gateway, csrf, "GET", "/api/v1/overview")
+    assert status == 200
+    assert body["next"] == {"step": "Onboarding complete", "page": "overview",
+                            "message": "The gateway is onboarded and syncing.",
+                            "problem": False}
+    assert "password" not in body["pbx"]["data"] and body["pbx"]["data"]["password_set"]
+    status, body = await _req(client, gateway, csrf, "GET", "/api/v1/deployment")
+    assert (body["account_id"], body["synced_users"], body["ready"]) == (
+        "1234567891", 12, True)
+    await gateway.store.alerts.raise_alert("pbx.down", Severity.CRITICAL,
+                                           "The PBX does not answer")
+    status, body = await _req(client, gateway, csrf, "GET", "/api/v1/overview")
+    assert body["next"]["problem"] and body["next"]["message"] == "The PBX does not answer"
+
+
+async def test_a_broken_part_does_not_blank_the_overview(
+        gateway: Gateway, client: aiohttp.ClientSession) -> None:
+    """A part whose handler crashes shows as an error; the rest still renders."""
+    csrf = await setup_admin(client, gateway)
+
+    def crash(_params: Any) -> Any:
+        raise RuntimeError("bug in a part")
+
+    gateway.register("inventory.report", crash, mutating=False)
+    status, body = await _req(client, gateway, csrf, "GET", "/api/v1/overview")
+    assert status == 200
+    assert body["inventory"]["error"]["code"] == "internal_error"
+    assert "bug in a part" not in str(body)
+    assert body["next"]["step"] == "Configure gateway"

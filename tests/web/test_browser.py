@@ -47,6 +47,15 @@ async def _page(browser: Any, width: int = 1280) -> tuple[Any, Any, list[str]]:
     return context, page, csp_errors
 
 
+async def _tab_to(page: Any, selector: str, limit: int = 80) -> None:
+    """Press Tab until ``selector`` has the focus, as a keyboard-only user would."""
+    for _ in range(limit):
+        if await page.evaluate("s => document.activeElement.matches(s)", selector):
+            return
+        await page.keyboard.press("Tab")
+    raise AssertionError(f"{selector} cannot be reached with Tab")
+
+
 async def _goto(page: Any, gw: Gateway, view: str) -> None:
     await page.goto(f"{gw.base}/#{view}")
     await page.wait_for_selector(f"#view-{view}:not([hidden])")
@@ -56,6 +65,11 @@ async def test_wizard_end_to_end(gateway: Gateway, browser: Any, axe: str) -> No
     context, page, csp_errors = await _page(browser)
     await page.goto(f"{gateway.base}/")
     await page.wait_for_selector("#view-setup:not([hidden])")
+    await page.wait_for_load_state("networkidle")
+    weight = await page.evaluate(
+        "performance.getEntriesByType('navigation').concat(performance.getEntriesByType("
+        "'resource')).reduce((a, e) => a + e.transferSize, 0)")
+    assert 10_000 < weight <= 150 * 1024  # the budget: first page load <= 150 KB
     await check_axe(page, axe, "setup")
     await shot(page, "01-setup")
 
@@ -79,6 +93,7 @@ async def test_wizard_end_to_end(gateway: Gateway, browser: Any, axe: str) -> No
     await _connect_step(page, gateway, axe)
     await _deployment_and_advanced(page, gateway, axe)
     await _overview(page, gateway, axe)
+    await _logout_and_login(page)
     assert csp_errors == []
     await context.close()
 
@@ -202,6 +217,18 @@ async def _overview(page: Any, gw: Gateway, axe: str) -> None:
     await shot(page, "08-overview")
 
 
+async def _logout_and_login(page: Any) -> None:
+    await page.click("#logout")
+    await page.wait_for_selector("#view-login:not([hidden])")
+    assert await page.is_hidden("#nav")
+    await page.fill("#login-pw", "not the password")
+    await page.press("#login-pw", "Enter")
+    await page.wait_for_selector("#login-form-err:has-text('wrong password')")
+    await page.fill("#login-pw", PASSWORD)
+    await page.press("#login-pw", "Enter")
+    await page.wait_for_selector("#view-overview:not([hidden])")
+
+
 async def test_with_parts_present_and_keyboard_only_on_a_phone(
         gateway: Gateway, browser: Any, axe: str) -> None:
     """Stand-ins for the other parts' router methods (replaced by the real parts at
@@ -213,6 +240,14 @@ async def test_with_parts_present_and_keyboard_only_on_a_phone(
     gateway.register("cloud.status", {"enrolled": True, "account_id": "1234567891",
                                       "link": "connected"}, mutating=False)
     gateway.register("pbx.get", {"configured": False}, mutating=False)
+    gateway.register("network.get", {"ports": [{"name": "eth0", "mode": "dhcp",
+                                                "dns": []}]}, mutating=False)
+    gateway.register("network.apply", {"new_addresses": ["127.0.0.1"],
+                                       "confirm_token": "tok-1", "rollback_after_s": 120})
+    confirms = gateway.register("network.confirm", {"confirmed": True})
+    gateway.register("tunnel.list", {"tunnels": [
+        {"component": "pbx", "tunnel": "mivb-sip", "status": "stopped"}]}, mutating=False)
+    starts = gateway.register("tunnel.start", {"started": 1})
     context, page, csp_errors = await _page(browser, width=390)
     await page.goto(f"{gateway.base}/")
     await page.wait_for_selector("#setup-code:focus")
@@ -224,21 +259,44 @@ async def test_with_parts_present_and_keyboard_only_on_a_phone(
     await page.keyboard.press("Enter")
     await page.wait_for_selector("#view-gateway:not([hidden])")
     assert await no_horizontal_scroll(page)
-    await page.focus("#site_name")
+    await _tab_to(page, "#site_name")
     for value in ("Ballad", "", "Ottawa", "Canada", "Ontario", "K0A 2Z0"):
         await page.keyboard.type(value)
         await page.keyboard.press("Tab")
     await page.keyboard.press("Enter")
     await page.wait_for_selector("#toast:has-text('Successfully updated site')")
+    await _tab_to(page, "input[name=mode][value=dhcp]")
+    await page.keyboard.press("ArrowRight")  # radio group: arrow keys pick Static
+    await _tab_to(page, "#ip")
+    for value in ("192.168.1.10", "255.255.255.0", "192.168.1.1", "192.168.1.53"):
+        await page.keyboard.type(value)
+        await page.keyboard.press("Tab")
+    await page.keyboard.press("Enter")
+    link = await page.wait_for_selector("#net-confirm a")
+    assert await link.get_attribute("href") == "https://127.0.0.1/#confirm=tok-1"
+    assert "120 s" in await page.text_content("#net-confirm")
     await shot(page, "mobile-gateway")
+    await page.goto(f"{gateway.base}/#confirm=tok-1")  # the "new address" is this one
+    await page.wait_for_selector("#toast:has-text('Network settings confirmed')")
+    assert confirms == [{"token": "tok-1"}]
     for view in ("cloud", "pbx", "connect", "deployment", "advanced", "overview"):
         await _goto(page, gateway, view)
         await page.wait_for_load_state("networkidle")
         assert await no_horizontal_scroll(page), view
         await shot(page, f"mobile-{view}")
     await page.wait_for_selector("#next-step-name:has-text('Add PBX')")
-    await _goto(page, gateway, "connect")
-    await page.focus("#pbx-test")
+    await page.wait_for_selector("#tunnels td:has-text('mivb-sip')")
+    await _tab_to(page, "#tunnels-start-all")
+    await page.keyboard.press("Enter")
+    await page.wait_for_selector("#toast:has-text('Tunnel start requested')")
+    assert starts == [{"all": True}]
+    await page.click("button[aria-label='Start mivb-sip']")
+    await page.wait_for_selector("#toast:has-text('Tunnel start requested')")
+    assert starts[-1] == {"component": "pbx", "tunnel": "mivb-sip"}
+    await _tab_to(page, "nav a[href='#connect']")
+    await page.keyboard.press("Enter")
+    await page.wait_for_selector("#view-connect:not([hidden])")
+    await _tab_to(page, "#pbx-test")
     await page.keyboard.press("Enter")
     await page.wait_for_selector("#test-result:has-text('Number of users: 12')")
     text = await page.text_content("#test-result")
@@ -248,4 +306,13 @@ async def test_with_parts_present_and_keyboard_only_on_a_phone(
     assert await no_horizontal_scroll(page)
     await shot(page, "mobile-connect-result")
     assert csp_errors == []
+    await context.close()
+
+
+async def test_axe_check_catches_violations(browser: Any, axe: str) -> None:
+    """The a11y check can fail: an unlabelled input on a page without a language."""
+    context, page, _ = await _page(browser)
+    await page.set_content("<html><body><input type=text><img src=x.png></body></html>")
+    with pytest.raises(AssertionError, match="image-alt|label"):
+        await check_axe(page, axe, "broken")
     await context.close()

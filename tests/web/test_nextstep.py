@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from clgwd.web.nextstep import NextStep, OnboardingState, Step, next_step
 
@@ -65,3 +67,23 @@ def test_critical_alert_is_the_problem_shown_at_the_current_step() -> None:
 
 def test_unavailable_part_is_named_not_guessed() -> None:
     assert "not available" in _with(pbx_configured=None).message
+
+
+_TRI = st.sampled_from([True, False, None])
+
+
+@given(st.builds(OnboardingState, site_configured=st.booleans(), cloud_enrolled=_TRI,
+                 cloud_connected=_TRI, pbx_configured=_TRI, pbx_connected=_TRI,
+                 last_sync_ok=_TRI, synced_users=st.one_of(st.none(), st.integers(0, 5)),
+                 critical_alerts=st.lists(st.text(min_size=1), max_size=2).map(tuple)))
+def test_complete_exactly_when_everything_is_true(state: OnboardingState) -> None:
+    """Never "complete" with any unmet or unknown input; a problem always has a message."""
+    result = next_step(state)
+    all_done = (state.site_configured and state.cloud_enrolled is True
+                and state.cloud_connected is True and state.pbx_configured is True
+                and state.pbx_connected is True and state.last_sync_ok is True
+                and bool(state.synced_users))
+    assert (result.step == Step.COMPLETE) == all_done
+    assert result.message
+    if state.critical_alerts:
+        assert result.problem and result.message == state.critical_alerts[0]

@@ -14,6 +14,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from clgwd.web.security import SESSION_COOKIE
 from tests.web.conftest import Gateway, setup_admin
 
 pytestmark = [pytest.mark.timeout(150)]
@@ -25,12 +26,12 @@ async def test_api_fuzz_no_5xx_and_clear_4xx(gateway: Gateway, client: aiohttp.C
     if not ST.exists():
         pytest.skip("schemathesis is not installed")
     csrf = await setup_admin(client, gateway)
-    cookie = next(c for c in client.cookie_jar if c.key == "clgwd_session")
+    cookie = next(c for c in client.cookie_jar if c.key == SESSION_COOKIE)
     env = {**os.environ, "SCHEMATHESIS_HOOKS": "tests.web.st_hooks",
            "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
     proc = await asyncio.create_subprocess_exec(
         str(ST), "run", f"{gateway.base}/api/v1/openapi.json", "--url", gateway.base,
-        "--tls-verify", "false", "-H", f"Cookie: clgwd_session={cookie.value}",
+        "--tls-verify", "false", "-H", f"Cookie: {SESSION_COOKIE}={cookie.value}",
         "-H", f"X-CSRF-Token: {csrf}", "-c", "no_server_error,clear_error_message",
         # Logging out would end the session the run depends on.
         "--exclude-path", "/api/v1/session/logout",

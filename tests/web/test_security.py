@@ -6,6 +6,7 @@ import aiohttp
 import pytest
 
 from clgwd.web import auth
+from clgwd.web.security import SESSION_COOKIE
 from tests.web.conftest import PASSWORD, Gateway, setup_admin
 
 
@@ -94,7 +95,7 @@ async def test_setup_code_then_password_then_login(gateway: Gateway,
         body = await resp.json()
         assert body["authenticated"] and not body["setup_required"]
         set_cookie = resp.request_info.headers.get("Cookie", "")
-        assert "clgwd_session" in set_cookie
+        assert "__Host-clgwd_session" in set_cookie
 
 
 async def test_session_cookie_flags(gateway: Gateway, client: aiohttp.ClientSession) -> None:
@@ -102,7 +103,9 @@ async def test_session_cookie_flags(gateway: Gateway, client: aiohttp.ClientSess
                            json={"setup_code": gateway.setup_code,
                                  "password": PASSWORD}) as resp:
         cookie = resp.headers["Set-Cookie"].lower()
+    assert cookie.startswith("__host-clgwd_session=")
     assert "secure" in cookie and "httponly" in cookie and "samesite=strict" in cookie
+    assert "path=/" in cookie and "domain" not in cookie
 
 
 async def test_login_lockout_backs_off(gateway: Gateway, client: aiohttp.ClientSession) -> None:
@@ -114,6 +117,10 @@ async def test_login_lockout_backs_off(gateway: Gateway, client: aiohttp.ClientS
             statuses.append(resp.status)
     assert statuses[:auth.FREE_FAILURES] == [401] * auth.FREE_FAILURES
     assert statuses[-1] == 429
+    async with client.get(f"{gateway.plain}/metrics") as resp:
+        text = await resp.text()
+    assert 'clgwd_web_logins_total{kind="login",result="failed"} 5.0' in text
+    assert 'clgwd_web_logins_total{kind="setup",result="ok"} 1.0' in text
     # Even the right password is refused while locked out.
     async with client.post(url, json={"password": PASSWORD}) as resp:
         assert resp.status == 429
@@ -128,7 +135,7 @@ async def test_security_headers(gateway: Gateway, client: aiohttp.ClientSession)
         assert "frame-ancestors 'none'" in csp and "script-src 'self'" in csp
         assert "unsafe-inline" not in csp
         assert resp.headers["X-Content-Type-Options"] == "nosniff"
-        assert "max-age" in resp.headers["Strict-Transport-Security"]
+        assert "Strict-Transport-Security" not in resp.headers  # self-signed: no HSTS
         assert "<script>" not in await resp.text()
 
 
@@ -152,3 +159,55 @@ async def test_unregistered_part_answers_not_supported_yet(
         body = await resp.json()
         assert body == {"code": "not_supported_yet",
                         "message": "cloud.enroll is not supported by this gateway version yet"}
+
+
+async def test_redirect_keeps_the_name_used(gateway: Gateway,
+                                            client: aiohttp.ClientSession) -> None:
+    port = gateway.http.https_port()
+    async with client.get(f"{gateway.plain}/", allow_redirects=False,
+                          headers={"Host": "cloudlink.local"}) as resp:
+        assert resp.headers["Location"] == f"https://cloudlink.local:{port}/"
+    async with client.get(f"{gateway.plain}/", allow_redirects=False,
+                          headers={"Host": "evil.example"}) as resp:
+        assert resp.status == 421  # never redirect to a name we do not own
+
+
+async def test_api_errors_from_aiohttp_are_json(gateway: Gateway,
+                                                client: aiohttp.ClientSession) -> None:
+    csrf = await setup_admin(client, gateway)
+    async with client.delete(f"{gateway.base}/api/v1/events",
+                             headers={"X-CSRF-Token": csrf}) as resp:
+        assert resp.status == 405
+        assert resp.headers["Allow"] == "GET,HEAD" or "GET" in resp.headers["Allow"]
+        assert (await resp.json())["message"]
+    async with client.get(f"{gateway.base}/api/v1/nope") as resp:
+        assert resp.status == 404
+        assert (await resp.json())["code"] == "not_found"
+
+
+async def test_reload_adds_host_names(gateway: Gateway, client: aiohttp.ClientSession) -> None:
+    url = f"{gateway.base}/api/v1/session"
+    async with client.get(url, headers={"Host": "gw1.example.test"}) as resp:
+        assert resp.status == 421
+    new = gateway.daemon.config.model_copy(update={"http": gateway.daemon.config.http.model_copy(
+        update={"names": ["gw1.example.test"]})})
+    await gateway.http.apply_config(new)
+    async with client.get(url, headers={"Host": "gw1.example.test"}) as resp:
+        assert resp.status == 200
+
+
+
+async def test_login_gives_a_new_session_id(gateway: Gateway,
+                                            client: aiohttp.ClientSession) -> None:
+    """No session fixation: the id before login stops working after it."""
+    await setup_admin(client, gateway)
+    before = next(c.value for c in client.cookie_jar if c.key == SESSION_COOKIE)
+    async with client.post(f"{gateway.base}/api/v1/session/login",
+                           json={"password": PASSWORD}) as resp:
+        assert resp.status == 200
+    after = next(c.value for c in client.cookie_jar if c.key == SESSION_COOKIE)
+    assert after != before
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=False)) as other:
+        async with other.get(f"{gateway.base}/api/v1/overview",
+                             headers={"Cookie": f"{SESSION_COOKIE}={before}"}) as resp:
+            assert resp.status == 401

@@ -1,0 +1,51 @@
+"""Request validation of the Ethernet port form (the server side of the page's checks)."""
+
+from __future__ import annotations
+
+import ipaddress
+
+import pytest
+from hypothesis import assume, given
+from hypothesis import strategies as st
+from pydantic import ValidationError
+
+from clgwd.web.models import EthernetPort, SiteInfo
+
+
+@given(st.integers(0, 2**32 - 1), st.integers(8, 30), st.integers(1, 2**22))
+def test_gateway_inside_the_subnet_is_accepted_outside_refused(base: int, prefix: int,
+                                                               offset: int) -> None:
+    """Any host address with a gateway in its subnet passes; one outside fails."""
+    net = ipaddress.IPv4Network((base, prefix), strict=False)
+    assume(offset < net.num_addresses - 2)
+    addr, gw = net.network_address + 1, net.network_address + 1 + offset
+    port = {"name": "eth0", "mode": "static", "address": str(addr), "netmask": str(net.netmask),
+            "dns": ["192.0.2.53"]}
+    assert EthernetPort.model_validate({**port, "gateway": str(gw)}).gateway == str(gw)
+    outside = net.broadcast_address + 1 if int(net.broadcast_address) < 2**32 - 1 else (
+        net.network_address - 1)
+    with pytest.raises(ValidationError, match="not in subnet"):
+        EthernetPort.model_validate({**port, "gateway": str(outside)})
+
+
+@pytest.mark.parametrize("bad", [
+    {"mode": "static", "address": "192.0.2.10"},  # no netmask
+    {"mode": "static", "address": "192.0.2.10", "netmask": "255.255.255.0"},  # no DNS
+    {"mode": "static", "address": "192.0.2.255", "netmask": "255.255.255.0",
+     "dns": ["192.0.2.53"]},  # broadcast
+    {"mode": "static", "address": "192.0.2.10", "netmask": "255.255.255.0",
+     "dns": ["192.0.2.53"], "extra": 1},  # unknown key
+    {"mode": "bridge"},
+])
+def test_incomplete_or_wrong_static_ports_are_refused(bad: dict[str, object]) -> None:
+    with pytest.raises(ValidationError):
+        EthernetPort.model_validate({"name": "eth0", **bad})
+
+
+def test_dhcp_needs_nothing_else_and_site_rejects_control_characters() -> None:
+    assert EthernetPort.model_validate({"name": "eth0", "mode": "dhcp"}).address is None
+    site = {"site_name": "A", "city": "B", "country": "C", "province": "D",
+            "postal_code": "K0A"}
+    SiteInfo.model_validate(site)
+    with pytest.raises(ValidationError, match="site_name"):
+        SiteInfo.model_validate({**site, "site_name": "a\x00b"})
