@@ -7,7 +7,8 @@ import json
 import socket
 
 import pytest
-from conftest import require_program
+
+from tests.conftest import require_program
 
 from .conftest import HarnessFactory
 
