@@ -41,6 +41,10 @@ IDENTITY_POLL: Final = 2.0
 IDLE_PUSH_WAIT: Final = 5.0
 CLOCK_SKEW_LIMIT: Final = 300.0
 RENEW_RETRY: Final = 60.0
+DROP_FIRST_ATTEMPT: Final = 2
+"""After an established connection drops, the first retry window is base * 2**2 (4 s):
+a cloud restart drops the whole fleet at the same instant, and a 1-s window would put
+every gateway's first retry into the same second."""
 ALERT_AUTH: Final = "cloud_auth_failed"
 ALERT_TLS: Final = "cloud_tls_untrusted"
 ALERT_CERT: Final = "cloud_cert_invalid"
@@ -302,6 +306,7 @@ class CloudLink:
             await self._sleep_or_wake(session.goaway_after)
             return
         await self._lost(session)
+        self._backoff.skip_to(DROP_FIRST_ATTEMPT)
         await self._back_off(session.close_reason or "connection closed")
 
     async def _hello(self, session: Session, enrollment: Enrollment) -> bool:

@@ -103,12 +103,20 @@ class RefCloud:
         _LOGGER.info("Reference cloud listening on %s", self.url)
 
     async def stop(self, code: int = 1012, reason: str = "service restart") -> None:
-        """Close every gateway connection and the listener (a cloud restart)."""
-        for session in list(self._all_sessions):
-            await session.close(code, reason)
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
+        """Stop listening, then close every gateway connection at once (a restart).
+
+        The listener goes first so gateways that retry at once are refused instead of
+        being accepted and dropped a second time by the shutdown.
+        """
+        if self._runner is None:
+            return
+        for site in list(self._runner.sites):
+            await site.stop()
+        async with asyncio.TaskGroup() as tg:
+            for session in list(self._all_sessions):
+                tg.create_task(session.close(code, reason), name="refcloud.close")
+        await self._runner.cleanup()
+        self._runner = None
 
     @property
     def url(self) -> str:

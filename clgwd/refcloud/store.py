@@ -78,6 +78,8 @@ class CloudStore:
         self.path = path
         self._conn: aiosqlite.Connection | None = None
         self._lock = asyncio.Lock()
+        self.duplicates_skipped = 0
+        """Records received again after a lost ack (counted, not stored twice)."""
 
     async def __aenter__(self) -> Self:
         self._conn = await aiosqlite.connect(self.path, isolation_level=None)
@@ -207,6 +209,7 @@ class CloudStore:
                     raise PushRejected("records must be in ascending seq order")
                 previous = seq
                 if seq <= last:
+                    self.duplicates_skipped += 1
                     continue
                 await self._store_record(tx, gateway_id, seq, kind, payload, created=created)
                 last = seq
