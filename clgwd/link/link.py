@@ -128,7 +128,12 @@ class CloudLink:
     # -- component lifecycle ----------------------------------------------------------------
 
     async def __aenter__(self) -> Self:
-        self.gateway_id = await asyncio.to_thread(self.files.ensure_key_and_id)
+        try:
+            self.gateway_id = await asyncio.to_thread(self.files.ensure_key_and_id)
+        except IdentityError as err:
+            # A damaged identity must not stop the gateway's LAN functions; the
+            # supervisor shows it as an alert and waits for re-enrollment.
+            _LOGGER.error("Cloud identity unusable: %s", err.message)  # noqa: TRY400
         self._set_state(LinkState.CONNECTING, "starting")
         return self
 
@@ -223,7 +228,10 @@ class CloudLink:
             return await asyncio.to_thread(self.files.load)
         except IdentityError as err:
             await self._alert(ALERT_CERT, Severity.CRITICAL, err.message)
-            return None
+        except OSError as err:
+            await self._alert(ALERT_CERT, Severity.CRITICAL,
+                              f"cannot read {self.files.dir}: {err.strerror}")
+        return None
 
     async def _certificate_usable(self, enrollment: Enrollment,
                                   fingerprint: tuple[float, ...]) -> bool:
@@ -258,6 +266,10 @@ class CloudLink:
             self.on_attempt()
         try:
             ctx = await asyncio.to_thread(self.files.client_ssl_context)
+        except (OSError, ValueError) as err:  # ssl.SSLError is an OSError
+            raise _AuthBlocked(f"the stored certificate or key cannot be used ({err}); "
+                               "enroll the gateway again") from None
+        try:
             conn = await open_connection(ws_url(enrollment.cloud_url), ctx, p.SUBPROTOCOL,
                                          self._ws_settings(self._config.cloud))
         except HandshakeRejected as err:

@@ -125,7 +125,13 @@ class Session:
             _LOGGER.debug("%s: dropped a %d-byte binary message: no tunnel endpoint",
                           self.label, len(data))
             return
-        await endpoint.on_binary(data)
+        try:
+            await endpoint.on_binary(data)
+        except Exception:
+            # A tunnel bug must not take the control lane down with it: log it and
+            # start over on a fresh connection, which resets the tunnel state.
+            _LOGGER.exception("%s: tunnel endpoint failed on a binary message", self.label)
+            await self._conn.close(1011, "tunnel endpoint error")
 
     def _on_text(self, text: str, tg: asyncio.TaskGroup) -> None:
         if self._tap is not None:

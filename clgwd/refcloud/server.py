@@ -16,6 +16,7 @@ import json
 import logging
 import secrets
 import ssl
+import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -55,6 +56,8 @@ class RefCloud:
         """Test/ops hook: answer websocket upgrades with this HTTP status + Retry-After."""
         self.tap: Tap | None = None
         self.connection_attempts = 0
+        self.clock: Callable[[], float] = time.time
+        """The cloud's clock as told to gateways in ``hello`` (tests skew it)."""
         self._ca: CertificateAuthority | None = None
         self._ssl: ssl.SSLContext | None = None
         self._runner: web.AppRunner | None = None

@@ -164,7 +164,7 @@ class GatewaySession:
             [c for c in caps if isinstance(c, str)] if isinstance(caps, list) else [])
         self.ready.set()
         self.cloud.session_ready(self)
-        return {"gateway_id": self.gateway_id, "acked_seq": acked, "time": time.time()}
+        return {"gateway_id": self.gateway_id, "acked_seq": acked, "time": self.cloud.clock()}
 
     async def _event_push(self, params: dict[str, Any]) -> dict[str, Any]:
         records = params.get("records")

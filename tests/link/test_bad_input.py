@@ -7,13 +7,16 @@ import contextlib
 import datetime as dt
 import json
 import shutil
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
+from clgwd.config import Secret
 from clgwd.link import LinkState
 from clgwd.link import protocol as p
+from clgwd.link.enroll import enroll
 from clgwd.refcloud.sessions import CommandFailed
 from link.harness import enroll_gateway, gateway_config, refcloud, running_gateway, wait_for
 
@@ -237,3 +240,28 @@ async def test_restarting_cloud_loses_no_record(tmp_path: Path) -> None:
 
 async def _delivered(gw: object) -> bool:
     return bool(await gw.store.outbox.depth() == 0)  # type: ignore[attr-defined]
+
+
+async def test_clock_skew_raises_alert(tmp_path: Path) -> None:
+    """A cloud clock an hour away from the gateway's raises cloud_clock_skew; link works."""
+    async with refcloud(tmp_path / "cloud") as cloud:
+        cloud.clock = lambda: time.time() + 3600
+        config = gateway_config(tmp_path, cloud.url, cloud.ca_file)
+        await enroll_gateway(config, cloud)
+        async with running_gateway(config) as gw:
+            await gw.online()
+            await wait_for(lambda: _has_alert(gw, "cloud_clock_skew"))
+
+
+async def test_enrollment_token_is_never_logged(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """The token does not appear in any log line of enrollment and connection."""
+    caplog.set_level("DEBUG")
+    async with refcloud(tmp_path / "cloud") as cloud:
+        token = await cloud.create_token("acme")
+        config = gateway_config(tmp_path, cloud.url, cloud.ca_file)
+        await enroll(config.state.dir, cloud.url or "", "acme", Secret(token), cloud.ca_file)
+        async with running_gateway(config) as gw:
+            await gw.online()
+    assert "Enrolled as" in caplog.text
+    assert token not in caplog.text
