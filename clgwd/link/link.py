@@ -13,6 +13,7 @@ import asyncio
 import datetime as dt
 import logging
 import time
+import uuid
 from collections.abc import Callable, Mapping
 from enum import StrEnum
 from typing import Any, Final, Self
@@ -45,6 +46,7 @@ DROP_FIRST_ATTEMPT: Final = 2
 """After an established connection drops, the first retry window is base * 2**2 (4 s):
 a cloud restart drops the whole fleet at the same instant, and a 1-s window would put
 every gateway's first retry into the same second."""
+EPOCH_SETTING: Final = "link.outbox_epoch"
 ALERT_AUTH: Final = "cloud_auth_failed"
 ALERT_TLS: Final = "cloud_tls_untrusted"
 ALERT_CERT: Final = "cloud_cert_invalid"
@@ -325,6 +327,7 @@ class CloudLink:
         local_seq = await self._store.outbox.acked_seq()
         params = {"gateway_id": enrollment.gateway_id, "version": __version__,
                   "protocol": p.PROTOCOL_VERSION, "capabilities": self._capabilities(),
+                  "outbox_epoch": await self._outbox_epoch(),
                   "last_acked_seq": local_seq, "time": time.time()}
         try:
             result = await session.request(p.HELLO, params, self._config.cloud.request_timeout)
@@ -338,6 +341,16 @@ class CloudLink:
             await self._store.outbox.ack(cloud_seq)
         await self._check_clock(result.get("time"))
         return True
+
+    async def _outbox_epoch(self) -> str:
+        """Random id of this outbox's seq series, created with it. A factory reset or a
+        restored backup starts a new series; the cloud then restarts its de-duplication
+        instead of discarding the new, lower seqs as already seen."""
+        epoch = await self._store.settings.get(EPOCH_SETTING)
+        if not isinstance(epoch, str):
+            epoch = uuid.uuid4().hex
+            await self._store.settings.set(EPOCH_SETTING, epoch)
+        return epoch
 
     def _capabilities(self) -> list[str]:
         caps = [m for m, implemented in self._commands.methods().items() if implemented]
@@ -419,7 +432,8 @@ class CloudLink:
                          "created_at": r.created_at} for r in records]
                 result = await session.request(p.EVENT_PUSH, {"records": body},
                                                self._config.cloud.request_timeout)
-                acked = _int_member(result, "acked_seq", minimum=records[0].seq)
+                acked = min(_int_member(result, "acked_seq", minimum=records[0].seq),
+                            records[-1].seq)
                 self._m_records.inc(await self._store.outbox.ack(acked))
         except LinkDown:
             return

@@ -157,11 +157,13 @@ class GatewaySession:
         if params.get("protocol") != p.PROTOCOL_VERSION:
             raise _fail(p.INVALID_PARAMS, f"protocol {p.PROTOCOL_VERSION} required",
                         "protocol_unsupported")
-        version = params.get("version")
-        caps = params.get("capabilities")
+        version, caps, epoch = (params.get("version"), params.get("capabilities"),
+                                params.get("outbox_epoch"))
+        if not isinstance(epoch, str) or not epoch:
+            raise _fail(p.INVALID_PARAMS, "outbox_epoch must be a non-empty string")
         acked = await self.cloud.store.gateway_online(
             self.gateway_id, version if isinstance(version, str) else "?",
-            [c for c in caps if isinstance(c, str)] if isinstance(caps, list) else [])
+            [c for c in caps if isinstance(c, str)] if isinstance(caps, list) else [], epoch)
         self.ready.set()
         self.cloud.session_ready(self)
         return {"gateway_id": self.gateway_id, "acked_seq": acked, "time": self.cloud.clock()}

@@ -93,3 +93,26 @@ async def test_enrolling_while_running_connects_without_restart(tmp_path: Path) 
             await wait_for(lambda: gw.link.state == LinkState.NOT_ENROLLED)
             await enroll_gateway(config, cloud)
             await gw.online()
+
+
+async def test_recreated_outbox_is_not_mistaken_for_duplicates(tmp_path: Path) -> None:
+    """After the state database is recreated (seqs restart at 1) new records still arrive."""
+    async with refcloud(tmp_path / "cloud") as cloud:
+        config = gateway_config(tmp_path, cloud.url, cloud.ca_file)
+        await enroll_gateway(config, cloud)
+        async with running_gateway(config) as gw:
+            for i in range(5):
+                await gw.enqueue("event", {"life": 1, "i": i})
+            await gw.online()
+            await wait_for(lambda: _depth_zero(gw))
+        for name in ("state.db", "state.db-wal", "state.db-shm"):
+            (config.state.dir / name).unlink(missing_ok=True)
+        async with running_gateway(config) as gw:
+            for i in range(3):
+                await gw.enqueue("event", {"life": 2, "i": i})
+            await gw.online()
+            await wait_for(lambda: _depth_zero(gw))
+        rows = await cloud.store.fetchall(
+            "SELECT payload FROM records WHERE kind = 'event' ORDER BY received_at")
+        lives = [json.loads(r["payload"])["life"] for r in rows]
+        assert lives == [1] * 5 + [2] * 3
