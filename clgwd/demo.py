@@ -47,7 +47,8 @@ def run_demo(port: int, state_dir: Path | None, cloud_port: int = 8443) -> int:
 
 async def _demo(base: Path, port: int, cloud_port: int) -> int:
     """Reference cloud and daemon side by side in one event loop."""
-    async with RefCloud(base / "refcloud", "127.0.0.1", cloud_port) as cloud:
+    async with RefCloud(base / "refcloud", "127.0.0.1", cloud_port,
+                        view_port=cloud_port + 1) as cloud:
         config_path = base / "clgwd.yaml"
         await asyncio.to_thread(config_path.write_text,
                                 demo_config_text(base, port, cloud.url, cloud.ca_file),
@@ -58,8 +59,7 @@ async def _demo(base: Path, port: int, cloud_port: int) -> int:
                                   cloud.ca_file)
         print_banner([
             "clgwd demo is starting. Open:",
-            f"  cloud view: {cloud.url}/gateways/{enrollment.gateway_id}",
-            f"              (CA: {cloud.ca_file})",
+            f"  cloud view: {cloud.view_url}/gateways/{enrollment.gateway_id}",
             f"  health:     http://127.0.0.1:{port}/api/v1/health",
             f"  metrics:    http://127.0.0.1:{port}/metrics",
             f"  status:     clgwd status --socket {config.control.socket}",

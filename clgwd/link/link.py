@@ -35,10 +35,12 @@ from clgwd.link.session import RpcFailed, Session, Tap
 from clgwd.link.ws import ConnectFailed, HandshakeRejected, WsSettings, open_connection
 from clgwd.metrics import Metrics
 from clgwd.store import OutboxFullError, Severity, Store
+from clgwd.store.outbox import NEAR_FULL_RATIO
 
 _LOGGER = logging.getLogger(__name__)
 
 IDENTITY_POLL: Final = 2.0
+OUTBOX_CHECK_INTERVAL: Final = 5.0
 IDLE_PUSH_WAIT: Final = 5.0
 CLOCK_SKEW_LIMIT: Final = 300.0
 RENEW_RETRY: Final = 60.0
@@ -126,6 +128,7 @@ class CloudLink:
         self._m_records = metrics.counter("clgwd_link_records_delivered_total",
                                           "Outbox records acknowledged by the cloud")
         self._m_online = metrics.gauge("clgwd_link_online", "1 while the cloud link is up")
+        self._m_depth = metrics.gauge("clgwd_link_outbox_depth", "Undelivered outbox records")
 
     # -- component lifecycle ----------------------------------------------------------------
 
@@ -534,12 +537,15 @@ class CloudLink:
     # -- status upstream and outbox alert ---------------------------------------------
 
     async def _status_loop(self) -> None:
-        """Queue a (coalesced) status record and watch the outbox fill level."""
+        """Watch the outbox fill level often; queue a (coalesced) status record less often."""
+        next_status = 0.0
         while True:
             await self._check_outbox()
-            if self.state not in (LinkState.NOT_CONFIGURED, LinkState.NOT_ENROLLED):
+            if (time.monotonic() >= next_status and self.state not in (
+                    LinkState.NOT_CONFIGURED, LinkState.NOT_ENROLLED)):
                 await self._queue_status()
-            await asyncio.sleep(self._config.cloud.status_interval)
+                next_status = time.monotonic() + self._config.cloud.status_interval
+            await asyncio.sleep(min(OUTBOX_CHECK_INTERVAL, self._config.cloud.status_interval))
 
     async def _queue_status(self) -> None:
         """Only the newest status matters: older undelivered ones are replaced."""
@@ -552,9 +558,11 @@ class CloudLink:
 
     async def _check_outbox(self) -> None:
         outbox = self._store.outbox
-        if await outbox.is_near_full():
+        depth = await outbox.depth()
+        self._m_depth.set(depth)
+        if depth >= outbox.max_records * NEAR_FULL_RATIO:
             await self._alert(ALERT_OUTBOX, Severity.WARNING,
-                              f"outbox holds {await outbox.depth()} undelivered records "
+                              f"outbox holds {depth} undelivered records "
                               f"(limit {outbox.max_records}); the cloud is not taking them")
         else:
             await self._store.alerts.clear(ALERT_OUTBOX)

@@ -42,13 +42,16 @@ class RefCloud:
     def __init__(self, directory: Path, host: str = "127.0.0.1", port: int = 0, *,
                  cert_lifetime: dt.timedelta = DEFAULT_LIFETIME,
                  admin_token: str | None = None,
-                 max_message_bytes: int = p.MAX_MESSAGE_BYTES) -> None:
+                 max_message_bytes: int = p.MAX_MESSAGE_BYTES,
+                 view_port: int | None = None) -> None:
         self.dir = directory
         self.host = host
         self.port = port
         self.cert_lifetime = cert_lifetime
         self.admin_token = admin_token or secrets.token_urlsafe(18)
         self.max_message_bytes = max_message_bytes
+        self.view_port = view_port
+        """Optional plain-HTTP port for the read-only view (demo: no CA to import)."""
         self.store = CloudStore(directory / "refcloud.db")
         self.sessions: dict[str, GatewaySession] = {}
         self.on_session_ready: list[SessionCallback] = []
@@ -61,6 +64,7 @@ class RefCloud:
         self._ca: CertificateAuthority | None = None
         self._ssl: ssl.SSLContext | None = None
         self._runner: web.AppRunner | None = None
+        self._view_runner: web.AppRunner | None = None
         self._all_sessions: set[GatewaySession] = set()
 
     # -- lifecycle -------------------------------------------------------------------------------
@@ -79,6 +83,7 @@ class RefCloud:
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.stop()
+        await self.close_view()
         await self.store.__aexit__(*exc_info)
 
     def _server_context(self) -> ssl.SSLContext:
@@ -104,6 +109,11 @@ class RefCloud:
         self._runner = runner
         self.port = runner.addresses[0][1]
         _LOGGER.info("Reference cloud listening on %s", self.url)
+        if self.view_port is not None and self._view_runner is None:
+            self._view_runner = web.AppRunner(self._view_app(), access_log=None)
+            await self._view_runner.setup()
+            await web.TCPSite(self._view_runner, self.host, self.view_port).start()
+            self.view_port = self._view_runner.addresses[0][1]
 
     async def stop(self, code: int = 1012, reason: str = "service restart") -> None:
         """Stop listening, then close every gateway connection at once (a restart).
@@ -120,6 +130,11 @@ class RefCloud:
                 tg.create_task(session.close(code, reason), name="refcloud.close")
         await self._runner.cleanup()
         self._runner = None
+
+    async def close_view(self) -> None:
+        if self._view_runner is not None:
+            await self._view_runner.cleanup()
+            self._view_runner = None
 
     @property
     def url(self) -> str:
@@ -197,6 +212,24 @@ class RefCloud:
             web.post("/api/accounts/{account}/tokens", self._api_token),
         ])
         return app
+
+    def _view_app(self) -> web.Application:
+        """Read-only routes only: nothing here can change state or reach a gateway."""
+        app = web.Application()
+        app.add_routes([
+            web.get("/", self._index),
+            web.get("/gateways/{gid}", self._gateway_page),
+            web.get("/api/gateways", self._api_gateways),
+            web.get("/api/gateways/{gid}", self._api_gateway),
+        ])
+        return app
+
+    @property
+    def view_url(self) -> str:
+        """Where a browser should look: plain HTTP view if enabled, else the HTTPS one."""
+        if self.view_port is not None:
+            return f"http://{self.host}:{self.view_port}"
+        return self.url
 
     async def _enroll(self, request: web.Request) -> web.Response:
         body = await _json_body(request)

@@ -116,3 +116,29 @@ async def test_recreated_outbox_is_not_mistaken_for_duplicates(tmp_path: Path) -
             "SELECT payload FROM records WHERE kind = 'event' ORDER BY received_at")
         lives = [json.loads(r["payload"])["life"] for r in rows]
         assert lives == [1] * 5 + [2] * 3
+
+
+async def test_outbox_near_full_raises_and_clears_alert(tmp_path: Path) -> None:
+    """At 80 % of outbox_max_records an alert is raised; it clears once delivered."""
+    async with refcloud(tmp_path / "cloud") as cloud:
+        config = gateway_config(tmp_path, cloud.url, cloud.ca_file)
+        config = config.model_copy(update={"state": config.state.model_copy(
+            update={"outbox_max_records": 100})})
+        await enroll_gateway(config, cloud)
+        await cloud.stop()
+        async with running_gateway(config) as gw:
+            for i in range(85):
+                await gw.enqueue("event", {"i": i})
+            await wait_for(lambda: _alert_active(gw, "outbox_near_full"), limit=15)
+            await cloud.start()
+            await gw.online()
+            await wait_for(lambda: _depth_zero(gw))
+            await wait_for(lambda: _alert_cleared(gw, "outbox_near_full"), limit=15)
+
+
+async def _alert_active(gw: Any, code: str) -> bool:
+    return code in {a.code for a in await gw.store.alerts.active()}
+
+
+async def _alert_cleared(gw: Any, code: str) -> bool:
+    return not await _alert_active(gw, code)
