@@ -41,6 +41,7 @@ _LOGGER = logging.getLogger(__name__)
 
 IDENTITY_POLL: Final = 2.0
 OUTBOX_CHECK_INTERVAL: Final = 5.0
+SHUTDOWN_CLOSE_TIMEOUT: Final = 2.0
 IDLE_PUSH_WAIT: Final = 5.0
 CLOCK_SKEW_LIMIT: Final = 300.0
 RENEW_RETRY: Final = 60.0
@@ -109,6 +110,7 @@ class CloudLink:
         self._backoff = Backoff(config.cloud.backoff_base, config.cloud.backoff_cap)
         self._endpoint: BinaryEndpoint | None = None
         self._current: Session | None = None
+        self._sessions: set[Session] = set()
         self._tg: asyncio.TaskGroup | None = None
         self._wake = asyncio.Event()
         self._blocked_fingerprint: tuple[float, ...] | None = None
@@ -143,6 +145,14 @@ class CloudLink:
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
+        """Say goodbye (1001) on every socket still open, bounded, then stop."""
+        for session in list(self._sessions):
+            try:
+                async with asyncio.timeout(SHUTDOWN_CLOSE_TIMEOUT):
+                    await session.close(1001, "gateway shutting down")
+            except TimeoutError:
+                _LOGGER.debug("%s: close handshake timed out at shutdown", session.label)
+        self._sessions.clear()
         self._set_state(LinkState.STOPPED)
 
     async def run(self) -> None:
@@ -304,7 +314,7 @@ class CloudLink:
 
     async def _serve(self, session: Session, enrollment: Enrollment) -> None:
         assert self._tg is not None
-        self._tg.create_task(session.run(), name="clgwd[link].reader")
+        self._tg.create_task(self._read(session), name="clgwd[link].reader")
         started = time.monotonic()
         if not await self._hello(session, enrollment):
             return
@@ -325,6 +335,13 @@ class CloudLink:
         await self._lost(session)
         self._backoff.skip_to(DROP_FIRST_ATTEMPT)
         await self._back_off(session.close_reason or "connection closed")
+
+    async def _read(self, session: Session) -> None:
+        self._sessions.add(session)
+        try:
+            await session.run()
+        finally:
+            self._sessions.discard(session)
 
     async def _hello(self, session: Session, enrollment: Enrollment) -> bool:
         local_seq = await self._store.outbox.acked_seq()

@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from clgwd.link import LinkState
 from link.harness import enroll_gateway, gateway_config, refcloud, running_gateway, wait_for
 
@@ -118,6 +120,7 @@ async def test_recreated_outbox_is_not_mistaken_for_duplicates(tmp_path: Path) -
         assert lives == [1] * 5 + [2] * 3
 
 
+@pytest.mark.slow
 async def test_outbox_near_full_raises_and_clears_alert(tmp_path: Path) -> None:
     """At 80 % of outbox_max_records an alert is raised; it clears once delivered."""
     async with refcloud(tmp_path / "cloud") as cloud:
