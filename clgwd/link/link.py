@@ -42,6 +42,8 @@ _LOGGER = logging.getLogger(__name__)
 IDENTITY_POLL: Final = 2.0
 OUTBOX_CHECK_INTERVAL: Final = 5.0
 SHUTDOWN_CLOSE_TIMEOUT: Final = 2.0
+CLOSE_TIMEOUT: Final = 5.0
+"""Longest wait for the peer's close frame; a dead peer costs missed pongs + this."""
 IDLE_PUSH_WAIT: Final = 5.0
 CLOCK_SKEW_LIMIT: Final = 300.0
 RENEW_RETRY: Final = 60.0
@@ -310,7 +312,8 @@ class CloudLink:
         return WsSettings(max_message_bytes=cloud.max_message_bytes, max_queue=cloud.max_queue,
                           write_limit=cloud.write_limit, ping_interval=cloud.ping_interval,
                           ping_timeout=cloud.ping_interval * cloud.missed_pongs,
-                          open_timeout=cloud.open_timeout)
+                          open_timeout=cloud.open_timeout,
+                          close_timeout=min(CLOSE_TIMEOUT, cloud.open_timeout))
 
     async def _serve(self, session: Session, enrollment: Enrollment) -> None:
         assert self._tg is not None

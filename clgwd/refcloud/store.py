@@ -201,6 +201,8 @@ class CloudStore:
         return last
 
     async def gateway_offline(self, gateway_id: str) -> None:
+        if self._conn is None:  # a handler finishing after shutdown closed the store
+            return
         async with self.tx() as tx:
             await tx.execute("UPDATE gateways SET online = 0, last_seen = ? WHERE id = ?",
                              (time.time(), gateway_id))

@@ -265,3 +265,58 @@ async def test_enrollment_token_is_never_logged(
             await gw.online()
     assert "Enrolled as" in caplog.text
     assert token not in caplog.text
+
+
+@contextlib.asynccontextmanager
+async def freezable_proxy(target_port: int) -> AsyncIterator[tuple[int, asyncio.Event]]:
+    """A TCP forwarder to 127.0.0.1:target_port; setting the event black-holes traffic."""
+    frozen = asyncio.Event()
+    writers: list[asyncio.StreamWriter] = []
+
+    async def pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(ConnectionError):
+            while data := await reader.read(65536):
+                if not frozen.is_set():
+                    writer.write(data)
+                    await writer.drain()
+        writer.close()
+
+    async def accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", target_port)
+        writers.extend([writer, up_writer])
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(pump(reader, up_writer))
+            tg.create_task(pump(up_reader, writer))
+
+    server = await asyncio.start_server(accept, "127.0.0.1", 0)
+    try:
+        yield server.sockets[0].getsockname()[1], frozen
+    finally:
+        server.close()
+        for writer in writers:
+            writer.close()
+        await server.wait_closed()
+
+
+async def test_black_holed_cloud_is_declared_dead_by_missed_pongs(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """When the path to the cloud silently drops everything, missed pongs end the
+    connection (no wedge) and the link reconnects once the path works again."""
+    async with refcloud(tmp_path / "cloud") as cloud, freezable_proxy(cloud.port) as (
+            port, frozen):
+        url = f"https://127.0.0.1:{port}"
+        config = gateway_config(tmp_path, url, cloud.ca_file, ping_interval=0.2,
+                                missed_pongs=2)
+        await enroll_gateway(config, cloud)
+        async with running_gateway(config) as gw:
+            await gw.online()
+            loop = asyncio.get_running_loop()
+            frozen.set()
+            started = loop.time()
+            await wait_for(lambda: gw.link.state != LinkState.ONLINE, limit=5,
+                           what="dead connection detected")
+            # 2 missed pongs (0.4 s) + close handshake timeout (open_timeout, 2 s)
+            assert loop.time() - started < 4.0
+            assert "keepalive timeout" in caplog.text
+            frozen.clear()
+            await gw.online(limit=10)
