@@ -177,7 +177,9 @@ class CloudLink:
     # -- API for other components ------------------------------------------------------------
 
     def set_binary_endpoint(self, endpoint: BinaryEndpoint) -> None:
-        """Register the tunnel mux; it gets ``on_link_up`` on the next connection."""
+        """Register the tunnel mux (before ``run``); every connection from then on calls
+        ``on_link_up`` before its first ``on_binary``. A connection that was already up
+        keeps dropping binary frames until the next reconnect."""
         self._endpoint = endpoint
 
     async def enroll(self, account_id: str, token: Secret) -> Enrollment:
@@ -304,7 +306,7 @@ class CloudLink:
             await self._back_off(str(err))
             return
         self._m_connects.labels("connected").inc()
-        session = Session(conn, self._dispatch, lambda: self._endpoint, tap=self.tap,
+        session = Session(conn, self._dispatch, self._endpoint, tap=self.tap,
                           label=f"cloud {enrollment.cloud_url}")
         await self._serve(session, enrollment)
 
@@ -398,19 +400,20 @@ class CloudLink:
             _LOGGER.info("Cloud link online (%s)", session.label)
         self._failures = 0
         self.last_error = ""
+        if session.endpoint is not None:
+            await session.endpoint.on_link_up(session)
+        session.open_binary_lane()
         self._current = session
         self._set_state(LinkState.ONLINE, f"online as {self.gateway_id}")
         for code in (ALERT_AUTH, ALERT_TLS, ALERT_CERT):
             await self._store.alerts.clear(code)
         await self._queue_status()
-        if self._endpoint is not None:
-            await self._endpoint.on_link_up(session)
 
     async def _lost(self, session: Session) -> None:
         if self._current is session:
             self._current = None
-            if self._endpoint is not None:
-                await self._endpoint.on_link_down()
+            if session.endpoint is not None:
+                await session.endpoint.on_link_down()
 
     async def _drain(self, session: Session) -> None:
         await session.drain(self._config.cloud.drain_timeout)

@@ -34,6 +34,8 @@ _LOGGER = logging.getLogger(__name__)
 DEFAULT_LIFETIME: Final = dt.timedelta(days=7)
 SessionCallback = Callable[[GatewaySession], None]
 _JSON_LIMIT: Final = 64 << 10
+WS_CLOSE_TIMEOUT: Final = 2.0
+"""Seconds to wait for a gateway's close frame before dropping the socket."""
 
 
 class RefCloud:
@@ -281,7 +283,8 @@ class RefCloud:
         if isinstance(who, web.Response):
             return who
         ws = web.WebSocketResponse(protocols=(p.SUBPROTOCOL,), compress=False,
-                                   max_msg_size=self.max_message_bytes, autoping=True)
+                                   max_msg_size=self.max_message_bytes, autoping=True,
+                                   timeout=WS_CLOSE_TIMEOUT)
         await ws.prepare(request)
         if ws.ws_protocol != p.SUBPROTOCOL:
             await ws.close(code=1002, message=b"subprotocol clgwd.v1 required")

@@ -138,12 +138,17 @@ class GatewaySession:
         except CommandFailed as err:
             reply = p.ErrorResponse(request.id, err.error)
         await self._send_quietly(reply)
+        if request.method == p.HELLO and isinstance(reply, p.Response):
+            # Only now may commands and binary frames flow (protocol.md 4.1, 5).
+            self.ready.set()
+            self.cloud.session_ready(self)
 
     async def _handle(self, request: p.Request) -> Any:
         if request.method == p.HELLO:
             return await self._hello(request.params)
         if not self.ready.is_set():
-            raise _fail(p.INVALID_REQUEST, "send hello first", "hello_required")
+            raise _fail(p.INVALID_REQUEST, "send hello first and wait for its answer",
+                        "hello_required")
         if request.method == p.EVENT_PUSH:
             return await self._event_push(request.params)
         if request.method == p.CERT_RENEW:
@@ -164,8 +169,6 @@ class GatewaySession:
         acked = await self.cloud.store.gateway_online(
             self.gateway_id, version if isinstance(version, str) else "?",
             [c for c in caps if isinstance(c, str)] if isinstance(caps, list) else [], epoch)
-        self.ready.set()
-        self.cloud.session_ready(self)
         return {"gateway_id": self.gateway_id, "acked_seq": acked, "time": self.cloud.clock()}
 
     async def _event_push(self, params: dict[str, Any]) -> dict[str, Any]:
