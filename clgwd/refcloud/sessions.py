@@ -33,6 +33,10 @@ Tap = Callable[[str, str], None]
 HELLO_TIMEOUT: Final = 30.0
 
 
+class _ReaderDone(Exception):
+    """Ends the session's task group so handlers of a closed socket are cancelled."""
+
+
 class SessionClosed(Exception):
     """The gateway's connection is closed."""
 
@@ -94,20 +98,27 @@ class GatewaySession:
     # -- reader ---------------------------------------------------------------------------------
 
     async def run(self) -> None:
+        """Read until the socket closes, then cancel handlers still running for it."""
         try:
             async with asyncio.TaskGroup() as tg:
-                async for msg in self.ws:
-                    if msg.type == WSMsgType.TEXT:
-                        self._on_text(msg.data, tg)
-                    elif msg.type == WSMsgType.BINARY:
-                        await self._on_binary(msg.data)
-                    elif msg.type == WSMsgType.ERROR:
-                        _LOGGER.info("Gateway %s: websocket error %s", self.gateway_id,
-                                     self.ws.exception())
-                        break
+                await self._read_all(tg)
+        except* _ReaderDone:
+            pass
         finally:
             self.closed.set()
             self._pending.fail_all(lambda: SessionClosed(self.gateway_id))
+
+    async def _read_all(self, tg: asyncio.TaskGroup) -> None:
+        async for msg in self.ws:
+            if msg.type == WSMsgType.TEXT:
+                self._on_text(msg.data, tg)
+            elif msg.type == WSMsgType.BINARY:
+                await self._on_binary(msg.data)
+            elif msg.type == WSMsgType.ERROR:
+                _LOGGER.info("Gateway %s: websocket error %s", self.gateway_id,
+                             self.ws.exception())
+                break
+        raise _ReaderDone
 
     async def _on_binary(self, data: bytes) -> None:
         if self._binary_handler is None:

@@ -320,3 +320,44 @@ async def test_black_holed_cloud_is_declared_dead_by_missed_pongs(
             assert "keepalive timeout" in caplog.text
             frozen.clear()
             await gw.online(limit=10)
+
+
+async def test_cloud_that_never_answers_hello_or_push_does_not_wedge(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Unanswered hello or event.push time out, the socket is replaced, nothing is lost."""
+    from clgwd.refcloud.sessions import GatewaySession  # noqa: PLC0415
+
+    real_hello, real_push = GatewaySession._hello, GatewaySession._event_push
+    stall_hello, stall_push = asyncio.Event(), asyncio.Event()
+
+    async def hello(self: GatewaySession, params: dict[str, object]) -> object:
+        if stall_hello.is_set():
+            await asyncio.Event().wait()
+        return await real_hello(self, params)
+
+    async def push(self: GatewaySession, params: dict[str, object]) -> object:
+        if stall_push.is_set():
+            await asyncio.Event().wait()
+        return await real_push(self, params)
+
+    monkeypatch.setattr(GatewaySession, "_hello", hello)
+    monkeypatch.setattr(GatewaySession, "_event_push", push)
+    async with refcloud(tmp_path / "cloud") as cloud:
+        config = gateway_config(tmp_path, cloud.url, cloud.ca_file, request_timeout=0.3)
+        await enroll_gateway(config, cloud)
+        stall_hello.set()
+        async with running_gateway(config) as gw:
+            await wait_for(lambda: cloud.connection_attempts >= 3, limit=10)
+            assert gw.link.state != LinkState.ONLINE
+            assert "hello failed" in gw.link.last_error
+            stall_hello.clear()
+            stall_push.set()
+            await gw.online()
+            await gw.enqueue("event", {"n": 1})
+            attempts = cloud.connection_attempts
+            await wait_for(lambda: cloud.connection_attempts > attempts, limit=10,
+                           what="reconnect after unanswered event.push")
+            stall_push.clear()
+            await wait_for(lambda: _delivered(gw), limit=10)
+            rows = await cloud.store.fetchall("SELECT seq FROM records WHERE kind = 'event'")
+            assert len(rows) == 1
