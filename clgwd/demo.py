@@ -35,8 +35,9 @@ def demo_config_text(state_dir: Path, port: int, cloud_url: str = "",
     return text
 
 
-def run_demo(port: int, state_dir: Path | None, cloud_port: int = 8443) -> int:
-    if not (1 <= port <= 65535 and 1 <= cloud_port <= 65535):
+def run_demo(port: int, state_dir: Path | None, cloud_port: int = 0) -> int:
+    """``cloud_port`` 0 picks free ports for the refcloud and its view."""
+    if not (1 <= port <= 65535 and 0 <= cloud_port <= 65534):
         return EXIT_CONFIG
     setup_logging("info")
     with tempfile.TemporaryDirectory(prefix="clgwd-demo-") as tmp:
@@ -48,7 +49,7 @@ def run_demo(port: int, state_dir: Path | None, cloud_port: int = 8443) -> int:
 async def _demo(base: Path, port: int, cloud_port: int) -> int:
     """Reference cloud and daemon side by side in one event loop."""
     async with RefCloud(base / "refcloud", "127.0.0.1", cloud_port,
-                        view_port=cloud_port + 1) as cloud:
+                        view_port=cloud_port + 1 if cloud_port else 0) as cloud:
         config_path = base / "clgwd.yaml"
         await asyncio.to_thread(config_path.write_text,
                                 demo_config_text(base, port, cloud.url, cloud.ca_file),

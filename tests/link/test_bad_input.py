@@ -18,7 +18,7 @@ from clgwd.link import LinkState
 from clgwd.link import protocol as p
 from clgwd.link.enroll import enroll
 from clgwd.refcloud.sessions import CommandFailed
-from link.harness import enroll_gateway, gateway_config, refcloud, running_gateway, wait_for
+from tests.link.harness import enroll_gateway, gateway_config, refcloud, running_gateway, wait_for
 
 
 def _out_errors(traffic: list[tuple[str, str]]) -> list[dict[str, object]]:

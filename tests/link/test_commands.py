@@ -16,7 +16,7 @@ from clgwd.commands import CommandContext
 from clgwd.link import LinkState
 from clgwd.link import protocol as p
 from clgwd.refcloud.sessions import CommandFailed
-from link.harness import (
+from tests.link.harness import (
     Gateway,
     enroll_gateway,
     gateway_config,

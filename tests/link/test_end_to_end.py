@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from clgwd.link import LinkState
-from link.harness import enroll_gateway, gateway_config, refcloud, running_gateway, wait_for
+from tests.link.harness import enroll_gateway, gateway_config, refcloud, running_gateway, wait_for
 
 
 async def test_enrolled_gateway_comes_online_and_is_shown(tmp_path: Path) -> None:

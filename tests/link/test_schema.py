@@ -15,7 +15,7 @@ import pytest
 from clgwd.commands import PROTOCOL_METHODS
 from clgwd.link import protocol as p
 from clgwd.refcloud.sessions import CommandFailed
-from link.harness import enroll_gateway, gateway_config, refcloud, running_gateway, wait_for
+from tests.link.harness import enroll_gateway, gateway_config, refcloud, running_gateway, wait_for
 
 
 def _schema() -> dict[str, Any]:

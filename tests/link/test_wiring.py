@@ -9,7 +9,7 @@ from pathlib import Path
 
 from clgwd.config import parse_config
 from clgwd.daemon import Daemon
-from link.harness import refcloud, wait_for
+from tests.link.harness import refcloud, wait_for
 
 
 async def test_daemon_runs_link_after_store_and_it_goes_online(tmp_path: Path) -> None:

@@ -9,7 +9,12 @@ from typing import Any
 
 import aiohttp
 import pytest
-from link.harness import (
+
+from clgwd.config import Secret
+from clgwd.link.enroll import EnrollmentFailed, EnrollmentRejected, enroll
+from clgwd.link.identity import IdentityFiles
+from clgwd.refcloud.server import RefCloud
+from tests.link.harness import (
     Gateway,
     enroll_gateway,
     gateway_config,
@@ -17,11 +22,6 @@ from link.harness import (
     running_gateway,
     wait_for,
 )
-
-from clgwd.config import Secret
-from clgwd.link.enroll import EnrollmentFailed, EnrollmentRejected, enroll
-from clgwd.link.identity import IdentityFiles
-from clgwd.refcloud.server import RefCloud
 
 
 async def _http(cloud: RefCloud, method: str, path: str, *, body: Any = None,
