@@ -104,8 +104,9 @@ def build_parser() -> argparse.ArgumentParser:
                       help="HTTPS port of the onboarding page (default 8443)")
     demo.add_argument("--state-dir", type=Path, default=None,
                       help="keep state here instead of a temporary dir")
-    demo.add_argument("--cloud-port", type=int, default=9443,
-                      help="reference cloud HTTPS port (default 9443)")
+    demo.add_argument("--cloud-port", type=int, default=0,
+                      help="reference cloud HTTPS port (default: any free port; the "
+                           "plain-HTTP view listens on the next port)")
     add_enroll_parser(sub)
     add_refcloud_parser(sub)
     return parser

@@ -37,8 +37,9 @@ def demo_config_text(state_dir: Path, port: int, tls_port: int = 8443, cloud_url
 
 
 def run_demo(port: int, state_dir: Path | None, tls_port: int = 8443,
-             cloud_port: int = 9443) -> int:
-    if not all(1 <= p <= 65535 for p in (port, tls_port, cloud_port)):
+             cloud_port: int = 0) -> int:
+    """``cloud_port`` 0 picks free ports for the refcloud and its view."""
+    if not (1 <= port <= 65535 and 1 <= tls_port <= 65535 and 0 <= cloud_port <= 65534):
         return EXIT_CONFIG
     setup_logging("info")
     with tempfile.TemporaryDirectory(prefix="clgwd-demo-") as tmp:
@@ -49,7 +50,8 @@ def run_demo(port: int, state_dir: Path | None, tls_port: int = 8443,
 
 async def _demo(base: Path, port: int, tls_port: int, cloud_port: int) -> int:
     """Reference cloud and daemon side by side in one event loop."""
-    async with RefCloud(base / "refcloud", "127.0.0.1", cloud_port) as cloud:
+    async with RefCloud(base / "refcloud", "127.0.0.1", cloud_port,
+                        view_port=cloud_port + 1 if cloud_port else 0) as cloud:
         config_path = base / "clgwd.yaml"
         await asyncio.to_thread(config_path.write_text,
                                 demo_config_text(base, port, tls_port, cloud.url,
@@ -63,8 +65,7 @@ async def _demo(base: Path, port: int, tls_port: int, cloud_port: int) -> int:
             "clgwd demo is starting. Open:",
             f"  page:       https://127.0.0.1:{tls_port}/ (setup code: clgwd setup-code "
             f"-c {config_path})",
-            f"  cloud view: {cloud.url}/gateways/{enrollment.gateway_id}",
-            f"              (CA: {cloud.ca_file})",
+            f"  cloud view: {cloud.view_url}/gateways/{enrollment.gateway_id}",
             f"  health:     http://127.0.0.1:{port}/api/v1/health",
             f"  metrics:    http://127.0.0.1:{port}/metrics",
             f"  status:     clgwd status --socket {config.control.socket}",

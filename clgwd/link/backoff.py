@@ -30,3 +30,7 @@ class Backoff:
 
     def reset(self) -> None:
         self.attempts = 0
+
+    def skip_to(self, attempts: int) -> None:
+        """Start the next wait from a wider window (never narrows the current one)."""
+        self.attempts = max(self.attempts, attempts)

@@ -56,6 +56,9 @@ class IdempotencyStore:
             await self._store(key, method, outcome)
             future.set_result(outcome)
             return outcome
+        except asyncio.CancelledError:
+            future.cancel()
+            raise
         except BaseException as err:
             future.set_exception(err)
             future.exception()  # mark retrieved: waiters get it via shield/await

@@ -13,6 +13,7 @@ import asyncio
 import datetime as dt
 import logging
 import time
+import uuid
 from collections.abc import Callable, Mapping
 from enum import StrEnum
 from typing import Any, Final, Self
@@ -34,13 +35,23 @@ from clgwd.link.session import RpcFailed, Session, Tap
 from clgwd.link.ws import ConnectFailed, HandshakeRejected, WsSettings, open_connection
 from clgwd.metrics import Metrics
 from clgwd.store import OutboxFullError, Severity, Store
+from clgwd.store.outbox import NEAR_FULL_RATIO
 
 _LOGGER = logging.getLogger(__name__)
 
 IDENTITY_POLL: Final = 2.0
+OUTBOX_CHECK_INTERVAL: Final = 5.0
+SHUTDOWN_CLOSE_TIMEOUT: Final = 2.0
+CLOSE_TIMEOUT: Final = 5.0
+"""Longest wait for the peer's close frame; a dead peer costs missed pongs + this."""
 IDLE_PUSH_WAIT: Final = 5.0
 CLOCK_SKEW_LIMIT: Final = 300.0
 RENEW_RETRY: Final = 60.0
+DROP_FIRST_ATTEMPT: Final = 2
+"""After an established connection drops, the first retry window is base * 2**2 (4 s):
+a cloud restart drops the whole fleet at the same instant, and a 1-s window would put
+every gateway's first retry into the same second."""
+EPOCH_SETTING: Final = "link.outbox_epoch"
 ALERT_AUTH: Final = "cloud_auth_failed"
 ALERT_TLS: Final = "cloud_tls_untrusted"
 ALERT_CERT: Final = "cloud_cert_invalid"
@@ -101,6 +112,7 @@ class CloudLink:
         self._backoff = Backoff(config.cloud.backoff_base, config.cloud.backoff_cap)
         self._endpoint: BinaryEndpoint | None = None
         self._current: Session | None = None
+        self._sessions: set[Session] = set()
         self._tg: asyncio.TaskGroup | None = None
         self._wake = asyncio.Event()
         self._blocked_fingerprint: tuple[float, ...] | None = None
@@ -120,15 +132,29 @@ class CloudLink:
         self._m_records = metrics.counter("clgwd_link_records_delivered_total",
                                           "Outbox records acknowledged by the cloud")
         self._m_online = metrics.gauge("clgwd_link_online", "1 while the cloud link is up")
+        self._m_depth = metrics.gauge("clgwd_link_outbox_depth", "Undelivered outbox records")
 
     # -- component lifecycle ----------------------------------------------------------------
 
     async def __aenter__(self) -> Self:
-        self.gateway_id = await asyncio.to_thread(self.files.ensure_key_and_id)
+        try:
+            self.gateway_id = await asyncio.to_thread(self.files.ensure_key_and_id)
+        except IdentityError as err:
+            # A damaged identity must not stop the gateway's LAN functions; the
+            # supervisor shows it as an alert and waits for re-enrollment.
+            _LOGGER.error("Cloud identity unusable: %s", err.message)  # noqa: TRY400
         self._set_state(LinkState.CONNECTING, "starting")
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
+        """Say goodbye (1001) on every socket still open, bounded, then stop."""
+        for session in list(self._sessions):
+            try:
+                async with asyncio.timeout(SHUTDOWN_CLOSE_TIMEOUT):
+                    await session.close(1001, "gateway shutting down")
+            except TimeoutError:
+                _LOGGER.debug("%s: close handshake timed out at shutdown", session.label)
+        self._sessions.clear()
         self._set_state(LinkState.STOPPED)
 
     async def run(self) -> None:
@@ -151,7 +177,9 @@ class CloudLink:
     # -- API for other components ------------------------------------------------------------
 
     def set_binary_endpoint(self, endpoint: BinaryEndpoint) -> None:
-        """Register the tunnel mux; it gets ``on_link_up`` on the next connection."""
+        """Register the tunnel mux (before ``run``); every connection from then on calls
+        ``on_link_up`` before its first ``on_binary``. A connection that was already up
+        keeps dropping binary frames until the next reconnect."""
         self._endpoint = endpoint
 
     async def enroll(self, account_id: str, token: Secret) -> Enrollment:
@@ -219,7 +247,10 @@ class CloudLink:
             return await asyncio.to_thread(self.files.load)
         except IdentityError as err:
             await self._alert(ALERT_CERT, Severity.CRITICAL, err.message)
-            return None
+        except OSError as err:
+            await self._alert(ALERT_CERT, Severity.CRITICAL,
+                              f"cannot read {self.files.dir}: {err.strerror}")
+        return None
 
     async def _certificate_usable(self, enrollment: Enrollment,
                                   fingerprint: tuple[float, ...]) -> bool:
@@ -254,6 +285,10 @@ class CloudLink:
             self.on_attempt()
         try:
             ctx = await asyncio.to_thread(self.files.client_ssl_context)
+        except (OSError, ValueError) as err:  # ssl.SSLError is an OSError
+            raise _AuthBlocked(f"the stored certificate or key cannot be used ({err}); "
+                               "enroll the gateway again") from None
+        try:
             conn = await open_connection(ws_url(enrollment.cloud_url), ctx, p.SUBPROTOCOL,
                                          self._ws_settings(self._config.cloud))
         except HandshakeRejected as err:
@@ -271,7 +306,7 @@ class CloudLink:
             await self._back_off(str(err))
             return
         self._m_connects.labels("connected").inc()
-        session = Session(conn, self._dispatch, lambda: self._endpoint, tap=self.tap,
+        session = Session(conn, self._dispatch, self._endpoint, tap=self.tap,
                           label=f"cloud {enrollment.cloud_url}")
         await self._serve(session, enrollment)
 
@@ -279,11 +314,12 @@ class CloudLink:
         return WsSettings(max_message_bytes=cloud.max_message_bytes, max_queue=cloud.max_queue,
                           write_limit=cloud.write_limit, ping_interval=cloud.ping_interval,
                           ping_timeout=cloud.ping_interval * cloud.missed_pongs,
-                          open_timeout=cloud.open_timeout)
+                          open_timeout=cloud.open_timeout,
+                          close_timeout=min(CLOSE_TIMEOUT, cloud.open_timeout))
 
     async def _serve(self, session: Session, enrollment: Enrollment) -> None:
         assert self._tg is not None
-        self._tg.create_task(session.run(), name="clgwd[link].reader")
+        self._tg.create_task(self._read(session), name="clgwd[link].reader")
         started = time.monotonic()
         if not await self._hello(session, enrollment):
             return
@@ -302,12 +338,21 @@ class CloudLink:
             await self._sleep_or_wake(session.goaway_after)
             return
         await self._lost(session)
+        self._backoff.skip_to(DROP_FIRST_ATTEMPT)
         await self._back_off(session.close_reason or "connection closed")
+
+    async def _read(self, session: Session) -> None:
+        self._sessions.add(session)
+        try:
+            await session.run()
+        finally:
+            self._sessions.discard(session)
 
     async def _hello(self, session: Session, enrollment: Enrollment) -> bool:
         local_seq = await self._store.outbox.acked_seq()
         params = {"gateway_id": enrollment.gateway_id, "version": __version__,
                   "protocol": p.PROTOCOL_VERSION, "capabilities": self._capabilities(),
+                  "outbox_epoch": await self._outbox_epoch(),
                   "last_acked_seq": local_seq, "time": time.time()}
         try:
             result = await session.request(p.HELLO, params, self._config.cloud.request_timeout)
@@ -321,6 +366,16 @@ class CloudLink:
             await self._store.outbox.ack(cloud_seq)
         await self._check_clock(result.get("time"))
         return True
+
+    async def _outbox_epoch(self) -> str:
+        """Random id of this outbox's seq series, created with it. A factory reset or a
+        restored backup starts a new series; the cloud then restarts its de-duplication
+        instead of discarding the new, lower seqs as already seen."""
+        epoch = await self._store.settings.get(EPOCH_SETTING)
+        if not isinstance(epoch, str):
+            epoch = uuid.uuid4().hex
+            await self._store.settings.set(EPOCH_SETTING, epoch)
+        return epoch
 
     def _capabilities(self) -> list[str]:
         caps = [m for m, implemented in self._commands.methods().items() if implemented]
@@ -345,19 +400,20 @@ class CloudLink:
             _LOGGER.info("Cloud link online (%s)", session.label)
         self._failures = 0
         self.last_error = ""
+        if session.endpoint is not None:
+            await session.endpoint.on_link_up(session)
+        session.open_binary_lane()
         self._current = session
         self._set_state(LinkState.ONLINE, f"online as {self.gateway_id}")
         for code in (ALERT_AUTH, ALERT_TLS, ALERT_CERT):
             await self._store.alerts.clear(code)
         await self._queue_status()
-        if self._endpoint is not None:
-            await self._endpoint.on_link_up(session)
 
     async def _lost(self, session: Session) -> None:
         if self._current is session:
             self._current = None
-            if self._endpoint is not None:
-                await self._endpoint.on_link_down()
+            if session.endpoint is not None:
+                await session.endpoint.on_link_down()
 
     async def _drain(self, session: Session) -> None:
         await session.drain(self._config.cloud.drain_timeout)
@@ -402,7 +458,8 @@ class CloudLink:
                          "created_at": r.created_at} for r in records]
                 result = await session.request(p.EVENT_PUSH, {"records": body},
                                                self._config.cloud.request_timeout)
-                acked = _int_member(result, "acked_seq", minimum=records[0].seq)
+                acked = min(_int_member(result, "acked_seq", minimum=records[0].seq),
+                            records[-1].seq)
                 self._m_records.inc(await self._store.outbox.ack(acked))
         except LinkDown:
             return
@@ -503,12 +560,15 @@ class CloudLink:
     # -- status upstream and outbox alert ---------------------------------------------
 
     async def _status_loop(self) -> None:
-        """Queue a (coalesced) status record and watch the outbox fill level."""
+        """Watch the outbox fill level often; queue a (coalesced) status record less often."""
+        next_status = 0.0
         while True:
             await self._check_outbox()
-            if self.state not in (LinkState.NOT_CONFIGURED, LinkState.NOT_ENROLLED):
+            if (time.monotonic() >= next_status and self.state not in (
+                    LinkState.NOT_CONFIGURED, LinkState.NOT_ENROLLED)):
                 await self._queue_status()
-            await asyncio.sleep(self._config.cloud.status_interval)
+                next_status = time.monotonic() + self._config.cloud.status_interval
+            await asyncio.sleep(min(OUTBOX_CHECK_INTERVAL, self._config.cloud.status_interval))
 
     async def _queue_status(self) -> None:
         """Only the newest status matters: older undelivered ones are replaced."""
@@ -521,9 +581,11 @@ class CloudLink:
 
     async def _check_outbox(self) -> None:
         outbox = self._store.outbox
-        if await outbox.is_near_full():
+        depth = await outbox.depth()
+        self._m_depth.set(depth)
+        if depth >= outbox.max_records * NEAR_FULL_RATIO:
             await self._alert(ALERT_OUTBOX, Severity.WARNING,
-                              f"outbox holds {await outbox.depth()} undelivered records "
+                              f"outbox holds {depth} undelivered records "
                               f"(limit {outbox.max_records}); the cloud is not taking them")
         else:
             await self._store.alerts.clear(ALERT_OUTBOX)

@@ -231,11 +231,18 @@ class PendingRequests:
         if isinstance(reply, Response):
             future.set_result(reply.result)
         else:
-            future.set_exception(self._remote_error(reply.error))
+            _fail_quietly(future, self._remote_error(reply.error))
         return True
 
     def fail_all(self, make_error: Callable[[], Exception]) -> None:
         """The connection is gone: every waiting request fails."""
         for future in self._pending.values():
             if not future.done():
-                future.set_exception(make_error())
+                _fail_quietly(future, make_error())
+
+
+def _fail_quietly(future: asyncio.Future[Any], error: Exception) -> None:
+    """Fail a future without asyncio logging "exception never retrieved" when its
+    waiter was cancelled at the same moment (the waiter still gets the error)."""
+    future.set_exception(error)
+    future.exception()

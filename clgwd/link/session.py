@@ -41,11 +41,17 @@ class Session:
     """A JSON-RPC peer over one websocket; also the ``BinaryChannel`` of that socket."""
 
     def __init__(self, conn: WsConnection, dispatcher: Dispatcher,
-                 endpoint: Callable[[], BinaryEndpoint | None], *,
+                 endpoint: BinaryEndpoint | None, *,
                  tap: Tap | None = None, label: str = "cloud") -> None:
         self._conn = conn
         self._dispatch = dispatcher
-        self._endpoint = endpoint
+        self.endpoint = endpoint
+        """The tunnel endpoint this connection announces itself to (fixed per session)."""
+        self._binary_lane = asyncio.Event()
+        self.hello_done = False
+        """Set by the reader when the cloud answers ``hello``; binary before that is a
+        protocol violation (set here, in message order, not by the waiting task)."""
+        self._hello_id: p.RequestId | None = None
         self._tap = tap
         self.label = label
         self._pending = p.PendingRequests(RpcFailed)
@@ -75,6 +81,8 @@ class Session:
     async def request(self, method: str, params: dict[str, Any], limit: float) -> Any:
         """Send a request and wait for its result; raises RpcFailed, LinkDown, TimeoutError."""
         request_id, future = self._pending.open()
+        if method == p.HELLO:
+            self._hello_id = request_id
         try:
             await self._send(p.Request(request_id, method, params))
             async with asyncio.timeout(limit):
@@ -119,13 +127,30 @@ class Session:
             self.ended.set()
             self._pending.fail_all(lambda: LinkDown("the cloud connection closed"))
 
+    def open_binary_lane(self) -> None:
+        """Called after ``endpoint.on_link_up(self)`` returned: frames may flow now."""
+        self._binary_lane.set()
+
     async def _on_binary(self, data: bytes) -> None:
-        endpoint = self._endpoint()
+        # The contract promises on_link_up before any on_binary; a frame that races
+        # ahead of the supervisor's on_link_up waits here (stalling the reader).
+        if not self.hello_done:
+            _LOGGER.warning("%s sent a binary message before answering hello; dropped",
+                            self.label)
+            return
+        await self._binary_lane.wait()
+        endpoint = self.endpoint
         if endpoint is None:
             _LOGGER.debug("%s: dropped a %d-byte binary message: no tunnel endpoint",
                           self.label, len(data))
             return
-        await endpoint.on_binary(data)
+        try:
+            await endpoint.on_binary(data)
+        except Exception:
+            # A tunnel bug must not take the control lane down with it: log it and
+            # start over on a fresh connection, which resets the tunnel state.
+            _LOGGER.exception("%s: tunnel endpoint failed on a binary message", self.label)
+            await self._conn.close(1011, "tunnel endpoint error")
 
     def _on_text(self, text: str, tg: asyncio.TaskGroup) -> None:
         if self._tap is not None:
@@ -185,6 +210,8 @@ class Session:
         _LOGGER.debug("%s: ignored notification %s", self.label, message.method)
 
     def _on_reply(self, message: p.Response | p.ErrorResponse) -> None:
+        if isinstance(message, p.Response) and message.id == self._hello_id:
+            self.hello_done = True
         if not self._pending.resolve(message):
             self.unknown_replies += 1
             _LOGGER.debug("%s: reply to unknown request id %r ignored", self.label, message.id)

@@ -21,6 +21,8 @@ def add_refcloud_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]
     parser.add_argument("--dir", type=Path, required=True, help="state directory")
     parser.add_argument("--host", default="127.0.0.1", help="listen address (127.0.0.1)")
     parser.add_argument("--port", type=int, default=8443, help="HTTPS port (8443)")
+    parser.add_argument("--view-port", type=int, default=None,
+                        help="also serve the read-only view over plain HTTP on this port")
     parser.add_argument("--account", default="demo",
                         help="create an enrollment token for this Account ID (demo)")
     parser.add_argument("--token-uses", type=int, default=1,
@@ -40,10 +42,11 @@ async def _serve(args: argparse.Namespace) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     lifetime = dt.timedelta(hours=args.cert_lifetime_hours)
-    async with RefCloud(args.dir, args.host, args.port, cert_lifetime=lifetime) as cloud:
+    async with RefCloud(args.dir, args.host, args.port, cert_lifetime=lifetime,
+                        view_port=args.view_port) as cloud:
         token = await cloud.create_token(args.account, uses=args.token_uses)
         print_banner([
-            f"clgwd reference cloud: {cloud.url}/",
+            f"clgwd reference cloud: {cloud.url}/   view: {cloud.view_url}/",
             f"  CA to trust for enrollment: {cloud.ca_file}",
             f"  Account ID: {args.account}   enrollment token: {token}",
             f"  admin API token: {cloud.admin_token}",

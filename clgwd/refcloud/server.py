@@ -16,6 +16,7 @@ import json
 import logging
 import secrets
 import ssl
+import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -33,6 +34,8 @@ _LOGGER = logging.getLogger(__name__)
 DEFAULT_LIFETIME: Final = dt.timedelta(days=7)
 SessionCallback = Callable[[GatewaySession], None]
 _JSON_LIMIT: Final = 64 << 10
+WS_CLOSE_TIMEOUT: Final = 2.0
+"""Seconds to wait for a gateway's close frame before dropping the socket."""
 
 
 class RefCloud:
@@ -41,13 +44,16 @@ class RefCloud:
     def __init__(self, directory: Path, host: str = "127.0.0.1", port: int = 0, *,
                  cert_lifetime: dt.timedelta = DEFAULT_LIFETIME,
                  admin_token: str | None = None,
-                 max_message_bytes: int = p.MAX_MESSAGE_BYTES) -> None:
+                 max_message_bytes: int = p.MAX_MESSAGE_BYTES,
+                 view_port: int | None = None) -> None:
         self.dir = directory
         self.host = host
         self.port = port
         self.cert_lifetime = cert_lifetime
         self.admin_token = admin_token or secrets.token_urlsafe(18)
         self.max_message_bytes = max_message_bytes
+        self.view_port = view_port
+        """Optional plain-HTTP port for the read-only view (demo: no CA to import)."""
         self.store = CloudStore(directory / "refcloud.db")
         self.sessions: dict[str, GatewaySession] = {}
         self.on_session_ready: list[SessionCallback] = []
@@ -55,9 +61,12 @@ class RefCloud:
         """Test/ops hook: answer websocket upgrades with this HTTP status + Retry-After."""
         self.tap: Tap | None = None
         self.connection_attempts = 0
+        self.clock: Callable[[], float] = time.time
+        """The cloud's clock as told to gateways in ``hello`` (tests skew it)."""
         self._ca: CertificateAuthority | None = None
         self._ssl: ssl.SSLContext | None = None
         self._runner: web.AppRunner | None = None
+        self._view_runner: web.AppRunner | None = None
         self._all_sessions: set[GatewaySession] = set()
 
     # -- lifecycle -------------------------------------------------------------------------------
@@ -76,6 +85,7 @@ class RefCloud:
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.stop()
+        await self.close_view()
         await self.store.__aexit__(*exc_info)
 
     def _server_context(self) -> ssl.SSLContext:
@@ -101,14 +111,32 @@ class RefCloud:
         self._runner = runner
         self.port = runner.addresses[0][1]
         _LOGGER.info("Reference cloud listening on %s", self.url)
+        if self.view_port is not None and self._view_runner is None:
+            self._view_runner = web.AppRunner(self._view_app(), access_log=None)
+            await self._view_runner.setup()
+            await web.TCPSite(self._view_runner, self.host, self.view_port).start()
+            self.view_port = self._view_runner.addresses[0][1]
 
     async def stop(self, code: int = 1012, reason: str = "service restart") -> None:
-        """Close every gateway connection and the listener (a cloud restart)."""
-        for session in list(self._all_sessions):
-            await session.close(code, reason)
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
+        """Stop listening, then close every gateway connection at once (a restart).
+
+        The listener goes first so gateways that retry at once are refused instead of
+        being accepted and dropped a second time by the shutdown.
+        """
+        if self._runner is None:
+            return
+        for site in list(self._runner.sites):
+            await site.stop()
+        async with asyncio.TaskGroup() as tg:
+            for session in list(self._all_sessions):
+                tg.create_task(session.close(code, reason), name="refcloud.close")
+        await self._runner.cleanup()
+        self._runner = None
+
+    async def close_view(self) -> None:
+        if self._view_runner is not None:
+            await self._view_runner.cleanup()
+            self._view_runner = None
 
     @property
     def url(self) -> str:
@@ -187,6 +215,24 @@ class RefCloud:
         ])
         return app
 
+    def _view_app(self) -> web.Application:
+        """Read-only routes only: nothing here can change state or reach a gateway."""
+        app = web.Application()
+        app.add_routes([
+            web.get("/", self._index),
+            web.get("/gateways/{gid}", self._gateway_page),
+            web.get("/api/gateways", self._api_gateways),
+            web.get("/api/gateways/{gid}", self._api_gateway),
+        ])
+        return app
+
+    @property
+    def view_url(self) -> str:
+        """Where a browser should look: plain HTTP view if enabled, else the HTTPS one."""
+        if self.view_port is not None:
+            return f"http://{self.host}:{self.view_port}"
+        return self.url
+
     async def _enroll(self, request: web.Request) -> web.Response:
         body = await _json_body(request)
         account, token = body.get("account_id"), body.get("token")
@@ -237,7 +283,8 @@ class RefCloud:
         if isinstance(who, web.Response):
             return who
         ws = web.WebSocketResponse(protocols=(p.SUBPROTOCOL,), compress=False,
-                                   max_msg_size=self.max_message_bytes, autoping=True)
+                                   max_msg_size=self.max_message_bytes, autoping=True,
+                                   timeout=WS_CLOSE_TIMEOUT)
         await ws.prepare(request)
         if ws.ws_protocol != p.SUBPROTOCOL:
             await ws.close(code=1002, message=b"subprotocol clgwd.v1 required")

@@ -33,6 +33,10 @@ Tap = Callable[[str, str], None]
 HELLO_TIMEOUT: Final = 30.0
 
 
+class _ReaderDone(Exception):
+    """Ends the session's task group so handlers of a closed socket are cancelled."""
+
+
 class SessionClosed(Exception):
     """The gateway's connection is closed."""
 
@@ -94,20 +98,27 @@ class GatewaySession:
     # -- reader ---------------------------------------------------------------------------------
 
     async def run(self) -> None:
+        """Read until the socket closes, then cancel handlers still running for it."""
         try:
             async with asyncio.TaskGroup() as tg:
-                async for msg in self.ws:
-                    if msg.type == WSMsgType.TEXT:
-                        self._on_text(msg.data, tg)
-                    elif msg.type == WSMsgType.BINARY:
-                        await self._on_binary(msg.data)
-                    elif msg.type == WSMsgType.ERROR:
-                        _LOGGER.info("Gateway %s: websocket error %s", self.gateway_id,
-                                     self.ws.exception())
-                        break
+                await self._read_all(tg)
+        except* _ReaderDone:
+            pass
         finally:
             self.closed.set()
             self._pending.fail_all(lambda: SessionClosed(self.gateway_id))
+
+    async def _read_all(self, tg: asyncio.TaskGroup) -> None:
+        async for msg in self.ws:
+            if msg.type == WSMsgType.TEXT:
+                self._on_text(msg.data, tg)
+            elif msg.type == WSMsgType.BINARY:
+                await self._on_binary(msg.data)
+            elif msg.type == WSMsgType.ERROR:
+                _LOGGER.info("Gateway %s: websocket error %s", self.gateway_id,
+                             self.ws.exception())
+                break
+        raise _ReaderDone
 
     async def _on_binary(self, data: bytes) -> None:
         if self._binary_handler is None:
@@ -138,12 +149,17 @@ class GatewaySession:
         except CommandFailed as err:
             reply = p.ErrorResponse(request.id, err.error)
         await self._send_quietly(reply)
+        if request.method == p.HELLO and isinstance(reply, p.Response):
+            # Only now may commands and binary frames flow (protocol.md 4.1, 5).
+            self.ready.set()
+            self.cloud.session_ready(self)
 
     async def _handle(self, request: p.Request) -> Any:
         if request.method == p.HELLO:
             return await self._hello(request.params)
         if not self.ready.is_set():
-            raise _fail(p.INVALID_REQUEST, "send hello first", "hello_required")
+            raise _fail(p.INVALID_REQUEST, "send hello first and wait for its answer",
+                        "hello_required")
         if request.method == p.EVENT_PUSH:
             return await self._event_push(request.params)
         if request.method == p.CERT_RENEW:
@@ -157,14 +173,14 @@ class GatewaySession:
         if params.get("protocol") != p.PROTOCOL_VERSION:
             raise _fail(p.INVALID_PARAMS, f"protocol {p.PROTOCOL_VERSION} required",
                         "protocol_unsupported")
-        version = params.get("version")
-        caps = params.get("capabilities")
+        version, caps, epoch = (params.get("version"), params.get("capabilities"),
+                                params.get("outbox_epoch"))
+        if not isinstance(epoch, str) or not epoch:
+            raise _fail(p.INVALID_PARAMS, "outbox_epoch must be a non-empty string")
         acked = await self.cloud.store.gateway_online(
             self.gateway_id, version if isinstance(version, str) else "?",
-            [c for c in caps if isinstance(c, str)] if isinstance(caps, list) else [])
-        self.ready.set()
-        self.cloud.session_ready(self)
-        return {"gateway_id": self.gateway_id, "acked_seq": acked, "time": time.time()}
+            [c for c in caps if isinstance(c, str)] if isinstance(caps, list) else [], epoch)
+        return {"gateway_id": self.gateway_id, "acked_seq": acked, "time": self.cloud.clock()}
 
     async def _event_push(self, params: dict[str, Any]) -> dict[str, Any]:
         records = params.get("records")

@@ -2,7 +2,8 @@
 
 One aiosqlite connection; every write is one ``BEGIN IMMEDIATE`` transaction under a
 lock. Records pushed by a gateway are de-duplicated by ``(gateway_id, seq)``: a record
-at or below the gateway's ``last_seq`` was stored before and is skipped, which makes
+at or below the gateway's ``last_seq`` (per outbox epoch) was stored before and is
+skipped, which makes
 the gateway's at-least-once delivery exactly-once here.
 """
 
@@ -35,11 +36,12 @@ CREATE TABLE IF NOT EXISTS gateways (
     enrolled_at REAL NOT NULL, cert_serial TEXT NOT NULL, cert_not_after REAL NOT NULL,
     revoked INTEGER NOT NULL DEFAULT 0, online INTEGER NOT NULL DEFAULT 0,
     last_seen REAL, version TEXT, capabilities TEXT NOT NULL DEFAULT '[]',
-    last_seq INTEGER NOT NULL DEFAULT 0, status TEXT, sync_result TEXT);
+    last_seq INTEGER NOT NULL DEFAULT 0, epoch TEXT NOT NULL DEFAULT '',
+    status TEXT, sync_result TEXT);
 CREATE TABLE IF NOT EXISTS records (
-    gateway_id TEXT NOT NULL, seq INTEGER NOT NULL, kind TEXT NOT NULL,
-    payload TEXT NOT NULL, created_at REAL NOT NULL, received_at REAL NOT NULL,
-    PRIMARY KEY (gateway_id, seq));
+    gateway_id TEXT NOT NULL, epoch TEXT NOT NULL, seq INTEGER NOT NULL,
+    kind TEXT NOT NULL, payload TEXT NOT NULL, created_at REAL NOT NULL,
+    received_at REAL NOT NULL, PRIMARY KEY (gateway_id, epoch, seq));
 CREATE INDEX IF NOT EXISTS records_kind ON records(gateway_id, kind, seq);
 CREATE TABLE IF NOT EXISTS users (
     gateway_id TEXT NOT NULL, source_id TEXT NOT NULL, source_key TEXT NOT NULL,
@@ -78,6 +80,8 @@ class CloudStore:
         self.path = path
         self._conn: aiosqlite.Connection | None = None
         self._lock = asyncio.Lock()
+        self.duplicates_skipped = 0
+        """Records received again after a lost ack (counted, not stored twice)."""
 
     async def __aenter__(self) -> Self:
         self._conn = await aiosqlite.connect(self.path, isolation_level=None)
@@ -175,18 +179,30 @@ class CloudStore:
     # -- sessions -------------------------------------------------------------------------------
 
     async def gateway_online(self, gateway_id: str, version: str,
-                             capabilities: list[str]) -> int:
-        """Mark online after hello; returns the last seq stored for this gateway."""
+                             capabilities: list[str], epoch: str) -> int:
+        """Mark online after hello; returns the last seq stored for this outbox epoch.
+
+        A new epoch means the gateway's outbox was recreated (factory reset, restored
+        state): its seqs start over, so the de-duplication watermark does too.
+        """
         async with self.tx() as tx:
-            await tx.execute("UPDATE gateways SET online = 1, last_seen = ?, version = ?,"
-                             " capabilities = ? WHERE id = ?",
-                             (time.time(), version, json.dumps(capabilities), gateway_id))
-            async with tx.execute("SELECT last_seq FROM gateways WHERE id = ?",
+            async with tx.execute("SELECT last_seq, epoch FROM gateways WHERE id = ?",
                                   (gateway_id,)) as cur:
                 row = await cur.fetchone()
-        return int(row["last_seq"]) if row else 0
+            last = int(row["last_seq"]) if row else 0
+            if row is not None and row["epoch"] != epoch:
+                _LOGGER.info("Gateway %s: new outbox epoch %s; seqs restart", gateway_id,
+                             epoch)
+                last = 0
+            await tx.execute("UPDATE gateways SET online = 1, last_seen = ?, version = ?,"
+                             " capabilities = ?, epoch = ?, last_seq = ? WHERE id = ?",
+                             (time.time(), version, json.dumps(capabilities), epoch, last,
+                              gateway_id))
+        return last
 
     async def gateway_offline(self, gateway_id: str) -> None:
+        if self._conn is None:  # a handler finishing after shutdown closed the store
+            return
         async with self.tx() as tx:
             await tx.execute("UPDATE gateways SET online = 0, last_seen = ? WHERE id = ?",
                              (time.time(), gateway_id))
@@ -196,10 +212,11 @@ class CloudStore:
     async def apply_push(self, gateway_id: str, records: list[Any]) -> int:
         """Store new records (skipping seen seqs) in one transaction; returns acked seq."""
         async with self.tx() as tx:
-            async with tx.execute("SELECT last_seq FROM gateways WHERE id = ?",
+            async with tx.execute("SELECT last_seq, epoch FROM gateways WHERE id = ?",
                                   (gateway_id,)) as cur:
                 row = await cur.fetchone()
             last = int(row["last_seq"]) if row else 0
+            epoch = str(row["epoch"]) if row else ""
             previous = 0
             for record in records:
                 seq, kind, payload, created = _record_fields(record)
@@ -207,22 +224,25 @@ class CloudStore:
                     raise PushRejected("records must be in ascending seq order")
                 previous = seq
                 if seq <= last:
+                    self.duplicates_skipped += 1
                     continue
-                await self._store_record(tx, gateway_id, seq, kind, payload, created=created)
+                await self._store_record(tx, (gateway_id, epoch, seq), kind, payload,
+                                         created=created)
                 last = seq
             await tx.execute("UPDATE gateways SET last_seq = ?, last_seen = ? WHERE id = ?",
                              (last, time.time(), gateway_id))
         return last
 
-    async def _store_record(self, tx: aiosqlite.Connection, gateway_id: str, seq: int,
+    async def _store_record(self, tx: aiosqlite.Connection, key: tuple[str, str, int],
                             kind: str, payload: dict[str, Any], *, created: float) -> None:
+        gateway_id, _, seq = key
         now = time.time()
         text = json.dumps(payload)
         if kind in STATUS_KINDS:
             await tx.execute("UPDATE gateways SET status = ? WHERE id = ?", (text, gateway_id))
         else:
-            await tx.execute("INSERT INTO records VALUES (?, ?, ?, ?, ?, ?)",
-                             (gateway_id, seq, kind, text, created, now))
+            await tx.execute("INSERT INTO records VALUES (?, ?, ?, ?, ?, ?, ?)",
+                             (*key, kind, text, created, now))
         if kind == "user.change":
             try:
                 await _apply_user_change(tx, gateway_id, payload, now)

@@ -7,13 +7,16 @@ import contextlib
 import datetime as dt
 import json
 import shutil
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
+from clgwd.config import Secret
 from clgwd.link import LinkState
 from clgwd.link import protocol as p
+from clgwd.link.enroll import enroll
 from clgwd.refcloud.sessions import CommandFailed
 from tests.link.harness import enroll_gateway, gateway_config, refcloud, running_gateway, wait_for
 
@@ -237,3 +240,124 @@ async def test_restarting_cloud_loses_no_record(tmp_path: Path) -> None:
 
 async def _delivered(gw: object) -> bool:
     return bool(await gw.store.outbox.depth() == 0)  # type: ignore[attr-defined]
+
+
+async def test_clock_skew_raises_alert(tmp_path: Path) -> None:
+    """A cloud clock an hour away from the gateway's raises cloud_clock_skew; link works."""
+    async with refcloud(tmp_path / "cloud") as cloud:
+        cloud.clock = lambda: time.time() + 3600
+        config = gateway_config(tmp_path, cloud.url, cloud.ca_file)
+        await enroll_gateway(config, cloud)
+        async with running_gateway(config) as gw:
+            await gw.online()
+            await wait_for(lambda: _has_alert(gw, "cloud_clock_skew"))
+
+
+async def test_enrollment_token_is_never_logged(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """The token does not appear in any log line of enrollment and connection."""
+    caplog.set_level("DEBUG")
+    async with refcloud(tmp_path / "cloud") as cloud:
+        token = await cloud.create_token("acme")
+        config = gateway_config(tmp_path, cloud.url, cloud.ca_file)
+        await enroll(config.state.dir, cloud.url or "", "acme", Secret(token), cloud.ca_file)
+        async with running_gateway(config) as gw:
+            await gw.online()
+    assert "Enrolled as" in caplog.text
+    assert token not in caplog.text
+
+
+@contextlib.asynccontextmanager
+async def freezable_proxy(target_port: int) -> AsyncIterator[tuple[int, asyncio.Event]]:
+    """A TCP forwarder to 127.0.0.1:target_port; setting the event black-holes traffic."""
+    frozen = asyncio.Event()
+    writers: list[asyncio.StreamWriter] = []
+
+    async def pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(ConnectionError):
+            while data := await reader.read(65536):
+                if not frozen.is_set():
+                    writer.write(data)
+                    await writer.drain()
+        writer.close()
+
+    async def accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", target_port)
+        writers.extend([writer, up_writer])
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(pump(reader, up_writer))
+            tg.create_task(pump(up_reader, writer))
+
+    server = await asyncio.start_server(accept, "127.0.0.1", 0)
+    try:
+        yield server.sockets[0].getsockname()[1], frozen
+    finally:
+        server.close()
+        for writer in writers:
+            writer.close()
+        await server.wait_closed()
+
+
+async def test_black_holed_cloud_is_declared_dead_by_missed_pongs(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """When the path to the cloud silently drops everything, missed pongs end the
+    connection (no wedge) and the link reconnects once the path works again."""
+    async with refcloud(tmp_path / "cloud") as cloud, freezable_proxy(cloud.port) as (
+            port, frozen):
+        url = f"https://127.0.0.1:{port}"
+        config = gateway_config(tmp_path, url, cloud.ca_file, ping_interval=0.2,
+                                missed_pongs=2)
+        await enroll_gateway(config, cloud)
+        async with running_gateway(config) as gw:
+            await gw.online()
+            loop = asyncio.get_running_loop()
+            frozen.set()
+            started = loop.time()
+            await wait_for(lambda: gw.link.state != LinkState.ONLINE, limit=5,
+                           what="dead connection detected")
+            # 2 missed pongs (0.4 s) + close handshake timeout (open_timeout, 2 s)
+            assert loop.time() - started < 4.0
+            assert "keepalive timeout" in caplog.text
+            frozen.clear()
+            await gw.online(limit=10)
+
+
+async def test_cloud_that_never_answers_hello_or_push_does_not_wedge(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Unanswered hello or event.push time out, the socket is replaced, nothing is lost."""
+    from clgwd.refcloud.sessions import GatewaySession  # noqa: PLC0415
+
+    real_hello, real_push = GatewaySession._hello, GatewaySession._event_push
+    stall_hello, stall_push = asyncio.Event(), asyncio.Event()
+
+    async def hello(self: GatewaySession, params: dict[str, object]) -> object:
+        if stall_hello.is_set():
+            await asyncio.Event().wait()
+        return await real_hello(self, params)
+
+    async def push(self: GatewaySession, params: dict[str, object]) -> object:
+        if stall_push.is_set():
+            await asyncio.Event().wait()
+        return await real_push(self, params)
+
+    monkeypatch.setattr(GatewaySession, "_hello", hello)
+    monkeypatch.setattr(GatewaySession, "_event_push", push)
+    async with refcloud(tmp_path / "cloud") as cloud:
+        config = gateway_config(tmp_path, cloud.url, cloud.ca_file, request_timeout=0.3)
+        await enroll_gateway(config, cloud)
+        stall_hello.set()
+        async with running_gateway(config) as gw:
+            await wait_for(lambda: cloud.connection_attempts >= 3, limit=10)
+            assert gw.link.state != LinkState.ONLINE
+            assert "hello failed" in gw.link.last_error
+            stall_hello.clear()
+            stall_push.set()
+            await gw.online()
+            await gw.enqueue("event", {"n": 1})
+            attempts = cloud.connection_attempts
+            await wait_for(lambda: cloud.connection_attempts > attempts, limit=10,
+                           what="reconnect after unanswered event.push")
+            stall_push.clear()
+            await wait_for(lambda: _delivered(gw), limit=10)
+            rows = await cloud.store.fetchall("SELECT seq FROM records WHERE kind = 'event'")
+            assert len(rows) == 1

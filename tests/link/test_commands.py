@@ -173,3 +173,67 @@ async def test_certificate_is_renewed_over_the_link(tmp_path: Path) -> None:
             methods = [json.loads(t).get("method") for d, t in gw.traffic if d == "out"]
             assert methods.count(p.CERT_RENEW) == 1, "renewed more than once in 1 s"
             assert gw.link.state == LinkState.ONLINE
+
+
+async def test_idempotency_key_reused_for_another_method_is_a_conflict(
+        tmp_path: Path) -> None:
+    """A key first used for sync.now cannot replay as config.set (-32003)."""
+    counter = Counter()
+
+    def setup(gw: Gateway) -> None:
+        gw.commands.register("sync.now", counter, mutating=True)
+        gw.commands.register("config.set", counter, mutating=True)
+
+    async with refcloud(tmp_path / "cloud") as cloud:
+        config = gateway_config(tmp_path, cloud.url, cloud.ca_file)
+        await enroll_gateway(config, cloud)
+        async with running_gateway(config, setup) as gw:
+            await gw.online()
+            gid = gw.link.gateway_id or ""
+            await cloud.command(gid, "sync.now", {}, idempotency_key="same")
+            with pytest.raises(CommandFailed) as info:
+                await cloud.command(gid, "config.set", {}, idempotency_key="same")
+            assert info.value.error.code == p.IDEMPOTENCY_CONFLICT
+            assert len(counter.calls) == 1
+
+
+async def test_onboarding_enroll_method_connects(tmp_path: Path) -> None:
+    """CloudLink.enroll (what the onboarding page calls) enrolls and the link connects."""
+    from clgwd.config import Secret  # noqa: PLC0415
+
+    async with refcloud(tmp_path / "cloud") as cloud:
+        config = gateway_config(tmp_path, cloud.url, cloud.ca_file)
+        async with running_gateway(config) as gw:
+            await wait_for(lambda: gw.link.state == LinkState.NOT_ENROLLED)
+            token = await cloud.create_token("acme")
+            enrollment = await gw.link.enroll("acme", Secret(token))
+            assert enrollment.gateway_id == gw.link.gateway_id
+            await gw.online(limit=5)
+            assert gw.link.info()["state"] == "online"
+
+
+async def test_frames_sent_right_after_hello_wait_for_on_link_up(tmp_path: Path) -> None:
+    """A cloud that sends binary the instant hello is answered never beats on_link_up."""
+    echo = Echo()
+    received: list[bytes] = []
+
+    async def collect(data: bytes) -> None:
+        received.append(data)
+
+    async def burst(session: Any) -> None:
+        await session.ready.wait()
+        for i in range(20):
+            await session.send_binary(bytes([i]))
+
+    async with refcloud(tmp_path / "cloud") as cloud, asyncio.TaskGroup() as tg:
+        def on_ready(session: Any) -> None:
+            session.set_binary_handler(collect)
+            tg.create_task(burst(session))
+
+        cloud.on_session_ready.append(on_ready)
+        config = gateway_config(tmp_path, cloud.url, cloud.ca_file)
+        await enroll_gateway(config, cloud)
+        async with running_gateway(config, lambda gw: gw.link.set_binary_endpoint(echo)) as gw:
+            await gw.online()
+            await wait_for(lambda: len(received) == 20)
+            assert received == [bytes([i]) for i in range(20)]

@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from clgwd.link import LinkState
 from tests.link.harness import enroll_gateway, gateway_config, refcloud, running_gateway, wait_for
 
@@ -93,3 +95,53 @@ async def test_enrolling_while_running_connects_without_restart(tmp_path: Path) 
             await wait_for(lambda: gw.link.state == LinkState.NOT_ENROLLED)
             await enroll_gateway(config, cloud)
             await gw.online()
+
+
+async def test_recreated_outbox_is_not_mistaken_for_duplicates(tmp_path: Path) -> None:
+    """After the state database is recreated (seqs restart at 1) new records still arrive."""
+    async with refcloud(tmp_path / "cloud") as cloud:
+        config = gateway_config(tmp_path, cloud.url, cloud.ca_file)
+        await enroll_gateway(config, cloud)
+        async with running_gateway(config) as gw:
+            for i in range(5):
+                await gw.enqueue("event", {"life": 1, "i": i})
+            await gw.online()
+            await wait_for(lambda: _depth_zero(gw))
+        for name in ("state.db", "state.db-wal", "state.db-shm"):
+            (config.state.dir / name).unlink(missing_ok=True)
+        async with running_gateway(config) as gw:
+            for i in range(3):
+                await gw.enqueue("event", {"life": 2, "i": i})
+            await gw.online()
+            await wait_for(lambda: _depth_zero(gw))
+        rows = await cloud.store.fetchall(
+            "SELECT payload FROM records WHERE kind = 'event' ORDER BY received_at")
+        lives = [json.loads(r["payload"])["life"] for r in rows]
+        assert lives == [1] * 5 + [2] * 3
+
+
+@pytest.mark.slow
+async def test_outbox_near_full_raises_and_clears_alert(tmp_path: Path) -> None:
+    """At 80 % of outbox_max_records an alert is raised; it clears once delivered."""
+    async with refcloud(tmp_path / "cloud") as cloud:
+        config = gateway_config(tmp_path, cloud.url, cloud.ca_file)
+        config = config.model_copy(update={"state": config.state.model_copy(
+            update={"outbox_max_records": 100})})
+        await enroll_gateway(config, cloud)
+        await cloud.stop()
+        async with running_gateway(config) as gw:
+            for i in range(85):
+                await gw.enqueue("event", {"i": i})
+            await wait_for(lambda: _alert_active(gw, "outbox_near_full"), limit=15)
+            await cloud.start()
+            await gw.online()
+            await wait_for(lambda: _depth_zero(gw))
+            await wait_for(lambda: _alert_cleared(gw, "outbox_near_full"), limit=15)
+
+
+async def _alert_active(gw: Any, code: str) -> bool:
+    return code in {a.code for a in await gw.store.alerts.active()}
+
+
+async def _alert_cleared(gw: Any, code: str) -> bool:
+    return not await _alert_active(gw, code)

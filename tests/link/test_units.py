@@ -1,0 +1,102 @@
+"""Pure parts of the link: backoff, protocol parsing, the cloud config section."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from clgwd.config import ConfigError, parse_config
+from clgwd.link import protocol as p
+from clgwd.link.backoff import Backoff
+from clgwd.link.link import ws_url
+
+
+def test_backoff_is_full_jitter_within_growing_capped_windows() -> None:
+    """The n-th delay lies in [0, min(cap, base*2^n)); the cap holds; reset starts over."""
+    backoff = Backoff(1.0, 300.0, random.Random(1))
+    for n in range(20):
+        delay = backoff.next_delay()
+        assert 0 <= delay < min(300.0, 2.0 ** n)
+    samples = [Backoff(1.0, 300.0, random.Random(i)) for i in range(200)]
+    for b in samples:
+        b.attempts = 10
+    delays = [b.next_delay() for b in samples]
+    assert max(delays) < 300 and min(delays) < 30 and max(delays) > 250, "not spread"
+    backoff.reset()
+    assert backoff.next_delay() < 1.0
+
+
+def test_backoff_floor_and_skip_to() -> None:
+    """Retry-After is a floor; skip_to widens but never narrows the window."""
+    backoff = Backoff(1.0, 300.0, random.Random(2))
+    assert backoff.next_delay(floor=7.5) >= 7.5
+    backoff.reset()
+    backoff.skip_to(2)
+    assert backoff.attempts == 2
+    backoff.skip_to(1)
+    assert backoff.attempts == 2
+
+
+@given(st.text(max_size=200))
+def test_parse_never_raises_anything_but_protocol_violation(text: str) -> None:
+    """Arbitrary text either parses or raises ProtocolViolation with a JSON-RPC code."""
+    try:
+        p.parse(text)
+    except p.ProtocolViolation as err:
+        assert err.code in (p.PARSE_ERROR, p.INVALID_REQUEST, p.INVALID_PARAMS)
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=10),
+    lambda children: st.lists(children, max_size=3)
+    | st.dictionaries(st.text(max_size=8), children, max_size=3),
+    max_leaves=10)
+
+
+@given(st.dictionaries(st.sampled_from(["jsonrpc", "id", "method", "params", "result",
+                                        "error"]), json_values))
+def test_parse_of_arbitrary_objects_is_total(body: dict[str, object]) -> None:
+    """Any JSON object parses into a message or a ProtocolViolation, never a crash."""
+    try:
+        message = p.parse(json.dumps(body))
+    except p.ProtocolViolation:
+        return
+    assert p.parse(p.encode(message)) == message
+
+
+def test_encode_parse_round_trip() -> None:
+    """Every message type survives encode -> parse unchanged."""
+    messages: list[p.Message] = [
+        p.Request(1, "hello", {"a": 1}), p.Notification("goaway", {}),
+        p.Response("x", [1, 2]), p.error_response(None, p.PARSE_ERROR, "bad", "c"),
+    ]
+    for message in messages:
+        assert p.parse(p.encode(message)) == message
+
+
+def test_gateway_id_rules() -> None:
+    assert p.is_valid_gateway_id("gw-" + "a" * 32)
+    assert not p.is_valid_gateway_id("gw-" + "A" * 32)
+    assert p.gateway_id_from_uri(p.CERT_URI_PREFIX + "gw-" + "0" * 32) == "gw-" + "0" * 32
+    assert p.gateway_id_from_uri("urn:other:gw") is None
+
+
+def test_cloud_config_defaults_and_errors() -> None:
+    """An empty file works; bad values name the key path and say what is expected."""
+    assert parse_config("").cloud.url is None
+    config = parse_config("cloud: {url: 'https://cloud.example.com:8443/'}")
+    assert config.cloud.url == "https://cloud.example.com:8443"
+    assert ws_url(config.cloud.url) == "wss://cloud.example.com:8443/v1/gateway"
+    with pytest.raises(ConfigError) as info:
+        parse_config("cloud: {url: 'http://x', missed_pongs: 0, batch_size: '5'}")
+    text = info.value.render()
+    assert "cloud.url: must be an https:// URL" in text
+    assert "cloud.missed_pongs" in text and "cloud.batch_size" in text
+    with pytest.raises(ConfigError, match="backoff_cap must be >= backoff_base"):
+        parse_config("cloud: {backoff_base: 10, backoff_cap: 5}")
+    with pytest.raises(ConfigError, match="without a path"):
+        parse_config("cloud: {url: 'https://x/v1'}")

@@ -1,0 +1,68 @@
+"""The link inside the real daemon, and the `clgwd enroll` command line."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import sys
+from pathlib import Path
+
+from clgwd.config import parse_config
+from clgwd.daemon import Daemon
+from tests.link.harness import refcloud, wait_for
+
+
+async def test_daemon_runs_link_after_store_and_it_goes_online(tmp_path: Path) -> None:
+    """build_components puts the link after the store; `clgwd enroll` makes it connect."""
+    async with refcloud(tmp_path / "cloud") as cloud:
+        state = tmp_path / "state"
+        config_path = tmp_path / "clgwd.yaml"
+        config_path.write_text(
+            f"state: {{dir: '{state}'}}\n"
+            f"http: {{listen: [{{host: 127.0.0.1, port: {_free_port()}}}]}}\n"
+            f"control: {{socket: '{tmp_path / 'control.sock'}'}}\n"
+            f"cloud: {{url: '{cloud.url}', enrollment_ca_file: '{cloud.ca_file}'}}\n")
+        config = parse_config(config_path.read_text())
+        daemon = Daemon(config, config_path)
+        task = asyncio.create_task(daemon.run())
+        try:
+            await wait_for(lambda: "link" in daemon.statuses()
+                           and "not enrolled" in daemon.statuses()["link"].message)
+            names = [c.name for c in daemon.components]
+            assert names.index("store") < names.index("link")
+            token_file = tmp_path / "token"
+            token_file.write_text(await cloud.create_token("acme") + "\n")
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "clgwd", "enroll", "--config", str(config_path),
+                "--account", "acme", "--token-file", str(token_file),
+                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+            out, err = await proc.communicate()
+            assert proc.returncode == 0, err.decode()
+            assert b"enrolled gateway gw-" in out
+            await wait_for(lambda: daemon.statuses()["link"].message.startswith("online"),
+                           limit=15)
+        finally:
+            daemon.request_stop("test done")
+            assert await task == 0
+
+
+async def test_enroll_cli_reports_rejection(tmp_path: Path) -> None:
+    """A wrong token makes `clgwd enroll` exit 1 with the cloud's reason."""
+    async with refcloud(tmp_path / "cloud") as cloud:
+        config_path = tmp_path / "clgwd.yaml"
+        config_path.write_text(
+            f"state: {{dir: '{tmp_path / 'state'}'}}\n"
+            f"cloud: {{url: '{cloud.url}', enrollment_ca_file: '{cloud.ca_file}'}}\n")
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "clgwd", "enroll", "--config", str(config_path),
+            "--account", "acme", "--token-file", "-", stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        _, err = await proc.communicate(b"not-the-token\n")
+        assert proc.returncode == 1
+        assert b"HTTP 401" in err and b"unknown Account ID or token" in err
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
