@@ -199,7 +199,7 @@ async def test_idempotency_key_reused_for_another_method_is_a_conflict(
 
 async def test_onboarding_enroll_method_connects(tmp_path: Path) -> None:
     """CloudLink.enroll (what the onboarding page calls) enrolls and the link connects."""
-    from clgwd.config import Secret  # noqa: PLC0415
+    from clgwd.config import Secret
 
     async with refcloud(tmp_path / "cloud") as cloud:
         config = gateway_config(tmp_path, cloud.url, cloud.ca_file)
