@@ -12,7 +12,7 @@ import pytest
 from blockbuster import BlockBuster
 from pydantic import ValidationError
 
-from clgwd.config import ClgwdConfig, ConfigError, parse_config
+from clgwd.config import ClgwdConfig, parse_config
 from clgwd.config.network import PortConfig
 from clgwd.net.ports import ROLLBACK_ALERT, NetworkComponent, NothingToConfirm
 from clgwd.store import Store
@@ -138,32 +138,6 @@ async def test_restart_during_trial_rolls_back(lan: Lan, tmp_path: Path) -> None
     async with running(config, ns) as (store, net):
         assert kernel_v4(ns) == ["198.18.0.30/24"] and net.trial is None
         assert [a.code for a in await store.alerts.active()] == [ROLLBACK_ALERT]
-
-
-@pytest.mark.parametrize(("ports", "path", "message"), [
-    ("[{name: eth0, mode: static, address: 198.18.0.5/33}]",
-     "network.ports[0].address", "/prefix of 1-32"),
-    ("[{name: eth0, mode: static, address: 198.18.0.5, netmask: 255.255.255.255.0}]",
-     "network.ports[0].netmask", "must be an IPv4 address"),
-    ("[{name: eth0, mode: static, address: 198.18.0.5/24, gateway: 192.0.2.1}]",
-     "network.ports[0].gateway", "inside the port's subnet 198.18.0.0/24"),
-    ("[{name: eth0, mode: static, address: 198.18.0.5/24, dns: [ns1.example]}]",
-     "network.ports[0].dns[0]", "must be an IPv4 or IPv6 address"),
-    ("[{name: eth0, mode: static, address: 198.18.0.5/24},"
-     " {name: eth1, mode: static, address: 198.18.0.9/16}]",
-     "network.ports", "ports[1].address must not overlap ports[0]"),
-    ("[{name: eth0, mode: dhcp, address: 198.18.0.5/24}]",
-     "network.ports[0].address", "must not be set when mode is dhcp"),
-    ("[{name: eth0}, {name: eth0}]", "network.ports", "must be unique"),
-])
-def test_invalid_port_config_rejected(tmp_path: Path, ports: str, path: str,
-                                      message: str) -> None:
-    """Invalid port settings are config errors naming the key path."""
-    with pytest.raises(ConfigError) as info:
-        config_for(tmp_path, ports)
-    issues = info.value.issues
-    assert len(issues) == 1
-    assert issues[0].path == path and message in issues[0].message, issues[0]
 
 
 async def test_invalid_proposal_never_touches_kernel(lan: Lan, tmp_path: Path) -> None:
