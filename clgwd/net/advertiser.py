@@ -31,6 +31,8 @@ from clgwd.store import Settings
 _LOGGER = logging.getLogger(__name__)
 
 HOSTNAME_KEY: Final = "mdns.hostname"
+RETRY_FIRST: Final = 1.0
+RETRY_MAX: Final = 60.0
 MAX_SUFFIX: Final = 99
 
 
@@ -116,12 +118,23 @@ class MdnsAdvertiser:
 
     async def run(self) -> None:
         """Claim, publish and follow address changes; goodbyes on cancellation."""
+        delay = RETRY_FIRST
         try:
             while True:
-                if self._config.enabled:
-                    await self._step()
-                else:
+                if not self._config.enabled:
                     await self._wait_wake()
+                    continue
+                try:
+                    await self._step()
+                    delay = RETRY_FIRST
+                except Exception as err:
+                    # Sockets that cannot bind, a zeroconf error: keep the daemon up,
+                    # report it and retry (capped exponential backoff, full jitter).
+                    await self._close()
+                    self._set_state(MdnsState.WAITING, f"mDNS failed ({type(err).__name__}: "
+                                                       f"{err}); retrying")
+                    await asyncio.sleep(random.uniform(0, delay))  # noqa: S311
+                    delay = min(delay * 2, RETRY_MAX)
         finally:
             await asyncio.shield(self._close())
 
@@ -140,9 +153,10 @@ class MdnsAdvertiser:
 
     async def _step(self) -> None:
         addresses = await self._addresses()
-        if not addresses:
+        if not any(a.version == 4 for a in addresses):
+            # The responder's sockets are IPv4; AAAA records ride along with them.
             await self._close()
-            self._set_state(MdnsState.WAITING, "no suitable address on the configured ports")
+            self._set_state(MdnsState.WAITING, "no IPv4 address on the configured ports")
             await self._wait_wake()
             return
         if self._responder is None:

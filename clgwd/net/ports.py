@@ -28,8 +28,11 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, Self
 
+from pydantic import ValidationError
+
 from clgwd.component import ComponentState, StatusTracker
 from clgwd.config import ClgwdConfig
+from clgwd.config.loader import render_validation_error
 from clgwd.config.network import NetworkConfig, PortConfig
 from clgwd.errors import ClgwdError
 from clgwd.net.netlink import (
@@ -55,6 +58,13 @@ DHCP_RETRY_MAX = 30.0
 class NothingToConfirm(ClgwdError):
     code = "nothing_to_confirm"
     http_status = 409
+
+
+class InvalidPortConfig(ClgwdError):
+    """A proposed port list failed validation; nothing was applied."""
+
+    code = "invalid_network_config"
+    http_status = 422
 
 
 class TrialPhase(StrEnum):
@@ -214,7 +224,11 @@ class NetworkComponent:
     async def propose(self, ports: Sequence[PortConfig], *, actor: str,
                       confirm_within: float | None = None) -> Trial:
         """Apply ``ports`` now; unless confirmed before the deadline, roll them back."""
-        NetworkConfig(ports=list(ports))  # cross-port checks (overlap, unique names)
+        try:  # cross-port checks (overlap, unique names) before any netlink call
+            NetworkConfig.model_validate({"ports": [p.model_dump() for p in ports]})
+        except ValidationError as err:
+            issues = render_validation_error(err)
+            raise InvalidPortConfig("; ".join(f"network.{i}" for i in issues)) from None
         async with self._apply_lock:
             previous = self._trial.previous if self._trial else self._desired
             now = time.time()
@@ -431,7 +445,6 @@ class NetworkComponent:
                 self._update_status()
                 await self._wait_links_changed()
                 continue
-            await self._netlink.set_up(link.index)
             saved = await asyncio.to_thread(_read_lease, path)
 
             async def on_lease(trigger: DhcpTrigger, lease: DhcpLease,
@@ -439,12 +452,13 @@ class NetworkComponent:
                 await self._on_lease(_port, trigger, lease)
 
             try:
+                await self._netlink.set_up(link.index)
                 async with dhcp_client(port.name, handler=on_lease, saved=saved,
                                        save=self._queue_lease_write,
                                        host_name=socket.gethostname()) as client:
                     self._dhcp_state[port.name] = client.state
                     await self._watch_dhcp(port, client)
-            except (OSError, RuntimeError, ValueError) as err:
+            except (OSError, RuntimeError, ValueError, NetlinkFailure) as err:
                 self._dhcp_state[port.name] = "failed"
                 self._errors[port.name] = f"DHCP client failed: {err}"
                 self._update_status()

@@ -15,6 +15,7 @@ from tests.net.conftest import (
     Lan,
     Procs,
     gateway_config,
+    sh,
     start_avahi,
     start_gateway,
     wait_for,
@@ -131,3 +132,20 @@ async def test_link_up_recheck_moves_newcomer(lan: Lan, procs: Procs, tmp_path: 
     assert (await gw1.status())["mdns"]["details"]["hostname"] == "cloudlink"
     assert await zc_resolve(peer_ns, "cloudlink.local.", "198.18.0.2") == ["198.18.0.10"]
     assert await zc_resolve(peer_ns, "cloudlink-2.local.", "198.18.0.2") == ["198.18.0.11"]
+
+
+async def test_no_address_waits_instead_of_failing(lan: Lan, procs: Procs, tmp_path: Path) -> None:
+    """mDNS enabled but no IPv4 address yet: the component waits (degraded), the daemon
+    runs, and it publishes as soon as an address appears."""
+    ns = lan.add_ns()
+    lan.attach(ns)
+    gw = await start_gateway(procs, ns, tmp_path / "gw", "mdns: {enabled: true}\n")
+
+    async def waiting() -> bool:
+        mdns = (await gw.status())["mdns"]
+        return mdns["state"] == "degraded" and "no IPv4 address" in mdns["message"]
+
+    await wait_for(waiting, 5)
+    sh("ip", "-n", ns, "addr", "add", "198.18.0.10/24", "dev", "eth0")
+    status = await wait_for(published(gw), 5)
+    assert status["details"]["hostname"] == "cloudlink"

@@ -10,11 +10,10 @@ from pathlib import Path
 
 import pytest
 from blockbuster import BlockBuster
-from pydantic import ValidationError
 
 from clgwd.config import ClgwdConfig, parse_config
 from clgwd.config.network import PortConfig
-from clgwd.net.ports import ROLLBACK_ALERT, NetworkComponent, NothingToConfirm
+from clgwd.net.ports import ROLLBACK_ALERT, InvalidPortConfig, NetworkComponent, NothingToConfirm
 from clgwd.store import Store
 from tests.net.conftest import (
     Lan,
@@ -146,7 +145,8 @@ async def test_invalid_proposal_never_touches_kernel(lan: Lan, tmp_path: Path) -
     lan.attach(ns)
     async with running(config_for(tmp_path, STATIC_A), ns) as (_, net):
         overlapping = [PORT_B, PortConfig(name="eth1", mode="static", address="198.18.0.40/24")]
-        with pytest.raises(ValidationError, match="must not overlap"):
+        with pytest.raises(InvalidPortConfig, match=r"network.ports: ports\[1\].address must "
+                                                     "not overlap"):
             await net.propose(overlapping, actor="local:test")
         assert kernel_v4(ns) == ["198.18.0.30/24"] and net.trial is None
 
