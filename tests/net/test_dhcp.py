@@ -126,3 +126,32 @@ async def test_lease_expires_when_server_is_gone(lan: Lan, procs: Procs, tmp_pat
     assert "expired" in port["error"]
     assert kernel_v4(gw_ns) == []
     assert kernel(gw_ns, "-4", "route", "show", "default") == []
+
+
+async def test_carrier_loss_is_reported_and_return_renews(lan: Lan, procs: Procs,
+                                                           tmp_path: Path) -> None:
+    """Unplugged: status says no carrier and the lease is kept; plugged back: the gateway
+    renews at once instead of waiting for T1."""
+    server, gw_ns = lan.add_ns(), lan.add_ns()
+    lan.attach(server, address="198.18.0.1/24", mac=SERVER_MAC)
+    lan.attach(gw_ns, mac=GW_MAC)
+    log = await start_dnsmasq(procs, server, tmp_path / "dnsmasq")  # T1 = 60 s
+    gw = await start_gateway(procs, gw_ns, tmp_path / "gw", DHCP_PORT)
+    address = (await wait_for(bound(gw), 15))["addresses"][0]
+    lan.unplug(2)
+
+    async def no_carrier() -> dict[str, Any] | None:
+        status = (await gw.status())["network"]
+        return status if "no carrier" in status["message"] else None
+
+    status = await wait_for(no_carrier, 5)
+    assert status["state"] == "degraded"
+    assert port_state(await gw.status())["addresses"] == [address]
+    lan.plug(2)
+    ack = f"DHCPACK(eth0) {address.split('/')[0]} {GW_MAC}"
+
+    async def renewed() -> bool:
+        return log.read_text().count(ack) >= 2
+
+    await wait_for(renewed, 5)
+    assert kernel_v4(gw_ns) == [address]

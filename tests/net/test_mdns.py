@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from tests.net.conftest import (
+    PYTHON,
     Avahi,
     Gateway,
     Lan,
@@ -105,6 +106,32 @@ async def test_readdress_is_announced(lan: Lan, procs: Procs, tmp_path: Path) ->
     await wait_for(moved, 5)
     print(f"readdress -> avahi resolves the new address: {time.monotonic() - start:.2f} s")
     assert await zc_resolve(peer_ns, "cloudlink.local.", "198.18.0.2") == ["198.18.0.20"]
+
+
+async def test_goodbyes_on_readdress_and_shutdown(lan: Lan, procs: Procs,
+                                                  tmp_path: Path) -> None:
+    """On the wire: the old address gets a goodbye (TTL 0) when the port is readdressed,
+    the new one is announced, and SIGTERM sends a goodbye for it."""
+    gw_ns, peer_ns = lan.add_ns(), lan.add_ns()
+    lan.attach(gw_ns)
+    lan.attach(peer_ns, address="198.18.0.2/24")
+    log = tmp_path / "records.log"
+    await procs.start(PYTHON, str(Path(__file__).with_name("mdns_records.py")), "198.18.0.2",
+                      "cloudlink.local.", ns=peer_ns, log=log)
+    await wait_for(lambda: _contains(log, "ready"), 10)
+    gw = await start_gateway(procs, gw_ns, tmp_path / "gw",
+                             GW_PORT.format(address="198.18.0.10/24"))
+    await wait_for(published(gw), 10)
+    gateway_config(gw.dir, GW_PORT.format(address="198.18.0.20/24"))
+    assert (await gw.request("POST", "/v1/reload"))[0] == 200
+    await wait_for(lambda: _contains(log, '{"address": "198.18.0.20", "ttl": 120}'), 5)
+    assert await _contains(log, '{"address": "198.18.0.10", "ttl": 0}')
+    assert await procs.stop(gw.proc) == 0
+    await wait_for(lambda: _contains(log, '{"address": "198.18.0.20", "ttl": 0}'), 5)
+
+
+async def _contains(path: Path, text: str) -> bool:
+    return path.exists() and text in path.read_text()
 
 
 async def test_link_up_recheck_moves_newcomer(lan: Lan, procs: Procs, tmp_path: Path) -> None:
