@@ -110,6 +110,13 @@ def _is_global_v4(info: AddressInfo) -> bool:
     return isinstance(info.interface, ipaddress.IPv4Interface) and info.scope == 0
 
 
+def _changed_ports(old: Sequence[PortConfig], new: Sequence[PortConfig]) -> list[str]:
+    """Names of ports added, removed or changed (the event's properties_changed)."""
+    before = {p.name: p for p in old}
+    after = {p.name: p for p in new}
+    return sorted(n for n in before.keys() | after.keys() if before.get(n) != after.get(n))
+
+
 def _lease_path(state_dir: Path, ifname: str) -> Path:
     return state_dir / "dhcp" / f"{ifname}.lease.json"
 
@@ -235,7 +242,13 @@ class NetworkComponent:
             trial = Trial(candidate=tuple(ports), previous=previous,
                           deadline=now + (confirm_within or self._config.confirm.timeout),
                           actor=actor, started=now)
-            await self._trials.write(trial=trial)
+            async with self._store.db.transaction() as tx:
+                await self._trials.write_in(tx, trial=trial)
+                await self._store.history.record(tx, Event(
+                    actor=actor, action=Action.EDIT, asset="Network ports",
+                    subject="applied, awaiting confirmation",
+                    properties_changed=_changed_ports(previous, trial.candidate),
+                    extra={"deadline": trial.deadline}))
             self._set_trial(trial)
             await self._reconcile(trial.candidate)
         _LOGGER.warning("Network change by %s applied; confirm within %.0f s or it is rolled "
@@ -249,10 +262,10 @@ class NetworkComponent:
             if trial is None:
                 raise NothingToConfirm("no network change is waiting for confirmation")
             async with self._store.db.transaction() as tx:
+                await self._trials.write_in(tx, confirmed=trial.candidate, trial=None)
                 await self._store.history.record(tx, Event(
                     actor=actor, action=Action.EDIT, asset="Network ports",
                     subject="confirmed", extra={"ports": [p.name for p in trial.candidate]}))
-            await self._trials.write(confirmed=trial.candidate, trial=None)
             self._set_trial(None)
         await self._alerts.clear(ROLLBACK_ALERT)
         _LOGGER.info("Network change confirmed by %s", actor)
@@ -327,16 +340,16 @@ class NetworkComponent:
 
     async def _rollback(self, trial: Trial, reason: str) -> None:
         _LOGGER.warning("Rolling back the network change by %s: %s", trial.actor, reason)
-        await self._trials.write(confirmed=trial.previous, trial=None)
-        self._set_trial(None)
-        await self._reconcile(trial.previous)
         async with self._store.db.transaction() as tx:
+            await self._trials.write_in(tx, confirmed=trial.previous, trial=None)
             await self._store.history.record(tx, Event(
                 actor="local:network", action=Action.EDIT, asset="Network ports",
                 subject="rolled back", extra={"reason": reason, "by": trial.actor}))
             await self._alerts.raise_in(tx, ROLLBACK_ALERT, Severity.WARNING,
                                         f"Network change by {trial.actor} was rolled back: "
                                         f"{reason}")
+        self._set_trial(None)
+        await self._reconcile(trial.previous)
 
     # -- reconciliation --------------------------------------------------------------------
 
@@ -551,8 +564,26 @@ class NetworkComponent:
                 await self._refresh_links()
                 await self._on_links_changed(before)
             elif event.kind == "addr":
+                await self._restore_static(event.index)
                 self._update_status()
                 self._notify(ChangeKind.ADDRESSES)
+
+    async def _restore_static(self, index: int) -> None:
+        """Somebody changed addresses on a static port: put the desired one back.
+
+        Desired state is reconciled, not applied once: an ``ip addr del`` by hand (or a
+        stray DHCP client) must not leave the port without its configured address.
+        """
+        for port in self._desired:
+            link = self._links.get(port.name)
+            if port.mode != "static" or link is None or link.index != index:
+                continue
+            have = {a.interface for a in await self._netlink.addresses(index) if _is_global_v4(a)}
+            if have != {port.interface()}:
+                _LOGGER.warning("Port %s: addresses changed outside clgwd (%s); restoring %s",
+                                port.name, ", ".join(map(str, have)) or "none",
+                                port.interface())
+                await self._apply_static(port)
 
     async def _on_links_changed(self, before: Mapping[str, bool]) -> None:
         for port in self._desired:

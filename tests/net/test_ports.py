@@ -14,13 +14,14 @@ from blockbuster import BlockBuster
 from clgwd.config import ClgwdConfig, parse_config
 from clgwd.config.network import PortConfig
 from clgwd.net.ports import ROLLBACK_ALERT, InvalidPortConfig, NetworkComponent, NothingToConfirm
-from clgwd.store import Store
+from clgwd.store import EventFilter, Store
 from tests.net.conftest import (
     Lan,
     Procs,
     gateway_config,
     kernel_gateways,
     kernel_v4,
+    sh,
     start_gateway,
     wait_for,
 )
@@ -76,6 +77,20 @@ async def test_static_config_applied_and_read_back(lan: Lan, tmp_path: Path) -> 
         assert port["addresses"] == ["198.18.0.30/24"] and port["gateway"] == "198.18.0.1"
 
 
+async def test_static_address_removed_by_hand_is_restored(lan: Lan, tmp_path: Path) -> None:
+    """Desired state is kept: an address deleted outside clgwd comes back."""
+    ns = lan.add_ns()
+    lan.attach(ns)
+    async with running(config_for(tmp_path, STATIC_A), ns):
+        sh("ip", "-n", ns, "addr", "del", "198.18.0.30/24", "dev", "eth0")
+        sh("ip", "-n", ns, "addr", "add", "198.18.0.77/24", "dev", "eth0")
+
+        async def restored() -> bool:
+            return kernel_v4(ns) == ["198.18.0.30/24"] and kernel_gateways(ns) == ["198.18.0.1"]
+
+        await wait_for(restored, 3)
+
+
 async def test_no_carrier_is_reported_not_retried(lan: Lan, tmp_path: Path) -> None:
     """Unplugging the cable shows 'no carrier' in status; the config stays applied."""
     ns = lan.add_ns()
@@ -100,14 +115,19 @@ async def test_unconfirmed_change_rolls_back(lan: Lan, tmp_path: Path) -> None:
         assert kernel_v4(ns) == ["198.18.0.31/24"] and kernel_gateways(ns) == ["198.18.0.254"]
 
         async def rolled_back() -> bool:
-            return net.trial is None and kernel_v4(ns) == ["198.18.0.30/24"]
+            return net.trial is None and kernel_v4(ns) == ["198.18.0.30/24"] \
+                and kernel_gateways(ns) == ["198.18.0.1"]
 
         await wait_for(rolled_back, 3)
         elapsed = time.time() - trial.started
         assert 1.0 <= elapsed <= 2.0, elapsed
-        assert kernel_gateways(ns) == ["198.18.0.1"]
         assert trial.previous[0].address == "198.18.0.30/24"
         assert [a.code for a in await store.alerts.active()] == [ROLLBACK_ALERT]
+        events = await store.history.query(EventFilter(asset="Network ports"))
+        assert [(e.actor, e.subject) for e in reversed(events)] == [
+            ("local:test", "applied, awaiting confirmation"),
+            ("local:network", "rolled back")]
+        assert events[-1].properties_changed == ["eth0"]
 
 
 async def test_confirmed_change_stays(lan: Lan, tmp_path: Path) -> None:
