@@ -159,7 +159,6 @@ class NetworkComponent:
         self._store = store
         self._trials = TrialStore(store.db, store.settings)
         self._alerts: Alerts = store.alerts
-        self._netns = netns
         self._netlink = Netlink(netns)
         self._monitor = NetlinkMonitor(netns)
         self._desired: Ports = ()
@@ -224,10 +223,6 @@ class NetworkComponent:
     def network_config(self) -> NetworkConfig:
         return self._config
 
-    @property
-    def configured_ports(self) -> Ports:
-        return self._desired
-
     async def propose(self, ports: Sequence[PortConfig], *, actor: str,
                       confirm_within: float | None = None) -> Trial:
         """Apply ``ports`` now; unless confirmed before the deadline, roll them back."""
@@ -270,9 +265,6 @@ class NetworkComponent:
         await self._alerts.clear(ROLLBACK_ALERT)
         _LOGGER.info("Network change confirmed by %s", actor)
         return {"confirmed": True}
-
-    async def status_json(self) -> dict[str, Any]:
-        return dict(self.tracker.current.details)
 
     async def addresses(self, *, include_unconfigured: bool) -> list[tuple[str, AddressInfo]]:
         """(interface name, address) pairs of the configured ports, or of every non-lo link."""
@@ -559,14 +551,21 @@ class NetworkComponent:
 
     async def _monitor_loop(self) -> None:
         async for event in self._monitor.events():
-            if event.kind == "link":
-                before = {n: lk.carrier for n, lk in self._links.items()}
-                await self._refresh_links()
-                await self._on_links_changed(before)
-            elif event.kind == "addr":
-                await self._restore_static(event.index)
-                self._update_status()
-                self._notify(ChangeKind.ADDRESSES)
+            try:
+                await self._on_event(event.kind, event.index)
+            except NetlinkFailure as err:
+                # One failed read must not stop the monitor; the next event re-reads.
+                _LOGGER.warning("Handling a %s change failed (%s)", event.kind, err)
+
+    async def _on_event(self, kind: str, index: int) -> None:
+        if kind == "link":
+            before = {n: lk.carrier for n, lk in self._links.items()}
+            await self._refresh_links()
+            await self._on_links_changed(before)
+        elif kind == "addr":
+            await self._restore_static(index)
+            self._update_status()
+            self._notify(ChangeKind.ADDRESSES)
 
     async def _restore_static(self, index: int) -> None:
         """Somebody changed addresses on a static port: put the desired one back.
