@@ -5,9 +5,11 @@ Prints ``ready``, then polls: each poll is a *fresh* python-zeroconf instance (e
 cache) sending one query and waiting up to 100 ms, as a newly arriving peer would.
 Prints ``resolved <unix time>`` the first time the answer is exactly EXPECTED.
 
-A long-lived python-zeroconf instance that had cached the old address did not pick up
-the new one in our runs (avahi did, within 0.6 s; see tests/net/test_mdns.py), so the
-figure is measured with fresh queries.
+Why fresh instances: the goodbye for the old address and the new A record do reach a
+long-lived peer (tests/net/test_mdns.py::test_goodbyes_on_readdress_and_shutdown checks
+them on the wire, and avahi switches within ~0.6 s), but python-zeroconf's
+AddressResolver in a long-lived instance kept answering from its cache in our runs, which
+would measure that client's cache rather than the gateway.
 """
 
 from __future__ import annotations

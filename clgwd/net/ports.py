@@ -170,6 +170,9 @@ class NetworkComponent:
         self._dhcp_state: dict[str, str] = {}
         self._errors: dict[str, str] = {}
         self._links: dict[str, LinkInfo] = {}
+        self._kernel_addresses: dict[int, tuple[str, ...]] = {}
+        """IPv4 addresses the kernel reports per link index: status shows what is, not
+        what was asked for."""
         self._listeners: list[ChangeListener] = []
         self._apply_lock = asyncio.Lock()
 
@@ -361,7 +364,7 @@ class NetworkComponent:
                 await self._unapply_static(old)
         self._dhcp_changed.set()
         await self._write_dns()
-        self._update_status()
+        await self._refresh_status()
         self._notify(ChangeKind.ADDRESSES)
 
     async def _apply_static(self, port: PortConfig) -> None:
@@ -516,7 +519,7 @@ class NetworkComponent:
         if trigger is DhcpTrigger.EXPIRED or trigger is DhcpTrigger.UNBOUND:
             self._queue_lease_write(port.name, None)
         await self._write_dns()
-        self._update_status()
+        await self._refresh_status()
         self._notify(ChangeKind.ADDRESSES)
 
     def _queue_lease_write(self, ifname: str, data: Mapping[str, Any] | None) -> None:
@@ -564,7 +567,7 @@ class NetworkComponent:
             await self._on_links_changed(before)
         elif kind == "addr":
             await self._restore_static(index)
-            self._update_status()
+            await self._refresh_status()
             self._notify(ChangeKind.ADDRESSES)
 
     async def _restore_static(self, index: int) -> None:
@@ -607,6 +610,15 @@ class NetworkComponent:
 
     # -- status ----------------------------------------------------------------------------
 
+    async def _refresh_status(self) -> None:
+        """Read the addresses back from the kernel, then publish the status."""
+        found: dict[int, list[str]] = {}
+        for info in await self._netlink.addresses():
+            if _is_global_v4(info):
+                found.setdefault(info.index, []).append(str(info.interface))
+        self._kernel_addresses = {index: tuple(a) for index, a in found.items()}
+        self._update_status()
+
     def port_states(self) -> list[PortState]:
         out = []
         for port in self._desired:
@@ -616,15 +628,15 @@ class NetworkComponent:
                               if port.mode == "dhcp" else None)
             if link is not None:
                 state = replace(state, present=True, carrier=link.carrier,
-                                operstate=link.operstate)
+                                operstate=link.operstate,
+                                addresses=self._kernel_addresses.get(link.index, ()))
             lease = self._leases.get(port.name)
             if port.mode == "static":
-                state = replace(state, addresses=(str(port.interface()),),
-                                gateway=port.gateway, dns=tuple(port.dns))
+                state = replace(state, gateway=port.gateway, dns=tuple(port.dns))
             elif lease is not None:
                 expires = lease.obtained + lease.lease_time if lease.lease_time else None
-                state = replace(state, addresses=(str(lease.address),), gateway=lease.gateway,
-                                dns=tuple(port.dns or lease.dns), lease_expires=expires)
+                state = replace(state, gateway=lease.gateway, dns=tuple(port.dns or lease.dns),
+                                lease_expires=expires)
             out.append(state)
         return out
 
