@@ -96,7 +96,7 @@ class Lan:
         return name
 
     def attach(self, ns: str, ifname: str = "eth0", address: str | None = None,
-               mac: str | None = None) -> None:
+               mac: str | None = None, ipv6: bool = False) -> None:
         self.counter += 1
         hub_end = f"hub{self.counter}"
         sh("ip", "-n", self.hub, "link", "add", hub_end, "type", "veth", "peer", "name",
@@ -104,9 +104,9 @@ class Lan:
         sh("ip", "-n", self.hub, "link", "set", hub_end, "master", "br0", "up")
         if mac:
             sh("ip", "-n", ns, "link", "set", ifname, "address", mac)
-        # IPv6 off on the test links: no DAD delays, no router solicitations.
+        # IPv6 off on the test links unless asked: no DAD delays, no router solicitations.
         sh("ip", "netns", "exec", ns, "sysctl", "-q", "-w",
-           f"net.ipv6.conf.{ifname}.disable_ipv6=1")
+           f"net.ipv6.conf.{ifname}.disable_ipv6={0 if ipv6 else 1}")
         sh("ip", "-n", ns, "link", "set", ifname, "up")
         if address:
             sh("ip", "-n", ns, "addr", "add", address, "dev", ifname)

@@ -16,6 +16,7 @@ from tests.net.conftest import (
     Lan,
     Procs,
     gateway_config,
+    kernel,
     sh,
     start_avahi,
     start_gateway,
@@ -176,3 +177,25 @@ async def test_no_address_waits_instead_of_failing(lan: Lan, procs: Procs, tmp_p
     sh("ip", "-n", ns, "addr", "add", "198.18.0.10/24", "dev", "eth0")
     status = await wait_for(published(gw), 5)
     assert status["details"]["hostname"] == "cloudlink"
+
+
+async def test_link_local_ipv6_is_published_as_aaaa(lan: Lan, procs: Procs,
+                                                   tmp_path: Path) -> None:
+    """With IPv6 on the port, its link-local address is published next to the IPv4 one."""
+    gw_ns, peer_ns = lan.add_ns(), lan.add_ns()
+    lan.attach(gw_ns, ipv6=True)
+    lan.attach(peer_ns, address="198.18.0.2/24")
+
+    async def link_local() -> str | None:
+        for link in kernel(gw_ns, "-6", "addr", "show", "eth0"):
+            for a in link["addr_info"]:
+                if a["scope"] == "link" and not a.get("tentative"):
+                    return str(a["local"])
+        return None
+
+    fe80 = await wait_for(link_local, 10)
+    gw = await start_gateway(procs, gw_ns, tmp_path / "gw",
+                             GW_PORT.format(address="198.18.0.10/24"))
+    await wait_for(published(gw), 10)
+    assert sorted(await zc_resolve(peer_ns, "cloudlink.local.", "198.18.0.2")) == \
+        sorted(["198.18.0.10", fe80])
