@@ -10,7 +10,16 @@ from typing import Any
 import pytest
 
 from tests.conftest import require_program
-from tests.net.conftest import Gateway, Lan, Procs, kernel, kernel_v4, start_gateway, wait_for
+from tests.net.conftest import (
+    Gateway,
+    Lan,
+    Procs,
+    kernel,
+    kernel_v4,
+    start_gateway,
+    wait_for,
+    zc_resolve,
+)
 
 pytestmark = [pytest.mark.netns, pytest.mark.peers]
 
@@ -155,3 +164,20 @@ async def test_carrier_loss_is_reported_and_return_renews(lan: Lan, procs: Procs
 
     await wait_for(renewed, 5)
     assert kernel_v4(gw_ns) == [address]
+
+
+async def test_leased_address_is_published_over_mdns(lan: Lan, procs: Procs,
+                                                     tmp_path: Path) -> None:
+    """The appliance flow: DHCP gives the address, mDNS publishes cloudlink.local on it."""
+    server, gw_ns = lan.add_ns(), lan.add_ns()
+    lan.attach(server, address="198.18.0.1/24", mac=SERVER_MAC)
+    lan.attach(gw_ns, mac=GW_MAC)
+    await start_dnsmasq(procs, server, tmp_path / "dnsmasq")
+    gw = await start_gateway(procs, gw_ns, tmp_path / "gw",
+                             DHCP_PORT + "mdns: {enabled: true}\n")
+    address = (await wait_for(bound(gw), 15))["addresses"][0].split("/")[0]
+
+    async def resolved() -> bool:
+        return await zc_resolve(server, "cloudlink.local.", "198.18.0.1", timeout=1) == [address]
+
+    await wait_for(resolved, 10, interval=0.2)
