@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 from clgwd.config import ConfigError, parse_config
 from clgwd.config.network import parse_interface
+from clgwd.net import banner_hook
 from clgwd.net.advertiser import _wins_tiebreak, candidate_labels, suitable
 from clgwd.net.banner import BannerExtras, render_banner
 from clgwd.net.preflight import (
@@ -175,3 +176,19 @@ async def test_resolv_conf_written_atomically_once(tmp_path: Path) -> None:
     assert path.read_text().count("nameserver") == 3
     assert await write_resolv_conf(path, servers) is False
     assert [p.name for p in path.parent.iterdir()] == ["resolv.conf"]
+
+
+def test_banner_hook_asks_extras_each_time(caplog: pytest.LogCaptureFixture) -> None:
+    """The banner is logged with whatever the extras source knows at that moment."""
+    known = {"fingerprint": None}
+
+    def extras() -> BannerExtras:
+        return BannerExtras(certificate_fingerprint=known["fingerprint"])
+
+    hook = banner_hook(parse_config("network: {mdns: {enabled: true}}"), extras)
+    caplog.set_level("INFO", logger="clgwd.banner")
+    hook("cloudlink", [ipaddress.ip_address("192.0.2.5")])
+    known["fingerprint"] = "12:34"
+    hook("cloudlink", [ipaddress.ip_address("192.0.2.5")])
+    first, second = (r.getMessage() for r in caplog.records)
+    assert "SHA-256): not available yet" in first and "SHA-256): 12:34" in second
