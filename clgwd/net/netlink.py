@@ -247,13 +247,26 @@ class NetlinkMonitor:
         await self._netlink.__aexit__(*exc_info)
 
     async def events(self) -> AsyncIterator[NetlinkEvent]:
-        """Yield events forever; each ``get()`` returns the messages of one datagram."""
+        """Yield events forever; each ``get()`` returns the messages of one datagram.
+
+        If the kernel dropped events because we read too slowly (ENOBUFS), a ``resync``
+        event tells the consumer to re-read everything instead of trusting its view.
+        """
         api = self._netlink._api
         kinds = {"RTM_NEWLINK": ("link", False), "RTM_DELLINK": ("link", True),
                  "RTM_NEWADDR": ("addr", False), "RTM_DELADDR": ("addr", True),
                  "RTM_NEWROUTE": ("route", False), "RTM_DELROUTE": ("route", True)}
         while True:
-            async for msg in api.get():
+            try:
+                messages = [msg async for msg in api.get()]
+            except (OSError, NetlinkError) as err:
+                code = err.errno if isinstance(err, OSError) else err.code
+                if code != errno.ENOBUFS:
+                    raise
+                _LOGGER.warning("Netlink events were dropped (ENOBUFS); re-reading the state")
+                yield NetlinkEvent("resync", 0, removed=False)
+                continue
+            for msg in messages:
                 kind = kinds.get(str(msg.get("event")))
                 if kind is None:
                     continue
