@@ -495,6 +495,12 @@ class NetworkComponent:
         link = self._links.get(port.name)
         if link is None:
             return
+        if not any(p.name == port.name and p.mode == "dhcp" for p in self._desired):
+            # The port became static (or unmanaged) and the client is releasing: the
+            # static config may use the very same address, so leave the kernel alone.
+            self._leases.pop(port.name, None)
+            self._queue_lease_write(port.name, None)
+            return
         _LOGGER.info("Port %s: DHCP %s %s (gateway %s, DNS %s)", port.name, trigger.value,
                      lease.address, lease.gateway, ", ".join(lease.dns) or "-")
         try:

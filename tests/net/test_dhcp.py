@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import textwrap
 from pathlib import Path
@@ -14,6 +15,7 @@ from tests.net.conftest import (
     Gateway,
     Lan,
     Procs,
+    gateway_config,
     kernel,
     kernel_v4,
     start_gateway,
@@ -181,3 +183,26 @@ async def test_leased_address_is_published_over_mdns(lan: Lan, procs: Procs,
         return await zc_resolve(server, "cloudlink.local.", "198.18.0.1", timeout=1) == [address]
 
     await wait_for(resolved, 10, interval=0.2)
+
+
+async def test_dhcp_to_static_with_the_same_address(lan: Lan, procs: Procs,
+                                                     tmp_path: Path) -> None:
+    """Making the leased address static keeps it: the DHCP release must not remove it."""
+    server, gw_ns = lan.add_ns(), lan.add_ns()
+    lan.attach(server, address="198.18.0.1/24", mac=SERVER_MAC)
+    lan.attach(gw_ns, mac=GW_MAC)
+    await start_dnsmasq(procs, server, tmp_path / "dnsmasq")
+    gw = await start_gateway(procs, gw_ns, tmp_path / "gw", DHCP_PORT)
+    address = (await wait_for(bound(gw), 15))["addresses"][0]
+    gateway_config(gw.dir, f"ports: [{{name: eth0, mode: static, address: {address}, "
+                           "gateway: 198.18.0.1}]\n")
+    assert (await gw.request("POST", "/v1/reload"))[0] == 200
+
+    async def released() -> bool:
+        return "DHCPRELEASE" in (tmp_path / "dnsmasq" / "dnsmasq.log").read_text()
+
+    await wait_for(released, 5)
+    await asyncio.sleep(0.5)
+    assert kernel_v4(gw_ns) == [address]
+    assert port_state(await gw.status())["mode"] == "static"
+    assert "restoring" not in gw.log.read_text(), "the address was removed in between"
