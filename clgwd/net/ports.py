@@ -495,9 +495,10 @@ class NetworkComponent:
         link = self._links.get(port.name)
         if link is None:
             return
-        if not any(p.name == port.name and p.mode == "dhcp" for p in self._desired):
-            # The port became static (or unmanaged) and the client is releasing: the
-            # static config may use the very same address, so leave the kernel alone.
+        if any(p.name == port.name and p.mode == "static" for p in self._desired):
+            # The port became static and the client is releasing: the static config may
+            # use the very same address, so leave the kernel alone. (A port removed from
+            # the config does lose its released address: the server may reassign it.)
             self._leases.pop(port.name, None)
             self._queue_lease_write(port.name, None)
             return
