@@ -333,6 +333,9 @@ def cmd_preflight(args: argparse.Namespace) -> int:
     else:
         code, report = _call_command(args, "network.preflight")
         if report is None:
+            if code == EXIT_UNAVAILABLE:
+                print("(clgwd preflight --local runs the checks without the daemon)",
+                      file=sys.stderr)
             return code
     print(json.dumps(report, indent=2) if args.json else render_report(report))
     return EXIT_OK if report["ok"] else EXIT_FAILURE

@@ -12,12 +12,13 @@ from typing import Any
 from clgwd.commands import CommandContext, CommandRouter
 from clgwd.config import ClgwdConfig
 from clgwd.net.advertiser import MdnsAdvertiser
-from clgwd.net.banner import log_banner, render_banner
+from clgwd.net.banner import BannerExtras, log_banner, render_banner
 from clgwd.net.mdns import IpAddress
 from clgwd.net.ports import NetworkComponent
 from clgwd.net.preflight import run_preflight
 
-__all__ = ["MdnsAdvertiser", "NetworkComponent", "banner_hook", "register_network_commands"]
+__all__ = ["BannerExtras", "MdnsAdvertiser", "NetworkComponent", "banner_hook",
+           "register_network_commands"]
 
 
 def register_network_commands(router: CommandRouter, network: NetworkComponent) -> None:
@@ -33,11 +34,18 @@ def register_network_commands(router: CommandRouter, network: NetworkComponent) 
     router.register("network.preflight", preflight, mutating=False)
 
 
-def banner_hook(config: ClgwdConfig) -> Callable[[str, Sequence[IpAddress]], None]:
-    """Log the console banner each time mDNS publishes a name or new addresses."""
+def banner_hook(config: ClgwdConfig, extras: Callable[[], BannerExtras] = BannerExtras,
+                ) -> Callable[[str, Sequence[IpAddress]], None]:
+    """Log the console banner each time mDNS publishes a name or new addresses.
+
+    ``extras`` is asked at each banner for the setup-code hint and the certificate
+    fingerprint; the onboarding/TLS component passes its own source in
+    ``build_components`` (until then both lines say "not available yet").
+    """
     mdns = config.network.mdns
 
     def _hook(hostname: str, addresses: Sequence[IpAddress]) -> None:
-        log_banner(render_banner(hostname, addresses, mdns.http_port, mdns.https_port))
+        log_banner(render_banner(hostname, addresses, mdns.http_port, mdns.https_port,
+                                 extras()))
 
     return _hook

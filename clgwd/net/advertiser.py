@@ -31,6 +31,8 @@ from clgwd.store import Settings
 _LOGGER = logging.getLogger(__name__)
 
 HOSTNAME_KEY: Final = "mdns.hostname"
+RETRY_FIRST: Final = 1.0
+RETRY_MAX: Final = 60.0
 MAX_SUFFIX: Final = 99
 
 
@@ -50,9 +52,18 @@ def suitable(address: IpAddress) -> bool:
     return True
 
 
-def _wins_tiebreak(ours: Sequence[IpAddress], theirs: set[IpAddress]) -> bool:
-    """RFC 6762 section 8.2 in short: compare the record data; the greater one keeps."""
-    return max(a.packed for a in ours) > max(a.packed for a in theirs)
+def _wins_tiebreak(ours: Sequence[IpAddress], theirs: set[str]) -> bool:
+    """RFC 6762 section 8.2 in short: compare the address data; the greater one keeps.
+
+    A conflict without an address (an SRV record of another host) is never won.
+    """
+    addresses = []
+    for claim in theirs:
+        try:
+            addresses.append(ipaddress.ip_address(claim).packed)
+        except ValueError:
+            return False
+    return max(a.packed for a in ours) > max(addresses)
 
 
 def candidate_labels(base: str, preferred: str | None) -> list[str]:
@@ -107,12 +118,23 @@ class MdnsAdvertiser:
 
     async def run(self) -> None:
         """Claim, publish and follow address changes; goodbyes on cancellation."""
+        delay = RETRY_FIRST
         try:
             while True:
-                if self._config.enabled:
-                    await self._step()
-                else:
+                if not self._config.enabled:
                     await self._wait_wake()
+                    continue
+                try:
+                    await self._step()
+                    delay = RETRY_FIRST
+                except Exception as err:
+                    # Sockets that cannot bind, a zeroconf error: keep the daemon up,
+                    # report it and retry (capped exponential backoff, full jitter).
+                    await self._close()
+                    self._set_state(MdnsState.WAITING, f"mDNS failed ({type(err).__name__}: "
+                                                       f"{err}); retrying")
+                    await asyncio.sleep(random.uniform(0, delay))  # noqa: S311
+                    delay = min(delay * 2, RETRY_MAX)
         finally:
             await asyncio.shield(self._close())
 
@@ -131,9 +153,10 @@ class MdnsAdvertiser:
 
     async def _step(self) -> None:
         addresses = await self._addresses()
-        if not addresses:
+        if not any(a.version == 4 for a in addresses):
+            # The responder's sockets are IPv4; AAAA records ride along with them.
             await self._close()
-            self._set_state(MdnsState.WAITING, "no suitable address on the configured ports")
+            self._set_state(MdnsState.WAITING, "no IPv4 address on the configured ports")
             await self._wait_wake()
             return
         if self._responder is None:
@@ -165,11 +188,12 @@ class MdnsAdvertiser:
 
     async def _claim(self, responder: MdnsResponder, preferred: str | None) -> str:
         for label in candidate_labels(self._config.hostname, preferred):
-            others = await responder.probe_host(label, self._config.probe_timeout)
+            others = await responder.probe_host(label, self._config.probe_timeout,
+                                                self._services())
             if not others:
                 return label
             _LOGGER.warning("mdns: %s.local is answered by %s; trying the next name", label,
-                            ", ".join(map(str, sorted(others, key=str))))
+                            ", ".join(sorted(others)))
         raise RuntimeError(f"no free name among {self._config.hostname}-2..{MAX_SUFFIX}")
 
     async def _handle_conflict(self, addresses: list[IpAddress]) -> None:
@@ -187,15 +211,16 @@ class MdnsAdvertiser:
         self._recheck = False
         if not newcomer:
             await asyncio.sleep(random.uniform(1.0, 2.0))  # noqa: S311 - not crypto
-        others = await self._responder.probe_host(self.hostname or "", self._config.probe_timeout)
+        others = await self._responder.probe_host(self.hostname or "",
+                                                  self._config.probe_timeout, self._services())
         if not others:
             return
         if not newcomer and _wins_tiebreak(addresses, others):
             _LOGGER.warning("mdns: %s.local is also claimed by %s; keeping it (tie-break won)",
-                            self.hostname, ", ".join(map(str, sorted(others, key=str))))
+                            self.hostname, ", ".join(sorted(others)))
             return
         _LOGGER.warning("mdns: %s.local is now also answered by %s; renaming", self.hostname,
-                        ", ".join(map(str, sorted(others, key=str))))
+                        ", ".join(sorted(others)))
         await self._close()
         await self._settings.set(HOSTNAME_KEY, None)
         await self._claim_and_publish(addresses)
@@ -226,9 +251,9 @@ class MdnsAdvertiser:
             self._recheck = True
         self._wake.set()
 
-    def _on_conflict(self, others: set[IpAddress]) -> None:
+    def _on_conflict(self, others: set[str]) -> None:
         _LOGGER.warning("mdns: another host answers for %s.local (%s)", self.hostname,
-                        ", ".join(map(str, sorted(others, key=str))))
+                        ", ".join(sorted(others)))
         self._conflict.set()
         self._wake.set()
 

@@ -49,29 +49,46 @@ class ServiceSpec:
     properties: dict[str, str]
 
 
-class _ForeignAnswerListener(RecordUpdateListener):
-    """Calls ``on_foreign`` when an A/AAAA record for ``host`` names an address not ours."""
+def instance_name(label: str, type_: str) -> str:
+    """Our DNS-SD instance name; it embeds the host label, so it is unique with it."""
+    return f"CloudLink Gateway {label}.{type_}"
 
-    def __init__(self, host: str, ours: Callable[[], set[IpAddress]],
-                 on_foreign: Callable[[set[IpAddress]], None]) -> None:
+
+class _ForeignAnswerListener(RecordUpdateListener):
+    """Reports records that contradict our claim: an A/AAAA record for ``host`` with an
+    address not ours, or an SRV record for one of our instance names pointing elsewhere.
+
+    Conflicts are reported as text: the foreign IP address, or ``SRV name -> target``.
+    """
+
+    def __init__(self, host: str, instances: set[str], ours: Callable[[], set[IpAddress]],
+                 on_foreign: Callable[[set[str]], None]) -> None:
         self.host = host.lower()
+        self._instances = {name.lower() for name in instances}
         self._ours = ours
         self._on_foreign = on_foreign
 
     def async_update_records(self, zc: Zeroconf, now: float, records: list[RecordUpdate]) -> None:
         foreign = set()
         for update in records:
-            record = update.new
-            if record.name.lower() != self.host or record.type not in (const._TYPE_A,
-                                                                      const._TYPE_AAAA):
-                continue
-            if record.ttl == 0:
-                continue  # a goodbye, not a claim
-            address = _record_address(record)
-            if address is not None and address not in self._ours():
-                foreign.add(address)
+            claim = self._conflict(update.new)
+            if claim is not None:
+                foreign.add(claim)
         if foreign:
             self._on_foreign(foreign)
+
+    def _conflict(self, record: Any) -> str | None:
+        if record.ttl == 0:
+            return None  # a goodbye, not a claim
+        name = record.name.lower()
+        if name == self.host and record.type in (const._TYPE_A, const._TYPE_AAAA):
+            address = _record_address(record)
+            if address is not None and address not in self._ours():
+                return str(address)
+        if name in self._instances and record.type == const._TYPE_SRV \
+                and str(record.server).lower() != self.host:
+            return f"SRV {record.name} -> {record.server}"
+        return None
 
 
 def _record_address(record: Any) -> IpAddress | None:
@@ -100,6 +117,8 @@ class MdnsResponder:
         self._zc: AsyncZeroconf | None = None
         self._infos: list[AsyncServiceInfo] = []
         self._listener: _ForeignAnswerListener | None = None
+        self._services: list[ServiceSpec] = []
+        self._on_conflict: Callable[[set[str]], None] = lambda _claims: None
         self._owned: set[IpAddress] = set(addresses)
         """Every address we published; our own late answers for an old one are no conflict."""
         self.host: str | None = None
@@ -121,14 +140,18 @@ class MdnsResponder:
             raise RuntimeError("mDNS responder is not started")
         return self._zc.zeroconf
 
-    async def probe_host(self, label: str, window: float) -> set[IpAddress]:
-        """Ask who answers for ``<label>.local``; return the addresses that are not ours."""
+    async def probe_host(self, label: str, window: float,
+                         services: Sequence[ServiceSpec]) -> set[str]:
+        """Probe every unique record we are about to publish: ``<label>.local`` (A/AAAA)
+        and our service instance names (SRV). Returns the conflicting claims heard."""
         name = f"{label}.local."
-        found: set[IpAddress] = set()
-        listener = _ForeignAnswerListener(name, lambda: self._owned, found.update)
+        instances = {instance_name(label, spec.type_) for spec in services}
+        found: set[str] = set()
+        listener = _ForeignAnswerListener(name, instances, lambda: self._owned, found.update)
         zc = self._zeroconf
         questions = [DNSQuestion(name, t, const._CLASS_IN) for t in (const._TYPE_A,
                                                                     const._TYPE_AAAA)]
+        questions += [DNSQuestion(n, const._TYPE_SRV, const._CLASS_IN) for n in sorted(instances)]
         zc.async_add_listener(listener, questions)
         try:
             for attempt in range(3):  # three queries, like RFC 6762 probes
@@ -148,14 +171,20 @@ class MdnsResponder:
         return found
 
     async def publish(self, label: str, services: Sequence[ServiceSpec],
-                      on_conflict: Callable[[set[IpAddress]], None]) -> None:
-        """Register the host ``<label>.local`` through its services and announce them."""
+                      on_conflict: Callable[[set[str]], None]) -> None:
+        """Register the host ``<label>.local`` through its services and announce them.
+
+        Call ``probe_host`` first: it probes the host *and* the service instance names
+        together, so zeroconf's own per-service probe is skipped
+        (``cooperating_responders=True``); probing twice would add ~0.7 s before the
+        name resolves.
+        """
         self.host = f"{label}.local."
+        self._services = list(services)
+        self._on_conflict = on_conflict
         infos = [self._info(spec) for spec in services]
-        # Probe all services at once (each probe takes ~0.75 s), then wait for the
-        # announcements; sequential registration would double the time to resolvable.
         results = await asyncio.gather(
-            *(self._zeroconf.async_register_service(info, allow_name_change=True)
+            *(self._zeroconf.async_register_service(info, cooperating_responders=True)
               for info in infos), return_exceptions=True)
         announcements = []
         for info, result in zip(infos, results, strict=True):
@@ -167,35 +196,43 @@ class MdnsResponder:
                 self._infos.append(info)
                 announcements.append(result)
         await asyncio.gather(*announcements)
-        self._listener = _ForeignAnswerListener(self.host, lambda: self._owned, on_conflict)
+        self._listener = _ForeignAnswerListener(
+            self.host, {info.name for info in self._infos}, lambda: self._owned, on_conflict)
         self._zeroconf.async_add_listener(self._listener, None)
 
     def _info(self, spec: ServiceSpec) -> AsyncServiceInfo:
         label = (self.host or "").removesuffix(".local.")
         return AsyncServiceInfo(
-            spec.type_, f"CloudLink Gateway {label}.{spec.type_}",
+            spec.type_, instance_name(label, spec.type_),
             parsed_addresses=[str(a) for a in self._addresses], port=spec.port,
             properties=spec.properties, server=self.host)
 
     async def update_addresses(self, addresses: Sequence[IpAddress]) -> None:
-        """Move the sockets to the new addresses, say goodbye to the old A/AAAA records
-        and announce the new ones.
+        """Re-publish the same name on new addresses: fresh sockets, goodbyes for the
+        addresses we lost, announcements for the new ones.
 
-        The explicit goodbye matters: the new records carry the cache-flush bit, but a
-        responder that cached the old address (avahi does) may keep answering with it.
+        Why not ``async_update_interfaces`` + ``async_update_service``: in zeroconf
+        0.154 a peer that watched the old address heard nothing after the socket
+        swap (measured in a netns test), so the responder is rebuilt instead. No
+        re-probe: the name is already ours. The explicit goodbyes matter because a
+        responder that cached the old address (avahi does) keeps answering with it.
         """
         removed = [a for a in self._addresses if a not in addresses]
         self._addresses = list(addresses)
         self._owned.update(addresses)
-        interfaces = _v4_interfaces(self._addresses)
-        if self._zc is None or not interfaces:
+        host, services = self.host, self._services
+        if self._zc is None or host is None or not _v4_interfaces(self._addresses):
             return
-        await self._zc.zeroconf.async_update_interfaces(interfaces)
-        if removed and self.host is not None:
-            self._send_goodbyes(self.host, removed)
-        for info in self._infos:
-            info.addresses = [a.packed for a in self._addresses]
-            await (await self._zc.async_update_service(info))
+        old, self._zc = self._zc, None
+        if self._listener is not None:
+            old.zeroconf.async_remove_listener(self._listener)
+            self._listener = None
+        self._infos = []
+        await old.async_close()  # best effort: its address may already be gone
+        await self.start()
+        if removed:
+            self._send_goodbyes(host, removed)
+        await self.publish(host.removesuffix(".local."), services, self._on_conflict)
 
     def _send_goodbyes(self, host: str, addresses: Sequence[IpAddress]) -> None:
         """Records with TTL 0 for addresses we no longer have (RFC 6762 section 10.1)."""

@@ -129,6 +129,7 @@ class Netlink:
     def __init__(self, netns: str | None = None) -> None:
         self.netns = netns
         self._ipr: Any = None
+        self._lock = asyncio.Lock()
 
     async def __aenter__(self) -> Self:
         kwargs: dict[str, Any] = {"ext_ack": True, "strict_check": True}
@@ -150,7 +151,7 @@ class Netlink:
         return self._ipr
 
     async def links(self) -> list[LinkInfo]:
-        return [_link_info(m) async for m in await self._api.link("dump")]
+        return [_link_info(m) for m in await self._dump("links", self._api.link, "dump")]
 
     async def link(self, name: str) -> LinkInfo | None:
         for info in await self.links():
@@ -159,60 +160,71 @@ class Netlink:
         return None
 
     async def set_up(self, index: int) -> None:
-        await self._call(f"set link {index} up", self._api.link("set", index=index, state="up"))
+        await self._call(f"set link {index} up", self._api.link, "set", index=index,
+                         state="up")
 
     async def addresses(self, index: int | None = None) -> list[AddressInfo]:
         kwargs: dict[str, Any] = {} if index is None else {"index": index}
         out = []
-        async for msg in await self._api.addr("dump", **kwargs):
+        for msg in await self._dump("addresses", self._api.addr, "dump", **kwargs):
             info = _address_info(msg)
             if info is not None and (index is None or info.index == index):
                 out.append(info)
         return out
 
     async def add_address(self, index: int, iface: ipaddress.IPv4Interface) -> None:
-        await self._call(f"add {iface} on {index}", self._api.addr(
-            "replace", index=index, address=str(iface.ip), prefixlen=iface.network.prefixlen,
-            broadcast=str(iface.network.broadcast_address)))
+        await self._call(f"add {iface} on {index}", self._api.addr, "replace", index=index,
+                         address=str(iface.ip), prefixlen=iface.network.prefixlen,
+                         broadcast=str(iface.network.broadcast_address))
 
     async def remove_address(self, index: int,
                              iface: ipaddress.IPv4Interface | ipaddress.IPv6Interface) -> None:
         try:
-            await self._call(f"remove {iface} from {index}", self._api.addr(
-                "del", index=index, address=str(iface.ip), prefixlen=iface.network.prefixlen))
+            await self._call(f"remove {iface} from {index}", self._api.addr, "del",
+                             index=index, address=str(iface.ip),
+                             prefixlen=iface.network.prefixlen)
         except NetlinkFailure as err:
             if err.errno != errno.EADDRNOTAVAIL:
                 raise
 
     async def default_gateways(self, index: int) -> list[str]:
         """IPv4 default routes in the main table through interface ``index``."""
-        out = []
-        async for msg in await self._api.route("dump", family=socket.AF_INET,
-                                                table=_MAIN_TABLE):
-            if msg["dst_len"] == 0 and msg.get("RTA_OIF") == index and msg.get("RTA_GATEWAY"):
-                out.append(str(msg.get("RTA_GATEWAY")))
-        return out
+        routes = await self._dump("routes", self._api.route, "dump", family=socket.AF_INET,
+                                  table=_MAIN_TABLE)
+        return [str(msg.get("RTA_GATEWAY")) for msg in routes
+                if msg["dst_len"] == 0 and msg.get("RTA_OIF") == index
+                and msg.get("RTA_GATEWAY")]
 
     async def replace_default_gateway(self, index: int, gateway: str) -> None:
-        await self._call(f"default via {gateway} on {index}", self._api.route(
-            "replace", dst="0.0.0.0/0", gateway=gateway, oif=index,
-            priority=STATIC_ROUTE_METRIC))
+        await self._call(f"default via {gateway} on {index}", self._api.route, "replace",
+                         dst="0.0.0.0/0", gateway=gateway, oif=index,
+                         priority=STATIC_ROUTE_METRIC)
 
     async def remove_default_gateway(self, index: int, gateway: str) -> None:
         try:
-            await self._call(f"remove default via {gateway}", self._api.route(
-                "del", dst="0.0.0.0/0", gateway=gateway, oif=index,
-                priority=STATIC_ROUTE_METRIC))
+            await self._call(f"remove default via {gateway}", self._api.route, "del",
+                             dst="0.0.0.0/0", gateway=gateway, oif=index,
+                             priority=STATIC_ROUTE_METRIC)
         except NetlinkFailure as err:
             if err.errno != errno.ESRCH:
                 raise
 
-    @staticmethod
-    async def _call(action: str, request: Awaitable[Any]) -> None:
-        try:
-            await request
-        except NetlinkError as err:
-            raise NetlinkFailure(action, err) from err
+    async def _dump(self, what: str, method: Callable[..., Awaitable[Any]], *args: Any,
+                    **kwargs: Any) -> list[Any]:
+        """One dump at a time per socket: a second concurrent dump fails with EBUSY."""
+        async with self._lock:
+            try:
+                return [msg async for msg in await method(*args, **kwargs)]
+            except NetlinkError as err:
+                raise NetlinkFailure(f"dump {what}", err) from err
+
+    async def _call(self, action: str, method: Callable[..., Awaitable[Any]], *args: Any,
+                    **kwargs: Any) -> None:
+        async with self._lock:
+            try:
+                await method(*args, **kwargs)
+            except NetlinkError as err:
+                raise NetlinkFailure(action, err) from err
 
 
 class NetlinkMonitor:
@@ -235,13 +247,26 @@ class NetlinkMonitor:
         await self._netlink.__aexit__(*exc_info)
 
     async def events(self) -> AsyncIterator[NetlinkEvent]:
-        """Yield events forever; each ``get()`` returns the messages of one datagram."""
+        """Yield events forever; each ``get()`` returns the messages of one datagram.
+
+        If the kernel dropped events because we read too slowly (ENOBUFS), a ``resync``
+        event tells the consumer to re-read everything instead of trusting its view.
+        """
         api = self._netlink._api
         kinds = {"RTM_NEWLINK": ("link", False), "RTM_DELLINK": ("link", True),
                  "RTM_NEWADDR": ("addr", False), "RTM_DELADDR": ("addr", True),
                  "RTM_NEWROUTE": ("route", False), "RTM_DELROUTE": ("route", True)}
         while True:
-            async for msg in api.get():
+            try:
+                messages = [msg async for msg in api.get()]
+            except (OSError, NetlinkError) as err:
+                code = err.errno if isinstance(err, OSError) else err.code
+                if code != errno.ENOBUFS:
+                    raise
+                _LOGGER.warning("Netlink events were dropped (ENOBUFS); re-reading the state")
+                yield NetlinkEvent("resync", 0, removed=False)
+                continue
+            for msg in messages:
                 kind = kinds.get(str(msg.get("event")))
                 if kind is None:
                     continue
@@ -354,9 +379,6 @@ class DhcpClient:
         lease = self._client.lease
         return None if lease is None else _to_lease(lease)
 
-    async def wait_bound(self) -> None:
-        await self._client.wait_for_state(State.BOUND)
-
     async def renew(self) -> None:
         """Renew now (what T1 does), e.g. after the link came back."""
         if self._client.state is State.BOUND:
@@ -380,7 +402,3 @@ async def dhcp_client(interface: str, *, handler: LeaseHandler, saved: Mapping[s
         await client.bootstrap()
         yield DhcpClient(client)
 
-
-def is_timeout(err: BaseException) -> bool:
-    """Whether ``err`` is the client's "no lease yet" timeout."""
-    return isinstance(err, (asyncio.TimeoutError, TimeoutError))

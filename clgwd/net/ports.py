@@ -28,8 +28,11 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, Self
 
+from pydantic import ValidationError
+
 from clgwd.component import ComponentState, StatusTracker
 from clgwd.config import ClgwdConfig
+from clgwd.config.loader import render_validation_error
 from clgwd.config.network import NetworkConfig, PortConfig
 from clgwd.errors import ClgwdError
 from clgwd.net.netlink import (
@@ -55,6 +58,13 @@ DHCP_RETRY_MAX = 30.0
 class NothingToConfirm(ClgwdError):
     code = "nothing_to_confirm"
     http_status = 409
+
+
+class InvalidPortConfig(ClgwdError):
+    """A proposed port list failed validation; nothing was applied."""
+
+    code = "invalid_network_config"
+    http_status = 422
 
 
 class TrialPhase(StrEnum):
@@ -100,6 +110,13 @@ def _is_global_v4(info: AddressInfo) -> bool:
     return isinstance(info.interface, ipaddress.IPv4Interface) and info.scope == 0
 
 
+def _changed_ports(old: Sequence[PortConfig], new: Sequence[PortConfig]) -> list[str]:
+    """Names of ports added, removed or changed (the event's properties_changed)."""
+    before = {p.name: p for p in old}
+    after = {p.name: p for p in new}
+    return sorted(n for n in before.keys() | after.keys() if before.get(n) != after.get(n))
+
+
 def _lease_path(state_dir: Path, ifname: str) -> Path:
     return state_dir / "dhcp" / f"{ifname}.lease.json"
 
@@ -142,7 +159,6 @@ class NetworkComponent:
         self._store = store
         self._trials = TrialStore(store.db, store.settings)
         self._alerts: Alerts = store.alerts
-        self._netns = netns
         self._netlink = Netlink(netns)
         self._monitor = NetlinkMonitor(netns)
         self._desired: Ports = ()
@@ -154,6 +170,9 @@ class NetworkComponent:
         self._dhcp_state: dict[str, str] = {}
         self._errors: dict[str, str] = {}
         self._links: dict[str, LinkInfo] = {}
+        self._kernel_addresses: dict[int, tuple[str, ...]] = {}
+        """IPv4 addresses the kernel reports per link index: status shows what is, not
+        what was asked for."""
         self._listeners: list[ChangeListener] = []
         self._apply_lock = asyncio.Lock()
 
@@ -207,21 +226,27 @@ class NetworkComponent:
     def network_config(self) -> NetworkConfig:
         return self._config
 
-    @property
-    def configured_ports(self) -> Ports:
-        return self._desired
-
     async def propose(self, ports: Sequence[PortConfig], *, actor: str,
                       confirm_within: float | None = None) -> Trial:
         """Apply ``ports`` now; unless confirmed before the deadline, roll them back."""
-        NetworkConfig(ports=list(ports))  # cross-port checks (overlap, unique names)
+        try:  # cross-port checks (overlap, unique names) before any netlink call
+            NetworkConfig.model_validate({"ports": [p.model_dump() for p in ports]})
+        except ValidationError as err:
+            issues = render_validation_error(err)
+            raise InvalidPortConfig("; ".join(f"network.{i}" for i in issues)) from None
         async with self._apply_lock:
             previous = self._trial.previous if self._trial else self._desired
             now = time.time()
             trial = Trial(candidate=tuple(ports), previous=previous,
                           deadline=now + (confirm_within or self._config.confirm.timeout),
                           actor=actor, started=now)
-            await self._trials.write(trial=trial)
+            async with self._store.db.transaction() as tx:
+                await self._trials.write_in(tx, trial=trial)
+                await self._store.history.record(tx, Event(
+                    actor=actor, action=Action.EDIT, asset="Network ports",
+                    subject="applied, awaiting confirmation",
+                    properties_changed=_changed_ports(previous, trial.candidate),
+                    extra={"deadline": trial.deadline}))
             self._set_trial(trial)
             await self._reconcile(trial.candidate)
         _LOGGER.warning("Network change by %s applied; confirm within %.0f s or it is rolled "
@@ -235,17 +260,14 @@ class NetworkComponent:
             if trial is None:
                 raise NothingToConfirm("no network change is waiting for confirmation")
             async with self._store.db.transaction() as tx:
+                await self._trials.write_in(tx, confirmed=trial.candidate, trial=None)
                 await self._store.history.record(tx, Event(
                     actor=actor, action=Action.EDIT, asset="Network ports",
                     subject="confirmed", extra={"ports": [p.name for p in trial.candidate]}))
-            await self._trials.write(confirmed=trial.candidate, trial=None)
             self._set_trial(None)
         await self._alerts.clear(ROLLBACK_ALERT)
         _LOGGER.info("Network change confirmed by %s", actor)
         return {"confirmed": True}
-
-    async def status_json(self) -> dict[str, Any]:
-        return dict(self.tracker.current.details)
 
     async def addresses(self, *, include_unconfigured: bool) -> list[tuple[str, AddressInfo]]:
         """(interface name, address) pairs of the configured ports, or of every non-lo link."""
@@ -313,16 +335,16 @@ class NetworkComponent:
 
     async def _rollback(self, trial: Trial, reason: str) -> None:
         _LOGGER.warning("Rolling back the network change by %s: %s", trial.actor, reason)
-        await self._trials.write(confirmed=trial.previous, trial=None)
-        self._set_trial(None)
-        await self._reconcile(trial.previous)
         async with self._store.db.transaction() as tx:
+            await self._trials.write_in(tx, confirmed=trial.previous, trial=None)
             await self._store.history.record(tx, Event(
                 actor="local:network", action=Action.EDIT, asset="Network ports",
                 subject="rolled back", extra={"reason": reason, "by": trial.actor}))
             await self._alerts.raise_in(tx, ROLLBACK_ALERT, Severity.WARNING,
                                         f"Network change by {trial.actor} was rolled back: "
                                         f"{reason}")
+        self._set_trial(None)
+        await self._reconcile(trial.previous)
 
     # -- reconciliation --------------------------------------------------------------------
 
@@ -342,7 +364,7 @@ class NetworkComponent:
                 await self._unapply_static(old)
         self._dhcp_changed.set()
         await self._write_dns()
-        self._update_status()
+        await self._refresh_status()
         self._notify(ChangeKind.ADDRESSES)
 
     async def _apply_static(self, port: PortConfig) -> None:
@@ -431,7 +453,6 @@ class NetworkComponent:
                 self._update_status()
                 await self._wait_links_changed()
                 continue
-            await self._netlink.set_up(link.index)
             saved = await asyncio.to_thread(_read_lease, path)
 
             async def on_lease(trigger: DhcpTrigger, lease: DhcpLease,
@@ -439,12 +460,13 @@ class NetworkComponent:
                 await self._on_lease(_port, trigger, lease)
 
             try:
+                await self._netlink.set_up(link.index)
                 async with dhcp_client(port.name, handler=on_lease, saved=saved,
                                        save=self._queue_lease_write,
                                        host_name=socket.gethostname()) as client:
                     self._dhcp_state[port.name] = client.state
                     await self._watch_dhcp(port, client)
-            except (OSError, RuntimeError, ValueError) as err:
+            except (OSError, RuntimeError, ValueError, NetlinkFailure) as err:
                 self._dhcp_state[port.name] = "failed"
                 self._errors[port.name] = f"DHCP client failed: {err}"
                 self._update_status()
@@ -473,6 +495,13 @@ class NetworkComponent:
         link = self._links.get(port.name)
         if link is None:
             return
+        if any(p.name == port.name and p.mode == "static" for p in self._desired):
+            # The port became static and the client is releasing: the static config may
+            # use the very same address, so leave the kernel alone. (A port removed from
+            # the config does lose its released address: the server may reassign it.)
+            self._leases.pop(port.name, None)
+            self._queue_lease_write(port.name, None)
+            return
         _LOGGER.info("Port %s: DHCP %s %s (gateway %s, DNS %s)", port.name, trigger.value,
                      lease.address, lease.gateway, ", ".join(lease.dns) or "-")
         try:
@@ -497,7 +526,7 @@ class NetworkComponent:
         if trigger is DhcpTrigger.EXPIRED or trigger is DhcpTrigger.UNBOUND:
             self._queue_lease_write(port.name, None)
         await self._write_dns()
-        self._update_status()
+        await self._refresh_status()
         self._notify(ChangeKind.ADDRESSES)
 
     def _queue_lease_write(self, ifname: str, data: Mapping[str, Any] | None) -> None:
@@ -532,13 +561,38 @@ class NetworkComponent:
 
     async def _monitor_loop(self) -> None:
         async for event in self._monitor.events():
-            if event.kind == "link":
-                before = {n: lk.carrier for n, lk in self._links.items()}
-                await self._refresh_links()
-                await self._on_links_changed(before)
-            elif event.kind == "addr":
-                self._update_status()
-                self._notify(ChangeKind.ADDRESSES)
+            try:
+                await self._on_event(event.kind, event.index)
+            except NetlinkFailure as err:
+                # One failed read must not stop the monitor; the next event re-reads.
+                _LOGGER.warning("Handling a %s change failed (%s)", event.kind, err)
+
+    async def _on_event(self, kind: str, index: int) -> None:
+        if kind == "link":
+            before = {n: lk.carrier for n, lk in self._links.items()}
+            await self._refresh_links()
+            await self._on_links_changed(before)
+        elif kind == "addr":
+            await self._restore_static(index)
+            await self._refresh_status()
+            self._notify(ChangeKind.ADDRESSES)
+
+    async def _restore_static(self, index: int) -> None:
+        """Somebody changed addresses on a static port: put the desired one back.
+
+        Desired state is reconciled, not applied once: an ``ip addr del`` by hand (or a
+        stray DHCP client) must not leave the port without its configured address.
+        """
+        for port in self._desired:
+            link = self._links.get(port.name)
+            if port.mode != "static" or link is None or link.index != index:
+                continue
+            have = {a.interface for a in await self._netlink.addresses(index) if _is_global_v4(a)}
+            if have != {port.interface()}:
+                _LOGGER.warning("Port %s: addresses changed outside clgwd (%s); restoring %s",
+                                port.name, ", ".join(map(str, have)) or "none",
+                                port.interface())
+                await self._apply_static(port)
 
     async def _on_links_changed(self, before: Mapping[str, bool]) -> None:
         for port in self._desired:
@@ -563,6 +617,15 @@ class NetworkComponent:
 
     # -- status ----------------------------------------------------------------------------
 
+    async def _refresh_status(self) -> None:
+        """Read the addresses back from the kernel, then publish the status."""
+        found: dict[int, list[str]] = {}
+        for info in await self._netlink.addresses():
+            if _is_global_v4(info):
+                found.setdefault(info.index, []).append(str(info.interface))
+        self._kernel_addresses = {index: tuple(a) for index, a in found.items()}
+        self._update_status()
+
     def port_states(self) -> list[PortState]:
         out = []
         for port in self._desired:
@@ -572,15 +635,15 @@ class NetworkComponent:
                               if port.mode == "dhcp" else None)
             if link is not None:
                 state = replace(state, present=True, carrier=link.carrier,
-                                operstate=link.operstate)
+                                operstate=link.operstate,
+                                addresses=self._kernel_addresses.get(link.index, ()))
             lease = self._leases.get(port.name)
             if port.mode == "static":
-                state = replace(state, addresses=(str(port.interface()),),
-                                gateway=port.gateway, dns=tuple(port.dns))
+                state = replace(state, gateway=port.gateway, dns=tuple(port.dns))
             elif lease is not None:
                 expires = lease.obtained + lease.lease_time if lease.lease_time else None
-                state = replace(state, addresses=(str(lease.address),), gateway=lease.gateway,
-                                dns=tuple(port.dns or lease.dns), lease_expires=expires)
+                state = replace(state, gateway=lease.gateway, dns=tuple(port.dns or lease.dns),
+                                lease_expires=expires)
             out.append(state)
         return out
 

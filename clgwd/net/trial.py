@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from clgwd.config.network import PortConfig
-from clgwd.store import Database, Settings
+from clgwd.store import Database, Settings, Transaction
 
 CONFIRMED_KEY: Final = "net.confirmed"
 FILE_SEEN_KEY: Final = "net.file_seen"
@@ -91,9 +91,16 @@ class TrialStore:
                     trial: Trial | bool | None = False) -> None:
         """Write the given records together (``trial=None`` clears it, ``False`` keeps it)."""
         async with self._db.transaction() as tx:
-            if confirmed is not None:
-                await Settings.set_in(tx, CONFIRMED_KEY, ports_to_json(confirmed))
-            if file_seen is not None:
-                await Settings.set_in(tx, FILE_SEEN_KEY, ports_to_json(file_seen))
-            if trial is None or isinstance(trial, Trial):
-                await Settings.set_in(tx, TRIAL_KEY, None if trial is None else trial.as_json())
+            await self.write_in(tx, confirmed=confirmed, file_seen=file_seen, trial=trial)
+
+    @staticmethod
+    async def write_in(tx: Transaction, *, confirmed: Sequence[PortConfig] | None = None,
+                       file_seen: Sequence[PortConfig] | None = None,
+                       trial: Trial | bool | None = False) -> None:
+        """``write`` inside the caller's transaction (with the event it reports)."""
+        if confirmed is not None:
+            await Settings.set_in(tx, CONFIRMED_KEY, ports_to_json(confirmed))
+        if file_seen is not None:
+            await Settings.set_in(tx, FILE_SEEN_KEY, ports_to_json(file_seen))
+        if trial is None or isinstance(trial, Trial):
+            await Settings.set_in(tx, TRIAL_KEY, None if trial is None else trial.as_json())

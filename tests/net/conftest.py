@@ -66,6 +66,28 @@ class Lan:
     namespaces: list[str] = field(default_factory=list)
     counter: int = 0
 
+    @classmethod
+    def new_hub(cls) -> Lan:
+        """Create the hub namespace with bridge ``br0``; ``remove()`` undoes everything."""
+        hub = f"clgwd-net-{secrets.token_hex(3)}"
+        sh("ip", "netns", "add", hub)
+        net = cls(hub, [hub])
+        try:
+            sh("ip", "-n", hub, "link", "add", "br0", "type", "bridge")
+            sh("ip", "-n", hub, "link", "set", "br0", "type", "bridge", "forward_delay", "0")
+            sh("ip", "-n", hub, "link", "set", "br0", "up")
+        except BaseException:
+            net.remove()
+            raise
+        return net
+
+    def remove(self) -> None:
+        """Kill what runs in our namespaces (by PID), then delete them."""
+        for ns in self.namespaces:
+            kill_netns_pids(ns)
+        for ns in self.namespaces:
+            sh("ip", "netns", "del", ns, check=False)
+
     def add_ns(self) -> str:
         name = f"clgwd-net-{secrets.token_hex(3)}"
         sh("ip", "netns", "add", name)
@@ -74,7 +96,7 @@ class Lan:
         return name
 
     def attach(self, ns: str, ifname: str = "eth0", address: str | None = None,
-               mac: str | None = None) -> None:
+               mac: str | None = None, ipv6: bool = False) -> None:
         self.counter += 1
         hub_end = f"hub{self.counter}"
         sh("ip", "-n", self.hub, "link", "add", hub_end, "type", "veth", "peer", "name",
@@ -82,9 +104,9 @@ class Lan:
         sh("ip", "-n", self.hub, "link", "set", hub_end, "master", "br0", "up")
         if mac:
             sh("ip", "-n", ns, "link", "set", ifname, "address", mac)
-        # IPv6 off on the test links: no DAD delays, no router solicitations.
+        # IPv6 off on the test links unless asked: no DAD delays, no router solicitations.
         sh("ip", "netns", "exec", ns, "sysctl", "-q", "-w",
-           f"net.ipv6.conf.{ifname}.disable_ipv6=1")
+           f"net.ipv6.conf.{ifname}.disable_ipv6={0 if ipv6 else 1}")
         sh("ip", "-n", ns, "link", "set", ifname, "up")
         if address:
             sh("ip", "-n", ns, "addr", "add", address, "dev", ifname)
@@ -101,20 +123,11 @@ class Lan:
 def lan() -> Iterator[Lan]:
     """A throw-away L2 segment: hub namespace with bridge ``br0``."""
     require_root()
-    hub = f"clgwd-net-{secrets.token_hex(3)}"
-    sh("ip", "netns", "add", hub)
-    net = Lan(hub)
-    net.namespaces.append(hub)
+    net = Lan.new_hub()
     try:
-        sh("ip", "-n", hub, "link", "add", "br0", "type", "bridge")
-        sh("ip", "-n", hub, "link", "set", "br0", "type", "bridge", "forward_delay", "0")
-        sh("ip", "-n", hub, "link", "set", "br0", "up")
         yield net
     finally:
-        for ns in net.namespaces:
-            kill_netns_pids(ns)
-        for ns in net.namespaces:
-            sh("ip", "netns", "del", ns, check=False)
+        net.remove()
 
 
 class Procs:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import textwrap
 from pathlib import Path
@@ -10,7 +11,17 @@ from typing import Any
 import pytest
 
 from tests.conftest import require_program
-from tests.net.conftest import Gateway, Lan, Procs, kernel, kernel_v4, start_gateway, wait_for
+from tests.net.conftest import (
+    Gateway,
+    Lan,
+    Procs,
+    gateway_config,
+    kernel,
+    kernel_v4,
+    start_gateway,
+    wait_for,
+    zc_resolve,
+)
 
 pytestmark = [pytest.mark.netns, pytest.mark.peers]
 
@@ -126,3 +137,72 @@ async def test_lease_expires_when_server_is_gone(lan: Lan, procs: Procs, tmp_pat
     assert "expired" in port["error"]
     assert kernel_v4(gw_ns) == []
     assert kernel(gw_ns, "-4", "route", "show", "default") == []
+
+
+async def test_carrier_loss_is_reported_and_return_renews(lan: Lan, procs: Procs,
+                                                           tmp_path: Path) -> None:
+    """Unplugged: status says no carrier and the lease is kept; plugged back: the gateway
+    renews at once instead of waiting for T1."""
+    server, gw_ns = lan.add_ns(), lan.add_ns()
+    lan.attach(server, address="198.18.0.1/24", mac=SERVER_MAC)
+    lan.attach(gw_ns, mac=GW_MAC)
+    log = await start_dnsmasq(procs, server, tmp_path / "dnsmasq")  # T1 = 60 s
+    gw = await start_gateway(procs, gw_ns, tmp_path / "gw", DHCP_PORT)
+    address = (await wait_for(bound(gw), 15))["addresses"][0]
+    lan.unplug(2)
+
+    async def no_carrier() -> dict[str, Any] | None:
+        status = (await gw.status())["network"]
+        return status if "no carrier" in status["message"] else None
+
+    status = await wait_for(no_carrier, 5)
+    assert status["state"] == "degraded"
+    assert port_state(await gw.status())["addresses"] == [address]
+    lan.plug(2)
+    ack = f"DHCPACK(eth0) {address.split('/')[0]} {GW_MAC}"
+
+    async def renewed() -> bool:
+        return log.read_text().count(ack) >= 2
+
+    await wait_for(renewed, 5)
+    assert kernel_v4(gw_ns) == [address]
+
+
+async def test_leased_address_is_published_over_mdns(lan: Lan, procs: Procs,
+                                                     tmp_path: Path) -> None:
+    """The appliance flow: DHCP gives the address, mDNS publishes cloudlink.local on it."""
+    server, gw_ns = lan.add_ns(), lan.add_ns()
+    lan.attach(server, address="198.18.0.1/24", mac=SERVER_MAC)
+    lan.attach(gw_ns, mac=GW_MAC)
+    await start_dnsmasq(procs, server, tmp_path / "dnsmasq")
+    gw = await start_gateway(procs, gw_ns, tmp_path / "gw",
+                             DHCP_PORT + "mdns: {enabled: true}\n")
+    address = (await wait_for(bound(gw), 15))["addresses"][0].split("/")[0]
+
+    async def resolved() -> bool:
+        return await zc_resolve(server, "cloudlink.local.", "198.18.0.1", timeout=1) == [address]
+
+    await wait_for(resolved, 10, interval=0.2)
+
+
+async def test_dhcp_to_static_with_the_same_address(lan: Lan, procs: Procs,
+                                                     tmp_path: Path) -> None:
+    """Making the leased address static keeps it: the DHCP release must not remove it."""
+    server, gw_ns = lan.add_ns(), lan.add_ns()
+    lan.attach(server, address="198.18.0.1/24", mac=SERVER_MAC)
+    lan.attach(gw_ns, mac=GW_MAC)
+    await start_dnsmasq(procs, server, tmp_path / "dnsmasq")
+    gw = await start_gateway(procs, gw_ns, tmp_path / "gw", DHCP_PORT)
+    address = (await wait_for(bound(gw), 15))["addresses"][0]
+    gateway_config(gw.dir, f"ports: [{{name: eth0, mode: static, address: {address}, "
+                           "gateway: 198.18.0.1}]\n")
+    assert (await gw.request("POST", "/v1/reload"))[0] == 200
+
+    async def released() -> bool:
+        return "DHCPRELEASE" in (tmp_path / "dnsmasq" / "dnsmasq.log").read_text()
+
+    await wait_for(released, 5)
+    await asyncio.sleep(0.5)
+    assert kernel_v4(gw_ns) == [address]
+    assert port_state(await gw.status())["mode"] == "static"
+    assert "restoring" not in gw.log.read_text(), "the address was removed in between"

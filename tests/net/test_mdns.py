@@ -10,11 +10,14 @@ from typing import Any
 import pytest
 
 from tests.net.conftest import (
+    PYTHON,
     Avahi,
     Gateway,
     Lan,
     Procs,
     gateway_config,
+    kernel,
+    sh,
     start_avahi,
     start_gateway,
     wait_for,
@@ -106,6 +109,32 @@ async def test_readdress_is_announced(lan: Lan, procs: Procs, tmp_path: Path) ->
     assert await zc_resolve(peer_ns, "cloudlink.local.", "198.18.0.2") == ["198.18.0.20"]
 
 
+async def test_goodbyes_on_readdress_and_shutdown(lan: Lan, procs: Procs,
+                                                  tmp_path: Path) -> None:
+    """On the wire: the old address gets a goodbye (TTL 0) when the port is readdressed,
+    the new one is announced, and SIGTERM sends a goodbye for it."""
+    gw_ns, peer_ns = lan.add_ns(), lan.add_ns()
+    lan.attach(gw_ns)
+    lan.attach(peer_ns, address="198.18.0.2/24")
+    log = tmp_path / "records.log"
+    await procs.start(PYTHON, str(Path(__file__).with_name("mdns_records.py")), "198.18.0.2",
+                      "cloudlink.local.", ns=peer_ns, log=log)
+    await wait_for(lambda: _contains(log, "ready"), 10)
+    gw = await start_gateway(procs, gw_ns, tmp_path / "gw",
+                             GW_PORT.format(address="198.18.0.10/24"))
+    await wait_for(published(gw), 10)
+    gateway_config(gw.dir, GW_PORT.format(address="198.18.0.20/24"))
+    assert (await gw.request("POST", "/v1/reload"))[0] == 200
+    await wait_for(lambda: _contains(log, '{"address": "198.18.0.20", "ttl": 120}'), 5)
+    assert await _contains(log, '{"address": "198.18.0.10", "ttl": 0}')
+    assert await procs.stop(gw.proc) == 0
+    await wait_for(lambda: _contains(log, '{"address": "198.18.0.20", "ttl": 0}'), 5)
+
+
+async def _contains(path: Path, text: str) -> bool:
+    return path.exists() and text in path.read_text()
+
+
 async def test_link_up_recheck_moves_newcomer(lan: Lan, procs: Procs, tmp_path: Path) -> None:
     """A gateway that claimed cloudlink.local while unplugged re-checks when its link comes
     up, finds the name taken and moves to cloudlink-2; the established owner keeps it."""
@@ -131,3 +160,42 @@ async def test_link_up_recheck_moves_newcomer(lan: Lan, procs: Procs, tmp_path: 
     assert (await gw1.status())["mdns"]["details"]["hostname"] == "cloudlink"
     assert await zc_resolve(peer_ns, "cloudlink.local.", "198.18.0.2") == ["198.18.0.10"]
     assert await zc_resolve(peer_ns, "cloudlink-2.local.", "198.18.0.2") == ["198.18.0.11"]
+
+
+async def test_no_address_waits_instead_of_failing(lan: Lan, procs: Procs, tmp_path: Path) -> None:
+    """mDNS enabled but no IPv4 address yet: the component waits (degraded), the daemon
+    runs, and it publishes as soon as an address appears."""
+    ns = lan.add_ns()
+    lan.attach(ns)
+    gw = await start_gateway(procs, ns, tmp_path / "gw", "mdns: {enabled: true}\n")
+
+    async def waiting() -> bool:
+        mdns = (await gw.status())["mdns"]
+        return mdns["state"] == "degraded" and "no IPv4 address" in mdns["message"]
+
+    await wait_for(waiting, 5)
+    sh("ip", "-n", ns, "addr", "add", "198.18.0.10/24", "dev", "eth0")
+    status = await wait_for(published(gw), 5)
+    assert status["details"]["hostname"] == "cloudlink"
+
+
+async def test_link_local_ipv6_is_published_as_aaaa(lan: Lan, procs: Procs,
+                                                   tmp_path: Path) -> None:
+    """With IPv6 on the port, its link-local address is published next to the IPv4 one."""
+    gw_ns, peer_ns = lan.add_ns(), lan.add_ns()
+    lan.attach(gw_ns, ipv6=True)
+    lan.attach(peer_ns, address="198.18.0.2/24")
+
+    async def link_local() -> str | None:
+        for link in kernel(gw_ns, "-6", "addr", "show", "eth0"):
+            for a in link["addr_info"]:
+                if a["scope"] == "link" and not a.get("tentative"):
+                    return str(a["local"])
+        return None
+
+    fe80 = await wait_for(link_local, 10)
+    gw = await start_gateway(procs, gw_ns, tmp_path / "gw",
+                             GW_PORT.format(address="198.18.0.10/24"))
+    await wait_for(published(gw), 10)
+    assert sorted(await zc_resolve(peer_ns, "cloudlink.local.", "198.18.0.2")) == \
+        sorted(["198.18.0.10", fe80])

@@ -45,6 +45,7 @@ async def start_servers(procs: Procs, ns: str, tmp: Path) -> None:
         bindaddress {SERVER}
         port 123
         cmdport 0
+        bindcmdaddress /
         driftfile {tmp / 'chrony.drift'}
         pidfile {tmp / 'chrony.pid'}
         """))
