@@ -6,32 +6,23 @@ Third-party network libraries stay behind one module each: ``pyroute2`` only in
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
 
-from clgwd.commands import CommandContext, CommandRouter
+from clgwd.commands import CommandRouter
 from clgwd.config import ClgwdConfig
 from clgwd.net.advertiser import MdnsAdvertiser
 from clgwd.net.banner import BannerExtras, log_banner, render_banner
+from clgwd.net.commands import NetworkCommands
 from clgwd.net.mdns import IpAddress
 from clgwd.net.ports import NetworkComponent
-from clgwd.net.preflight import run_preflight
 
 __all__ = ["BannerExtras", "MdnsAdvertiser", "NetworkComponent", "banner_hook",
            "register_network_commands"]
 
 
 def register_network_commands(router: CommandRouter, network: NetworkComponent) -> None:
-    """``network.confirm`` and ``network.preflight``: the same code for cloud, page and CLI."""
-
-    async def confirm(params: Mapping[str, Any], ctx: CommandContext) -> Any:
-        return await network.confirm(ctx.actor)
-
-    async def preflight(params: Mapping[str, Any], ctx: CommandContext) -> Any:
-        return await run_preflight(network.network_config)
-
-    router.register("network.confirm", confirm, mutating=True)
-    router.register("network.preflight", preflight, mutating=False)
+    """``network.get/apply/confirm/preflight``: the same code for cloud, page and CLI."""
+    NetworkCommands(network).register(router)
 
 
 def banner_hook(config: ClgwdConfig, extras: Callable[[], BannerExtras] = BannerExtras,

@@ -17,11 +17,14 @@ A link without carrier is a state shown in status, not an error to retry in a lo
 from __future__ import annotations
 
 import asyncio
+import hmac
 import ipaddress
 import json
 import logging
+import secrets
 import socket
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from enum import StrEnum
@@ -53,10 +56,19 @@ _LOGGER = logging.getLogger(__name__)
 
 ROLLBACK_ALERT = "network_rolled_back"
 DHCP_RETRY_MAX = 30.0
+FINISHED_TRIALS_KEPT = 8
+"""Outcomes of recent trials kept (in memory) to explain a stale confirm link."""
 
 
 class NothingToConfirm(ClgwdError):
     code = "nothing_to_confirm"
+    http_status = 409
+
+
+class WrongConfirmToken(ClgwdError):
+    """A confirm token that does not name the change waiting for confirmation."""
+
+    code = "wrong_confirm_token"
     http_status = 409
 
 
@@ -175,6 +187,8 @@ class NetworkComponent:
         what was asked for."""
         self._listeners: list[ChangeListener] = []
         self._apply_lock = asyncio.Lock()
+        self._finished: OrderedDict[str, str] = OrderedDict()
+        """Confirm token -> what became of that trial, for a clear answer to a stale link."""
 
     # -- lifecycle --------------------------------------------------------------------
 
@@ -226,6 +240,11 @@ class NetworkComponent:
     def network_config(self) -> NetworkConfig:
         return self._config
 
+    @property
+    def ports(self) -> Ports:
+        """The port list in force: the one on trial, else the confirmed one."""
+        return self._desired
+
     async def propose(self, ports: Sequence[PortConfig], *, actor: str,
                       confirm_within: float | None = None) -> Trial:
         """Apply ``ports`` now; unless confirmed before the deadline, roll them back."""
@@ -239,7 +258,7 @@ class NetworkComponent:
             now = time.time()
             trial = Trial(candidate=tuple(ports), previous=previous,
                           deadline=now + (confirm_within or self._config.confirm.timeout),
-                          actor=actor, started=now)
+                          actor=actor, started=now, token=secrets.token_urlsafe(18))
             async with self._store.db.transaction() as tx:
                 await self._trials.write_in(tx, trial=trial)
                 await self._store.history.record(tx, Event(
@@ -247,16 +266,24 @@ class NetworkComponent:
                     subject="applied, awaiting confirmation",
                     properties_changed=_changed_ports(previous, trial.candidate),
                     extra={"deadline": trial.deadline}))
+            if self._trial is not None:
+                self._finish(self._trial, f"replaced by a newer change from {actor}")
             self._set_trial(trial)
             await self._reconcile(trial.candidate)
         _LOGGER.warning("Network change by %s applied; confirm within %.0f s or it is rolled "
                         "back", actor, trial.remaining())
         return trial
 
-    async def confirm(self, actor: str) -> dict[str, Any]:
-        """Keep the config on trial."""
+    async def confirm(self, actor: str, token: str | None = None) -> dict[str, Any]:
+        """Keep the config on trial.
+
+        ``token`` (the onboarding page's confirm link) must name the trial waiting for
+        confirmation; without one (CLI, cloud) whatever is on trial is confirmed.
+        """
         async with self._apply_lock:
             trial = self._trial
+            if token is not None:
+                self._check_token(trial, token)
             if trial is None:
                 raise NothingToConfirm("no network change is waiting for confirmation")
             async with self._store.db.transaction() as tx:
@@ -264,6 +291,7 @@ class NetworkComponent:
                 await self._store.history.record(tx, Event(
                     actor=actor, action=Action.EDIT, asset="Network ports",
                     subject="confirmed", extra={"ports": [p.name for p in trial.candidate]}))
+            self._finish(trial, "already confirmed")
             self._set_trial(None)
         await self._alerts.clear(ROLLBACK_ALERT)
         _LOGGER.info("Network change confirmed by %s", actor)
@@ -281,6 +309,27 @@ class NetworkComponent:
             if link.name in names or (include_unconfigured and not names):
                 out.append((link.name, info))
         return out
+
+    def _check_token(self, trial: Trial | None, token: str) -> None:
+        """Raise a clear 409 unless ``token`` names ``trial`` (constant-time compare)."""
+        if trial is not None and trial.token and hmac.compare_digest(
+                trial.token.encode(), token.encode()):
+            return
+        outcome = self._finished.get(token)
+        if outcome is not None:
+            raise WrongConfirmToken(f"this network change was {outcome}; nothing to confirm")
+        if trial is None:
+            raise NothingToConfirm("no network change is waiting for confirmation; this "
+                                   "confirm link is unknown or expired")
+        raise WrongConfirmToken("this confirm link does not belong to the network change "
+                                "waiting for confirmation (use the link shown for it)")
+
+    def _finish(self, trial: Trial, outcome: str) -> None:
+        if not trial.token:
+            return
+        self._finished[trial.token] = outcome
+        while len(self._finished) > FINISHED_TRIALS_KEPT:
+            self._finished.popitem(last=False)
 
     # -- start-up decision -----------------------------------------------------------
 
@@ -343,6 +392,7 @@ class NetworkComponent:
             await self._alerts.raise_in(tx, ROLLBACK_ALERT, Severity.WARNING,
                                         f"Network change by {trial.actor} was rolled back: "
                                         f"{reason}")
+        self._finish(trial, f"rolled back ({reason})")
         self._set_trial(None)
         await self._reconcile(trial.previous)
 

@@ -9,7 +9,9 @@ Keys (JSON values):
 * ``net.confirmed`` - the port list known to be reachable (confirmed or first boot).
 * ``net.file_seen`` - the config file's port list as last seen, so a file edited while
   the daemon was stopped is treated as a change that needs confirming.
-* ``net.trial``     - ``{candidate, previous, deadline, actor, started}`` while on trial.
+* ``net.trial``     - ``{candidate, previous, deadline, actor, started, token}`` while on
+  trial. ``token`` names this one trial: the onboarding page confirms with it from the
+  new address, so a link to an older, replaced or finished trial confirms nothing.
 """
 
 from __future__ import annotations
@@ -50,6 +52,8 @@ class Trial:
     """Wall-clock time (``time.time()``) after which the change is rolled back."""
     actor: str
     started: float
+    token: str = ""
+    """Opaque confirm token (URL-safe); empty for records written before it existed."""
 
     def remaining(self, now: float | None = None) -> float:
         return max(0.0, self.deadline - (time.time() if now is None else now))
@@ -57,14 +61,14 @@ class Trial:
     def as_json(self) -> dict[str, Any]:
         return {"candidate": ports_to_json(self.candidate),
                 "previous": ports_to_json(self.previous), "deadline": self.deadline,
-                "actor": self.actor, "started": self.started}
+                "actor": self.actor, "started": self.started, "token": self.token}
 
     @classmethod
     def from_json(cls, data: Any) -> Trial:
         return cls(candidate=ports_from_json(data["candidate"]),
                    previous=ports_from_json(data["previous"]),
                    deadline=float(data["deadline"]), actor=str(data["actor"]),
-                   started=float(data["started"]))
+                   started=float(data["started"]), token=str(data.get("token", "")))
 
 
 class TrialStore:
