@@ -31,6 +31,7 @@ from clgwd.link.backoff import Backoff
 from clgwd.link.enroll import enroll
 from clgwd.link.idempotency import IdempotencyStore
 from clgwd.link.identity import Enrollment, IdentityError, IdentityFiles
+from clgwd.link.local import CloudNotConfigured, enroll_params, status_view
 from clgwd.link.session import RpcFailed, Session, Tap
 from clgwd.link.ws import ConnectFailed, HandshakeRejected, WsSettings, open_connection
 from clgwd.metrics import Metrics
@@ -125,6 +126,8 @@ class CloudLink:
         self.on_attempt: Callable[[], None] | None = None
         self._metrics(metrics or Metrics())
         commands.register("status.report", self._status_report, mutating=False)
+        commands.register("cloud.status", self._cmd_cloud_status, mutating=False)
+        commands.register("cloud.enroll", self._cmd_cloud_enroll, mutating=True)
 
     def _metrics(self, metrics: Metrics) -> None:
         self._m_connects = metrics.counter("clgwd_link_connect_attempts_total",
@@ -186,12 +189,26 @@ class CloudLink:
         """Enroll with ``cloud.url`` (onboarding page); the link connects right after."""
         cloud = self._config.cloud
         if cloud.url is None:
-            raise ClgwdError("set cloud.url before enrolling")
+            raise CloudNotConfigured("cloud.url is not set in the gateway's config file; set "
+                                     "it before enrolling")
         enrollment = await enroll(self._config.state.dir, cloud.url, account_id, token,
                                   cloud.enrollment_ca_file)
         self._blocked_fingerprint = None
+        if self.state in (LinkState.NOT_ENROLLED, LinkState.AUTH_FAILED):
+            self._set_state(LinkState.CONNECTING, f"enrolled; connecting to {cloud.url}")
         self._wake.set()
         return enrollment
+
+    async def cloud_status(self) -> dict[str, Any]:
+        """``cloud.status`` (docs/api.md): enrolled?, account, link state and why."""
+        enrollment = await self._load_enrollment()
+        alerts = {a.code: a.message for a in await self._store.alerts.active()}
+        alert = next((alerts[c] for c in (ALERT_AUTH, ALERT_CERT, ALERT_TLS) if c in alerts),
+                     None)
+        current = self.tracker.current
+        return status_view(state=self.state.value, enrollment=enrollment,
+                           cloud_url=self._config.cloud.url, since=current.since,
+                           message=current.message, alert=alert)
 
     def info(self) -> dict[str, Any]:
         """What the status page shows about the link."""
@@ -549,6 +566,15 @@ class CloudLink:
         except ClgwdError as err:
             raise RpcFailed(p.RpcError(p.APPLICATION_ERROR, err.message,
                                        {"code": err.code})) from None
+
+    async def _cmd_cloud_status(self, params: Mapping[str, Any], ctx: CommandContext) -> Any:
+        return await self.cloud_status()
+
+    async def _cmd_cloud_enroll(self, params: Mapping[str, Any], ctx: CommandContext) -> Any:
+        account_id, token = enroll_params(params)
+        _LOGGER.info("Enrollment in account %s requested by %s", account_id, ctx.actor)
+        await self.enroll(account_id, token)
+        return await self.cloud_status()
 
     async def _status_report(self, params: Mapping[str, Any], ctx: CommandContext) -> Any:
         return self._status_payload()
