@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -13,12 +14,15 @@ import pytest
 from clgwd.component import ComponentState
 from clgwd.config import ClgwdConfig
 from clgwd.daemon import Daemon
+from clgwd.refcloud.server import RefCloud
 from clgwd.sdnotify import Notifier
 from clgwd.store import Store
 from clgwd.web import auth
 from clgwd.web.server import HttpServer
 
 PASSWORD = "correct horse battery"
+FAST_LINK = ("backoff_base: 0.05, backoff_cap: 0.4, open_timeout: 2, request_timeout: 5, "
+             "status_interval: 3600, drain_timeout: 2")
 
 
 @dataclass
@@ -29,6 +33,8 @@ class Gateway:
     base: str
     plain: str
     setup_code: str
+    cloud: RefCloud | None = None
+    """The reference cloud this gateway may enroll with (``cloud_gateway`` only)."""
 
     def register(self, method: str, result: Any, *, mutating: bool = True) -> list[Any]:
         """Stand in for another part's handler; returns the list of params received."""
@@ -67,6 +73,20 @@ async def gateway(make_config: Callable[..., ClgwdConfig]) -> AsyncIterator[Gate
     yield gw
     gw.daemon.request_stop("test over")
     await asyncio.wait_for(task, 15)
+
+
+@pytest.fixture
+async def cloud_gateway(make_config: Callable[..., ClgwdConfig],
+                        tmp_path: Path) -> AsyncIterator[Gateway]:
+    """A gateway whose ``cloud.url`` is a real reference cloud on loopback (not enrolled)."""
+    async with RefCloud(tmp_path / "refcloud") as cloud:
+        gw, task = await start_gateway(make_config(
+            f"cloud: {{url: '{cloud.url}', enrollment_ca_file: '{cloud.ca_file}', "
+            f"{FAST_LINK}}}\n"))
+        gw.cloud = cloud
+        yield gw
+        gw.daemon.request_stop("test over")
+        await asyncio.wait_for(task, 15)
 
 
 @pytest.fixture
