@@ -17,6 +17,7 @@ take over an interface the config left alone.
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
@@ -127,6 +128,8 @@ class NetworkCommands:
 
     def __init__(self, network: NetworkComponent) -> None:
         self._network = network
+        self._apply_lock = asyncio.Lock()
+        """Merge and propose as one step: two applies at once must not lose a port."""
 
     def register(self, router: CommandRouter) -> None:
         router.register("network.get", self.get, mutating=False)
@@ -145,9 +148,10 @@ class NetworkCommands:
         }
 
     async def apply(self, params: Mapping[str, Any], ctx: CommandContext) -> dict[str, Any]:
-        ports = merge_ports(self._network.ports, params)
-        named = {str(item["name"]) for item in params["ports"]}
-        trial = await self._network.propose(ports, actor=ctx.actor)
+        async with self._apply_lock:
+            ports = merge_ports(self._network.ports, params)
+            named = {str(item["name"]) for item in params["ports"]}
+            trial = await self._network.propose(ports, actor=ctx.actor)
         return {
             "new_addresses": [str(p.interface().ip) for p in trial.candidate
                               if p.name in named and p.mode == "static"],
