@@ -10,15 +10,19 @@ from typing import Any
 
 import aiohttp
 import pytest
+from blockbuster import BlockBuster
 
 from clgwd.component import ComponentState
 from clgwd.config import ClgwdConfig
 from clgwd.daemon import Daemon
+from clgwd.net.ports import NetworkComponent
 from clgwd.refcloud.server import RefCloud
 from clgwd.sdnotify import Notifier
 from clgwd.store import Store
 from clgwd.web import auth
 from clgwd.web.server import HttpServer
+from tests.conftest import require_root
+from tests.net.conftest import Lan
 
 PASSWORD = "correct horse battery"
 FAST_LINK = ("backoff_base: 0.05, backoff_cap: 0.4, open_timeout: 2, request_timeout: 5, "
@@ -87,6 +91,45 @@ async def cloud_gateway(make_config: Callable[..., ClgwdConfig],
         yield gw
         gw.daemon.request_stop("test over")
         await asyncio.wait_for(task, 15)
+
+
+NETNS_PORT = ("{name: eth0, mode: static, address: 198.18.0.30/24, gateway: 198.18.0.1, "
+              "dns: [198.18.0.53]}")
+
+
+@pytest.fixture
+async def netns_gateway(make_config: Callable[..., ClgwdConfig], tmp_path: Path,
+                        monkeypatch: pytest.MonkeyPatch,
+                        blockbuster: BlockBuster) -> AsyncIterator[tuple[Gateway, str]]:
+    """The daemon, its network component managing ``eth0`` (198.18.0.30/24) of a fresh
+    namespace: ``build_components`` runs unchanged except for ``netns=`` (the tests-only
+    seam tests/net uses), so kernel changes never reach the host."""
+    require_root()
+    for name in blockbuster.functions:  # pyroute2 hands the namespace's socket over
+        blockbuster.functions[name].can_block_in("pyroute2/process.py",
+                                                 {"communicate", "start", "stop"})
+    lan = Lan.new_hub()
+    try:
+        ns = lan.add_ns()
+        lan.attach(ns)
+
+        def in_namespace(config: ClgwdConfig, store: Store) -> NetworkComponent:
+            return NetworkComponent(config, store, netns=ns)
+
+        monkeypatch.setattr("clgwd.daemon.NetworkComponent", in_namespace)
+        # pyroute2's namespace helper is a forked child: it inherits asyncio's signal
+        # wakeup fd, and the SIGTERM that ends it would reach this daemon as its own.
+        monkeypatch.setattr(Daemon, "_install_signal_handlers", lambda self: None)
+        monkeypatch.setattr(Daemon, "_remove_signal_handlers", lambda self: None)
+        gw, task = await start_gateway(make_config(
+            f"network: {{resolv_conf: '{tmp_path / 'resolv.conf'}', ports: [{NETNS_PORT}]}}\n"))
+        try:
+            yield gw, ns
+        finally:
+            gw.daemon.request_stop("test over")
+            await task
+    finally:
+        lan.remove()
 
 
 @pytest.fixture

@@ -9,7 +9,9 @@ from typing import Any
 import pytest
 
 from clgwd.commands import CommandContext
+from clgwd.net.ports import NetworkComponent
 from tests.conftest import require_program
+from tests.net.conftest import kernel_v4
 from tests.web.browser import (
     CHROMIUM_ARGS,
     axe_source,
@@ -329,4 +331,43 @@ async def test_axe_check_catches_violations(browser: Any, axe: str) -> None:
     await page.set_content("<html><body><input type=text><img src=x.png></body></html>")
     with pytest.raises(AssertionError, match="image-alt|label"):
         await check_axe(page, axe, "broken")
+    await context.close()
+
+
+@pytest.mark.netns
+async def test_port_change_confirmed_from_the_link(netns_gateway: tuple[Gateway, str],
+                                                   browser: Any) -> None:
+    """The real commit-confirm: the page applies a new address to a port (in a test
+    namespace), shows the confirm link, and opening it confirms the change."""
+    gateway, ns = netns_gateway
+    context, page, csp_errors = await _page(browser)
+    await page.goto(f"{gateway.base}/")
+    await page.fill("#setup-code", gateway.setup_code)
+    await page.fill("#setup-pw", PASSWORD)
+    await page.fill("#setup-pw2", PASSWORD)
+    await page.click("#setup-form button[type=submit]")
+    await page.wait_for_selector("#view-gateway:not([hidden])")
+    await page.wait_for_function(  # the page filled in the port from network.get
+        "() => document.querySelector('#ip').value === '198.18.0.30'")
+    assert await page.input_value("#mask") == "255.255.255.0"
+    await page.fill("#gw", "198.51.100.1")
+    await page.click("#net-form button[type=submit]")
+    await page.wait_for_selector("#net-form-err:has-text('not in the subnet')")
+    await page.fill("#gw", "198.18.0.1")
+    await page.fill("#ip", "198.18.0.41")
+    await page.click("#net-form button[type=submit]")
+    link = await page.wait_for_selector("#net-confirm a")
+    href = await link.get_attribute("href")
+    assert href.startswith("https://198.18.0.41/#confirm=")
+    assert kernel_v4(ns) == ["198.18.0.41/24"]
+    network = gateway.daemon.component("network")
+    assert isinstance(network, NetworkComponent) and network.trial is not None
+    await page.goto(f"{gateway.base}/#confirm=wrong-token")
+    await page.wait_for_selector("#net-form-err:has-text('does not belong')")
+    token = href.split("#confirm=", 1)[1]
+    await page.goto(f"{gateway.base}/#confirm={token}")  # "the new address" is this one
+    await page.wait_for_selector("#toast:has-text('Network settings confirmed')")
+    assert network.trial is None and kernel_v4(ns) == ["198.18.0.41/24"]
+    await shot(page, "gateway-confirmed")
+    assert csp_errors == []
     await context.close()

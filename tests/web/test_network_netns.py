@@ -1,65 +1,17 @@
-"""The Ethernet port API end to end: the real daemon manages a port inside a namespace.
-
-``build_components`` runs unchanged except that its network component manages the
-ports of a throw-away namespace (``NetworkComponent(netns=...)``, the tests-only seam
-tests/net uses), so the kernel changes happen there and never on the host.
-"""
+"""The Ethernet port API end to end: the real daemon manages a port inside a namespace
+(``netns_gateway`` in conftest), so kernel changes never reach the host."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
-from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
-from blockbuster import BlockBuster
 
-from clgwd.config import ClgwdConfig
-from clgwd.daemon import Daemon
-from clgwd.net.ports import NetworkComponent
-from clgwd.store import Store
-from tests.conftest import require_root
-from tests.net.conftest import Lan, kernel_v4
-from tests.web.conftest import Gateway, setup_admin, start_gateway
+from tests.net.conftest import kernel_v4
+from tests.web.conftest import Gateway, setup_admin
 
 pytestmark = [pytest.mark.netns]
-
-PORT = ("{name: eth0, mode: static, address: 198.18.0.30/24, gateway: 198.18.0.1, "
-        "dns: [198.18.0.53]}")
-
-
-@pytest.fixture
-async def netns_gateway(make_config: Callable[..., ClgwdConfig], tmp_path: Path,
-                        monkeypatch: pytest.MonkeyPatch,
-                        blockbuster: BlockBuster) -> AsyncIterator[tuple[Gateway, str]]:
-    """The daemon, its network component managing ``eth0`` of a fresh namespace."""
-    require_root()
-    for name in blockbuster.functions:  # pyroute2 hands the namespace's socket over
-        blockbuster.functions[name].can_block_in("pyroute2/process.py",
-                                                 {"communicate", "start", "stop"})
-    lan = Lan.new_hub()
-    try:
-        ns = lan.add_ns()
-        lan.attach(ns)
-
-        def in_namespace(config: ClgwdConfig, store: Store) -> NetworkComponent:
-            return NetworkComponent(config, store, netns=ns)
-
-        monkeypatch.setattr("clgwd.daemon.NetworkComponent", in_namespace)
-        # pyroute2's namespace helper is a forked child: it inherits asyncio's signal
-        # wakeup fd, and the SIGTERM that ends it would reach this daemon as its own.
-        monkeypatch.setattr(Daemon, "_install_signal_handlers", lambda self: None)
-        monkeypatch.setattr(Daemon, "_remove_signal_handlers", lambda self: None)
-        gw, task = await start_gateway(make_config(
-            f"network: {{resolv_conf: '{tmp_path / 'resolv.conf'}', ports: [{PORT}]}}\n"))
-        try:
-            yield gw, ns
-        finally:
-            gw.daemon.request_stop("test over")
-            await task
-    finally:
-        lan.remove()
 
 
 async def _req(client: aiohttp.ClientSession, gw: Gateway, csrf: str, method: str,
