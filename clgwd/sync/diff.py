@@ -23,7 +23,6 @@ from typing import Any
 
 from clgwd.config.pbx import SyncConfig
 from clgwd.pbx.model import PbxUser
-from clgwd.pbx.normalize import email_key
 
 
 class Op(StrEnum):
@@ -71,7 +70,9 @@ def fingerprint(user: PbxUser) -> str:
 
 
 def prepare(user: PbxUser) -> Candidate:
-    return Candidate(user, fingerprint(user), email_key(user.email))
+    """For an eligible user, whose email the rules already validated: its match key is
+    just the trimmed lower-case form (no second regex pass over 50,000 addresses)."""
+    return Candidate(user, fingerprint(user), user.email.strip().lower())
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,6 +19,7 @@ import logging
 import random
 import time
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from enum import StrEnum
 from typing import Any, Final, Self
 
@@ -71,6 +72,7 @@ class SyncService:
         self._wake = asyncio.Event()
         self._failures = 0
         self._config = config
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="clgwd-sync")
         self._engine = self._build_engine(config)
         self._runs = metrics.counter("clgwd_sync_runs_total", "User sync runs by result",
                                      ["result"]) if metrics else None
@@ -91,6 +93,9 @@ class SyncService:
 
     async def __aexit__(self, *exc_info: object) -> None:
         self.tracker.set(ComponentState.STOPPING)
+        # A worker still finishing a chunk cannot be interrupted; do not wait for it on
+        # the loop (its transaction was already rolled back by cancellation).
+        self._executor.shutdown(wait=False, cancel_futures=True)
         self._set_phase(SyncPhase.STOPPED)
 
     async def run(self) -> None:
@@ -237,4 +242,4 @@ class SyncService:
         if source is None:
             return None
         return SyncEngine(self.store, source, config.pbx.effective_source_id, config.sync,
-                          config.pbx.read_timeout)
+                          config.pbx.read_timeout, executor=self._executor)
