@@ -8,11 +8,17 @@ reference cloud and a sample PBX directory here.
 from __future__ import annotations
 
 import tempfile
+from importlib import resources
 from pathlib import Path
 
 from clgwd.cli_support import print_banner
 from clgwd.config import load_config
 from clgwd.daemon import EXIT_CONFIG
+
+
+def sample_directory() -> Path:
+    """The demo PBX: a CSV directory shipped with the package (with irregularities)."""
+    return Path(str(resources.files("clgwd.pbx") / "samples" / "directory.csv"))
 
 
 def demo_config_text(state_dir: Path, port: int) -> str:
@@ -21,6 +27,9 @@ def demo_config_text(state_dir: Path, port: int) -> str:
         f"state:\n  dir: {state_dir}\n"
         f"http:\n  listen:\n    - host: 127.0.0.1\n      port: {port}\n"
         f"control:\n  socket: {state_dir / 'control.sock'}\n"
+        "pbx:\n  type: csv\n  name: Demo PBX\n"
+        f"  file:\n    path: {sample_directory()}\n"
+        "sync:\n  interval_minutes: 20\n"
     )
 
 
@@ -40,6 +49,7 @@ def run_demo(port: int, state_dir: Path | None) -> int:
             f"  health:  http://127.0.0.1:{port}/api/v1/health",
             f"  metrics: http://127.0.0.1:{port}/metrics",
             f"  status:  clgwd status --socket {config.control.socket}",
+            f"  sync:    clgwd sync [--preview] --socket {config.control.socket}",
             f"State dir: {base} (config: {config_path})",
             "Press Ctrl-C to stop.",
         ])
