@@ -105,7 +105,8 @@ async def measure(store: Store, source: UserSource, mutate: Any, n: int) -> dict
     changed_s = time.perf_counter() - t0
     row = await store.db.fetchone("SELECT sum(length(payload)) FROM outbox WHERE seq > ?",
                                   (seq2,))
-    return {"users": n, "first_sync_s": round(first_s, 3), "resync_s": round(resync_s, 3),
+    return {"phases_first": first.timings, "phases_resync": again.timings,
+            "users": n, "first_sync_s": round(first_s, 3), "resync_s": round(resync_s, 3),
             "first_cpu_s": round(first_cpu, 3), "resync_cpu_s": round(resync_cpu, 3),
             "one_pct_sync_s": round(changed_s, 3), "updated": changed.counts["updated"],
             "full_upload_bytes": full_bytes, "one_pct_bytes": row[0],
@@ -190,7 +191,8 @@ def main(argv: list[str]) -> int:
     if argv[:1] == ["--child"]:
         child(argv[1], json.loads(argv[2]))
         return 0
-    names = argv or list(SIZES)
+    verbose = "-v" in argv
+    names = [a for a in argv if a != "-v"] or list(SIZES)
     print(f"load average before: {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs "
           "(wall times include waiting for CPU; cpu = this process's CPU seconds)")
     print(f"{'scenario':<9} {'users':>6} {'first s':>8} {'(cpu)':>6} {'resync s':>9} "
@@ -210,6 +212,10 @@ def main(argv: list[str]) -> int:
               f"{r['resync_s']:>9.2f} {r['resync_cpu_s']:>6.2f} {r['one_pct_sync_s']:>6.2f} "
               f"{r['one_pct_ratio'] * 100:>13.2f}% "
               f"{r['peak_rss_mb']:>12.1f}", flush=True)
+        if verbose:
+            for phase in ("first", "resync"):
+                steps = ", ".join(f"{k} {v:.2f}" for k, v in r[f"phases_{phase}"].items())
+                print(f"    {phase} sync phases (s): {steps}")
     return 0
 
 

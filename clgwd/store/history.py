@@ -87,7 +87,12 @@ class EventHistory:
         Serialization runs in a worker thread: 50,000 events are ~0.5 s of JSON work
         that must not stall the event loop.
         """
-        rows, upstream = await asyncio.to_thread(_serialize_events, events)
+        await self.record_serialized(tx, await asyncio.to_thread(serialize_events, events))
+
+    async def record_serialized(self, tx: Transaction, serialized: SerializedEvents) -> None:
+        """Store events already turned into rows by ``serialize_events`` (which a
+        producer may run on its own worker thread, overlapped with other writes)."""
+        rows, upstream = serialized
         await tx.executemany(
             "INSERT INTO events(id, at, actor, action, asset, subject, properties_changed,"
             " core, extra) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO NOTHING",
@@ -122,9 +127,11 @@ class EventHistory:
         ]
 
 
-def _serialize_events(
-    events: Sequence[Event],
-) -> tuple[list[tuple[Any, ...]], list[tuple[str, dict[str, Any] | str, str]]]:
+SerializedEvents = tuple[list[tuple[Any, ...]], list[tuple[str, dict[str, Any] | str, str]]]
+"""Table rows and outbox records of events (see ``serialize_events``)."""
+
+
+def serialize_events(events: Sequence[Event]) -> SerializedEvents:
     """Table rows and outbox records of ``events``; each JSON part is made once and the
     outbox payload (the same keys as ``Event.as_json``) is assembled from them."""
     rows: list[tuple[Any, ...]] = []

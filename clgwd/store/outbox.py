@@ -14,6 +14,7 @@ import asyncio
 import json
 import time
 import uuid
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final
@@ -50,6 +51,9 @@ class Outbox:
         self._db = db
         self.max_records = max_records
         self._changed = asyncio.Event()
+        self._batch_depth: weakref.WeakKeyDictionary[Transaction, int] = (
+            weakref.WeakKeyDictionary())
+        """Undelivered records per open transaction, for ``enqueue_many``."""
 
     async def enqueue(
         self,
@@ -67,6 +71,7 @@ class Outbox:
         records must not pass one.
         """
         key = idempotency_key or uuid.uuid4().hex
+        self._batch_depth.pop(tx, None)  # enqueue_many recounts after a single insert
         existing = await tx.fetchone("SELECT seq FROM outbox WHERE idempotency_key = ?", (key,))
         if existing is not None:
             return int(existing["seq"])
@@ -104,8 +109,12 @@ class Outbox:
         """
         if not records:
             return 0
-        depth_row = await tx.fetchone("SELECT count(*) FROM outbox WHERE acked_at IS NULL")
-        depth = int(depth_row[0]) if depth_row else 0
+        depth = self._batch_depth.get(tx)
+        if depth is None:
+            # Counted once per transaction: the write lock keeps other writers out until
+            # it ends, so adding what this transaction queued keeps the count exact.
+            depth_row = await tx.fetchone("SELECT count(*) FROM outbox WHERE acked_at IS NULL")
+            depth = int(depth_row[0]) if depth_row else 0
         if depth + len(records) > self.max_records:
             raise OutboxFullError(
                 f"outbox holds {depth} undelivered records; {len(records)} more would pass "
@@ -122,7 +131,9 @@ class Outbox:
         )
         after = await tx.fetchone("SELECT total_changes()")
         tx.after_commit(self._changed.set)
-        return int(after[0]) - int(before[0]) if after and before else 0
+        added = int(after[0]) - int(before[0]) if after and before else 0
+        self._batch_depth[tx] = depth + added
+        return added
 
     async def pending(self, after_seq: int = 0, limit: int = 500) -> list[OutboxRecord]:
         """Undelivered records with seq > ``after_seq``, oldest first."""

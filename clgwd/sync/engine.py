@@ -36,6 +36,7 @@ from clgwd.pbx.model import (
     UserSource,
 )
 from clgwd.store import Action, Event, Severity, Store, Transaction
+from clgwd.store.history import SerializedEvents, serialize_events
 from clgwd.sync.diff import (
     Candidate,
     Change,
@@ -88,6 +89,8 @@ class SyncOutcome:
     result: Result = "ok"
     duration: float = 0.0
     counts: dict[str, int] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+    """Seconds per phase (read, snapshot, analyse, build, write, commit), for tuning."""
     dids: int = 0
     irregularities: dict[str, Any] = field(default_factory=dict)
     error: str = ""
@@ -102,6 +105,7 @@ class SyncOutcome:
         return {"run_id": self.run_id, "source_id": self.source_id, "result": self.result,
                 "trigger": self.trigger, "actor": self.actor, "started_at": self.started_at,
                 "duration": round(self.duration, 3), "counts": self.counts, "dids": self.dids,
+                "timings": {k: round(v, 3) for k, v in self.timings.items()},
                 "irregularities": irr, "error": self.error, "error_code": self.error_code}
 
     def as_json(self) -> dict[str, Any]:
@@ -136,16 +140,18 @@ class SyncEngine:
         sync's allocations stay in one malloc arena (default: asyncio.to_thread)."""
 
     async def _offload(self, func: Callable[..., _T], *args: Any) -> _T:
-        if self.executor is None:
-            return await asyncio.to_thread(func, *args)
-        return await asyncio.get_running_loop().run_in_executor(self.executor, func, *args)
+        return await self._submit(func, *args)
+
+    def _submit(self, func: Callable[..., _T], *args: Any) -> asyncio.Future[_T]:
+        """Start ``func`` on the sync thread (default executor when none was given)."""
+        return asyncio.get_running_loop().run_in_executor(self.executor, func, *args)
 
     async def run(self, *, actor: str, trigger: str, preview: bool = False) -> SyncOutcome:
         """One pass. Never raises for source problems: they become a failed outcome."""
         out = SyncOutcome(uuid.uuid4().hex, self.source_id, trigger, actor, time.time())
         start = time.monotonic()
         try:
-            analysis = await self._analyse()
+            analysis = await self._analyse(out.timings)
             self._fill(out, analysis)
             if preview:
                 out.result = "preview"
@@ -169,7 +175,8 @@ class SyncEngine:
 
     # -- read and analyse ---------------------------------------------------------------
 
-    async def _analyse(self) -> _Analysis:
+    async def _analyse(self, timings: dict[str, float]) -> _Analysis:
+        mark = time.monotonic()
         try:
             async with asyncio.timeout(self.read_timeout):
                 read = await self.source.read_users()
@@ -180,8 +187,12 @@ class SyncEngine:
             raise EmptyReadError(
                 f"{self.source.describe()} returned 0 users; treated as an error so nobody "
                 "is deleted (set sync.allow_empty_read to accept an empty PBX)")
+        timings["read"], mark = time.monotonic() - mark, time.monotonic()
         snapshot = await self._load_snapshot()
-        return await self._offload(self._analyse_blocking, read, snapshot)
+        timings["snapshot"], mark = time.monotonic() - mark, time.monotonic()
+        analysis = await self._offload(self._analyse_blocking, read, snapshot)
+        timings["analyse"] = time.monotonic() - mark
+        return analysis
 
     def _analyse_blocking(self, read: SourceRead,
                           snapshot: Mapping[str, SnapshotRow]) -> _Analysis:
@@ -245,18 +256,39 @@ class SyncEngine:
     async def _apply(self, out: SyncOutcome, analysis: _Analysis, start: float) -> None:
         """Write every change in one transaction, building records chunk by chunk in a
         worker thread so a 50,000-user first sync never holds all payloads at once."""
-        plan = analysis.plan
+        plan, timings = analysis.plan, out.timings
         old = await self._load_users(_old_keys(plan.changes))
         now = time.time()
+        timings["build_wait"] = timings["write"] = 0.0
+        chunks = [plan.changes[i:i + _APPLY_CHUNK]
+                  for i in range(0, len(plan.changes), _APPLY_CHUNK)]
+
+        def build(index: int) -> asyncio.Future[_Records]:
+            return self._submit(_build_records, chunks[index], old, self.source_id,
+                                out.actor, now)
+
+        # Pipelined: chunk i+1 is built on the sync thread while chunk i is written by
+        # the database thread, so the two cores work at the same time.
+        upcoming = build(0) if chunks else None
         async with self.store.db.transaction() as tx:
-            for i in range(0, len(plan.changes), _APPLY_CHUNK):
-                chunk = plan.changes[i:i + _APPLY_CHUNK]
-                records = await self._offload(_build_records, chunk, old, self.source_id,
-                                              out.actor, now)
-                await _write_records(tx, self.store, records)
+            try:
+                for index in range(len(chunks)):
+                    assert upcoming is not None
+                    mark = time.monotonic()
+                    records = await upcoming
+                    timings["build_wait"] += time.monotonic() - mark
+                    upcoming = build(index + 1) if index + 1 < len(chunks) else None
+                    mark = time.monotonic()
+                    await _write_records(tx, self.store, records)
+                    timings["write"] += time.monotonic() - mark
+            finally:
+                if upcoming is not None:
+                    upcoming.cancel()
             await _write_absences(tx, self.source_id, plan)
             out.duration = time.monotonic() - start
             await self._log_run(tx, out)
+            mark = time.monotonic()
+        timings["commit"] = time.monotonic() - mark
         await self._update_alerts(analysis)
         _LOGGER.info("Sync %s: %s", self.source_id, out.counts)
 
@@ -326,6 +358,7 @@ def _describe_change(change: Change, old: Mapping[str, dict[str, Any]]) -> dict[
 class _Records:
     outbox: list[tuple[str, dict[str, Any] | str, str]] = field(default_factory=list)
     events: list[Event] = field(default_factory=list)
+    serialized_events: SerializedEvents = field(default_factory=lambda: ([], []))
     upserts: list[tuple[Any, ...]] = field(default_factory=list)
     tombstones: list[tuple[Any, ...]] = field(default_factory=list)
 
@@ -377,6 +410,7 @@ def _build_records(changes: Sequence[Change], old: Mapping[str, dict[str, Any]],
                            f"user.change:{source_id}:{change.source_key}:{change.revision}"))
         rec.events.extend(_events(change, data, changed, source_id=source_id, actor=actor,
                                   now=now))
+    rec.serialized_events = serialize_events(rec.events)
     return rec
 
 
@@ -436,7 +470,7 @@ async def _write_records(tx: Transaction, store: Store, records: _Records) -> No
         "UPDATE sync_snapshot SET deleted = 1, absent_reads = 0, revision = ?, updated_at = ?"
         " WHERE source_id = ? AND source_key = ?", records.tombstones)
     await store.outbox.enqueue_many(tx, records.outbox)
-    await store.history.record_many(tx, records.events)
+    await store.history.record_serialized(tx, records.serialized_events)
 
 
 async def _write_absences(tx: Transaction, source_id: str, plan: Plan) -> None:
