@@ -177,6 +177,24 @@ class SyncEngine:
 
     async def _analyse(self, timings: dict[str, float]) -> _Analysis:
         mark = time.monotonic()
+        # The snapshot loads (database thread) while the source is read (its own
+        # thread or socket); a failed read cancels the load with the task group.
+        try:
+            async with asyncio.TaskGroup() as group:
+                loading = group.create_task(self._load_snapshot(),
+                                            name="clgwd[sync].snapshot")
+                read = await self._read()
+                timings["read"] = time.monotonic() - mark
+        except BaseExceptionGroup as errors:
+            # Callers handle the read's own error (SourceError ...), not a group of one.
+            raise errors.exceptions[0] from None
+        snapshot = loading.result()
+        timings["snapshot"], mark = time.monotonic() - mark, time.monotonic()
+        analysis = await self._offload(self._analyse_blocking, read, snapshot)
+        timings["analyse"] = time.monotonic() - mark
+        return analysis
+
+    async def _read(self) -> SourceRead:
         try:
             async with asyncio.timeout(self.read_timeout):
                 read = await self.source.read_users()
@@ -187,12 +205,7 @@ class SyncEngine:
             raise EmptyReadError(
                 f"{self.source.describe()} returned 0 users; treated as an error so nobody "
                 "is deleted (set sync.allow_empty_read to accept an empty PBX)")
-        timings["read"], mark = time.monotonic() - mark, time.monotonic()
-        snapshot = await self._load_snapshot()
-        timings["snapshot"], mark = time.monotonic() - mark, time.monotonic()
-        analysis = await self._offload(self._analyse_blocking, read, snapshot)
-        timings["analyse"] = time.monotonic() - mark
-        return analysis
+        return read
 
     def _analyse_blocking(self, read: SourceRead,
                           snapshot: Mapping[str, SnapshotRow]) -> _Analysis:
@@ -321,15 +334,17 @@ class SyncEngine:
             await self.store.alerts.raise_in(tx, ALERT_SAFETY, Severity.CRITICAL, out.error)
 
     async def _update_alerts(self, analysis: _Analysis) -> None:
-        for code in (*READ_ALERTS, ALERT_SAFETY):
-            await self.store.alerts.clear(code)
+        """Clear what this success resolves and (re-)raise the irregularities; touches
+        only alerts whose state changes (each change is its own transaction)."""
+        active = {a.code: a.message for a in await self.store.alerts.active()}
         report = analysis.rules.irregularities
-        if report.any:
-            await self.store.alerts.raise_alert(
-                ALERT_IRREGULAR, Severity.WARNING,
-                f"There are irregularities on the PBX: {report.summary()}")
-        else:
-            await self.store.alerts.clear(ALERT_IRREGULAR)
+        resolved = [*READ_ALERTS, ALERT_SAFETY] + ([] if report.any else [ALERT_IRREGULAR])
+        for code in resolved:
+            if code in active:
+                await self.store.alerts.clear(code)
+        message = f"There are irregularities on the PBX: {report.summary()}"
+        if report.any and active.get(ALERT_IRREGULAR) != message:
+            await self.store.alerts.raise_alert(ALERT_IRREGULAR, Severity.WARNING, message)
 
 
 def _old_keys(changes: Sequence[Change]) -> list[str]:

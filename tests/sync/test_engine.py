@@ -244,3 +244,15 @@ async def test_one_percent_change_is_under_two_percent_of_bytes(store: Store) ->
     row = await store.db.fetchone("SELECT sum(length(payload)) FROM outbox WHERE seq > ?",
                                   (last_seq,))
     assert row is not None and row[0] <= 0.02 * full
+
+
+async def test_read_timeout_fails_the_run_without_deleting(store: Store) -> None:
+    """A source slower than read_timeout: failed run (pbx_timeout), snapshot intact."""
+    source = FakeSource(users(3))
+    await engine(store, source).run(actor="System", trigger="schedule")
+    source.users, source.delay = [], 2.0
+    slow = SyncEngine(store, source, "pbx1", SyncConfig(allow_empty_read=True),
+                      read_timeout=0.2)
+    out = await slow.run(actor="System", trigger="schedule")
+    assert (out.result, out.error_code) == ("failed", "pbx_timeout")
+    assert await snapshot_keys(store) == {"u1", "u2", "u3"}
