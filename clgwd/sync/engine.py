@@ -270,20 +270,23 @@ class SyncEngine:
         """Write every change in one transaction, building records chunk by chunk in a
         worker thread so a 50,000-user first sync never holds all payloads at once."""
         plan, timings = analysis.plan, out.timings
-        old = await self._load_users(_old_keys(plan.changes))
         now = time.time()
         timings["build_wait"] = timings["write"] = 0.0
         context = _RunContext(self.source_id, out.actor, now)
         chunks = [plan.changes[i:i + _APPLY_CHUNK]
                   for i in range(0, len(plan.changes), _APPLY_CHUNK)]
 
-        def build(index: int) -> asyncio.Future[_Records]:
+        async def build(index: int) -> asyncio.Future[_Records]:
+            # The previous JSON of updated/deleted users, per chunk: a mass update of
+            # 50,000 users never holds 50,000 old user dicts at once. The reader
+            # connection sees the last committed state, i.e. the snapshot before this run.
+            old = await self._load_users(_old_keys(chunks[index]))
             return self._submit(_build_records, chunks[index], old, context,
                                 index * _APPLY_CHUNK)
 
         # Pipelined: chunk i+1 is built on the sync thread while chunk i is written by
         # the database thread, so the two cores work at the same time.
-        upcoming = build(0) if chunks else None
+        upcoming = await build(0) if chunks else None
         async with self.store.db.transaction() as tx:
             try:
                 for index in range(len(chunks)):
@@ -291,7 +294,7 @@ class SyncEngine:
                     mark = time.monotonic()
                     records = await upcoming
                     timings["build_wait"] += time.monotonic() - mark
-                    upcoming = build(index + 1) if index + 1 < len(chunks) else None
+                    upcoming = await build(index + 1) if index + 1 < len(chunks) else None
                     mark = time.monotonic()
                     await _write_records(tx, self.store, records)
                     timings["write"] += time.monotonic() - mark
@@ -437,6 +440,7 @@ def _build_records(changes: Sequence[Change], old: Mapping[str, dict[str, Any]],
         rec.events.extend(_events(change, data, changed, source_id=source_id, actor=actor,
                                   now=now, seq=seq))
     rec.serialized_events = serialize_events(rec.events)
+    rec.events = []  # serialized; the objects are not needed any more
     return rec
 
 

@@ -256,3 +256,18 @@ async def test_read_timeout_fails_the_run_without_deleting(store: Store) -> None
     out = await slow.run(actor="System", trigger="schedule")
     assert (out.result, out.error_code) == ("failed", "pbx_timeout")
     assert await snapshot_keys(store) == {"u1", "u2", "u3"}
+
+
+async def test_changes_spanning_several_chunks_are_all_written(store: Store) -> None:
+    """2,500 creates then 2,500 updates (more than one apply chunk): every change is
+    queued once, with its own changed fields and history entry."""
+    source = FakeSource(users(2500))
+    eng = engine(store, source)
+    await eng.run(actor="System", trigger="schedule")
+    source.users = [dataclasses.replace(u, location="HQ") for u in source.users]
+    out = await eng.run(actor="System", trigger="schedule")
+    assert out.counts["updated"] == 2500
+    updates = [r for r in await records(store, "user.change") if r["op"] == "update"]
+    assert len(updates) == 2500 and all(r["changed"] == ["location"] for r in updates)
+    row = await store.db.fetchone("SELECT count(*), count(DISTINCT id) FROM events")
+    assert row is not None and tuple(row) == (5000, 5000)
