@@ -137,7 +137,7 @@ class SyncEngine:
         self.read_timeout = read_timeout
         self.executor = executor
         """Where CPU-heavy steps run; the component passes one named single thread so a
-        sync's allocations stay in one malloc arena (default: asyncio.to_thread)."""
+        sync's allocations stay in one malloc arena (None: the loop's default executor)."""
 
     async def _offload(self, func: Callable[..., _T], *args: Any) -> _T:
         return await self._submit(func, *args)

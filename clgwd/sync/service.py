@@ -35,6 +35,9 @@ from clgwd.sync.engine import SyncEngine, SyncOutcome
 _LOGGER = logging.getLogger(__name__)
 
 RETRY_BASE: Final = 30.0
+BLOCKING_ERRORS: Final = frozenset({"pbx_auth_failed", "connector_not_available"})
+"""Failures that retrying cannot fix (and that could lock the PBX account): scheduled
+runs stop until the config changes or someone runs "Sync now"."""
 RETRY_FLOOR: Final = 5.0
 
 
@@ -162,7 +165,7 @@ class SyncService:
             self._failures = 0
         else:
             self._failures += 1
-            if out.error_code == "pbx_auth_failed":
+            if out.error_code in BLOCKING_ERRORS:
                 self._set_phase(SyncPhase.BLOCKED)
         self._wake.set()
 
@@ -211,8 +214,9 @@ class SyncService:
         elif self.phase == SyncPhase.NOT_CONFIGURED:
             self.tracker.set(ComponentState.RUNNING, "no PBX configured", **details)
         elif self.phase == SyncPhase.BLOCKED:
-            self.tracker.set(ComponentState.DEGRADED, "PBX refused the credentials; fix them "
-                             "and reload, or run sync now", **details)
+            error = self.last["error"] if self.last else ""
+            self.tracker.set(ComponentState.DEGRADED, f"sync paused until the config changes "
+                             f"or sync now: {error}", **details)
         elif self.last is not None and self.last["result"] != "ok":
             self.tracker.set(ComponentState.DEGRADED,
                              f"last sync {self.last['result']}: {self.last['error']}", **details)
