@@ -84,9 +84,8 @@ def write_ldif(path: Path, n: int, pct: float) -> None:
 
 
 async def measure(store: Store, source: UserSource, mutate: Any, n: int) -> dict[str, Any]:
-    executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="clgwd-sync")
     engine = SyncEngine(store, source, "bench", SyncConfig(), read_timeout=600,
-                        executor=executor)  # as the sync component builds it
+                        executor=EXECUTOR)  # as the sync component builds it
     t0, c0 = time.perf_counter(), time.process_time()
     first = await engine.run(actor="bench", trigger="schedule")
     first_s, first_cpu = time.perf_counter() - t0, time.process_time() - c0
@@ -142,6 +141,8 @@ def prepare(name: str, work: Path) -> tuple[dict[str, Any], Any]:
 
 
 PEOPLE = "ou=people,dc=pbx,dc=test"
+EXECUTOR = ThreadPoolExecutor(max_workers=1, thread_name_prefix="clgwd-sync")
+"""One worker for the source read and the engine, as the sync component does."""
 
 
 def child_source(name: str, args: dict[str, Any]) -> tuple[UserSource, Any]:
@@ -149,8 +150,10 @@ def child_source(name: str, args: dict[str, Any]) -> tuple[UserSource, Any]:
     n = SIZES[name]
     if name in ("csv", "ldif"):
         path = Path(args["path"])
-        source: UserSource = CsvSource(path) if name == "csv" else LdifSource(
-            path, LdapSettings(preset="openldap", attributes={"source_key": "entryUUID"}))
+        source: UserSource = CsvSource(path, executor=EXECUTOR) if name == "csv" else \
+            LdifSource(path, LdapSettings(preset="openldap",
+                                          attributes={"source_key": "entryUUID"}),
+                       executor=EXECUTOR)
         return source, lambda: Path(args["changed"]).replace(path)
     if name == "connect":
         reader = MysqlReader("127.0.0.1", args["port"], user="st_configread",
@@ -171,7 +174,7 @@ def child_source(name: str, args: dict[str, Any]) -> tuple[UserSource, Any]:
                        check=True, capture_output=True)
     return LdapSource("127.0.0.1", args["port"], LdapSettings(base_dn=PEOPLE, page_size=1000),
                       bind_dn=Slapd.ADMIN_DN, password=Secret(Slapd.ADMIN_PW),
-                      timeout=600), mutate_ldap
+                      timeout=600, executor=EXECUTOR), mutate_ldap
 
 
 async def scenario(name: str, args: dict[str, Any], work: Path) -> dict[str, Any]:

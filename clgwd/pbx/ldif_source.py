@@ -9,16 +9,16 @@ rather than guessed at.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import io
 from collections.abc import Iterator
+from concurrent.futures import Executor
 from pathlib import Path
 
 from clgwd.config.pbx import LdapSettings
 from clgwd.pbx.ldapmap import AttributeMap, Entry, entries_to_read
-from clgwd.pbx.model import RowProblem, SourceDataError, SourceRead
+from clgwd.pbx.model import RowProblem, SourceDataError, SourceRead, run_blocking
 
 
 class LdifSource:
@@ -27,8 +27,9 @@ class LdifSource:
     kind = "ldif"
 
     def __init__(self, path: Path, settings: LdapSettings, encoding: str = "utf-8",
-                 country_code: str = "") -> None:
+                 country_code: str = "", *, executor: Executor | None = None) -> None:
         self.path = path
+        self.executor = executor
         self.amap = AttributeMap.from_settings(settings)
         self.encoding = encoding
         self.country_code = country_code
@@ -37,7 +38,7 @@ class LdifSource:
         return f"ldif file {self.path}"
 
     async def read_users(self) -> SourceRead:
-        return await asyncio.to_thread(self._read_blocking)
+        return await run_blocking(self.executor, self._read_blocking)
 
     def _read_blocking(self) -> SourceRead:
         try:

@@ -242,7 +242,7 @@ class SyncService:
         return (await self.preview(actor=ctx.actor)).as_json()
 
     def _build_engine(self, config: ClgwdConfig) -> SyncEngine | None:
-        source = build_source(config.pbx)
+        source = build_source(config.pbx, self._executor)
         if source is None:
             return None
         return SyncEngine(self.store, source, config.pbx.effective_source_id, config.sync,
