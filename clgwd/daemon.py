@@ -250,8 +250,9 @@ class Daemon:
 
     async def _record_reload(self) -> None:
         """Config changes are history events, queued upstream like any other."""
-        store = self.component("store")
-        assert isinstance(store, Store)
+        store = next((c for c in self.components if isinstance(c, Store)), None)
+        if store is None:
+            return
         async with store.db.transaction() as tx:
             await store.history.record(tx, Event(
                 actor="local:config-file", action=Action.EDIT, asset="Gateway configuration",

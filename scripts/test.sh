@@ -15,14 +15,16 @@ if [ "$(id -u)" = 0 ]; then
         printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
         chmod +x /usr/sbin/policy-rc.d
     fi
-    # shellcheck disable=SC2086
-    if ! dpkg-query -W -f='${Status}\n' $packages 2>/dev/null | grep -qv 'install ok installed' \
-        && [ "$(dpkg-query -W -f='${Status}\n' $packages 2>/dev/null | wc -l)" -eq "$(echo $packages | wc -w)" ]; then
-        echo "test.sh: Debian packages already installed"
-    else
+    missing=""
+    for pkg in $packages; do
+        dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' \
+            || missing="$missing $pkg"
+    done
+    if [ -n "$missing" ]; then
+        echo "test.sh: installing Debian packages:$missing"
         apt-get update -qq
         # shellcheck disable=SC2086
-        apt-get install -y -qq --no-install-recommends $packages
+        apt-get install -y -qq --no-install-recommends -o DPkg::Lock::Timeout=300 $missing
     fi
 else
     echo "test.sh: not root; skipping Debian packages (peer and netns tests will skip)" >&2

@@ -123,6 +123,8 @@ def _describe(error: ErrorDetails) -> str:
         return f"must be one of {ctx.get('expected', '?')}"
     if kind in {"greater_than_equal", "greater_than", "less_than_equal", "less_than"}:
         bound = next(iter(ctx.values()), "?")
+        if isinstance(bound, float) and bound.is_integer():
+            bound = int(bound)
         symbol = {"greater_than_equal": ">=", "greater_than": ">",
                   "less_than_equal": "<=", "less_than": "<"}[kind]
         return f"must be {symbol} {bound}"

@@ -31,6 +31,12 @@ def _check_port(value: int) -> int:
     return value
 
 
+def _check_listen_port(value: int) -> int:
+    if not 0 <= value <= 65535:
+        raise ValueError("must be 0-65535 (0 picks a free port)")
+    return value
+
+
 def _check_host(value: str) -> str:
     try:
         ipaddress.ip_address(value)
@@ -48,6 +54,9 @@ def _check_absolute(value: Path) -> Path:
 Port = Annotated[int, AfterValidator(_check_port)]
 """A TCP/UDP port number, 1-65535."""
 
+ListenPort = Annotated[int, AfterValidator(_check_listen_port)]
+"""A port to bind; 0 lets the kernel pick a free one (tests, demos)."""
+
 IpAddressText = Annotated[str, AfterValidator(_check_host)]
 """An IPv4 or IPv6 address written as text (``0.0.0.0`` and ``::`` mean all)."""
 
@@ -62,7 +71,7 @@ class ListenAddress(StrictModel):
     """One address and port the local HTTP listener binds."""
 
     host: IpAddressText = "0.0.0.0"
-    port: Port = 80
+    port: ListenPort = 80
 
 
 class HttpConfig(StrictModel):

@@ -86,6 +86,11 @@ class Transaction:
         async with self._conn.execute(sql, params) as cursor:
             return list(await cursor.fetchall())
 
+    @property
+    def total_changes(self) -> int:
+        """Rows changed on this connection so far (to count what a statement did)."""
+        return self._conn.total_changes
+
     def after_commit(self, callback: Callable[[], None]) -> None:
         """Run ``callback`` once the transaction has committed (not on rollback)."""
         self._after_commit.append(callback)
@@ -257,11 +262,11 @@ async def _scalar(conn: aiosqlite.Connection, sql: str) -> Any:
 
 def prepare_state_dir(state_dir: Path) -> None:
     """Create the state dir (0700) if needed and check it is writable (blocking)."""
+    if state_dir.exists() and not state_dir.is_dir():
+        raise StateError(f"state dir {state_dir} is not a directory")
     try:
         state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     except OSError as err:
         raise StateError(f"cannot create state dir {state_dir}: {err.strerror}") from err
-    if not state_dir.is_dir():
-        raise StateError(f"state dir {state_dir} is not a directory")
     if not os.access(state_dir, os.W_OK | os.X_OK):
         raise StateError(f"state dir {state_dir} is not writable by this user")

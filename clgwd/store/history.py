@@ -97,7 +97,7 @@ class EventHistory:
             "INSERT INTO events(id, at, actor, action, asset, subject, properties_changed,"
             " core, extra) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO NOTHING",
             rows)
-        await self._outbox.enqueue_many(tx, upstream)
+        await self._outbox.enqueue_many(tx, "event", upstream)
 
     async def query(self, flt: EventFilter) -> list[Event]:
         clauses, params = ["1=1"], []  # type: tuple[list[str], list[Any]]
@@ -127,7 +127,7 @@ class EventHistory:
         ]
 
 
-SerializedEvents = tuple[list[tuple[Any, ...]], list[tuple[str, dict[str, Any] | str, str]]]
+SerializedEvents = tuple[list[tuple[Any, ...]], list[tuple[str, dict[str, Any] | str]]]
 """Table rows and outbox records of events (see ``serialize_events``)."""
 
 
@@ -135,7 +135,7 @@ def serialize_events(events: Sequence[Event]) -> SerializedEvents:
     """Table rows and outbox records of ``events``; each JSON part is made once and the
     outbox payload (the same keys as ``Event.as_json``) is assembled from them."""
     rows: list[tuple[Any, ...]] = []
-    upstream: list[tuple[str, dict[str, Any] | str, str]] = []
+    upstream: list[tuple[str, dict[str, Any] | str]] = []
     dumps = json.JSONEncoder().encode
     quote = encode_basestring_ascii
     # Producers share one properties list / extra dict across many events: encode once.
@@ -155,7 +155,7 @@ def serialize_events(events: Sequence[Event]) -> SerializedEvents:
                    f'"action":{quote(action)},"asset":{quote(e.asset)},'
                    f'"subject":{quote(e.subject)},"properties_changed":{props},'
                    f'"core":{core},"extra":{extra}}}')
-        upstream.append(("event", payload, f"event:{e.id}"))
+        upstream.append((f"event:{e.id}", payload))
     return rows, upstream
 
 

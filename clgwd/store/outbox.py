@@ -14,7 +14,6 @@ import asyncio
 import json
 import time
 import uuid
-import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final
@@ -24,6 +23,10 @@ from clgwd.store.db import Database, Transaction
 
 ACKED_RETENTION_SECONDS: Final = 7 * 24 * 3600
 NEAR_FULL_RATIO: Final = 0.8
+
+
+def _dumps(payload: dict[str, Any]) -> str:
+    return json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
 
 
 class OutboxFullError(ClgwdError):
@@ -45,15 +48,18 @@ class OutboxRecord:
 
 
 class Outbox:
-    """Queue of upstream records stored in the ``outbox`` table."""
+    """Queue of upstream records stored in the ``outbox`` table.
+
+    The number of undelivered records is cached (the daemon is the only writer) and
+    counted exactly only when the cache says the limit is near, so enqueueing stays
+    O(1) however deep the queue is.
+    """
 
     def __init__(self, db: Database, max_records: int) -> None:
         self._db = db
         self.max_records = max_records
         self._changed = asyncio.Event()
-        self._batch_depth: weakref.WeakKeyDictionary[Transaction, int] = (
-            weakref.WeakKeyDictionary())
-        """Undelivered records per open transaction, for ``enqueue_many``."""
+        self._depth: int | None = None
 
     async def enqueue(
         self,
@@ -71,69 +77,67 @@ class Outbox:
         records must not pass one.
         """
         key = idempotency_key or uuid.uuid4().hex
-        self._batch_depth.pop(tx, None)  # enqueue_many recounts after a single insert
-        existing = await tx.fetchone("SELECT seq FROM outbox WHERE idempotency_key = ?", (key,))
-        if existing is not None:
-            return int(existing["seq"])
         if coalesce_key is not None:
-            await tx.execute(
+            cursor = await tx.execute(
                 "DELETE FROM outbox WHERE coalesce_key = ? AND acked_at IS NULL", (coalesce_key,)
             )
-        depth_row = await tx.fetchone("SELECT count(*) FROM outbox WHERE acked_at IS NULL")
-        depth = int(depth_row[0]) if depth_row else 0
-        if depth >= self.max_records:
-            raise OutboxFullError(
-                f"outbox holds {depth} undelivered records (limit {self.max_records}); "
-                "the cloud has not acknowledged them"
-            )
-        cursor = await tx.execute(
+            self._adjust_after_commit(tx, -cursor.rowcount)
+        await self._check_room(tx, 1)
+        row = await tx.fetchone(
             "INSERT INTO outbox(kind, idempotency_key, coalesce_key, payload, created_at)"
-            " VALUES (?, ?, ?, ?, ?)",
-            (kind, key, coalesce_key, json.dumps(payload, separators=(",", ":")), time.time()),
+            " VALUES (?, ?, ?, ?, ?) ON CONFLICT(idempotency_key) DO NOTHING RETURNING seq",
+            (kind, key, coalesce_key, _dumps(payload), time.time()),
         )
-        tx.after_commit(self._changed.set)
-        seq = cursor.lastrowid
-        assert seq is not None
-        return seq
+        if row is None:
+            existing = await tx.fetchone("SELECT seq FROM outbox WHERE idempotency_key = ?",
+                                         (key,))
+            assert existing is not None
+            return int(existing["seq"])
+        self._adjust_after_commit(tx, 1)
+        return int(row["seq"])
 
     async def enqueue_many(
-        self, tx: Transaction, records: Sequence[tuple[str, dict[str, Any] | str, str]]
-    ) -> int:
-        """Queue ``(kind, payload, idempotency_key)`` records in ``tx`` with one statement.
+        self, tx: Transaction, kind: str, records: Sequence[tuple[str, dict[str, Any] | str]]
+    ) -> None:
+        """Queue many ``(idempotency_key, payload)`` records in ``tx`` in one statement.
 
-        For producers that queue thousands of records per transaction (a first user
-        sync): ``enqueue`` costs three statements per record. Same guarantees: a key
-        already queued is skipped, the depth limit refuses the whole batch. A ``str``
-        payload is taken as already serialized JSON (the producer had it anyway).
-        Returns the number of records actually added.
+        For bulk producers (a sync run): keys already queued are skipped, as in
+        ``enqueue``; seqs follow the order of ``records``. A ``str`` payload is taken
+        as already serialized JSON: the user sync builds payloads on its own worker
+        thread, and serializing 50,000 of them here would run on the event loop.
         """
         if not records:
-            return 0
-        depth = self._batch_depth.get(tx)
-        if depth is None:
-            # Counted once per transaction: the write lock keeps other writers out until
-            # it ends, so adding what this transaction queued keeps the count exact.
-            depth_row = await tx.fetchone("SELECT count(*) FROM outbox WHERE acked_at IS NULL")
-            depth = int(depth_row[0]) if depth_row else 0
-        if depth + len(records) > self.max_records:
-            raise OutboxFullError(
-                f"outbox holds {depth} undelivered records; {len(records)} more would pass "
-                f"the limit of {self.max_records}"
-            )
-        before = await tx.fetchone("SELECT total_changes()")
+            return
+        await self._check_room(tx, len(records))
         now = time.time()
+        before = tx.total_changes
         await tx.executemany(
-            "INSERT INTO outbox(kind, idempotency_key, coalesce_key, payload, created_at)"
-            " VALUES (?, ?, NULL, ?, ?) ON CONFLICT(idempotency_key) DO NOTHING",
-            ((kind, key, payload if isinstance(payload, str)
-              else json.dumps(payload, separators=(",", ":")), now)
-             for kind, payload, key in records),
+            "INSERT INTO outbox(kind, idempotency_key, payload, created_at)"
+            " VALUES (?, ?, ?, ?) ON CONFLICT(idempotency_key) DO NOTHING",
+            [(kind, key, payload if isinstance(payload, str) else _dumps(payload), now)
+             for key, payload in records],
         )
-        after = await tx.fetchone("SELECT total_changes()")
-        tx.after_commit(self._changed.set)
-        added = int(after[0]) - int(before[0]) if after and before else 0
-        self._batch_depth[tx] = depth + added
-        return added
+        self._adjust_after_commit(tx, tx.total_changes - before)
+
+    async def _check_room(self, tx: Transaction, adding: int) -> None:
+        if self._depth is None or self._depth + adding > self.max_records * NEAR_FULL_RATIO:
+            row = await tx.fetchone("SELECT count(*) FROM outbox WHERE acked_at IS NULL")
+            self._depth = int(row[0]) if row else 0
+        if self._depth + adding > self.max_records:
+            raise OutboxFullError(
+                f"outbox holds {self._depth} undelivered records (limit {self.max_records}); "
+                "the cloud has not acknowledged them"
+            )
+
+    def _adjust_after_commit(self, tx: Transaction, delta: int) -> None:
+        def apply() -> None:
+            if self._depth is not None:
+                self._depth += delta
+            if delta > 0:
+                self._changed.set()
+
+        if delta:
+            tx.after_commit(apply)
 
     async def pending(self, after_seq: int = 0, limit: int = 500) -> list[OutboxRecord]:
         """Undelivered records with seq > ``after_seq``, oldest first."""
@@ -156,6 +160,7 @@ class Outbox:
                 "UPDATE outbox SET acked_at = ? WHERE acked_at IS NULL AND seq <= ?",
                 (now, upto_seq),
             )
+            self._adjust_after_commit(tx, -cursor.rowcount)
             await tx.execute(
                 "DELETE FROM outbox WHERE acked_at IS NOT NULL AND acked_at < ?",
                 (now - ACKED_RETENTION_SECONDS,),
@@ -174,9 +179,10 @@ class Outbox:
         return int(row["value"]) if row else 0
 
     async def depth(self) -> int:
-        """Number of undelivered records."""
+        """Number of undelivered records (exact; refreshes the cache)."""
         row = await self._db.fetchone("SELECT count(*) FROM outbox WHERE acked_at IS NULL")
-        return int(row[0]) if row else 0
+        self._depth = int(row[0]) if row else 0
+        return self._depth
 
     async def is_near_full(self) -> bool:
         return await self.depth() >= self.max_records * NEAR_FULL_RATIO

@@ -375,7 +375,8 @@ def _describe_change(change: Change, old: Mapping[str, dict[str, Any]]) -> dict[
 
 @dataclass
 class _Records:
-    outbox: list[tuple[str, dict[str, Any] | str, str]] = field(default_factory=list)
+    outbox: list[tuple[str, dict[str, Any] | str]] = field(default_factory=list)
+    """``(idempotency key, payload JSON)`` of the ``user.change`` records."""
     events: list[Event] = field(default_factory=list)
     serialized_events: SerializedEvents = field(default_factory=lambda: ([], []))
     upserts: list[tuple[Any, ...]] = field(default_factory=list)
@@ -434,9 +435,8 @@ def _build_records(changes: Sequence[Change], old: Mapping[str, dict[str, Any]],
         else:
             changed, changed_json = [], "[]"
             rec.tombstones.append((change.revision, now, source_id, change.source_key))
-        rec.outbox.append(("user.change",
-                           _payload(change, source_json, user_json, changed_json),
-                           f"user.change:{source_id}:{change.source_key}:{change.revision}"))
+        rec.outbox.append((f"user.change:{source_id}:{change.source_key}:{change.revision}",
+                           _payload(change, source_json, user_json, changed_json)))
         rec.events.extend(_events(change, data, changed, source_id=source_id, actor=actor,
                                   now=now, seq=seq))
     rec.serialized_events = serialize_events(rec.events)
@@ -503,7 +503,7 @@ async def _write_records(tx: Transaction, store: Store, records: _Records) -> No
     await tx.executemany(
         "UPDATE sync_snapshot SET deleted = 1, absent_reads = 0, revision = ?, updated_at = ?"
         " WHERE source_id = ? AND source_key = ?", records.tombstones)
-    await store.outbox.enqueue_many(tx, records.outbox)
+    await store.outbox.enqueue_many(tx, "user.change", records.outbox)
     await store.history.record_serialized(tx, records.serialized_events)
 
 

@@ -198,7 +198,7 @@ class SyncService:
 
     def _set_phase(self, phase: SyncPhase) -> None:
         if phase != self.phase:
-            _LOGGER.debug("sync phase %s -> %s", self.phase.value, phase.value)
+            _LOGGER.debug("Sync phase now %s (was %s)", phase.value, self.phase.value)
         self.phase = phase
         self._refresh_status()
 

@@ -12,7 +12,7 @@ import pytest
 
 from clgwd.config import parse_config
 from clgwd.pbx.model import Device
-from clgwd.store import Action, Event, EventFilter, OutboxFullError, Store
+from clgwd.store import Action, Event, EventFilter, Store
 from clgwd.sync.diff import fingerprint
 from tests.sync.helpers import user
 
@@ -23,22 +23,11 @@ async def store(state_dir: Path) -> AsyncIterator[Store]:
         yield opened
 
 
-async def test_enqueue_many_skips_known_keys(store: Store) -> None:
-    """A repeated idempotency key is not queued twice, within or across batches."""
+async def test_enqueue_many_takes_serialized_json_as_is(store: Store) -> None:
+    """A str payload is stored verbatim (not encoded twice); a dict is serialized."""
     async with store.db.transaction() as tx:
-        added = await store.outbox.enqueue_many(tx, [("k", {"a": 1}, "one"), ("k", "{}", "two")])
-        again = await store.outbox.enqueue_many(tx, [("k", {"a": 1}, "one")])
-    assert (added, again) == (2, 0)
-    assert [r.payload for r in await store.outbox.pending()] == [{"a": 1}, {}]
-
-
-async def test_enqueue_many_refuses_a_batch_past_the_limit(store: Store) -> None:
-    """The depth limit applies to the whole batch, and the transaction rolls back."""
-    store.outbox.max_records = 3
-    with pytest.raises(OutboxFullError):
-        async with store.db.transaction() as tx:
-            await store.outbox.enqueue_many(tx, [("k", {}, f"key{i}") for i in range(4)])
-    assert await store.outbox.depth() == 0
+        await store.outbox.enqueue_many(tx, "k", [("one", {"a": 1}), ("two", '{"b":2}')])
+    assert [r.payload for r in await store.outbox.pending()] == [{"a": 1}, {"b": 2}]
 
 
 async def test_record_many_queues_the_same_json_as_record(store: Store) -> None:
