@@ -145,7 +145,9 @@ def _clean_all(row: list[str]) -> list[str]:
 
 
 def _list(cell: str) -> list[str]:
-    return [part.strip() for part in cell.split(";")] if cell else []
+    if ";" not in cell:
+        return [cell] if cell else []  # cells arrive trimmed: the common single value
+    return [part.strip() for part in cell.split(";")]
 
 
 def _row_to_user(cells: tuple[str, ...], country_code: str, pool: dict[str, str]) -> PbxUser:

@@ -110,4 +110,6 @@ def e164(value: object, country_code: str = "") -> str:
 
 def unique(values: list[str]) -> tuple[str, ...]:
     """Drop empties and duplicates, keep the first order."""
+    if len(values) == 1:
+        return (values[0],) if values[0] else ()
     return tuple(dict.fromkeys(v for v in values if v))

@@ -15,6 +15,7 @@ thread: 50,000 users take about a second of CPU that must not stall the event lo
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import json
 import logging
@@ -454,6 +455,12 @@ def _event_id(source_id: str, change: Change, asset: str, now: float, seq: int) 
     return f"{int(now * 1000) & 0xFFFFFFFFFFFF:012x}{seq & 0xFFFFFF:06x}{digest}"
 
 
+@functools.lru_cache(maxsize=8)
+def _extra_for(source_id: str) -> dict[str, Any]:
+    """The ``extra`` of every event of a source (shared; never mutated)."""
+    return {"source_id": source_id}
+
+
 def _events(change: Change, data: Mapping[str, Any], changed: list[str], *,
             source_id: str, actor: str, now: float, seq: int) -> list[Event]:
     """History entries: one per user change ("PBX User Profile"; a create lists no
@@ -468,9 +475,9 @@ def _events(change: Change, data: Mapping[str, Any], changed: list[str], *,
     if change.op != Op.UPDATE:
         core["dids"] = data.get("dids", [])
         core["devices"] = [d.get("mac") or d.get("model") for d in data.get("devices", [])]
-    extra: dict[str, Any] = {"source_id": source_id}
-    if change.previous_key:
-        extra["previous_source_key"] = change.previous_key
+    # One shared dict for ordinary changes, so serialize_events encodes it once per chunk.
+    extra = _extra_for(source_id) if not change.previous_key else {
+        "source_id": source_id, "previous_source_key": change.previous_key}
     action = _ACTIONS[change.op]
     props = changed if change.op == Op.UPDATE else []
     events = [Event(actor=actor, action=action, asset=ASSET_USER, subject=subject,
