@@ -87,9 +87,13 @@ class SyncService:
 
     async def __aenter__(self) -> Self:
         self.tracker.set(ComponentState.STARTING)
-        row = await self.store.db.fetchone(
-            "SELECT summary FROM sync_runs ORDER BY started_at DESC LIMIT 1")
-        self.last = json.loads(row["summary"]) if row else None
+        if self._engine is not None:
+            row = await self.store.db.fetchone(
+                "SELECT summary FROM sync_runs WHERE source_id = ?"
+                " ORDER BY started_at DESC LIMIT 1", (self._engine.source_id,))
+            self.last = json.loads(row["summary"]) if row else None
+            # A run that failed before a restart is retried soon, not an interval later.
+            self._failures = int(self.last is not None and self.last["result"] != "ok")
         self._set_phase(SyncPhase.NOT_CONFIGURED if self._engine is None
                         else SyncPhase.WAITING)
         return self

@@ -151,3 +151,14 @@ async def test_config_reload_switches_source(store: Store, state_dir: Path) -> N
         await svc.apply_config(config(state_dir, f"pbx: {{type: csv, file: {{path: {CSV}}}}}\n"))
         assert svc.phase == SyncPhase.WAITING
         assert (await svc.sync(actor="x")).result == "ok"
+
+
+async def test_last_run_survives_a_restart(store: Store, state_dir: Path) -> None:
+    """The last result is read back from the run log; a failed one is retried soon."""
+    cfg = config(state_dir, f"pbx: {{type: csv, file: {{path: {tmp_missing(state_dir)}}}}}\n")
+    async with SyncService(cfg, store) as svc:
+        await svc.sync(actor="System", trigger="schedule")
+    async with SyncService(cfg, store) as again:
+        assert again.last is not None and again.last["result"] == "failed"
+        delay = again._next_delay()
+        assert delay is not None and delay <= 30
