@@ -24,7 +24,7 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
-from json.encoder import encode_basestring
+from json.encoder import encode_basestring_ascii
 from typing import Any, Final, Literal, TypeVar
 
 from clgwd.config.pbx import SyncConfig
@@ -37,7 +37,7 @@ from clgwd.pbx.model import (
     UserSource,
 )
 from clgwd.store import Action, Event, Severity, Store, Transaction
-from clgwd.store.history import SerializedEvents, serialize_events
+from clgwd.store.history import SerializedEvents, serialize_events, serialized_event
 from clgwd.sync.diff import (
     Candidate,
     Change,
@@ -60,7 +60,7 @@ _CHUNK: Final = 500
 _APPLY_CHUNK: Final = 2000
 _SNAPSHOT_PAGE: Final = 5000
 _ENCODE: Final = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
-_quote: Final = encode_basestring
+_quote: Final = encode_basestring_ascii
 _ACTIONS: Final = {Op.CREATE: Action.CREATE, Op.UPDATE: Action.EDIT, Op.DELETE: Action.DELETE}
 
 ALERT_SAFETY: Final = "sync.safety_abort"
@@ -378,8 +378,8 @@ def _describe_change(change: Change, old: Mapping[str, dict[str, Any]]) -> dict[
 class _Records:
     outbox: list[tuple[str, dict[str, Any] | str]] = field(default_factory=list)
     """``(idempotency key, payload JSON)`` of the ``user.change`` records."""
-    events: list[Event] = field(default_factory=list)
-    serialized_events: SerializedEvents = field(default_factory=lambda: ([], []))
+    event_rows: list[tuple[Any, ...]] = field(default_factory=list)
+    event_upstream: list[tuple[str, dict[str, Any] | str]] = field(default_factory=list)
     upserts: list[tuple[Any, ...]] = field(default_factory=list)
     tombstones: list[tuple[Any, ...]] = field(default_factory=list)
 
@@ -438,10 +438,10 @@ def _build_records(changes: Sequence[Change], old: Mapping[str, dict[str, Any]],
             rec.tombstones.append((change.revision, now, source_id, change.source_key))
         rec.outbox.append((f"user.change:{source_id}:{change.source_key}:{change.revision}",
                            _payload(change, source_json, user_json, changed_json)))
-        rec.events.extend(_events(change, data, changed, source_id=source_id, actor=actor,
-                                  now=now, seq=seq))
-    rec.serialized_events = serialize_events(rec.events)
-    rec.events = []  # serialized; the objects are not needed any more
+        rows, upstream = _events(change, data, changed, source_id=source_id, actor=actor,
+                                 now=now, seq=seq)
+        rec.event_rows += rows
+        rec.event_upstream += upstream
     return rec
 
 
@@ -456,47 +456,65 @@ def _event_id(source_id: str, change: Change, asset: str, now: float, seq: int) 
 
 
 @functools.lru_cache(maxsize=8)
-def _extra_for(source_id: str) -> dict[str, Any]:
-    """The ``extra`` of every event of a source (shared; never mutated)."""
-    return {"source_id": source_id}
+def _extra_json(source_id: str) -> str:
+    """The ``extra`` of every ordinary event of a source, encoded once."""
+    return json.dumps({"source_id": source_id})
+
+
+def _json_list(values: Iterable[str]) -> str:
+    return "[" + ",".join(map(_quote, values)) + "]"
 
 
 def _events(change: Change, data: Mapping[str, Any], changed: list[str], *,
-            source_id: str, actor: str, now: float, seq: int) -> list[Event]:
-    """History entries: one per user change ("PBX User Profile"; a create lists no
-    properties, as in the vendor's history), plus "Phone" / "DID" edits when an update
-    touched the devices or the DIDs. Creates and deletes carry devices and DIDs in the
-    user entry's core details instead of one entry per device."""
+            source_id: str, actor: str, now: float, seq: int) -> SerializedEvents:
+    """History entries, already serialized: one per user change ("PBX User Profile"; a
+    create lists no properties, as in the vendor's history), plus "Phone" / "DID" edits
+    when an update touched the devices or the DIDs. Creates and deletes carry devices
+    and DIDs in the user entry's core details instead of one entry per device.
+
+    The user entry (50,000 of them on a first import) is encoded straight to JSON text;
+    the rare Phone/DID entries go through ``Event`` objects."""
     name = data.get("display_name") or " ".join(
         p for p in (data.get("first_name"), data.get("last_name")) if p)
     subject = name or data.get("extension", "") or change.source_key
-    core: dict[str, Any] = {"fullname": name, "extension": data.get("extension", ""),
-                            "email": data.get("email", ""), "source_key": change.source_key}
+    core = (f'{{"fullname":{_quote(name)},"extension":{_quote(data.get("extension", ""))},'
+            f'"email":{_quote(data.get("email", ""))},'
+            f'"source_key":{_quote(change.source_key)}')
     if change.op != Op.UPDATE:
-        core["dids"] = data.get("dids", [])
-        core["devices"] = [d.get("mac") or d.get("model") for d in data.get("devices", [])]
-    # One shared dict for ordinary changes, so serialize_events encodes it once per chunk.
-    extra = _extra_for(source_id) if not change.previous_key else {
-        "source_id": source_id, "previous_source_key": change.previous_key}
+        devices = [d.get("mac") or d.get("model") or "" for d in data.get("devices", [])]
+        core += f',"dids":{_json_list(data.get("dids", []))},"devices":{_json_list(devices)}'
+    core += "}"
+    extra: dict[str, Any] = {"source_id": source_id}
+    if change.previous_key:
+        extra["previous_source_key"] = change.previous_key
+    extra_json = json.dumps(extra) if change.previous_key else _extra_json(source_id)
     action = _ACTIONS[change.op]
-    props = changed if change.op == Op.UPDATE else []
-    events = [Event(actor=actor, action=action, asset=ASSET_USER, subject=subject,
-                    properties_changed=props, core=core, extra=extra, at=now,
-                    id=_event_id(source_id, change, ASSET_USER, now, seq))]
+    props_json = _json_list(changed) if change.op == Op.UPDATE else "[]"
+    row, record = serialized_event(
+        _event_id(source_id, change, ASSET_USER, now, seq), at=now, actor=actor,
+        action=action, asset=ASSET_USER, subject=subject, props_json=props_json,
+        core_json=core, extra_json=extra_json)
+    rows: list[tuple[Any, ...]] = [row]
+    upstream: list[tuple[str, dict[str, Any] | str]] = [record]
+    others: list[Event] = []
     if change.op == Op.UPDATE and "devices" in changed:
-        events.append(Event(
+        others.append(Event(
             actor=actor, action=action, asset=ASSET_PHONE, subject=subject,
             properties_changed=["devices"], at=now, extra=extra,
             core={"primeextension": data.get("extension", ""),
                   "devices": data.get("devices", [])},
             id=_event_id(source_id, change, ASSET_PHONE, now, seq)))
     if change.op == Op.UPDATE and "dids" in changed:
-        events.append(Event(
+        others.append(Event(
             actor=actor, action=action, asset=ASSET_DID, subject=subject,
             properties_changed=["dids"], at=now, extra=extra,
             core={"extension": data.get("extension", ""), "dids": data.get("dids", [])},
             id=_event_id(source_id, change, ASSET_DID, now, seq)))
-    return events
+    if others:
+        more_rows, more_upstream = serialize_events(others)
+        rows += more_rows
+        upstream += more_upstream
+    return rows, upstream
 
 
 async def _write_records(tx: Transaction, store: Store, records: _Records) -> None:
@@ -511,7 +529,7 @@ async def _write_records(tx: Transaction, store: Store, records: _Records) -> No
         "UPDATE sync_snapshot SET deleted = 1, absent_reads = 0, revision = ?, updated_at = ?"
         " WHERE source_id = ? AND source_key = ?", records.tombstones)
     await store.outbox.enqueue_many(tx, "user.change", records.outbox)
-    await store.history.record_serialized(tx, records.serialized_events)
+    await store.history.record_serialized(tx, (records.event_rows, records.event_upstream))
 
 
 async def _write_absences(tx: Transaction, source_id: str, plan: Plan) -> None:

@@ -57,6 +57,14 @@ async def test_first_sync_queues_creates_in_the_contract_shape(store: Store) -> 
     assert "raw" not in first["user"]
     (result,) = await records(store, "sync.result")
     assert result["counts"]["created"] == 3 and result["result"] == "ok"
+    events = await records(store, "event")
+    assert len(events) == 3
+    assert set(events[0]) == {"id", "at", "actor", "action", "asset", "subject",
+                              "properties_changed", "core", "extra"}
+    assert (events[0]["action"], events[0]["asset"], events[0]["properties_changed"]) == (
+        "Create", "PBX User Profile", [])
+    assert events[0]["core"]["devices"] == ["00:08:5D:00:00:01"]
+    assert events[0]["extra"] == {"source_id": "pbx1"}
 
 
 async def test_resync_without_change_queues_only_the_result(store: Store) -> None:
