@@ -14,7 +14,8 @@ from clgwd.config import parse_config
 from clgwd.config.pbx import SyncConfig
 from clgwd.pbx.model import RowProblem, SourceAuthError, SourceUnreachable
 from clgwd.store import Action, EventFilter, Store, events_to_csv
-from clgwd.sync.engine import ASSET_DID, ASSET_PHONE, ASSET_USER, SyncEngine
+from clgwd.sync.engine import SyncEngine
+from clgwd.sync.records import ASSET_DID, ASSET_PHONE, ASSET_USER
 from tests.sync.helpers import FakeSource, user, users
 
 
