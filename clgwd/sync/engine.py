@@ -283,7 +283,8 @@ class SyncEngine:
                                 index * _APPLY_CHUNK)
 
         # Pipelined: chunk i+1 is built on the sync thread while chunk i is written by
-        # the database thread, so the two cores work at the same time.
+        # the database thread. Only SQLite's own C work (GIL released) truly overlaps;
+        # measured, it saves little on CPython, but it costs nothing either.
         upcoming = await build(0) if chunks else None
         async with self.store.db.transaction() as tx:
             try:
