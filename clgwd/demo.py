@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import tempfile
+from importlib import resources
 from pathlib import Path
 
 from clgwd.cli_support import print_banner
@@ -22,6 +23,11 @@ from clgwd.refcloud.server import RefCloud
 DEMO_ACCOUNT = "demo"
 
 
+def sample_directory() -> Path:
+    """The demo PBX: a CSV directory shipped with the package (with irregularities)."""
+    return Path(str(resources.files("clgwd.pbx") / "samples" / "directory.csv"))
+
+
 def demo_config_text(state_dir: Path, port: int, tls_port: int = 8443, cloud_url: str = "",
                      cloud_ca: Path | None = None) -> str:
     text = (
@@ -30,6 +36,9 @@ def demo_config_text(state_dir: Path, port: int, tls_port: int = 8443, cloud_url
         f"http:\n  listen:\n    - host: 127.0.0.1\n      port: {port}\n"
         f"  tls_listen:\n    - host: 127.0.0.1\n      port: {tls_port}\n"
         f"control:\n  socket: {state_dir / 'control.sock'}\n"
+        "pbx:\n  type: csv\n  name: Demo PBX\n"
+        f"  file:\n    path: {sample_directory()}\n"
+        "sync:\n  interval_minutes: 20\n"
     )
     if cloud_url:
         text += f"cloud:\n  url: {cloud_url}\n  enrollment_ca_file: {cloud_ca}\n"
@@ -73,6 +82,7 @@ async def _demo(base: Path, port: int, tls_port: int, cloud_port: int) -> int:
             f"{cloud.admin_token}'",
             f"              -d '{{\"method\": \"status.report\"}}' "
             f"{cloud.url}/api/gateways/{enrollment.gateway_id}/commands",
+            f"  sync:       clgwd sync [--preview] --socket {config.control.socket}",
             f"State dir: {base} (config: {config_path})",
             "Press Ctrl-C to stop.",
         ])

@@ -19,6 +19,7 @@ import logging
 import random
 import time
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from enum import StrEnum
 from typing import Any, Final, Self
 
@@ -34,6 +35,9 @@ from clgwd.sync.engine import SyncEngine, SyncOutcome
 _LOGGER = logging.getLogger(__name__)
 
 RETRY_BASE: Final = 30.0
+BLOCKING_ERRORS: Final = frozenset({"pbx_auth_failed", "connector_not_available"})
+"""Failures that retrying cannot fix (and that could lock the PBX account): scheduled
+runs stop until the config changes or someone runs "Sync now"."""
 RETRY_FLOOR: Final = 5.0
 
 
@@ -71,6 +75,7 @@ class SyncService:
         self._wake = asyncio.Event()
         self._failures = 0
         self._config = config
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="clgwd-sync")
         self._engine = self._build_engine(config)
         self._runs = metrics.counter("clgwd_sync_runs_total", "User sync runs by result",
                                      ["result"]) if metrics else None
@@ -82,15 +87,22 @@ class SyncService:
 
     async def __aenter__(self) -> Self:
         self.tracker.set(ComponentState.STARTING)
-        row = await self.store.db.fetchone(
-            "SELECT summary FROM sync_runs ORDER BY started_at DESC LIMIT 1")
-        self.last = json.loads(row["summary"]) if row else None
+        if self._engine is not None:
+            row = await self.store.db.fetchone(
+                "SELECT summary FROM sync_runs WHERE source_id = ?"
+                " ORDER BY started_at DESC LIMIT 1", (self._engine.source_id,))
+            self.last = json.loads(row["summary"]) if row else None
+            # A run that failed before a restart is retried soon, not an interval later.
+            self._failures = int(self.last is not None and self.last["result"] != "ok")
         self._set_phase(SyncPhase.NOT_CONFIGURED if self._engine is None
                         else SyncPhase.WAITING)
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
         self.tracker.set(ComponentState.STOPPING)
+        # A worker still finishing a chunk cannot be interrupted; do not wait for it on
+        # the loop (its transaction was already rolled back by cancellation).
+        self._executor.shutdown(wait=False, cancel_futures=True)
         self._set_phase(SyncPhase.STOPPED)
 
     async def run(self) -> None:
@@ -157,7 +169,7 @@ class SyncService:
             self._failures = 0
         else:
             self._failures += 1
-            if out.error_code == "pbx_auth_failed":
+            if out.error_code in BLOCKING_ERRORS:
                 self._set_phase(SyncPhase.BLOCKED)
         self._wake.set()
 
@@ -190,7 +202,7 @@ class SyncService:
 
     def _set_phase(self, phase: SyncPhase) -> None:
         if phase != self.phase:
-            _LOGGER.debug("sync phase %s -> %s", self.phase.value, phase.value)
+            _LOGGER.debug("Sync phase now %s (was %s)", phase.value, self.phase.value)
         self.phase = phase
         self._refresh_status()
 
@@ -206,8 +218,9 @@ class SyncService:
         elif self.phase == SyncPhase.NOT_CONFIGURED:
             self.tracker.set(ComponentState.RUNNING, "no PBX configured", **details)
         elif self.phase == SyncPhase.BLOCKED:
-            self.tracker.set(ComponentState.DEGRADED, "PBX refused the credentials; fix them "
-                             "and reload, or run sync now", **details)
+            error = self.last["error"] if self.last else ""
+            self.tracker.set(ComponentState.DEGRADED, f"sync paused until the config changes "
+                             f"or sync now: {error}", **details)
         elif self.last is not None and self.last["result"] != "ok":
             self.tracker.set(ComponentState.DEGRADED,
                              f"last sync {self.last['result']}: {self.last['error']}", **details)
@@ -233,8 +246,8 @@ class SyncService:
         return (await self.preview(actor=ctx.actor)).as_json()
 
     def _build_engine(self, config: ClgwdConfig) -> SyncEngine | None:
-        source = build_source(config.pbx)
+        source = build_source(config.pbx, self._executor)
         if source is None:
             return None
         return SyncEngine(self.store, source, config.pbx.effective_source_id, config.sync,
-                          config.pbx.read_timeout)
+                          config.pbx.read_timeout, executor=self._executor)
