@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 
 from clgwd.config import Secret
-from clgwd.link import LinkState
 from clgwd.link import protocol as p
 from clgwd.link.enroll import enroll
+from clgwd.link.link import LinkState
 from clgwd.refcloud.sessions import CommandFailed, GatewaySession
 from tests.link.harness import enroll_gateway, gateway_config, refcloud, running_gateway, wait_for
 

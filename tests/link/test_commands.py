@@ -14,8 +14,8 @@ import pytest
 from clgwd.channel import BinaryChannel, LinkDown
 from clgwd.commands import CommandContext
 from clgwd.config import Secret
-from clgwd.link import LinkState
 from clgwd.link import protocol as p
+from clgwd.link.link import LinkState
 from clgwd.refcloud.sessions import CommandFailed
 from tests.link.harness import (
     Gateway,
