@@ -9,6 +9,7 @@ All functions here do blocking file I/O or CPU-heavy crypto: call them through
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import os
@@ -75,7 +76,9 @@ class IdentityFiles:
             pem = key.private_bytes(serialization.Encoding.PEM,
                                     serialization.PrivateFormat.PKCS8,
                                     serialization.NoEncryption())
-            _write_new(self.key, pem, 0o600)
+            # `clgwd enroll` and the daemon may race on first start; the first key stays.
+            with contextlib.suppress(FileExistsError):
+                _write_new(self.key, pem, 0o600)
         meta = self._read_meta()
         if "gateway_id" not in meta:
             meta["gateway_id"] = f"gw-{uuid.uuid4().hex}"

@@ -90,9 +90,6 @@ class Session:
         finally:
             self._pending.close(request_id)
 
-    async def notify(self, method: str, params: dict[str, Any]) -> None:
-        await self._send(p.Notification(method, params))
-
     async def close(self, code: int = 1000, reason: str = "") -> None:
         await self._conn.close(code, reason)
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime as dt
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -211,6 +210,3 @@ def _fail(code: int, message: str, error_code: str | None = None) -> CommandFail
     return CommandFailed(p.RpcError(code, message,
                                     {"code": error_code} if error_code else None))
 
-
-def utc(ts: float) -> dt.datetime:
-    return dt.datetime.fromtimestamp(ts, dt.UTC)

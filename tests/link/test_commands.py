@@ -13,8 +13,9 @@ import pytest
 
 from clgwd.channel import BinaryChannel, LinkDown
 from clgwd.commands import CommandContext
-from clgwd.link import LinkState
+from clgwd.config import Secret
 from clgwd.link import protocol as p
+from clgwd.link.link import LinkState
 from clgwd.refcloud.sessions import CommandFailed
 from tests.link.harness import (
     Gateway,
@@ -199,8 +200,6 @@ async def test_idempotency_key_reused_for_another_method_is_a_conflict(
 
 async def test_onboarding_enroll_method_connects(tmp_path: Path) -> None:
     """CloudLink.enroll (what the onboarding page calls) enrolls and the link connects."""
-    from clgwd.config import Secret
-
     async with refcloud(tmp_path / "cloud") as cloud:
         config = gateway_config(tmp_path, cloud.url, cloud.ca_file)
         async with running_gateway(config) as gw:
