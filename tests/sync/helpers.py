@@ -3,8 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
+from clgwd.config import ClgwdConfig, parse_config
 from clgwd.pbx.model import Device, PbxUser, RowProblem, SourceError, SourceRead
+
+CSV = Path(__file__).parents[2] / "clgwd" / "pbx" / "samples" / "directory.csv"
+"""The demo's sample directory (20 users, 3 without and 2 sharing an email)."""
+
+
+def config(state_dir: Path, extra: str = "") -> ClgwdConfig:
+    """A config with the state dir and ``extra`` YAML (a pbx or sync section)."""
+    return parse_config(f"state: {{dir: {state_dir}}}\n{extra}")
 
 
 def user(key: str, ext: str = "", email: str | None = None, **fields: object) -> PbxUser:
