@@ -403,7 +403,7 @@
     if (r.ok) {
       $('#interval').value = r.data.interval_minutes;
       box.replaceChildren(el('p', { text: 'Last sync: ' + describeSync(r.data.last_sync) }),
-        el('p', { text: 'Next sync: ' + when(r.data.next_sync_at) }));
+        el('p', { text: 'Next sync: ' + (r.data.awaiting_sync_now ? 'after the first Sync Now' : when(r.data.next_sync_at)) }));
     }
   }
 

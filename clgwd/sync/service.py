@@ -389,7 +389,8 @@ class SyncService:
             "duration": last["duration"], "counts": last.get("counts", {})}
         return {"interval_minutes": self.interval_minutes, "last_sync": last_sync,
                 "next_sync_at": self.next_run_at, "phase": self.phase.value,
-                "saved_from_page": self._interval is not None}
+                "saved_from_page": self._interval is not None,
+                "awaiting_sync_now": self.awaiting_sync_now}
 
     async def _cmd_schedule_set(self, params: Mapping[str, Any], ctx: CommandContext) -> Any:
         minutes = page.check_interval(params)

@@ -210,6 +210,7 @@ async def test_a_pbx_added_on_the_page_waits_for_sync_now(store: Store, state_di
         await _call(router, "pbx.set", CSV_PARAMS)
         assert svc.awaiting_sync_now and svc._next_delay() is None
         assert "Sync now" in svc.tracker.current.message
+        assert (await _call(router, "sync.schedule.get"))["awaiting_sync_now"] is True
         await _call(router, "sync.now")
         delay = svc._next_delay()
         assert not svc.awaiting_sync_now and delay is not None and delay > 19 * 60
