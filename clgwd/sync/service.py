@@ -196,7 +196,7 @@ class SyncService:
         self._failures = 0
         if changed:
             self.connected = None
-        if new_source and not self._lock.locked():
+        if new_source:
             await self._load_last()
         if not self._lock.locked():
             self._set_phase(SyncPhase.NOT_CONFIGURED if self._engine is None
@@ -240,11 +240,16 @@ class SyncService:
         return out
 
     def _record(self, out: SyncOutcome) -> None:
-        self.last = out.summary()
-        self.connected = _reached(self.last)
-        self._inventory = None
         if self._runs is not None:
             self._runs.labels(out.result).inc()
+        self._inventory = None
+        if self._engine is None or out.source_id != self._engine.source_id:
+            # The PBX was switched while this run read the old one: its result says
+            # nothing about the new source (whose own last run was loaded at the switch).
+            self._wake.set()
+            return
+        self.last = out.summary()
+        self.connected = _reached(self.last)
         if out.result == "ok":
             self._failures = 0
         else:

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from clgwd.config import ClgwdConfig, parse_config
 from clgwd.pbx.model import Device, PbxUser, RowProblem, SourceError, SourceRead
+
+if TYPE_CHECKING:
+    from clgwd.sync.service import SyncService
 
 CSV = Path(__file__).parents[2] / "clgwd" / "pbx" / "samples" / "directory.csv"
 """The demo's sample directory (20 users, 3 without and 2 sharing an email)."""
@@ -57,3 +61,10 @@ class FakeSource:
         if self.error is not None:
             raise self.error
         return SourceRead(list(self.users), list(self.problems))
+
+
+def with_fake(service: SyncService, source: FakeSource) -> FakeSource:
+    """Make ``service`` read from ``source`` instead of its configured PBX."""
+    assert service._engine is not None
+    service._engine.source = source
+    return source

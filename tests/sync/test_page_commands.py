@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ from clgwd.store import EventFilter, Store
 from clgwd.sync import settings as page
 from clgwd.sync.service import PbxTestFailed, SyncPhase, SyncService
 from clgwd.web.catalog import PBX_TYPES
-from tests.sync.helpers import CSV, config
+from tests.sync.helpers import CSV, FakeSource, config, users, with_fake
 
 CTX = CommandContext("local:web:admin")
 CSV_PARAMS = {"type": "csv", "name": "Sample", "options": {"path": str(CSV)}}
@@ -214,3 +215,20 @@ async def test_a_pbx_added_on_the_page_waits_for_sync_now(store: Store, state_di
         await _call(router, "sync.now")
         delay = svc._next_delay()
         assert not svc.awaiting_sync_now and delay is not None and delay > 19 * 60
+
+
+async def test_switching_pbx_during_a_run_keeps_the_runs_apart(
+        store: Store, state_dir: Path) -> None:
+    """A run of the old source that ends after the switch is not the new source's last."""
+    router = CommandRouter()
+    cfg = config(state_dir, f"pbx: {{type: csv, file: {{path: {CSV}}}}}\n")
+    async with SyncService(cfg, store, router) as svc:
+        source = with_fake(svc, FakeSource(users(2)))
+        source.delay = 0.3
+        running = asyncio.create_task(svc.sync(actor="System", trigger="schedule"))
+        await source.started.wait()
+        await _call(router, "pbx.set", {"type": "ldap", "name": "Dir", "address": "127.0.0.1",
+                                        "port": 389, "options": {"base_dn": "dc=x"}})
+        assert (await running).result == "ok"
+        assert svc.last is None and svc.awaiting_sync_now
+        assert (await _call(router, "inventory.report"))["users"] == 2

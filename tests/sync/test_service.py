@@ -12,13 +12,7 @@ from clgwd.component import ComponentState
 from clgwd.pbx.model import SourceAuthError
 from clgwd.store import Store
 from clgwd.sync.service import PbxNotConfigured, SyncBusy, SyncPhase, SyncService
-from tests.sync.helpers import CSV, FakeSource, config, users
-
-
-def with_fake(service: SyncService, source: FakeSource) -> FakeSource:
-    assert service._engine is not None
-    service._engine.source = source
-    return source
+from tests.sync.helpers import CSV, FakeSource, config, users, with_fake
 
 
 async def test_without_a_pbx_it_idles_and_says_so(store: Store, state_dir: Path) -> None:
