@@ -3,36 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
 from clgwd.commands import CommandContext, CommandRouter
 from clgwd.component import ComponentState
-from clgwd.config import ClgwdConfig, parse_config
 from clgwd.pbx.model import SourceAuthError
 from clgwd.store import Store
 from clgwd.sync.service import PbxNotConfigured, SyncBusy, SyncPhase, SyncService
-from tests.sync.helpers import FakeSource, users
-
-CSV = Path(__file__).parents[2] / "clgwd" / "pbx" / "samples" / "directory.csv"
-
-
-def config(state_dir: Path, pbx: str = "") -> ClgwdConfig:
-    return parse_config(f"state: {{dir: {state_dir}}}\n{pbx}")
-
-
-@pytest.fixture
-async def store(state_dir: Path) -> AsyncIterator[Store]:
-    async with Store(config(state_dir)) as opened:
-        yield opened
-
-
-def with_fake(service: SyncService, source: FakeSource) -> FakeSource:
-    assert service._engine is not None
-    service._engine.source = source
-    return source
+from tests.sync.helpers import CSV, FakeSource, config, users, with_fake
 
 
 async def test_without_a_pbx_it_idles_and_says_so(store: Store, state_dir: Path) -> None:
