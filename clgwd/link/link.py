@@ -123,6 +123,9 @@ class CloudLink:
         self.last_error = ""
         self.tap: Tap | None = None
         self.on_attempt: Callable[[], None] | None = None
+        self.identity_listeners: list[Callable[[Enrollment], None]] = []
+        """Told the enrollment in use before every connection attempt (the daemon wires
+        the tunnel component here: gateway id and tunnel-authority key)."""
         self._metrics(metrics or Metrics())
         commands.register("status.report", self._status_report, mutating=False)
 
@@ -281,6 +284,8 @@ class CloudLink:
 
     async def _attempt(self, enrollment: Enrollment) -> None:
         self._set_state(LinkState.CONNECTING, f"connecting to {enrollment.cloud_url}")
+        for listener in self.identity_listeners:
+            listener(enrollment)
         if self.on_attempt is not None:
             self.on_attempt()
         try:

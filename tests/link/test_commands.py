@@ -136,7 +136,7 @@ async def test_binary_lane_reaches_endpoint_in_order_and_back(tmp_path: Path) ->
     async def collect(data: bytes) -> None:
         received.append(data)
 
-    async with refcloud(tmp_path / "cloud") as cloud:
+    async with refcloud(tmp_path / "cloud", tunnel_mux=False) as cloud:
         cloud.on_session_ready.append(lambda s: s.set_binary_handler(collect))
         config = gateway_config(tmp_path, cloud.url, cloud.ca_file, backoff_base=5.0,
                                 backoff_cap=10.0)
@@ -225,7 +225,7 @@ async def test_frames_sent_right_after_hello_wait_for_on_link_up(tmp_path: Path)
         for i in range(20):
             await session.send_binary(bytes([i]))
 
-    async with refcloud(tmp_path / "cloud") as cloud, asyncio.TaskGroup() as tg:
+    async with refcloud(tmp_path / "cloud", tunnel_mux=False) as cloud, asyncio.TaskGroup() as tg:
         def on_ready(session: Any) -> None:
             session.set_binary_handler(collect)
             tg.create_task(burst(session))
