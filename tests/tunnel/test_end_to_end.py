@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import pytest
 from aiohttp import web
 
 from clgwd.commands import CommandRouter
@@ -24,6 +25,7 @@ from clgwd.component import ComponentStatus
 from clgwd.config import ClgwdConfig, parse_config
 from clgwd.daemon import connect_tunnel
 from clgwd.link import CloudLink
+from clgwd.link.enroll import EnrollmentFailed, _tunnel_authority_key
 from clgwd.link.identity import IdentityFiles
 from clgwd.refcloud.server import RefCloud
 from clgwd.store import Store
@@ -236,3 +238,34 @@ async def test_link_down_past_grace_closes_tunnels(tmp_path: Path) -> None:
             assert status == 200, answer
             assert answer["url"] == url  # the same Launch proxy, reused
             assert (await _get(http, url))[0] == 200
+
+
+def test_malformed_tunnel_authority_key_fails_enrollment() -> None:
+    """Absent is fine (tunnels then need the config); anything but a 32-byte key fails."""
+    assert _tunnel_authority_key(None) == ""
+    assert _tunnel_authority_key("A" * 43 + "=") == "A" * 43 + "="
+    for bad in ("c2hvcnQ=", "not base64!", 42):
+        with pytest.raises(EnrollmentFailed):
+            _tunnel_authority_key(bad)
+
+
+async def test_launch_survives_goaway_reconnect(tmp_path: Path) -> None:
+    """After a goaway the mux is attached to the new socket; the same URL still works."""
+    async with (RefCloud(tmp_path / "cloud") as cloud, lan_page() as lan,
+                aiohttp.ClientSession() as http):
+        config = tunnel_gateway_config(tmp_path, cloud, lan.port)
+        await enroll_gateway(config, cloud)
+        admin = Admin(cloud, http)
+        async with running_gateway(config) as gw:
+            gid = gw.link.gateway_id or ""
+            await wait_for(lambda: gid in cloud.sessions, what="gateway connected")
+            status, answer = await admin.post(f"/api/gateways/{gid}/tunnels/admin-ui/launch")
+            assert status == 200, answer
+            old = cloud.sessions[gid]
+            await old.goaway(0, "test")
+            await wait_for(lambda: cloud.sessions.get(gid) not in (None, old),
+                           what="new socket")
+            for _ in range(3):
+                assert (await _get(http, answer["url"]))[0] == 200
+            assert len(lan.hosts) == 3
+            assert cloud.tunnels.scope.crashes == 0
