@@ -163,81 +163,91 @@ async def test_authority_key_survives_refcloud_restart(tmp_path: Path) -> None:
         assert cloud.tunnels.authority.public_key_b64 == first
 
 
-async def test_launch_url_opens_lan_page_through_gateway(tmp_path: Path) -> None:
-    """Start + Launch through the admin API, fetch the LAN page with its own Host
-    header, audit arrives upstream, stop makes further requests fail with a reason."""
+@dataclass
+class Setup:
+    """An enrolled, connected gateway with the LAN page as tunnel ``admin-ui``."""
+
+    cloud: RefCloud
+    lan: LanPage
+    http: aiohttp.ClientSession
+    admin: Admin
+    gw: Gateway
+    gid: str
+
+    async def launch(self, body: dict[str, Any] | None = None) -> str:
+        status, answer = await self.admin.post(
+            f"/api/gateways/{self.gid}/tunnels/admin-ui/launch", body)
+        assert status == 200, answer
+        assert answer["tunnels"][0]["status"] == "started"
+        return str(answer["url"])
+
+
+@contextlib.asynccontextmanager
+async def online_gateway(tmp_path: Path, **tunnel: Any) -> AsyncIterator[Setup]:
     async with (RefCloud(tmp_path / "cloud") as cloud, lan_page() as lan,
                 aiohttp.ClientSession() as http):
-        config = tunnel_gateway_config(tmp_path, cloud, lan.port)
+        config = tunnel_gateway_config(tmp_path, cloud, lan.port, **tunnel)
         await enroll_gateway(config, cloud)
-        admin = Admin(cloud, http)
         async with running_gateway(config) as gw:
             gid = gw.link.gateway_id or ""
             await wait_for(lambda: gid in cloud.sessions, what="gateway connected")
-            status, answer = await admin.post(f"/api/gateways/{gid}/tunnels/admin-ui/launch",
-                                              {"admin": "alice"})
-            assert status == 200, answer
-            url = answer["url"]
-            assert answer["tunnels"][0]["status"] == "started"
-            for _ in range(2):  # one connection, stream and ticket per request
-                status, text = await _get(http, url)
-                assert status == 200
-                assert PAGE_TITLE in text
-            assert lan.hosts == [f"127.0.0.1:{lan.port}"] * 2
+            yield Setup(cloud, lan, http, Admin(cloud, http), gw, gid)
 
-            async with http.get(f"{cloud.url}/gateways/{gid}", ssl=admin.ssl) as resp:
-                view = await resp.text()
-            assert "admin-ui" in view and url in view
 
-            async def audited() -> bool:
-                types = await _audit_types(cloud, gid)
-                return types.count("stream_open") == 2 and types.count("stream_close") == 2
-            await wait_for(audited, what="audit records at the refcloud")
-            assert (await _audit_types(cloud, gid))[0] == "tunnel_start"
-
-            status, answer = await admin.post(f"/api/gateways/{gid}/tunnels/admin-ui/stop")
-            assert status == 200, answer
-            assert answer["result"]["tunnels"][0]["status"] == "stopped"
+async def test_launch_url_opens_lan_page_through_gateway(tmp_path: Path) -> None:
+    """Start + Launch through the admin API, fetch the LAN page with its own Host
+    header, audit arrives upstream, stop makes further requests fail with a reason."""
+    async with online_gateway(tmp_path) as t:
+        cloud, lan, http, gid = t.cloud, t.lan, t.http, t.gid
+        url = await t.launch({"admin": "alice"})
+        for _ in range(2):  # one connection, stream and ticket per request
             status, text = await _get(http, url)
-            assert status == 502
-            assert "tunnel refused" in text
-            assert len(lan.hosts) == 2
+            assert status == 200
+            assert PAGE_TITLE in text
+        assert lan.hosts == [f"127.0.0.1:{lan.port}"] * 2
 
-            async def denial_audited() -> bool:
-                types = await _audit_types(cloud, gid)
-                return "tunnel_stop" in types and "denied" in types
-            await wait_for(denial_audited, what="stop and denial audited upstream")
+        async with http.get(f"{cloud.url}/gateways/{gid}", ssl=t.admin.ssl) as resp:
+            view = await resp.text()
+        assert "admin-ui" in view and url in view
+
+        async def audited() -> bool:
+            types = await _audit_types(cloud, gid)
+            return types.count("stream_open") == 2 and types.count("stream_close") == 2
+        await wait_for(audited, what="audit records at the refcloud")
+        assert (await _audit_types(cloud, gid))[0] == "tunnel_start"
+
+        status, answer = await t.admin.post(f"/api/gateways/{gid}/tunnels/admin-ui/stop")
+        assert status == 200, answer
+        assert answer["result"]["tunnels"][0]["status"] == "stopped"
+        status, text = await _get(http, url)
+        assert status == 502
+        assert "tunnel refused" in text
+        assert len(lan.hosts) == 2
+
+        async def denial_audited() -> bool:
+            types = await _audit_types(cloud, gid)
+            return "tunnel_stop" in types and "denied" in types
+        await wait_for(denial_audited, what="stop and denial audited upstream")
 
 
 async def test_link_down_past_grace_closes_tunnels(tmp_path: Path) -> None:
     """The cloud gone longer than link_grace stops the tunnel (fail closed); after the
     link returns the Launch URL refuses until the tunnel is requested again."""
-    async with (RefCloud(tmp_path / "cloud") as cloud, lan_page() as lan,
-                aiohttp.ClientSession() as http):
-        config = tunnel_gateway_config(tmp_path, cloud, lan.port, link_grace=0.5)
-        await enroll_gateway(config, cloud)
-        admin = Admin(cloud, http)
-        async with running_gateway(config) as gw:
-            gid = gw.link.gateway_id or ""
-            await wait_for(lambda: gid in cloud.sessions, what="gateway connected")
-            status, answer = await admin.post(f"/api/gateways/{gid}/tunnels/admin-ui/launch")
-            assert status == 200, answer
-            url = answer["url"]
-            assert (await _get(http, url))[0] == 200
+    async with online_gateway(tmp_path, link_grace=0.5) as t:
+        url = await t.launch()
+        assert (await _get(t.http, url))[0] == 200
 
-            await cloud.stop()
-            await wait_for(lambda: gw.tunnel.manager.list()[0]["status"] == "stopped",
-                           what="tunnel stopped after the grace period")
-            await cloud.start()
-            await wait_for(lambda: gid in cloud.sessions, what="gateway reconnected")
-            status, text = await _get(http, url)
-            assert status == 502
-            assert "tunnel refused" in text
+        await t.cloud.stop()
+        await wait_for(lambda: t.gw.tunnel.manager.list()[0]["status"] == "stopped",
+                       what="tunnel stopped after the grace period")
+        await t.cloud.start()
+        await wait_for(lambda: t.gid in t.cloud.sessions, what="gateway reconnected")
+        status, text = await _get(t.http, url)
+        assert status == 502
+        assert "tunnel refused" in text
 
-            status, answer = await admin.post(f"/api/gateways/{gid}/tunnels/admin-ui/launch")
-            assert status == 200, answer
-            assert answer["url"] == url  # the same Launch proxy, reused
-            assert (await _get(http, url))[0] == 200
+        assert await t.launch() == url  # the same Launch proxy, reused
+        assert (await _get(t.http, url))[0] == 200
 
 
 def test_malformed_tunnel_authority_key_fails_enrollment() -> None:
@@ -251,21 +261,13 @@ def test_malformed_tunnel_authority_key_fails_enrollment() -> None:
 
 async def test_launch_survives_goaway_reconnect(tmp_path: Path) -> None:
     """After a goaway the mux is attached to the new socket; the same URL still works."""
-    async with (RefCloud(tmp_path / "cloud") as cloud, lan_page() as lan,
-                aiohttp.ClientSession() as http):
-        config = tunnel_gateway_config(tmp_path, cloud, lan.port)
-        await enroll_gateway(config, cloud)
-        admin = Admin(cloud, http)
-        async with running_gateway(config) as gw:
-            gid = gw.link.gateway_id or ""
-            await wait_for(lambda: gid in cloud.sessions, what="gateway connected")
-            status, answer = await admin.post(f"/api/gateways/{gid}/tunnels/admin-ui/launch")
-            assert status == 200, answer
-            old = cloud.sessions[gid]
-            await old.goaway(0, "test")
-            await wait_for(lambda: cloud.sessions.get(gid) not in (None, old),
-                           what="new socket")
-            for _ in range(3):
-                assert (await _get(http, answer["url"]))[0] == 200
-            assert len(lan.hosts) == 3
-            assert cloud.tunnels.scope.crashes == 0
+    async with online_gateway(tmp_path) as t:
+        url = await t.launch()
+        old = t.cloud.sessions[t.gid]
+        await old.goaway(0, "test")
+        await wait_for(lambda: t.cloud.sessions.get(t.gid) not in (None, old),
+                       what="new socket")
+        for _ in range(3):
+            assert (await _get(t.http, url))[0] == 200
+        assert len(t.lan.hosts) == 3
+        assert t.cloud.tunnels.scope.crashes == 0
