@@ -35,6 +35,8 @@ _LOGGER = logging.getLogger(__name__)
 DEFAULT_LIFETIME: Final = dt.timedelta(days=7)
 SessionCallback = Callable[[GatewaySession], None]
 _JSON_LIMIT: Final = 64 << 10
+MAX_ADMIN_NAME: Final = 128
+"""Longest admin name put into a stream ticket (the OPEN body is limited to 8 KiB)."""
 TUNNEL_METHODS: Final = frozenset({"tunnel.start", "tunnel.stop", "tunnel.list"})
 WS_CLOSE_TIMEOUT: Final = 2.0
 """Seconds to wait for a gateway's close frame before dropping the socket."""
@@ -443,11 +445,12 @@ class RefCloud:
         admin, expiry = body.get("admin", "refcloud-admin"), body.get("expiry")
         if not (host is None or isinstance(host, str)) or not (
                 port is None or (isinstance(port, int) and not isinstance(port, bool)
-                                 and 1 <= port <= 65535)) or not isinstance(admin, str) or not (
+                                 and 1 <= port <= 65535)) or not (
+                isinstance(admin, str) and 0 < len(admin) <= MAX_ADMIN_NAME) or not (
                 expiry is None or (isinstance(expiry, int | float)
                                    and not isinstance(expiry, bool))):
-            return _error(400, "host must be a string, port 1-65535, admin a string, "
-                               "expiry a number")
+            return _error(400, "host must be a string, port 1-65535, admin a string of "
+                               f"1-{MAX_ADMIN_NAME} characters, expiry a number")
         return await _respond(self.launch(request.match_info["gid"],
                                           request.match_info["name"], admin=admin, host=host,
                                           port=port, expiry=expiry))

@@ -271,3 +271,24 @@ async def test_launch_survives_goaway_reconnect(tmp_path: Path) -> None:
             assert (await _get(t.http, url))[0] == 200
         assert len(t.lan.hosts) == 3
         assert t.cloud.tunnels.scope.crashes == 0
+
+
+async def test_launch_api_refuses_clearly(tmp_path: Path) -> None:
+    """No token 401, bad input 400, unknown tunnel the gateway's error (502), a gateway
+    that is not connected 409."""
+    async with online_gateway(tmp_path) as t:
+        base = f"{t.cloud.url}/api/gateways/{t.gid}/tunnels"
+        async with t.http.post(f"{base}/admin-ui/launch", json={}, ssl=t.admin.ssl) as resp:
+            assert resp.status == 401
+        status, _ = await t.admin.post(f"/api/gateways/{t.gid}/tunnels/admin-ui/launch",
+                                       {"port": 70000})
+        assert status == 400
+        status, _ = await t.admin.post(f"/api/gateways/{t.gid}/tunnels/admin-ui/launch",
+                                       {"admin": "x" * 500})
+        assert status == 400
+        status, answer = await t.admin.post(f"/api/gateways/{t.gid}/tunnels/nope/launch")
+        assert status == 502
+        assert "nope" in answer["error"]["message"]
+        status, _ = await t.admin.post("/api/gateways/gw-unknown/tunnels/admin-ui/start")
+        assert status == 409
+        assert t.cloud.tunnels.launches == {}
