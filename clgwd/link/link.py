@@ -405,6 +405,8 @@ class CloudLink:
             _LOGGER.info("Cloud link online (%s)", session.label)
         self._failures = 0
         self.last_error = ""
+        if self._current is not None and self._current is not session:
+            self._current.superseded = True  # a goaway drain: the endpoint is ours now
         if session.endpoint is not None:
             await session.endpoint.on_link_up(session)
         session.open_binary_lane()
