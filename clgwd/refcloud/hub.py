@@ -97,7 +97,11 @@ class TunnelHub:
                 await launch.proxy.__aexit__(None, None, None)
             self.launches.clear()
             for mux in self.muxes.values():
-                await mux.close()
+                channel = mux.session.channel if mux.session is not None else None
+                if isinstance(channel, _Channel) and channel.session.closed.is_set():
+                    await mux.on_link_down()  # nobody to say goodbye to
+                else:
+                    await mux.close()  # RST + GOAWAY to a connected gateway (<= 1 s)
         finally:
             await self.scope.__aexit__(None, None, None)
 
