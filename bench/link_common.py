@@ -20,8 +20,8 @@ from typing import Any
 
 from clgwd.commands import CommandRouter
 from clgwd.config import ClgwdConfig, Secret, parse_config
-from clgwd.link import CloudLink, LinkState
 from clgwd.link.enroll import enroll
+from clgwd.link.link import CloudLink, LinkState
 from clgwd.refcloud.server import RefCloud
 from clgwd.store import Store
 

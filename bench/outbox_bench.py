@@ -61,8 +61,8 @@ async def outbox(state_dir: Path, records: int, batch: int) -> tuple[float, floa
         start = time.perf_counter()
         for first in range(0, records, batch):
             async with store.db.transaction() as tx:
-                await store.outbox.enqueue_many(tx, [
-                    ("user.change", {"n": n, "asset": "PBX User Profile"}, f"bulk:{n}")
+                await store.outbox.enqueue_many(tx, "user.change", [
+                    (f"bulk:{n}", {"n": n, "asset": "PBX User Profile"})
                     for n in range(first, min(first + batch, records))])
         bulk = time.perf_counter() - start
     return write, deliver, bulk

@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import random
 import resource
 import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -27,9 +29,15 @@ sys.path.insert(0, str(ROOT))
 
 from clgwd.config import Secret, parse_config  # noqa: E402
 from clgwd.config.pbx import LdapSettings, SyncConfig  # noqa: E402
+from clgwd.pbx.connect_mysql import ConnectMysqlSource  # noqa: E402
+from clgwd.pbx.csv_source import CsvSource  # noqa: E402
+from clgwd.pbx.ldap_source import LdapSource  # noqa: E402
+from clgwd.pbx.ldif_source import LdifSource  # noqa: E402
 from clgwd.pbx.model import UserSource  # noqa: E402
+from clgwd.pbx.mysql_common import MysqlReader  # noqa: E402
 from clgwd.store import Store  # noqa: E402
 from clgwd.sync.engine import SyncEngine  # noqa: E402
+from tests.pbx.peers import MariaDB, Slapd, shoreware_user_sql  # noqa: E402
 
 SIZES = {"csv": 50_000, "ldif": 50_000, "connect": 10_000, "ldap": 10_000}
 FIRST = ["Ann", "Björn", "Chloé", "Dmitri", "Eve", "Farid", "Grace", "Hiro", "Inés", "陈"]
@@ -59,6 +67,7 @@ def write_csv(path: Path, n: int, pct: float) -> None:
 
 
 def ldif_entry(i: int, pct: float, base: str, with_uuid: bool) -> str:
+    """One inetOrgPerson; LDIF files carry entryUUID, slapd makes its own."""
     p = person(i, is_changed(i, pct))
     lines = [f"dn: uid={p['key']},{base}", "objectClass: inetOrgPerson", f"uid: {p['key']}",
              f"cn: {p['first']} {p['last']}", f"givenName: {p['first']}", f"sn: {p['last']}",
@@ -75,16 +84,17 @@ def write_ldif(path: Path, n: int, pct: float) -> None:
 
 
 async def measure(store: Store, source: UserSource, mutate: Any, n: int) -> dict[str, Any]:
-    engine = SyncEngine(store, source, "bench", SyncConfig(), read_timeout=600)
-    t0 = time.perf_counter()
+    engine = SyncEngine(store, source, "bench", SyncConfig(), read_timeout=600,
+                        executor=EXECUTOR)  # as the sync component builds it
+    t0, c0 = time.perf_counter(), time.process_time()
     first = await engine.run(actor="bench", trigger="schedule")
-    first_s = time.perf_counter() - t0
+    first_s, first_cpu = time.perf_counter() - t0, time.process_time() - c0
     assert first.result == "ok" and first.counts["created"] == n, first.summary()
     row = await store.db.fetchone("SELECT max(seq), sum(length(payload)) FROM outbox")
     seq, full_bytes = row[0], row[1]
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     again = await engine.run(actor="bench", trigger="schedule")
-    resync_s = time.perf_counter() - t0
+    resync_s, resync_cpu = time.perf_counter() - t0, time.process_time() - c0
     assert again.counts["unchanged"] == n, again.summary()
     row = await store.db.fetchone("SELECT max(seq) FROM outbox")
     seq2 = row[0]
@@ -94,111 +104,121 @@ async def measure(store: Store, source: UserSource, mutate: Any, n: int) -> dict
     changed_s = time.perf_counter() - t0
     row = await store.db.fetchone("SELECT sum(length(payload)) FROM outbox WHERE seq > ?",
                                   (seq2,))
-    return {"users": n, "first_sync_s": round(first_s, 3), "resync_s": round(resync_s, 3),
+    return {"phases_first": first.timings, "phases_resync": again.timings,
+            "users": n, "first_sync_s": round(first_s, 3), "resync_s": round(resync_s, 3),
+            "first_cpu_s": round(first_cpu, 3), "resync_cpu_s": round(resync_cpu, 3),
             "one_pct_sync_s": round(changed_s, 3), "updated": changed.counts["updated"],
             "full_upload_bytes": full_bytes, "one_pct_bytes": row[0],
             "one_pct_ratio": round(row[0] / full_bytes, 4), "first_seq": seq}
 
 
-async def scenario(name: str, work: Path) -> dict[str, Any]:
+def prepare(name: str, work: Path) -> tuple[dict[str, Any], Any]:
+    """Generate the directory (or load the peer) in the parent process, so the child's
+    peak RSS is the sync's, not the data generator's. Returns (child args, peer)."""
     n = SIZES[name]
-    cfg = parse_config(f"state: {{dir: {work / 'state'}}}\n")
-    peer: Any = None
     if name in ("csv", "ldif"):
         path = work / f"dir.{name}"
-        writer = write_csv if name == "csv" else write_ldif
-        writer(path, n, 0)
-        if name == "csv":
-            from clgwd.pbx.csv_source import CsvSource
-
-            source: UserSource = CsvSource(path)
-        else:
-            from clgwd.pbx.ldif_source import LdifSource
-
-            source = LdifSource(path, LdapSettings(preset="openldap",
-                                                   attributes={"source_key": "entryUUID"}))
-
-        def mutate() -> None:
-            writer(path, n, 1)
-    elif name == "connect":
-        source, peer, mutate = connect_peer(n)
-    else:
-        source, peer, mutate = ldap_peer(n)
-    try:
-        async with Store(cfg) as store:
-            return await measure(store, source, mutate, n)
-    finally:
-        if peer is not None:
-            peer.stop()
-
-
-def connect_peer(n: int) -> tuple[UserSource, Any, Any]:
-    from clgwd.pbx.connect_mysql import ConnectMysqlSource
-    from clgwd.pbx.mysql_common import MysqlReader
-    from tests.pbx.peers import MariaDB, shoreware_user_sql
-
-    db = MariaDB()
-    db.start()
-    db.create_database("shoreware", "shoreware.sql", "st_configread", "passwordconfigread")
-    statements = []
-    for i in range(n):
-        p = person(i, False)
-        statements.append(shoreware_user_sql(i + 1, p["ext"], p["first"], p["last"],
-                                              p["email"], login=p["key"], mac=p["mac"],
-                                              did_digits=str(i % 1000).zfill(3)
-                                              if i < 1000 else None))
-    db.sql("SET autocommit=0;\n" + "\n".join(statements) + "\nCOMMIT;", "shoreware")
-    reader = MysqlReader("127.0.0.1", db.port, user="st_configread",
-                         password=Secret("passwordconfigread"), database="shoreware",
-                         connect_timeout=10)
-
-    def mutate() -> None:
-        db.sql("UPDATE TABAddresses SET DepartmentName='Moved' WHERE AddressID % 100 = 0",
-               "shoreware")
-
-    return ConnectMysqlSource(reader, 600), db, mutate
-
-
-def ldap_peer(n: int) -> tuple[UserSource, Any, Any]:
-    from clgwd.pbx.ldap_source import LdapSource
-    from tests.pbx.peers import Slapd
-
+        (write_csv if name == "csv" else write_ldif)(path, n, 0)
+        changed = work / f"dir-changed.{name}"
+        (write_csv if name == "csv" else write_ldif)(changed, n, 1)
+        return {"path": str(path), "changed": str(changed)}, None
+    if name == "connect":
+        db = MariaDB()
+        db.start()
+        db.create_database("shoreware", "shoreware.sql", "st_configread", "passwordconfigread")
+        statements = []
+        for i in range(n):
+            p = person(i, False)
+            statements.append(shoreware_user_sql(
+                i + 1, p["ext"], p["first"], p["last"], p["email"], login=p["key"],
+                mac=p["mac"], did_digits=str(i).zfill(4) if i < 1000 else None))
+        db.sql("SET autocommit=0;\n" + "\n".join(statements) + "\nCOMMIT;", "shoreware")
+        return {"port": db.port, "socket": str(db.socket)}, db
     server = Slapd()
     server.start()
-    base = "ou=people,dc=pbx,dc=test"
-    server.ldapadd("".join(ldif_entry(i, 0, base, False) for i in range(n)))
-    source = LdapSource("127.0.0.1", server.port, LdapSettings(base_dn=base, page_size=1000),
-                        bind_dn=Slapd.ADMIN_DN, password=Secret(Slapd.ADMIN_PW), timeout=600)
-
-    def mutate() -> None:
-        server.ldapmodify("".join(
-            f"dn: uid=k{i:06d},{base}\nchangetype: modify\nreplace: departmentNumber\n"
-            "departmentNumber: Moved\n\n" for i in range(0, n, 100)))
-
-    return source, server, mutate
+    server.ldapadd("".join(ldif_entry(i, 0, PEOPLE, False) for i in range(n)))
+    return {"port": server.port, "base": str(server.base)}, server
 
 
-def child(name: str) -> None:
+PEOPLE = "ou=people,dc=pbx,dc=test"
+EXECUTOR = ThreadPoolExecutor(max_workers=1, thread_name_prefix="clgwd-sync")
+"""One worker for the source read and the engine, as the sync component does."""
+
+
+def child_source(name: str, args: dict[str, Any]) -> tuple[UserSource, Any]:
+    """The source to measure and the 1 %-change mutation, inside the child."""
+    n = SIZES[name]
+    if name in ("csv", "ldif"):
+        path = Path(args["path"])
+        source: UserSource = CsvSource(path, executor=EXECUTOR) if name == "csv" else \
+            LdifSource(path, LdapSettings(preset="openldap",
+                                          attributes={"source_key": "entryUUID"}),
+                       executor=EXECUTOR)
+        return source, lambda: Path(args["changed"]).replace(path)
+    if name == "connect":
+        reader = MysqlReader("127.0.0.1", args["port"], user="st_configread",
+                             password=Secret("passwordconfigread"), database="shoreware",
+                             connect_timeout=10)
+
+        def mutate_db() -> None:
+            subprocess.run(["mariadb", "--no-defaults", f"--socket={args['socket']}", "-uroot",
+                            "shoreware", "-e", "UPDATE TABAddresses SET DepartmentName='Moved'"
+                            " WHERE AddressID % 100 = 0"], check=True)
+        return ConnectMysqlSource(reader, 600), mutate_db
+    ldif = "".join(f"dn: uid=k{i:06d},{PEOPLE}\nchangetype: modify\nreplace: departmentNumber\n"
+                   "departmentNumber: Moved\n\n" for i in range(0, n, 100))
+
+    def mutate_ldap() -> None:
+        subprocess.run(["ldapmodify", "-x", "-H", f"ldap://127.0.0.1:{args['port']}",
+                        "-D", Slapd.ADMIN_DN, "-w", Slapd.ADMIN_PW], input=ldif.encode(),
+                       check=True, capture_output=True)
+    return LdapSource("127.0.0.1", args["port"], LdapSettings(base_dn=PEOPLE, page_size=1000),
+                      bind_dn=Slapd.ADMIN_DN, password=Secret(Slapd.ADMIN_PW),
+                      timeout=600, executor=EXECUTOR), mutate_ldap
+
+
+async def scenario(name: str, args: dict[str, Any], work: Path) -> dict[str, Any]:
+    source, mutate = child_source(name, args)
+    async with Store(parse_config(f"state: {{dir: {work / 'state'}}}\n")) as store:
+        return await measure(store, source, mutate, SIZES[name])
+
+
+def child(name: str, args: dict[str, Any]) -> None:
     with tempfile.TemporaryDirectory(prefix=f"clgwd-bench-{name}-") as tmp:
-        result = asyncio.run(scenario(name, Path(tmp)))
+        result = asyncio.run(scenario(name, args, Path(tmp)))
     result["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     print(json.dumps(result))
 
 
 def main(argv: list[str]) -> int:
     if argv[:1] == ["--child"]:
-        child(argv[1])
+        child(argv[1], json.loads(argv[2]))
         return 0
-    names = argv or list(SIZES)
-    print(f"{'scenario':<9} {'users':>6} {'first s':>8} {'resync s':>9} {'1% s':>6} "
-          f"{'1% bytes/full':>14} {'peak RSS MB':>12}")
+    verbose = "-v" in argv
+    names = [a for a in argv if a != "-v"] or list(SIZES)
+    print(f"load average before: {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs "
+          "(wall times include waiting for CPU; cpu = this process's CPU seconds)")
+    print(f"{'scenario':<9} {'users':>6} {'first s':>8} {'(cpu)':>6} {'resync s':>9} "
+          f"{'(cpu)':>6} {'1% s':>6} {'1% bytes/full':>14} {'peak RSS MB':>12}")
     for name in names:
-        done = subprocess.run([sys.executable, __file__, "--child", name], check=True,
-                              capture_output=True, text=True, cwd=ROOT)
+        with tempfile.TemporaryDirectory(prefix="clgwd-bench-data-") as tmp:
+            args, peer = prepare(name, Path(tmp))
+            try:
+                done = subprocess.run([sys.executable, __file__, "--child", name,
+                                       json.dumps(args)], check=True, capture_output=True,
+                                      text=True, cwd=ROOT)
+            finally:
+                if peer is not None:
+                    peer.stop()
         r = json.loads(done.stdout.strip().splitlines()[-1])
-        print(f"{name:<9} {r['users']:>6} {r['first_sync_s']:>8.2f} {r['resync_s']:>9.2f} "
-              f"{r['one_pct_sync_s']:>6.2f} {r['one_pct_ratio'] * 100:>13.2f}% "
+        print(f"{name:<9} {r['users']:>6} {r['first_sync_s']:>8.2f} {r['first_cpu_s']:>6.2f} "
+              f"{r['resync_s']:>9.2f} {r['resync_cpu_s']:>6.2f} {r['one_pct_sync_s']:>6.2f} "
+              f"{r['one_pct_ratio'] * 100:>13.2f}% "
               f"{r['peak_rss_mb']:>12.1f}", flush=True)
+        if verbose:
+            for phase in ("first", "resync"):
+                steps = ", ".join(f"{k} {v:.2f}" for k, v in r[f"phases_{phase}"].items())
+                print(f"    {phase} sync phases (s): {steps}")
     return 0
 
 

@@ -27,7 +27,7 @@ from clgwd.component import HEALTHY_STATES, Component, ComponentState, Component
 from clgwd.config import ClgwdConfig, ConfigError, load_config
 from clgwd.control import ControlServer
 from clgwd.errors import ClgwdError
-from clgwd.link import CloudLink
+from clgwd.link.link import CloudLink
 from clgwd.logsetup import set_level
 from clgwd.metrics import Metrics
 from clgwd.net import MdnsAdvertiser, NetworkComponent, banner_hook, register_network_commands
@@ -270,6 +270,15 @@ def _leaves(group: BaseExceptionGroup[Any]) -> list[BaseException]:
     return out
 
 
+def connect_tunnel(link: CloudLink, tunnel: TunnelComponent) -> None:
+    """The tunnel mux rides the link's binary lane; stream tickets name the enrolled
+    gateway id and verify with the key the cloud gave at enrollment (unless the
+    ``tunnel`` config sets them)."""
+    link.set_binary_endpoint(tunnel.mux)
+    link.identity_listeners.append(
+        lambda e: tunnel.set_enrolled_identity(e.gateway_id, e.tunnel_authority_key))
+
+
 def build_components(daemon: Daemon) -> list[Component]:
     """The production components, in start order (each may use those before it)."""
     config = daemon.config
@@ -281,7 +290,7 @@ def build_components(daemon: Daemon) -> list[Component]:
     tunnel = TunnelComponent(config, store, daemon.commands,
                              own_ports=lambda: [port for _, port in http.bound])
     link = CloudLink(config, store, daemon.commands, daemon.statuses, daemon.metrics)
-    link.set_binary_endpoint(tunnel.mux)
+    connect_tunnel(link, tunnel)
     return [
         store,
         network,

@@ -2,37 +2,94 @@
 
 It writes a real config file (so SIGHUP reload works the same as in production),
 starts the reference cloud in the same process, enrolls the gateway with it, runs the
-daemon in the foreground and prints what to open. Later parts add a sample PBX
+daemon in the foreground and prints what to open. A sample "LAN admin UI" (a tiny
+page on 127.0.0.1) is allow-listed as a tunnel target; once the gateway is online the
+demo starts that tunnel through the refcloud and prints a Launch URL that shows the
+page through the gateway and the reference cloud. Later parts add a sample PBX
 directory here.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import tempfile
+from collections.abc import AsyncIterator
+from html import escape
+from importlib import resources
 from pathlib import Path
+
+from aiohttp import web
 
 from clgwd.cli_support import print_banner
 from clgwd.config import Secret, load_config
 from clgwd.daemon import EXIT_CONFIG, Daemon
 from clgwd.link.enroll import enroll
 from clgwd.logsetup import setup_logging
+from clgwd.refcloud.hub import LaunchError
 from clgwd.refcloud.server import RefCloud
+from clgwd.refcloud.sessions import CommandFailed, GatewaySession, SessionClosed
 
+_LOGGER = logging.getLogger(__name__)
 DEMO_ACCOUNT = "demo"
+DEMO_TUNNEL = "mivb-admin"
+DEMO_UI_TITLE = "MiVoice Business administration (demo)"
+LAUNCH_WAIT = 60.0
+"""Seconds the demo waits for the gateway to come online before giving up on Launch."""
+
+
+@contextlib.asynccontextmanager
+async def lan_admin_ui() -> AsyncIterator[int]:
+    """A stand-in for a LAN admin web UI on 127.0.0.1 (free port); yields the port."""
+
+    async def index(request: web.Request) -> web.Response:
+        body = (f"<!doctype html><title>{escape(DEMO_UI_TITLE)}</title>"
+                f"<h1>{escape(DEMO_UI_TITLE)}</h1><p>Served on the gateway's LAN; you "
+                f"reached it as <code>{escape(request.host)}</code> through the cloud "
+                "tunnel.</p>")
+        return web.Response(text=body, content_type="text/html")
+
+    app = web.Application()
+    app.router.add_get("/", index)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, "127.0.0.1", 0).start()
+        yield int(runner.addresses[0][1])
+    finally:
+        await runner.cleanup()
+
+
+def sample_directory() -> Path:
+    """The demo PBX: a CSV directory shipped with the package (with irregularities)."""
+    return Path(str(resources.files("clgwd.pbx") / "samples" / "directory.csv"))
 
 
 def demo_config_text(state_dir: Path, port: int, tls_port: int = 8443, cloud_url: str = "",
-                     cloud_ca: Path | None = None) -> str:
+                     cloud_ca: Path | None = None, *, lan_ui_port: int | None = None) -> str:
     text = (
         "# Written by `clgwd demo`.\n"
         f"state:\n  dir: {state_dir}\n"
         f"http:\n  listen:\n    - host: 127.0.0.1\n      port: {port}\n"
         f"  tls_listen:\n    - host: 127.0.0.1\n      port: {tls_port}\n"
         f"control:\n  socket: {state_dir / 'control.sock'}\n"
+        "pbx:\n  type: csv\n  name: Demo PBX\n"
+        f"  file:\n    path: {sample_directory()}\n"
+        "sync:\n  interval_minutes: 20\n"
     )
     if cloud_url:
         text += f"cloud:\n  url: {cloud_url}\n  enrollment_ca_file: {cloud_ca}\n"
+    if lan_ui_port is not None:
+        # The sample UI runs on the gateway host itself: loopback is always refused
+        # unless the target explicitly allows it. Tickets' audience and the authority
+        # key come from enrollment (no tunnel.gateway_id / authority_public_key here).
+        text += (
+            "tunnel:\n  targets:\n"
+            f"    - name: lan-admin-ui\n      host: 127.0.0.1\n      ports: [{lan_ui_port}]\n"
+            "      allow_special: [loopback]\n"
+            f"  tunnels:\n    - name: {DEMO_TUNNEL}\n      target: lan-admin-ui\n"
+            "      expiry: 43200\n")
     return text
 
 
@@ -50,12 +107,13 @@ def run_demo(port: int, state_dir: Path | None, tls_port: int = 8443,
 
 async def _demo(base: Path, port: int, tls_port: int, cloud_port: int) -> int:
     """Reference cloud and daemon side by side in one event loop."""
-    async with RefCloud(base / "refcloud", "127.0.0.1", cloud_port,
-                        view_port=cloud_port + 1 if cloud_port else 0) as cloud:
+    async with (RefCloud(base / "refcloud", "127.0.0.1", cloud_port,
+                         view_port=cloud_port + 1 if cloud_port else 0) as cloud,
+                lan_admin_ui() as lan_ui_port):
         config_path = base / "clgwd.yaml"
         await asyncio.to_thread(config_path.write_text,
                                 demo_config_text(base, port, tls_port, cloud.url,
-                                                 cloud.ca_file),
+                                                 cloud.ca_file, lan_ui_port=lan_ui_port),
                                 encoding="utf-8")
         config = await asyncio.to_thread(load_config, config_path)
         token = await cloud.create_token(DEMO_ACCOUNT)
@@ -73,7 +131,41 @@ async def _demo(base: Path, port: int, tls_port: int, cloud_port: int) -> int:
             f"{cloud.admin_token}'",
             f"              -d '{{\"method\": \"status.report\"}}' "
             f"{cloud.url}/api/gateways/{enrollment.gateway_id}/commands",
+            f"  sync:       clgwd sync [--preview] --socket {config.control.socket}",
+            f"  LAN UI:     http://127.0.0.1:{lan_ui_port}/ (direct; the Launch URL below "
+            "opens it through the gateway)",
             f"State dir: {base} (config: {config_path})",
             "Press Ctrl-C to stop.",
         ])
-        return await Daemon(config, config_path).run()
+        async with asyncio.TaskGroup() as tg:
+            launcher = tg.create_task(_launch(cloud, enrollment.gateway_id),
+                                      name="clgwd[demo].launch")
+            code = await Daemon(config, config_path).run()
+            launcher.cancel()
+        return code
+
+
+async def _launch(cloud: RefCloud, gateway_id: str) -> None:
+    """Once the gateway is online: start the demo tunnel and print its Launch URL."""
+    online = asyncio.Event()
+
+    def ready(session: GatewaySession) -> None:
+        if session.gateway_id == gateway_id:
+            online.set()
+
+    cloud.on_session_ready.append(ready)
+    try:
+        if gateway_id in cloud.sessions:
+            online.set()
+        async with asyncio.timeout(LAUNCH_WAIT):
+            await online.wait()
+            answer = await cloud.launch(gateway_id, DEMO_TUNNEL, admin="demo-admin")
+    except (TimeoutError, SessionClosed, CommandFailed, LaunchError) as err:
+        _LOGGER.warning("Demo Launch URL not available: %s: %s", type(err).__name__, err)
+        return
+    finally:
+        cloud.on_session_ready.remove(ready)
+    print_banner([
+        f"Launch (LAN admin UI through the gateway and the cloud): {answer['url']}",
+        f"  tunnel {DEMO_TUNNEL}: also listed at {cloud.view_url}/gateways/{gateway_id}",
+    ])

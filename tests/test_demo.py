@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import signal
 import socket
 import sys
+from collections.abc import AsyncIterator, Callable, Coroutine
+from typing import Any
 
 import aiohttp
 import pytest
 
+from clgwd.demo import DEMO_UI_TITLE
+
 pytestmark = pytest.mark.slow
+ReadUntil = Callable[[str], Coroutine[Any, Any, str]]
 
 
 def _free_port() -> int:
@@ -20,30 +26,72 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-async def test_demo_serves_and_stops_cleanly() -> None:
-    port = _free_port()
+@contextlib.asynccontextmanager
+async def _demo(*args: str) -> AsyncIterator[tuple[asyncio.subprocess.Process, ReadUntil]]:
+    """``clgwd demo ARGS`` as a subprocess; ``read_until(marker)`` returns its output so
+    far once the marker appeared; the process is killed if the test did not stop it."""
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "clgwd", "demo", "--port", str(port),
+        sys.executable, "-m", "clgwd", "demo", *args,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
     assert proc.stdout is not None
+    stdout = proc.stdout
     output = ""
+
+    async def read_until(marker: str) -> str:
+        nonlocal output
+        async with asyncio.timeout(40):
+            while marker not in output:
+                line = await stdout.readline()
+                assert line, f"demo ended early:\n{output}"
+                output += line.decode()
+        return output
+
     try:
-        async with asyncio.timeout(30):
-            while "ready:" not in output:
-                output += (await proc.stdout.readline()).decode()
+        yield proc, read_until
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+
+
+async def _stop(proc: asyncio.subprocess.Process) -> None:
+    proc.send_signal(signal.SIGINT)
+    rest, _ = await asyncio.wait_for(proc.communicate(), 15)
+    assert proc.returncode == 0, rest.decode()
+
+
+async def test_demo_serves_and_stops_cleanly() -> None:
+    port = _free_port()
+    async with _demo("--port", str(port)) as (proc, read_until):
+        output = await read_until("ready:")
         assert f"http://127.0.0.1:{port}/api/v1/health" in output
         state_dir = re.search(r"State dir: (\S+)", output)
         assert state_dir is not None
         async with aiohttp.ClientSession() as session:
             async with session.get(f"http://127.0.0.1:{port}/api/v1/health") as resp:
                 assert resp.status == 200
-        proc.send_signal(signal.SIGINT)
-        rest, _ = await asyncio.wait_for(proc.communicate(), 15)
-        assert proc.returncode == 0, rest.decode()
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
+        await _stop(proc)
     from pathlib import Path
 
     assert not Path(state_dir.group(1)).exists(), "temporary state dir was left behind"
+
+
+async def test_demo_launch_url_opens_lan_ui_through_the_tunnel() -> None:
+    """The Launch URL shows the sample LAN admin UI through the gateway and the
+    refcloud, with the UI's own Host header; the cloud view lists the tunnel."""
+    async with _demo("--port", str(_free_port()), "--tls-port", str(_free_port())) as (
+            proc, read_until):
+        output = await read_until("Launch (")
+        launch = re.search(r"Launch \(.*?\): (http://127\.0\.0\.1:\d+/)", output)
+        lan = re.search(r"LAN UI: +http://127\.0\.0\.1:(\d+)/", output)
+        view = re.search(r"cloud view: (http://\S+)", output)
+        assert launch and lan and view, output
+        async with aiohttp.ClientSession() as http:
+            async with http.get(launch.group(1)) as resp:
+                assert resp.status == 200
+                page = await resp.text()
+            async with http.get(view.group(1)) as resp:
+                assert launch.group(1) in await resp.text()
+        assert DEMO_UI_TITLE in page
+        assert f"127.0.0.1:{lan.group(1)}" in page  # Host rewritten to the target's
+        await _stop(proc)

@@ -301,16 +301,26 @@
     }
   }
 
+  const pbxKind = () => pbxTypes.find((t) => t.id === $('#pbx_type').value);
+
   function renderOptions(values) {
-    const type = pbxTypes.find((t) => t.id === $('#pbx_type').value);
+    const type = pbxKind();
     const box = $('#pbx-options');
     box.replaceChildren();
+    /* A file on the gateway (CSV, LDIF) has no address, port or credentials. */
+    $('#pbx-net').hidden = Boolean(type) && !type.network;
     if (!type) return;
-    if (!$('#pbx_port').value) $('#pbx_port').value = type.default_port;
+    if (type.network && !$('#pbx_port').value) $('#pbx_port').value = type.default_port;
     for (const f of type.fields) {
-      const input = el('input', { id: 'opt-' + f.name, 'data-option': f.name, maxlength: '500' });
+      let input;
+      if (f.choices) {
+        input = el('select', { id: 'opt-' + f.name, 'data-option': f.name });
+        for (const c of f.choices) input.append(el('option', { value: c.value, text: c.label }));
+      } else {
+        input = el('input', { id: 'opt-' + f.name, 'data-option': f.name, maxlength: '500' });
+      }
       if (f.required) input.required = true;
-      input.value = values[f.name] || '';
+      if (values[f.name]) input.value = values[f.name];
       box.append(el('div', { class: 'field' },
         el('label', { for: input.id, text: f.label + (f.required ? ' *' : '') }), input));
     }
@@ -321,29 +331,54 @@
     ev.preventDefault();
     const form = ev.target;
     const errors = checkRequired(form);
+    const network = !$('#pbx-net').hidden;
     const port = Number($('#pbx_port').value);
-    if ($('#pbx_port').value && !(Number.isInteger(port) && port >= 1 && port <= 65535)) {
+    if (network && $('#pbx_port').value && !(Number.isInteger(port) && port >= 1 && port <= 65535)) {
       errors.push([$('#pbx_port'), 'must be 1-65535']);
     }
     const msg = markInvalid(form, errors);
     $('#pbx-form-err').textContent = msg;
     if (msg) return;
-    const body = { type: $('#pbx_type').value, name: $('#pbx_name').value.trim(),
-      address: $('#pbx_address').value.trim(), port, username: $('#pbx_user').value.trim(),
-      options: {} };
-    if ($('#pbx_pw').value) body.password = $('#pbx_pw').value;
+    const body = { type: $('#pbx_type').value, name: $('#pbx_name').value.trim(), options: {} };
+    if (network) {
+      Object.assign(body, { address: $('#pbx_address').value.trim(), port,
+        username: $('#pbx_user').value.trim() });
+      if ($('#pbx_pw').value) body.password = $('#pbx_pw').value;
+    }
     for (const i of form.querySelectorAll('[data-option]')) if (i.value.trim()) body.options[i.dataset.option] = i.value.trim();
     const r = await api('PUT', '/api/v1/pbx', body);
     $('#pbx_pw').value = '';
     if (!r.ok) { showError('#pbx-form-err', r); return; }
+    $('#pbx-form-err').textContent = '';
+    $('#pbx_pw').placeholder = r.data.password_set ? 'set' : '';
     say('Successfully created PBX Link');
   });
 
   /* ---------- connect and sync ---------- */
-  function userList(title, users) {
+  /* Lists from the sync part are capped (200); the counts are exact. */
+  function userList(title, users, total) {
     const list = el('ul');
-    for (const u of users || []) list.append(el('li', { text: u.name + (u.email ? ' <' + u.email + '>' : '') }));
-    return el('details', {}, el('summary', { text: `${title} (${(users || []).length})` }), list);
+    for (const u of users || []) {
+      list.append(el('li', { text: (u.extension ? u.extension + ' ' : '') + (u.name || u.source_key) + (u.email ? ' <' + u.email + '>' : '') }));
+    }
+    if (total > (users || []).length) list.append(el('li', { text: `… and ${total - users.length} more` }));
+    return el('details', {}, el('summary', { text: `${title} (${total})` }), list);
+  }
+
+  function irregularityBlock(ir) {
+    const noEmail = ir.no_email_count || 0, dup = ir.duplicate_email_count || 0;
+    const parts = [];
+    if (noEmail || dup) {
+      parts.push(el('div', { class: 'card problem' },
+        el('h3', { text: 'There are irregularities with email addresses on the PBX' }),
+        el('p', { text: `${noEmail} users don't have an email address and ${dup} users do not have unique email addresses. They may have issues in the registration process.` }),
+        userList('View list of users without email addresses', ir.no_email, noEmail),
+        userList('View list of users that do not have a unique email address', ir.duplicate_email, dup)));
+    }
+    if (ir.duplicate_extension_count) parts.push(el('p', { text: `${ir.duplicate_extension_count} extensions are used by more than one user.` }));
+    if (ir.row_problem_count) parts.push(el('p', { text: `${ir.row_problem_count} rows could not be read.` }));
+    if (ir.invalid_client_usernames) parts.push(el('p', { text: 'Client usernames that are not email addresses: ' + ir.invalid_client_usernames_text }));
+    return parts;
   }
 
   $('#pbx-test').addEventListener('click', async () => {
@@ -355,15 +390,9 @@
     if (!r.ok) { box.replaceChildren(el('p', { class: 'err', text: r.data.message })); return; }
     const d = r.data;
     box.replaceChildren(el('h3', { text: 'PBX Connected' }), el('p', { text: 'Connection successful' }),
-      el('p', { text: 'Number of users: ' + d.users }), el('p', { text: 'DDI (DID) numbers: ' + d.dids }));
-    const ir = d.irregularities || {};
-    if ((ir.without_email || []).length || (ir.duplicate_email || []).length) {
-      box.append(el('div', { class: 'card problem' },
-        el('h3', { text: 'There are irregularities with email addresses on the PBX' }),
-        el('p', { text: `${(ir.without_email || []).length} users don't have an email address and ${(ir.duplicate_email || []).length} users do not have unique email addresses. They may have issues in the registration process.` }),
-        userList('View list of users without email addresses', ir.without_email),
-        userList('View list of users that do not have a unique email address', ir.duplicate_email)));
-    }
+      el('p', { text: 'Number of users: ' + d.users }), el('p', { text: 'DDI (DID) numbers: ' + d.dids }),
+      el('p', { text: 'Users that will sync: ' + (d.eligible ?? d.users) }),
+      ...irregularityBlock(d.irregularities || {}));
   });
 
   async function loadConnect() {
@@ -374,7 +403,7 @@
     if (r.ok) {
       $('#interval').value = r.data.interval_minutes;
       box.replaceChildren(el('p', { text: 'Last sync: ' + describeSync(r.data.last_sync) }),
-        el('p', { text: 'Next sync: ' + when(r.data.next_sync_at) }));
+        el('p', { text: 'Next sync: ' + (r.data.awaiting_sync_now ? 'after the first Sync Now' : when(r.data.next_sync_at)) }));
     }
   }
 
@@ -393,11 +422,35 @@
     say('Sync schedule saved.');
   });
 
+  const counted = (c) => `${c.created || 0} created, ${c.updated || 0} updated, ${c.deleted || 0} deleted, ${c.unchanged || 0} unchanged`;
+
   $('#sync-now').addEventListener('click', async () => {
+    const box = $('#sync-result');
+    box.replaceChildren(el('p', { text: 'Syncing…' }));
     const r = await api('POST', '/api/v1/sync/now');
-    if (!r.ok) { showError('#sync-form-err', r); return; }
-    say('Sync started.');
+    if (!r.ok) { box.replaceChildren(); showError('#sync-form-err', r); return; }
+    $('#sync-form-err').textContent = '';
+    const d = r.data;
+    if (d.result === 'ok') {
+      say('Sync complete.');
+      box.replaceChildren(el('p', { text: `Sync complete: ${counted(d.counts || {})}; ${(d.counts || {}).eligible || 0} users synced.` }));
+    } else if (d.result) {
+      say('Sync ' + d.result + '.');
+      box.replaceChildren(el('p', { class: 'err', text: `Sync ${d.result}: ${d.error || ''}` }));
+    } else {
+      say('Sync started.');
+      box.replaceChildren();
+    }
+    loadConnect();
   });
+
+  const OPS = { create: 'Create', update: 'Update', delete: 'Delete' };
+  function describeChange(ch) {
+    const u = ch.user || {};
+    const name = u.display_name || [u.first_name, u.last_name].filter(Boolean).join(' ') || ch.source_key;
+    const changed = ch.op === 'update' && (ch.changed || []).length ? ': ' + ch.changed.join(', ') : '';
+    return `${OPS[ch.op] || ch.op} ${name}${u.extension ? ' (' + u.extension + ')' : ''}${changed}`;
+  }
 
   $('#preview-btn').addEventListener('click', async () => {
     const box = $('#preview');
@@ -405,9 +458,17 @@
     if (isNA(r)) { notAvailable(box, r); return; }
     box.classList.remove('na');
     if (!r.ok) { box.textContent = r.data.message; return; }
+    const d = r.data;
+    if (d.result === 'failed') { box.replaceChildren(el('p', { class: 'err', text: 'Preview failed: ' + d.error })); return; }
+    const c = d.counts || {};
+    const changes = d.changes || [];
+    const total = (c.created || 0) + (c.updated || 0) + (c.deleted || 0);
     const list = el('ul');
-    for (const c of r.data.changes || []) list.append(el('li', { text: `${c.op} ${c.kind} ${c.name}` }));
-    box.replaceChildren(el('p', { text: `${(r.data.changes || []).length} changes` }), list);
+    for (const ch of changes) list.append(el('li', { text: describeChange(ch) }));
+    const parts = [el('p', { text: `Next sync: ${c.created || 0} to create, ${c.updated || 0} to update, ${c.deleted || 0} to delete, ${c.unchanged || 0} unchanged.` }), list];
+    if (total > changes.length) parts.push(el('p', { text: `Showing the first ${changes.length} of ${total} changes.` }));
+    if (c.absent_pending_delete) parts.push(el('p', { text: `${c.absent_pending_delete} users are missing from the PBX and will be deleted if they stay missing.` }));
+    box.replaceChildren(...parts, ...irregularityBlock(d.irregularities || {}));
   });
 
   /* ---------- deployment ---------- */

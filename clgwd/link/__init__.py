@@ -1,6 +1,7 @@
 """The cloud link: identity and enrollment, the websocket session, JSON-RPC commands,
-outbox delivery and reconnect policy (see docs/protocol.md)."""
+outbox delivery and reconnect policy (see docs/protocol.md).
 
-from clgwd.link.link import CloudLink, LinkState
-
-__all__ = ["CloudLink", "LinkState"]
+The package imports nothing eagerly: the reference cloud imports ``clgwd.link.protocol``
+alone and must not load gateway internals with it. Import ``CloudLink`` and
+``LinkState`` from ``clgwd.link.link``.
+"""

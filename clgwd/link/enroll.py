@@ -4,12 +4,16 @@ Mirrors the vendor flow ("Account ID + Token"): the technician types both into t
 onboarding page or ``clgwd enroll``; the gateway posts a CSR for its own key to
 ``<cloud>/v1/enroll`` over verified HTTPS (system trust store, or
 ``cloud.enrollment_ca_file``); the cloud answers with a short-lived certificate and the
-CA that the link pins from then on. The token is a ``Secret`` and never logged.
+CA that the link pins from then on, plus (optionally) the public key of its tunnel
+authority, which the tunnel component uses unless ``tunnel.authority_public_key`` is
+set. The token is a ``Secret`` and never logged.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import logging
 import ssl
 from pathlib import Path
@@ -24,6 +28,8 @@ from clgwd.link.protocol import ENROLL_PATH
 
 _LOGGER = logging.getLogger(__name__)
 ENROLL_TIMEOUT: Final = 30.0
+TUNNEL_AUTHORITY_FIELD: Final = "tunnel_authority_key"
+"""Enrollment answer field: the key that signs tunnel stream tickets (protocol.md §2)."""
 
 
 class EnrollmentRejected(ClgwdError):
@@ -59,11 +65,26 @@ async def enroll(state_dir: Path, cloud_url: str, account_id: str, token: Secret
     cert, ca = answer.get("certificate"), answer.get("ca")
     if not isinstance(cert, str) or not isinstance(ca, str):
         raise EnrollmentFailed("the cloud's enrollment answer lacks certificate or ca")
+    tunnel_key = _tunnel_authority_key(answer.get(TUNNEL_AUTHORITY_FIELD))
     enrollment = await asyncio.to_thread(files.store_certificate, cert, ca, account_id,
-                                         cloud_url)
+                                         cloud_url, tunnel_key)
     _LOGGER.info("Enrolled as %s in account %s; certificate valid until %s",
                  enrollment.gateway_id, account_id, enrollment.not_after.isoformat())
     return enrollment
+
+
+def _tunnel_authority_key(value: object) -> str:
+    """The optional tunnel-authority public key: absent = "", else 32 raw bytes base64."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        try:
+            if len(base64.b64decode(value, validate=True)) == 32:
+                return value
+        except binascii.Error:
+            pass
+    raise EnrollmentFailed(f"the cloud's {TUNNEL_AUTHORITY_FIELD} is not the base64 of a "
+                           "32-byte Ed25519 public key")
 
 
 async def _post(url: str, body: dict[str, Any], ctx: ssl.SSLContext) -> dict[str, Any]:

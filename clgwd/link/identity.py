@@ -9,6 +9,7 @@ All functions here do blocking file I/O or CPU-heavy crypto: call them through
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import os
@@ -50,6 +51,8 @@ class Enrollment:
     cloud_url: str
     not_before: dt.datetime
     not_after: dt.datetime
+    tunnel_authority_key: str = ""
+    """Base64 raw Ed25519 public key of the cloud's tunnel authority, if it sent one."""
 
     @property
     def renew_at(self) -> dt.datetime:
@@ -75,7 +78,9 @@ class IdentityFiles:
             pem = key.private_bytes(serialization.Encoding.PEM,
                                     serialization.PrivateFormat.PKCS8,
                                     serialization.NoEncryption())
-            _write_new(self.key, pem, 0o600)
+            # `clgwd enroll` and the daemon may race on first start; the first key stays.
+            with contextlib.suppress(FileExistsError):
+                _write_new(self.key, pem, 0o600)
         meta = self._read_meta()
         if "gateway_id" not in meta:
             meta["gateway_id"] = f"gw-{uuid.uuid4().hex}"
@@ -99,8 +104,12 @@ class IdentityFiles:
         return csr.public_bytes(serialization.Encoding.PEM).decode()
 
     def store_certificate(self, cert_pem: str, ca_pem: str, account_id: str,
-                          cloud_url: str) -> Enrollment:
-        """Check the cert matches our key and CA, then replace the files atomically."""
+                          cloud_url: str, tunnel_authority_key: str | None = None
+                          ) -> Enrollment:
+        """Check the cert matches our key and CA, then replace the files atomically.
+
+        ``tunnel_authority_key`` (enrollment only; renewals pass None) replaces the stored
+        one, or removes it when the cloud sent none ("")."""
         cert = _parse_cert(cert_pem, "certificate")
         ca = _parse_cert(ca_pem, "CA certificate")
         self._check_matches_key(cert)
@@ -110,6 +119,8 @@ class IdentityFiles:
         _write_replace(self.cert, cert_pem.encode(), 0o644)
         meta = self._read_meta()
         meta.update(account_id=account_id, cloud_url=cloud_url)
+        if tunnel_authority_key is not None:
+            meta["tunnel_authority_key"] = tunnel_authority_key
         self._write_meta(meta)
         return self._enrollment(cert, meta)
 
@@ -149,8 +160,10 @@ class IdentityFiles:
         if not (isinstance(gateway_id, str) and isinstance(account_id, str)
                 and isinstance(url, str)):
             raise IdentityError(f"{self.meta} is incomplete; enroll the gateway again")
+        tunnel_key = meta.get("tunnel_authority_key", "")
         return Enrollment(gateway_id, account_id, url, cert.not_valid_before_utc,
-                          cert.not_valid_after_utc)
+                          cert.not_valid_after_utc,
+                          tunnel_key if isinstance(tunnel_key, str) else "")
 
     def _load_key(self) -> ec.EllipticCurvePrivateKey:
         mode = self.key.stat().st_mode & 0o077

@@ -124,6 +124,9 @@ class CloudLink:
         self.last_error = ""
         self.tap: Tap | None = None
         self.on_attempt: Callable[[], None] | None = None
+        self.identity_listeners: list[Callable[[Enrollment], None]] = []
+        """Told the enrollment in use before every connection attempt (the daemon wires
+        the tunnel component here: gateway id and tunnel-authority key)."""
         self._metrics(metrics or Metrics())
         commands.register("status.report", self._status_report, mutating=False)
         commands.register("cloud.status", self._cmd_cloud_status, mutating=False)
@@ -298,6 +301,8 @@ class CloudLink:
 
     async def _attempt(self, enrollment: Enrollment) -> None:
         self._set_state(LinkState.CONNECTING, f"connecting to {enrollment.cloud_url}")
+        for listener in self.identity_listeners:
+            listener(enrollment)
         if self.on_attempt is not None:
             self.on_attempt()
         try:
@@ -417,6 +422,8 @@ class CloudLink:
             _LOGGER.info("Cloud link online (%s)", session.label)
         self._failures = 0
         self.last_error = ""
+        if self._current is not None and self._current is not session:
+            self._current.superseded = True  # a goaway drain: the endpoint is ours now
         if session.endpoint is not None:
             await session.endpoint.on_link_up(session)
         session.open_binary_lane()

@@ -48,6 +48,11 @@ class Session:
         self.endpoint = endpoint
         """The tunnel endpoint this connection announces itself to (fixed per session)."""
         self._binary_lane = asyncio.Event()
+        self.superseded = False
+        """A newer connection owns the tunnel endpoint (goaway drain): binary messages
+        still arriving here are dropped, never fed into the new connection's tunnel
+        session, where their stream ids would be a protocol error."""
+        self.binary_dropped = 0
         self.hello_done = False
         """Set by the reader when the cloud answers ``hello``; binary before that is a
         protocol violation (set here, in message order, not by the waiting task)."""
@@ -89,9 +94,6 @@ class Session:
                 return await future
         finally:
             self._pending.close(request_id)
-
-    async def notify(self, method: str, params: dict[str, Any]) -> None:
-        await self._send(p.Notification(method, params))
 
     async def close(self, code: int = 1000, reason: str = "") -> None:
         await self._conn.close(code, reason)
@@ -140,6 +142,11 @@ class Session:
             return
         await self._binary_lane.wait()
         endpoint = self.endpoint
+        if self.superseded:
+            self.binary_dropped += 1
+            _LOGGER.debug("%s: dropped a %d-byte binary message: superseded by a newer "
+                          "connection", self.label, len(data))
+            return
         if endpoint is None:
             _LOGGER.debug("%s: dropped a %d-byte binary message: no tunnel endpoint",
                           self.label, len(data))

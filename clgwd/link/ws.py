@@ -96,9 +96,6 @@ class WsConnection:
     async def close(self, code: int = 1000, reason: str = "") -> None:
         await self._conn.close(code, reason)
 
-    @property
-    def is_open(self) -> bool:
-        return self._conn.close_code is None and self._conn.protocol.close_rcvd is None
 
 
 def _closed(err: ConnectionClosed) -> Closed:

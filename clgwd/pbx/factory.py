@@ -8,6 +8,7 @@ inventing a protocol.
 
 from __future__ import annotations
 
+from concurrent.futures import Executor
 from typing import Final
 
 from clgwd.config.pbx import PbxConfig
@@ -47,8 +48,9 @@ class UnavailableSource:
             "CSV, or point clgwd at the directory (LDAP) the PBX is fed from.")
 
 
-def build_source(pbx: PbxConfig) -> UserSource | None:
-    """The source for ``pbx``, or None when no PBX is configured."""
+def build_source(pbx: PbxConfig, executor: Executor | None = None) -> UserSource | None:
+    """The source for ``pbx``, or None when no PBX is configured. Blocking reads run on
+    ``executor`` when given (see ``model.run_blocking``)."""
     if pbx.type == "none":
         return None
     if pbx.type in VENDOR_NAMES:
@@ -56,12 +58,14 @@ def build_source(pbx: PbxConfig) -> UserSource | None:
     if pbx.type in ("csv", "ldif"):
         assert pbx.file.path is not None  # checked by the config model
         if pbx.type == "csv":
-            return CsvSource(pbx.file.path, pbx.file.encoding, pbx.country_code)
-        return LdifSource(pbx.file.path, pbx.ldap, pbx.file.encoding, pbx.country_code)
+            return CsvSource(pbx.file.path, pbx.file.encoding, pbx.country_code,
+                             executor=executor)
+        return LdifSource(pbx.file.path, pbx.ldap, pbx.file.encoding, pbx.country_code,
+                          executor=executor)
     if pbx.type == "ldap":
         return LdapSource(pbx.host, pbx.effective_port, pbx.ldap, bind_dn=pbx.username,
                           password=pbx.password, timeout=pbx.read_timeout,
-                          country_code=pbx.country_code)
+                          country_code=pbx.country_code, executor=executor)
     return _mysql_source(pbx)
 
 

@@ -2,7 +2,7 @@
 
 Why ldap3: pure Python, kept up to date in Debian (python3-ldap3), supports paged
 results, LDAPS and StartTLS. It is synchronous, so the whole read runs in
-``asyncio.to_thread``; ``receive_timeout`` bounds each network wait so an abandoned
+a worker thread; ``receive_timeout`` bounds each network wait so an abandoned
 thread ends on its own.
 
 Paging is done here rather than with ``extend.standard.paged_search``: with
@@ -13,11 +13,11 @@ and anything but success raises, so a read is complete or it is an error.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import math
 import ssl
 import warnings
+from concurrent.futures import Executor
 from typing import Any, Final
 
 with warnings.catch_warnings():
@@ -39,6 +39,7 @@ from clgwd.pbx.model import (
     SourceRead,
     SourceTimeout,
     SourceUnreachable,
+    run_blocking,
 )
 
 _PAGED_OID: Final = "1.2.840.113556.1.4.319"
@@ -70,8 +71,10 @@ class LdapSource:
     kind = "ldap"
 
     def __init__(self, host: str, port: int, settings: LdapSettings, *, bind_dn: str,
-                 password: Secret | None, timeout: float, country_code: str = "") -> None:
+                 password: Secret | None, timeout: float, country_code: str = "",
+                 executor: Executor | None = None) -> None:
         self.host = host
+        self.executor = executor
         self.port = port
         self.settings = settings
         self.bind_dn = bind_dn
@@ -87,7 +90,7 @@ class LdapSource:
         return f"{scheme}://{self.host}:{self.port}/{self.settings.base_dn}{tls}"
 
     async def read_users(self) -> SourceRead:
-        return await asyncio.to_thread(self._read_blocking)
+        return await run_blocking(self.executor, self._read_blocking)
 
     def _server(self) -> ldap3.Server:
         tls = None

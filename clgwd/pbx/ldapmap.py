@@ -11,9 +11,10 @@ through the same code.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Final
+from types import MappingProxyType
+from typing import Any, Final
 
 from clgwd.config.pbx import LdapSettings
 from clgwd.pbx import normalize as n
@@ -52,6 +53,7 @@ FILTERS: Final = {
     "custom": "(objectClass=*)",
 }
 
+_NO_RAW: Final[Mapping[str, Any]] = MappingProxyType({})
 _BINARY_KEYS: Final = frozenset({"objectguid"})
 _AD_DISABLED_BIT: Final = 0x2
 _TRUE: Final = frozenset({"true", "1", "yes", "disabled"})
@@ -104,9 +106,15 @@ def _disabled(amap: AttributeMap, entry: Entry) -> bool:
     return value.lower() in _TRUE
 
 
-def entry_to_user(dn: str, entry: Entry, amap: AttributeMap,
-                  country_code: str = "") -> PbxUser | RowProblem:
-    """Map one entry; an entry without its key attribute is a ``RowProblem``."""
+def entry_to_user(dn: str, entry: Entry, amap: AttributeMap, country_code: str = "", *,
+                  pool: dict[str, str] | None = None,
+                  keep_dn: bool = True) -> PbxUser | RowProblem:
+    """Map one entry; an entry without its key attribute is a ``RowProblem``.
+
+    ``pool`` shares the string objects of values that repeat across a directory
+    (department, site, language, first names): one object each instead of thousands.
+    """
+    share = (pool if pool is not None else {}).setdefault
     keys = amap.get(entry, "source_key")
     key = format_key(amap.fields.get("source_key", ""), keys[0]) if keys else ""
     if not key:
@@ -115,7 +123,7 @@ def entry_to_user(dn: str, entry: Entry, amap: AttributeMap,
     return PbxUser(
         source_key=key,
         extension=n.dial_string(amap.first(entry, "extension")),
-        first_name=amap.first(entry, "first_name"),
+        first_name=share(first := amap.first(entry, "first_name"), first),
         last_name=amap.first(entry, "last_name"),
         display_name=amap.first(entry, "display_name"),
         email=n.email(amap.first(entry, "email")),
@@ -123,23 +131,26 @@ def entry_to_user(dn: str, entry: Entry, amap: AttributeMap,
         dids=n.unique([n.e164(v, country_code) for v in amap.get(entry, "dids")]),
         caller_id=n.e164(amap.first(entry, "caller_id"), country_code),
         devices=(Device(kind="ip-phone", mac=mac),) if mac else (),
-        groups=tuple(sorted(n.unique([_group_name(v) for v in amap.get(entry, "groups")]))),
-        department=amap.first(entry, "department"),
-        location=amap.first(entry, "location"),
-        language=amap.first(entry, "language"),
+        groups=tuple(sorted(n.unique([share(g, g) for g in map(
+            _group_name, amap.get(entry, "groups"))]))),
+        department=share(dept := amap.first(entry, "department"), dept),
+        location=share(loc := amap.first(entry, "location"), loc),
+        language=share(lang := amap.first(entry, "language"), lang),
         enabled=not _disabled(amap, entry),
-        raw={"dn": dn},
+        raw={"dn": dn} if keep_dn else _NO_RAW,
     )
 
 
-def entries_to_read(entries: Sequence[tuple[str, Entry]], amap: AttributeMap,
-                    country_code: str = "") -> tuple[list[PbxUser], list[RowProblem]]:
+def entries_to_read(entries: Iterable[tuple[str, Entry]], amap: AttributeMap,
+                    country_code: str = "", *,
+                    keep_dn: bool = True) -> tuple[list[PbxUser], list[RowProblem]]:
     """Map many entries; duplicate keys are problems, never a silent overwrite."""
     users: list[PbxUser] = []
     problems: list[RowProblem] = []
     seen: set[str] = set()
+    pool: dict[str, str] = {}
     for dn, entry in entries:
-        result = entry_to_user(dn, entry, amap, country_code)
+        result = entry_to_user(dn, entry, amap, country_code, pool=pool, keep_dn=keep_dn)
         if isinstance(result, RowProblem):
             problems.append(result)
         elif result.source_key in seen:

@@ -9,15 +9,16 @@ rather than guessed at.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
+import io
 from collections.abc import Iterator
+from concurrent.futures import Executor
 from pathlib import Path
 
 from clgwd.config.pbx import LdapSettings
 from clgwd.pbx.ldapmap import AttributeMap, Entry, entries_to_read
-from clgwd.pbx.model import RowProblem, SourceDataError, SourceRead
+from clgwd.pbx.model import RowProblem, SourceDataError, SourceRead, run_blocking
 
 
 class LdifSource:
@@ -26,8 +27,9 @@ class LdifSource:
     kind = "ldif"
 
     def __init__(self, path: Path, settings: LdapSettings, encoding: str = "utf-8",
-                 country_code: str = "") -> None:
+                 country_code: str = "", *, executor: Executor | None = None) -> None:
         self.path = path
+        self.executor = executor
         self.amap = AttributeMap.from_settings(settings)
         self.encoding = encoding
         self.country_code = country_code
@@ -36,7 +38,7 @@ class LdifSource:
         return f"ldif file {self.path}"
 
     async def read_users(self) -> SourceRead:
-        return await asyncio.to_thread(self._read_blocking)
+        return await run_blocking(self.executor, self._read_blocking)
 
     def _read_blocking(self) -> SourceRead:
         try:
@@ -45,8 +47,13 @@ class LdifSource:
             raise SourceDataError(f"LDIF file {self.path} does not exist") from None
         except OSError as err:
             raise SourceDataError(f"cannot read LDIF file {self.path}: {err}") from err
-        entries, problems = parse_ldif(data)
-        users, more = entries_to_read(entries, self.amap, self.country_code)
+        problems: list[RowProblem] = []
+        # Streamed: each record becomes a user before the next is parsed, so 50,000
+        # entries are never held as raw attribute dicts all at once.
+        users, more = entries_to_read(iter_ldif(data, problems), self.amap,
+                                      self.country_code, keep_dn=False)
+        if not users and not problems and not more and data.strip():
+            raise SourceDataError("LDIF file holds no records")
         return SourceRead(users, problems + more)
 
 
@@ -54,7 +61,8 @@ def _records(data: bytes) -> Iterator[tuple[int, list[bytes]]]:
     """Yield (first line number, unfolded lines) per blank-line separated record."""
     lines: list[bytes] = []
     start = 0
-    for number, line in enumerate(data.replace(b"\r\n", b"\n").split(b"\n"), 1):
+    for number, raw_line in enumerate(io.BytesIO(data), 1):  # lazily: no list of all lines
+        line = raw_line.rstrip(b"\r\n")
         if line.startswith(b" ") and lines:
             lines[-1] += line[1:]
         elif line.startswith(b"#"):
@@ -101,10 +109,8 @@ def _parse_record(lines: list[bytes]) -> tuple[str, dict[str, list[bytes]]]:
     return dn, entry
 
 
-def parse_ldif(data: bytes) -> tuple[list[tuple[str, Entry]], list[RowProblem]]:
-    """Parse LDIF content records; bad records become problems."""
-    entries: list[tuple[str, Entry]] = []
-    problems: list[RowProblem] = []
+def iter_ldif(data: bytes, problems: list[RowProblem]) -> Iterator[tuple[str, Entry]]:
+    """Yield (dn, entry) per content record; bad records are appended to ``problems``."""
     for start, lines in _records(data):
         if len(lines) == 1 and lines[0].lower().startswith(b"version:"):
             continue  # a "version: 1" line standing alone before the first record
@@ -113,7 +119,11 @@ def parse_ldif(data: bytes) -> tuple[list[tuple[str, Entry]], list[RowProblem]]:
         except ValueError as err:
             problems.append(RowProblem(f"line {start}", str(err)))
             continue
-        entries.append((dn, entry))
-    if not entries and not problems and data.strip():
-        raise SourceDataError("LDIF file holds no records")
+        yield dn, entry
+
+
+def parse_ldif(data: bytes) -> tuple[list[tuple[str, Entry]], list[RowProblem]]:
+    """Parse every content record at once (tests, small files)."""
+    problems: list[RowProblem] = []
+    entries = list(iter_ldif(data, problems))
     return entries, problems

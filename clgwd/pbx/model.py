@@ -9,9 +9,11 @@ engine delete the other half.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import asyncio
+from collections.abc import Callable, Mapping
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from clgwd.errors import ClgwdError, NotSupportedYet
 
@@ -108,6 +110,16 @@ class UserSource(Protocol):
     def describe(self) -> str:
         """Where users come from, without credentials (``mysql://host:4308/shoreware``)."""
         ...
+
+
+_T = TypeVar("_T")
+
+
+async def run_blocking(executor: Executor | None, func: Callable[[], _T]) -> _T:
+    """Run a blocking read off the event loop: on ``executor`` when the owner passed one
+    (the sync component's single ``clgwd-sync`` thread, so a read and the diff that
+    follows allocate in one malloc arena), else on the loop's default executor."""
+    return await asyncio.get_running_loop().run_in_executor(executor, func)
 
 
 class SourceError(ClgwdError):

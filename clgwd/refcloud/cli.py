@@ -16,8 +16,9 @@ from clgwd.refcloud.server import RefCloud
 def add_refcloud_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser(
         "refcloud", help="run the reference cloud (development and demo)",
-        description="Serve the reference cloud: enrollment CA, gateway websocket, "
-                    "read-only web view and admin API, state in --dir.")
+        description="Serve the reference cloud: enrollment CA, tunnel authority, gateway "
+                    "websocket, read-only web view and admin API (commands, tunnel "
+                    "start/stop/launch), state in --dir.")
     parser.add_argument("--dir", type=Path, required=True, help="state directory")
     parser.add_argument("--host", default="127.0.0.1", help="listen address (127.0.0.1)")
     parser.add_argument("--port", type=int, default=8443, help="HTTPS port (8443)")
@@ -50,6 +51,12 @@ async def _serve(args: argparse.Namespace) -> int:
             f"  CA to trust for enrollment: {cloud.ca_file}",
             f"  Account ID: {args.account}   enrollment token: {token}",
             f"  admin API token: {cloud.admin_token}",
+            f"  tunnel authority public key (sent at enrollment): "
+            f"{cloud.tunnels.authority.public_key_b64}",
+            "  Launch a gateway's tunnel (prints a local URL through the tunnel):",
+            f"    curl --cacert {cloud.ca_file} -H 'Authorization: Bearer "
+            f"{cloud.admin_token}' -d '{{}}'",
+            f"      {cloud.url}/api/gateways/<gateway id>/tunnels/<tunnel>/launch",
             "Press Ctrl-C to stop.",
         ])
         await stop.wait()

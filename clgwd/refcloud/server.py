@@ -18,7 +18,7 @@ import secrets
 import ssl
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, Final, Self
 
@@ -27,6 +27,7 @@ from aiohttp import web
 from clgwd.link import protocol as p
 from clgwd.refcloud import view
 from clgwd.refcloud.ca import CertificateAuthority, CsrRejected, gateway_id_from_der
+from clgwd.refcloud.hub import LaunchError, TunnelHub
 from clgwd.refcloud.sessions import CommandFailed, GatewaySession, SessionClosed, Tap
 from clgwd.refcloud.store import CloudStore, TokenRejected
 
@@ -34,6 +35,9 @@ _LOGGER = logging.getLogger(__name__)
 DEFAULT_LIFETIME: Final = dt.timedelta(days=7)
 SessionCallback = Callable[[GatewaySession], None]
 _JSON_LIMIT: Final = 64 << 10
+MAX_ADMIN_NAME: Final = 128
+"""Longest admin name put into a stream ticket (the OPEN body is limited to 8 KiB)."""
+TUNNEL_METHODS: Final = frozenset({"tunnel.start", "tunnel.stop", "tunnel.list"})
 WS_CLOSE_TIMEOUT: Final = 2.0
 """Seconds to wait for a gateway's close frame before dropping the socket."""
 
@@ -45,7 +49,7 @@ class RefCloud:
                  cert_lifetime: dt.timedelta = DEFAULT_LIFETIME,
                  admin_token: str | None = None,
                  max_message_bytes: int = p.MAX_MESSAGE_BYTES,
-                 view_port: int | None = None) -> None:
+                 view_port: int | None = None, tunnel_mux: bool = True) -> None:
         self.dir = directory
         self.host = host
         self.port = port
@@ -60,6 +64,8 @@ class RefCloud:
         self.reject: tuple[int, float | None] | None = None
         """Test/ops hook: answer websocket upgrades with this HTTP status + Retry-After."""
         self.tap: Tap | None = None
+        """Test hook: called with ("in"|"out", text) for websocket text messages and
+        ("enroll", answer JSON) for each enrollment answer (never the request: token)."""
         self.connection_attempts = 0
         self.clock: Callable[[], float] = time.time
         """The cloud's clock as told to gateways in ``hello`` (tests skew it)."""
@@ -68,6 +74,11 @@ class RefCloud:
         self._runner: web.AppRunner | None = None
         self._view_runner: web.AppRunner | None = None
         self._all_sessions: set[GatewaySession] = set()
+        self.tunnel_mux = tunnel_mux
+        """Attach the cloud tunnel mux to each gateway's binary lane (False: tests that
+        drive the raw binary lane themselves)."""
+        self.tunnels = TunnelHub(directory)
+        """Tunnel authority (key in ``tunnel-authority.key``), per-gateway muxes, Launches."""
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -77,16 +88,26 @@ class RefCloud:
         self._ssl = await asyncio.to_thread(self._server_context)
         await self.store.__aenter__()
         try:
-            await self.start()
+            await self.tunnels.__aenter__()
+            try:
+                await self.start()
+            except BaseException:
+                await self.tunnels.__aexit__(None, None, None)
+                raise
         except BaseException:
             await self.store.__aexit__(None, None, None)
             raise
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
-        await self.stop()
-        await self.close_view()
-        await self.store.__aexit__(*exc_info)
+        try:
+            await self.stop()
+            await self.close_view()
+        finally:
+            try:
+                await self.tunnels.__aexit__(*exc_info)
+            finally:
+                await self.store.__aexit__(*exc_info)
 
     def _server_context(self) -> ssl.SSLContext:
         ca = self.ca
@@ -172,6 +193,8 @@ class RefCloud:
             await self.store.command_done(command_id, {"error": err.error.as_json()})
             raise
         await self.store.command_done(command_id, {"result": result})
+        if method in TUNNEL_METHODS:
+            self.tunnels.remember(gateway_id, result)
         return result
 
     async def renew(self, gateway_id: str, csr: object) -> dict[str, Any]:
@@ -188,8 +211,12 @@ class RefCloud:
         return {"certificate": issued.pem, "ca": self.ca.cert_pem,
                 "not_after": issued.not_after.timestamp()}
 
-    def session_ready(self, session: GatewaySession) -> None:
+    async def session_ready(self, session: GatewaySession) -> None:
+        """After ``hello``: route commands here and attach the tunnel mux to the binary
+        lane (then the ``on_session_ready`` callbacks, which may replace the handler)."""
         self.sessions[session.gateway_id] = session
+        if self.tunnel_mux:
+            await self.tunnels.session_ready(session)
         for callback in self.on_session_ready:
             callback(session)
 
@@ -212,6 +239,10 @@ class RefCloud:
             web.post("/api/gateways/{gid}/revoke", self._api_revoke),
             web.post("/api/gateways/{gid}/goaway", self._api_goaway),
             web.post("/api/accounts/{account}/tokens", self._api_token),
+            web.get("/api/gateways/{gid}/tunnels", self._api_tunnels),
+            web.post("/api/gateways/{gid}/tunnels/{name}/start", self._api_tunnel_start),
+            web.post("/api/gateways/{gid}/tunnels/{name}/stop", self._api_tunnel_stop),
+            web.post("/api/gateways/{gid}/tunnels/{name}/launch", self._api_tunnel_launch),
         ])
         return app
 
@@ -223,6 +254,7 @@ class RefCloud:
             web.get("/gateways/{gid}", self._gateway_page),
             web.get("/api/gateways", self._api_gateways),
             web.get("/api/gateways/{gid}", self._api_gateway),
+            web.get("/api/gateways/{gid}/tunnels", self._api_tunnels),
         ])
         return app
 
@@ -254,9 +286,11 @@ class RefCloud:
         except TokenRejected as err:
             return _error(err.status, str(err))
         _LOGGER.info("Enrolled gateway %s in account %s", gateway_id, account)
-        return web.json_response({"gateway_id": gateway_id, "certificate": issued.pem,
-                                  "ca": self.ca.cert_pem,
-                                  "not_after": issued.not_after.timestamp()})
+        answer = {"gateway_id": gateway_id, "certificate": issued.pem, "ca": self.ca.cert_pem,
+                  "not_after": issued.not_after.timestamp(),
+                  "tunnel_authority_key": self.tunnels.authority.public_key_b64}
+        self.record("enroll", json.dumps(answer))
+        return web.json_response(answer)
 
     async def _authenticate(self, request: web.Request) -> str | web.Response:
         ssl_object = request.transport.get_extra_info("ssl_object") if request.transport else None
@@ -321,7 +355,9 @@ class RefCloud:
         inventory = await s.fetchone("SELECT * FROM inventory WHERE gateway_id = ?", (gid,))
         commands = await s.fetchall("SELECT * FROM commands WHERE gateway_id = ?"
                                     " ORDER BY id DESC LIMIT 50", (gid,))
-        return web.Response(text=view.render_gateway(gw, users, records, inventory, commands),
+        tunnels, launches = self.tunnels.view(gid)
+        return web.Response(text=view.render_gateway(gw, users, records, inventory, commands,
+                                                     tunnels=tunnels, launches=launches),
                             content_type="text/html")
 
     async def _api_gateways(self, request: web.Request) -> web.Response:
@@ -351,21 +387,80 @@ class RefCloud:
         if not isinstance(method, str) or not isinstance(params, dict) or not (
                 key is None or isinstance(key, str)):
             return _error(400, "method must be a string, params an object")
-        try:
-            result = await self.command(request.match_info["gid"], method, params, key)
-        except SessionClosed:
-            return _error(409, "the gateway is not connected")
-        except CommandFailed as err:
-            return web.json_response({"error": err.error.as_json()}, status=502)
-        except TimeoutError:
-            return _error(504, "the gateway did not answer in time")
-        return web.json_response({"result": result})
+        return await self._command_response(request.match_info["gid"], method, params, key)
+
+    async def _command_response(self, gid: str, method: str, params: dict[str, Any],
+                                key: str | None = None) -> web.Response:
+        return await _respond(self._result(gid, method, params, key))
+
+    async def _result(self, gid: str, method: str, params: dict[str, Any],
+                      key: str | None) -> dict[str, Any]:
+        return {"result": await self.command(gid, method, params, key)}
+
+    # -- tunnels ---------------------------------------------------------------------------------
+
+    async def launch(self, gateway_id: str, tunnel: str, *, admin: str,
+                     host: str | None = None, port: int | None = None,
+                     expiry: float | None = None) -> dict[str, Any]:
+        """Start ``tunnel`` on the gateway (``tunnel.start``), then a Launch proxy for it.
+
+        Raises SessionClosed, CommandFailed, TimeoutError (from the command) or
+        LaunchError (no single target host:port and none given).
+        """
+        params: dict[str, Any] = {"name": tunnel}
+        if expiry is not None:
+            params["expiry"] = expiry
+        result = await self.command(gateway_id, "tunnel.start", params)
+        launch = await self.tunnels.launch(gateway_id, tunnel, admin=admin, host=host,
+                                           port=port)
+        return {"url": launch.url, "launch": launch.as_json(),
+                "tunnels": result.get("tunnels") if isinstance(result, dict) else None}
+
+    async def _api_tunnels(self, request: web.Request) -> web.Response:
+        gid = request.match_info["gid"]
+        if await self.store.gateway(gid) is None:
+            return _error(404, "unknown gateway")
+        tunnels, launches = self.tunnels.view(gid)
+        return web.json_response({"tunnels": tunnels, "launches": launches})
+
+    async def _api_tunnel_start(self, request: web.Request) -> web.Response:
+        self._check_admin(request)
+        body = await _json_body(request) if request.can_read_body else {}
+        params: dict[str, Any] = {"name": request.match_info["name"]}
+        if "expiry" in body:
+            params["expiry"] = body["expiry"]
+        return await self._command_response(request.match_info["gid"], "tunnel.start", params)
+
+    async def _api_tunnel_stop(self, request: web.Request) -> web.Response:
+        self._check_admin(request)
+        # The Launch proxy stays: its connections now get a 502 naming the gateway's
+        # refusal (tunnel stopped) until the tunnel is launched again.
+        return await self._command_response(request.match_info["gid"], "tunnel.stop",
+                                            {"name": request.match_info["name"]})
+
+    async def _api_tunnel_launch(self, request: web.Request) -> web.Response:
+        self._check_admin(request)
+        body = await _json_body(request) if request.can_read_body else {}
+        host, port = body.get("host"), body.get("port")
+        admin, expiry = body.get("admin", "refcloud-admin"), body.get("expiry")
+        if not (host is None or isinstance(host, str)) or not (
+                port is None or (isinstance(port, int) and not isinstance(port, bool)
+                                 and 1 <= port <= 65535)) or not (
+                isinstance(admin, str) and 0 < len(admin) <= MAX_ADMIN_NAME) or not (
+                expiry is None or (isinstance(expiry, int | float)
+                                   and not isinstance(expiry, bool))):
+            return _error(400, "host must be a string, port 1-65535, admin a string of "
+                               f"1-{MAX_ADMIN_NAME} characters, expiry a number")
+        return await _respond(self.launch(request.match_info["gid"],
+                                          request.match_info["name"], admin=admin, host=host,
+                                          port=port, expiry=expiry))
 
     async def _api_revoke(self, request: web.Request) -> web.Response:
         self._check_admin(request)
         gid = request.match_info["gid"]
         if not await self.store.set_revoked(gid, True):
             return _error(404, "unknown gateway")
+        await self.tunnels.close_launch(gid)
         for session in [s for s in self._all_sessions if s.gateway_id == gid]:
             await session.close(4403, "revoked")
         return web.json_response({"revoked": gid})
@@ -398,6 +493,20 @@ async def _json_body(request: web.Request) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise web.HTTPBadRequest(text="body must be a JSON object")
     return body
+
+
+async def _respond(call: Awaitable[dict[str, Any]]) -> web.Response:
+    """Run a command-sending operation; map its failures to the API's statuses."""
+    try:
+        return web.json_response(await call)
+    except SessionClosed:
+        return _error(409, "the gateway is not connected")
+    except CommandFailed as err:
+        return web.json_response({"error": err.error.as_json()}, status=502)
+    except TimeoutError:
+        return _error(504, "the gateway did not answer in time")
+    except LaunchError as err:
+        return _error(400, str(err))
 
 
 def _error(status: int, message: str) -> web.Response:

@@ -1,6 +1,7 @@
 """One connected gateway, seen from the cloud: JSON-RPC both ways plus the binary lane.
 
-Hook for the cloud-side tunnel module (``clgwd/refcloud/tunnels.py``): register a
+The refcloud attaches its tunnel mux (``clgwd/refcloud/hub.py``) to every session
+after its ``hello``. Other hooks (tests): register a
 callback with ``RefCloud.on_session_ready``; it receives each ``GatewaySession`` after
 its ``hello``. Call ``session.set_binary_handler(handler)`` to receive the gateway's
 binary messages (in order, from the single reader; the handler may await, which
@@ -13,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime as dt
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -62,6 +62,11 @@ class GatewaySession:
         self._pending = p.PendingRequests(CommandFailed)
         self._binary_handler: BinaryHandler | None = None
         self.binary_dropped = 0
+        self._hello_answering = False
+        self.attached = asyncio.Event()
+        """Set once the answer to ``hello`` is sent and ``session_ready`` has attached the
+        binary lane; binary messages that overtake that wait for it instead of being
+        dropped (the gateway may send its first tunnel frame right after the answer)."""
 
     # -- hook for tunnels -------------------------------------------------------------------
 
@@ -121,6 +126,8 @@ class GatewaySession:
         raise _ReaderDone
 
     async def _on_binary(self, data: bytes) -> None:
+        if self._binary_handler is None and self._hello_answering:
+            await self.attached.wait()
         if self._binary_handler is None:
             self.binary_dropped += 1
             return
@@ -135,6 +142,8 @@ class GatewaySession:
                                                                err.message)))
             return
         if isinstance(message, p.Request):
+            if message.method == p.HELLO and not self.attached.is_set():
+                self._hello_answering = True
             tg.create_task(self._answer(message))
         elif isinstance(message, p.Response | p.ErrorResponse):
             self._on_reply(message)
@@ -148,11 +157,16 @@ class GatewaySession:
             reply: p.Message = p.Response(request.id, await self._handle(request))
         except CommandFailed as err:
             reply = p.ErrorResponse(request.id, err.error)
-        await self._send_quietly(reply)
-        if request.method == p.HELLO and isinstance(reply, p.Response):
-            # Only now may commands and binary frames flow (protocol.md 4.1, 5).
-            self.ready.set()
-            self.cloud.session_ready(self)
+        try:
+            await self._send_quietly(reply)
+            if request.method == p.HELLO and isinstance(reply, p.Response):
+                # Only now may commands and binary frames flow (protocol.md 4.1, 5).
+                self.ready.set()
+                await self.cloud.session_ready(self)
+        finally:
+            if request.method == p.HELLO:
+                self._hello_answering = False
+                self.attached.set()
 
     async def _handle(self, request: p.Request) -> Any:
         if request.method == p.HELLO:
@@ -211,6 +225,3 @@ def _fail(code: int, message: str, error_code: str | None = None) -> CommandFail
     return CommandFailed(p.RpcError(code, message,
                                     {"code": error_code} if error_code else None))
 
-
-def utc(ts: float) -> dt.datetime:
-    return dt.datetime.fromtimestamp(ts, dt.UTC)

@@ -10,6 +10,7 @@ the gateway's at-least-once delivery exactly-once here.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import logging
@@ -105,7 +106,15 @@ class CloudStore:
     @asynccontextmanager
     async def tx(self) -> AsyncIterator[aiosqlite.Connection]:
         async with self._lock:
-            await self.conn.execute("BEGIN IMMEDIATE")
+            try:
+                await self.conn.execute("BEGIN IMMEDIATE")
+            except asyncio.CancelledError:
+                # The BEGIN is already queued in aiosqlite's thread and will run; a
+                # ROLLBACK queued behind it keeps the next transaction from failing
+                # with "cannot start a transaction within a transaction".
+                with contextlib.suppress(sqlite3.Error):
+                    await asyncio.shield(self.conn.execute("ROLLBACK"))
+                raise
             try:
                 yield self.conn
             except BaseException:

@@ -15,8 +15,10 @@ Plugging into the refcloud server (one object per connected gateway with
 
 A ``LaunchProxy`` then listens on 127.0.0.1 and carries each accepted connection
 through a new stream (with a fresh ticket) to the LAN target: opening its URL in a
-browser shows the LAN web UI through the gateway. It is a byte-level proxy, so HTTPS
-stays end-to-end between the browser and the LAN host.
+browser shows the LAN web UI through the gateway. By default it is a byte-level proxy,
+so HTTPS stays end-to-end between the browser and the LAN host; with
+``rewrite_host=True`` (plain HTTP targets) it replaces the request's ``Host`` header
+with the target's and carries one request per connection.
 """
 
 from __future__ import annotations
@@ -24,9 +26,13 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
+import os
+import re
 import time
 import uuid
-from typing import Self, cast
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Final, Self, cast
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -59,6 +65,30 @@ class TicketAuthority:
 
     def __init__(self, private_key: Ed25519PrivateKey | None = None) -> None:
         self._key = private_key or Ed25519PrivateKey.generate()
+
+    @classmethod
+    def load_or_create(cls, path: Path) -> TicketAuthority:
+        """The authority whose key is stored at ``path`` (PKCS#8 PEM, 0600), created on
+        first use so gateways enrolled earlier keep verifying after a restart.
+        Blocking file I/O: call through ``asyncio.to_thread``."""
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            key = Ed25519PrivateKey.generate()
+            pem = key.private_bytes(serialization.Encoding.PEM,
+                                    serialization.PrivateFormat.PKCS8,
+                                    serialization.NoEncryption())
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+            try:
+                os.write(fd, pem)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            return cls(key)
+        loaded = serialization.load_pem_private_key(data, password=None)
+        if not isinstance(loaded, Ed25519PrivateKey):
+            raise TypeError(f"{path} is not an Ed25519 private key")
+        return cls(loaded)
 
     @property
     def public_key_b64(self) -> str:
@@ -105,6 +135,23 @@ class CloudTunnels:
         if self.session is not None:
             self.session.feed(data)
 
+    async def attach(self, channel: BinaryChannel) -> Callable[[bytes], Awaitable[None]]:
+        """``on_link_up`` for a new gateway websocket; returns the binary handler for that
+        websocket only. Frames still arriving on an older socket (a ``goaway`` drain) go
+        to nowhere once it has been replaced instead of into the new session."""
+        await self.on_link_up(channel)
+        session = self.session
+
+        async def feed(data: bytes) -> None:
+            if session is self.session and session is not None:
+                session.feed(data)
+        return feed
+
+    async def detach(self, channel: BinaryChannel) -> None:
+        """``on_link_down`` if ``channel`` is still the current websocket."""
+        if self.session is not None and self.session.channel is channel:
+            await self.on_link_down()
+
     async def on_link_down(self) -> None:
         self._up.clear()
         if self.session is not None:
@@ -147,12 +194,44 @@ class CloudTunnels:
             self.session = None
 
 
+MAX_REQUEST_HEAD: Final = 64 << 10
+"""Bytes of HTTP request head the Launch proxy reads before giving up (431)."""
+_HOP_HEADERS: Final = re.compile(rb"(?i)^(host|connection|keep-alive|proxy-connection):")
+
+
+def rewrite_request_head(head: bytes, host_header: str) -> bytes:
+    """Set ``Host`` to the LAN target's and ask for one request per connection.
+
+    ``head`` is an HTTP/1.x request line plus headers ending in CRLF CRLF. Every request
+    then arrives on a fresh connection (a fresh stream and ticket), so each one's head
+    passes through here; ``Upgrade`` requests (websockets) keep their ``Connection``
+    header and become a byte stream after the upgrade.
+    """
+    lines = head[:-4].split(b"\r\n")
+    upgrade = any(line.lower().startswith(b"upgrade:") for line in lines[1:])
+    kept = [line for line in lines[1:]
+            if not _HOP_HEADERS.match(line) or (upgrade and not line.lower().startswith(b"host:"))]
+    extra = [b"Host: " + host_header.encode("ascii")]
+    if not upgrade:
+        extra.append(b"Connection: close")
+    return b"\r\n".join([lines[0], *extra, *kept]) + b"\r\n\r\n"
+
+
+def host_header(host: str, port: int) -> str:
+    """The ``Host`` value naming ``host:port`` (port left out for 80, IPv6 bracketed)."""
+    name = f"[{host}]" if ":" in host else host
+    return name if port == 80 else f"{name}:{port}"
+
+
 class _ClientProtocol(asyncio.Protocol):
     """An accepted local connection waiting for its stream to open."""
 
     def __init__(self, proxy: LaunchProxy) -> None:
         self._proxy = proxy
         self._task: asyncio.Task[None] | None = None
+        self._transport: asyncio.Transport | None = None
+        self._head = proxy.rewrite_host is not None
+        """Still reading the HTTP request head (only when rewriting ``Host``)."""
         self.early: list[bytes] = []
         """Bytes read before the stream took over (an event loop may deliver some even
         though reading is paused at once); handed to the stream, never dropped."""
@@ -160,15 +239,47 @@ class _ClientProtocol(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         transport = cast(asyncio.Transport, transport)  # uvloop transports are not subclasses
-        transport.pause_reading()
+        self._transport = transport
+        if not self._head:
+            self._carry()
+
+    def _carry(self) -> None:
+        assert self._transport is not None
+        self._transport.pause_reading()
         self._task = self._proxy.owner.create_task(
-            self._proxy.carry(transport, self), name=f"clgwd[{self._proxy.tunnel}].launch")
+            self._proxy.carry(self._transport, self),
+            name=f"clgwd[{self._proxy.tunnel}].launch")
 
     def data_received(self, data: bytes) -> None:
         self.early.append(data)
+        if not self._head:
+            return
+        buffered = b"".join(self.early)
+        end = buffered.find(b"\r\n\r\n")
+        if end < 0:
+            if len(buffered) > MAX_REQUEST_HEAD:
+                self._head = False
+                self._reject(b"431 Request Header Fields Too Large")
+            return
+        self._head = False
+        assert self._proxy.rewrite_host is not None
+        head = rewrite_request_head(buffered[:end + 4], self._proxy.rewrite_host)
+        self.early[:] = [head, buffered[end + 4:]]
+        self._carry()
+
+    def _reject(self, status: bytes) -> None:
+        assert self._transport is not None
+        self._transport.write(b"HTTP/1.1 " + status + b"\r\nContent-Length: 0\r\n"
+                              b"Connection: close\r\n\r\n")
+        self._transport.close()
 
     def eof_received(self) -> bool:
         self.early_eof = True
+        if self._head:  # closed before a complete head: nothing worth a stream
+            self._head = False
+            assert self._transport is not None
+            self._transport.close()
+            return False
         return True
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -182,7 +293,8 @@ class LaunchProxy:
     def __init__(self, tunnels: CloudTunnels, authority: TicketAuthority, owner: TaskOwner, *,
                  gateway: str, tunnel: str, host: str, port: int, admin: str,
                  listen_host: str = "127.0.0.1", listen_port: int = 0,
-                 http_errors: bool = True, open_timeout: float = 30.0) -> None:
+                 http_errors: bool = True, open_timeout: float = 30.0,
+                 rewrite_host: bool = False) -> None:
         self.tunnels = tunnels
         self.authority = authority
         self.owner = owner
@@ -190,6 +302,8 @@ class LaunchProxy:
         self.admin = admin
         self.http_errors = http_errors
         self.open_timeout = open_timeout
+        self.rewrite_host = host_header(host, port) if rewrite_host else None
+        """``Host`` value for HTTP mode, or None for a plain byte forwarder (HTTPS)."""
         self.refusals: list[StreamRefused] = []
         self._listen = (listen_host, listen_port)
         self._server: asyncio.Server | None = None

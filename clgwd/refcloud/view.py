@@ -52,13 +52,16 @@ def _json_cell(text: str | None) -> str:
 
 
 def render_gateway(gw: sqlite3.Row, users: list[sqlite3.Row], records: list[sqlite3.Row],
-                   inventory: sqlite3.Row | None, commands: list[sqlite3.Row]) -> str:
+                   inventory: sqlite3.Row | None, commands: list[sqlite3.Row], *,
+                   tunnels: list[dict[str, Any]] | None = None,
+                   launches: list[dict[str, Any]] | None = None) -> str:
     summary = _table(["Account", "State", "Last seen", "Version", "Cert expires"], [[
         escape(gw["account_id"]), _online(gw), escape(_when(gw["last_seen"])),
         escape(gw["version"] or ""), escape(_when(gw["cert_not_after"]))]])
     parts: list[str] = [summary, "<h2>Status</h2>", _status(gw["status"]),
                         "<h2>Last sync</h2>", _json_cell(gw["sync_result"]) or "none",
                         f"<h2>Synced users ({len(users)})</h2>", _users(users),
+                        "<h2>Tunnels</h2>", _tunnels(tunnels or [], launches or []),
                         "<h2>Inventory</h2>",
                         _json_cell(inventory["payload"]) if inventory else "none",
                         "<h2>Events, alerts and audit (newest first)</h2>", _records(records),
@@ -75,6 +78,31 @@ def _status(text: str | None) -> str:
             for name, c in comps.items() if isinstance(c, dict)]
     return f"<p>Reported {escape(_when(status.get('at')))}</p>" + _table(
         ["Component", "State", "Message"], rows)
+
+
+def _tunnels(tunnels: list[dict[str, Any]], launches: list[dict[str, Any]]) -> str:
+    """The gateway's last reported tunnel list, with the Launch URL where one runs."""
+    urls = {str(launch.get("tunnel")): str(launch.get("url")) for launch in launches}
+    if not tunnels:
+        return ("<p>no tunnel list yet (start a tunnel or send tunnel.list through the "
+                "admin API)</p>")
+    rows = []
+    for t in tunnels:
+        name = str(t.get("name"))
+        url = urls.get(name)
+        launch = f'<a href="{escape(url)}">{escape(url)}</a>' if url else ""
+        rows.append([escape(name), escape(f"{t.get('host')} {t.get('ports')}"),
+                     escape(str(t.get("status"))), escape(_when(_number(t.get("expires_at")))),
+                     escape(str(t.get("streams"))),
+                     escape(f"{t.get('bytes_from_cloud')} / {t.get('bytes_to_cloud')}"),
+                     escape(_when(_number(t.get("last_use")))), launch])
+    return _table(["Tunnel", "Target", "Status", "Expires", "Streams",
+                   "Bytes in / out", "Last use", "Launch"], rows)
+
+
+def _number(value: object) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) \
+        else None
 
 
 def _users(users: list[sqlite3.Row]) -> str:

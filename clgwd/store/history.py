@@ -87,12 +87,17 @@ class EventHistory:
         Serialization runs in a worker thread: 50,000 events are ~0.5 s of JSON work
         that must not stall the event loop.
         """
-        rows, upstream = await asyncio.to_thread(_serialize_events, events)
+        await self.record_serialized(tx, await asyncio.to_thread(serialize_events, events))
+
+    async def record_serialized(self, tx: Transaction, serialized: SerializedEvents) -> None:
+        """Store events already turned into rows by ``serialize_events`` (which a
+        producer may run on its own worker thread, overlapped with other writes)."""
+        rows, upstream = serialized
         await tx.executemany(
             "INSERT INTO events(id, at, actor, action, asset, subject, properties_changed,"
             " core, extra) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO NOTHING",
             rows)
-        await self._outbox.enqueue_many(tx, upstream)
+        await self._outbox.enqueue_many(tx, "event", upstream)
 
     async def query(self, flt: EventFilter) -> list[Event]:
         clauses, params = ["1=1"], []  # type: tuple[list[str], list[Any]]
@@ -122,15 +127,16 @@ class EventHistory:
         ]
 
 
-def _serialize_events(
-    events: Sequence[Event],
-) -> tuple[list[tuple[Any, ...]], list[tuple[str, dict[str, Any] | str, str]]]:
+SerializedEvents = tuple[list[tuple[Any, ...]], list[tuple[str, dict[str, Any] | str]]]
+"""Table rows and outbox records of events (see ``serialize_events``)."""
+
+
+def serialize_events(events: Sequence[Event]) -> SerializedEvents:
     """Table rows and outbox records of ``events``; each JSON part is made once and the
     outbox payload (the same keys as ``Event.as_json``) is assembled from them."""
     rows: list[tuple[Any, ...]] = []
-    upstream: list[tuple[str, dict[str, Any] | str, str]] = []
+    upstream: list[tuple[str, dict[str, Any] | str]] = []
     dumps = json.JSONEncoder().encode
-    quote = encode_basestring_ascii
     # Producers share one properties list / extra dict across many events: encode once.
     props_cache: dict[tuple[str, ...], str] = {}
     extra_cache: dict[int, tuple[dict[str, Any], str]] = {}
@@ -142,14 +148,29 @@ def _serialize_events(
         cached = extra_cache.get(id(e.extra))
         if cached is None or cached[0] is not e.extra:
             cached = extra_cache[id(e.extra)] = (e.extra, dumps(e.extra))
-        extra, core, action = cached[1], dumps(e.core), e.action.value
-        rows.append((e.id, e.at, e.actor, action, e.asset, e.subject, props, core, extra))
-        payload = (f'{{"id":{quote(e.id)},"at":{e.at!r},"actor":{quote(e.actor)},'
-                   f'"action":{quote(action)},"asset":{quote(e.asset)},'
-                   f'"subject":{quote(e.subject)},"properties_changed":{props},'
-                   f'"core":{core},"extra":{extra}}}')
-        upstream.append(("event", payload, f"event:{e.id}"))
+        row, record = serialized_event(
+            e.id, at=e.at, actor=e.actor, action=e.action, asset=e.asset, subject=e.subject,
+            props_json=props, core_json=dumps(e.core), extra_json=cached[1])
+        rows.append(row)
+        upstream.append(record)
     return rows, upstream
+
+
+def serialized_event(event_id: str, *, at: float, actor: str, action: Action, asset: str,
+                     subject: str, props_json: str, core_json: str, extra_json: str,
+                     ) -> tuple[tuple[Any, ...], tuple[str, str]]:
+    """One event's table row and outbox record from already encoded JSON parts; the
+    payload has the keys of ``Event.as_json``. For producers that write thousands of
+    events and build their parts without ``Event`` objects (the user sync)."""
+    row = (event_id, at, actor, action.value, asset, subject, props_json, core_json,
+           extra_json)
+    quote = encode_basestring_ascii
+    payload = (f'{{"id":{quote(event_id)},"at":{at!r},"actor":{quote(actor)},'
+               f'"action":{quote(action.value)},"asset":{quote(asset)},'
+               f'"subject":{quote(subject)},"properties_changed":{props_json},'
+               f'"core":{core_json},"extra":{extra_json}}}')
+    return row, (f"event:{event_id}", payload)
+
 
 
 CSV_COLUMNS = ("Event ID", "Date", "Actor", "Action", "Asset", "Subject",

@@ -96,6 +96,29 @@ class Outbox:
         self._adjust_after_commit(tx, 1)
         return int(row["seq"])
 
+    async def enqueue_many(
+        self, tx: Transaction, kind: str, records: Sequence[tuple[str, dict[str, Any] | str]]
+    ) -> None:
+        """Queue many ``(idempotency_key, payload)`` records in ``tx`` in one statement.
+
+        For bulk producers (a sync run): keys already queued are skipped, as in
+        ``enqueue``; seqs follow the order of ``records``. A ``str`` payload is taken
+        as already serialized JSON: the user sync builds payloads on its own worker
+        thread, and serializing 50,000 of them here would run on the event loop.
+        """
+        if not records:
+            return
+        await self._check_room(tx, len(records))
+        now = time.time()
+        before = tx.total_changes
+        await tx.executemany(
+            "INSERT INTO outbox(kind, idempotency_key, payload, created_at)"
+            " VALUES (?, ?, ?, ?) ON CONFLICT(idempotency_key) DO NOTHING",
+            [(kind, key, payload if isinstance(payload, str) else _dumps(payload), now)
+             for key, payload in records],
+        )
+        self._adjust_after_commit(tx, tx.total_changes - before)
+
     async def _check_room(self, tx: Transaction, adding: int) -> None:
         if self._depth is None or self._depth + adding > self.max_records * NEAR_FULL_RATIO:
             row = await tx.fetchone("SELECT count(*) FROM outbox WHERE acked_at IS NULL")
@@ -115,31 +138,6 @@ class Outbox:
 
         if delta:
             tx.after_commit(apply)
-
-    async def enqueue_many(
-        self, tx: Transaction, records: Sequence[tuple[str, dict[str, Any] | str, str]]
-    ) -> int:
-        """Queue ``(kind, payload, idempotency_key)`` records in ``tx`` with one statement.
-
-        For producers that queue thousands of records per transaction (a first user
-        sync), where ``enqueue`` would cost a round trip per record. Same guarantees: a
-        key already queued is skipped, the depth limit refuses the whole batch. A ``str``
-        payload is taken as already serialized JSON. Returns how many were added.
-        """
-        if not records:
-            return 0
-        await self._check_room(tx, len(records))
-        now = time.time()
-        before = tx.total_changes
-        await tx.executemany(
-            "INSERT INTO outbox(kind, idempotency_key, payload, created_at)"
-            " VALUES (?, ?, ?, ?) ON CONFLICT(idempotency_key) DO NOTHING",
-            [(kind, key, payload if isinstance(payload, str) else _dumps(payload), now)
-             for kind, payload, key in records],
-        )
-        added = tx.total_changes - before
-        self._adjust_after_commit(tx, added)
-        return added
 
     async def pending(self, after_seq: int = 0, limit: int = 500) -> list[OutboxRecord]:
         """Undelivered records with seq > ``after_seq``, oldest first."""

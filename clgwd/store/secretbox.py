@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from clgwd.config import Secret
 from clgwd.errors import StateError
-from clgwd.store.db import Database
+from clgwd.store.db import Database, Transaction
 
 KEY_FILENAME: Final = "secret.key"
 _FORMAT: Final = "v1"
@@ -85,12 +85,16 @@ class SecretStore:
         self._box = box
 
     async def put(self, name: str, secret: Secret) -> None:
-        token = self._box.encrypt(name, secret)
         async with self._db.transaction() as tx:
-            await tx.execute(
-                "INSERT INTO secrets(name, ciphertext) VALUES (?, ?)"
-                " ON CONFLICT(name) DO UPDATE SET ciphertext = excluded.ciphertext",
-                (name, token))
+            await self.put_in(tx, name, secret)
+
+    async def put_in(self, tx: Transaction, name: str, secret: Secret) -> None:
+        """Store ``secret`` inside the caller's transaction (with the change it belongs to)."""
+        token = self._box.encrypt(name, secret)
+        await tx.execute(
+            "INSERT INTO secrets(name, ciphertext) VALUES (?, ?)"
+            " ON CONFLICT(name) DO UPDATE SET ciphertext = excluded.ciphertext",
+            (name, token))
 
     async def get(self, name: str) -> Secret | None:
         row = await self._db.fetchone("SELECT ciphertext FROM secrets WHERE name = ?", (name,))

@@ -1,5 +1,8 @@
 """The diff between one read and the last synced snapshot, with the safety rules.
 
+(The value classes here are plain slotted dataclasses, never mutated after creation;
+``frozen=True`` would cost a ``object.__setattr__`` per field on 50,000 objects a run.)
+
 Pure functions on plain data, so every safety rule is tested without a database:
 
 * identity is the source key; an unchanged fingerprint means nothing to send;
@@ -23,7 +26,6 @@ from typing import Any
 
 from clgwd.config.pbx import SyncConfig
 from clgwd.pbx.model import PbxUser
-from clgwd.pbx.normalize import email_key
 
 
 class Op(StrEnum):
@@ -32,7 +34,7 @@ class Op(StrEnum):
     DELETE = "delete"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class SnapshotRow:
     """What the state database remembers about one key."""
 
@@ -43,7 +45,7 @@ class SnapshotRow:
     deleted: bool
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Candidate:
     """One eligible user of this read, with its fingerprint and cloud match key."""
 
@@ -60,8 +62,12 @@ def fingerprint(user: PbxUser) -> str:
     ``normalize.text`` removes from values, so two different users cannot join to the
     same string.
     """
-    devices = "\x1e".join("\x1d".join((d.kind, d.model, d.mac, d.port_id, d.sip_user))
-                          for d in user.devices)
+    if len(user.devices) == 1:  # the common case, without a generator
+        d = user.devices[0]
+        devices = "\x1d".join((d.kind, d.model, d.mac, d.port_id, d.sip_user))
+    else:
+        devices = "\x1e".join("\x1d".join((d.kind, d.model, d.mac, d.port_id, d.sip_user))
+                              for d in user.devices)
     blob = "\x1f".join((
         user.source_key, user.extension, user.first_name, user.last_name, user.display_name,
         user.email, user.client_username, "\x1e".join(user.dids), user.caller_id, devices,
@@ -71,10 +77,12 @@ def fingerprint(user: PbxUser) -> str:
 
 
 def prepare(user: PbxUser) -> Candidate:
-    return Candidate(user, fingerprint(user), email_key(user.email))
+    """For an eligible user, whose email the rules already validated: its match key is
+    just the trimmed lower-case form (no second regex pass over 50,000 addresses)."""
+    return Candidate(user, fingerprint(user), user.email.strip().lower())
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Change:
     """One change to queue. ``previous_key`` is set for a move."""
 

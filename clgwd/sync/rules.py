@@ -39,13 +39,14 @@ class Irregularities:
     invalid_client_usernames: int = 0
     client_usernames_checked: int = 0
     duplicate_extensions: dict[str, list[str]] = field(default_factory=dict)
+    duplicate_extension_count: int = 0
     row_problems: list[dict[str, str]] = field(default_factory=list)
     row_problem_count: int = 0
 
     @property
     def any(self) -> bool:
         return bool(self.no_email_count or self.duplicate_email_count
-                    or self.duplicate_extensions or self.row_problem_count)
+                    or self.duplicate_extension_count or self.row_problem_count)
 
     def summary(self) -> str:
         """One line for alerts and logs, in the gateway's words."""
@@ -55,8 +56,8 @@ class Irregularities:
         if self.duplicate_email_count:
             parts.append(f"{self.duplicate_email_count} users do not have a unique email "
                          "address")
-        if self.duplicate_extensions:
-            parts.append(f"{len(self.duplicate_extensions)} extensions are used by more "
+        if self.duplicate_extension_count:
+            parts.append(f"{self.duplicate_extension_count} extensions are used by more "
                          "than one user")
         if self.row_problem_count:
             parts.append(f"{self.row_problem_count} rows could not be read")
@@ -119,9 +120,9 @@ def apply_rules(users: Sequence[PbxUser], problems: Sequence[RowProblem],
             report.invalid_client_usernames += 1
         eligible.append(user if client == user.client_username
                         else dataclasses.replace(user, client_username=client))
-    report.duplicate_extensions = {
-        ext: keys_ for ext, keys_ in list(by_extension.items()) if len(keys_) > 1
-    }
+    shared = [(ext, keys_) for ext, keys_ in by_extension.items() if len(keys_) > 1]
+    report.duplicate_extension_count = len(shared)
+    report.duplicate_extensions = dict(shared[:LIST_LIMIT])
     report.row_problem_count = len(problems)
     report.row_problems = [{"row": p.row, "reason": p.reason} for p in problems[:LIST_LIMIT]]
     return RuleResult(eligible, report, {u.source_key for u in users})

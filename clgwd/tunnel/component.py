@@ -18,6 +18,7 @@ from clgwd.commands import CommandContext, CommandRouter
 from clgwd.component import ComponentState, StatusTracker
 from clgwd.config import ClgwdConfig
 from clgwd.store import Store
+from clgwd.tasks import TaskScope
 from clgwd.tunnel.allowlist import (
     Allowlist,
     GatewaySelf,
@@ -29,7 +30,6 @@ from clgwd.tunnel.audit import AuditLog
 from clgwd.tunnel.gateway import GatewayMux
 from clgwd.tunnel.manager import TunnelManager, TunnelState
 from clgwd.tunnel.session import SessionLimits
-from clgwd.tunnel.tasks import TaskScope
 from clgwd.tunnel.tickets import TicketVerifier
 from clgwd.tunnel.wire import MAX_TICKET_LIFETIME
 
@@ -54,7 +54,9 @@ class TunnelComponent:
         self.audit = AuditLog(store.db, store.outbox)
         self.scope = TaskScope(self.name)
         self.allowlist = Allowlist(resolver, GatewaySelf(management_ports=_mgmt_ports(config)))
-        self.verifier = TicketVerifier(cfg.authority_public_key, cfg.gateway_id)
+        self._enrolled = ("", "")
+        """(gateway id, authority key) from the cloud enrollment; config overrides them."""
+        self.verifier = TicketVerifier(*self.identity())
         self.manager = TunnelManager(cfg, self.audit, self._reset_stream)
         self.mux = GatewayMux(self.manager, self.verifier, self.allowlist, self.audit,
                               self.scope, limits=_limits(config),
@@ -104,13 +106,37 @@ class TunnelComponent:
     async def apply_config(self, config: ClgwdConfig) -> None:
         cfg = config.tunnel
         self.config = config
-        self.verifier.reconfigure(cfg.authority_public_key, cfg.gateway_id)
+        self.verifier.reconfigure(*self.identity())
         self.allowlist.gateway = GatewaySelf(self.allowlist.gateway.addresses,
                                              _mgmt_ports(config) | frozenset(self._own_ports()))
         self.mux.limits = _limits(config)
         self.mux.connect_timeout = cfg.connect_timeout
         self.manager.apply_config(cfg)
         await self.manager.stop_retired()
+        self._update_status()
+
+    def identity(self) -> tuple[str, str]:
+        """(authority public key, gateway id) in effect: config values win when set,
+        else what enrollment delivered."""
+        cfg = self.config.tunnel
+        gateway_id, key = self._enrolled
+        return cfg.authority_public_key or key, cfg.gateway_id or gateway_id
+
+    def set_enrolled_identity(self, gateway_id: str, authority_public_key: str) -> None:
+        """The link tells us who we are enrolled as and the cloud's tunnel authority key
+        (before each connection attempt, so a re-enrollment takes effect)."""
+        if (gateway_id, authority_public_key) == self._enrolled:
+            return
+        self._enrolled = (gateway_id, authority_public_key)
+        try:
+            self.verifier.reconfigure(*self.identity())
+        except ValueError as err:  # a damaged stored key: refuse streams, say why
+            _LOGGER.warning("Tunnel authority key from enrollment unusable (%s); streams "
+                            "are refused until the gateway is enrolled again", err)
+            self._enrolled = (gateway_id, "")
+            self.verifier.reconfigure(*self.identity())
+        _LOGGER.info("Tunnel tickets: audience %s, authority key from %s", self.identity()[1],
+                     "config" if self.config.tunnel.authority_public_key else "enrollment")
         self._update_status()
 
     def _tick_interval(self) -> float:
@@ -129,10 +155,10 @@ class TunnelComponent:
     def _update_status(self) -> None:
         started = sum(t.state is TunnelState.STARTED for t in self.manager.tunnels.values())
         link = self.mux.status()
-        cfg = self.config.tunnel
+        key, gateway_id = self.identity()
         if not self.manager.tunnels:
             state, message = ComponentState.RUNNING, "no tunnels configured"
-        elif not (cfg.authority_public_key and cfg.gateway_id):
+        elif not (key and gateway_id):
             state, message = (ComponentState.RUNNING,
                               "no tunnel authority key or gateway id; streams are refused")
         elif link["link"] == "down":

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from clgwd.channel import BinaryChannel
+from clgwd.tasks import TaskScope
 from clgwd.tunnel.allowlist import Allowlist, Denied, IPAddress
 from clgwd.tunnel.audit import AuditFailed, AuditLog
 from clgwd.tunnel.manager import TunnelManager, TunnelRefused, TunnelRuntime, TunnelState
@@ -31,7 +32,6 @@ from clgwd.tunnel.session import (
     Stream,
     StreamClosed,
 )
-from clgwd.tunnel.tasks import TaskScope
 from clgwd.tunnel.tickets import TicketRejected, TicketVerifier
 from clgwd.tunnel.wire import ErrorCode, OpenRequest, ProtocolError, TicketClaims
 

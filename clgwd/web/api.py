@@ -308,6 +308,8 @@ async def put_pbx(request: web.Request) -> web.Response:
         raise auth.InvalidInput(f"type: unknown PBX type {body.type!r}")
     if not kind["available"]:
         raise NotSupportedYet(f"{kind['label']} is not available in this gateway version yet")
+    if kind["network"] and (body.address is None or body.port is None):
+        raise auth.InvalidInput(f"address: {kind['label']} needs the PBX address and port")
     allowed = {f["name"] for f in kind["fields"]}
     missing = [f["name"] for f in kind["fields"] if f["required"] and not body.options.get(
         f["name"])]

@@ -123,8 +123,9 @@ class CloudEnroll(Body):
 class PbxSettings(Body):
     type: Annotated[str, Field(min_length=1, max_length=40)]
     name: Name
-    address: Host
-    port: Annotated[int, Field(ge=1, le=65535)]
+    address: Host | None = None
+    """Required for network types; a file type (``csv``, ``ldif``) has none."""
+    port: Annotated[int, Field(ge=1, le=65535)] | None = None
     username: Annotated[str, _text(200, required=False)] = ""
     password: Annotated[str | None, Field(max_length=1024)] = None
     """None keeps the stored password; the API never returns it (only ``password_set``)."""

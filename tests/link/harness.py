@@ -14,8 +14,8 @@ from typing import Any
 from clgwd.commands import CommandRouter
 from clgwd.component import ComponentStatus
 from clgwd.config import ClgwdConfig, Secret, parse_config
-from clgwd.link import CloudLink, LinkState
 from clgwd.link.enroll import enroll
+from clgwd.link.link import CloudLink, LinkState
 from clgwd.refcloud.server import RefCloud
 from clgwd.store import Store
 
@@ -37,7 +37,7 @@ def gateway_config(tmp: Path, cloud_url: str | None, ca_file: Path | None,
     return parse_config(json.dumps({"state": {"dir": str(state)}, "cloud": cloud}))
 
 
-async def wait_for(predicate: Callable[[], bool | Awaitable[bool]], limit: float = 10.0,
+async def wait_for(predicate: Callable[[], bool | Awaitable[bool]], limit: float = 20.0,
                    what: str = "condition") -> None:
     deadline = time.monotonic() + limit
     while time.monotonic() < deadline:
@@ -58,7 +58,7 @@ class Gateway:
     link: CloudLink
     traffic: list[tuple[str, str]] = field(default_factory=list)
 
-    async def online(self, limit: float = 10.0) -> None:
+    async def online(self, limit: float = 20.0) -> None:
         await wait_for(lambda: self.link.state == LinkState.ONLINE, limit, "link online")
 
     async def enqueue(self, kind: str, payload: dict[str, Any],

@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 
 from clgwd.config import Secret
-from clgwd.link import LinkState
 from clgwd.link import protocol as p
 from clgwd.link.enroll import enroll
-from clgwd.refcloud.sessions import CommandFailed
+from clgwd.link.link import LinkState
+from clgwd.refcloud.sessions import CommandFailed, GatewaySession
 from tests.link.harness import enroll_gateway, gateway_config, refcloud, running_gateway, wait_for
 
 
@@ -325,8 +325,6 @@ async def test_black_holed_cloud_is_declared_dead_by_missed_pongs(
 async def test_cloud_that_never_answers_hello_or_push_does_not_wedge(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Unanswered hello or event.push time out, the socket is replaced, nothing is lost."""
-    from clgwd.refcloud.sessions import GatewaySession
-
     real_hello, real_push = GatewaySession._hello, GatewaySession._event_push
     stall_hello, stall_push = asyncio.Event(), asyncio.Event()
 

@@ -13,8 +13,9 @@ import pytest
 
 from clgwd.channel import BinaryChannel, LinkDown
 from clgwd.commands import CommandContext
-from clgwd.link import LinkState
+from clgwd.config import Secret
 from clgwd.link import protocol as p
+from clgwd.link.link import LinkState
 from clgwd.refcloud.sessions import CommandFailed
 from tests.link.harness import (
     Gateway,
@@ -136,7 +137,7 @@ async def test_binary_lane_reaches_endpoint_in_order_and_back(tmp_path: Path) ->
     async def collect(data: bytes) -> None:
         received.append(data)
 
-    async with refcloud(tmp_path / "cloud") as cloud:
+    async with refcloud(tmp_path / "cloud", tunnel_mux=False) as cloud:
         cloud.on_session_ready.append(lambda s: s.set_binary_handler(collect))
         config = gateway_config(tmp_path, cloud.url, cloud.ca_file, backoff_base=5.0,
                                 backoff_cap=10.0)
@@ -199,8 +200,6 @@ async def test_idempotency_key_reused_for_another_method_is_a_conflict(
 
 async def test_onboarding_enroll_method_connects(tmp_path: Path) -> None:
     """CloudLink.enroll (what the onboarding page calls) enrolls and the link connects."""
-    from clgwd.config import Secret
-
     async with refcloud(tmp_path / "cloud") as cloud:
         config = gateway_config(tmp_path, cloud.url, cloud.ca_file)
         async with running_gateway(config) as gw:
@@ -225,7 +224,7 @@ async def test_frames_sent_right_after_hello_wait_for_on_link_up(tmp_path: Path)
         for i in range(20):
             await session.send_binary(bytes([i]))
 
-    async with refcloud(tmp_path / "cloud") as cloud, asyncio.TaskGroup() as tg:
+    async with refcloud(tmp_path / "cloud", tunnel_mux=False) as cloud, asyncio.TaskGroup() as tg:
         def on_ready(session: Any) -> None:
             session.set_binary_handler(collect)
             tg.create_task(burst(session))
@@ -237,3 +236,55 @@ async def test_frames_sent_right_after_hello_wait_for_on_link_up(tmp_path: Path)
             await gw.online()
             await wait_for(lambda: len(received) == 20)
             assert received == [bytes([i]) for i in range(20)]
+
+
+class Recorder:
+    """A BinaryEndpoint that records what it is given."""
+
+    def __init__(self) -> None:
+        self.received: list[bytes] = []
+        self.ups = 0
+
+    async def on_link_up(self, channel: BinaryChannel) -> None:
+        self.ups += 1
+
+    async def on_binary(self, data: bytes) -> None:
+        self.received.append(data)
+
+    async def on_link_down(self) -> None:
+        pass
+
+
+async def test_binary_on_a_draining_socket_never_reaches_the_endpoint(tmp_path: Path) -> None:
+    """After a goaway the endpoint belongs to the new socket: binary messages still
+    arriving on the old one are dropped instead of confusing the new tunnel session."""
+    recorder = Recorder()
+    release = asyncio.Event()
+
+    async def slow(params: Mapping[str, Any], ctx: CommandContext) -> Any:
+        await release.wait()  # keeps the old socket draining
+        return {"tunnels": []}
+
+    def setup(gw: Gateway) -> None:
+        gw.link.set_binary_endpoint(recorder)
+        gw.commands.register("tunnel.list", slow, mutating=False)
+
+    async with refcloud(tmp_path / "cloud", tunnel_mux=False) as cloud, \
+            asyncio.TaskGroup() as tg:
+        config = gateway_config(tmp_path, cloud.url, cloud.ca_file, drain_timeout=30)
+        await enroll_gateway(config, cloud)
+        async with running_gateway(config, setup) as gw:
+            await gw.online()
+            gid = gw.link.gateway_id or ""
+            old = cloud.sessions[gid]
+            pending = tg.create_task(old.call("tunnel.list", {}))
+            await asyncio.sleep(0.1)
+            await old.goaway(0, "test")
+            await wait_for(lambda: recorder.ups == 2, what="on_link_up for the new socket")
+            await old.send_binary(b"stale")
+            await old.call("status.report", {})  # answered after the stale frame was read
+            new = cloud.sessions[gid]
+            await new.send_binary(b"fresh")
+            await wait_for(lambda: recorder.received == [b"fresh"], what="fresh frame")
+            release.set()
+            assert (await pending) == {"tunnels": []}

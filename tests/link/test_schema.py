@@ -66,13 +66,26 @@ def test_schema_rejects_a_bad_hello() -> None:
         _check_part(schema, schema["$defs"]["methods"]["hello"], "params", bad)
 
 
+def test_schema_rejects_a_bad_tunnel_authority_key() -> None:
+    """The enrollment answer's tunnel key must be a 32-byte key in base64."""
+    schema = _schema()
+    validator = jsonschema.Draft202012Validator({**schema["$defs"]["enrollment_answer"],
+                                                 "$defs": schema["$defs"]})
+    with pytest.raises(jsonschema.ValidationError):
+        validator.validate({"gateway_id": "gw-" + "0" * 32, "certificate": "-----BEGIN "
+                            "CERTIFICATE-----", "ca": "-----BEGIN CERTIFICATE-----",
+                            "not_after": 1.0, "tunnel_authority_key": "c2hvcnQ="})
+
+
 async def test_recorded_traffic_of_both_sides_matches_schema(tmp_path: Path) -> None:
     """Every message of a session with all message types validates against the schema."""
     traffic: list[tuple[str, str, str]] = []
     async with refcloud(tmp_path / "cloud", cert_lifetime=dt.timedelta(seconds=6)) as cloud:
-        cloud.tap = lambda d, t: traffic.append(("cloud", d, t)) if d == "out" else None
+        enrollments: list[str] = []
+        cloud.tap = lambda d, t: enrollments.append(t) if d == "enroll" else None
         config = gateway_config(tmp_path, cloud.url, cloud.ca_file)
         await enroll_gateway(config, cloud)
+        cloud.tap = lambda d, t: traffic.append(("cloud", d, t)) if d == "out" else None
         async with running_gateway(config) as gw:
             gw.link.tap = lambda d, t: traffic.append(("gateway", d, t)) if d == "out" else None
             await gw.online()
@@ -91,7 +104,13 @@ async def test_recorded_traffic_of_both_sides_matches_schema(tmp_path: Path) -> 
             await old.goaway(0, "test")
             await wait_for(lambda: cloud.sessions.get(gid) not in (None, old))
             await gw.online()
-    seen = _validate_traffic(_schema(), traffic)
+    schema = _schema()
+    assert len(enrollments) == 1
+    answer = json.loads(enrollments[0])
+    assert "tunnel_authority_key" in answer
+    jsonschema.Draft202012Validator({**schema["$defs"]["enrollment_answer"],
+                                     "$defs": schema["$defs"]}).validate(answer)
+    seen = _validate_traffic(schema, traffic)
     assert {p.HELLO, p.EVENT_PUSH, p.CERT_RENEW, p.GOAWAY, "status.report"} <= seen
 
 

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import json
 import random
+import stat
+from pathlib import Path
 
 import pytest
+from cryptography import x509
 from hypothesis import given
 from hypothesis import strategies as st
 
 from clgwd.config import ConfigError, parse_config
 from clgwd.link import protocol as p
 from clgwd.link.backoff import Backoff
+from clgwd.link.identity import IdentityError, IdentityFiles
 from clgwd.link.link import ws_url
 
 
@@ -100,3 +104,18 @@ def test_cloud_config_defaults_and_errors() -> None:
         parse_config("cloud: {backoff_base: 10, backoff_cap: 5}")
     with pytest.raises(ConfigError, match="without a path"):
         parse_config("cloud: {url: 'https://x/v1'}")
+
+
+def test_identity_key_is_private_and_csr_names_gateway(tmp_path: Path) -> None:
+    """The key file is 0600, the id is stable, and the CSR carries the SAN URI."""
+    files = IdentityFiles(tmp_path)
+    gateway_id = files.ensure_key_and_id()
+    assert files.ensure_key_and_id() == gateway_id
+    assert stat.S_IMODE(files.key.stat().st_mode) == 0o600
+    csr = x509.load_pem_x509_csr(files.make_csr().encode())
+    san = csr.extensions.get_extension_for_class(x509.SubjectAlternativeName)
+    assert san.value.get_values_for_type(x509.UniformResourceIdentifier) == [
+        p.CERT_URI_PREFIX + gateway_id]
+    files.key.chmod(0o644)
+    with pytest.raises(IdentityError, match="readable by others"):
+        files.make_csr()

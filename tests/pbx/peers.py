@@ -76,7 +76,7 @@ class MariaDB:
 
     def create_database(self, name: str, schema_file: str, user: str, password: str) -> None:
         self.sql(f"DROP DATABASE IF EXISTS {name}; CREATE DATABASE {name} CHARACTER SET utf8mb4;"
-                 f"CREATE USER IF NOT EXISTS '{user}'@'127.0.0.1' IDENTIFIED BY '{password}';"
+                 f"CREATE OR REPLACE USER '{user}'@'127.0.0.1' IDENTIFIED BY '{password}';"
                  f"GRANT SELECT ON {name}.* TO '{user}'@'127.0.0.1';")
         self.sql((SQL_DIR / schema_file).read_text(), name)
 

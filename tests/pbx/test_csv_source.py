@@ -75,3 +75,10 @@ async def test_sample_directory_is_readable() -> None:
     path = Path(str(resources.files("clgwd.pbx") / "samples" / "directory.csv"))
     read = await CsvSource(path).read_users()
     assert len(read.users) == 20 and not read.problems
+
+
+def test_quoted_newline_is_cleaned_like_any_control_character() -> None:
+    """A cell spanning two lines reads as one value with a space, clean file or not."""
+    read = parse_csv("key,extension,display_name,email\nk1,1,\"Ann\nLee\",a@x.com\n"
+                     "k2,2,Bo,b@x.com\n")
+    assert [u.display_name for u in read.users] == ["Ann Lee", "Bo"]

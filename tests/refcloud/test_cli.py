@@ -34,6 +34,7 @@ async def test_refcloud_command_serves_view_and_stops_on_sigint(tmp_path: Path) 
         text = banner.decode()
         assert f"https://127.0.0.1:{port}/" in text and "Account ID: acme" in text
         assert "enrollment token:" in text and "admin API token:" in text
+        assert "tunnel authority public key" in text and "/tunnels/<tunnel>/launch" in text
         ctx = ssl.create_default_context(cafile=str(tmp_path / "rc" / "ca" / "ca.crt"))
         async with aiohttp.ClientSession(trust_env=False) as http:
             async with http.get(f"https://127.0.0.1:{port}/", ssl=ctx) as resp:

@@ -98,19 +98,17 @@ async def test_records_survive_reopen(state_dir: Path) -> None:
 async def test_enqueue_many_skips_known_keys_and_respects_the_limit(state_dir: Path) -> None:
     async with _store(state_dir, max_records=100) as store:
         async with store.db.transaction() as tx:
-            added = await store.outbox.enqueue_many(
-                tx, [("user.change", {"n": n}, f"k{n}") for n in range(60)])
-        assert added == 60
+            await store.outbox.enqueue_many(tx, "user.change",
+                                            [(f"k{n}", {"n": n}) for n in range(60)])
         async with store.db.transaction() as tx:
-            added = await store.outbox.enqueue_many(
-                tx, [("user.change", {"n": n}, f"k{n}") for n in range(50, 70)])
-        assert added == 10
+            await store.outbox.enqueue_many(tx, "user.change",
+                                            [(f"k{n}", {"n": n}) for n in range(50, 70)])
         pending = await store.outbox.pending(limit=1000)
         assert [r.payload["n"] for r in pending] == list(range(70))
         with pytest.raises(OutboxFullError):
             async with store.db.transaction() as tx:
-                await store.outbox.enqueue_many(
-                    tx, [("user.change", "{}", f"x{n}") for n in range(31)])
+                await store.outbox.enqueue_many(tx, "user.change",
+                                                [(f"x{n}", {}) for n in range(31)])
         assert await store.outbox.depth() == 70
 
 

@@ -3,8 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
+from typing import TYPE_CHECKING
 
+from clgwd.config import ClgwdConfig, parse_config
 from clgwd.pbx.model import Device, PbxUser, RowProblem, SourceError, SourceRead
+
+if TYPE_CHECKING:
+    from clgwd.sync.service import SyncService
+
+CSV = Path(__file__).parents[2] / "clgwd" / "pbx" / "samples" / "directory.csv"
+"""The demo's sample directory (20 users, 3 without and 2 sharing an email)."""
+
+
+def config(state_dir: Path, extra: str = "") -> ClgwdConfig:
+    """A config with the state dir and ``extra`` YAML (a pbx or sync section)."""
+    return parse_config(f"state: {{dir: {state_dir}}}\n{extra}")
 
 
 def user(key: str, ext: str = "", email: str | None = None, **fields: object) -> PbxUser:
@@ -47,3 +61,10 @@ class FakeSource:
         if self.error is not None:
             raise self.error
         return SourceRead(list(self.users), list(self.problems))
+
+
+def with_fake(service: SyncService, source: FakeSource) -> FakeSource:
+    """Make ``service`` read from ``source`` instead of its configured PBX."""
+    assert service._engine is not None
+    service._engine.source = source
+    return source

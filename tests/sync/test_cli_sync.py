@@ -28,7 +28,8 @@ async def test_cli_preview_then_sync_through_the_daemon(
     task = asyncio.create_task(daemon.run(), name="test-daemon")
     try:
         for _ in range(1500):
-            if sock.exists() and daemon.components:
+            # The control socket opens before the sync component is built (daemon order).
+            if sock.exists() and any(c.name == "sync" for c in daemon.components):
                 break
             await asyncio.sleep(0.02)
         # the scheduled first sync may be running: wait until it is done

@@ -14,7 +14,8 @@ from clgwd.config import parse_config
 from clgwd.config.pbx import SyncConfig
 from clgwd.pbx.model import RowProblem, SourceAuthError, SourceUnreachable
 from clgwd.store import Action, EventFilter, Store, events_to_csv
-from clgwd.sync.engine import ASSET_DID, ASSET_PHONE, ASSET_USER, SyncEngine
+from clgwd.sync.engine import SyncEngine
+from clgwd.sync.records import ASSET_DID, ASSET_PHONE, ASSET_USER
 from tests.sync.helpers import FakeSource, user, users
 
 
@@ -57,6 +58,14 @@ async def test_first_sync_queues_creates_in_the_contract_shape(store: Store) -> 
     assert "raw" not in first["user"]
     (result,) = await records(store, "sync.result")
     assert result["counts"]["created"] == 3 and result["result"] == "ok"
+    events = await records(store, "event")
+    assert len(events) == 3
+    assert set(events[0]) == {"id", "at", "actor", "action", "asset", "subject",
+                              "properties_changed", "core", "extra"}
+    assert (events[0]["action"], events[0]["asset"], events[0]["properties_changed"]) == (
+        "Create", "PBX User Profile", [])
+    assert events[0]["core"]["devices"] == ["00:08:5D:00:00:01"]
+    assert events[0]["extra"] == {"source_id": "pbx1"}
 
 
 async def test_resync_without_change_queues_only_the_result(store: Store) -> None:
@@ -244,3 +253,30 @@ async def test_one_percent_change_is_under_two_percent_of_bytes(store: Store) ->
     row = await store.db.fetchone("SELECT sum(length(payload)) FROM outbox WHERE seq > ?",
                                   (last_seq,))
     assert row is not None and row[0] <= 0.02 * full
+
+
+async def test_read_timeout_fails_the_run_without_deleting(store: Store) -> None:
+    """A source slower than read_timeout: failed run (pbx_timeout), snapshot intact."""
+    source = FakeSource(users(3))
+    await engine(store, source).run(actor="System", trigger="schedule")
+    source.users, source.delay = [], 2.0
+    slow = SyncEngine(store, source, "pbx1", SyncConfig(allow_empty_read=True),
+                      read_timeout=0.2)
+    out = await slow.run(actor="System", trigger="schedule")
+    assert (out.result, out.error_code) == ("failed", "pbx_timeout")
+    assert await snapshot_keys(store) == {"u1", "u2", "u3"}
+
+
+async def test_changes_spanning_several_chunks_are_all_written(store: Store) -> None:
+    """2,500 creates then 2,500 updates (more than one apply chunk): every change is
+    queued once, with its own changed fields and history entry."""
+    source = FakeSource(users(2500))
+    eng = engine(store, source)
+    await eng.run(actor="System", trigger="schedule")
+    source.users = [dataclasses.replace(u, location="HQ") for u in source.users]
+    out = await eng.run(actor="System", trigger="schedule")
+    assert out.counts["updated"] == 2500
+    updates = [r for r in await records(store, "user.change") if r["op"] == "update"]
+    assert len(updates) == 2500 and all(r["changed"] == ["location"] for r in updates)
+    row = await store.db.fetchone("SELECT count(*), count(DISTINCT id) FROM events")
+    assert row is not None and tuple(row) == (5000, 5000)

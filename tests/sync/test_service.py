@@ -3,36 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
 from clgwd.commands import CommandContext, CommandRouter
 from clgwd.component import ComponentState
-from clgwd.config import ClgwdConfig, parse_config
 from clgwd.pbx.model import SourceAuthError
 from clgwd.store import Store
 from clgwd.sync.service import PbxNotConfigured, SyncBusy, SyncPhase, SyncService
-from tests.sync.helpers import FakeSource, users
-
-CSV = Path(__file__).parents[2] / "clgwd" / "pbx" / "samples" / "directory.csv"
-
-
-def config(state_dir: Path, pbx: str = "") -> ClgwdConfig:
-    return parse_config(f"state: {{dir: {state_dir}}}\n{pbx}")
-
-
-@pytest.fixture
-async def store(state_dir: Path) -> AsyncIterator[Store]:
-    async with Store(config(state_dir)) as opened:
-        yield opened
-
-
-def with_fake(service: SyncService, source: FakeSource) -> FakeSource:
-    assert service._engine is not None
-    service._engine.source = source
-    return source
+from tests.sync.helpers import CSV, FakeSource, config, users, with_fake
 
 
 async def test_without_a_pbx_it_idles_and_says_so(store: Store, state_dir: Path) -> None:
@@ -105,6 +85,18 @@ async def test_auth_failure_blocks_the_schedule(store: Store, state_dir: Path) -
         assert svc.tracker.current.state == ComponentState.DEGRADED
 
 
+async def test_unavailable_connector_blocks_instead_of_retrying(
+        store: Store, state_dir: Path) -> None:
+    """MiVoice Office 400: the run fails with the clear message and is not retried."""
+    cfg = config(state_dir, "pbx: {type: mivoice_office_400, host: 192.0.2.4, port: 443}\n")
+    async with SyncService(cfg, store) as svc:
+        out = await svc.sync(actor="System", trigger="schedule")
+        assert out.error_code == "connector_not_available"
+        assert "connector not available for this PBX type yet" in out.error
+        assert svc.phase == SyncPhase.BLOCKED and svc._next_delay() is None
+        assert "connector not available" in svc.tracker.current.message
+
+
 async def test_failed_read_retries_sooner_with_backoff(store: Store, state_dir: Path) -> None:
     cfg = config(state_dir, f"pbx: {{type: csv, file: {{path: {tmp_missing(state_dir)}}}}}\n")
     async with SyncService(cfg, store) as svc:
@@ -139,3 +131,14 @@ async def test_config_reload_switches_source(store: Store, state_dir: Path) -> N
         await svc.apply_config(config(state_dir, f"pbx: {{type: csv, file: {{path: {CSV}}}}}\n"))
         assert svc.phase == SyncPhase.WAITING
         assert (await svc.sync(actor="x")).result == "ok"
+
+
+async def test_last_run_survives_a_restart(store: Store, state_dir: Path) -> None:
+    """The last result is read back from the run log; a failed one is retried soon."""
+    cfg = config(state_dir, f"pbx: {{type: csv, file: {{path: {tmp_missing(state_dir)}}}}}\n")
+    async with SyncService(cfg, store) as svc:
+        await svc.sync(actor="System", trigger="schedule")
+    async with SyncService(cfg, store) as again:
+        assert again.last is not None and again.last["result"] == "failed"
+        delay = again._next_delay()
+        assert delay is not None and delay <= 30

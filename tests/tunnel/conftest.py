@@ -220,10 +220,11 @@ class Harness:
 
     def proxy(self, *, host: str = "127.0.0.1", port: int | None = None,
               tunnel: str = "echo", gateway: str = GATEWAY_ID,
-              http_errors: bool = False) -> LaunchProxy:
+              http_errors: bool = False, rewrite_host: bool = False) -> LaunchProxy:
         return LaunchProxy(self.cloud, self.authority, self.tg, gateway=gateway, tunnel=tunnel,
                            host=host, port=port or self.echo.port,
-                           admin="admin@example.test", http_errors=http_errors)
+                           admin="admin@example.test", http_errors=http_errors,
+                           rewrite_host=rewrite_host)
 
     async def audit(self, rtype: str | None = None) -> list[dict[str, Any]]:
         records = await self.component.audit.records()

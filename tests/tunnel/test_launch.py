@@ -7,6 +7,7 @@ import socket
 
 import aiohttp
 
+from clgwd.refcloud.tunnels import MAX_REQUEST_HEAD, host_header, rewrite_request_head
 from clgwd.tunnel.wire import OpenRequest
 
 from .conftest import HarnessFactory
@@ -48,3 +49,44 @@ async def test_bytes_read_before_open_are_forwarded(harness: HarnessFactory) -> 
     reader, writer = await asyncio.open_connection(sock=theirs)
     assert await reader.readexactly(11) == b"early bytes"
     writer.close()
+
+
+async def test_http_mode_rewrites_host_of_a_split_request_head(harness: HarnessFactory) -> None:
+    """The LAN target sees its own Host and ``Connection: close``; other headers and the
+    body pass unchanged, even when the head arrives in pieces."""
+    h = await harness()
+    await h.start()
+    async with h.proxy(rewrite_host=True) as proxy:
+        reader, writer = await asyncio.open_connection(*proxy.address)
+        writer.write(b"POST /x HTTP/1.1\r\nHost: 127.0.0.1:1\r\nConnec")
+        await writer.drain()
+        await asyncio.sleep(0.05)
+        writer.write(b"tion: keep-alive\r\nX-Test: 1\r\n\r\nbody")
+        writer.write_eof()
+        echoed = await reader.read()
+        writer.close()
+    assert echoed == (b"POST /x HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nConnection: close\r\n"
+                      b"X-Test: 1\r\n\r\nbody" % h.echo.port)
+
+
+async def test_http_mode_refuses_an_endless_head(harness: HarnessFactory) -> None:
+    """A request head beyond the limit gets 431 and never reaches the gateway."""
+    h = await harness()
+    await h.start()
+    async with h.proxy(rewrite_host=True) as proxy:
+        reader, writer = await asyncio.open_connection(*proxy.address)
+        writer.write(b"GET / HTTP/1.1\r\nX: " + b"a" * (MAX_REQUEST_HEAD + 10))
+        answer = await reader.read()
+        writer.close()
+    assert answer.startswith(b"HTTP/1.1 431 ")
+    assert h.echo.connections == 0
+
+
+def test_upgrade_requests_keep_their_connection_header() -> None:
+    """A websocket upgrade keeps ``Connection: Upgrade``; only Host changes."""
+    head = (b"GET /ws HTTP/1.1\r\nHost: proxy\r\nConnection: Upgrade\r\n"
+            b"Upgrade: websocket\r\n\r\n")
+    assert rewrite_request_head(head, host_header("mivb.example", 80)) == (
+        b"GET /ws HTTP/1.1\r\nHost: mivb.example\r\nConnection: Upgrade\r\n"
+        b"Upgrade: websocket\r\n\r\n")
+    assert host_header("2001:db8::1", 8443) == "[2001:db8::1]:8443"

@@ -1,4 +1,5 @@
-"""The JSON API with the parts of other issues stood in for on the router."""
+"""The JSON API against the real PBX sync part; the cloud, network and tunnel parts
+are still stood in for on the router where a test needs them."""
 
 from __future__ import annotations
 
@@ -9,12 +10,16 @@ import tarfile
 from typing import Any
 
 import aiohttp
+import pytest
 
 from clgwd.config import Secret
+from clgwd.demo import sample_directory
 from clgwd.store import Severity
 from clgwd.web.api import derive_state
 from tests.web.conftest import Gateway, setup_admin
 
+CSV_PBX = {"type": "csv", "name": "Sample directory",
+           "options": {"path": str(sample_directory())}}
 SITE = {"site_name": "Ballad Industries", "address": "2301 Express Avenue", "city": "Ottawa",
         "country": "Canada", "province": "Ontario", "postal_code": "K0A 2Z0"}
 
@@ -137,29 +142,62 @@ async def _enroll(client: aiohttp.ClientSession, gw: Gateway, csrf: str) -> None
 
 async def test_pbx_password_never_returned(gateway: Gateway,
                                            client: aiohttp.ClientSession) -> None:
+    """The sync part stores the password as a secret; the API only says it is set."""
     csrf = await setup_admin(client, gateway)
-    stored: dict[str, Any] = {}
-
-    def set_pbx(params: dict[str, Any]) -> dict[str, Any]:
-        stored.update(params)
-        return {"configured": True, **params, "password_set": True}
-
-    gateway.register("pbx.set", set_pbx)
-    gateway.register("pbx.get", lambda _p: {"configured": True, **stored,
-                                            "password_set": True}, mutating=False)
     pbx = {"type": "ldap", "name": "HQ", "address": "pbx.example.test", "port": 389,
            "username": "cn=cloudlink", "password": "s3cret-pbx-pass",
            "options": {"base_dn": "dc=example,dc=test"}}
     status, body = await _req(client, gateway, csrf, "PUT", "/api/v1/pbx", pbx)
     assert status == 200 and "password" not in body and body["password_set"] is True
     status, body = await _req(client, gateway, csrf, "GET", "/api/v1/pbx")
-    assert "s3cret-pbx-pass" not in str(body)
+    assert "s3cret-pbx-pass" not in str(body) and body["password_set"] is True
+    assert (body["type"], body["address"], body["options"]["base_dn"]) == (
+        "ldap", "pbx.example.test", "dc=example,dc=test")
+    secret = await gateway.store.secrets.get("sync.pbx_password")
+    assert secret is not None and secret.reveal() == "s3cret-pbx-pass"
+    status, body = await _req(client, gateway, csrf, "GET", "/api/v1/events?asset=PBX")
+    assert "s3cret-pbx-pass" not in str(body) and "password" in str(body)
     status, body = await _req(client, gateway, csrf, "PUT", "/api/v1/pbx",
                               {**pbx, "options": {}})
     assert status == 422 and "base_dn" in body["message"]
     status, body = await _req(client, gateway, csrf, "PUT", "/api/v1/pbx",
                               {**pbx, "type": "mx_one", "options": {}})
     assert status == 501 and "MX-ONE" in body["message"]
+    status, body = await _req(client, gateway, csrf, "PUT", "/api/v1/pbx",
+                              {"type": "ldap", "name": "HQ",
+                               "options": {"base_dn": "dc=example,dc=test"}})
+    assert status == 422 and "address" in body["message"]
+    status, body = await _req(client, gateway, csrf, "PUT", "/api/v1/pbx",
+                              {**CSV_PBX, "options": {"path": "directory.csv"}})
+    assert status == 422 and "absolute" in body["message"]
+
+
+async def test_connect_step_preview_and_sync_with_the_sample_directory(
+        gateway: Gateway, client: aiohttp.ClientSession) -> None:
+    """Test connection (no sync), preview with names, Sync now, then an empty preview."""
+    csrf = await setup_admin(client, gateway)
+    status, body = await _req(client, gateway, csrf, "POST", "/api/v1/pbx/test")
+    assert status == 409 and body["code"] == "pbx_not_configured"
+    status, body = await _req(client, gateway, csrf, "PUT", "/api/v1/pbx", CSV_PBX)
+    assert status == 200 and body["configured"] and body["connected"] is False
+    status, body = await _req(client, gateway, csrf, "POST", "/api/v1/pbx/test")
+    assert status == 200 and (body["users"], body["dids"]) == (20, 11)
+    assert body["irregularities"]["no_email_count"] == 3
+    assert body["irregularities"]["duplicate_email_count"] == 2
+    status, body = await _req(client, gateway, csrf, "GET", "/api/v1/inventory")
+    assert body["users"] == 0  # a test syncs nothing
+    status, body = await _req(client, gateway, csrf, "GET", "/api/v1/sync/preview")
+    assert status == 200 and body["counts"]["created"] == 15
+    names = {c["user"]["display_name"] for c in body["changes"] if c["op"] == "create"}
+    assert "Alice Martin" in names and "Farid Haddad" not in names
+    status, body = await _req(client, gateway, csrf, "POST", "/api/v1/sync/now")
+    assert status == 202 and body["result"] == "ok" and body["counts"]["created"] == 15
+    status, body = await _req(client, gateway, csrf, "GET", "/api/v1/sync/preview")
+    assert body["changes"] == [] and body["counts"]["unchanged"] == 15
+    status, body = await _req(client, gateway, csrf, "PUT", "/api/v1/sync/schedule",
+                              {"interval_minutes": 30})
+    assert status == 200 and body["interval_minutes"] == 30 and body["last_sync"]["ok"]
+    assert body["next_sync_at"] is None or body["next_sync_at"] > body["last_sync"]["at"]
 
 
 async def test_overview_next_step_follows_the_parts(cloud_gateway: Gateway,
@@ -175,9 +213,11 @@ async def test_overview_next_step_follows_the_parts(cloud_gateway: Gateway,
     status, body = await _req(client, gateway, csrf, "GET", "/api/v1/overview")
     assert body["next"]["step"] == "Configure gateway" and body["next"]["page"] == "cloud"
     await _enroll(client, gateway, csrf)
-    gateway.register("pbx.get", {"configured": False}, mutating=False)
     status, body = await _req(client, gateway, csrf, "GET", "/api/v1/overview")
     assert body["next"]["step"] == "Add PBX" and not body["next"]["problem"]
+    await _req(client, gateway, csrf, "PUT", "/api/v1/pbx", CSV_PBX)
+    status, body = await _req(client, gateway, csrf, "GET", "/api/v1/overview")
+    assert body["next"]["step"] == "Connect the PBX"
 
 
 def test_derive_state_from_part_answers() -> None:
@@ -261,28 +301,28 @@ async def test_update_schedule_validates_time_zone(gateway: Gateway,
 
 async def test_onboarding_complete_with_every_part_present(
         cloud_gateway: Gateway, client: aiohttp.ClientSession) -> None:
-    """The cloud link and tunnels are the real parts (enrolled with the reference
-    cloud); stand-ins answer for the PBX and sync parts in the documented shapes
-    (docs/api.md) until they register their methods."""
+    """The real cloud link (enrolled with the reference cloud), PBX sync and tunnel
+    parts, on the demo's sample directory."""
     gateway = cloud_gateway
     csrf = await setup_admin(client, gateway)
     await _req(client, gateway, csrf, "PUT", "/api/v1/site", SITE)
     await _enroll(client, gateway, csrf)
-    gateway.register("pbx.get", {"configured": True, "connected": True, "type": "csv",
-                                 "password": "leak?", "password_set": True}, mutating=False)
-    gateway.register("sync.schedule.get", {"interval_minutes": 20, "next_sync_at": 2e9,
-                                           "last_sync": {"at": 1.7e9, "ok": True}},
-                     mutating=False)
-    gateway.register("inventory.report", {"users": 12, "dids": 244}, mutating=False)
+    await _req(client, gateway, csrf, "PUT", "/api/v1/pbx", CSV_PBX)
+    status, body = await _req(client, gateway, csrf, "POST", "/api/v1/pbx/test")
+    assert status == 200
+    status, body = await _req(client, gateway, csrf, "POST", "/api/v1/sync/now")
+    assert status == 202 and body["result"] == "ok"
     status, body = await _req(client, gateway, csrf, "GET", "/api/v1/overview")
     assert status == 200
     assert body["next"] == {"step": "Onboarding complete", "page": "overview",
                             "message": "The gateway is onboarded and syncing.",
                             "problem": False}
-    assert "password" not in body["pbx"]["data"] and body["pbx"]["data"]["password_set"]
+    assert body["pbx"]["data"]["type"] == "csv" and body["pbx"]["data"]["connected"]
+    assert body["sync"]["data"]["last_sync"]["users"] == 15
+    assert (body["inventory"]["data"]["users"], body["inventory"]["data"]["dids"]) == (15, 10)
     status, body = await _req(client, gateway, csrf, "GET", "/api/v1/deployment")
     assert (body["account_id"], body["synced_users"], body["ready"]) == (
-        "1234567891", 12, True)
+        "1234567891", 15, True)
     await gateway.store.alerts.raise_alert("pbx.down", Severity.CRITICAL,
                                            "The PBX does not answer")
     status, body = await _req(client, gateway, csrf, "GET", "/api/v1/overview")
@@ -290,16 +330,17 @@ async def test_onboarding_complete_with_every_part_present(
 
 
 async def test_a_broken_part_does_not_blank_the_overview(
-        gateway: Gateway, client: aiohttp.ClientSession) -> None:
+        gateway: Gateway, client: aiohttp.ClientSession,
+        monkeypatch: pytest.MonkeyPatch) -> None:
     """A part whose handler crashes shows as an error; the rest still renders."""
     csrf = await setup_admin(client, gateway)
 
-    def crash(_params: Any) -> Any:
+    async def crash() -> Any:
         raise RuntimeError("bug in a part")
 
-    gateway.register("inventory.report", crash, mutating=False)
+    monkeypatch.setattr(gateway.daemon.component("link"), "cloud_status", crash)
     status, body = await _req(client, gateway, csrf, "GET", "/api/v1/overview")
     assert status == 200
-    assert body["inventory"]["error"]["code"] == "internal_error"
+    assert body["cloud"]["error"]["code"] == "internal_error"
     assert "bug in a part" not in str(body)
     assert body["next"]["step"] == "Configure gateway"

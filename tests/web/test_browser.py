@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from clgwd.commands import CommandContext
+from clgwd.demo import sample_directory
 from clgwd.net.ports import NetworkComponent
 from tests.conftest import require_program
 from tests.net.conftest import kernel_v4
@@ -65,10 +66,10 @@ async def _goto(page: Any, gw: Gateway, view: str) -> None:
 
 
 async def test_wizard_end_to_end(cloud_gateway: Gateway, browser: Any, axe: str) -> None:
-    """The cloud link and network parts are real: the Cloud page enrolls with a
-    reference cloud on loopback; this gateway manages no Ethernet port (a test
-    machine's network is never changed), so a valid port change reaches network.apply
-    and the server's refusal is shown."""
+    """Every step with the real parts, to "Onboarding complete": the Cloud page enrolls
+    with a reference cloud on loopback, the PBX is the demo's sample directory. This
+    gateway manages no Ethernet port (a test machine's network is never changed), so a
+    valid port change reaches network.apply and the server's refusal is shown."""
     gateway = cloud_gateway
     context, page, csp_errors = await _page(browser)
     await page.goto(f"{gateway.base}/")
@@ -164,7 +165,7 @@ async def _cloud_step(page: Any, gw: Gateway, axe: str) -> None:
 
 async def _pbx_step(page: Any, gw: Gateway, axe: str) -> None:
     await page.click("a.next[href='#pbx']")
-    await page.wait_for_selector("#pbx-na:has-text('Not available yet')")
+    await page.wait_for_selector("#pbx_type option[value=csv]", state="attached")
     labels = await page.eval_on_selector_all("#pbx_type option", "os => os.map(o => o.text)")
     assert "MiVoice Connect / ShoreTel" in labels and "CSV file" in labels
     assert "MX-ONE (not available yet)" in labels
@@ -181,34 +182,67 @@ async def _pbx_step(page: Any, gw: Gateway, axe: str) -> None:
     await page.click("#pbx-form button[type=submit]")
     await page.wait_for_selector("#pbx-form-err:has-text('Port')")
     await page.fill("#pbx_port", "389")
+    # The demo's PBX is the sample CSV directory: a file, so no address or port.
+    await page.select_option("#pbx_type", "csv")
+    assert await page.is_hidden("#pbx_address") and await page.is_hidden("#pbx_port")
+    await page.fill("#pbx_name", "Demo PBX")
+    await page.fill("#opt-path", "directory.csv")
     await page.click("#pbx-form button[type=submit]")
-    await page.wait_for_selector("#pbx-form-err:has-text('Not available yet')")
+    await page.wait_for_selector("#pbx-form-err:has-text('absolute')")
+    await page.fill("#opt-path", str(sample_directory()))
+    await page.click("#pbx-form button[type=submit]")
+    await page.wait_for_selector("#toast:has-text('Successfully created PBX Link')")
+    assert await page.text_content("#pbx-form-err") == ""
+    await page.reload()
+    await page.wait_for_selector("#view-pbx:not([hidden])")
+    await page.wait_for_function("document.querySelector('#opt-path') && "
+                                 "document.querySelector('#opt-path').value.endsWith('.csv')")
+    assert await page.input_value("#pbx_type") == "csv"
     await check_axe(page, axe, "pbx")
     await shot(page, "04-pbx")
 
 
 async def _connect_step(page: Any, gw: Gateway, axe: str) -> None:
     await page.click("a.next[href='#connect']")
-    await page.wait_for_selector("#sync-state:has-text('Not available yet')")
+    await page.wait_for_selector("#sync-state:has-text('Last sync: never')")
+    assert "after the first Sync Now" in await page.text_content("#sync-state")
     await page.click("#pbx-test")
-    await page.wait_for_selector("#test-result:has-text('Not available yet')")
+    await page.wait_for_selector("#test-result:has-text('Number of users: 20')")
+    text = await page.text_content("#test-result")
+    assert "DDI (DID) numbers: 11" in text and "Users that will sync: 15" in text
+    assert "3 users don't have an email address and 2 users do not have unique" in text
+    await page.click("#test-result summary:has-text('without email addresses')")
+    await page.wait_for_selector("#test-result li:has-text('Farid Haddad')")
+    await page.click("#test-result summary:has-text('unique email address')")
+    await page.wait_for_selector("#test-result li:has-text('front.desk@example.com')")
     await page.fill("#interval", "2")
     await page.click("#sync-form button[type=submit]")
     await page.wait_for_selector("#sync-form-err:has-text('5-1440')")
-    await page.fill("#interval", "20")
+    await page.fill("#interval", "30")
     await page.click("#sync-form button[type=submit]")
-    await page.wait_for_selector("#sync-form-err:has-text('Not available yet')")
+    await page.wait_for_selector("#toast:has-text('Sync schedule saved')")
     await page.click("#preview-btn")
-    # sync.preview belongs to the sync part (registered, no PBX configured here): the
-    # page shows its answer, whatever it is; tests/sync covers the answer itself.
-    await page.wait_for_selector("#preview:not(:empty)")
+    await page.wait_for_selector("#preview:has-text('15 to create')")
+    assert "Create Alice Martin (1001)" in await page.text_content("#preview")
+    await shot(page, "05-connect-preview")
+    await page.click("#sync-now")
+    await page.wait_for_selector("#sync-result:has-text('Sync complete: 15 created')")
+    await page.wait_for_selector("#sync-state:has-text('OK')")
+    await page.click("#preview-btn")
+    await page.wait_for_selector("#preview:has-text('0 to create')")
+    await page.reload()
+    await page.wait_for_selector("#sync-state:has-text('OK')")
+    assert await page.input_value("#interval") == "30"
     await check_axe(page, axe, "connect")
     await shot(page, "05-connect")
 
 
 async def _deployment_and_advanced(page: Any, gw: Gateway, axe: str) -> None:
     await page.click("a.next[href='#deployment']")
-    await page.wait_for_selector("#deployment:has-text('Not available yet')")
+    await page.wait_for_selector("#deployment:has-text('Synced users: 15')")
+    text = await page.text_content("#deployment")
+    assert "account ID which can be used during login: 1234567891" in text
+    assert "Deployment emails can now be sent" in text
     await check_axe(page, axe, "deployment")
     await shot(page, "06-deployment")
     await page.click("nav a[href='#advanced']")
@@ -230,11 +264,14 @@ async def _deployment_and_advanced(page: Any, gw: Gateway, axe: str) -> None:
 
 async def _overview(page: Any, gw: Gateway, axe: str) -> None:
     await page.click("nav a[href='#overview']")
-    await page.wait_for_selector("#next-step-name:has-text('Add PBX')")  # enrolled
-    assert "not available" in await page.text_content("#next-step")
+    # Every step done with the real parts: the sample directory, the reference cloud.
+    await page.wait_for_selector("#next-step-name:has-text('Onboarding complete')")
     await page.wait_for_selector("#ov-link:has-text('Link: connected')")
+    await page.wait_for_selector("#ov-inventory:has-text('Users: 15')")
+    assert "DIDs: 10" in await page.text_content("#ov-inventory")
+    await page.wait_for_selector("#ov-sync:has-text('OK')")
     await page.wait_for_selector("#events tbody tr:has-text('Site')")
-    await page.wait_for_selector("#tunnels #tunnels-start-all")  # the tunnel part answers
+    await page.wait_for_selector("#events tbody tr:has-text('PBX User Profile')")
     await page.select_option("#ev-action", "Create")
     await page.click("#events-form button[type=submit]")
     await page.wait_for_selector("#ev-csv[href*='action=Create']")
@@ -256,20 +293,19 @@ async def _logout_and_login(page: Any) -> None:
 
 async def test_with_parts_present_and_keyboard_only_on_a_phone(
         cloud_gateway: Gateway, browser: Any, axe: str) -> None:
-    """The cloud link, network and tunnel parts are real (enrolled with a reference
-    cloud); stand-ins answer for the PBX part until it registers its methods. A 390 px
-    phone, keyboard only."""
+    """The real parts: the cloud link (enrolled with a reference cloud), network, tunnel
+    and sync, with the sample directory saved through the router (as the CLI or the
+    cloud would). A 390 px phone, keyboard only."""
     gateway = cloud_gateway
     assert gateway.cloud is not None
     await gateway.daemon.commands.call(
         "cloud.enroll", {"account_id": "1234567891",
                          "token": await gateway.cloud.create_token("1234567891")},
         CommandContext(actor="local:test"))
-    gateway.register("pbx.test", {"users": 12, "dids": 244, "irregularities": {
-        "without_email": [{"name": "Ann Lee"}],
-        "duplicate_email": [{"name": "Bo Chan", "email": "x@example.test"},
-                            {"name": "Cy Dee", "email": "x@example.test"}]}})
-    gateway.register("pbx.get", {"configured": False}, mutating=False)
+    await gateway.daemon.commands.call(
+        "pbx.set", {"type": "csv", "name": "Demo PBX",
+                    "options": {"path": str(sample_directory())}},
+        CommandContext("local:cli"))
     context, page, csp_errors = await _page(browser, width=390)
     await page.goto(f"{gateway.base}/")
     await page.wait_for_selector("#setup-code:focus")
@@ -304,20 +340,21 @@ async def test_with_parts_present_and_keyboard_only_on_a_phone(
         await page.wait_for_load_state("networkidle")
         assert await no_horizontal_scroll(page), view
         await shot(page, f"mobile-{view}")
-    await page.wait_for_selector("#next-step-name:has-text('Add PBX')")
+    await page.wait_for_selector("#next-step-name:has-text('Connect the PBX')")
     await page.wait_for_selector("#ov-link:has-text('Link: connected')")
+    # The real tunnel part, with no tunnel configured: "Start all" is still reachable.
     await _tab_to(page, "#tunnels-start-all")
-    await page.keyboard.press("Enter")  # the real tunnel part; none configured here
+    await page.keyboard.press("Enter")
     await page.wait_for_selector("#toast:has-text('Tunnel start requested')")
     await _tab_to(page, "nav a[href='#connect']")
     await page.keyboard.press("Enter")
     await page.wait_for_selector("#view-connect:not([hidden])")
     await _tab_to(page, "#pbx-test")
     await page.keyboard.press("Enter")
-    await page.wait_for_selector("#test-result:has-text('Number of users: 12')")
+    await page.wait_for_selector("#test-result:has-text('Number of users: 20')")
     text = await page.text_content("#test-result")
-    assert "DDI (DID) numbers: 244" in text
-    assert "1 users don't have an email address and 2 users do not have unique" in text
+    assert "DDI (DID) numbers: 11" in text
+    assert "3 users don't have an email address and 2 users do not have unique" in text
     await check_axe(page, axe, "connect-result")
     assert await no_horizontal_scroll(page)
     await shot(page, "mobile-connect-result")

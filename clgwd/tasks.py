@@ -5,6 +5,9 @@ that cannot await, yet every task must be owned and cancelled at teardown (chise
 teleport#468 leaked them). ``TaskScope`` is that owner. A crash in one stream's task is
 logged and counted instead of cancelling the daemon's main task; cancellation always
 propagates.
+
+Standard library only, shared by the gateway (tunnel component) and the reference
+cloud (its tunnel hub), like ``clgwd.channel``.
 """
 
 from __future__ import annotations
