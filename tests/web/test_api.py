@@ -1,4 +1,4 @@
-"""The JSON API with the parts of other issues stood in for on the router."""
+"""The JSON API; parts not yet integrated are stood in for on the router."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import aiohttp
 
 from clgwd.config import Secret
 from clgwd.store import Severity
+from clgwd.tunnel.component import TunnelComponent
 from clgwd.web.api import derive_state
 from tests.web.conftest import Gateway, setup_admin
 
@@ -131,7 +132,7 @@ async def test_overview_next_step_follows_the_parts(gateway: Gateway,
 
 
 def test_derive_state_from_part_answers() -> None:
-    sections = {
+    sections: dict[str, dict[str, Any]] = {
         "cloud": {"available": True, "data": {"enrolled": True, "link": "connected"}},
         "pbx": {"available": True, "data": {"configured": True, "connected": True}},
         "sync": {"available": True, "data": {"last_sync": {"ok": True, "at": 1.0}}},
@@ -224,8 +225,6 @@ async def test_onboarding_complete_with_every_part_present(
                                            "last_sync": {"at": 1.7e9, "ok": True}},
                      mutating=False)
     gateway.register("inventory.report", {"users": 12, "dids": 244}, mutating=False)
-    gateway.register("tunnel.list", {"tunnels": [{"component": "sip", "tunnel": "t1",
-                                                  "status": "up"}]}, mutating=False)
     status, body = await _req(client, gateway, csrf, "GET", "/api/v1/overview")
     assert status == 200
     assert body["next"] == {"step": "Onboarding complete", "page": "overview",
@@ -255,3 +254,63 @@ async def test_a_broken_part_does_not_blank_the_overview(
     assert body["inventory"]["error"]["code"] == "internal_error"
     assert "bug in a part" not in str(body)
     assert body["next"]["step"] == "Configure gateway"
+
+
+async def test_tunnels_listed_started_and_stopped_on_the_real_part(
+        tunnel_gateway: Gateway, client: aiohttp.ClientSession) -> None:
+    """The page's tunnel endpoints drive the real tunnel part; each change is audited
+    with the logged-in admin as the actor."""
+    gw = tunnel_gateway
+    csrf = await setup_admin(client, gw)
+    status, body = await _req(client, gw, csrf, "GET", "/api/v1/tunnels")
+    assert status == 200
+    [row] = body["tunnels"]
+    assert (row["name"], row["target"], row["host"], row["ports"], row["status"],
+            row["streams"]) == ("gateway-ui", "gateway-ui", "127.0.0.1", [8443], "stopped", 0)
+    status, body = await _req(client, gw, csrf, "GET", "/api/v1/overview")
+    assert body["tunnels"]["data"]["tunnels"][0]["name"] == "gateway-ui"
+    status, body = await _req(client, gw, csrf, "POST", "/api/v1/tunnels/start",
+                              {"name": "gateway-ui", "expiry": 600})
+    assert status == 200
+    [row] = body["tunnels"]
+    assert row["status"] == "started" and row["started_by"] == "local:web:admin"
+    assert 590 < row["expires_in"] <= 600
+    status, body = await _req(client, gw, csrf, "POST", "/api/v1/tunnels/stop", {"all": True})
+    assert status == 200 and body["tunnels"][0]["status"] == "stopped"
+    tunnel = gw.daemon.component("tunnel")
+    assert isinstance(tunnel, TunnelComponent)
+    records = [(r.type, r.record["tunnel"], r.record["actor"])
+               for r in await tunnel.audit.records()]
+    assert records == [("tunnel_start", "gateway-ui", "local:web:admin"),
+                       ("tunnel_stop", "gateway-ui", "local:web:admin")]
+
+
+async def test_tunnel_requests_refused_with_the_reason(
+        tunnel_gateway: Gateway, client: aiohttp.ClientSession) -> None:
+    """Malformed requests are 422 naming the problem; an unknown tunnel is the tunnel
+    part's own 404 and message; nothing is started."""
+    gw = tunnel_gateway
+    csrf = await setup_admin(client, gw)
+    for path, bad in (("start", {}), ("start", {"name": "gateway-ui", "all": True}),
+                      ("start", {"name": "Gateway UI"}),
+                      ("start", {"name": "gateway-ui", "expiry": 0}),
+                      ("stop", {"name": "gateway-ui", "expiry": 60})):
+        status, body = await _req(client, gw, csrf, "POST", f"/api/v1/tunnels/{path}", bad)
+        assert status == 422 and body["code"] == "invalid_input", bad
+    status, body = await _req(client, gw, csrf, "POST", "/api/v1/tunnels/start",
+                              {"name": "msl-admin"})
+    assert status == 404 and body == {"code": "tunnel_not_found",
+                                      "message": "no tunnel named 'msl-admin' is configured"}
+    status, body = await _req(client, gw, csrf, "GET", "/api/v1/tunnels")
+    assert body["tunnels"][0]["status"] == "stopped"
+
+
+async def test_no_tunnels_configured_is_an_empty_list(
+        gateway: Gateway, client: aiohttp.ClientSession) -> None:
+    """Without tunnel config the real part answers an empty list (not "not available")."""
+    csrf = await setup_admin(client, gateway)
+    status, body = await _req(client, gateway, csrf, "GET", "/api/v1/overview")
+    assert body["tunnels"] == {"available": True, "data": {"tunnels": []}}
+    status, body = await _req(client, gateway, csrf, "POST", "/api/v1/tunnels/start",
+                              {"all": True})
+    assert status == 200 and body == {"tunnels": []}
