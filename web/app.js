@@ -498,6 +498,9 @@
     sectionBox($('#ov-inventory'), d.inventory, (i) => $('#ov-inventory').replaceChildren(
       el('p', { text: `Users: ${i.users}` }), el('p', { text: `DIDs: ${i.dids ?? '—'}` })));
     sectionBox($('#tunnels'), d.tunnels, renderTunnels);
+    const service = d.components && d.components.tunnel;
+    const listed = d.tunnels.data && d.tunnels.data.tunnels && d.tunnels.data.tunnels.length;
+    $('#tunnels-state').textContent = service && listed ? 'Tunnel service: ' + service.message : '';
     loadEvents();
   }
 
@@ -548,8 +551,7 @@
     if (r.ok) {
       $('#tunnels-err').textContent = '';
       say(`${what} ${action === 'start' ? 'started' : 'stopped'}.`);
-      renderTunnels(r.data);
-      loadEvents();
+      loadOverview();
     } else {
       showError('#tunnels-err', r);
     }

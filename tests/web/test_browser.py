@@ -318,6 +318,7 @@ async def test_tunnels_on_the_real_tunnel_part(
     row = "#tunnels-table tbody tr:has(th:has-text('gateway-ui'))"
     await page.wait_for_selector(f"{row} td:has-text('stopped')")
     assert "gateway-ui (127.0.0.1:8443)" in await page.text_content(row)
+    assert "streams are refused" in await page.text_content("#tunnels-state")
     await _tab_to(page, "#tunnels-start-all")
     await page.keyboard.press("Enter")
     await page.wait_for_selector("#toast:has-text('All tunnels started.')")
