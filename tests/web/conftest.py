@@ -19,6 +19,14 @@ from clgwd.web import auth
 from clgwd.web.server import HttpServer
 
 PASSWORD = "correct horse battery"
+TUNNEL_YAML = """\
+tunnel:
+  targets:
+    - {name: gateway-ui, host: 127.0.0.1, ports: [8443], allow_special: [loopback]}
+  tunnels:
+    - {name: gateway-ui, target: gateway-ui, expiry: 1800}
+"""
+"""One real tunnel (docs/config-tunnel.md): starting and stopping it needs no cloud link."""
 
 
 @dataclass
@@ -64,6 +72,15 @@ async def start_gateway(config: ClgwdConfig) -> tuple[Gateway, asyncio.Task[int]
 @pytest.fixture
 async def gateway(make_config: Callable[..., ClgwdConfig]) -> AsyncIterator[Gateway]:
     gw, task = await start_gateway(make_config())
+    yield gw
+    gw.daemon.request_stop("test over")
+    await asyncio.wait_for(task, 15)
+
+
+@pytest.fixture
+async def tunnel_gateway(make_config: Callable[..., ClgwdConfig]) -> AsyncIterator[Gateway]:
+    """The daemon with ``TUNNEL_YAML``: the real tunnel part lists one stopped tunnel."""
+    gw, task = await start_gateway(make_config(TUNNEL_YAML))
     yield gw
     gw.daemon.request_stop("test over")
     await asyncio.wait_for(task, 15)
