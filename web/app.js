@@ -559,30 +559,63 @@
     sectionBox($('#ov-inventory'), d.inventory, (i) => $('#ov-inventory').replaceChildren(
       el('p', { text: `Users: ${i.users}` }), el('p', { text: `DIDs: ${i.dids ?? '—'}` })));
     sectionBox($('#tunnels'), d.tunnels, renderTunnels);
+    const service = d.components && d.components.tunnel;
+    const listed = d.tunnels.data && d.tunnels.data.tunnels && d.tunnels.data.tunnels.length;
+    $('#tunnels-state').textContent = service && listed ? 'Tunnel service: ' + service.message : '';
     loadEvents();
   }
 
+  /* Tunnels: the tunnel part's own shapes (docs/api.md, "Tunnels"). */
+  function bytes(n) {
+    const units = ['B', 'KB', 'MB', 'GB', 'TB'];
+    let v = Number(n) || 0; let i = 0;
+    while (v >= 1024 && i < units.length - 1) { v /= 1024; i += 1; }
+    return `${i ? v.toFixed(1) : v} ${units[i]}`;
+  }
+
   function renderTunnels(data) {
+    const box = $('#tunnels');
+    const tunnels = data.tunnels || [];
+    if (!tunnels.length) { box.replaceChildren(el('p', { text: 'No tunnels configured' })); return; }
+    const focused = document.activeElement && document.activeElement.id;
+    const button = (action, t) => {
+      const label = action === 'start' ? 'Start' : 'Stop';
+      const b = el('button', { type: 'button', class: 'secondary', id: `tunnel-${action}-${t.name}`,
+        'aria-label': `${label} ${t.name}`, text: label });
+      b.addEventListener('click', () => tunnelAction(action, { name: t.name }));
+      return b;
+    };
     const body = el('tbody');
-    for (const t of data.tunnels || []) {
-      const start = el('button', { type: 'button', class: 'secondary', text: 'Start' });
-      const stop = el('button', { type: 'button', class: 'secondary', text: 'Stop' });
-      start.setAttribute('aria-label', `Start ${t.tunnel}`); stop.setAttribute('aria-label', `Stop ${t.tunnel}`);
-      start.addEventListener('click', () => tunnelAction('start', { component: t.component, tunnel: t.tunnel }));
-      stop.addEventListener('click', () => tunnelAction('stop', { component: t.component, tunnel: t.tunnel }));
-      body.append(el('tr', {}, el('td', { text: t.component }), el('td', { text: t.tunnel }),
-        el('td', { text: t.status }), el('td', {}, start), el('td', {}, stop)));
+    for (const t of tunnels) {
+      const target = `${t.target} (${t.host}:${(t.ports || []).join(',')})`;
+      const until = t.status === 'started' ? 'Expires ' + when(t.expires_at) : '—';
+      body.append(el('tr', {}, el('th', { scope: 'row', text: t.name }), el('td', { text: target }),
+        el('td', { text: t.status }), el('td', { text: `${t.streams} (${t.streams_total} total)` }),
+        el('td', { text: `↓ ${bytes(t.bytes_from_cloud)} ↑ ${bytes(t.bytes_to_cloud)}` }),
+        el('td', {}, el('span', { text: until }), el('br'), el('span', { text: 'Last use ' + when(t.last_use) })),
+        el('td', {}, button('start', t), button('stop', t))));
     }
     const all = (a) => { const b = el('button', { type: 'button', id: `tunnels-${a}-all`, text: a === 'start' ? 'Start all' : 'Stop all' });
       b.addEventListener('click', () => tunnelAction(a, { all: true })); return b; };
-    const head = el('tr', {}, ...['Component', 'Tunnel', 'Status', 'Start', 'Stop'].map((h) => el('th', { scope: 'col', text: h })));
-    $('#tunnels').replaceChildren(el('div', { class: 'scroll' }, el('table', {}, el('thead', {}, head), body)), all('start'), all('stop'));
+    const head = el('tr', {}, ...['Tunnel', 'Target', 'Status', 'Streams', 'Bytes', 'Expires / last use', 'Actions']
+      .map((h) => el('th', { scope: 'col', text: h })));
+    box.replaceChildren(el('div', { class: 'scroll' }, el('table', { id: 'tunnels-table' },
+      el('caption', { class: 'sr', text: 'Tunnels: remote access via the cloud' }), el('thead', {}, head), body)),
+    all('start'), all('stop'));
+    const again = focused && document.getElementById(focused);
+    if (again && box.contains(again)) again.focus();
   }
 
   async function tunnelAction(action, body) {
     const r = await api('POST', '/api/v1/tunnels/' + action, body);
-    say(r.ok ? `Tunnel ${action} requested.` : r.data.message);
-    loadOverview();
+    const what = body.all ? 'All tunnels' : `Tunnel ${body.name}`;
+    if (r.ok) {
+      $('#tunnels-err').textContent = '';
+      say(`${what} ${action === 'start' ? 'started' : 'stopped'}.`);
+      loadOverview();
+    } else {
+      showError('#tunnels-err', r);
+    }
   }
 
   function eventQuery() {

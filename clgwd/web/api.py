@@ -417,6 +417,8 @@ async def post_tunnels_start(request: web.Request) -> web.Response:
 
 async def post_tunnels_stop(request: web.Request) -> web.Response:
     body = await _body(request, models.TunnelAction)
+    if body.expiry is not None:
+        raise auth.InvalidInput("expiry: only a start takes an expiry")
     return _json(await _call(request, "tunnel.stop", body.model_dump(exclude_defaults=True)))
 
 

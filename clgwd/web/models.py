@@ -155,14 +155,19 @@ class UpdateSchedule(Body):
 
 
 class TunnelAction(Body):
-    component: Annotated[str, Field(min_length=1, max_length=64)] | None = None
-    tunnel: Annotated[str, Field(min_length=1, max_length=64)] | None = None
+    """Start or stop one tunnel by ``name``, or every tunnel with ``all: true``.
+
+    The tunnel part (docs/config-tunnel.md) caps ``expiry`` at the tunnel's own limit.
+    """
+
+    name: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_.-]{0,62}$")] | None = None
     all: bool = False
+    expiry: Annotated[int, Field(ge=1, le=43200)] | None = None
 
     @model_validator(mode="after")
     def _one_target(self) -> TunnelAction:
-        if self.all == (self.tunnel is not None):
-            raise ValueError("give either tunnel (and component) or all: true")
+        if self.all == (self.name is not None):
+            raise ValueError("give either name or all: true")
         return self
 
 

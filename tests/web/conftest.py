@@ -28,6 +28,15 @@ PASSWORD = "correct horse battery"
 FAST_LINK = ("backoff_base: 0.05, backoff_cap: 0.4, open_timeout: 2, request_timeout: 5, "
              "status_interval: 3600, drain_timeout: 2")
 
+TUNNEL_YAML = """\
+tunnel:
+  targets:
+    - {name: gateway-ui, host: 127.0.0.1, ports: [8443], allow_special: [loopback]}
+  tunnels:
+    - {name: gateway-ui, target: gateway-ui, expiry: 1800}
+"""
+"""One real tunnel (docs/config-tunnel.md): starting and stopping it needs no cloud link."""
+
 
 @dataclass
 class Gateway:
@@ -130,6 +139,15 @@ async def netns_gateway(make_config: Callable[..., ClgwdConfig], tmp_path: Path,
             await task
     finally:
         lan.remove()
+
+
+@pytest.fixture
+async def tunnel_gateway(make_config: Callable[..., ClgwdConfig]) -> AsyncIterator[Gateway]:
+    """The daemon with ``TUNNEL_YAML``: the real tunnel part lists one stopped tunnel."""
+    gw, task = await start_gateway(make_config(TUNNEL_YAML))
+    yield gw
+    gw.daemon.request_stop("test over")
+    await asyncio.wait_for(task, 15)
 
 
 @pytest.fixture

@@ -1,5 +1,5 @@
-"""The JSON API against the real PBX sync part; the cloud, network and tunnel parts
-are still stood in for on the router where a test needs them."""
+"""The JSON API against the real PBX sync and tunnel parts; the cloud and network
+parts are still stood in for on the router where a test needs them."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ import pytest
 from clgwd.config import Secret
 from clgwd.demo import sample_directory
 from clgwd.store import Severity
+from clgwd.tunnel.component import TunnelComponent
 from clgwd.web.api import derive_state
 from tests.web.conftest import Gateway, setup_admin
 
@@ -221,7 +222,7 @@ async def test_overview_next_step_follows_the_parts(cloud_gateway: Gateway,
 
 
 def test_derive_state_from_part_answers() -> None:
-    sections = {
+    sections: dict[str, dict[str, Any]] = {
         "cloud": {"available": True, "data": {"enrolled": True, "link": "connected"}},
         "pbx": {"available": True, "data": {"configured": True, "connected": True}},
         "sync": {"available": True, "data": {"last_sync": {"ok": True, "at": 1.0}}},
@@ -344,3 +345,63 @@ async def test_a_broken_part_does_not_blank_the_overview(
     assert body["cloud"]["error"]["code"] == "internal_error"
     assert "bug in a part" not in str(body)
     assert body["next"]["step"] == "Configure gateway"
+
+
+async def test_tunnels_listed_started_and_stopped_on_the_real_part(
+        tunnel_gateway: Gateway, client: aiohttp.ClientSession) -> None:
+    """The page's tunnel endpoints drive the real tunnel part; each change is audited
+    with the logged-in admin as the actor."""
+    gw = tunnel_gateway
+    csrf = await setup_admin(client, gw)
+    status, body = await _req(client, gw, csrf, "GET", "/api/v1/tunnels")
+    assert status == 200
+    [row] = body["tunnels"]
+    assert (row["name"], row["target"], row["host"], row["ports"], row["status"],
+            row["streams"]) == ("gateway-ui", "gateway-ui", "127.0.0.1", [8443], "stopped", 0)
+    status, body = await _req(client, gw, csrf, "GET", "/api/v1/overview")
+    assert body["tunnels"]["data"]["tunnels"][0]["name"] == "gateway-ui"
+    status, body = await _req(client, gw, csrf, "POST", "/api/v1/tunnels/start",
+                              {"name": "gateway-ui", "expiry": 600})
+    assert status == 200
+    [row] = body["tunnels"]
+    assert row["status"] == "started" and row["started_by"] == "local:web:admin"
+    assert 590 < row["expires_in"] <= 600
+    status, body = await _req(client, gw, csrf, "POST", "/api/v1/tunnels/stop", {"all": True})
+    assert status == 200 and body["tunnels"][0]["status"] == "stopped"
+    tunnel = gw.daemon.component("tunnel")
+    assert isinstance(tunnel, TunnelComponent)
+    records = [(r.type, r.record["tunnel"], r.record["actor"])
+               for r in await tunnel.audit.records()]
+    assert records == [("tunnel_start", "gateway-ui", "local:web:admin"),
+                       ("tunnel_stop", "gateway-ui", "local:web:admin")]
+
+
+async def test_tunnel_requests_refused_with_the_reason(
+        tunnel_gateway: Gateway, client: aiohttp.ClientSession) -> None:
+    """Malformed requests are 422 naming the problem; an unknown tunnel is the tunnel
+    part's own 404 and message; nothing is started."""
+    gw = tunnel_gateway
+    csrf = await setup_admin(client, gw)
+    for path, bad in (("start", {}), ("start", {"name": "gateway-ui", "all": True}),
+                      ("start", {"name": "Gateway UI"}),
+                      ("start", {"name": "gateway-ui", "expiry": 0}),
+                      ("stop", {"name": "gateway-ui", "expiry": 60})):
+        status, body = await _req(client, gw, csrf, "POST", f"/api/v1/tunnels/{path}", bad)
+        assert status == 422 and body["code"] == "invalid_input", bad
+    status, body = await _req(client, gw, csrf, "POST", "/api/v1/tunnels/start",
+                              {"name": "msl-admin"})
+    assert status == 404 and body == {"code": "tunnel_not_found",
+                                      "message": "no tunnel named 'msl-admin' is configured"}
+    status, body = await _req(client, gw, csrf, "GET", "/api/v1/tunnels")
+    assert body["tunnels"][0]["status"] == "stopped"
+
+
+async def test_no_tunnels_configured_is_an_empty_list(
+        gateway: Gateway, client: aiohttp.ClientSession) -> None:
+    """Without tunnel config the real part answers an empty list (not "not available")."""
+    csrf = await setup_admin(client, gateway)
+    status, body = await _req(client, gateway, csrf, "GET", "/api/v1/overview")
+    assert body["tunnels"] == {"available": True, "data": {"tunnels": []}}
+    status, body = await _req(client, gateway, csrf, "POST", "/api/v1/tunnels/start",
+                              {"all": True})
+    assert status == 200 and body == {"tunnels": []}

@@ -11,6 +11,7 @@ import pytest
 from clgwd.commands import CommandContext
 from clgwd.demo import sample_directory
 from clgwd.net.ports import NetworkComponent
+from clgwd.tunnel.component import TunnelComponent
 from tests.conftest import require_program
 from tests.net.conftest import kernel_v4
 from tests.web.browser import (
@@ -272,6 +273,7 @@ async def _overview(page: Any, gw: Gateway, axe: str) -> None:
     await page.wait_for_selector("#ov-sync:has-text('OK')")
     await page.wait_for_selector("#events tbody tr:has-text('Site')")
     await page.wait_for_selector("#events tbody tr:has-text('PBX User Profile')")
+    await page.wait_for_selector("#tunnels:has-text('No tunnels configured')")
     await page.select_option("#ev-action", "Create")
     await page.click("#events-form button[type=submit]")
     await page.wait_for_selector("#ev-csv[href*='action=Create']")
@@ -342,10 +344,6 @@ async def test_with_parts_present_and_keyboard_only_on_a_phone(
         await shot(page, f"mobile-{view}")
     await page.wait_for_selector("#next-step-name:has-text('Connect the PBX')")
     await page.wait_for_selector("#ov-link:has-text('Link: connected')")
-    # The real tunnel part, with no tunnel configured: "Start all" is still reachable.
-    await _tab_to(page, "#tunnels-start-all")
-    await page.keyboard.press("Enter")
-    await page.wait_for_selector("#toast:has-text('Tunnel start requested')")
     await _tab_to(page, "nav a[href='#connect']")
     await page.keyboard.press("Enter")
     await page.wait_for_selector("#view-connect:not([hidden])")
@@ -358,6 +356,51 @@ async def test_with_parts_present_and_keyboard_only_on_a_phone(
     await check_axe(page, axe, "connect-result")
     assert await no_horizontal_scroll(page)
     await shot(page, "mobile-connect-result")
+    assert csp_errors == []
+    await context.close()
+
+
+async def test_tunnels_on_the_real_tunnel_part(
+        tunnel_gateway: Gateway, browser: Any, axe: str) -> None:
+    """On a 390 px phone: the configured tunnel is listed, Start all (keyboard) and a
+    row's Stop reach the real tunnel part and are audited; a refused request shows the
+    server's message."""
+    gw = tunnel_gateway
+    context, page, csp_errors = await _page(browser, width=390)
+    await page.goto(f"{gw.base}/")
+    await page.wait_for_selector("#setup-code:focus")
+    await page.fill("#setup-code", gw.setup_code)
+    await page.fill("#setup-pw", PASSWORD)
+    await page.fill("#setup-pw2", PASSWORD)
+    await page.click("#setup-form button[type=submit]")
+    await page.wait_for_selector("#view-gateway:not([hidden])")
+    await _goto(page, gw, "overview")
+    row = "#tunnels-table tbody tr:has(th:has-text('gateway-ui'))"
+    await page.wait_for_selector(f"{row} td:has-text('stopped')")
+    assert "gateway-ui (127.0.0.1:8443)" in await page.text_content(row)
+    assert "streams are refused" in await page.text_content("#tunnels-state")
+    await _tab_to(page, "#tunnels-start-all")
+    await page.keyboard.press("Enter")
+    await page.wait_for_selector("#toast:has-text('All tunnels started.')")
+    await page.wait_for_selector(f"{row} td:has-text('started')")
+    assert "Expires" in await page.text_content(row)
+    assert await page.evaluate("document.activeElement.id") == "tunnels-start-all"
+    await check_axe(page, axe, "overview-tunnels")
+    await shot(page, "mobile-overview-tunnels")
+    await page.click("button[aria-label='Stop gateway-ui']")
+    await page.wait_for_selector("#toast:has-text('Tunnel gateway-ui stopped.')")
+    await page.wait_for_selector(f"{row} td:has-text('stopped')")
+    tunnel = gw.daemon.component("tunnel")
+    assert isinstance(tunnel, TunnelComponent)
+    assert [(r.type, r.record["actor"]) for r in await tunnel.audit.records()] == [
+        ("tunnel_start", "local:web:admin"), ("tunnel_stop", "local:web:admin")]
+    refusal = {"code": "audit_unavailable", "message": "audit log write failed: disk full"}
+    await page.route("**/api/v1/tunnels/start", lambda route: route.fulfill(
+        status=503, content_type="application/json", json=refusal))
+    await page.click("button[aria-label='Start gateway-ui']")
+    await page.wait_for_selector("#tunnels-err:has-text('audit log write failed: disk full')")
+    await page.unroute("**/api/v1/tunnels/start")
+    assert await no_horizontal_scroll(page)
     assert csp_errors == []
     await context.close()
 

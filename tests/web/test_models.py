@@ -1,4 +1,4 @@
-"""Request validation of the Ethernet port form (the server side of the page's checks)."""
+"""Request validation of the page's forms (the server side of the page's checks)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from clgwd.web.models import EthernetPort, SiteInfo
+from clgwd.web.models import EthernetPort, SiteInfo, TunnelAction
 
 
 @given(st.integers(0, 2**32 - 1), st.integers(8, 30), st.integers(1, 2**22))
@@ -49,3 +49,22 @@ def test_dhcp_needs_nothing_else_and_site_rejects_control_characters() -> None:
     SiteInfo.model_validate(site)
     with pytest.raises(ValidationError, match="site_name"):
         SiteInfo.model_validate({**site, "site_name": "a\x00b"})
+
+
+@pytest.mark.parametrize("body", [{"name": "msl-admin"}, {"all": True},
+                                  {"name": "mivb.admin_ui", "expiry": 43200}])
+def test_tunnel_action_names_one_tunnel_or_all(body: dict[str, object]) -> None:
+    """A tunnel start/stop names one configured tunnel or says all, as the tunnel part
+    expects; the router gets exactly what was given."""
+    assert TunnelAction.model_validate(body).model_dump(exclude_defaults=True) == body
+
+
+@pytest.mark.parametrize("body", [{}, {"all": False}, {"name": "x", "all": True},
+                                  {"name": "-x"}, {"name": "A"}, {"name": "x" * 64},
+                                  {"all": True, "expiry": 0}, {"all": True, "expiry": 43201},
+                                  {"tunnel": "x", "component": "pbx"}])
+def test_tunnel_action_refuses_ambiguous_or_malformed(body: dict[str, object]) -> None:
+    """Neither or both of name/all, a name the config could not hold, an expiry out of
+    1..43200 s and the pre-merge {component, tunnel} shape are refused."""
+    with pytest.raises(ValidationError):
+        TunnelAction.model_validate(body)
