@@ -20,6 +20,9 @@ if [ "$(id -u)" = 0 ]; then
         dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' \
             || missing="$missing $pkg"
     done
+    # The accessibility tests fetch axe-core with npm; a machine that already has a
+    # Node.js toolchain keeps it, a fresh Debian 12 gets Debian's.
+    command -v npm >/dev/null 2>&1 || missing="$missing npm"
     if [ -n "$missing" ]; then
         echo "test.sh: installing Debian packages:$missing"
         apt-get update -qq
