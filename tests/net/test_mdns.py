@@ -36,8 +36,10 @@ def published(gw: Gateway) -> Any:
     """A predicate: the gateway's mdns component status once it has published."""
 
     async def check() -> dict[str, Any] | None:
-        mdns = (await gw.status())["mdns"]
-        return mdns if mdns["details"].get("mdns_state") == "published" else None
+        # Components appear in the status as the daemon enters them: on a loaded host
+        # the control socket can answer before the mdns component exists.
+        mdns = (await gw.status()).get("mdns")
+        return mdns if mdns and mdns["details"].get("mdns_state") == "published" else None
 
     return check
 
