@@ -60,10 +60,14 @@ def port_state(status: dict[str, Any]) -> dict[str, Any]:
     return dict(status["network"]["details"]["ports"][0])
 
 
-def bound(gw: Gateway) -> Any:
+def bound(gw: Gateway, *, with_route: bool = False) -> Any:
+    """Wait for a leased address (and, with ``with_route``, the lease's default route:
+    the kernel shows the address a moment before the route is added)."""
     async def check() -> dict[str, Any] | None:
         port = port_state(await gw.status())
-        return port if port["addresses"] else None
+        if not port["addresses"] or (with_route and not port["gateway"]):
+            return None
+        return port
     return check
 
 
@@ -77,7 +81,7 @@ async def test_lease_route_and_dns(lan: Lan, procs: Procs, tmp_path: Path) -> No
     lan.attach(gw_ns, mac=GW_MAC)
     await start_dnsmasq(procs, server, tmp_path / "dnsmasq")
     gw = await start_gateway(procs, gw_ns, tmp_path / "gw", DHCP_PORT)
-    port = await wait_for(bound(gw), 15)
+    port = await wait_for(bound(gw, with_route=True), 15)
     address = port["addresses"][0]
     assert address.startswith("198.18.0.1") and address.endswith("/24")
     assert port["gateway"] == "198.18.0.1"
