@@ -67,6 +67,11 @@ class WebServices:
             self._password_set = await self.store.secrets.is_set(auth.ADMIN_HASH_SECRET)
         return self._password_set
 
+    def password_set_known(self) -> bool:
+        """Whether the admin password is known to be set, without asking the store
+        (for synchronous callers such as the console banner)."""
+        return self._password_set
+
     def mark_password_set(self) -> None:
         self._password_set = True
 
@@ -276,6 +281,12 @@ async def post_network_apply(request: web.Request) -> web.Response:
 async def post_network_confirm(request: web.Request) -> web.Response:
     body = await _body(request, models.NetworkConfirm)
     return _json(await _call(request, "network.confirm", body.model_dump()))
+
+
+async def post_network_preflight(request: web.Request) -> web.Response:
+    """The network part's pre-flight report; checks with no target are not in it."""
+    await _body(request, models.Empty)
+    return _json(await _call(request, "network.preflight", {}))
 
 
 # -- cloud -----------------------------------------------------------------------------
@@ -539,6 +550,9 @@ ROUTES: Final = (
     Route("POST", "/api/v1/network/confirm", post_network_confirm,
           "Confirm new port settings from the new address", models.NetworkConfirm,
           router_methods=("network.confirm",)),
+    Route("POST", "/api/v1/network/preflight", post_network_preflight,
+          "Run the pre-flight checks (DNS, NTP, cloud, STUN, SIP-TLS, PBX, proxy)",
+          models.Empty, router_methods=("network.preflight",)),
     Route("GET", "/api/v1/cloud", get_cloud, "Cloud link state",
           router_methods=("cloud.status",)),
     Route("POST", "/api/v1/cloud/enroll", post_cloud_enroll, "Enroll with the cloud",

@@ -6,18 +6,21 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
+import socket
 import tarfile
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
 
-from clgwd.config import Secret
+from clgwd.config import ClgwdConfig, Secret
 from clgwd.demo import sample_directory
 from clgwd.store import Severity
 from clgwd.tunnel.component import TunnelComponent
 from clgwd.web.api import derive_state
-from tests.web.conftest import Gateway, setup_admin
+from tests.web.conftest import Gateway, setup_admin, start_gateway
 
 CSV_PBX = {"type": "csv", "name": "Sample directory",
            "options": {"path": str(sample_directory())}}
@@ -99,6 +102,70 @@ async def test_network_pages_reach_the_real_handlers(gateway: Gateway,
                               {"token": "stale-token"})
     assert (status, body["code"]) == (409, "nothing_to_confirm")
     assert "unknown or expired" in body["message"]
+
+
+@pytest.fixture
+async def preflight_gateway(make_config: Callable[..., ClgwdConfig],
+                            tmp_path: Path) -> AsyncIterator[Gateway]:
+    """A gateway whose pre-flight targets are on loopback only: the cloud and PBX checks
+    reach listeners this fixture runs, SIP-TLS a port that is bound but never listens
+    (so the kernel refuses it); DNS, NTP and STUN are left unset (skipped)."""
+    async def hang_up(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.close()
+
+    closed = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    closed.bind(("127.0.0.1", 0))  # bound, not listening: connections are refused
+    servers = [await asyncio.start_server(hang_up, "127.0.0.1", 0) for _ in range(2)]
+    cloud_port, pbx_port = (s.sockets[0].getsockname()[1] for s in servers)
+    try:
+        gw, task = await start_gateway(make_config(
+            f"network: {{resolv_conf: '{tmp_path / 'resolv.conf'}', preflight: {{"
+            f"cloud_host: 127.0.0.1, cloud_port: {cloud_port}, "
+            f"sip_tls_port: {closed.getsockname()[1]}, "
+            f"pbx_host: 127.0.0.1, pbx_port: {pbx_port}, timeout: 3}}}}\n"))
+        try:
+            yield gw
+        finally:
+            gw.daemon.request_stop("test over")
+            await asyncio.wait_for(task, 15)
+    finally:
+        for server in servers:
+            server.close()
+            await server.wait_closed()
+        closed.close()
+
+
+async def test_preflight_runs_the_network_part_checks(preflight_gateway: Gateway,
+                                                      client: aiohttp.ClientSession) -> None:
+    """POST /network/preflight answers the network part's report: one row per configured
+    check, PASS for the listeners, FAIL with the reason for the refused port."""
+    gw = preflight_gateway
+    csrf = await setup_admin(client, gw)
+    status, body = await _req(client, gw, csrf, "POST", "/api/v1/network/preflight", {})
+    assert status == 200, body
+    checks = {c["name"]: c for c in body["checks"]}
+    assert set(checks) == {"cloud", "sip-tls", "pbx"}
+    assert checks["cloud"]["ok"] and checks["pbx"]["ok"]
+    assert checks["cloud"]["target"].startswith("127.0.0.1:")
+    assert not checks["sip-tls"]["ok"]
+    assert checks["sip-tls"]["detail"] == "connection refused"
+    assert body["ok"] is False
+    assert all(c["seconds"] >= 0 for c in body["checks"])
+
+
+async def test_preflight_needs_session_and_csrf(preflight_gateway: Gateway,
+                                                client: aiohttp.ClientSession) -> None:
+    """Like every other POST: no session is 401, a session without the CSRF header 403,
+    and a body with unknown keys 422."""
+    gw = preflight_gateway
+    async with client.post(f"{gw.base}/api/v1/network/preflight", json={}) as resp:
+        assert resp.status == 401
+    csrf = await setup_admin(client, gw)
+    async with client.post(f"{gw.base}/api/v1/network/preflight", json={}) as resp:
+        assert resp.status == 403
+    status, _ = await _req(client, gw, csrf, "POST", "/api/v1/network/preflight",
+                           {"targets": ["192.0.2.1"]})
+    assert status == 422
 
 
 async def test_cloud_enroll_with_the_reference_cloud(cloud_gateway: Gateway,
@@ -280,7 +347,7 @@ async def test_openapi_lists_every_route(gateway: Gateway,
         doc = await resp.json()
     assert doc["openapi"] == "3.1.0"
     assert {"/api/v1/site", "/api/v1/pbx", "/api/v1/overview",
-            "/api/v1/system/factory-reset"} <= set(doc["paths"])
+            "/api/v1/system/factory-reset", "/api/v1/network/preflight"} <= set(doc["paths"])
     assert doc["paths"]["/api/v1/site"]["put"]["security"] == [{"session": [], "csrf": []}]
 
 
