@@ -30,7 +30,13 @@ from clgwd.errors import ClgwdError
 from clgwd.link.link import CloudLink
 from clgwd.logsetup import set_level
 from clgwd.metrics import Metrics
-from clgwd.net import MdnsAdvertiser, NetworkComponent, banner_hook, register_network_commands
+from clgwd.net import (
+    BannerExtras,
+    MdnsAdvertiser,
+    NetworkComponent,
+    banner_hook,
+    register_network_commands,
+)
 from clgwd.sdnotify import Notifier
 from clgwd.store import Action, Event, Store
 from clgwd.sync.service import SyncService
@@ -279,6 +285,17 @@ def connect_tunnel(link: CloudLink, tunnel: TunnelComponent) -> None:
         lambda e: tunnel.set_enrolled_identity(e.gateway_id, e.tunnel_authority_key))
 
 
+def banner_extras(http: HttpServer) -> Callable[[], BannerExtras]:
+    """The console banner's setup-code hint and certificate fingerprint, asked of the
+    HTTP component at each banner (mDNS publishes from ``run``, after every component
+    has started, so the certificate is loaded by then)."""
+    def extras() -> BannerExtras:
+        return BannerExtras(setup_code_hint=http.setup_code_hint(),
+                            certificate_fingerprint=http.fingerprint)
+
+    return extras
+
+
 def build_components(daemon: Daemon) -> list[Component]:
     """The production components, in start order (each may use those before it)."""
     config = daemon.config
@@ -298,6 +315,7 @@ def build_components(daemon: Daemon) -> list[Component]:
         link,
         ControlServer(config, daemon.statuses, daemon.reload, daemon.commands),
         SyncService(config, store, daemon.commands, daemon.metrics),
-        MdnsAdvertiser(config, network, store.settings, on_published=banner_hook(config)),
+        MdnsAdvertiser(config, network, store.settings,
+                       on_published=banner_hook(config, banner_extras(http))),
         http,
     ]

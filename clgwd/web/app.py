@@ -71,6 +71,13 @@ class OnboardingApp:
     async def _openapi_handler(self, request: web.Request) -> web.Response:
         return web.json_response(self._openapi)
 
+    def setup_code_hint(self) -> str:
+        """The console banner's setup-code line. Never the code itself: the banner goes
+        to the journal, and the code is only logged console-only at start-up."""
+        if self.services.password_set_known():
+            return "not needed, the admin password is set"
+        return "run `sudo clgwd setup-code` (needed once, on the first visit)"
+
     async def announce(self, fingerprint: str | None, tls: list[tuple[str, int]]) -> None:
         """Print what the technician needs on the console: URL, fingerprint, setup code."""
         for host, port in tls:
@@ -80,5 +87,5 @@ class OnboardingApp:
             _LOGGER.info("HTTPS certificate SHA-256 fingerprint: %s", fingerprint)
         store = self.services.store.secrets
         code = await auth.device_setup_code(store)
-        if not await store.is_set(auth.ADMIN_HASH_SECRET):
+        if not await self.services.password_set():
             _LOGGER.info("Setup code for the first visit: %s", code, extra=CONSOLE_ONLY)

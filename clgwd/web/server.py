@@ -119,6 +119,10 @@ class HttpServer:
         app.router.add_get("/metrics", self._metrics_handler)
         return app
 
+    def setup_code_hint(self) -> str | None:
+        """The console banner's setup-code line; None without the onboarding page."""
+        return None if self._onboarding is None else self.onboarding.setup_code_hint()
+
     @property
     def bound(self) -> list[tuple[str, int]]:
         """The (host, port) pairs really bound, with the kernel's port for port 0."""
