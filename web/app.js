@@ -250,6 +250,55 @@
     loadGateway();
   }
 
+  /* ---------- pre-flight ---------- */
+  /* The network part reports configured checks only; the others are listed as skipped. */
+  const PREFLIGHT_CHECKS = [['dns', 'dns_name, or cloud_host as a name'], ['ntp', 'ntp_servers'],
+    ['cloud', 'cloud_host'], ['stun', 'stun_host'], ['sip-tls', 'sip_tls_host or cloud_host'],
+    ['pbx', 'pbx_host'], ['proxy', 'proxy and cloud_host']];
+
+  function renderPreflight(report) {
+    const checks = report.checks || [];
+    const body = el('tbody');
+    for (const c of checks) {
+      body.append(el('tr', { class: c.ok ? 'pass' : 'fail' }, el('th', { scope: 'row', text: c.name }),
+        el('td', { text: c.target }), el('td', {}, el('strong', { text: c.ok ? 'PASS' : 'FAIL' })),
+        el('td', { text: (c.seconds * 1000).toFixed(1) + ' ms' }), el('td', { text: c.detail })));
+    }
+    const ran = new Set(checks.map((c) => c.name));
+    for (const [name, key] of PREFLIGHT_CHECKS) {
+      if (ran.has(name)) continue;
+      body.append(el('tr', { class: 'skipped' }, el('th', { scope: 'row', text: name }),
+        el('td', { text: '—' }), el('td', {}, el('strong', { text: 'SKIPPED' })), el('td', { text: '—' }),
+        el('td', { text: `No target configured (network.preflight.${key})` })));
+    }
+    const head = el('tr', {}, ...['Check', 'Target', 'Result', 'Time', 'Reason']
+      .map((h) => el('th', { scope: 'col', text: h })));
+    const passed = checks.filter((c) => c.ok).length;
+    const summary = checks.length
+      ? `${passed} of ${checks.length} checks passed` + (report.ok ? '.' : '; see the failed checks below.')
+      : 'No pre-flight targets are configured (network.preflight); nothing was checked.';
+    $('#pf-result').replaceChildren(el('p', { id: 'pf-summary', text: summary }),
+      el('div', { class: 'scroll' }, el('table', { id: 'pf-table' },
+        el('caption', { class: 'sr', text: 'Pre-flight check results' }), el('thead', {}, head), body)));
+  }
+
+  $('#pf-run').addEventListener('click', async () => {
+    const button = $('#pf-run');
+    const box = $('#pf-result');
+    $('#pf-err').textContent = '';
+    button.disabled = true;
+    box.replaceChildren(el('p', { text: 'Running the pre-flight checks…' }));
+    try {
+      const r = await api('POST', '/api/v1/network/preflight', {});
+      if (isNA(r)) { box.replaceChildren(); notAvailable(box, r); return; }
+      box.classList.remove('na');
+      if (!r.ok) { box.replaceChildren(); showError('#pf-err', r); return; }
+      renderPreflight(r.data);
+    } finally {
+      button.disabled = false;
+    }
+  });
+
   /* ---------- cloud ---------- */
   function describeLink(box, r) {
     if (isNA(r)) { notAvailable(box, r); return; }

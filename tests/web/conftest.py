@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -139,6 +140,37 @@ async def netns_gateway(make_config: Callable[..., ClgwdConfig], tmp_path: Path,
             await task
     finally:
         lan.remove()
+
+
+@pytest.fixture
+async def preflight_gateway(make_config: Callable[..., ClgwdConfig],
+                            tmp_path: Path) -> AsyncIterator[Gateway]:
+    """A gateway whose pre-flight targets are on loopback only: the cloud and PBX checks
+    reach listeners this fixture runs, SIP-TLS a port that is bound but never listens
+    (so the kernel refuses it); DNS, NTP and STUN are left unset (skipped)."""
+    async def hang_up(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.close()
+
+    closed = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    closed.bind(("127.0.0.1", 0))  # bound, not listening: connections are refused
+    servers = [await asyncio.start_server(hang_up, "127.0.0.1", 0) for _ in range(2)]
+    cloud_port, pbx_port = (s.sockets[0].getsockname()[1] for s in servers)
+    try:
+        gw, task = await start_gateway(make_config(
+            f"network: {{resolv_conf: '{tmp_path / 'resolv.conf'}', preflight: {{"
+            f"cloud_host: 127.0.0.1, cloud_port: {cloud_port}, "
+            f"sip_tls_port: {closed.getsockname()[1]}, "
+            f"pbx_host: 127.0.0.1, pbx_port: {pbx_port}, timeout: 3}}}}\n"))
+        try:
+            yield gw
+        finally:
+            gw.daemon.request_stop("test over")
+            await asyncio.wait_for(task, 15)
+    finally:
+        for server in servers:
+            server.close()
+            await server.wait_closed()
+        closed.close()
 
 
 @pytest.fixture

@@ -6,21 +6,18 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
-import socket
 import tarfile
-from collections.abc import AsyncIterator, Callable
-from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
 
-from clgwd.config import ClgwdConfig, Secret
+from clgwd.config import Secret
 from clgwd.demo import sample_directory
 from clgwd.store import Severity
 from clgwd.tunnel.component import TunnelComponent
 from clgwd.web.api import derive_state
-from tests.web.conftest import Gateway, setup_admin, start_gateway
+from tests.web.conftest import Gateway, setup_admin
 
 CSV_PBX = {"type": "csv", "name": "Sample directory",
            "options": {"path": str(sample_directory())}}
@@ -102,37 +99,6 @@ async def test_network_pages_reach_the_real_handlers(gateway: Gateway,
                               {"token": "stale-token"})
     assert (status, body["code"]) == (409, "nothing_to_confirm")
     assert "unknown or expired" in body["message"]
-
-
-@pytest.fixture
-async def preflight_gateway(make_config: Callable[..., ClgwdConfig],
-                            tmp_path: Path) -> AsyncIterator[Gateway]:
-    """A gateway whose pre-flight targets are on loopback only: the cloud and PBX checks
-    reach listeners this fixture runs, SIP-TLS a port that is bound but never listens
-    (so the kernel refuses it); DNS, NTP and STUN are left unset (skipped)."""
-    async def hang_up(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        writer.close()
-
-    closed = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    closed.bind(("127.0.0.1", 0))  # bound, not listening: connections are refused
-    servers = [await asyncio.start_server(hang_up, "127.0.0.1", 0) for _ in range(2)]
-    cloud_port, pbx_port = (s.sockets[0].getsockname()[1] for s in servers)
-    try:
-        gw, task = await start_gateway(make_config(
-            f"network: {{resolv_conf: '{tmp_path / 'resolv.conf'}', preflight: {{"
-            f"cloud_host: 127.0.0.1, cloud_port: {cloud_port}, "
-            f"sip_tls_port: {closed.getsockname()[1]}, "
-            f"pbx_host: 127.0.0.1, pbx_port: {pbx_port}, timeout: 3}}}}\n"))
-        try:
-            yield gw
-        finally:
-            gw.daemon.request_stop("test over")
-            await asyncio.wait_for(task, 15)
-    finally:
-        for server in servers:
-            server.close()
-            await server.wait_closed()
-        closed.close()
 
 
 async def test_preflight_runs_the_network_part_checks(preflight_gateway: Gateway,

@@ -451,3 +451,40 @@ async def test_port_change_confirmed_from_the_link(netns_gateway: tuple[Gateway,
     await shot(page, "gateway-confirmed")
     assert csp_errors == []
     await context.close()
+
+
+async def test_preflight_on_the_gateway_page(preflight_gateway: Gateway, browser: Any,
+                                             axe: str) -> None:
+    """The Gateway page runs the network part's pre-flight (loopback targets only): one
+    row per check with PASS or FAIL and the reason, unset checks listed as skipped, the
+    button reachable by keyboard, no axe violations, no CSP errors."""
+    gw = preflight_gateway
+    context, page, csp_errors = await _page(browser)
+    await page.goto(f"{gw.base}/")
+    await page.wait_for_selector("#view-setup:not([hidden])")
+    await page.fill("#setup-code", gw.setup_code)
+    await page.fill("#setup-pw", PASSWORD)
+    await page.fill("#setup-pw2", PASSWORD)
+    await page.click("#setup-form button[type=submit]")
+    await page.wait_for_selector("#view-gateway:not([hidden])")
+    await _tab_to(page, "#pf-run")
+    await page.keyboard.press("Enter")
+    await page.wait_for_selector("#pf-table")
+    rows = await page.eval_on_selector_all(
+        "#pf-table tbody tr", "rs => rs.map(r => [...r.cells].map(c => c.textContent))")
+    by_name = {r[0]: r for r in rows}
+    assert by_name["cloud"][2] == "PASS" and by_name["pbx"][2] == "PASS"
+    assert by_name["sip-tls"][2] == "FAIL"
+    assert by_name["sip-tls"][4] == "connection refused"
+    assert by_name["cloud"][1].startswith("127.0.0.1:") and by_name["cloud"][3].endswith(" ms")
+    for skipped in ("dns", "ntp", "stun", "proxy"):
+        assert by_name[skipped][2] == "SKIPPED"
+        assert "No target configured (network.preflight." in by_name[skipped][4]
+    assert "2 of 3 checks passed" in await page.text_content("#pf-summary")
+    assert not await page.is_disabled("#pf-run")
+    await check_axe(page, axe, "gateway-preflight")
+    await shot(page, "gateway-preflight")
+    await page.set_viewport_size({"width": 360, "height": 800})
+    assert await no_horizontal_scroll(page)
+    assert csp_errors == []
+    await context.close()
