@@ -30,8 +30,9 @@ def banner_hook(config: ClgwdConfig, extras: Callable[[], BannerExtras] = Banner
     """Log the console banner each time mDNS publishes a name or new addresses.
 
     ``extras`` is asked at each banner for the setup-code hint and the certificate
-    fingerprint; the onboarding/TLS component passes its own source in
-    ``build_components`` (until then both lines say "not available yet").
+    fingerprint; ``build_components`` passes one that asks the HTTP component (a line
+    it has nothing for, such as the fingerprint without an HTTPS listener, says "not
+    available yet").
     """
     mdns = config.network.mdns
 

@@ -1,8 +1,9 @@
 """The console banner: how a technician at the appliance's screen finds the setup page.
 
 Printed to the journal (and so the tty) whenever the name or addresses change. The
-setup-code hint and certificate fingerprint come from the onboarding/TLS part; until it
-provides them (``BannerExtras``) those lines say so instead of showing nothing.
+setup-code hint and certificate fingerprint come from the onboarding/TLS part
+(``BannerExtras``, wired in ``build_components``); a line it has nothing for says so
+instead of showing nothing.
 """
 
 from __future__ import annotations
