@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import logging
 import re
 import socket
 from collections.abc import Awaitable, Callable, Iterable
@@ -46,6 +47,8 @@ _ALWAYS_DENIED_V6: Final = (
     (ipaddress.IPv6Network("64:ff9b::/96"), "nat64"),
     (ipaddress.IPv6Network("2002::/16"), "6to4"),
 )
+
+_LOGGER = logging.getLogger(__name__)
 
 
 class Denied(Exception):
@@ -203,13 +206,20 @@ def read_own_addresses() -> frozenset[IPAddress]:
                     last = stripped[3:].strip().split("/")[0]
                 elif "/32 host LOCAL" in stripped and last is not None:
                     found.add(ipaddress.IPv4Address(last))
-    except (OSError, ValueError):
-        pass
+    except (OSError, ValueError) as err:
+        _warn_unreadable("/proc/net/fib_trie", err)
     try:
         with open("/proc/net/if_inet6", encoding="ascii") as inet6:
             for line in inet6:
                 raw = line.split()[0]
                 found.add(ipaddress.IPv6Address(":".join(raw[i:i + 4] for i in range(0, 32, 4))))
-    except (OSError, ValueError, IndexError):
-        pass
+    except (OSError, ValueError, IndexError) as err:
+        _warn_unreadable("/proc/net/if_inet6", err)
     return frozenset(found)
+
+
+def _warn_unreadable(path: str, err: Exception) -> None:
+    """Say so when own-address discovery fails: "gateway-address" targets are then not
+    recognised (loopback and the other special classes are still refused)."""
+    _LOGGER.warning("Cannot read %s for the gateway's own addresses: %s (%s)",
+                    path, err, type(err).__name__)

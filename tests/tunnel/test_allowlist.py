@@ -145,3 +145,19 @@ async def test_dns_target_name_must_match_and_resolve() -> None:
 def test_literal_forms() -> None:
     assert parse_literal("[2001:db8::1]") == ipaddress.IPv6Address("2001:db8::1")
     assert parse_literal("ui.lan.test") is None
+
+
+def test_unreadable_proc_files_are_reported(monkeypatch: pytest.MonkeyPatch,
+                                            caplog: pytest.LogCaptureFixture) -> None:
+    """Own-address discovery that cannot read /proc says so instead of staying silent."""
+    import builtins
+
+    from clgwd.tunnel import allowlist
+
+    def refuse(*_args: object, **_kwargs: object) -> object:
+        raise PermissionError("denied")
+
+    monkeypatch.setattr(builtins, "open", refuse)
+    with caplog.at_level("WARNING", logger="clgwd.tunnel.allowlist"):
+        assert allowlist.read_own_addresses() == frozenset()
+    assert "/proc/net/fib_trie" in caplog.text and "/proc/net/if_inet6" in caplog.text
