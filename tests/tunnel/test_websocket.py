@@ -1,8 +1,8 @@
 """Both ends over a real websocket on 127.0.0.1 (the way the cloud link will carry it).
 
-The adapters here stand in for the link (gateway side) and the refcloud server (cloud
-side): binary messages in, ``on_binary`` called from one reader task; ``send_binary``
-is ``websocket.send`` (which waits under back-pressure).
+The benchmark's carrier (``bench/wslink.py``) stands in for the link (gateway side) and
+the refcloud server (cloud side): binary messages in, ``on_binary`` called from one
+reader task; ``send_binary`` is ``websocket.send`` (which waits under back-pressure).
 """
 
 from __future__ import annotations
@@ -14,41 +14,14 @@ import os
 from collections.abc import AsyncIterator
 from typing import Any
 
-import websockets
-from websockets.asyncio.client import ClientConnection, connect
+from websockets.asyncio.client import connect
 from websockets.asyncio.server import ServerConnection, serve
 
-from clgwd.channel import BinaryEndpoint, LinkDown
+from bench.wslink import pump
+from clgwd.channel import BinaryEndpoint
 from clgwd.refcloud.tunnels import CloudTunnels
 
 from .conftest import HarnessFactory
-
-
-class WsChannel:
-    """``BinaryChannel`` over a websockets connection."""
-
-    def __init__(self, ws: ClientConnection | ServerConnection) -> None:
-        self.ws = ws
-
-    async def send_binary(self, data: bytes) -> None:
-        try:
-            await self.ws.send(data)
-        except websockets.ConnectionClosed as err:
-            raise LinkDown(str(err)) from None
-
-
-async def pump(ws: ClientConnection | ServerConnection, endpoint: BinaryEndpoint) -> None:
-    """The link's single reader: in order, awaiting the endpoint (back-pressure)."""
-    await endpoint.on_link_up(WsChannel(ws))
-    try:
-        async for message in ws:
-            if isinstance(message, bytes):
-                await endpoint.on_binary(message)
-    except websockets.ConnectionClosed:
-        pass
-    finally:
-        await endpoint.on_link_down()
-
 
 WS_OPTIONS: dict[str, Any] = {"compression": None, "max_size": 2**17, "max_queue": 16}
 
