@@ -47,7 +47,7 @@ class OnboardingApp:
 
     def apply_config(self, config: ClgwdConfig) -> None:
         self._config = config
-        self.policy.names = HostPolicy.build(config.http.names).names
+        self.policy.set_names(HostPolicy.build(config.http.names).names)
         self.sessions.idle_seconds = config.http.session_idle_minutes * 60.0
 
     def add_routes(self, app: web.Application, root: Path) -> None:

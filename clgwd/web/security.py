@@ -37,6 +37,7 @@ PUBLIC_PATHS: Final = frozenset({
     "/api/v1/session/setup", "/api/v1/session/login", "/favicon.ico",
 })
 UNSAFE_METHODS: Final = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+VERDICT_CACHE_SIZE: Final = 256
 
 CSP: Final = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
               "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; "
@@ -67,14 +68,33 @@ class HostPolicy:
     """The names the gateway answers to; IP literals must be an address of this host."""
 
     names: set[str] = field(default_factory=set)
+    # Verdicts by (Host header, local address): parsing both costs more than the rest of
+    # a small API request, and a browser sends the same pair on every request.
+    _verdicts: dict[tuple[str, str], bool] = field(default_factory=dict, repr=False)
 
     @classmethod
     def build(cls, extra_names: Iterable[str]) -> HostPolicy:
         host = socket.gethostname().lower()
         return cls({MDNS_NAME, "localhost", host, f"{host}.local", *extra_names})
 
+    def set_names(self, names: set[str]) -> None:
+        """A reload changed ``http.names``: earlier verdicts no longer hold."""
+        self.names = names
+        self._verdicts.clear()
+
     def allows(self, request: web.Request) -> bool:
-        host = _host_only(request.host)
+        raw = request.host or ""
+        key = (raw, _local_address(request))
+        verdict = self._verdicts.get(key)
+        if verdict is None:
+            verdict = self._decide(raw, key[1])
+            if len(self._verdicts) >= VERDICT_CACHE_SIZE:
+                self._verdicts.clear()  # bounded: junk Host headers cannot grow it
+            self._verdicts[key] = verdict
+        return verdict
+
+    def _decide(self, raw_host: str, local_address: str) -> bool:
+        host = _host_only(raw_host)
         if host is None:
             return False
         if host in self.names:
@@ -83,7 +103,7 @@ class HostPolicy:
             ip = ipaddress.ip_address(host)
         except ValueError:
             return False
-        return ip.is_loopback or ip == _local_ip(request)
+        return ip.is_loopback or ip == _parse_local_ip(local_address)
 
 
 def _host_only(raw: str | None) -> str | None:
@@ -96,14 +116,16 @@ def _host_only(raw: str | None) -> str | None:
         return None
 
 
-def _local_ip(request: web.Request) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
-    """The address this connection arrived on: by definition one the gateway owns."""
+def _local_address(request: web.Request) -> str:
+    """The address this connection arrived on (by definition one the gateway owns)."""
     transport = request.transport
     sockname = transport.get_extra_info("sockname") if transport is not None else None
-    if not sockname:
-        return None
+    return str(sockname[0]) if sockname else ""
+
+
+def _parse_local_ip(address: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
     try:
-        ip = ipaddress.ip_address(str(sockname[0]).split("%")[0])
+        ip = ipaddress.ip_address(address.partition("%")[0])
     except ValueError:
         return None
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
@@ -114,7 +136,8 @@ def _local_ip(request: web.Request) -> ipaddress.IPv4Address | ipaddress.IPv6Add
 def make_guards(policy: HostPolicy, sessions: Sessions,
                 https_port: Callable[[], int | None]) -> tuple[Middleware, list[Middleware]]:
     """The header middleware (outside the error middleware, so error answers get the
-    headers too) and the guards that run inside it, outermost first."""
+    headers too) and the guards that run inside it: Host check, HTTPS redirect, then
+    session and CSRF, in that order."""
 
     @web.middleware
     async def headers(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -129,18 +152,15 @@ def make_guards(policy: HostPolicy, sessions: Sessions,
         _decorate(request, response)
         return response
 
-    @web.middleware
-    async def host_check(request: web.Request, handler: Handler) -> web.StreamResponse:
+    def check_host(request: web.Request) -> None:
         if request.path not in PLAIN_PATHS and not policy.allows(request):
             raise WrongHost("this gateway does not answer to the host name "
                             f"{(request.host or '')[:100]!r}; open it by its IP address "
                             "or https://cloudlink.local/")
-        return await handler(request)
 
-    @web.middleware
-    async def https_only(request: web.Request, handler: Handler) -> web.StreamResponse:
+    def check_https(request: web.Request) -> None:
         if request.secure or request.path in PLAIN_PATHS:
-            return await handler(request)
+            return
         port = https_port()
         if port is None:
             raise WebDisabled("the onboarding page is served over HTTPS only, and "
@@ -150,23 +170,30 @@ def make_guards(policy: HostPolicy, sessions: Sessions,
         suffix = "" if port == 443 else f":{port}"
         raise web.HTTPPermanentRedirect(f"https://{host}{suffix}{request.path_qs}")
 
-    @web.middleware
-    async def auth(request: web.Request, handler: Handler) -> web.StreamResponse:
+    def check_session(request: web.Request) -> None:
         session = sessions.get(request.cookies.get(SESSION_COOKIE))
         if session is not None:
             request[SESSION_KEY] = session
         if request.method in UNSAFE_METHODS:
             _check_origin(request)
         if _is_public(request.path):
-            return await handler(request)
+            return
         if session is None:
             raise Unauthorized("log in first")
         if request.method in UNSAFE_METHODS and not csrf_matches(
                 session, request.headers.get(CSRF_HEADER)):
             raise Forbidden(f"missing or wrong {CSRF_HEADER} header; reload the page")
+
+    @web.middleware
+    async def guards(request: web.Request, handler: Handler) -> web.StreamResponse:
+        # One middleware, three checks in order: each middleware layer is a coroutine
+        # frame on every request, and these checks never need to await.
+        check_host(request)
+        check_https(request)
+        check_session(request)
         return await handler(request)
 
-    return headers, [host_check, https_only, auth]
+    return headers, [guards]
 
 
 def _json_error(exc: web.HTTPException) -> web.Response:
