@@ -21,7 +21,14 @@ from urllib.parse import urlsplit
 
 from clgwd import __version__
 from clgwd.channel import BinaryEndpoint, LinkDown
-from clgwd.commands import CommandContext, CommandRouter, UnknownCommand
+from clgwd.commands import (
+    CLOUD_ACTOR,
+    CallerRefused,
+    CommandContext,
+    CommandRouter,
+    UnknownCommand,
+    check_caller,
+)
 from clgwd.component import ComponentState, ComponentStatus, StatusTracker
 from clgwd.config import ClgwdConfig, Secret
 from clgwd.config.cloud import CloudConfig
@@ -551,7 +558,11 @@ class CloudLink:
         if key is not None and not (isinstance(key, str) and 0 < len(key) <= 200):
             raise RpcFailed(p.RpcError(p.INVALID_PARAMS,
                                        "idempotency_key must be a string of 1-200 characters"))
-        ctx = CommandContext(actor="cloud", idempotency_key=key)
+        ctx = CommandContext(actor=CLOUD_ACTOR, idempotency_key=key)
+        try:  # before the idempotency check: a refused method needs no key
+            check_caller(request.method, ctx)
+        except CallerRefused as err:
+            raise RpcFailed(p.RpcError(p.LOCAL_ONLY, err.message, {"code": err.code})) from None
         if not self._commands.is_mutating(request.method):
             return await self._call(request.method, params, ctx)
         if key is None:
