@@ -184,8 +184,10 @@
   function fillPort(p) {
     $('#port-name').textContent = p.name;
     for (const r of document.querySelectorAll('input[name=mode]')) r.checked = r.value === p.mode;
-    $('#ip').value = p.address || ''; $('#mask').value = p.netmask || '';
-    $('#gw').value = p.gateway || ''; $('#dns').value = (p.dns || []).join(', ');
+    /* A DHCP port shows its current lease (read-only, never sent back as settings). */
+    const shown = p.mode === 'dhcp' ? (p.lease || {}) : p;
+    $('#ip').value = shown.address || ''; $('#mask').value = shown.netmask || '';
+    $('#gw').value = shown.gateway || ''; $('#dns').value = (shown.dns || []).join(', ');
   }
 
   $('#site-form').addEventListener('submit', async (ev) => {
