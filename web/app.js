@@ -561,6 +561,41 @@
     say('Update schedule saved.');
   });
 
+  /* Each error goes to its field (aria-invalid + the field's described-by text) and the
+     summary to the form's alert; the server names the field in "field: message". */
+  const PW_FIELDS = { current_password: '#pw-current', new_password: '#pw-new' };
+  function pwErrors(errors, summary) {
+    for (const id of ['#pw-current', '#pw-new', '#pw-new2']) {
+      $(id).removeAttribute('aria-invalid'); $(id + '-err').textContent = '';
+    }
+    for (const [input, msg] of errors) {
+      input.setAttribute('aria-invalid', 'true'); $('#' + input.id + '-err').textContent = msg;
+    }
+    if (errors.length) errors[0][0].focus();
+    $('#pw-form-err').textContent = summary;
+  }
+
+  $('#pw-form').addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    const errors = checkRequired(ev.target);
+    if (!errors.length && $('#pw-new').value !== $('#pw-new2').value) {
+      errors.push([$('#pw-new2'), 'the new passwords differ']);
+    }
+    pwErrors(errors, markInvalid(ev.target, errors));
+    if (errors.length) return;
+    const r = await api('POST', '/api/v1/session/password',
+      { current_password: $('#pw-current').value, new_password: $('#pw-new').value });
+    if (!r.ok) {
+      const m = /^(current_password|new_password): (.*)$/.exec((r.data && r.data.message) || '');
+      pwErrors(m ? [[$(PW_FIELDS[m[1]]), m[2]]] : [], '');
+      showError('#pw-form-err', r);
+      return;
+    }
+    csrf = r.data.csrf_token;  /* the server rotated the session */
+    ev.target.reset();
+    say('Password changed. Other browsers are logged out.');
+  });
+
   $('#trace-form').addEventListener('submit', async (ev) => {
     ev.preventDefault();
     const r = await api('POST', '/api/v1/trace', { duration_minutes: Number($('#trace-min').value) });

@@ -219,22 +219,54 @@ async def post_setup(request: web.Request) -> web.Response:
 
 
 async def post_login(request: web.Request) -> web.Response:
-    svc = _svc(request)
     body = await _body(request, models.LoginBody)
+    await _check_admin_password(request, body.password, "login", "wrong password")
+    _LOGGER.info("Login to the onboarding page from %s", _client(request))
+    return _start_session(request)
+
+
+async def _check_admin_password(request: web.Request, password: str, kind: str,
+                                wrong: str) -> None:
+    """Verify the admin password under the login throttle: every wrong guess, at login
+    or as the current password of a change, counts towards the same lockout."""
+    svc = _svc(request)
     svc.throttle.check(_client(request))
     stored = await svc.store.secrets.get(auth.ADMIN_HASH_SECRET)
     if stored is None:
         raise auth.Conflict("no admin password yet; enter the setup code first")
     async with svc.kdf_slots:
-        ok = await auth.verify_password(stored.reveal(), body.password)
+        ok = await auth.verify_password(stored.reveal(), password)
     if not ok:
         svc.throttle.failed(_client(request))
-        svc.logins.labels("login", "failed").inc()
-        _LOGGER.warning("Failed login to the onboarding page from %s", _client(request))
-        raise auth.Unauthorized("wrong password")
+        svc.logins.labels(kind, "failed").inc()
+        _LOGGER.warning("Wrong admin password (%s) from %s", kind, _client(request))
+        raise auth.Unauthorized(wrong)
     svc.throttle.succeeded(_client(request))
-    svc.logins.labels("login", "ok").inc()
-    _LOGGER.info("Login to the onboarding page from %s", _client(request))
+    svc.logins.labels(kind, "ok").inc()
+
+
+async def post_password(request: web.Request) -> web.Response:
+    """Change the admin password: the current one proves it is the admin at the
+    keyboard (a session left open is not enough); every session ends and the caller
+    gets a fresh one, so a stolen cookie dies with the old password."""
+    svc = _svc(request)
+    body = await _body(request, models.PasswordChange)
+    await _check_admin_password(request, body.current_password, "password_change",
+                                "current_password: wrong password")
+    try:
+        auth.check_password_rules(body.new_password)
+    except auth.InvalidInput as err:
+        raise auth.InvalidInput(f"new_password: {err.message}") from None
+    if hmac.compare_digest(body.new_password.encode(), body.current_password.encode()):
+        raise auth.InvalidInput("new_password: must differ from the current password")
+    async with svc.kdf_slots:
+        hashed = await auth.hash_password(body.new_password)
+    actor = _actor(request)
+    await svc.store.secrets.put(auth.ADMIN_HASH_SECRET, Secret(hashed))
+    svc.sessions.drop_all()
+    await _record(svc, actor, Action.EDIT, "Admin password", ADMIN_USER)
+    _LOGGER.info("Admin password changed from %s; every other session ended",
+                 _client(request))
     return _start_session(request)
 
 
@@ -540,6 +572,9 @@ ROUTES: Final = (
           "First visit: setup code and new admin password", models.SetupBody, ok_status=201),
     Route("POST", "/api/v1/session/login", post_login, "Log in", models.LoginBody),
     Route("POST", "/api/v1/session/logout", post_logout, "Log out"),
+    Route("POST", "/api/v1/session/password", post_password,
+          "Change the admin password (current + new); ends every other session",
+          models.PasswordChange),
     Route("GET", "/api/v1/site", get_site, "Gateway information (site)"),
     Route("PUT", "/api/v1/site", put_site, "Save the gateway information", models.SiteInfo),
     Route("GET", "/api/v1/network", get_network, "Ethernet ports",

@@ -70,6 +70,11 @@ class LoginBody(Body):
     password: Annotated[str, Field(min_length=1, max_length=256)]
 
 
+class PasswordChange(Body):
+    current_password: Annotated[str, Field(min_length=1, max_length=256)]
+    new_password: Annotated[str, Field(min_length=1, max_length=256)]
+
+
 class SiteInfo(Body):
     """Gateway Information: where the PBX physically is (vendor field names)."""
 

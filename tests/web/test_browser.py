@@ -23,6 +23,8 @@ from tests.web.browser import (
 )
 from tests.web.conftest import PASSWORD, Gateway
 
+NEW_PASSWORD = "changed on the Advanced page"
+
 pytestmark = [pytest.mark.peers, pytest.mark.timeout(150)]
 
 
@@ -259,6 +261,7 @@ async def _deployment_and_advanced(page: Any, gw: Gateway, axe: str) -> None:
         await page.click("#bundle")
     download = await info.value
     assert download.suggested_filename.endswith(".tar.gz")
+    await _change_password(page)
     await check_axe(page, axe, "advanced")
     await shot(page, "07-advanced")
 
@@ -281,6 +284,27 @@ async def _overview(page: Any, gw: Gateway, axe: str) -> None:
     await shot(page, "08-overview")
 
 
+async def _change_password(page: Any) -> None:
+    """Wrong current password and a mismatch are shown at their fields; then the change
+    succeeds and the page keeps working on the rotated session."""
+    await page.fill("#pw-current", "not the password")
+    await page.fill("#pw-new", NEW_PASSWORD)
+    await page.fill("#pw-new2", NEW_PASSWORD + "x")
+    await page.click("#pw-form button[type=submit]")
+    await page.wait_for_selector("#pw-new2-err:has-text('the new passwords differ')")
+    assert await page.get_attribute("#pw-new2", "aria-invalid") == "true"
+    await page.fill("#pw-new2", NEW_PASSWORD)
+    await page.press("#pw-new2", "Enter")
+    await page.wait_for_selector("#pw-current-err:has-text('wrong password')")
+    assert await page.get_attribute("#pw-current", "aria-invalid") == "true"
+    assert await page.evaluate("document.activeElement.id") == "pw-current"
+    await page.fill("#pw-current", PASSWORD)
+    await page.press("#pw-current", "Enter")
+    await page.wait_for_selector("#toast:has-text('Password changed')")
+    assert await page.input_value("#pw-current") == ""
+    assert await page.get_attribute("#pw-current", "aria-invalid") is None
+
+
 async def _logout_and_login(page: Any) -> None:
     await page.click("#logout")
     await page.wait_for_selector("#view-login:not([hidden])")
@@ -288,7 +312,10 @@ async def _logout_and_login(page: Any) -> None:
     await page.fill("#login-pw", "not the password")
     await page.press("#login-pw", "Enter")
     await page.wait_for_selector("#login-form-err:has-text('wrong password')")
-    await page.fill("#login-pw", PASSWORD)
+    await page.fill("#login-pw", PASSWORD)  # the password before the change
+    await page.press("#login-pw", "Enter")
+    await page.wait_for_selector("#login-form-err:has-text('wrong password')")
+    await page.fill("#login-pw", NEW_PASSWORD)
     await page.press("#login-pw", "Enter")
     await page.wait_for_selector("#view-overview:not([hidden])")
 
