@@ -26,6 +26,7 @@ from clgwd.commands import CommandContext, CommandRouter
 from clgwd.config import ClgwdConfig, Secret
 from clgwd.errors import ClgwdError, NotSupportedYet
 from clgwd.metrics import StatusSource
+from clgwd.sip.trace import pcap_path, trace_dir
 from clgwd.store import Action, Event, EventFilter, Store, events_to_csv
 from clgwd.web import auth, models
 from clgwd.web.bundle import build_support_bundle
@@ -526,8 +527,9 @@ async def put_update_schedule(request: web.Request) -> web.Response:
 async def get_support_bundle(request: web.Request) -> web.StreamResponse:
     svc = _svc(request)
     logs = await _section(request, "logs.collect", {"since_hours": 24})
+    trace = await _section(request, "trace.status")
     data = await build_support_bundle(svc.store, svc.statuses(), svc.config(), logs,
-                                      svc.recent_logs.lines())
+                                      svc.recent_logs.lines(), trace=trace)
     await _record(svc, _actor(request), Action.OTHER, "Support bundle", "downloaded")
     stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
     return web.Response(body=data, content_type="application/gzip", headers={
@@ -537,6 +539,32 @@ async def get_support_bundle(request: web.Request) -> web.StreamResponse:
 async def post_trace(request: web.Request) -> web.Response:
     body = await _body(request, models.TraceCalls)
     return _json(await _call(request, "trace.calls", body.model_dump()), 202)
+
+
+async def get_trace(request: web.Request) -> web.Response:
+    return _json(await _call(request, "trace.status", {}))
+
+
+async def post_trace_stop(request: web.Request) -> web.Response:
+    await _body(request, models.Empty)
+    return _json(await _call(request, "trace.stop", {}))
+
+
+async def get_trace_download(request: web.Request) -> web.StreamResponse:
+    """One finished capture file. It can hold customer data: only a logged-in admin gets
+    it, the download is recorded, and the file of a running trace is refused (it is
+    still being written)."""
+    svc = _svc(request)
+    name = request.query.get("file", "")
+    status = await _call(request, "trace.status", {})
+    current = status.get("current") or {}
+    if any(name == f"trace-{current.get('id')}-{i}.pcap" for i in current.get("interfaces", ())):
+        raise auth.Conflict("file: this call trace is still running; stop it first")
+    path = await asyncio.to_thread(pcap_path, trace_dir(svc.config()), name)
+    await _record(svc, _actor(request), Action.OTHER, "Call trace", f"downloaded {name}")
+    return web.FileResponse(path, headers={
+        "Content-Type": "application/vnd.tcpdump.pcap",
+        "Content-Disposition": f'attachment; filename="{name}"'})
 
 
 async def post_reboot(request: web.Request) -> web.Response:
@@ -627,10 +655,19 @@ ROUTES: Final = (
     Route("PUT", "/api/v1/update/schedule", put_update_schedule, "Set the update schedule",
           models.UpdateSchedule, router_methods=("update.schedule",)),
     Route("GET", "/api/v1/support-bundle", get_support_bundle,
-          "Support bundle (tar.gz, secrets redacted)", router_methods=("logs.collect",),
+          "Support bundle (tar.gz, secrets redacted)",
+          router_methods=("logs.collect", "trace.status"),
           content="application/gzip"),
     Route("POST", "/api/v1/trace", post_trace, "Trace calls for a while", models.TraceCalls,
           router_methods=("trace.calls",), ok_status=202),
+    Route("GET", "/api/v1/trace", get_trace, "Call trace: running state and kept captures",
+          router_methods=("trace.status",)),
+    Route("POST", "/api/v1/trace/stop", post_trace_stop, "Stop the running call trace",
+          models.Empty, router_methods=("trace.stop",)),
+    Route("GET", "/api/v1/trace/download", get_trace_download,
+          "Download a finished call trace (pcap; may hold customer data)",
+          query=(("file", {"type": "string", "maxLength": 80}),),
+          router_methods=("trace.status",), content="application/vnd.tcpdump.pcap"),
     Route("POST", "/api/v1/system/reboot", post_reboot, "Reboot the gateway", models.Empty,
           router_methods=("system.reboot",), ok_status=202),
     Route("POST", "/api/v1/system/factory-reset", post_factory_reset,
