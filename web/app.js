@@ -539,6 +539,7 @@
 
   /* ---------- advanced ---------- */
   async function loadAdvanced() {
+    loadTrace();
     const r = await api('GET', '/api/v1/update/schedule');
     if (isNA(r)) notAvailable($('#update-na'), r);
     else if (r.ok && r.data.frequency) {
@@ -596,11 +597,55 @@
     say('Password changed. Other browsers are logged out.');
   });
 
+  /* ---------- trace calls ---------- */
+  let traceTimer = null;
+  const kb = (n) => (n < 1024 ? n + ' bytes' : (n / 1024).toFixed(1) + ' KB');
+  const clock = (t) => new Date(t * 1000).toLocaleTimeString();
+
+  function renderTrace(d) {
+    clearTimeout(traceTimer);
+    const cur = d.current;
+    $('#trace-start').hidden = d.running; $('#trace-stop').hidden = !d.running;
+    $('#trace-state').textContent = d.running
+      ? `Tracing calls until ${clock(cur.ends_at)} on ${cur.interfaces.join(', ')}: ${cur.packets} packets so far.`
+      : (d.captures.length ? 'No call trace running.' : 'No call trace running; no captures yet.');
+    $('#trace-files').replaceChildren(...d.captures.flatMap((c) => (c.files || []).map((f) => el('li', {},
+      el('a', { href: '/api/v1/trace/download?file=' + encodeURIComponent(f.name), download: f.name,
+        text: f.name }),
+      ` (${kb(f.bytes)}; ${c.started_at ? clock(c.started_at) : 'unknown start'}; ${c.stop_reason || ''})`))));
+    /* While a trace runs, refresh its state as long as the Advanced page is shown. */
+    if (d.running) traceTimer = setTimeout(() => { if (!$('#view-advanced').hidden) loadTrace(); }, 5000);
+  }
+
+  async function loadTrace() {
+    const r = await api('GET', '/api/v1/trace');
+    if (isNA(r)) { notAvailable($('#trace-na'), r); return; }
+    if (r.ok) renderTrace(r.data); else showError('#trace-form-err', r);
+  }
+
   $('#trace-form').addEventListener('submit', async (ev) => {
     ev.preventDefault();
-    const r = await api('POST', '/api/v1/trace', { duration_minutes: Number($('#trace-min').value) });
+    const input = $('#trace-min');
+    const minutes = Number(input.value);
+    const errors = Number.isInteger(minutes) && minutes >= 1 && minutes <= 60 ? []
+      : [[input, 'enter a whole number of minutes, 1-60']];
+    $('#trace-min-err').textContent = errors.length ? errors[0][1] : '';
+    $('#trace-form-err').textContent = markInvalid(ev.target, errors);
+    if (errors.length) return;
+    const r = await api('POST', '/api/v1/trace', { duration_minutes: minutes });
     if (!r.ok) { showError('#trace-form-err', r); return; }
+    renderTrace(r.data);
     say('Call trace started.');
+    $('#trace-stop').focus();  /* the pressed button is hidden now */
+  });
+
+  $('#trace-stop').addEventListener('click', async () => {
+    const r = await api('POST', '/api/v1/trace/stop', {});
+    if (!r.ok) { showError('#trace-form-err', r); return; }
+    $('#trace-form-err').textContent = '';
+    renderTrace(r.data);
+    say('Call trace stopped; the capture can be downloaded below.');
+    $('#trace-start').focus();
   });
 
   $('#reboot').addEventListener('click', async () => {

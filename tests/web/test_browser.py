@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -262,6 +263,7 @@ async def _deployment_and_advanced(page: Any, gw: Gateway, axe: str) -> None:
     download = await info.value
     assert download.suggested_filename.endswith(".tar.gz")
     await _change_password(page)
+    await _trace_calls(page)
     await check_axe(page, axe, "advanced")
     await shot(page, "07-advanced")
 
@@ -282,6 +284,30 @@ async def _overview(page: Any, gw: Gateway, axe: str) -> None:
     await page.wait_for_selector("#ev-csv[href*='action=Create']")
     await check_axe(page, axe, "overview")
     await shot(page, "08-overview")
+
+
+async def _trace_calls(page: Any) -> None:
+    """The real sip part (tcpdump on any): a bad duration is shown at its field; a
+    trace starts, shows its end time, stops early, and its pcap downloads."""
+    await page.wait_for_selector("#trace-state:has-text('No call trace running')")
+    await page.fill("#trace-min", "0")
+    await page.click("#trace-start")
+    await page.wait_for_selector("#trace-min-err:has-text('1-60')")
+    assert await page.get_attribute("#trace-min", "aria-invalid") == "true"
+    await page.fill("#trace-min", "1")
+    await page.press("#trace-min", "Enter")
+    await page.wait_for_selector("#trace-state:has-text('Tracing calls until')")
+    assert await page.evaluate("document.activeElement.id") == "trace-stop"
+    await page.keyboard.press("Enter")  # stop, by keyboard
+    await page.wait_for_selector("#trace-state:has-text('No call trace running.')")
+    link = "#trace-files a[href^='/api/v1/trace/download?file=trace-']"
+    async with page.expect_download() as info:
+        await page.click(link)
+    download = await info.value
+    assert download.suggested_filename.endswith("-any.pcap")
+    path = Path(await download.path())
+    head = (await asyncio.to_thread(path.read_bytes))[:4]
+    assert head in (b"\xd4\xc3\xb2\xa1", b"\x4d\x3c\xb2\xa1")
 
 
 async def _change_password(page: Any) -> None:
