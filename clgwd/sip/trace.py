@@ -117,6 +117,16 @@ class _Tcpdump:
     proc: asyncio.subprocess.Process | None = None
     stderr: collections.deque[str] = field(
         default_factory=lambda: collections.deque(maxlen=STDERR_LINES))
+    interrupted: bool = False
+
+    def interrupt(self) -> None:
+        """SIGINT once (tcpdump flushes and exits). Once only: Popen.send_signal polls
+        first, and a poll that reaps the exiting child races asyncio's child watcher."""
+        if self.proc is None or self.proc.returncode is not None or self.interrupted:
+            return
+        self.interrupted = True
+        with contextlib.suppress(ProcessLookupError):
+            self.proc.send_signal(signal.SIGINT)
 
 
 @dataclass
@@ -374,9 +384,7 @@ async def _timer(capture: _Capture) -> None:
             await capture.stop.wait()
     capture.end("duration")
     for dump in capture.dumps:
-        if dump.proc is not None and dump.proc.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                dump.proc.send_signal(signal.SIGINT)  # tcpdump flushes and exits
+        dump.interrupt()
 
 
 async def _terminate(dumps: list[_Tcpdump]) -> None:
@@ -385,8 +393,7 @@ async def _terminate(dumps: list[_Tcpdump]) -> None:
         proc = dump.proc
         if proc is None or proc.returncode is not None:
             continue
-        with contextlib.suppress(ProcessLookupError):
-            proc.send_signal(signal.SIGINT)
+        dump.interrupt()
         try:
             async with asyncio.timeout(STOP_GRACE):
                 await proc.wait()
