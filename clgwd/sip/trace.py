@@ -232,6 +232,8 @@ class CallTrace:
                                      "tcpdump); call traces need it")
             capture = await self._launch(exe, minutes, actor)
             self._capture = capture
+            self.tracker.set(ComponentState.RUNNING,
+                             f"tracing calls until {_utc(capture.ends_at)}", trace=capture.id)
             self.scope.create_task(self._run(capture), name="clgwd[sip].trace")
         _LOGGER.info("Call trace %s started by %s for %d min on %s", capture.id, actor,
                      minutes, ", ".join(d.interface for d in capture.dumps))
@@ -239,8 +241,6 @@ class CallTrace:
                                  subject=capture.id, core={
                                      "duration_minutes": minutes,
                                      "interfaces": [d.interface for d in capture.dumps]}))
-        self.tracker.set(ComponentState.RUNNING,
-                         f"tracing calls until {_utc(capture.ends_at)}", trace=capture.id)
         return await self.status()
 
     async def stop(self, actor: str) -> dict[str, Any]:
