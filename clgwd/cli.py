@@ -14,6 +14,7 @@ from typing import Any
 import aiohttp
 
 from clgwd import __version__
+from clgwd.cli_support import control_request
 from clgwd.config import DEFAULT_CONFIG_PATH, ClgwdConfig, ConfigError, load_config
 from clgwd.config.loader import parse_yaml
 from clgwd.config.models import DEFAULT_CONTROL_SOCKET
@@ -214,22 +215,11 @@ def _socket_from_raw_config(path: Path) -> Path | None:
     return Path(socket) if isinstance(socket, str) and socket.startswith("/") else None
 
 
-async def _control_request(socket_path: Path, method: str, url: str,
-                           total_timeout: float = 30, body: Any = None) -> tuple[int, Any]:
-    connector = aiohttp.UnixConnector(path=str(socket_path))
-    timeout = aiohttp.ClientTimeout(total=total_timeout)
-    async with (
-        aiohttp.ClientSession(connector=connector, timeout=timeout) as session,
-        session.request(method, f"http://clgwd{url}", json=body) as resp,
-    ):
-        return resp.status, await resp.json()
-
-
 def _call_daemon(args: argparse.Namespace, method: str, url: str,
                  total_timeout: float = 30, body: Any = None) -> tuple[int, Any] | None:
     socket_path = _control_socket(args)
     try:
-        return asyncio.run(_control_request(socket_path, method, url, total_timeout, body))
+        return asyncio.run(control_request(socket_path, method, url, total_timeout, body))
     except (aiohttp.ClientConnectionError, FileNotFoundError, ConnectionRefusedError) as err:
         print(f"clgwd is not running (no answer on {socket_path}: {err})", file=sys.stderr)
         return None

@@ -1,9 +1,13 @@
-"""Small helpers for console output shared by CLI commands."""
+"""Small helpers shared by CLI commands: console output and the control socket."""
 
 from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import aiohttp
 
 
 def print_banner(lines: Sequence[str]) -> None:
@@ -14,3 +18,15 @@ def print_banner(lines: Sequence[str]) -> None:
     for line in lines:
         print(f"| {line:<{width}} |", file=sys.stdout)
     print(rule, file=sys.stdout, flush=True)
+
+
+async def control_request(socket_path: Path, method: str, url: str,
+                          total_timeout: float = 30, body: Any = None) -> tuple[int, Any]:
+    """One request to the running daemon's control socket: ``(HTTP status, JSON)``."""
+    connector = aiohttp.UnixConnector(path=str(socket_path))
+    timeout = aiohttp.ClientTimeout(total=total_timeout)
+    async with (
+        aiohttp.ClientSession(connector=connector, timeout=timeout) as session,
+        session.request(method, f"http://clgwd{url}", json=body) as resp,
+    ):
+        return resp.status, await resp.json()

@@ -30,8 +30,23 @@ LOCAL_METHODS: Final = (
     # without the owning part answers not_supported_yet instead of unknown_method.
     "network.get", "network.apply", "cloud.status", "cloud.enroll", "pbx.get", "pbx.set",
     "pbx.test", "sync.schedule.get", "sync.schedule.set", "update.schedule.get",
-    "trace.calls",
+    "trace.calls", "trace.status", "trace.stop",
 )
+
+CLOUD_ACTOR: Final = "cloud"
+CLOUD_REFUSED: Final[Mapping[str, str]] = {
+    # Local methods the cloud may not call, and why (docs/api.md, "Who may call"). The
+    # router refuses them for the actor ``cloud`` whatever the link forwards.
+    "cloud.enroll": "enrollment binds the gateway to an account; only someone at the "
+                    "gateway (page or CLI) may do it",
+    "network.apply": "readdressing the LAN ports needs someone on site to confirm from the "
+                     "new address",
+    "pbx.set": "the PBX address and credentials are entered on site; the cloud must not "
+               "point the sync (and its credentials) at another host",
+    "trace.calls": "a call trace captures the customer's SIP signalling; only a technician "
+                   "at the gateway may start one",
+    "trace.stop": "call traces are started and stopped on site",
+}
 
 
 @dataclass(frozen=True)
@@ -43,6 +58,21 @@ class CommandContext:
 
 
 Handler = Callable[[Mapping[str, Any], CommandContext], Awaitable[Any]]
+
+
+class CallerRefused(ClgwdError):
+    """The method exists but this caller may not use it (``CLOUD_REFUSED``)."""
+
+    code = "local_only"
+    http_status = 403
+
+
+def check_caller(method: str, ctx: CommandContext) -> None:
+    """Refuse a local-only method to the cloud, saying why (raises ``CallerRefused``)."""
+    reason = CLOUD_REFUSED.get(method)
+    if reason is not None and ctx.actor == CLOUD_ACTOR:
+        raise CallerRefused(f"{method} may only be called from the gateway's LAN (onboarding "
+                            f"page or CLI): {reason}")
 
 
 class UnknownCommand(ClgwdError):
@@ -79,6 +109,7 @@ class CommandRouter:
         return known
 
     async def call(self, method: str, params: Mapping[str, Any], ctx: CommandContext) -> Any:
+        check_caller(method, ctx)
         reg = self._handlers.get(method)
         if reg is None:
             if method in PROTOCOL_METHODS or method in LOCAL_METHODS:

@@ -38,6 +38,7 @@ from clgwd.net import (
     register_network_commands,
 )
 from clgwd.sdnotify import Notifier
+from clgwd.sip.trace import CallTrace
 from clgwd.store import Action, Event, Store
 from clgwd.sync.service import SyncService
 from clgwd.tunnel.component import TunnelComponent
@@ -315,6 +316,7 @@ def build_components(daemon: Daemon) -> list[Component]:
         link,
         ControlServer(config, daemon.statuses, daemon.reload, daemon.commands),
         SyncService(config, store, daemon.commands, daemon.metrics),
+        CallTrace(config, store, daemon.commands),
         MdnsAdvertiser(config, network, store.settings,
                        on_published=banner_hook(config, banner_extras(http))),
         http,

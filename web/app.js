@@ -184,8 +184,10 @@
   function fillPort(p) {
     $('#port-name').textContent = p.name;
     for (const r of document.querySelectorAll('input[name=mode]')) r.checked = r.value === p.mode;
-    $('#ip').value = p.address || ''; $('#mask').value = p.netmask || '';
-    $('#gw').value = p.gateway || ''; $('#dns').value = (p.dns || []).join(', ');
+    /* A DHCP port shows its current lease (read-only, never sent back as settings). */
+    const shown = p.mode === 'dhcp' ? (p.lease || {}) : p;
+    $('#ip').value = shown.address || ''; $('#mask').value = shown.netmask || '';
+    $('#gw').value = shown.gateway || ''; $('#dns').value = (shown.dns || []).join(', ');
   }
 
   $('#site-form').addEventListener('submit', async (ev) => {
@@ -537,6 +539,7 @@
 
   /* ---------- advanced ---------- */
   async function loadAdvanced() {
+    loadTrace();
     const r = await api('GET', '/api/v1/update/schedule');
     if (isNA(r)) notAvailable($('#update-na'), r);
     else if (r.ok && r.data.frequency) {
@@ -559,11 +562,90 @@
     say('Update schedule saved.');
   });
 
+  /* Each error goes to its field (aria-invalid + the field's described-by text) and the
+     summary to the form's alert; the server names the field in "field: message". */
+  const PW_FIELDS = { current_password: '#pw-current', new_password: '#pw-new' };
+  function pwErrors(errors, summary) {
+    for (const id of ['#pw-current', '#pw-new', '#pw-new2']) {
+      $(id).removeAttribute('aria-invalid'); $(id + '-err').textContent = '';
+    }
+    for (const [input, msg] of errors) {
+      input.setAttribute('aria-invalid', 'true'); $('#' + input.id + '-err').textContent = msg;
+    }
+    if (errors.length) errors[0][0].focus();
+    $('#pw-form-err').textContent = summary;
+  }
+
+  $('#pw-form').addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    const errors = checkRequired(ev.target);
+    if (!errors.length && $('#pw-new').value !== $('#pw-new2').value) {
+      errors.push([$('#pw-new2'), 'the new passwords differ']);
+    }
+    pwErrors(errors, markInvalid(ev.target, errors));
+    if (errors.length) return;
+    const r = await api('POST', '/api/v1/session/password',
+      { current_password: $('#pw-current').value, new_password: $('#pw-new').value });
+    if (!r.ok) {
+      const m = /^(current_password|new_password): (.*)$/.exec((r.data && r.data.message) || '');
+      pwErrors(m ? [[$(PW_FIELDS[m[1]]), m[2]]] : [], '');
+      showError('#pw-form-err', r);
+      return;
+    }
+    csrf = r.data.csrf_token;  /* the server rotated the session */
+    ev.target.reset();
+    say('Password changed. Other browsers are logged out.');
+  });
+
+  /* ---------- trace calls ---------- */
+  let traceTimer = null;
+  const kb = (n) => (n < 1024 ? n + ' bytes' : (n / 1024).toFixed(1) + ' KB');
+  const clock = (t) => new Date(t * 1000).toLocaleTimeString();
+
+  function renderTrace(d) {
+    clearTimeout(traceTimer);
+    const cur = d.current;
+    $('#trace-start').hidden = d.running; $('#trace-stop').hidden = !d.running;
+    $('#trace-state').textContent = d.running
+      ? `Tracing calls until ${clock(cur.ends_at)} on ${cur.interfaces.join(', ')}: ${cur.packets} packets so far.`
+      : (d.captures.length ? 'No call trace running.' : 'No call trace running; no captures yet.');
+    $('#trace-files').replaceChildren(...d.captures.flatMap((c) => (c.files || []).map((f) => el('li', {},
+      el('a', { href: '/api/v1/trace/download?file=' + encodeURIComponent(f.name), download: f.name,
+        text: f.name }),
+      ` (${kb(f.bytes)}; ${c.started_at ? clock(c.started_at) : 'unknown start'}; ${c.stop_reason || ''})`))));
+    /* While a trace runs, refresh its state as long as the Advanced page is shown. */
+    if (d.running) traceTimer = setTimeout(() => { if (!$('#view-advanced').hidden) loadTrace(); }, 5000);
+  }
+
+  async function loadTrace() {
+    const r = await api('GET', '/api/v1/trace');
+    if (isNA(r)) { notAvailable($('#trace-na'), r); return; }
+    if (r.ok) renderTrace(r.data); else showError('#trace-form-err', r);
+  }
+
   $('#trace-form').addEventListener('submit', async (ev) => {
     ev.preventDefault();
-    const r = await api('POST', '/api/v1/trace', { duration_minutes: Number($('#trace-min').value) });
+    const input = $('#trace-min');
+    const minutes = Number(input.value);
+    const errors = Number.isInteger(minutes) && minutes >= 1 && minutes <= 60 ? []
+      : [[input, 'enter a whole number of minutes, 1-60']];
+    $('#trace-min-err').textContent = errors.length ? errors[0][1] : '';
+    $('#trace-form-err').textContent = markInvalid(ev.target, errors);
+    if (errors.length) return;
+    const r = await api('POST', '/api/v1/trace', { duration_minutes: minutes });
     if (!r.ok) { showError('#trace-form-err', r); return; }
+    renderTrace(r.data);
     say('Call trace started.');
+    $('#trace-stop').focus();  /* the pressed button is hidden now */
+  });
+
+  $('#trace-stop').addEventListener('click', async () => {
+    const r = await api('POST', '/api/v1/trace/stop', {});
+    if (!r.ok) { showError('#trace-form-err', r); return; }
+    $('#trace-form-err').textContent = '';
+    renderTrace(r.data);
+    say('Call trace stopped; the capture can be downloaded below.');
+    $('#trace-start').focus();
   });
 
   $('#reboot').addEventListener('click', async () => {

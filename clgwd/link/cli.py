@@ -1,8 +1,11 @@
 """``clgwd enroll``: enroll this gateway with the cloud from the command line.
 
 The token is read from a prompt or a file (``-`` = stdin), never from the command line,
-where ``ps`` and shell history would keep it. The running daemon notices the new
-certificate within a few seconds and connects; no restart is needed.
+where ``ps`` and shell history would keep it. When the daemon is running, the
+enrollment goes through it (``cloud.enroll`` on the control socket, actor
+``local:cli``), so its link connects at once; otherwise this process enrolls by itself
+and the daemon uses the certificate when it starts (or within ``IDENTITY_RECHECK`` if
+it was started meanwhile).
 """
 
 from __future__ import annotations
@@ -12,8 +15,12 @@ import asyncio
 import getpass
 import sys
 from pathlib import Path
+from typing import Any
 
-from clgwd.config import DEFAULT_CONFIG_PATH, ConfigError, Secret, load_config
+import aiohttp
+
+from clgwd.cli_support import control_request
+from clgwd.config import DEFAULT_CONFIG_PATH, ClgwdConfig, ConfigError, Secret, load_config
 from clgwd.errors import ClgwdError
 from clgwd.link.enroll import enroll
 
@@ -62,6 +69,14 @@ def cmd_enroll(args: argparse.Namespace) -> int:
         print("the enrollment token is empty", file=sys.stderr)
         return EXIT_FAILURE
     try:
+        answer = _enroll_through_daemon(config, args.account, token)
+    except PermissionError:
+        print(f"permission denied on {config.control.socket}: run as root or a member of "
+              "the clgwd group", file=sys.stderr)
+        return EXIT_FAILURE
+    if answer is not None:
+        return _report_daemon_answer(*answer)
+    try:
         result = asyncio.run(enroll(config.state.dir, config.cloud.url, args.account, token,
                                     config.cloud.enrollment_ca_file))
     except ClgwdError as err:
@@ -69,4 +84,26 @@ def cmd_enroll(args: argparse.Namespace) -> int:
         return EXIT_FAILURE
     print(f"enrolled gateway {result.gateway_id} in account {result.account_id}; "
           f"certificate valid until {result.not_after:%Y-%m-%d %H:%M} UTC")
+    return EXIT_OK
+
+
+def _enroll_through_daemon(config: ClgwdConfig, account: str,
+                           token: Secret) -> tuple[int, Any] | None:
+    """``cloud.enroll`` on the running daemon; ``None`` when no daemon answers."""
+    body = {"account_id": account, "token": token.reveal()}
+    try:
+        return asyncio.run(control_request(config.control.socket, "POST",
+                                           "/v1/command/cloud.enroll", 60, body))
+    except (aiohttp.ClientConnectionError, FileNotFoundError, ConnectionRefusedError):
+        return None
+
+
+def _report_daemon_answer(status: int, body: Any) -> int:
+    if status != 200 or not isinstance(body, dict):
+        message = body.get("message") if isinstance(body, dict) else None
+        print(f"enrollment failed: {message or f'HTTP {status} from the daemon'}",
+              file=sys.stderr)
+        return EXIT_FAILURE
+    print(f"enrolled in account {body.get('account_id')} through the running daemon; "
+          f"cloud link: {body.get('link')}")
     return EXIT_OK

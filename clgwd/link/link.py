@@ -21,7 +21,14 @@ from urllib.parse import urlsplit
 
 from clgwd import __version__
 from clgwd.channel import BinaryEndpoint, LinkDown
-from clgwd.commands import CommandContext, CommandRouter, UnknownCommand
+from clgwd.commands import (
+    CLOUD_ACTOR,
+    CallerRefused,
+    CommandContext,
+    CommandRouter,
+    UnknownCommand,
+    check_caller,
+)
 from clgwd.component import ComponentState, ComponentStatus, StatusTracker
 from clgwd.config import ClgwdConfig, Secret
 from clgwd.config.cloud import CloudConfig
@@ -40,7 +47,9 @@ from clgwd.store.outbox import NEAR_FULL_RATIO
 
 _LOGGER = logging.getLogger(__name__)
 
-IDENTITY_POLL: Final = 2.0
+IDENTITY_RECHECK: Final = 5.0
+"""Idle re-read of the identity files, only for changes no wake-up announces (a
+``clgwd enroll`` run while the daemon was not reachable, files restored by hand)."""
 OUTBOX_CHECK_INTERVAL: Final = 5.0
 SHUTDOWN_CLOSE_TIMEOUT: Final = 2.0
 CLOSE_TIMEOUT: Final = 5.0
@@ -116,6 +125,9 @@ class CloudLink:
         self._sessions: set[Session] = set()
         self._tg: asyncio.TaskGroup | None = None
         self._wake = asyncio.Event()
+        self._identity_changed = asyncio.Event()
+        """Set by enrollment and config changes; cleared before the identity is read, so
+        a change that lands during the read is never lost (``_wait_for_identity``)."""
         self._blocked_fingerprint: tuple[float, ...] | None = None
         self._failures = 0
         self._renewal_plan: tuple[dt.datetime | None, dt.datetime] = (
@@ -178,9 +190,14 @@ class CloudLink:
             self._blocked_fingerprint = None
             if self._current is not None:
                 await self._current.close(1000, "cloud url changed")
-        self._wake.set()
+        self.identity_changed()
 
     # -- API for other components ------------------------------------------------------------
+
+    def identity_changed(self) -> None:
+        """Wake the idle supervisor now: the enrollment or the cloud URL changed."""
+        self._identity_changed.set()
+        self._wake.set()
 
     def set_binary_endpoint(self, endpoint: BinaryEndpoint) -> None:
         """Register the tunnel mux (before ``run``); every connection from then on calls
@@ -199,7 +216,7 @@ class CloudLink:
         self._blocked_fingerprint = None
         if self.state in (LinkState.NOT_ENROLLED, LinkState.AUTH_FAILED):
             self._set_state(LinkState.CONNECTING, f"enrolled; connecting to {cloud.url}")
-        self._wake.set()
+        self.identity_changed()
         return enrollment
 
     async def cloud_status(self) -> dict[str, Any]:
@@ -242,8 +259,14 @@ class CloudLink:
                 await self._block(str(err))
 
     async def _wait_for_identity(self) -> Enrollment:
-        """Idle until there is a cloud URL and a usable, unblocked enrollment."""
+        """Idle until there is a cloud URL and a usable, unblocked enrollment.
+
+        Event-driven: enrollment and config changes call ``identity_changed``. The event
+        is cleared before reading, so a change made while the files are being read
+        makes the loop read again at once instead of waiting for the slow re-check.
+        """
         while True:
+            self._identity_changed.clear()
             cloud = self._config.cloud
             fingerprint = await asyncio.to_thread(self.files.fingerprint)
             enrollment = await self._load_enrollment()
@@ -260,7 +283,7 @@ class CloudLink:
                 self._blocked_fingerprint = None
                 if await self._certificate_usable(enrollment, fingerprint):
                     return enrollment
-            await self._sleep_or_wake(IDENTITY_POLL)
+            await self._identity_change(IDENTITY_RECHECK)
 
     async def _load_enrollment(self) -> Enrollment | None:
         try:
@@ -462,6 +485,14 @@ class CloudLink:
         except TimeoutError:
             pass
 
+    async def _identity_change(self, seconds: float) -> None:
+        """Wait for ``identity_changed`` (not cleared here: see ``_wait_for_identity``)."""
+        try:
+            async with asyncio.timeout(seconds):
+                await self._identity_changed.wait()
+        except TimeoutError:
+            pass
+
     async def _alert(self, code: str, severity: Severity, message: str) -> None:
         try:
             await self._store.alerts.raise_alert(code, severity, message)
@@ -551,7 +582,11 @@ class CloudLink:
         if key is not None and not (isinstance(key, str) and 0 < len(key) <= 200):
             raise RpcFailed(p.RpcError(p.INVALID_PARAMS,
                                        "idempotency_key must be a string of 1-200 characters"))
-        ctx = CommandContext(actor="cloud", idempotency_key=key)
+        ctx = CommandContext(actor=CLOUD_ACTOR, idempotency_key=key)
+        try:  # before the idempotency check: a refused method needs no key
+            check_caller(request.method, ctx)
+        except CallerRefused as err:
+            raise RpcFailed(p.RpcError(p.LOCAL_ONLY, err.message, {"code": err.code})) from None
         if not self._commands.is_mutating(request.method):
             return await self._call(request.method, params, ctx)
         if key is None:

@@ -57,6 +57,8 @@ BUSY: Final = -32002
 """Too many commands in flight; retry later with the same idempotency key."""
 IDEMPOTENCY_CONFLICT: Final = -32003
 """The idempotency key was first used with a different method."""
+LOCAL_ONLY: Final = -32004
+"""The method exists but only the gateway's LAN front doors (page, CLI) may call it."""
 
 RequestId = int | str
 

@@ -1,6 +1,7 @@
 """Network commands on the router: one implementation for the page, the CLI and the cloud.
 
-* ``network.get``      -> ``{"ports": [EthernetPort...], "awaiting_confirmation": ...}``
+* ``network.get``      -> ``{"ports": [EthernetPort...], "awaiting_confirmation": ...}``;
+  a DHCP port carries its current lease in a read-only ``lease`` object
 * ``network.apply``    ``{"ports": [EthernetPort...]}`` -> new addresses, confirm token,
   rollback deadline (commit-confirm: ``NetworkComponent.propose``)
 * ``network.confirm``  ``{"token"?: str}`` -> ``{"confirmed": true}``
@@ -30,7 +31,11 @@ from clgwd.config.network import PortConfig
 from clgwd.net.ports import InvalidPortConfig, NetworkComponent, PortState
 from clgwd.net.preflight import run_preflight
 
-ETHERNET_PORT_KEYS: Final = frozenset({"name", "mode", "address", "netmask", "gateway", "dns"})
+ETHERNET_PORT_KEYS: Final = frozenset({"name", "mode", "address", "netmask", "gateway", "dns",
+                                       "lease"})
+READ_ONLY_KEYS: Final = frozenset({"lease"})
+"""Shown by ``network.get``, accepted and ignored by ``network.apply``: sending back what
+was read must be valid and change nothing."""
 MAX_PORTS: Final = 8
 MAX_DNS: Final = 3
 """resolv.conf uses at most three name servers."""
@@ -38,7 +43,12 @@ MAX_TOKEN: Final = 200
 
 
 def port_to_ethernet(port: PortConfig, state: PortState | None = None) -> dict[str, Any]:
-    """A configured port in the page's shape; a DHCP port reports its current lease."""
+    """A configured port in the page's shape.
+
+    A DHCP port's ``dns`` is the configured override list; what the DHCP server granted
+    is in a separate read-only ``lease`` object (``None`` before the first lease), so a
+    client that sends the document back does not pin the lease's values as settings.
+    """
     out: dict[str, Any] = {"name": port.name, "mode": port.mode}
     if port.mode == "static":
         iface = port.interface()
@@ -47,14 +57,18 @@ def port_to_ethernet(port: PortConfig, state: PortState | None = None) -> dict[s
             out["gateway"] = port.gateway
         out["dns"] = list(port.dns)
         return out
-    lease = next(iter(state.addresses), None) if state is not None else None
-    if lease is not None:
-        iface = ipaddress.IPv4Interface(lease)
-        out.update(address=str(iface.ip), netmask=str(iface.netmask))
-    if state is not None and state.gateway:
-        out["gateway"] = state.gateway
-    out["dns"] = list(state.dns) if state is not None else list(port.dns)
+    out["dns"] = list(port.dns)
+    out["lease"] = _lease_view(state)
     return out
+
+
+def _lease_view(state: PortState | None) -> dict[str, Any] | None:
+    address = next(iter(state.addresses), None) if state is not None else None
+    if state is None or address is None:
+        return None
+    iface = ipaddress.IPv4Interface(address)
+    return {"address": str(iface.ip), "netmask": str(iface.netmask), "gateway": state.gateway,
+            "dns": list(state.dns), "expires": state.lease_expires}
 
 
 def ethernet_to_port(data: Any, where: str) -> PortConfig:
@@ -67,7 +81,11 @@ def ethernet_to_port(data: Any, where: str) -> PortConfig:
     unknown = sorted(str(k) for k in data if k not in ETHERNET_PORT_KEYS)
     if unknown:
         raise InvalidPortConfig(f"{where}: unknown field(s) {', '.join(unknown)}")
-    fields = {k: v for k, v in data.items() if v is not None}
+    lease = data.get("lease")
+    if lease is not None and not isinstance(lease, Mapping):
+        raise InvalidPortConfig(f"{where}.lease: must be an object or null (read-only: "
+                                "network.apply ignores it)")
+    fields = {k: v for k, v in data.items() if v is not None and k not in READ_ONLY_KEYS}
     if fields.get("mode") == "static" and "netmask" not in fields \
             and "/" not in str(fields.get("address", "")):
         raise InvalidPortConfig(f"{where}.netmask: is required for a static port "

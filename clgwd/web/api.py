@@ -26,6 +26,7 @@ from clgwd.commands import CommandContext, CommandRouter
 from clgwd.config import ClgwdConfig, Secret
 from clgwd.errors import ClgwdError, NotSupportedYet
 from clgwd.metrics import StatusSource
+from clgwd.sip.trace import pcap_path, trace_dir
 from clgwd.store import Action, Event, EventFilter, Store, events_to_csv
 from clgwd.web import auth, models
 from clgwd.web.bundle import build_support_bundle
@@ -219,22 +220,54 @@ async def post_setup(request: web.Request) -> web.Response:
 
 
 async def post_login(request: web.Request) -> web.Response:
-    svc = _svc(request)
     body = await _body(request, models.LoginBody)
+    await _check_admin_password(request, body.password, "login", "wrong password")
+    _LOGGER.info("Login to the onboarding page from %s", _client(request))
+    return _start_session(request)
+
+
+async def _check_admin_password(request: web.Request, password: str, kind: str,
+                                wrong: str) -> None:
+    """Verify the admin password under the login throttle: every wrong guess, at login
+    or as the current password of a change, counts towards the same lockout."""
+    svc = _svc(request)
     svc.throttle.check(_client(request))
     stored = await svc.store.secrets.get(auth.ADMIN_HASH_SECRET)
     if stored is None:
         raise auth.Conflict("no admin password yet; enter the setup code first")
     async with svc.kdf_slots:
-        ok = await auth.verify_password(stored.reveal(), body.password)
+        ok = await auth.verify_password(stored.reveal(), password)
     if not ok:
         svc.throttle.failed(_client(request))
-        svc.logins.labels("login", "failed").inc()
-        _LOGGER.warning("Failed login to the onboarding page from %s", _client(request))
-        raise auth.Unauthorized("wrong password")
+        svc.logins.labels(kind, "failed").inc()
+        _LOGGER.warning("Wrong admin password (%s) from %s", kind, _client(request))
+        raise auth.Unauthorized(wrong)
     svc.throttle.succeeded(_client(request))
-    svc.logins.labels("login", "ok").inc()
-    _LOGGER.info("Login to the onboarding page from %s", _client(request))
+    svc.logins.labels(kind, "ok").inc()
+
+
+async def post_password(request: web.Request) -> web.Response:
+    """Change the admin password: the current one proves it is the admin at the
+    keyboard (a session left open is not enough); every session ends and the caller
+    gets a fresh one, so a stolen cookie dies with the old password."""
+    svc = _svc(request)
+    body = await _body(request, models.PasswordChange)
+    await _check_admin_password(request, body.current_password, "password_change",
+                                "current_password: wrong password")
+    try:
+        auth.check_password_rules(body.new_password)
+    except auth.InvalidInput as err:
+        raise auth.InvalidInput(f"new_password: {err.message}") from None
+    if hmac.compare_digest(body.new_password.encode(), body.current_password.encode()):
+        raise auth.InvalidInput("new_password: must differ from the current password")
+    async with svc.kdf_slots:
+        hashed = await auth.hash_password(body.new_password)
+    actor = _actor(request)
+    await svc.store.secrets.put(auth.ADMIN_HASH_SECRET, Secret(hashed))
+    svc.sessions.drop_all()
+    await _record(svc, actor, Action.EDIT, "Admin password", ADMIN_USER)
+    _LOGGER.info("Admin password changed from %s; every other session ended",
+                 _client(request))
     return _start_session(request)
 
 
@@ -494,8 +527,9 @@ async def put_update_schedule(request: web.Request) -> web.Response:
 async def get_support_bundle(request: web.Request) -> web.StreamResponse:
     svc = _svc(request)
     logs = await _section(request, "logs.collect", {"since_hours": 24})
+    trace = await _section(request, "trace.status")
     data = await build_support_bundle(svc.store, svc.statuses(), svc.config(), logs,
-                                      svc.recent_logs.lines())
+                                      svc.recent_logs.lines(), trace=trace)
     await _record(svc, _actor(request), Action.OTHER, "Support bundle", "downloaded")
     stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
     return web.Response(body=data, content_type="application/gzip", headers={
@@ -505,6 +539,32 @@ async def get_support_bundle(request: web.Request) -> web.StreamResponse:
 async def post_trace(request: web.Request) -> web.Response:
     body = await _body(request, models.TraceCalls)
     return _json(await _call(request, "trace.calls", body.model_dump()), 202)
+
+
+async def get_trace(request: web.Request) -> web.Response:
+    return _json(await _call(request, "trace.status", {}))
+
+
+async def post_trace_stop(request: web.Request) -> web.Response:
+    await _body(request, models.Empty)
+    return _json(await _call(request, "trace.stop", {}))
+
+
+async def get_trace_download(request: web.Request) -> web.StreamResponse:
+    """One finished capture file. It can hold customer data: only a logged-in admin gets
+    it, the download is recorded, and the file of a running trace is refused (it is
+    still being written)."""
+    svc = _svc(request)
+    name = request.query.get("file", "")
+    status = await _call(request, "trace.status", {})
+    current = status.get("current") or {}
+    if any(name == f"trace-{current.get('id')}-{i}.pcap" for i in current.get("interfaces", ())):
+        raise auth.Conflict("file: this call trace is still running; stop it first")
+    path = await asyncio.to_thread(pcap_path, trace_dir(svc.config()), name)
+    await _record(svc, _actor(request), Action.OTHER, "Call trace", f"downloaded {name}")
+    return web.FileResponse(path, headers={
+        "Content-Type": "application/vnd.tcpdump.pcap",
+        "Content-Disposition": f'attachment; filename="{name}"'})
 
 
 async def post_reboot(request: web.Request) -> web.Response:
@@ -540,6 +600,9 @@ ROUTES: Final = (
           "First visit: setup code and new admin password", models.SetupBody, ok_status=201),
     Route("POST", "/api/v1/session/login", post_login, "Log in", models.LoginBody),
     Route("POST", "/api/v1/session/logout", post_logout, "Log out"),
+    Route("POST", "/api/v1/session/password", post_password,
+          "Change the admin password (current + new); ends every other session",
+          models.PasswordChange),
     Route("GET", "/api/v1/site", get_site, "Gateway information (site)"),
     Route("PUT", "/api/v1/site", put_site, "Save the gateway information", models.SiteInfo),
     Route("GET", "/api/v1/network", get_network, "Ethernet ports",
@@ -592,10 +655,19 @@ ROUTES: Final = (
     Route("PUT", "/api/v1/update/schedule", put_update_schedule, "Set the update schedule",
           models.UpdateSchedule, router_methods=("update.schedule",)),
     Route("GET", "/api/v1/support-bundle", get_support_bundle,
-          "Support bundle (tar.gz, secrets redacted)", router_methods=("logs.collect",),
+          "Support bundle (tar.gz, secrets redacted)",
+          router_methods=("logs.collect", "trace.status"),
           content="application/gzip"),
     Route("POST", "/api/v1/trace", post_trace, "Trace calls for a while", models.TraceCalls,
           router_methods=("trace.calls",), ok_status=202),
+    Route("GET", "/api/v1/trace", get_trace, "Call trace: running state and kept captures",
+          router_methods=("trace.status",)),
+    Route("POST", "/api/v1/trace/stop", post_trace_stop, "Stop the running call trace",
+          models.Empty, router_methods=("trace.stop",)),
+    Route("GET", "/api/v1/trace/download", get_trace_download,
+          "Download a finished call trace (pcap; may hold customer data)",
+          query=(("file", {"type": "string", "maxLength": 80}),),
+          router_methods=("trace.status",), content="application/vnd.tcpdump.pcap"),
     Route("POST", "/api/v1/system/reboot", post_reboot, "Reboot the gateway", models.Empty,
           router_methods=("system.reboot",), ok_status=202),
     Route("POST", "/api/v1/system/factory-reset", post_factory_reset,

@@ -198,7 +198,7 @@ class Sessions:
             self._by_token.pop(token, None)
 
     def drop_all(self) -> None:
-        """After a password change every other session ends."""
+        """After a password change every session ends (the changer gets a new one)."""
         self._by_token.clear()
 
 

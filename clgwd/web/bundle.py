@@ -1,9 +1,14 @@
 """The support bundle: a tar.gz a technician can attach to a ticket.
 
 It holds what support asks for first (version, component states, the running config,
-active alerts, recent events, and the logs the logging part collects) and never a
-secret: the config is dumped through pydantic, whose ``Secret`` type serialises as a
-redaction marker, and anything else is scrubbed by key name.
+active alerts, recent events, the logs the logging part collects, and the call trace's
+metadata) and never a secret: the config is dumped through pydantic, whose ``Secret``
+type serialises as a redaction marker, and anything else is scrubbed by key name.
+
+Call trace captures themselves stay out: a pcap holds the customer's signalling
+(numbers, names), so it is downloaded on its own, deliberately, from the Advanced page.
+The bundle says which captures exist (``trace.json``: times, interfaces, filter, sizes,
+stop reason).
 """
 
 from __future__ import annotations
@@ -37,7 +42,8 @@ def redact(data: Any) -> Any:
 
 async def build_support_bundle(store: Store, statuses: Mapping[str, ComponentStatus],
                                config: ClgwdConfig, logs: Mapping[str, Any],
-                               recent_log_lines: list[str]) -> bytes:
+                               recent_log_lines: list[str], *,
+                               trace: Mapping[str, Any] | None = None) -> bytes:
     """Gather on the loop, compress in a thread."""
     events = await store.history.query(EventFilter(limit=1000))
     alerts = await store.alerts.active()
@@ -51,6 +57,7 @@ async def build_support_bundle(store: Store, statuses: Mapping[str, ComponentSta
         "events.csv": events_to_csv(events).encode(),
         "logs.json": _dump(redact(dict(logs))),
         "recent.log": "".join(f"{line}\n" for line in recent_log_lines).encode(),
+        "trace.json": _dump(redact(dict(trace or {"available": False}))),
     }
     return await asyncio.to_thread(_pack, files)
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from typing import Annotated, Final, Literal
+from typing import Annotated, Any, Final, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
@@ -70,6 +70,11 @@ class LoginBody(Body):
     password: Annotated[str, Field(min_length=1, max_length=256)]
 
 
+class PasswordChange(Body):
+    current_password: Annotated[str, Field(min_length=1, max_length=256)]
+    new_password: Annotated[str, Field(min_length=1, max_length=256)]
+
+
 class SiteInfo(Body):
     """Gateway Information: where the PBX physically is (vendor field names)."""
 
@@ -89,6 +94,8 @@ class EthernetPort(Body):
     netmask: Netmask | None = None
     gateway: Ipv4 | None = None
     dns: Annotated[list[Ipv4], Field(max_length=3)] = Field(default_factory=list)
+    lease: dict[str, Any] | None = Field(default=None, description=(
+        "Read-only (GET /network): a DHCP port's current lease; ignored when sent back"))
 
     @model_validator(mode="after")
     def _static_is_complete(self) -> EthernetPort:

@@ -17,6 +17,7 @@ _ERROR = {"$ref": "#/components/schemas/Error"}
 _ERROR_CODES = {
     "401": "Not logged in, or wrong password/setup code",
     "403": "Missing or wrong CSRF token, or a cross-origin request",
+    "404": "Not found (e.g. a call trace file that was deleted, an unknown tunnel)",
     "409": "Conflicting state (e.g. password already set)",
     "421": "The Host header names a host this gateway is not",
     "422": "Invalid input; the message names the field",

@@ -288,3 +288,33 @@ async def test_binary_on_a_draining_socket_never_reaches_the_endpoint(tmp_path: 
             await wait_for(lambda: recorder.received == [b"fresh"], what="fresh frame")
             release.set()
             assert (await pending) == {"tunnels": []}
+
+
+async def test_cloud_may_not_enroll_or_call_other_local_only_methods(tmp_path: Path) -> None:
+    """cloud.enroll and the other CLOUD_REFUSED methods answer -32004 local_only to the
+    cloud and never run (the identity files stay as they were); reads stay allowed."""
+    counter = Counter()
+
+    def setup(gw: Gateway) -> None:
+        gw.commands.register("network.apply", counter, mutating=True)
+
+    async with refcloud(tmp_path / "cloud") as cloud:
+        config = gateway_config(tmp_path, cloud.url, cloud.ca_file)
+        await enroll_gateway(config, cloud)
+        async with running_gateway(config, setup) as gw:
+            await gw.online()
+            gid = gw.link.gateway_id or ""
+            before = await asyncio.to_thread(gw.link.files.fingerprint)
+            token = await cloud.create_token("evil")
+            for method, params, key in (
+                    ("cloud.enroll", {"account_id": "evil", "token": token}, "k-1"),
+                    ("network.apply", {"ports": [{"name": "eth0", "mode": "dhcp"}]}, "k-2")):
+                with pytest.raises(CommandFailed) as info:
+                    await cloud.command(gid, method, params, idempotency_key=key)
+                assert info.value.error.code == p.LOCAL_ONLY
+                assert info.value.error.data == {"code": "local_only"}
+                assert "gateway's LAN" in info.value.error.message
+            assert counter.calls == []
+            assert await asyncio.to_thread(gw.link.files.fingerprint) == before
+            status = await cloud.command(gid, "cloud.status", {})
+            assert status["account_id"] == "acme" and status["link"] == "connected"

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -11,7 +14,7 @@ import pytest
 from clgwd.commands import CommandContext
 from clgwd.link.enroll import EnrollmentRejected
 from clgwd.link.identity import Enrollment
-from clgwd.link.link import ALERT_AUTH
+from clgwd.link.link import ALERT_AUTH, LinkState
 from clgwd.link.local import CloudNotConfigured, InvalidEnrollment, enroll_params, status_view
 from clgwd.store import Severity
 from tests.link.harness import gateway_config, refcloud, running_gateway, wait_for
@@ -119,3 +122,33 @@ async def test_enroll_without_cloud_url_says_what_to_set(tmp_path: Path) -> None
         assert info.value.http_status == 409
         status = await gw.commands.call("cloud.status", {}, WEB)
         assert status["link"] == "not_enrolled" and status["enrolled"] is False
+
+
+async def test_link_connects_promptly_after_enrolling(tmp_path: Path) -> None:
+    """Enrolling wakes the idle link explicitly: online < 0.5 s after cloud.enroll, even
+    when the enrollment lands while the link is reading its (old) identity files."""
+    async with refcloud(tmp_path / "cloud") as cloud:
+        config = gateway_config(tmp_path, cloud.url, cloud.ca_file)
+        async with running_gateway(config) as gw:
+            await wait_for(lambda: gw.link.state == LinkState.NOT_ENROLLED)
+            reading, release = threading.Event(), threading.Event()
+            load = gw.link.files.load
+
+            def slow_first_load() -> Enrollment | None:
+                gw.link.files.load = load  # type: ignore[method-assign]
+                result = load()
+                reading.set()
+                release.wait(5)
+                return result
+
+            gw.link.files.load = slow_first_load  # type: ignore[method-assign]
+            await gw.link.apply_config(config)  # the link re-reads its identity ...
+            assert await asyncio.to_thread(reading.wait, 5)
+            token = await cloud.create_token("acme")  # ... and enrollment lands meanwhile
+            await gw.commands.call("cloud.enroll", {"account_id": "acme", "token": token},
+                                   WEB)
+            started = time.monotonic()
+            release.set()
+            await gw.online(limit=5)
+            elapsed = time.monotonic() - started
+            assert elapsed < 0.5, f"link online {elapsed:.2f} s after enrolling"

@@ -13,7 +13,8 @@ from tests.link.harness import refcloud, wait_for
 
 
 async def test_daemon_runs_link_after_store_and_it_goes_online(tmp_path: Path) -> None:
-    """build_components puts the link after the store; `clgwd enroll` makes it connect."""
+    """build_components puts the link after the store; `clgwd enroll` enrolls through
+    the running daemon (a refusal is the cloud's reason) and the link connects at once."""
     async with refcloud(tmp_path / "cloud") as cloud:
         state = tmp_path / "state"
         config_path = tmp_path / "clgwd.yaml"
@@ -31,16 +32,16 @@ async def test_daemon_runs_link_after_store_and_it_goes_online(tmp_path: Path) -
             names = [c.name for c in daemon.components]
             assert names.index("store") < names.index("link")
             token_file = tmp_path / "token"
+            token_file.write_text("not-the-token\n")
+            rc, out, err = await _enroll_cli(config_path, token_file)
+            assert rc == 1 and b"unknown Account ID or token" in err  # the daemon's answer
             token_file.write_text(await cloud.create_token("acme") + "\n")
-            proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "clgwd", "enroll", "--config", str(config_path),
-                "--account", "acme", "--token-file", str(token_file),
-                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-            out, err = await proc.communicate()
-            assert proc.returncode == 0, err.decode()
-            assert b"enrolled gateway gw-" in out
+            rc, out, err = await _enroll_cli(config_path, token_file)
+            assert rc == 0, err.decode()
+            assert b"enrolled in account acme through the running daemon" in out
+            # Enrolled through the daemon: its link connects at once, no file polling.
             await wait_for(lambda: daemon.statuses()["link"].message.startswith("online"),
-                           limit=15)
+                           limit=1)
         finally:
             daemon.request_stop("test done")
             assert await task == 0
@@ -60,6 +61,15 @@ async def test_enroll_cli_reports_rejection(tmp_path: Path) -> None:
         _, err = await proc.communicate(b"not-the-token\n")
         assert proc.returncode == 1
         assert b"HTTP 401" in err and b"unknown Account ID or token" in err
+
+
+async def _enroll_cli(config_path: Path, token_file: Path) -> tuple[int | None, bytes, bytes]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "clgwd", "enroll", "--config", str(config_path),
+        "--account", "acme", "--token-file", str(token_file),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await proc.communicate()
+    return proc.returncode, out, err
 
 
 def _free_port() -> int:

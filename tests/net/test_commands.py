@@ -42,16 +42,31 @@ def test_static_port_in_the_page_shape() -> None:
     assert odd.address == "198.18.1.2/20" and odd.netmask is None
 
 
-def test_dhcp_port_reports_its_lease() -> None:
-    """A DHCP port shows the address the kernel has, the lease's gateway and DNS."""
+def test_dhcp_port_reports_its_lease_apart() -> None:
+    """A DHCP port's lease (kernel address, lease gateway and DNS) is a separate,
+    read-only ``lease`` object; ``dns`` stays the configured override list."""
     port = PortConfig(name="eth1", mode="dhcp")
     state = PortState(name="eth1", mode="dhcp", present=True, addresses=("192.0.2.77/25",),
-                      gateway="192.0.2.1", dns=("192.0.2.53",))
+                      gateway="192.0.2.1", dns=("192.0.2.53",), lease_expires=1.8e9)
     assert port_to_ethernet(port, state) == {
-        "name": "eth1", "mode": "dhcp", "address": "192.0.2.77", "netmask": "255.255.255.128",
-        "gateway": "192.0.2.1", "dns": ["192.0.2.53"]}
-    assert port_to_ethernet(port, None) == {"name": "eth1", "mode": "dhcp", "dns": []}
+        "name": "eth1", "mode": "dhcp", "dns": [], "lease": {
+            "address": "192.0.2.77", "netmask": "255.255.255.128", "gateway": "192.0.2.1",
+            "dns": ["192.0.2.53"], "expires": 1.8e9}}
+    assert port_to_ethernet(port, None) == {"name": "eth1", "mode": "dhcp", "dns": [],
+                                            "lease": None}
     assert ethernet_to_port({"name": "eth1", "mode": "dhcp"}, "p") == port
+
+
+def test_network_get_round_trips_through_network_apply() -> None:
+    """What network.get shows (incl. a DHCP lease) is valid input to network.apply and
+    changes nothing: the lease is ignored, not pinned as static DNS."""
+    eth1 = PortConfig(name="eth1", mode="dhcp", dns=["192.0.2.99"])
+    state = PortState(name="eth1", mode="dhcp", present=True, addresses=("192.0.2.77/25",),
+                      gateway="192.0.2.1", dns=("192.0.2.53",), lease_expires=1.8e9)
+    shown = [port_to_ethernet(ETH0), port_to_ethernet(eth1, state)]
+    assert merge_ports([ETH0, eth1], {"ports": shown}) == [ETH0, eth1]
+    with pytest.raises(InvalidPortConfig, match=r"ports\[0\]\.lease: must be an object"):
+        merge_ports([ETH0, eth1], {"ports": [{**shown[1], "lease": "x"}]})
 
 
 @pytest.mark.parametrize(("port", "field"), [

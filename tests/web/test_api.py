@@ -287,7 +287,7 @@ async def test_support_bundle_is_a_redacted_tarball(gateway: Gateway,
         recent = tar.extractfile("clgwd-support/recent.log").read().decode()  # type: ignore[union-attr]
     assert names == [f"clgwd-support/{n}" for n in (
         "alerts.json", "config.json", "events.csv", "logs.json", "recent.log", "status.json",
-        "version.json")]
+        "trace.json", "version.json")]
     assert "bundle-marker" in recent and "pbx-secret-value" not in recent
     assert '"api_token": "***"' in logs
     assert "tls_listen" in config

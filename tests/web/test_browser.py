@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,6 +23,8 @@ from tests.web.browser import (
     shot,
 )
 from tests.web.conftest import PASSWORD, Gateway
+
+NEW_PASSWORD = "changed on the Advanced page"
 
 pytestmark = [pytest.mark.peers, pytest.mark.timeout(150)]
 
@@ -259,6 +262,8 @@ async def _deployment_and_advanced(page: Any, gw: Gateway, axe: str) -> None:
         await page.click("#bundle")
     download = await info.value
     assert download.suggested_filename.endswith(".tar.gz")
+    await _change_password(page)
+    await _trace_calls(page)
     await check_axe(page, axe, "advanced")
     await shot(page, "07-advanced")
 
@@ -281,6 +286,51 @@ async def _overview(page: Any, gw: Gateway, axe: str) -> None:
     await shot(page, "08-overview")
 
 
+async def _trace_calls(page: Any) -> None:
+    """The real sip part (tcpdump on any): a bad duration is shown at its field; a
+    trace starts, shows its end time, stops early, and its pcap downloads."""
+    await page.wait_for_selector("#trace-state:has-text('No call trace running')")
+    await page.fill("#trace-min", "0")
+    await page.click("#trace-start")
+    await page.wait_for_selector("#trace-min-err:has-text('1-60')")
+    assert await page.get_attribute("#trace-min", "aria-invalid") == "true"
+    await page.fill("#trace-min", "1")
+    await page.press("#trace-min", "Enter")
+    await page.wait_for_selector("#trace-state:has-text('Tracing calls until')")
+    assert await page.evaluate("document.activeElement.id") == "trace-stop"
+    await page.keyboard.press("Enter")  # stop, by keyboard
+    await page.wait_for_selector("#trace-state:has-text('No call trace running.')")
+    link = "#trace-files a[href^='/api/v1/trace/download?file=trace-']"
+    async with page.expect_download() as info:
+        await page.click(link)
+    download = await info.value
+    assert download.suggested_filename.endswith("-any.pcap")
+    path = Path(await download.path())
+    head = (await asyncio.to_thread(path.read_bytes))[:4]
+    assert head in (b"\xd4\xc3\xb2\xa1", b"\x4d\x3c\xb2\xa1")
+
+
+async def _change_password(page: Any) -> None:
+    """Wrong current password and a mismatch are shown at their fields; then the change
+    succeeds and the page keeps working on the rotated session."""
+    await page.fill("#pw-current", "not the password")
+    await page.fill("#pw-new", NEW_PASSWORD)
+    await page.fill("#pw-new2", NEW_PASSWORD + "x")
+    await page.click("#pw-form button[type=submit]")
+    await page.wait_for_selector("#pw-new2-err:has-text('the new passwords differ')")
+    assert await page.get_attribute("#pw-new2", "aria-invalid") == "true"
+    await page.fill("#pw-new2", NEW_PASSWORD)
+    await page.press("#pw-new2", "Enter")
+    await page.wait_for_selector("#pw-current-err:has-text('wrong password')")
+    assert await page.get_attribute("#pw-current", "aria-invalid") == "true"
+    assert await page.evaluate("document.activeElement.id") == "pw-current"
+    await page.fill("#pw-current", PASSWORD)
+    await page.press("#pw-current", "Enter")
+    await page.wait_for_selector("#toast:has-text('Password changed')")
+    assert await page.input_value("#pw-current") == ""
+    assert await page.get_attribute("#pw-current", "aria-invalid") is None
+
+
 async def _logout_and_login(page: Any) -> None:
     await page.click("#logout")
     await page.wait_for_selector("#view-login:not([hidden])")
@@ -288,7 +338,10 @@ async def _logout_and_login(page: Any) -> None:
     await page.fill("#login-pw", "not the password")
     await page.press("#login-pw", "Enter")
     await page.wait_for_selector("#login-form-err:has-text('wrong password')")
-    await page.fill("#login-pw", PASSWORD)
+    await page.fill("#login-pw", PASSWORD)  # the password before the change
+    await page.press("#login-pw", "Enter")
+    await page.wait_for_selector("#login-form-err:has-text('wrong password')")
+    await page.fill("#login-pw", NEW_PASSWORD)
     await page.press("#login-pw", "Enter")
     await page.wait_for_selector("#view-overview:not([hidden])")
 

@@ -68,3 +68,14 @@ def test_tunnel_action_refuses_ambiguous_or_malformed(body: dict[str, object]) -
     1..43200 s and the pre-merge {component, tunnel} shape are refused."""
     with pytest.raises(ValidationError):
         TunnelAction.model_validate(body)
+
+
+def test_dhcp_port_as_read_is_valid_input_and_its_lease_is_not_forwarded() -> None:
+    """GET /network's DHCP port (with its read-only lease) can be POSTed back unchanged;
+    the lease never reaches network.apply as a setting."""
+    shown = {"name": "eth1", "mode": "dhcp", "dns": [], "lease": {
+        "address": "192.0.2.77", "netmask": "255.255.255.128", "gateway": "192.0.2.1",
+        "dns": ["192.0.2.53"], "expires": 1.8e9}}
+    port = EthernetPort.model_validate(shown)
+    assert port.address is None and port.dns == []
+    assert port.model_dump()["lease"] == shown["lease"]

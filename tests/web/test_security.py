@@ -152,12 +152,12 @@ async def test_unregistered_part_answers_not_supported_yet(
         gateway: Gateway, client: aiohttp.ClientSession) -> None:
     """A capability of a part not in this build is a clear 501, never fake data."""
     csrf = await setup_admin(client, gateway)
-    async with client.post(f"{gateway.base}/api/v1/trace", json={"duration_minutes": 5},
+    async with client.post(f"{gateway.base}/api/v1/system/reboot", json={},
                            headers={"X-CSRF-Token": csrf}) as resp:
         assert resp.status == 501
         body = await resp.json()
         assert body == {"code": "not_supported_yet",
-                        "message": "trace.calls is not supported by this gateway version yet"}
+                        "message": "system.reboot is not supported by this gateway version yet"}
 
 
 async def test_redirect_keeps_the_name_used(gateway: Gateway,
