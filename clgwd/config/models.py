@@ -144,6 +144,7 @@ from clgwd.config.cloud import CloudConfig  # noqa: E402 - sections import Stric
 # Sections in their own modules import StrictModel and the field types above.
 from clgwd.config.network import NetworkConfig  # noqa: E402
 from clgwd.config.pbx import PbxConfig, SyncConfig  # noqa: E402 - needs StrictModel above
+from clgwd.config.system import SystemConfig  # noqa: E402 - needs StrictModel above
 from clgwd.config.tunnel import TunnelConfig  # noqa: E402 - needs StrictModel defined above
 
 
@@ -160,3 +161,4 @@ class ClgwdConfig(StrictModel):
     sync: SyncConfig = SyncConfig()
     network: NetworkConfig = NetworkConfig()
     tunnel: TunnelConfig = TunnelConfig()
+    system: SystemConfig = SystemConfig()
