@@ -299,7 +299,7 @@ class SystemComponent:
 
     async def _cmd_logs(self, params: Mapping[str, Any], ctx: CommandContext) -> Any:
         hours = logs.since_hours(params)
-        lines = await logs.read_journal(hours) if logs.journal_available() else None
+        lines = await logs.read_journal(hours)
         source = "journal"
         if lines is None:
             source, lines = "memory", self.log_ring.since(time.time() - hours * 3600)

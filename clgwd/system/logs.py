@@ -75,14 +75,12 @@ def since_hours(params: Mapping[str, Any]) -> int:
     return value
 
 
-def journal_available() -> bool:
-    """Whether this process logs to the journal and can ask it (``JOURNAL_STREAM``)."""
-    return bool(os.environ.get("JOURNAL_STREAM")) and shutil.which("journalctl") is not None
-
-
 async def read_journal(hours: int, unit: str = "clgwd") -> list[str] | None:
-    """The unit's journal lines of the last ``hours``; None when it cannot be read."""
-    journalctl = shutil.which("journalctl")
+    """The unit's journal lines of the last ``hours``; None when this process does not
+    log to the journal (no ``JOURNAL_STREAM``) or it cannot be read."""
+    if not os.environ.get("JOURNAL_STREAM"):
+        return None
+    journalctl = await asyncio.to_thread(shutil.which, "journalctl")
     if journalctl is None:
         return None
     try:
