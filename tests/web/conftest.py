@@ -197,7 +197,7 @@ def system_yaml(tmp_path: Path) -> str:
     """``system`` config whose commands only touch files under ``tmp_path``."""
     return (f"system: {{update_command: [sh, -c, 'echo updated >> {tmp_path}/updates'], "
             f"reboot_command: [sh, -c, 'echo rebooted > {tmp_path}/rebooted'], "
-            "action_delay: 0.2}\n")
+            "action_delay: 0.2, reboot_timeout: 1}\n")
 
 
 @pytest.fixture
