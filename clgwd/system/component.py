@@ -102,9 +102,7 @@ class SystemComponent:
         await self.scope.__aenter__()
         try:
             await self._record_finished_reset()
-            stored = await self.store.settings.get(SCHEDULE_SETTING)
-            if stored:
-                self._schedule = await asyncio.to_thread(parse_schedule, stored)
+            self._schedule = await self._load_schedule()
         except BaseException:
             await self.scope.__aexit__(None, None, None)
             self.log_ring.detach()
@@ -119,6 +117,18 @@ class SystemComponent:
         finally:
             self.log_ring.detach()
             self.tracker.set(ComponentState.STOPPED)
+
+    async def _load_schedule(self) -> UpdateSchedule | None:
+        """The stored schedule; one that no longer validates (a time zone gone from
+        tzdata) is dropped with a warning instead of stopping the daemon."""
+        stored = await self.store.settings.get(SCHEDULE_SETTING)
+        if not stored:
+            return None
+        try:
+            return await asyncio.to_thread(parse_schedule, stored)
+        except InvalidParams as err:
+            _LOGGER.warning("Stored update schedule ignored: %s", err)
+            return None
 
     async def run(self) -> None:
         """The update scheduler: sleep until the next window, then run ``update.apply``."""
@@ -163,7 +173,13 @@ class SystemComponent:
         return {"state": "rebooting", "reboot_in_s": delay}
 
     async def _reboot_later(self, actor: str, delay: float) -> None:
-        await asyncio.sleep(delay)
+        try:
+            await asyncio.sleep(delay)
+            await self._reboot(actor)
+        finally:
+            self._release()
+
+    async def _reboot(self, actor: str) -> None:
         cfg = self.config.system
         result = await run_command(cfg.reboot_command, cfg.reboot_timeout)
         if result.ok:
@@ -180,7 +196,6 @@ class SystemComponent:
                                extra={"result": result.as_json()})
             await self.store.alerts.raise_alert(REBOOT_FAILED, Severity.CRITICAL,
                                                 f"Reboot failed: {result.summary()}")
-        self._release()
 
     async def _cmd_factory_reset(self, params: Mapping[str, Any], ctx: CommandContext) -> Any:
         _no_params(params, ("confirm",))
@@ -193,10 +208,12 @@ class SystemComponent:
         except OSError as err:
             self._release()
             raise SystemUnavailable(f"cannot write the reset marker: {err.strerror}") from err
-        # The marker commits the reset; the event only tells the cloud (best effort).
-        await self._record(ctx.actor, Action.DELETE, "factory reset requested")
         delay = self.config.system.action_delay
         self.scope.create_task(self._restart_later(delay), name="clgwd[system].reset")
+        try:  # the marker commits the reset; the event only tells the cloud
+            await self._record(ctx.actor, Action.DELETE, "factory reset requested")
+        except ClgwdError as err:
+            _LOGGER.warning("Factory reset event not recorded (%s); resetting anyway", err)
         _LOGGER.warning("Factory reset requested by %s; restarting in %.0f s to wipe the "
                         "state", ctx.actor, delay)
         return {"state": "resetting", "restart_in_s": delay}

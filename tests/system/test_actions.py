@@ -210,3 +210,13 @@ async def test_update_runs_at_the_window_and_not_before(make_rig: MakeRig) -> No
         rig.system.wake()
         await asyncio.sleep(0.3)
         assert updates.read_text() == "updated\n"
+
+
+async def test_stored_schedule_that_no_longer_validates_does_not_stop_start_up(
+        make_rig: MakeRig) -> None:
+    """A zone removed from tzdata since the schedule was saved: dropped, not fatal."""
+    async with make_rig() as rig:
+        await rig.store.settings.set("system.update_schedule", {
+            "frequency": "daily", "weekdays": [], "time": "02:00", "timezone": "Gone/Zone"})
+    async with make_rig() as rig:
+        assert await rig.call("update.schedule.get") == {"update_running": False}
