@@ -386,6 +386,8 @@ class SystemComponent:
                 properties_changed=properties, extra=extra or {}))
 
     def _update_status(self) -> None:
+        if self.tracker.current.state in {ComponentState.STOPPING, ComponentState.STOPPED}:
+            return  # a task released at teardown does not bring the status back
         message = f"{self._pending} under way" if self._pending else "idle"
         self.tracker.set(ComponentState.RUNNING, message,
                          update_schedule=_describe(self._schedule),
