@@ -205,6 +205,9 @@ class SystemComponent:
         self._claim("factory reset")
         try:
             await asyncio.to_thread(reset.write_marker, self.config.state.dir, ctx.actor)
+        except reset.UnsafeStateDir as err:
+            self._release()
+            raise SystemUnavailable(str(err)) from None
         except OSError as err:
             self._release()
             raise SystemUnavailable(f"cannot write the reset marker: {err.strerror}") from err

@@ -30,6 +30,22 @@ _LOGGER = logging.getLogger(__name__)
 PENDING_MARKER: Final = "factory-reset.pending"
 DONE_NOTE: Final = "factory-reset.done"
 """Left by the wipe for the system component to record the event in the new database."""
+SHARED_DIRS: Final = frozenset(Path("/", *parts) for parts in (
+    (), ("etc",), ("home",), ("opt",), ("root",), ("run",), ("srv",), ("tmp",), ("usr",),
+    ("var",), ("var", "lib"), ("var", "tmp"), ("var", "cache"), ("var", "log")))
+"""A state dir misconfigured as one of these is never wiped: other software lives there."""
+
+
+class UnsafeStateDir(Exception):
+    """The state dir is a shared system directory; wiping it would delete other data."""
+
+
+def check_wipeable(state_dir: Path) -> None:
+    """Refuse a state dir that is a shared system directory (blocking: resolves it)."""
+    resolved = state_dir.resolve()
+    if resolved in SHARED_DIRS or resolved == Path.home():
+        raise UnsafeStateDir(f"state.dir is {resolved}, a shared directory; a factory "
+                             "reset would delete other software's files there")
 
 
 def _fsync_dir(path: Path) -> None:
@@ -52,6 +68,7 @@ def _write_durably(path: Path, data: dict[str, Any]) -> None:
 
 def write_marker(state_dir: Path, actor: str) -> None:
     """Commit to the reset (blocking). From here on the next start wipes the state."""
+    check_wipeable(state_dir)
     _write_durably(state_dir / PENDING_MARKER, {"actor": actor, "requested_at": time.time()})
 
 
@@ -70,6 +87,7 @@ def finish_pending_reset(state_dir: Path) -> dict[str, Any] | None:
         data = {}  # a damaged marker still means "reset": it is written before anything
     if not isinstance(data, dict):
         data = {}
+    check_wipeable(state_dir)
     for entry in state_dir.iterdir():
         if entry.name == PENDING_MARKER:
             continue

@@ -220,3 +220,12 @@ async def test_stored_schedule_that_no_longer_validates_does_not_stop_start_up(
             "frequency": "daily", "weekdays": [], "time": "02:00", "timezone": "Gone/Zone"})
     async with make_rig() as rig:
         assert await rig.call("update.schedule.get") == {"update_running": False}
+
+
+@pytest.mark.parametrize("shared", ["/var/lib", "/", "/tmp/../etc"])
+def test_a_shared_directory_is_never_wiped(shared: str) -> None:
+    """A state dir misconfigured as a system directory refuses the reset up front."""
+    with pytest.raises(reset.UnsafeStateDir, match="shared directory"):
+        reset.write_marker(Path(shared), "cloud")
+    with pytest.raises(reset.UnsafeStateDir):
+        reset.check_wipeable(Path(shared))
