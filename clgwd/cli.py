@@ -87,6 +87,15 @@ def build_parser() -> argparse.ArgumentParser:
     _add_socket_args(confirm)
     _add_tunnel_parser(sub)
 
+    reset = sub.add_parser(
+        "factory-reset", help="erase every setting and secret, then restart clgwd",
+        description="Reset the gateway to factory defaults: the admin password, site, PBX "
+                    "settings, sync state, cloud enrollment and network changes are erased "
+                    "and the daemon restarts. The config file is kept.")
+    _add_socket_args(reset)
+    reset.add_argument("--confirm", required=True, metavar="WORD",
+                       help="type revert to confirm")
+
     sub.add_parser("version", help="print the version", description="Print the version.")
 
     setup = sub.add_parser("setup-code", help="print the onboarding page's setup code",
@@ -151,6 +160,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "reload": cmd_reload, "version": cmd_version, "demo": cmd_demo,
         "enroll": cmd_enroll, "refcloud": cmd_refcloud, "sync": cmd_sync,
         "preflight": cmd_preflight, "network": cmd_network,
+        "factory-reset": cmd_factory_reset,
         "tunnel": cmd_tunnel, "setup-code": cmd_setup_code,
     }
     try:
@@ -338,9 +348,18 @@ def cmd_network(args: argparse.Namespace) -> int:
     return code
 
 
-def _call_command(args: argparse.Namespace, method: str) -> tuple[int, Any]:
+def cmd_factory_reset(args: argparse.Namespace) -> int:
+    code, result = _call_command(args, "system.factory_reset", {"confirm": args.confirm})
+    if result is not None:
+        print(f"factory reset committed; clgwd restarts in {result['restart_in_s']:g} s "
+              "and starts from defaults (a new setup code is printed in the journal)")
+    return code
+
+
+def _call_command(args: argparse.Namespace, method: str,
+                  params: dict[str, Any] | None = None) -> tuple[int, Any]:
     """Run a command-router method in the daemon: (exit code, result or None)."""
-    answer = _call_daemon(args, "POST", f"/v1/command/{method}", body={})
+    answer = _call_daemon(args, "POST", f"/v1/command/{method}", body=params or {})
     if answer is None:
         return EXIT_UNAVAILABLE, None
     status, body = answer

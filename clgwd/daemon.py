@@ -41,6 +41,7 @@ from clgwd.sdnotify import Notifier
 from clgwd.sip.trace import CallTrace
 from clgwd.store import Action, Event, Store
 from clgwd.sync.service import SyncService
+from clgwd.system import DaemonHooks, ResetGate, SystemComponent
 from clgwd.tunnel.component import TunnelComponent
 from clgwd.web.server import HttpServer
 
@@ -49,6 +50,8 @@ _LOGGER = logging.getLogger(__name__)
 EXIT_OK: Final = 0
 EXIT_FAILURE: Final = 1
 EXIT_CONFIG: Final = 78  # EX_CONFIG from sysexits.h
+EXIT_RESTART: Final = 75
+"""EX_TEMPFAIL: "start me again" (factory reset); the unit's Restart=on-failure does."""
 LOOP_LAG_LIMIT: Final = 5.0
 
 
@@ -81,6 +84,7 @@ class Daemon:
         self._reload_requested = asyncio.Event()
         self._reload_lock = asyncio.Lock()
         self._started = False
+        self._exit_code = EXIT_OK
         self._main_task: asyncio.Task[Any] | None = None
         self._force_exit_handle: asyncio.TimerHandle | None = None
         self._reloads = self.metrics.counter("clgwd_config_reloads_total",
@@ -109,6 +113,11 @@ class Daemon:
                                                   self._force_exit)
         if not self._started and self._main_task is not None:
             self._main_task.cancel()
+
+    def request_restart(self, reason: str) -> None:
+        """Stop in order and exit with ``EXIT_RESTART`` so systemd starts us again."""
+        self._exit_code = EXIT_RESTART
+        self.request_stop(f"{reason}; exiting with {EXIT_RESTART} so systemd restarts clgwd")
 
     def request_reload(self) -> None:
         self._reload_requested.set()
@@ -149,6 +158,7 @@ class Daemon:
                 await self._serve()
         except* _StopRequested:
             _LOGGER.info("Stopped")
+            exit_code = self._exit_code
         except* ClgwdError as group:
             for err in _leaves(group):
                 _LOGGER.error("%s", err)  # noqa: TRY400 - expected errors need no traceback
@@ -300,6 +310,7 @@ def banner_extras(http: HttpServer) -> Callable[[], BannerExtras]:
 def build_components(daemon: Daemon) -> list[Component]:
     """The production components, in start order (each may use those before it)."""
     config = daemon.config
+    gate = ResetGate(config)  # a pending factory reset wipes the state before it opens
     store = Store(config)
     network = NetworkComponent(config, store)
     register_network_commands(daemon.commands, network)
@@ -309,8 +320,13 @@ def build_components(daemon: Daemon) -> list[Component]:
                              own_ports=lambda: [port for _, port in http.bound])
     link = CloudLink(config, store, daemon.commands, daemon.statuses, daemon.metrics)
     connect_tunnel(link, tunnel)
+    system = SystemComponent(store, daemon.commands, DaemonHooks(
+        config=lambda: daemon.config, config_path=daemon.config_path, reload=daemon.reload,
+        restart=daemon.request_restart))
     return [
+        gate,
         store,
+        system,
         network,
         tunnel,
         link,

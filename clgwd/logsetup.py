@@ -40,6 +40,12 @@ class SecretScrubber(logging.Filter):
         return True
 
 
+def scrub_secrets(text: str) -> str:
+    """``text`` with every known secret plaintext replaced (for command output and
+    journal lines, which do not pass through a logging filter)."""
+    return _scrub(text, known_secret_values())
+
+
 def _scrub(text: str, secrets: frozenset[str]) -> str:
     for value in sorted(secrets, key=len, reverse=True):
         if value in text:

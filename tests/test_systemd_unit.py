@@ -62,3 +62,15 @@ def test_unit_declares_the_required_behaviour() -> None:
     caps = re.search(r"^CapabilityBoundingSet=(.*)$", text, re.M)
     assert caps is not None
     assert set(caps.group(1).split()) == {"CAP_NET_ADMIN", "CAP_NET_BIND_SERVICE", "CAP_NET_RAW"}
+
+
+def test_factory_reset_exit_code_is_restarted() -> None:
+    """The daemon exits with EXIT_RESTART after a factory reset: Restart=on-failure
+    restarts on it only if no RestartPreventExitStatus / SuccessExitStatus lists it."""
+    from clgwd.daemon import EXIT_RESTART
+
+    text = UNIT.read_text()
+    assert "Restart=on-failure" in text.splitlines()
+    for key in ("RestartPreventExitStatus", "SuccessExitStatus"):
+        for match in re.finditer(rf"^{key}=(.*)$", text, re.M):
+            assert str(EXIT_RESTART) not in match.group(1).split(), key

@@ -538,14 +538,27 @@
   }
 
   /* ---------- advanced ---------- */
+  function showUpdateState(d) {
+    const next = d.next_window;
+    $('#update-next').textContent = next
+      ? 'Next update window: ' + next.local.replace('T', ' ') + ' (' + d.timezone + ')'
+      : 'No automatic updates scheduled.';
+    const last = d.last_update;
+    $('#update-last').textContent = d.update_running ? 'An update is running now.'
+      : last ? 'Last update: ' + (last.ok ? 'succeeded' : 'failed' + (last.error ? ' (' + last.error + ')' : ' (exit code ' + last.exit_code + ')'))
+        + ' at ' + new Date(last.finished_at * 1000).toLocaleString() : '';
+  }
+
   async function loadAdvanced() {
     loadTrace();
     const r = await api('GET', '/api/v1/update/schedule');
-    if (isNA(r)) notAvailable($('#update-na'), r);
-    else if (r.ok && r.data.frequency) {
+    if (isNA(r)) { notAvailable($('#update-na'), r); return; }
+    if (!r.ok) { showError('#update-form-err', r); return; }
+    if (r.data.frequency) {
       $('#frequency').value = r.data.frequency; $('#utime').value = r.data.time; $('#utz').value = r.data.timezone;
       for (const c of document.querySelectorAll('input[name=weekdays]')) c.checked = (r.data.weekdays || []).includes(c.value);
     }
+    showUpdateState(r.data);
   }
 
   $('#update-form').addEventListener('submit', async (ev) => {
@@ -559,6 +572,7 @@
     const r = await api('PUT', '/api/v1/update/schedule', { frequency: $('#frequency').value, weekdays,
       time: $('#utime').value, timezone: $('#utz').value.trim() });
     if (!r.ok) { showError('#update-form-err', r); return; }
+    showUpdateState(r.data);
     say('Update schedule saved.');
   });
 
@@ -652,7 +666,8 @@
     if (!window.confirm('Reboot the gateway now?')) return;
     const r = await api('POST', '/api/v1/system/reboot', {});
     if (!r.ok) { showError('#reboot-err', r); return; }
-    say('Rebooting…');
+    $('#reboot-err').textContent = '';
+    say('Rebooting in ' + r.data.reboot_in_s + ' s…');
   });
 
   $('#revert').addEventListener('input', () => { $('#reset-btn').disabled = $('#revert').value !== 'revert'; });
@@ -660,7 +675,8 @@
     ev.preventDefault();
     const r = await api('POST', '/api/v1/system/factory-reset', { confirm: $('#revert').value });
     if (!r.ok) { showError('#reset-form-err', r); return; }
-    say('Resetting to factory defaults…');
+    $('#reset-form-err').textContent = '';
+    say('Resetting to factory defaults: the gateway restarts in a few seconds and asks for the setup code again.');
   });
 
   /* ---------- overview ---------- */

@@ -145,6 +145,7 @@ from clgwd.config.cloud import CloudConfig  # noqa: E402 - sections import Stric
 from clgwd.config.network import NetworkConfig  # noqa: E402
 from clgwd.config.pbx import PbxConfig, SyncConfig  # noqa: E402 - needs StrictModel above
 from clgwd.config.sip import SipConfig  # noqa: E402 - needs StrictModel defined above
+from clgwd.config.system import SystemConfig  # noqa: E402 - needs StrictModel above
 from clgwd.config.tunnel import TunnelConfig  # noqa: E402 - needs StrictModel defined above
 
 
@@ -162,3 +163,4 @@ class ClgwdConfig(StrictModel):
     network: NetworkConfig = NetworkConfig()
     tunnel: TunnelConfig = TunnelConfig()
     sip: SipConfig = SipConfig()
+    system: SystemConfig = SystemConfig()

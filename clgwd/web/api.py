@@ -577,7 +577,8 @@ async def post_factory_reset(request: web.Request) -> web.Response:
     if body.confirm != "revert":
         raise auth.InvalidInput("confirm: type revert to reset the gateway to factory "
                                 "defaults")
-    return _json(await _call(request, "system.factory_reset", {}), 202)
+    return _json(await _call(request, "system.factory_reset", {"confirm": body.confirm}),
+                 202)
 
 
 async def _record(svc: WebServices, actor: str, action: Action, asset: str,

@@ -57,7 +57,8 @@ async def test_unreadable_config_is_reported(shared_tmp: Path) -> None:
 
 
 async def test_help_for_every_command() -> None:
-    for command in ("run", "check-config", "status", "reload", "version", "demo"):
+    for command in ("run", "check-config", "status", "reload", "version", "demo",
+                    "factory-reset"):
         code, out, _ = await run_cli(command, "--help")
         assert code == 0 and "usage: clgwd" in out and len(out) > 80
 

@@ -183,6 +183,24 @@ async def tunnel_gateway(make_config: Callable[..., ClgwdConfig]) -> AsyncIterat
 
 
 @pytest.fixture
+async def update_gateway(make_config: Callable[..., ClgwdConfig],
+                         tmp_path: Path) -> AsyncIterator[Gateway]:
+    """The daemon with a fake update command (appends a line to ``tmp_path/updates``),
+    a fake reboot command (writes ``tmp_path/rebooted``) and a short action delay."""
+    gw, task = await start_gateway(make_config(system_yaml(tmp_path)))
+    yield gw
+    gw.daemon.request_stop("test over")
+    await asyncio.wait_for(task, 15)
+
+
+def system_yaml(tmp_path: Path) -> str:
+    """``system`` config whose commands only touch files under ``tmp_path``."""
+    return (f"system: {{update_command: [sh, -c, 'echo updated >> {tmp_path}/updates'], "
+            f"reboot_command: [sh, -c, 'echo rebooted > {tmp_path}/rebooted'], "
+            "action_delay: 0.2, reboot_timeout: 1}\n")
+
+
+@pytest.fixture
 async def client() -> AsyncIterator[aiohttp.ClientSession]:
     """A client that keeps cookies for IP hosts and trusts the self-signed certificate."""
     async with aiohttp.ClientSession(

@@ -15,6 +15,7 @@ import pytest
 from clgwd.config import Secret
 from clgwd.demo import sample_directory
 from clgwd.store import Severity
+from clgwd.system.reset import PENDING_MARKER
 from clgwd.tunnel.component import TunnelComponent
 from clgwd.web.api import derive_state
 from tests.web.conftest import Gateway, setup_admin
@@ -276,8 +277,6 @@ async def test_support_bundle_is_a_redacted_tarball(gateway: Gateway,
     csrf = await setup_admin(client, gateway)
     logging.getLogger("clgwd.test").warning("bundle-marker %s",
                                             Secret("pbx-secret-value").reveal())
-    gateway.register("logs.collect", {"lines": ["pbx password=hunter2 ok"],
-                                      "api_token": "abc"}, mutating=False)
     status, data = await _req(client, gateway, csrf, "GET", "/api/v1/support-bundle")
     assert status == 200
     with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
@@ -289,7 +288,8 @@ async def test_support_bundle_is_a_redacted_tarball(gateway: Gateway,
         "alerts.json", "config.json", "events.csv", "logs.json", "recent.log", "status.json",
         "trace.json", "version.json")]
     assert "bundle-marker" in recent and "pbx-secret-value" not in recent
-    assert '"api_token": "***"' in logs
+    assert "bundle-marker" in logs and "pbx-secret-value" not in logs  # the system part's
+    assert '"source": "memory"' in logs
     assert "tls_listen" in config
     admin_hash = await gateway.store.secrets.get("web.admin_password_hash")
     assert admin_hash is not None and admin_hash.reveal() not in data.decode("latin-1")
@@ -297,14 +297,16 @@ async def test_support_bundle_is_a_redacted_tarball(gateway: Gateway,
 
 async def test_factory_reset_needs_revert(gateway: Gateway,
                                           client: aiohttp.ClientSession) -> None:
+    """A wrong word changes nothing; ``revert`` commits the reset (the marker the next
+    start wipes the state for) and answers 202 before the daemon restarts."""
     csrf = await setup_admin(client, gateway)
-    calls = gateway.register("system.factory_reset", {"resetting": True})
+    marker = gateway.store.db.state_dir / PENDING_MARKER
     status, body = await _req(client, gateway, csrf, "POST", "/api/v1/system/factory-reset",
                               {"confirm": "Revert"})
-    assert status == 422 and "revert" in body["message"] and calls == []
+    assert status == 422 and "revert" in body["message"] and not marker.exists()
     status, body = await _req(client, gateway, csrf, "POST", "/api/v1/system/factory-reset",
                               {"confirm": "revert"})
-    assert status == 202 and calls == [{}]
+    assert status == 202 and body["state"] == "resetting" and marker.exists()
 
 
 async def test_openapi_lists_every_route(gateway: Gateway,
@@ -317,10 +319,10 @@ async def test_openapi_lists_every_route(gateway: Gateway,
     assert doc["paths"]["/api/v1/site"]["put"]["security"] == [{"session": [], "csrf": []}]
 
 
-async def test_update_schedule_validates_time_zone(gateway: Gateway,
+async def test_update_schedule_validates_time_zone(update_gateway: Gateway,
                                                   client: aiohttp.ClientSession) -> None:
+    gateway = update_gateway
     csrf = await setup_admin(client, gateway)
-    calls = gateway.register("update.schedule", lambda p: p)
     body = {"frequency": "weekly", "weekdays": ["mon"], "time": "02:30",
             "timezone": "Mars/Olympus"}
     status, answer = await _req(client, gateway, csrf, "PUT", "/api/v1/update/schedule", body)
@@ -330,7 +332,9 @@ async def test_update_schedule_validates_time_zone(gateway: Gateway,
     assert status == 422 and "weekday" in answer["message"]
     status, answer = await _req(client, gateway, csrf, "PUT", "/api/v1/update/schedule",
                                 {**body, "timezone": "America/Toronto"})
-    assert status == 200 and calls == [{**body, "timezone": "America/Toronto"}]
+    assert status == 200
+    assert {k: answer[k] for k in body} == {**body, "timezone": "America/Toronto"}
+    assert answer["next_window"]["local"].endswith(("T02:30-05:00", "T02:30-04:00"))
 
 
 async def test_onboarding_complete_with_every_part_present(

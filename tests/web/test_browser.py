@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ import pytest
 from clgwd.commands import CommandContext
 from clgwd.demo import sample_directory
 from clgwd.net.ports import NetworkComponent
+from clgwd.system.reset import PENDING_MARKER
 from clgwd.tunnel.component import TunnelComponent
 from tests.conftest import require_program
 from tests.net.conftest import kernel_v4
@@ -250,14 +252,11 @@ async def _deployment_and_advanced(page: Any, gw: Gateway, axe: str) -> None:
     await check_axe(page, axe, "deployment")
     await shot(page, "06-deployment")
     await page.click("nav a[href='#advanced']")
-    await page.wait_for_selector("#update-na:has-text('Not available yet')")
-    assert await page.is_disabled("#reset-btn")
-    await page.fill("#revert", "rever")
-    assert await page.is_disabled("#reset-btn")
-    await page.fill("#revert", "revert")
-    assert not await page.is_disabled("#reset-btn")
-    await page.click("#reset-btn")
-    await page.wait_for_selector("#reset-form-err:has-text('Not available yet')")
+    # The system part is present; this gateway has no update command (the image's job).
+    await page.wait_for_selector("#update-next:has-text('No automatic updates scheduled')")
+    assert await page.is_hidden("#update-na")
+    await page.click("#update-form button[type=submit]")
+    await page.wait_for_selector("#update-form-err:has-text('managed by the gateway image')")
     async with page.expect_download() as info:
         await page.click("#bundle")
     download = await info.value
@@ -266,6 +265,69 @@ async def _deployment_and_advanced(page: Any, gw: Gateway, axe: str) -> None:
     await _trace_calls(page)
     await check_axe(page, axe, "advanced")
     await shot(page, "07-advanced")
+
+
+async def test_advanced_page_schedule_reboot_and_reset(update_gateway: Gateway,
+                                                       browser: Any, axe: str,
+                                                       tmp_path: Path) -> None:
+    """The Advanced page with the real system part and fake commands (tests/web/conftest
+    ``system_yaml``): schedule with its next window, reboot after a confirmation, factory
+    reset refused for a wrong word (by the page and by the server), done for ``revert``."""
+    gateway = update_gateway
+    context, page, csp_errors = await _page(browser)
+    await page.goto(f"{gateway.base}/")
+    await page.fill("#setup-code", gateway.setup_code)
+    await page.fill("#setup-pw", PASSWORD)
+    await page.fill("#setup-pw2", PASSWORD)
+    await page.click("#setup-form button[type=submit]")
+    await page.wait_for_selector("#view-gateway:not([hidden])")
+    await _goto(page, gateway, "advanced")
+    await page.wait_for_selector("#update-next:has-text('No automatic updates scheduled')")
+    await page.select_option("#frequency", "weekly")
+    await page.fill("#utime", "02:30")
+    await page.fill("#utz", "Europe/Paris")
+    await page.click("#update-form button[type=submit]")
+    await page.wait_for_selector("#update-form-err:has-text('choose at least one weekday')")
+    await page.check("input[name=weekdays][value=sun]")
+    await page.fill("#utz", "Europe/Atlantis")
+    await page.click("#update-form button[type=submit]")
+    await page.wait_for_selector("#update-form-err:has-text('unknown time zone')")
+    await page.fill("#utz", "Europe/Paris")
+    await page.click("#update-form button[type=submit]")
+    await page.wait_for_selector("#toast:has-text('Update schedule saved')")
+    next_text = await page.text_content("#update-next") or ""
+    assert re.search(r"Next update window: \d{4}-\d\d-\d\d 02:30\+0[12]:00 \(Europe/Paris\)",
+                     next_text), next_text
+    await page.reload()
+    await page.wait_for_selector("#update-next:has-text('02:30')")
+    assert await page.is_checked("input[name=weekdays][value=sun]")
+    await check_axe(page, axe, "advanced-working")
+    await shot(page, "08-advanced-working")
+
+    page.once("dialog", lambda dialog: asyncio.ensure_future(dialog.accept()))
+    await page.click("#reboot")
+    await page.wait_for_selector("#toast:has-text('Rebooting in 0.2 s')")
+    rebooted = tmp_path / "rebooted"
+    async with asyncio.timeout(10):
+        while not await asyncio.to_thread(rebooted.exists):
+            await asyncio.sleep(0.05)
+        system = gateway.daemon.component("system")
+        while system.tracker.current.message != "idle":  # this machine did not go down
+            await asyncio.sleep(0.05)
+
+    assert await page.is_disabled("#reset-btn")
+    await page.fill("#revert", "rever")
+    assert await page.is_disabled("#reset-btn")
+    await page.evaluate("document.querySelector('#reset-form').requestSubmit()")
+    await page.wait_for_selector("#reset-form-err:has-text('type revert')")
+    marker = gateway.store.db.state_dir / PENDING_MARKER
+    assert not await asyncio.to_thread(marker.exists)
+    await page.fill("#revert", "revert")
+    await page.click("#reset-btn")
+    await page.wait_for_selector("#toast:has-text('Resetting to factory defaults')")
+    assert await asyncio.to_thread(marker.exists)
+    assert csp_errors == []
+    await context.close()
 
 
 async def _overview(page: Any, gw: Gateway, axe: str) -> None:

@@ -1,0 +1,41 @@
+"""Config section ``system``: how the gateway reboots, updates itself and hands out logs.
+
+The appliance image decides the commands, never the cloud: ``config.set`` refuses
+every key of this section (docs/config-system.md), because a command the cloud could
+change is remote code execution as the daemon's user.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Final
+
+from pydantic import Field
+
+from clgwd.config.models import Seconds, StrictModel
+
+Command = Annotated[list[Annotated[str, Field(min_length=1, max_length=4096)]],
+                    Field(min_length=1, max_length=64)]
+"""An argv list run without a shell (``["systemctl", "reboot"]``)."""
+
+DEFAULT_REBOOT_COMMAND: Final = ("systemctl", "reboot")
+
+
+class SystemConfig(StrictModel):
+    """Reboot, factory reset, updates and log collection (issue 5's Advanced page)."""
+
+    reboot_command: Command = Field(default_factory=lambda: list(DEFAULT_REBOOT_COMMAND))
+    """Run (no shell) to reboot the machine; the appliance image may point it at a
+    helper when systemd is not PID 1."""
+    reboot_timeout: Seconds = 60.0
+    """A reboot command still running after this long is killed and reported failed."""
+    action_delay: Seconds = 3.0
+    """Pause between answering a reboot / factory reset and doing it, so the HTTP answer
+    and the outbox flush to the cloud can still go out."""
+    update_command: Command | None = None
+    """Run (no shell) by ``update.apply`` and the update schedule. Unset (the default):
+    updates are managed by the image and ``update.apply`` answers ``updates_unmanaged``."""
+    update_timeout: Seconds = 1800.0
+    """An update command still running after this long is killed and reported failed."""
+    logs_max_bytes: Annotated[int, Field(ge=4096, le=4 * 1024 * 1024)] = 256 * 1024
+    """Upper bound of the log lines ``logs.collect`` returns (the newest are kept and
+    the answer says ``truncated: true``)."""
