@@ -149,8 +149,11 @@ async def test_logout_ends_the_session(gateway: Gateway, client: aiohttp.ClientS
 
 
 async def test_unregistered_part_answers_not_supported_yet(
-        gateway: Gateway, client: aiohttp.ClientSession) -> None:
+        gateway: Gateway, client: aiohttp.ClientSession,
+        monkeypatch: pytest.MonkeyPatch) -> None:
     """A capability of a part not in this build is a clear 501, never fake data."""
+    # Every known method has an owner now; take one out, as a build without it would be.
+    monkeypatch.delitem(gateway.daemon.commands._handlers, "system.reboot")
     csrf = await setup_admin(client, gateway)
     async with client.post(f"{gateway.base}/api/v1/system/reboot", json={},
                            headers={"X-CSRF-Token": csrf}) as resp:
