@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import csv
 import functools
+import hashlib
 import operator
 from collections.abc import Iterator, Mapping
 from concurrent.futures import Executor
@@ -25,6 +26,7 @@ from clgwd.pbx import normalize as n
 from clgwd.pbx.model import (
     Device,
     PbxUser,
+    ReadMemo,
     RowProblem,
     SourceDataError,
     SourceRead,
@@ -51,6 +53,7 @@ class CsvSource:
         self.encoding = encoding
         self.country_code = country_code
         self.executor = executor
+        self.memo: ReadMemo[PbxUser] = ReadMemo()
 
     def describe(self) -> str:
         return f"csv file {self.path}"
@@ -65,11 +68,18 @@ class CsvSource:
             raise SourceDataError(f"CSV file {self.path} does not exist") from None
         except (OSError, UnicodeDecodeError) as err:
             raise SourceDataError(f"cannot read CSV file {self.path}: {err}") from err
-        return parse_csv(data, self.country_code)
+        self.memo.start()
+        read = parse_csv(data, self.country_code, self.memo)
+        self.memo.finish()
+        return read
 
 
-def parse_csv(data: str, country_code: str = "") -> SourceRead:
-    """Parse a whole CSV document; malformed rows become ``RowProblem`` entries."""
+def parse_csv(data: str, country_code: str = "",
+              memo: ReadMemo[PbxUser] | None = None) -> SourceRead:
+    """Parse a whole CSV document; malformed rows become ``RowProblem`` entries.
+
+    With ``memo`` (owned by a source whose ``country_code`` never changes), a row whose
+    cleaned cells equal a row of the previous read reuses that read's user."""
     data = data.removeprefix("\ufeff")
     reader = csv.reader(_lines(data))
     try:
@@ -84,6 +94,7 @@ def parse_csv(data: str, country_code: str = "") -> SourceRead:
     pick = operator.itemgetter(*(header.index(c) if c in header else len(header)
                                  for c in COLUMNS))
     clean = _trim if n.is_clean_document(data) else _clean_all
+    to_user = _row_to_user if memo is None else functools.partial(_remembered, memo)
     users: list[PbxUser] = []
     problems: list[RowProblem] = []
     seen: set[str] = set()
@@ -108,7 +119,7 @@ def parse_csv(data: str, country_code: str = "") -> SourceRead:
         # only the full cleaning turns into a space.
         multiline = reader.line_num - line_before > 1
         cells = _clean_all(row) if multiline else clean(row)
-        user = _row_to_user(pick(cells), country_code, pool)
+        user = to_user(pick(cells), country_code, pool)
         if not user.source_key:
             problems.append(RowProblem(f"line {reader.line_num}", "no key and no extension"))
         elif user.source_key in seen:
@@ -118,6 +129,19 @@ def parse_csv(data: str, country_code: str = "") -> SourceRead:
             seen.add(user.source_key)
             users.append(user)
     return SourceRead(users, problems)
+
+
+def _remembered(memo: ReadMemo[PbxUser], cells: tuple[str, ...], country_code: str,
+                pool: dict[str, str]) -> PbxUser:
+    """The user of ``cells`` from the memo, or built and kept. Cleaned cells hold no
+    ``\x1f`` (cleaning removes control characters), so the join is unambiguous."""
+    digest = hashlib.blake2b("\x1f".join(cells).encode("utf-8", "surrogatepass"),
+                             digest_size=16).digest()
+    user = memo.get(digest)
+    if user is None:
+        user = _row_to_user(cells, country_code, pool)
+    memo.keep(digest, user)
+    return user
 
 
 def _lines(data: str) -> Iterator[str]:
@@ -154,12 +178,12 @@ def _row_to_user(cells: tuple[str, ...], country_code: str, pool: dict[str, str]
     """Build a user from already cleaned cells in ``COLUMNS`` order.
 
     Values that repeat across a directory (department, site, model, group, language,
-    first names) are shared through ``pool``: one string object instead of 50,000."""
+    first and last names) are shared through ``pool``: one string object instead of 50,000."""
     (key, extension, first, last, display, email, client, dids, caller_id, model, mac,
      groups, department, location, language, enabled) = cells
     share = pool.setdefault
-    first, model, department = share(first, first), share(model, model), share(department,
-                                                                                department)
+    first, last, model = share(first, first), share(last, last), share(model, model)
+    department = share(department, department)
     location, language = share(location, location), share(language, language)
     extension = n.dial_string(extension)
     mac = n.mac(mac)

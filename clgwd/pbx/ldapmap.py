@@ -145,12 +145,19 @@ def entries_to_read(entries: Iterable[tuple[str, Entry]], amap: AttributeMap,
                     country_code: str = "", *,
                     keep_dn: bool = True) -> tuple[list[PbxUser], list[RowProblem]]:
     """Map many entries; duplicate keys are problems, never a silent overwrite."""
+    pool: dict[str, str] = {}
+    return collect_users((dn, entry_to_user(dn, entry, amap, country_code, pool=pool,
+                                            keep_dn=keep_dn)) for dn, entry in entries)
+
+
+def collect_users(results: Iterable[tuple[str, PbxUser | RowProblem]],
+                  ) -> tuple[list[PbxUser], list[RowProblem]]:
+    """Users and problems of mapped entries (``(dn, user or problem)``); a second user
+    with a key already seen is a problem, never a silent overwrite."""
     users: list[PbxUser] = []
     problems: list[RowProblem] = []
     seen: set[str] = set()
-    pool: dict[str, str] = {}
-    for dn, entry in entries:
-        result = entry_to_user(dn, entry, amap, country_code, pool=pool, keep_dn=keep_dn)
+    for dn, result in results:
         if isinstance(result, RowProblem):
             problems.append(result)
         elif result.source_key in seen:

@@ -11,14 +11,22 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import io
 from collections.abc import Iterator
 from concurrent.futures import Executor
 from pathlib import Path
 
 from clgwd.config.pbx import LdapSettings
-from clgwd.pbx.ldapmap import AttributeMap, Entry, entries_to_read
-from clgwd.pbx.model import RowProblem, SourceDataError, SourceRead, run_blocking
+from clgwd.pbx.ldapmap import AttributeMap, Entry, collect_users, entry_to_user
+from clgwd.pbx.model import (
+    PbxUser,
+    ReadMemo,
+    RowProblem,
+    SourceDataError,
+    SourceRead,
+    run_blocking,
+)
 
 
 class LdifSource:
@@ -33,6 +41,7 @@ class LdifSource:
         self.amap = AttributeMap.from_settings(settings)
         self.encoding = encoding
         self.country_code = country_code
+        self.memo: ReadMemo[tuple[str, PbxUser]] = ReadMemo()
 
     def describe(self) -> str:
         return f"ldif file {self.path}"
@@ -50,11 +59,36 @@ class LdifSource:
         problems: list[RowProblem] = []
         # Streamed: each record becomes a user before the next is parsed, so 50,000
         # entries are never held as raw attribute dicts all at once.
-        users, more = entries_to_read(iter_ldif(data, problems), self.amap,
-                                      self.country_code, keep_dn=False)
+        self.memo.start()
+        users, more = collect_users(self._mapped(data, problems))
         if not users and not problems and not more and data.strip():
             raise SourceDataError("LDIF file holds no records")
+        self.memo.finish()
         return SourceRead(users, problems + more)
+
+    def _mapped(self, data: bytes, problems: list[RowProblem],
+                ) -> Iterator[tuple[str, PbxUser | RowProblem]]:
+        """(dn, user or problem) per content record. A record byte-identical to one of
+        the previous read reuses that read's user (``ReadMemo``): the attribute map and
+        country code are fixed for this source object."""
+        pool: dict[str, str] = {}
+        for start, lines in _content_records(data):
+            digest = hashlib.blake2b(b"\n".join(lines), digest_size=16).digest()
+            known = self.memo.get(digest)
+            if known is None:
+                try:
+                    dn, entry = _parse_record(lines)
+                except ValueError as err:
+                    problems.append(RowProblem(f"line {start}", str(err)))
+                    continue
+                result = entry_to_user(dn, entry, self.amap, self.country_code, pool=pool,
+                                       keep_dn=False)
+                if isinstance(result, RowProblem):
+                    yield dn, result
+                    continue
+                known = (dn, result)
+            self.memo.keep(digest, known)
+            yield known
 
 
 def _records(data: bytes) -> Iterator[tuple[int, list[bytes]]]:
@@ -109,11 +143,17 @@ def _parse_record(lines: list[bytes]) -> tuple[str, dict[str, list[bytes]]]:
     return dn, entry
 
 
-def iter_ldif(data: bytes, problems: list[RowProblem]) -> Iterator[tuple[str, Entry]]:
-    """Yield (dn, entry) per content record; bad records are appended to ``problems``."""
+def _content_records(data: bytes) -> Iterator[tuple[int, list[bytes]]]:
+    """``_records`` without a ``version: 1`` line standing alone before the first one."""
     for start, lines in _records(data):
         if len(lines) == 1 and lines[0].lower().startswith(b"version:"):
-            continue  # a "version: 1" line standing alone before the first record
+            continue
+        yield start, lines
+
+
+def iter_ldif(data: bytes, problems: list[RowProblem]) -> Iterator[tuple[str, Entry]]:
+    """Yield (dn, entry) per content record; bad records are appended to ``problems``."""
+    for start, lines in _content_records(data):
         try:
             dn, entry = _parse_record(lines)
         except ValueError as err:
