@@ -16,7 +16,7 @@ import csv
 import functools
 import hashlib
 import operator
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import Executor
 from pathlib import Path
 from types import MappingProxyType
@@ -62,26 +62,32 @@ class CsvSource:
         return await run_blocking(self.executor, self._read_blocking)
 
     def _read_blocking(self) -> SourceRead:
+        # Streamed line by line: the whole file as one str would cost up to 4 bytes per
+        # character (a single CJK name makes it 2) at the read's memory peak.
+        self.memo.start()
         try:
-            data = self.path.read_text(encoding=self.encoding)
+            with self.path.open(encoding=self.encoding, newline="") as stream:
+                read = parse_csv_lines(stream, self.country_code, self.memo)
         except FileNotFoundError:
             raise SourceDataError(f"CSV file {self.path} does not exist") from None
         except (OSError, UnicodeDecodeError) as err:
             raise SourceDataError(f"cannot read CSV file {self.path}: {err}") from err
-        self.memo.start()
-        read = parse_csv(data, self.country_code, self.memo)
         self.memo.finish()
         return read
 
 
-def parse_csv(data: str, country_code: str = "",
-              memo: ReadMemo[PbxUser] | None = None) -> SourceRead:
-    """Parse a whole CSV document; malformed rows become ``RowProblem`` entries.
+def parse_csv(data: str, country_code: str = "") -> SourceRead:
+    """Parse a whole CSV document; malformed rows become ``RowProblem`` entries."""
+    return parse_csv_lines(_lines(data), country_code)
+
+
+def parse_csv_lines(lines: Iterable[str], country_code: str = "",
+                    memo: ReadMemo[PbxUser] | None = None) -> SourceRead:
+    """Parse CSV lines (each with its line ending; a leading BOM is dropped).
 
     With ``memo`` (owned by a source whose ``country_code`` never changes), a row whose
     cleaned cells equal a row of the previous read reuses that read's user."""
-    data = data.removeprefix("\ufeff")
-    reader = csv.reader(_lines(data))
+    reader = csv.reader(_without_bom(lines))
     try:
         header = [h.strip().lower() for h in next(reader)]
     except StopIteration:
@@ -93,7 +99,6 @@ def parse_csv(data: str, country_code: str = "",
     # Absent columns point one past the row, where an empty cell is appended.
     pick = operator.itemgetter(*(header.index(c) if c in header else len(header)
                                  for c in COLUMNS))
-    clean = _trim if n.is_clean_document(data) else _clean_all
     to_user = _row_to_user if memo is None else functools.partial(_remembered, memo)
     users: list[PbxUser] = []
     problems: list[RowProblem] = []
@@ -118,7 +123,8 @@ def parse_csv(data: str, country_code: str = "",
         # A record spanning several lines has a newline inside a quoted cell, which
         # only the full cleaning turns into a space.
         multiline = reader.line_num - line_before > 1
-        cells = _clean_all(row) if multiline else clean(row)
+        clean = multiline or not n.is_clean_document("\n".join(row))
+        cells = _clean_all(row) if clean else _trim(row)
         user = to_user(pick(cells), country_code, pool)
         if not user.source_key:
             problems.append(RowProblem(f"line {reader.line_num}", "no key and no extension"))
@@ -137,11 +143,19 @@ def _remembered(memo: ReadMemo[PbxUser], cells: tuple[str, ...], country_code: s
     ``\x1f`` (cleaning removes control characters), so the join is unambiguous."""
     digest = hashlib.blake2b("\x1f".join(cells).encode("utf-8", "surrogatepass"),
                              digest_size=16).digest()
-    user = memo.get(digest)
+    user = memo.take(digest)
     if user is None:
         user = _row_to_user(cells, country_code, pool)
     memo.keep(digest, user)
     return user
+
+
+def _without_bom(lines: Iterable[str]) -> Iterator[str]:
+    it = iter(lines)
+    first = next(it, None)
+    if first is not None:
+        yield first.removeprefix("\ufeff")
+        yield from it
 
 
 def _lines(data: str) -> Iterator[str]:

@@ -41,7 +41,7 @@ class LdifSource:
         self.amap = AttributeMap.from_settings(settings)
         self.encoding = encoding
         self.country_code = country_code
-        self.memo: ReadMemo[tuple[str, PbxUser]] = ReadMemo()
+        self.memo: ReadMemo[PbxUser] = ReadMemo()
 
     def describe(self) -> str:
         return f"ldif file {self.path}"
@@ -74,8 +74,8 @@ class LdifSource:
         pool: dict[str, str] = {}
         for start, lines in _content_records(data):
             digest = hashlib.blake2b(b"\n".join(lines), digest_size=16).digest()
-            known = self.memo.get(digest)
-            if known is None:
+            user = self.memo.take(digest)
+            if user is None:
                 try:
                     dn, entry = _parse_record(lines)
                 except ValueError as err:
@@ -86,9 +86,20 @@ class LdifSource:
                 if isinstance(result, RowProblem):
                     yield dn, result
                     continue
-                known = (dn, result)
-            self.memo.keep(digest, known)
-            yield known
+                user = result
+            else:
+                dn = _dn_of(lines)
+            self.memo.keep(digest, user)
+            yield dn, user
+
+
+def _dn_of(lines: list[bytes]) -> str:
+    """The dn of a record that parsed before (for a duplicate-key report): the plain
+    first line, else the full parse (a base64 dn)."""
+    first = lines[0]
+    if first[:3].lower() == b"dn:" and first[3:4] not in (b":", b"<"):
+        return first[3:].lstrip(b" ").decode("utf-8", errors="replace")
+    return _parse_record(lines)[0]
 
 
 def _records(data: bytes) -> Iterator[tuple[int, list[bytes]]]:

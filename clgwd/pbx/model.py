@@ -60,6 +60,11 @@ class PbxUser:
     language: str = ""
     enabled: bool = True
     raw: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    cached_fingerprint: str = field(default="", init=False, compare=False, repr=False)
+    """The sync's fingerprint of this user, kept once computed (``sync.diff.prepare``):
+    a source that reuses its previous read's users (``ReadMemo``) then costs no hashing
+    for an unchanged user. ``init=False``, so ``dataclasses.replace`` never copies it to
+    a user with different fields."""
 
     def as_json(self) -> dict[str, Any]:
         """The synced fields, in a stable order (the upstream ``user`` payload)."""
@@ -123,8 +128,8 @@ class ReadMemo(Generic[_T]):
     Sound because a result is a pure function of the raw row and the source's settings,
     which are fixed for the source object (a config reload builds a new source, with an
     empty memo). Keys are 16-byte BLAKE2b digests, not the rows, so the memo holds no
-    copy of the file. Only a read that ran to its end replaces the memo: a failed read
-    leaves the previous one in place.
+    copy of the file. Only a read that ran to its end replaces the memo; a read that
+    failed part-way leaves the rest of the previous one in place.
     """
 
     __slots__ = ("_current", "_previous")
@@ -137,8 +142,11 @@ class ReadMemo(Generic[_T]):
         """Begin a read (drops what an unfinished earlier read collected)."""
         self._current = {}
 
-    def get(self, digest: bytes) -> _T | None:
-        return self._previous.get(digest)
+    def take(self, digest: bytes) -> _T | None:
+        """The previous read's result for ``digest``, removed from the previous read so
+        its key can be freed at once (``keep`` stores it again under the new key). A row
+        repeated within one read is simply built again."""
+        return self._previous.pop(digest, None)
 
     def keep(self, digest: bytes, value: _T) -> None:
         self._current[digest] = value

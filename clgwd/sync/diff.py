@@ -79,8 +79,14 @@ def fingerprint(user: PbxUser) -> str:
 
 def prepare(user: PbxUser) -> Candidate:
     """For an eligible user, whose email the rules already validated: its match key is
-    just the trimmed lower-case form (no second regex pass over 50,000 addresses)."""
-    return Candidate(user, fingerprint(user), lowered(user.email.strip()))
+    just the trimmed lower-case form (no second regex pass over 50,000 addresses). The
+    fingerprint is computed once per user object."""
+    digest = user.cached_fingerprint
+    if not digest:
+        digest = fingerprint(user)
+        # The documented cache slot of an immutable user (see PbxUser.cached_fingerprint).
+        object.__setattr__(user, "cached_fingerprint", digest)
+    return Candidate(user, digest, lowered(user.email.strip()))
 
 
 @dataclass(slots=True)
