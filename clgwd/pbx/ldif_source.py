@@ -13,7 +13,7 @@ import base64
 import binascii
 import hashlib
 import io
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from concurrent.futures import Executor
 from pathlib import Path
 
@@ -50,34 +50,34 @@ class LdifSource:
         return await run_blocking(self.executor, self._read_blocking)
 
     def _read_blocking(self) -> SourceRead:
+        # Streamed line by line: neither the file nor its entries are held whole.
+        self.memo.start()
+        problems: list[RowProblem] = []
         try:
-            data = self.path.read_bytes()
+            with self.path.open("rb") as stream:
+                lines = _Lines(stream)
+                users, more = collect_users(self._mapped(lines, problems))
         except FileNotFoundError:
             raise SourceDataError(f"LDIF file {self.path} does not exist") from None
         except OSError as err:
             raise SourceDataError(f"cannot read LDIF file {self.path}: {err}") from err
-        problems: list[RowProblem] = []
-        # Streamed: each record becomes a user before the next is parsed, so 50,000
-        # entries are never held as raw attribute dicts all at once.
-        self.memo.start()
-        users, more = collect_users(self._mapped(data, problems))
-        if not users and not problems and not more and data.strip():
+        if not users and not problems and not more and lines.any_content:
             raise SourceDataError("LDIF file holds no records")
         self.memo.finish()
         return SourceRead(users, problems + more)
 
-    def _mapped(self, data: bytes, problems: list[RowProblem],
+    def _mapped(self, lines: Iterable[bytes], problems: list[RowProblem],
                 ) -> Iterator[tuple[str, PbxUser | RowProblem]]:
         """(dn, user or problem) per content record. A record byte-identical to one of
         the previous read reuses that read's user (``ReadMemo``): the attribute map and
         country code are fixed for this source object."""
         pool: dict[str, str] = {}
-        for start, lines in _content_records(data):
-            digest = hashlib.blake2b(b"\n".join(lines), digest_size=16).digest()
+        for start, record in _content_records(lines):
+            digest = hashlib.blake2b(b"\n".join(record), digest_size=16).digest()
             user = self.memo.take(digest)
             if user is None:
                 try:
-                    dn, entry = _parse_record(lines)
+                    dn, entry = _parse_record(record)
                 except ValueError as err:
                     problems.append(RowProblem(f"line {start}", str(err)))
                     continue
@@ -88,7 +88,7 @@ class LdifSource:
                     continue
                 user = result
             else:
-                dn = _dn_of(lines)
+                dn = _dn_of(record)
             self.memo.keep(digest, user)
             yield dn, user
 
@@ -102,11 +102,26 @@ def _dn_of(lines: list[bytes]) -> str:
     return _parse_record(lines)[0]
 
 
-def _records(data: bytes) -> Iterator[tuple[int, list[bytes]]]:
+class _Lines:
+    """The lines of a binary stream, noting whether any held more than whitespace (a
+    file of blank lines and comments is "no records", not an empty directory)."""
+
+    def __init__(self, stream: Iterable[bytes]) -> None:
+        self._stream = stream
+        self.any_content = False
+
+    def __iter__(self) -> Iterator[bytes]:
+        for line in self._stream:
+            if not self.any_content and line.strip():
+                self.any_content = True
+            yield line
+
+
+def _records(data: Iterable[bytes]) -> Iterator[tuple[int, list[bytes]]]:
     """Yield (first line number, unfolded lines) per blank-line separated record."""
     lines: list[bytes] = []
     start = 0
-    for number, raw_line in enumerate(io.BytesIO(data), 1):  # lazily: no list of all lines
+    for number, raw_line in enumerate(data, 1):
         line = raw_line.rstrip(b"\r\n")
         if line.startswith(b" ") and lines:
             lines[-1] += line[1:]
@@ -154,7 +169,7 @@ def _parse_record(lines: list[bytes]) -> tuple[str, dict[str, list[bytes]]]:
     return dn, entry
 
 
-def _content_records(data: bytes) -> Iterator[tuple[int, list[bytes]]]:
+def _content_records(data: Iterable[bytes]) -> Iterator[tuple[int, list[bytes]]]:
     """``_records`` without a ``version: 1`` line standing alone before the first one."""
     for start, lines in _records(data):
         if len(lines) == 1 and lines[0].lower().startswith(b"version:"):
@@ -164,7 +179,7 @@ def _content_records(data: bytes) -> Iterator[tuple[int, list[bytes]]]:
 
 def iter_ldif(data: bytes, problems: list[RowProblem]) -> Iterator[tuple[str, Entry]]:
     """Yield (dn, entry) per content record; bad records are appended to ``problems``."""
-    for start, lines in _content_records(data):
+    for start, lines in _content_records(io.BytesIO(data)):
         try:
             dn, entry = _parse_record(lines)
         except ValueError as err:
