@@ -225,14 +225,28 @@ async def _control_request(socket_path: Path, method: str, url: str,
         return resp.status, await resp.json()
 
 
+class _NotRunning(Exception):
+    """Nothing answers on the control socket."""
+
+
 def _call_daemon(args: argparse.Namespace, method: str, url: str,
                  total_timeout: float = 30, body: Any = None) -> tuple[int, Any] | None:
+    try:
+        return _ask_daemon(args, method, url, total_timeout, body)
+    except _NotRunning as err:
+        print(f"clgwd is not running ({err})", file=sys.stderr)
+        return None
+
+
+def _ask_daemon(args: argparse.Namespace, method: str, url: str,
+                total_timeout: float = 30, body: Any = None) -> tuple[int, Any] | None:
+    """The daemon's answer; None (said on stderr) when it refuses us; ``_NotRunning``
+    when nothing listens, so a caller can fall back to working without it."""
     socket_path = _control_socket(args)
     try:
         return asyncio.run(_control_request(socket_path, method, url, total_timeout, body))
     except (aiohttp.ClientConnectionError, FileNotFoundError, ConnectionRefusedError) as err:
-        print(f"clgwd is not running (no answer on {socket_path}: {err})", file=sys.stderr)
-        return None
+        raise _NotRunning(f"no answer on {socket_path}: {err}") from err
     except PermissionError:
         print(f"permission denied on {socket_path}: run as root or a member of the clgwd "
               "group", file=sys.stderr)
@@ -276,11 +290,38 @@ SYNC_TIMEOUT = 600.0
 
 
 def cmd_sync(args: argparse.Namespace) -> int:
-    method = "sync.preview" if args.preview else "sync.now"
-    answer = _call_daemon(args, "POST", f"/v1/command/{method}", SYNC_TIMEOUT)
+    if not args.preview:
+        answer = _call_daemon(args, "POST", "/v1/command/sync.now", SYNC_TIMEOUT)
+    else:
+        try:
+            answer = _ask_daemon(args, "POST", "/v1/command/sync.preview", SYNC_TIMEOUT)
+        except _NotRunning as err:
+            print(f"clgwd is not running ({err}); previewing from the config and the "
+                  "state database, read-only", file=sys.stderr)
+            return _preview_without_daemon(args)
     if answer is None:
         return EXIT_UNAVAILABLE
-    status, body = answer
+    return _report_sync(args, *answer)
+
+
+def _preview_without_daemon(args: argparse.Namespace) -> int:
+    from clgwd.errors import ClgwdError  # noqa: PLC0415
+    from clgwd.sync.offline import preview_without_daemon  # noqa: PLC0415
+
+    try:
+        config = load_config(args.config or DEFAULT_CONFIG_PATH)
+    except ConfigError as err:
+        print(err.render(), file=sys.stderr)
+        return EXIT_CONFIG
+    try:
+        outcome = asyncio.run(preview_without_daemon(config, actor="local:cli"))
+    except ClgwdError as err:
+        print(f"preview failed: {err.message}", file=sys.stderr)
+        return EXIT_FAILURE
+    return _report_sync(args, 200, outcome.as_json())
+
+
+def _report_sync(args: argparse.Namespace, status: int, body: Any) -> int:
     if args.json:
         print(json.dumps(body, indent=2, sort_keys=True, ensure_ascii=False))
     if status != 200:
