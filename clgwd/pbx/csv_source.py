@@ -85,25 +85,20 @@ def parse_csv_lines(lines: Iterable[str], country_code: str = "",
                     memo: ReadMemo[PbxUser] | None = None) -> SourceRead:
     """Parse CSV lines (each with its line ending; a leading BOM is dropped).
 
-    With ``memo`` (owned by a source whose ``country_code`` never changes), a row whose
-    cleaned cells equal a row of the previous read reuses that read's user."""
+    With ``memo`` (owned by a source whose ``country_code`` never changes), a row equal
+    to a row of the previous read, under the same header, reuses that read's user."""
     reader = csv.reader(_without_bom(lines))
     try:
-        header = [h.strip().lower() for h in next(reader)]
+        header_row = next(reader)
     except StopIteration:
         raise SourceDataError("CSV file is empty (no header row)") from None
     except csv.Error as err:
         raise SourceDataError(f"CSV header unreadable: {err}") from err
-    if "key" not in header and "extension" not in header:
-        raise SourceDataError("CSV header must have a 'key' or an 'extension' column")
-    # Absent columns point one past the row, where an empty cell is appended.
-    pick = operator.itemgetter(*(header.index(c) if c in header else len(header)
-                                 for c in COLUMNS))
-    to_user = _row_to_user if memo is None else functools.partial(_remembered, memo)
+    to_user = _RowMapper(header_row, country_code, memo)
+    width = len(header_row)
     users: list[PbxUser] = []
     problems: list[RowProblem] = []
     seen: set[str] = set()
-    pool: dict[str, str] = {}
     while True:
         line_before = reader.line_num
         try:
@@ -115,17 +110,13 @@ def parse_csv_lines(lines: Iterable[str], country_code: str = "",
             continue
         if not "".join(row).strip():
             continue
-        if len(row) != len(header):
+        if len(row) != width:
             problems.append(RowProblem(f"line {reader.line_num}",
-                                       f"has {len(row)} fields, header has {len(header)}"))
+                                       f"has {len(row)} fields, header has {width}"))
             continue
-        row.append("")
         # A record spanning several lines has a newline inside a quoted cell, which
         # only the full cleaning turns into a space.
-        multiline = reader.line_num - line_before > 1
-        clean = multiline or not n.is_clean_document("\n".join(row))
-        cells = _clean_all(row) if clean else _trim(row)
-        user = to_user(pick(cells), country_code, pool)
+        user = to_user(row, multiline=reader.line_num - line_before > 1)
         if not user.source_key:
             problems.append(RowProblem(f"line {reader.line_num}", "no key and no extension"))
         elif user.source_key in seen:
@@ -137,17 +128,56 @@ def parse_csv_lines(lines: Iterable[str], country_code: str = "",
     return SourceRead(users, problems)
 
 
-def _remembered(memo: ReadMemo[PbxUser], cells: tuple[str, ...], country_code: str,
-                pool: dict[str, str]) -> PbxUser:
-    """The user of ``cells`` from the memo, or built and kept. Cleaned cells hold no
-    ``\x1f`` (cleaning removes control characters), so the join is unambiguous."""
-    digest = hashlib.blake2b("\x1f".join(cells).encode("utf-8", "surrogatepass"),
-                             digest_size=16).digest()
-    user = memo.take(digest)
-    if user is None:
-        user = _row_to_user(cells, country_code, pool)
-    memo.keep(digest, user)
-    return user
+class _RowMapper:
+    """A raw CSV row -> its user: cleaning, picking the documented columns and, with a
+    memo, reusing the previous read's user for an identical row.
+
+    The memo key is a digest of the raw row, keyed with a digest of the raw header
+    (another header maps the same row differently). It is taken before any cleaning, so
+    an unchanged row costs one join and one hash. A row with a cell holding the join
+    separator (``\x1f``) would be ambiguous and is simply not remembered."""
+
+    def __init__(self, header_row: list[str], country_code: str,
+                 memo: ReadMemo[PbxUser] | None) -> None:
+        header = [h.strip().lower() for h in header_row]
+        if "key" not in header and "extension" not in header:
+            raise SourceDataError("CSV header must have a 'key' or an 'extension' column")
+        # Absent columns point one past the row, where an empty cell is appended.
+        self.pick = operator.itemgetter(*(header.index(c) if c in header else len(header)
+                                          for c in COLUMNS))
+        self.country_code = country_code
+        self.memo = memo
+        self.salt = hashlib.blake2b(_joined(header_row).encode("utf-8", "surrogatepass"),
+                                    digest_size=32).digest()
+        self.pool: dict[str, str] = {}
+
+    def __call__(self, row: list[str], *, multiline: bool) -> PbxUser:
+        memo = self.memo
+        digest = self._digest(row) if memo is not None else None
+        if memo is None or digest is None:
+            return self._build(row, multiline)
+        user = memo.take(digest)
+        if user is None:
+            user = self._build(row, multiline)
+        memo.keep(digest, user)
+        return user
+
+    def _build(self, row: list[str], multiline: bool) -> PbxUser:
+        row.append("")
+        dirty = multiline or not n.is_clean_document("\n".join(row))
+        cells = _clean_all(row) if dirty else _trim(row)
+        return _row_to_user(self.pick(cells), self.country_code, self.pool)
+
+    def _digest(self, row: list[str]) -> bytes | None:
+        joined = _joined(row)
+        if joined.count("\x1f") != len(row) - 1:
+            return None
+        return hashlib.blake2b(joined.encode("utf-8", "surrogatepass"), digest_size=16,
+                               key=self.salt).digest()
+
+
+def _joined(cells: list[str]) -> str:
+    return "\x1f".join(cells)
 
 
 def _without_bom(lines: Iterable[str]) -> Iterator[str]:

@@ -40,6 +40,22 @@ async def test_csv_unchanged_rows_are_reused_changed_rows_rebuilt(tmp_path: Path
         ("line 5", "duplicate key 'k2'"), ("line 6", "has 1 fields, header has 6")]
 
 
+async def test_csv_memo_follows_the_header_and_skips_ambiguous_rows(tmp_path: Path) -> None:
+    """Swapped columns map the same row text differently, so nothing is reused; a
+    cell holding the memo's separator is never remembered, yet read correctly."""
+    path = tmp_path / "users.csv"
+    path.write_text("key,first_name,last_name\nk1,Ann,Lee\nk2,Bo\x1fX,Li\n", encoding="utf-8")
+    source = CsvSource(path)
+    first = (await source.read_users()).users
+    assert first[1].first_name == "Bo X"
+    again = (await source.read_users()).users
+    assert again[0] is first[0] and again[1] is not first[1] and again[1] == first[1]
+    path.write_text("key,last_name,first_name\nk1,Ann,Lee\n", encoding="utf-8")
+    (swapped,) = (await source.read_users()).users
+    assert swapped is not first[0] and (swapped.first_name, swapped.last_name) == ("Lee",
+                                                                                  "Ann")
+
+
 async def test_csv_failed_read_keeps_the_previous_memo(tmp_path: Path) -> None:
     path = tmp_path / "users.csv"
     _csv(path, ROWS)
