@@ -126,6 +126,8 @@ def _moves(candidates: Mapping[str, Candidate], snapshot: Mapping[str, SnapshotR
            missing: list[str], new_keys: list[str]) -> dict[str, str]:
     """new key -> vanished key, where the normalized email identifies one user on both
     sides (an email shared by two vanished or two new users is ambiguous: no move)."""
+    if not missing or not new_keys:
+        return {}  # a first sync (nothing vanished) counts no emails
     gone = Counter(snapshot[k].email_key for k in missing if snapshot[k].email_key)
     came = Counter(candidates[k].email_key for k in new_keys)
     by_email = {snapshot[k].email_key: k for k in missing

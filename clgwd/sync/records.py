@@ -154,8 +154,9 @@ def _events(change: Change, data: Mapping[str, Any], changed: list[str], *,
 
     The user entry (50,000 of them on a first import) is encoded straight to JSON text;
     the rare Phone/DID entries go through ``Event`` objects."""
-    name = data.get("display_name") or " ".join(
-        p for p in (data.get("first_name"), data.get("last_name")) if p)
+    first, last = data.get("first_name") or "", data.get("last_name") or ""
+    name = data.get("display_name") or (f"{first} {last}" if first and last
+                                        else first or last)
     subject = name or data.get("extension", "") or change.source_key
     core = (f'{{"fullname":{_quote(name)},"extension":{_quote(data.get("extension", ""))},'
             f'"email":{_quote(data.get("email", ""))},'
