@@ -87,12 +87,14 @@ class AttributeMap:
         """Attributes to request (original case is irrelevant to servers)."""
         return sorted(set(self.fields.values()))
 
-    def get(self, entry: Entry, name: str) -> list[bytes]:
+    def get(self, entry: Entry, name: str) -> Sequence[bytes]:
+        """The entry's values of field ``name`` (not a copy: read, do not change)."""
         attr = self.fields.get(name)
-        return list(entry.get(attr, ())) if attr else []
+        return entry.get(attr, ()) if attr else ()
 
     def first(self, entry: Entry, name: str) -> str:
-        values = self.get(entry, name)
+        attr = self.fields.get(name)
+        values = entry.get(attr) if attr else None
         return n.text(values[0]) if values else ""
 
 

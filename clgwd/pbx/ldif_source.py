@@ -123,20 +123,33 @@ def _records(data: Iterable[bytes]) -> Iterator[tuple[int, list[bytes]]]:
     start = 0
     for number, raw_line in enumerate(data, 1):
         line = raw_line.rstrip(b"\r\n")
-        if line.startswith(b" ") and lines:
+        lead = line[:1]
+        if lead == b" " and lines:
             lines[-1] += line[1:]
-        elif line.startswith(b"#"):
+        elif lead == b"#":
             continue
-        elif not line.strip():
-            if lines:
-                yield start, lines
-            lines = []
-        else:
+        elif lead.isalpha() or line.strip():  # attribute lines skip the strip()
             if not lines:
                 start = number
             lines.append(line)
+        else:
+            if lines:
+                yield start, lines
+            lines = []
     if lines:
         yield start, lines
+
+
+_ATTRIBUTE_NAMES: dict[bytes, str] = {}
+"""Attribute names as written -> their lower-case text: a directory uses a few dozen,
+each on 50,000 records (bounded, so odd input cannot grow it without end)."""
+
+
+def _attribute_name(raw: bytes) -> str:
+    attr = raw.decode("ascii", errors="replace").strip().lower()
+    if len(_ATTRIBUTE_NAMES) < 1024:
+        _ATTRIBUTE_NAMES[raw] = attr
+    return attr
 
 
 def _parse_record(lines: list[bytes]) -> tuple[str, dict[str, list[bytes]]]:
@@ -146,13 +159,14 @@ def _parse_record(lines: list[bytes]) -> tuple[str, dict[str, list[bytes]]]:
         name, sep, rest = line.partition(b":")
         if not sep:
             raise ValueError(f"line without ':' ({line[:40]!r})")
-        attr = name.decode("ascii", errors="replace").strip().lower()
-        if rest.startswith(b":"):
+        attr = _ATTRIBUTE_NAMES.get(name) or _attribute_name(name)
+        kind = rest[:1]
+        if kind == b":":
             try:
                 value = base64.b64decode(rest[1:].strip(), validate=True)
             except binascii.Error as err:
                 raise ValueError(f"bad base64 in {attr}") from err
-        elif rest.startswith(b"<"):
+        elif kind == b"<":
             raise ValueError(f"URL value in {attr} is not supported")
         else:
             value = rest.lstrip(b" ")
