@@ -89,22 +89,19 @@ def build_records(changes: Sequence[Change], old: Mapping[str, dict[str, Any]],
     source_id, actor, now = context.source_id, context.actor, context.now
     rec = Records()
     source_json = json.dumps(source_id, ensure_ascii=False)
-    all_fields: list[str] = []
-    all_fields_json = ""
     for seq, change in enumerate(changes, first_seq):
         before = old.get(change.previous_key or change.source_key)
         user_json: str | None = None
         data: Mapping[str, Any] = before or {}
         if change.candidate is not None:
-            data = change.candidate.user.as_json()
+            user = change.candidate.user
             if change.op == Op.UPDATE:
+                data = user.as_json()
                 changed = changed_fields(before, data)
                 changed_json = json.dumps(changed)
             else:  # a create: every field is new (the same list for every user)
-                if not all_fields:
-                    all_fields = list(data)
-                    all_fields_json = json.dumps(all_fields)
-                changed, changed_json = all_fields, all_fields_json
+                data = _create_facts(user)
+                changed, changed_json = _ALL_FIELDS, _ALL_FIELDS_JSON
             user_json = encode_user(change.candidate.user)
             rec.upserts.append((source_id, change.source_key, change.fingerprint,
                                 change.candidate.email_key, user_json, change.revision, now))
@@ -123,6 +120,19 @@ def build_records(changes: Sequence[Change], old: Mapping[str, dict[str, Any]],
         rec.event_rows += rows
         rec.event_upstream += upstream
     return rec
+
+
+_ALL_FIELDS: Final = list(PbxUser(source_key="").as_json())
+_ALL_FIELDS_JSON: Final = json.dumps(_ALL_FIELDS)
+
+
+def _create_facts(user: PbxUser) -> dict[str, Any]:
+    """What a create's history entry reads of the user (``_events``), without building
+    the whole ``as_json`` dict for each of 50,000 new users."""
+    return {"display_name": user.display_name, "first_name": user.first_name,
+            "last_name": user.last_name, "extension": user.extension,
+            "email": user.email, "dids": user.dids,
+            "devices": [{"mac": d.mac, "model": d.model} for d in user.devices]}
 
 
 def _event_id(source_id: str, change: Change, asset: str, now: float, seq: int) -> str:
