@@ -60,8 +60,11 @@ def build_parser() -> argparse.ArgumentParser:
                           description="Ask the running daemon to sync PBX users now (the "
                                       "\"Sync Now\" button), or with --preview to read the PBX "
                                       "and show the changes and irregularities without "
-                                      "applying them. Exits 0 on success, 1 when the sync "
-                                      "failed or was aborted by a safety rule.")
+                                      "applying them. Without a running daemon, --preview "
+                                      "reads the configured source and the state database "
+                                      "(read-only) itself; a sync needs the daemon (exit "
+                                      "69). Exits 0 on success, 1 when the sync failed or "
+                                      "was aborted by a safety rule.")
     _add_socket_args(sync)
     sync.add_argument("--preview", action="store_true", help="dry run: show, do not apply")
     sync.add_argument("--json", action="store_true", help="print the raw JSON")
