@@ -55,14 +55,18 @@ class LdifSource:
         problems: list[RowProblem] = []
         try:
             with self.path.open("rb") as stream:
-                lines = _Lines(stream)
-                users, more = collect_users(self._mapped(lines, problems))
+                users, more = collect_users(self._mapped(stream, problems))
+                # Nothing parsed: only a file of blank lines is an empty directory; one
+                # with comments or stray text "holds no records" (checked on this rare
+                # path only, so the common one has no per-line test).
+                if not users and not problems and not more:
+                    stream.seek(0)
+                    if any(line.strip() for line in stream):
+                        raise SourceDataError("LDIF file holds no records")
         except FileNotFoundError:
             raise SourceDataError(f"LDIF file {self.path} does not exist") from None
         except OSError as err:
             raise SourceDataError(f"cannot read LDIF file {self.path}: {err}") from err
-        if not users and not problems and not more and lines.any_content:
-            raise SourceDataError("LDIF file holds no records")
         self.memo.finish()
         return SourceRead(users, problems + more)
 
@@ -100,21 +104,6 @@ def _dn_of(lines: list[bytes]) -> str:
     if first[:3].lower() == b"dn:" and first[3:4] not in (b":", b"<"):
         return first[3:].lstrip(b" ").decode("utf-8", errors="replace")
     return _parse_record(lines)[0]
-
-
-class _Lines:
-    """The lines of a binary stream, noting whether any held more than whitespace (a
-    file of blank lines and comments is "no records", not an empty directory)."""
-
-    def __init__(self, stream: Iterable[bytes]) -> None:
-        self._stream = stream
-        self.any_content = False
-
-    def __iter__(self) -> Iterator[bytes]:
-        for line in self._stream:
-            if not self.any_content and line.strip():
-                self.any_content = True
-            yield line
 
 
 def _records(data: Iterable[bytes]) -> Iterator[tuple[int, list[bytes]]]:
