@@ -61,8 +61,11 @@ def build_parser() -> argparse.ArgumentParser:
                           description="Ask the running daemon to sync PBX users now (the "
                                       "\"Sync Now\" button), or with --preview to read the PBX "
                                       "and show the changes and irregularities without "
-                                      "applying them. Exits 0 on success, 1 when the sync "
-                                      "failed or was aborted by a safety rule.")
+                                      "applying them. Without a running daemon, --preview "
+                                      "reads the configured source and the state database "
+                                      "(read-only) itself; a sync needs the daemon (exit "
+                                      "69). Exits 0 on success, 1 when the sync failed or "
+                                      "was aborted by a safety rule.")
     _add_socket_args(sync)
     sync.add_argument("--preview", action="store_true", help="dry run: show, do not apply")
     sync.add_argument("--json", action="store_true", help="print the raw JSON")
@@ -225,14 +228,28 @@ def _socket_from_raw_config(path: Path) -> Path | None:
     return Path(socket) if isinstance(socket, str) and socket.startswith("/") else None
 
 
+class _NotRunning(Exception):
+    """Nothing answers on the control socket."""
+
+
 def _call_daemon(args: argparse.Namespace, method: str, url: str,
                  total_timeout: float = 30, body: Any = None) -> tuple[int, Any] | None:
+    try:
+        return _ask_daemon(args, method, url, total_timeout, body)
+    except _NotRunning as err:
+        print(f"clgwd is not running ({err})", file=sys.stderr)
+        return None
+
+
+def _ask_daemon(args: argparse.Namespace, method: str, url: str,
+                total_timeout: float = 30, body: Any = None) -> tuple[int, Any] | None:
+    """The daemon's answer; None (said on stderr) when it refuses us; ``_NotRunning``
+    when nothing listens, so a caller can fall back to working without it."""
     socket_path = _control_socket(args)
     try:
         return asyncio.run(control_request(socket_path, method, url, total_timeout, body))
     except (aiohttp.ClientConnectionError, FileNotFoundError, ConnectionRefusedError) as err:
-        print(f"clgwd is not running (no answer on {socket_path}: {err})", file=sys.stderr)
-        return None
+        raise _NotRunning(f"no answer on {socket_path}: {err}") from err
     except PermissionError:
         print(f"permission denied on {socket_path}: run as root or a member of the clgwd "
               "group", file=sys.stderr)
@@ -276,11 +293,38 @@ SYNC_TIMEOUT = 600.0
 
 
 def cmd_sync(args: argparse.Namespace) -> int:
-    method = "sync.preview" if args.preview else "sync.now"
-    answer = _call_daemon(args, "POST", f"/v1/command/{method}", SYNC_TIMEOUT)
+    if not args.preview:
+        answer = _call_daemon(args, "POST", "/v1/command/sync.now", SYNC_TIMEOUT)
+    else:
+        try:
+            answer = _ask_daemon(args, "POST", "/v1/command/sync.preview", SYNC_TIMEOUT)
+        except _NotRunning as err:
+            print(f"clgwd is not running ({err}); previewing from the config and the "
+                  "state database, read-only", file=sys.stderr)
+            return _preview_without_daemon(args)
     if answer is None:
         return EXIT_UNAVAILABLE
-    status, body = answer
+    return _report_sync(args, *answer)
+
+
+def _preview_without_daemon(args: argparse.Namespace) -> int:
+    from clgwd.errors import ClgwdError  # noqa: PLC0415
+    from clgwd.sync.offline import preview_without_daemon  # noqa: PLC0415
+
+    try:
+        config = load_config(args.config or DEFAULT_CONFIG_PATH)
+    except ConfigError as err:
+        print(err.render(), file=sys.stderr)
+        return EXIT_CONFIG
+    try:
+        outcome = asyncio.run(preview_without_daemon(config, actor="local:cli"))
+    except ClgwdError as err:
+        print(f"preview failed: {err.message}", file=sys.stderr)
+        return EXIT_FAILURE
+    return _report_sync(args, 200, outcome.as_json())
+
+
+def _report_sync(args: argparse.Namespace, status: int, body: Any) -> int:
     if args.json:
         print(json.dumps(body, indent=2, sort_keys=True, ensure_ascii=False))
     if status != 200:

@@ -75,6 +75,14 @@ class LdapSettings(StrictModel):
     user_filter: str | None = None
     """Search filter; default from the preset, e.g. ``(objectClass=inetOrgPerson)``."""
     page_size: Annotated[int, Field(ge=1, le=10_000)] = 500
+    group_base_dn: str | None = None
+    """Where to search group entries (groupOfNames / groupOfUniqueNames ``member`` /
+    ``uniqueMember``, posixGroup ``memberUid``, AD ``group`` ``member``); their names
+    are added to the members' groups. Unset: groups come only from the user entries'
+    own attribute (``memberOf``)."""
+    group_filter: str | None = None
+    """Group search filter; default from the preset, e.g. for openldap
+    ``(|(objectClass=groupOfNames)(objectClass=groupOfUniqueNames)(objectClass=posixGroup))``."""
     attributes: dict[str, str] = Field(default_factory=dict)
     """Overrides of the preset map: normalized field -> LDAP attribute (required for
     ``custom``, e.g. a MiVoice 5000 directory)."""

@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import csv
 import functools
+import hashlib
 import operator
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import Executor
 from pathlib import Path
 from types import MappingProxyType
@@ -25,6 +26,7 @@ from clgwd.pbx import normalize as n
 from clgwd.pbx.model import (
     Device,
     PbxUser,
+    ReadMemo,
     RowProblem,
     SourceDataError,
     SourceRead,
@@ -51,6 +53,7 @@ class CsvSource:
         self.encoding = encoding
         self.country_code = country_code
         self.executor = executor
+        self.memo: ReadMemo[PbxUser] = ReadMemo()
 
     def describe(self) -> str:
         return f"csv file {self.path}"
@@ -59,35 +62,43 @@ class CsvSource:
         return await run_blocking(self.executor, self._read_blocking)
 
     def _read_blocking(self) -> SourceRead:
+        # Streamed line by line: the whole file as one str would cost up to 4 bytes per
+        # character (a single CJK name makes it 2) at the read's memory peak.
+        self.memo.start()
         try:
-            data = self.path.read_text(encoding=self.encoding)
+            with self.path.open(encoding=self.encoding, newline="") as stream:
+                read = parse_csv_lines(stream, self.country_code, self.memo)
         except FileNotFoundError:
             raise SourceDataError(f"CSV file {self.path} does not exist") from None
         except (OSError, UnicodeDecodeError) as err:
             raise SourceDataError(f"cannot read CSV file {self.path}: {err}") from err
-        return parse_csv(data, self.country_code)
+        self.memo.finish()
+        return read
 
 
 def parse_csv(data: str, country_code: str = "") -> SourceRead:
     """Parse a whole CSV document; malformed rows become ``RowProblem`` entries."""
-    data = data.removeprefix("\ufeff")
-    reader = csv.reader(_lines(data))
+    return parse_csv_lines(_lines(data), country_code)
+
+
+def parse_csv_lines(lines: Iterable[str], country_code: str = "",
+                    memo: ReadMemo[PbxUser] | None = None) -> SourceRead:
+    """Parse CSV lines (each with its line ending; a leading BOM is dropped).
+
+    With ``memo`` (owned by a source whose ``country_code`` never changes), a row equal
+    to a row of the previous read, under the same header, reuses that read's user."""
+    reader = csv.reader(_without_bom(lines))
     try:
-        header = [h.strip().lower() for h in next(reader)]
+        header_row = next(reader)
     except StopIteration:
         raise SourceDataError("CSV file is empty (no header row)") from None
     except csv.Error as err:
         raise SourceDataError(f"CSV header unreadable: {err}") from err
-    if "key" not in header and "extension" not in header:
-        raise SourceDataError("CSV header must have a 'key' or an 'extension' column")
-    # Absent columns point one past the row, where an empty cell is appended.
-    pick = operator.itemgetter(*(header.index(c) if c in header else len(header)
-                                 for c in COLUMNS))
-    clean = _trim if n.is_clean_document(data) else _clean_all
+    to_user = _RowMapper(header_row, country_code, memo)
+    width = len(header_row)
     users: list[PbxUser] = []
     problems: list[RowProblem] = []
     seen: set[str] = set()
-    pool: dict[str, str] = {}
     while True:
         line_before = reader.line_num
         try:
@@ -99,16 +110,13 @@ def parse_csv(data: str, country_code: str = "") -> SourceRead:
             continue
         if not "".join(row).strip():
             continue
-        if len(row) != len(header):
+        if len(row) != width:
             problems.append(RowProblem(f"line {reader.line_num}",
-                                       f"has {len(row)} fields, header has {len(header)}"))
+                                       f"has {len(row)} fields, header has {width}"))
             continue
-        row.append("")
         # A record spanning several lines has a newline inside a quoted cell, which
         # only the full cleaning turns into a space.
-        multiline = reader.line_num - line_before > 1
-        cells = _clean_all(row) if multiline else clean(row)
-        user = _row_to_user(pick(cells), country_code, pool)
+        user = to_user(row, multiline=reader.line_num - line_before > 1)
         if not user.source_key:
             problems.append(RowProblem(f"line {reader.line_num}", "no key and no extension"))
         elif user.source_key in seen:
@@ -118,6 +126,66 @@ def parse_csv(data: str, country_code: str = "") -> SourceRead:
             seen.add(user.source_key)
             users.append(user)
     return SourceRead(users, problems)
+
+
+class _RowMapper:
+    """A raw CSV row -> its user: cleaning, picking the documented columns and, with a
+    memo, reusing the previous read's user for an identical row.
+
+    The memo key is a digest of the raw row, keyed with a digest of the raw header
+    (another header maps the same row differently). It is taken before any cleaning, so
+    an unchanged row costs one join and one hash. A row with a cell holding the join
+    separator (``\x1f``) would be ambiguous and is simply not remembered."""
+
+    def __init__(self, header_row: list[str], country_code: str,
+                 memo: ReadMemo[PbxUser] | None) -> None:
+        header = [h.strip().lower() for h in header_row]
+        if "key" not in header and "extension" not in header:
+            raise SourceDataError("CSV header must have a 'key' or an 'extension' column")
+        # Absent columns point one past the row, where an empty cell is appended.
+        self.pick = operator.itemgetter(*(header.index(c) if c in header else len(header)
+                                          for c in COLUMNS))
+        self.country_code = country_code
+        self.memo = memo
+        self.salt = hashlib.blake2b(_joined(header_row).encode("utf-8", "surrogatepass"),
+                                    digest_size=32).digest()
+        self.pool: dict[str, str] = {}
+
+    def __call__(self, row: list[str], *, multiline: bool) -> PbxUser:
+        memo = self.memo
+        digest = self._digest(row) if memo is not None else None
+        if memo is None or digest is None:
+            return self._build(row, multiline)
+        user = memo.take(digest)
+        if user is None:
+            user = self._build(row, multiline)
+        memo.keep(digest, user)
+        return user
+
+    def _build(self, row: list[str], multiline: bool) -> PbxUser:
+        row.append("")
+        dirty = multiline or not n.is_clean_document("\n".join(row))
+        cells = _clean_all(row) if dirty else _trim(row)
+        return _row_to_user(self.pick(cells), self.country_code, self.pool)
+
+    def _digest(self, row: list[str]) -> bytes | None:
+        joined = _joined(row)
+        if joined.count("\x1f") != len(row) - 1:
+            return None
+        return hashlib.blake2b(joined.encode("utf-8", "surrogatepass"), digest_size=16,
+                               key=self.salt).digest()
+
+
+def _joined(cells: list[str]) -> str:
+    return "\x1f".join(cells)
+
+
+def _without_bom(lines: Iterable[str]) -> Iterator[str]:
+    it = iter(lines)
+    first = next(it, None)
+    if first is not None:
+        yield first.removeprefix("\ufeff")
+        yield from it
 
 
 def _lines(data: str) -> Iterator[str]:
@@ -154,12 +222,12 @@ def _row_to_user(cells: tuple[str, ...], country_code: str, pool: dict[str, str]
     """Build a user from already cleaned cells in ``COLUMNS`` order.
 
     Values that repeat across a directory (department, site, model, group, language,
-    first names) are shared through ``pool``: one string object instead of 50,000."""
+    first and last names) are shared through ``pool``: one string object instead of 50,000."""
     (key, extension, first, last, display, email, client, dids, caller_id, model, mac,
      groups, department, location, language, enabled) = cells
     share = pool.setdefault
-    first, model, department = share(first, first), share(model, model), share(department,
-                                                                                department)
+    first, last, model = share(first, first), share(last, last), share(model, model)
+    department = share(department, department)
     location, language = share(location, location), share(language, language)
     extension = n.dial_string(extension)
     mac = n.mac(mac)

@@ -31,7 +31,16 @@ with warnings.catch_warnings():
 
 from clgwd.config.pbx import LdapSettings
 from clgwd.config.secret import Secret
-from clgwd.pbx.ldapmap import FILTERS, AttributeMap, Entry, entries_to_read
+from clgwd.pbx.ldapmap import (
+    FILTERS,
+    GROUP_ATTRIBUTES,
+    GROUP_FILTERS,
+    MEMBER_UID_ATTRIBUTE,
+    AttributeMap,
+    Entry,
+    entries_to_read,
+    group_memberships,
+)
 from clgwd.pbx.model import (
     SourceAuthError,
     SourceDataError,
@@ -83,6 +92,11 @@ class LdapSource:
         self.country_code = country_code
         self.amap = AttributeMap.from_settings(settings)
         self.search_filter = settings.user_filter or FILTERS[settings.preset]
+        self.group_filter = settings.group_filter or GROUP_FILTERS[settings.preset]
+        self.user_attributes = self.amap.attribute_names()
+        if settings.group_base_dn is not None:
+            # posixGroup memberUid names users by uid, whatever the map reads.
+            self.user_attributes = sorted({*self.user_attributes, MEMBER_UID_ATTRIBUTE})
 
     def describe(self) -> str:
         scheme = "ldaps" if self.settings.security == "ldaps" else "ldap"
@@ -114,7 +128,15 @@ class LdapSource:
         )
         try:
             self._open(conn)
-            entries = self._search_all(conn)
+            entries = self._search_all(conn, self.settings.base_dn, self.search_filter,
+                                       self.user_attributes)
+            groups = None
+            if self.settings.group_base_dn is not None:
+                # A failed group search fails the read: users without their groups would
+                # be synced as having left every group.
+                groups = group_memberships(self._search_all(
+                    conn, self.settings.group_base_dn, self.group_filter,
+                    list(GROUP_ATTRIBUTES)), entries)
         except SourceError:
             raise
         except lexc.LDAPSocketReceiveError as err:
@@ -131,7 +153,8 @@ class LdapSource:
                                     f"{err}") from None
         finally:
             _close(conn)
-        users, problems = entries_to_read(entries, self.amap, self.country_code)
+        users, problems = entries_to_read(entries, self.amap, self.country_code,
+                                          groups=groups)
         return SourceRead(users, problems)
 
     def _open(self, conn: ldap3.Connection) -> None:
@@ -148,12 +171,13 @@ class LdapSource:
                 raise SourceAuthError(f"LDAP {self.describe()}: bind refused") from None
             raise
 
-    def _search_all(self, conn: ldap3.Connection) -> list[tuple[str, Entry]]:
+    def _search_all(self, conn: ldap3.Connection, base: str, search_filter: str,
+                    attributes: list[str]) -> list[tuple[str, Entry]]:
+        """Every entry of a paged subtree search, or an error (never a partial list)."""
         entries: list[tuple[str, Entry]] = []
         cookie: Any = None
         while True:
-            conn.search(self.settings.base_dn, self.search_filter, ldap3.SUBTREE,
-                        attributes=self.amap.attribute_names(),
+            conn.search(base, search_filter, ldap3.SUBTREE, attributes=attributes,
                         paged_size=self.settings.page_size, paged_cookie=cookie)
             result = conn.result or {}
             if result.get("result") != 0:

@@ -11,14 +11,22 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import io
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from concurrent.futures import Executor
 from pathlib import Path
 
 from clgwd.config.pbx import LdapSettings
-from clgwd.pbx.ldapmap import AttributeMap, Entry, entries_to_read
-from clgwd.pbx.model import RowProblem, SourceDataError, SourceRead, run_blocking
+from clgwd.pbx.ldapmap import AttributeMap, Entry, collect_users, entry_to_user
+from clgwd.pbx.model import (
+    PbxUser,
+    ReadMemo,
+    RowProblem,
+    SourceDataError,
+    SourceRead,
+    run_blocking,
+)
 
 
 class LdifSource:
@@ -33,6 +41,7 @@ class LdifSource:
         self.amap = AttributeMap.from_settings(settings)
         self.encoding = encoding
         self.country_code = country_code
+        self.memo: ReadMemo[PbxUser] = ReadMemo()
 
     def describe(self) -> str:
         return f"ldif file {self.path}"
@@ -41,42 +50,95 @@ class LdifSource:
         return await run_blocking(self.executor, self._read_blocking)
 
     def _read_blocking(self) -> SourceRead:
+        # Streamed line by line: neither the file nor its entries are held whole.
+        self.memo.start()
+        problems: list[RowProblem] = []
         try:
-            data = self.path.read_bytes()
+            with self.path.open("rb") as stream:
+                users, more = collect_users(self._mapped(stream, problems))
+                # Nothing parsed: only a file of blank lines is an empty directory; one
+                # with comments or stray text "holds no records" (checked on this rare
+                # path only, so the common one has no per-line test).
+                if not users and not problems and not more:
+                    stream.seek(0)
+                    if any(line.strip() for line in stream):
+                        raise SourceDataError("LDIF file holds no records")
         except FileNotFoundError:
             raise SourceDataError(f"LDIF file {self.path} does not exist") from None
         except OSError as err:
             raise SourceDataError(f"cannot read LDIF file {self.path}: {err}") from err
-        problems: list[RowProblem] = []
-        # Streamed: each record becomes a user before the next is parsed, so 50,000
-        # entries are never held as raw attribute dicts all at once.
-        users, more = entries_to_read(iter_ldif(data, problems), self.amap,
-                                      self.country_code, keep_dn=False)
-        if not users and not problems and not more and data.strip():
-            raise SourceDataError("LDIF file holds no records")
+        self.memo.finish()
         return SourceRead(users, problems + more)
 
+    def _mapped(self, lines: Iterable[bytes], problems: list[RowProblem],
+                ) -> Iterator[tuple[str, PbxUser | RowProblem]]:
+        """(dn, user or problem) per content record. A record byte-identical to one of
+        the previous read reuses that read's user (``ReadMemo``): the attribute map and
+        country code are fixed for this source object."""
+        pool: dict[str, str] = {}
+        for start, record in _content_records(lines):
+            digest = hashlib.blake2b(b"\n".join(record), digest_size=16).digest()
+            user = self.memo.take(digest)
+            if user is None:
+                try:
+                    dn, entry = _parse_record(record)
+                except ValueError as err:
+                    problems.append(RowProblem(f"line {start}", str(err)))
+                    continue
+                result = entry_to_user(dn, entry, self.amap, self.country_code, pool=pool,
+                                       keep_dn=False)
+                if isinstance(result, RowProblem):
+                    yield dn, result
+                    continue
+                user = result
+            else:
+                dn = _dn_of(record)
+            self.memo.keep(digest, user)
+            yield dn, user
 
-def _records(data: bytes) -> Iterator[tuple[int, list[bytes]]]:
+
+def _dn_of(lines: list[bytes]) -> str:
+    """The dn of a record that parsed before (for a duplicate-key report): the plain
+    first line, else the full parse (a base64 dn)."""
+    first = lines[0]
+    if first[:3].lower() == b"dn:" and first[3:4] not in (b":", b"<"):
+        return first[3:].lstrip(b" ").decode("utf-8", errors="replace")
+    return _parse_record(lines)[0]
+
+
+def _records(data: Iterable[bytes]) -> Iterator[tuple[int, list[bytes]]]:
     """Yield (first line number, unfolded lines) per blank-line separated record."""
     lines: list[bytes] = []
     start = 0
-    for number, raw_line in enumerate(io.BytesIO(data), 1):  # lazily: no list of all lines
+    for number, raw_line in enumerate(data, 1):
         line = raw_line.rstrip(b"\r\n")
-        if line.startswith(b" ") and lines:
+        lead = line[:1]
+        if lead == b" " and lines:
             lines[-1] += line[1:]
-        elif line.startswith(b"#"):
+        elif lead == b"#":
             continue
-        elif not line.strip():
-            if lines:
-                yield start, lines
-            lines = []
-        else:
+        elif lead.isalpha() or line.strip():  # attribute lines skip the strip()
             if not lines:
                 start = number
             lines.append(line)
+        else:
+            if lines:
+                yield start, lines
+            lines = []
     if lines:
         yield start, lines
+
+
+_ATTRIBUTE_NAMES: dict[bytes, str] = {}
+"""Attribute names as written -> their lower-case text: a directory uses a few dozen,
+each on 50,000 records (bounded, so odd input cannot grow it without end)."""
+
+
+def _attribute_name(raw: bytes) -> str:
+    attr = raw.decode("ascii", errors="replace").strip().lower()
+    if len(_ATTRIBUTE_NAMES) < 1024:
+        _ATTRIBUTE_NAMES[raw] = attr
+    return attr
 
 
 def _parse_record(lines: list[bytes]) -> tuple[str, dict[str, list[bytes]]]:
@@ -86,13 +148,14 @@ def _parse_record(lines: list[bytes]) -> tuple[str, dict[str, list[bytes]]]:
         name, sep, rest = line.partition(b":")
         if not sep:
             raise ValueError(f"line without ':' ({line[:40]!r})")
-        attr = name.decode("ascii", errors="replace").strip().lower()
-        if rest.startswith(b":"):
+        attr = _ATTRIBUTE_NAMES.get(name) or _attribute_name(name)
+        kind = rest[:1]
+        if kind == b":":
             try:
                 value = base64.b64decode(rest[1:].strip(), validate=True)
             except binascii.Error as err:
                 raise ValueError(f"bad base64 in {attr}") from err
-        elif rest.startswith(b"<"):
+        elif kind == b"<":
             raise ValueError(f"URL value in {attr} is not supported")
         else:
             value = rest.lstrip(b" ")
@@ -109,11 +172,17 @@ def _parse_record(lines: list[bytes]) -> tuple[str, dict[str, list[bytes]]]:
     return dn, entry
 
 
-def iter_ldif(data: bytes, problems: list[RowProblem]) -> Iterator[tuple[str, Entry]]:
-    """Yield (dn, entry) per content record; bad records are appended to ``problems``."""
+def _content_records(data: Iterable[bytes]) -> Iterator[tuple[int, list[bytes]]]:
+    """``_records`` without a ``version: 1`` line standing alone before the first one."""
     for start, lines in _records(data):
         if len(lines) == 1 and lines[0].lower().startswith(b"version:"):
-            continue  # a "version: 1" line standing alone before the first record
+            continue
+        yield start, lines
+
+
+def iter_ldif(data: bytes, problems: list[RowProblem]) -> Iterator[tuple[str, Entry]]:
+    """Yield (dn, entry) per content record; bad records are appended to ``problems``."""
+    for start, lines in _content_records(io.BytesIO(data)):
         try:
             dn, entry = _parse_record(lines)
         except ValueError as err:

@@ -54,14 +54,21 @@ def email(value: object) -> str:
     """Email without spaces, lower-cased: mail systems treat addresses as
     case-insensitive in practice, and the cloud matches users by this form."""
     if isinstance(value, str) and value.isascii() and value.isprintable() and " " not in value:
-        return value.lower()
+        return lowered(value)
     return "".join(text(value).split()).lower()
 
 
 def email_key(value: str) -> str:
     """The cloud match key: lower-cased, trimmed; empty when not a valid address."""
-    candidate = value.strip().lower()
+    candidate = lowered(value.strip())
     return candidate if "@" in candidate and _EMAIL.fullmatch(candidate) else ""
+
+
+def lowered(value: str) -> str:
+    """``value.lower()``, but the same object when it is lower-case already (the common
+    case for cleaned emails): 50,000 users then share their email strings with their
+    match keys instead of holding a second copy each."""
+    return value if value.islower() else value.lower()
 
 
 def is_email(value: str) -> bool:

@@ -254,6 +254,71 @@ class Database:
         self._reader = self._writer = None
 
 
+class ReadOnlyDatabase(Database):
+    """The state database opened for reading only, by a tool that runs while no daemon
+    does (``clgwd sync --preview`` without a daemon).
+
+    It never writes, migrates, checks-and-repairs or takes the writer lock: the file is
+    opened with SQLite's ``mode=ro``. When no ``-wal`` file exists (the daemon stopped
+    cleanly and checkpointed), it is also opened ``immutable``, so SQLite creates no
+    ``-wal``/``-shm`` files either: a root-owned ``-shm`` left behind by a tool run as
+    root would lock the daemon's own user out of its database.
+    """
+
+    async def __aenter__(self) -> Self:
+        uri = await asyncio.to_thread(self._read_only_uri)
+        self._reader = await self._connect_read_only(uri)
+        try:
+            await self._check_schema()
+        except BaseException:
+            await self._close()
+            raise
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self._close()
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Transaction]:
+        raise StateError(f"state database {self.path} is open read-only")
+        yield Transaction(self._require(self._writer))  # pragma: no cover - never reached
+
+    def _read_only_uri(self) -> str:
+        """The SQLite URI to open (blocking: looks at the files)."""
+        if not self.path.is_file():
+            raise StateError(f"no state database at {self.path}: the daemon has not run "
+                             "with this state dir yet")
+        immutable = "" if self.path.with_name(self.path.name + "-wal").exists() \
+            else "&immutable=1"
+        return f"{self.path.resolve().as_uri()}?mode=ro{immutable}"
+
+    async def _connect_read_only(self, uri: str) -> aiosqlite.Connection:
+        try:
+            conn = await aiosqlite.connect(uri, uri=True, isolation_level=None)
+        except sqlite3.Error as err:
+            raise StateError(f"cannot open state database {self.path} read-only: "
+                             f"{err}") from err
+        conn.row_factory = sqlite3.Row
+        return conn
+
+    async def _check_schema(self) -> None:
+        """The file must have exactly the migrations this version ships: a newer one
+        may have changed the tables, an older one lacks some (and only the daemon
+        migrates)."""
+        try:
+            rows = await self.fetchall("SELECT number FROM schema_migrations")
+        except sqlite3.DatabaseError as err:
+            raise self._corrupted(err) from err
+        applied = {row[0] for row in rows}
+        known = {m.number for m in await asyncio.to_thread(load_migrations)}
+        if applied - known:
+            raise StateError(f"state database {self.path} was written by a newer clgwd "
+                             f"(migrations {sorted(applied - known)})")
+        if known - applied:
+            raise StateError(f"state database {self.path} is older than this clgwd; start "
+                             "the daemon once so it migrates the database")
+
+
 async def _scalar(conn: aiosqlite.Connection, sql: str) -> Any:
     async with conn.execute(sql) as cursor:
         row = await cursor.fetchone()

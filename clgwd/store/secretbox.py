@@ -43,6 +43,14 @@ def load_or_create_key(path: Path) -> bytes:
     return key
 
 
+def read_key(path: Path) -> bytes | None:
+    """Read the key file if it exists; never creates it (read-only tools)."""
+    try:
+        return _read_key(path)
+    except FileNotFoundError:
+        return None
+
+
 def _read_key(path: Path) -> bytes:
     mode = path.stat().st_mode
     if mode & (stat.S_IRWXG | stat.S_IRWXO):

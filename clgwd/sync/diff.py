@@ -26,6 +26,7 @@ from typing import Any
 
 from clgwd.config.pbx import SyncConfig
 from clgwd.pbx.model import PbxUser
+from clgwd.pbx.normalize import lowered
 
 
 class Op(StrEnum):
@@ -78,8 +79,14 @@ def fingerprint(user: PbxUser) -> str:
 
 def prepare(user: PbxUser) -> Candidate:
     """For an eligible user, whose email the rules already validated: its match key is
-    just the trimmed lower-case form (no second regex pass over 50,000 addresses)."""
-    return Candidate(user, fingerprint(user), user.email.strip().lower())
+    just the trimmed lower-case form (no second regex pass over 50,000 addresses). The
+    fingerprint is computed once per user object."""
+    digest = user.cached_fingerprint
+    if not digest:
+        digest = fingerprint(user)
+        # The documented cache slot of an immutable user (see PbxUser.cached_fingerprint).
+        object.__setattr__(user, "cached_fingerprint", digest)
+    return Candidate(user, digest, lowered(user.email.strip()))
 
 
 @dataclass(slots=True)
@@ -119,6 +126,8 @@ def _moves(candidates: Mapping[str, Candidate], snapshot: Mapping[str, SnapshotR
            missing: list[str], new_keys: list[str]) -> dict[str, str]:
     """new key -> vanished key, where the normalized email identifies one user on both
     sides (an email shared by two vanished or two new users is ambiguous: no move)."""
+    if not missing or not new_keys:
+        return {}  # a first sync (nothing vanished) counts no emails
     gone = Counter(snapshot[k].email_key for k in missing if snapshot[k].email_key)
     came = Counter(candidates[k].email_key for k in new_keys)
     by_email = {snapshot[k].email_key: k for k in missing

@@ -15,12 +15,15 @@ thread: 50,000 users take about a second of CPU that must not stall the event lo
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import logging
+import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Executor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal, TypeVar
 
@@ -146,6 +149,10 @@ class SyncEngine:
 
     async def run(self, *, actor: str, trigger: str, preview: bool = False) -> SyncOutcome:
         """One pass. Never raises for source problems: they become a failed outcome."""
+        with cyclic_gc_paused():
+            return await self._run(actor=actor, trigger=trigger, preview=preview)
+
+    async def _run(self, *, actor: str, trigger: str, preview: bool) -> SyncOutcome:
         out = SyncOutcome(uuid.uuid4().hex, self.source_id, trigger, actor, time.time())
         start = time.monotonic()
         try:
@@ -348,6 +355,35 @@ class SyncEngine:
         message = f"There are irregularities on the PBX: {report.summary()}"
         if report.any and active.get(ALERT_IRREGULAR) != message:
             await self.store.alerts.raise_alert(ALERT_IRREGULAR, Severity.WARNING, message)
+
+
+_gc_lock = threading.Lock()
+_gc_pauses = 0
+_gc_was_enabled = False
+
+
+@contextmanager
+def cyclic_gc_paused() -> Iterator[None]:
+    """Pause Python's cyclic garbage collector while a sync runs.
+
+    A 50,000-user sync allocates millions of objects; each full collection walks all of
+    them (none of which form cycles: plain values and dataclasses), about 10 % of a
+    sync's CPU. Reference counting still frees everything at once; cycles made by the
+    rest of the daemon meanwhile are collected when the sync ends. Nested and
+    concurrent pauses (two sources, a preview) are counted; the first restores."""
+    global _gc_pauses, _gc_was_enabled  # noqa: PLW0603 - one process-wide switch
+    with _gc_lock:
+        if _gc_pauses == 0:
+            _gc_was_enabled = gc.isenabled()
+            gc.disable()
+        _gc_pauses += 1
+    try:
+        yield
+    finally:
+        with _gc_lock:
+            _gc_pauses -= 1
+            if _gc_pauses == 0 and _gc_was_enabled:
+                gc.enable()
 
 
 def _old_keys(changes: Sequence[Change]) -> list[str]:

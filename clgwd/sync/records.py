@@ -15,9 +15,10 @@ import hashlib
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from json.encoder import encode_basestring_ascii
+from json.encoder import encode_basestring, encode_basestring_ascii
 from typing import Any, Final
 
+from clgwd.pbx.model import Device, PbxUser
 from clgwd.store import Action, Event, Store, Transaction
 from clgwd.store.history import SerializedEvents, serialize_events, serialized_event
 from clgwd.sync.diff import Change, Op, Plan, changed_fields
@@ -25,8 +26,8 @@ from clgwd.sync.diff import Change, Op, Plan, changed_fields
 ASSET_USER: Final = "PBX User Profile"
 ASSET_PHONE: Final = "Phone"
 ASSET_DID: Final = "DID"
-_ENCODE: Final = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 _quote: Final = encode_basestring_ascii
+_text: Final = encode_basestring
 _ACTIONS: Final = {Op.CREATE: Action.CREATE, Op.UPDATE: Action.EDIT, Op.DELETE: Action.DELETE}
 
 
@@ -50,6 +51,29 @@ def _payload(change: Change, source_json: str, user_json: str | None,
             f'"fingerprint":"{change.fingerprint}"{user_part},"changed":{changed_json}}}')
 
 
+def encode_user(user: PbxUser) -> str:
+    """The compact ``json.dumps(user.as_json(), ensure_ascii=False)``, byte for byte,
+    without the generic encoder: a first sync serializes 50,000 users, and this is
+    about twice as fast.
+    ``tests/sync/test_records.py`` checks the equality on generated users."""
+    return (f'{{"source_key":{_text(user.source_key)},"extension":{_text(user.extension)},'
+            f'"first_name":{_text(user.first_name)},"last_name":{_text(user.last_name)},'
+            f'"display_name":{_text(user.display_name)},"email":{_text(user.email)},'
+            f'"client_username":{_text(user.client_username)},'
+            f'"dids":[{",".join(map(_text, user.dids))}],'
+            f'"caller_id":{_text(user.caller_id)},'
+            f'"devices":[{",".join(map(_device_json, user.devices))}],'
+            f'"groups":[{",".join(map(_text, user.groups))}],'
+            f'"department":{_text(user.department)},"location":{_text(user.location)},'
+            f'"language":{_text(user.language)},'
+            f'"enabled":{"true" if user.enabled else "false"}}}')
+
+
+def _device_json(d: Device) -> str:
+    return (f'{{"kind":{_text(d.kind)},"model":{_text(d.model)},"mac":{_text(d.mac)},'
+            f'"port_id":{_text(d.port_id)},"sip_user":{_text(d.sip_user)}}}')
+
+
 @dataclass(frozen=True)
 class RunContext:
     source_id: str
@@ -65,23 +89,20 @@ def build_records(changes: Sequence[Change], old: Mapping[str, dict[str, Any]],
     source_id, actor, now = context.source_id, context.actor, context.now
     rec = Records()
     source_json = json.dumps(source_id, ensure_ascii=False)
-    all_fields: list[str] = []
-    all_fields_json = ""
     for seq, change in enumerate(changes, first_seq):
         before = old.get(change.previous_key or change.source_key)
-        user_json = None
+        user_json: str | None = None
         data: Mapping[str, Any] = before or {}
         if change.candidate is not None:
-            data = change.candidate.user.as_json()
+            user = change.candidate.user
             if change.op == Op.UPDATE:
+                data = user.as_json()
                 changed = changed_fields(before, data)
                 changed_json = json.dumps(changed)
             else:  # a create: every field is new (the same list for every user)
-                if not all_fields:
-                    all_fields = list(data)
-                    all_fields_json = json.dumps(all_fields)
-                changed, changed_json = all_fields, all_fields_json
-            user_json = _ENCODE(data)
+                data = _create_facts(user)
+                changed, changed_json = _ALL_FIELDS, _ALL_FIELDS_JSON
+            user_json = encode_user(change.candidate.user)
             rec.upserts.append((source_id, change.source_key, change.fingerprint,
                                 change.candidate.email_key, user_json, change.revision, now))
             if change.previous_key:
@@ -99,6 +120,19 @@ def build_records(changes: Sequence[Change], old: Mapping[str, dict[str, Any]],
         rec.event_rows += rows
         rec.event_upstream += upstream
     return rec
+
+
+_ALL_FIELDS: Final = list(PbxUser(source_key="").as_json())
+_ALL_FIELDS_JSON: Final = json.dumps(_ALL_FIELDS)
+
+
+def _create_facts(user: PbxUser) -> dict[str, Any]:
+    """What a create's history entry reads of the user (``_events``), without building
+    the whole ``as_json`` dict for each of 50,000 new users."""
+    return {"display_name": user.display_name, "first_name": user.first_name,
+            "last_name": user.last_name, "extension": user.extension,
+            "email": user.email, "dids": user.dids,
+            "devices": [{"mac": d.mac, "model": d.model} for d in user.devices]}
 
 
 def _event_id(source_id: str, change: Change, asset: str, now: float, seq: int) -> str:
@@ -130,8 +164,9 @@ def _events(change: Change, data: Mapping[str, Any], changed: list[str], *,
 
     The user entry (50,000 of them on a first import) is encoded straight to JSON text;
     the rare Phone/DID entries go through ``Event`` objects."""
-    name = data.get("display_name") or " ".join(
-        p for p in (data.get("first_name"), data.get("last_name")) if p)
+    first, last = data.get("first_name") or "", data.get("last_name") or ""
+    name = data.get("display_name") or (f"{first} {last}" if first and last
+                                        else first or last)
     subject = name or data.get("extension", "") or change.source_key
     core = (f'{{"fullname":{_quote(name)},"extension":{_quote(data.get("extension", ""))},'
             f'"email":{_quote(data.get("email", ""))},'

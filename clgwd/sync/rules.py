@@ -9,7 +9,7 @@ the two HYBRID options, and the report says "invalid client usernames: n of x".
 from __future__ import annotations
 
 import dataclasses
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -93,6 +93,18 @@ def _client_username(user: PbxUser, opts: ClientUsernameSettings) -> str:
     return name
 
 
+def _shared_extensions(users: Sequence[PbxUser]) -> list[tuple[str, list[str]]]:
+    """Extensions used by more than one user, with their keys, in first-seen order.
+    Counted first: a list per extension would cost 50,000 lists for the rare shared one."""
+    counts = Counter(u.extension for u in users if u.extension)
+    by_extension: dict[str, list[str]] = {ext: [] for ext, c in counts.items() if c > 1}
+    if by_extension:
+        for user in users:
+            if user.extension in by_extension:
+                by_extension[user.extension].append(user.source_key)
+    return list(by_extension.items())
+
+
 def apply_rules(users: Sequence[PbxUser], problems: Sequence[RowProblem],
                 opts: ClientUsernameSettings) -> RuleResult:
     """Split users into eligible ones and the irregularity lists."""
@@ -100,10 +112,7 @@ def apply_rules(users: Sequence[PbxUser], problems: Sequence[RowProblem],
     keys = [email_key(u.email) for u in users]
     counts = Counter(k for k in keys if k)
     eligible: list[PbxUser] = []
-    by_extension: dict[str, list[str]] = defaultdict(list)
     for user, key in zip(users, keys, strict=True):
-        if user.extension:
-            by_extension[user.extension].append(user.source_key)
         if not key:
             report.no_email_count += 1
             if len(report.no_email) < LIST_LIMIT:
@@ -120,7 +129,7 @@ def apply_rules(users: Sequence[PbxUser], problems: Sequence[RowProblem],
             report.invalid_client_usernames += 1
         eligible.append(user if client == user.client_username
                         else dataclasses.replace(user, client_username=client))
-    shared = [(ext, keys_) for ext, keys_ in by_extension.items() if len(keys_) > 1]
+    shared = _shared_extensions(users)
     report.duplicate_extension_count = len(shared)
     report.duplicate_extensions = dict(shared[:LIST_LIMIT])
     report.row_problem_count = len(problems)

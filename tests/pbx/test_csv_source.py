@@ -82,3 +82,19 @@ def test_quoted_newline_is_cleaned_like_any_control_character() -> None:
     read = parse_csv("key,extension,display_name,email\nk1,1,\"Ann\nLee\",a@x.com\n"
                      "k2,2,Bo,b@x.com\n")
     assert [u.display_name for u in read.users] == ["Ann Lee", "Bo"]
+
+
+async def test_file_is_read_like_the_same_text(tmp_path: Path) -> None:
+    """The streamed file read equals ``parse_csv`` of its text: BOM, CRLF endings, a
+    quoted cell over two lines, a control character, an undecodable file."""
+    text = ("\ufeff" + HEADER + 'k1,1001,"Ann\r\nMarie",Lee,a@x.com,,,,\r\n'
+            "k2,1002,Bo\x07b,Li,B@X.com,,,,\r\nk3,1003,Cy,Ng,c@x.com,,,,\r\n")
+    path = tmp_path / "users.csv"
+    path.write_bytes(text.encode())
+    read = await CsvSource(path).read_users()
+    expected = parse_csv(text.replace("\r\n", "\n"))
+    assert read.users == expected.users and read.problems == expected.problems
+    assert [u.first_name for u in read.users] == ["Ann Marie", "Bo b", "Cy"]
+    path.write_bytes(HEADER.encode() + b"k1,1001,\xff\xfe,Lee,a@x.com,,,,\n")
+    with pytest.raises(SourceDataError, match="cannot read CSV file"):
+        await CsvSource(path).read_users()

@@ -6,9 +6,12 @@ import base64
 import uuid
 from pathlib import Path
 
+import pytest
+
 from clgwd.config.pbx import LdapSettings
 from clgwd.pbx.ldapmap import AttributeMap, entries_to_read
 from clgwd.pbx.ldif_source import LdifSource, parse_ldif
+from clgwd.pbx.model import SourceDataError
 
 GUID = uuid.UUID("12345678-1234-5678-9abc-def012345678")
 BJORN_B64 = base64.b64encode("Bj\u00f6rn".encode()).decode()
@@ -63,3 +66,17 @@ def test_custom_map_for_a_mivoice_5000_directory() -> None:
     users, _ = entries_to_read(entries, AttributeMap.from_settings(settings))
     assert (users[0].source_key, users[0].extension, users[0].display_name) == (
         "42", "3001", "X Y")
+
+
+async def test_file_without_records_is_a_data_error_blank_file_is_empty(
+        tmp_path: Path) -> None:
+    """Comments or stray text but no record: "holds no records"; only blank lines: an
+    empty read (the engine then applies its empty-read rule)."""
+    path = tmp_path / "export.ldif"
+    source = LdifSource(path, LdapSettings(preset="mivb_ids"))
+    path.write_bytes(b"# exported by IDS\n\n# nothing else\n")
+    with pytest.raises(SourceDataError, match="holds no records"):
+        await source.read_users()
+    path.write_bytes(b"\n  \n\n")
+    read = await source.read_users()
+    assert read.users == [] and read.problems == []

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,9 @@ import pytest
 from clgwd import cli
 from clgwd.config import parse_config
 from clgwd.daemon import Daemon
+from clgwd.pbx.csv_source import CsvSource
+from clgwd.store import Store
+from clgwd.sync.engine import SyncEngine
 from tests.pbx.peers import free_port
 
 CSV = Path(__file__).parents[2] / "clgwd" / "pbx" / "samples" / "directory.csv"
@@ -58,3 +62,69 @@ def test_cli_without_daemon_says_not_running(tmp_path: Path,
     code = cli.main(["sync", "--socket", str(tmp_path / "none.sock")])
     assert code == cli.EXIT_UNAVAILABLE
     assert "not running" in capsys.readouterr().err
+
+
+async def _synced_state(tmp_path: Path, state_dir: Path) -> tuple[Path, Path]:
+    """A config file and a state dir after one real sync of a copy of the sample."""
+    csv = tmp_path / "directory.csv"
+    csv.write_text(CSV.read_text(encoding="utf-8"), encoding="utf-8")
+    conf = tmp_path / "clgwd.yaml"
+    conf.write_text(f"state: {{dir: {state_dir}}}\ncontrol: {{socket: {tmp_path / 'no.sock'}}}\n"
+                    f"pbx: {{type: csv, file: {{path: {csv}}}}}\n", encoding="utf-8")
+    config = parse_config(conf.read_text(encoding="utf-8"))
+    async with Store(config) as store:
+        engine = SyncEngine(store, CsvSource(csv), config.pbx.effective_source_id,
+                            config.sync, 60)
+        assert (await engine.run(actor="test", trigger="now")).result == "ok"
+    # One user renamed, one gone: the preview must report both against the snapshot.
+    lines = csv.read_text(encoding="utf-8").splitlines()
+    lines[1] = lines[1].replace("Alice Martin", "Alice Martin-Lee")
+    csv.write_text("\n".join(lines[:2] + lines[3:]) + "\n", encoding="utf-8")
+    return conf, state_dir / "state.db"
+
+
+def _files(state_dir: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(state_dir.iterdir())}
+
+
+async def test_preview_without_daemon_reads_the_snapshot_read_only(
+        tmp_path: Path, state_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """No daemon: the preview is computed here and the state dir is left byte-identical
+    (no -wal/-shm files created, no run logged)."""
+    conf, _ = await _synced_state(tmp_path, state_dir)
+    before = _files(state_dir)
+    code = await asyncio.to_thread(cli.main, ["sync", "--preview", "--json", "--config",
+                                              str(conf)])
+    captured = capsys.readouterr()
+    body = json.loads(captured.out)
+    assert code == 0, captured.err
+    assert "read-only" in captured.err
+    assert body["result"] == "preview" and body["actor"] == "local:cli"
+    assert body["counts"]["updated"] == 1 and body["counts"]["absent_pending_delete"] == 1
+    assert [c["changed"] for c in body["changes"]] == [["display_name"]]
+    assert _files(state_dir) == before
+
+
+async def test_preview_without_daemon_never_waits_for_the_writer(
+        tmp_path: Path, state_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A writer holding the database (a daemon mid-transaction, as far as SQLite can
+    tell) does not block or break the read-only preview; a missing state dir is a clear
+    error."""
+    conf, db = await _synced_state(tmp_path, state_dir)
+    writer = sqlite3.connect(db, isolation_level=None)
+    try:
+        writer.execute("BEGIN IMMEDIATE")
+        writer.execute("DELETE FROM sync_snapshot")
+        code = await asyncio.to_thread(cli.main, ["sync", "--preview", "--config", str(conf)])
+        out = capsys.readouterr().out
+        assert code == 0
+        assert "Number of users: 19" in out and "updated 1" in out
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()
+    conf.write_text(conf.read_text(encoding="utf-8").replace(str(state_dir),
+                                                             str(tmp_path / "absent")))
+    code = await asyncio.to_thread(cli.main, ["sync", "--preview", "--config", str(conf)])
+    assert code == cli.EXIT_FAILURE
+    assert "no state database" in capsys.readouterr().err
+    assert not (tmp_path / "absent").exists()

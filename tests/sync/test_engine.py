@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import gc
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -12,9 +13,9 @@ import pytest
 
 from clgwd.config import parse_config
 from clgwd.config.pbx import SyncConfig
-from clgwd.pbx.model import RowProblem, SourceAuthError, SourceUnreachable
+from clgwd.pbx.model import RowProblem, SourceAuthError, SourceRead, SourceUnreachable
 from clgwd.store import Action, EventFilter, Store, events_to_csv
-from clgwd.sync.engine import SyncEngine
+from clgwd.sync.engine import SyncEngine, cyclic_gc_paused
 from clgwd.sync.records import ASSET_DID, ASSET_PHONE, ASSET_USER
 from tests.sync.helpers import FakeSource, user, users
 
@@ -280,3 +281,28 @@ async def test_changes_spanning_several_chunks_are_all_written(store: Store) -> 
     assert len(updates) == 2500 and all(r["changed"] == ["location"] for r in updates)
     row = await store.db.fetchone("SELECT count(*), count(DISTINCT id) FROM events")
     assert row is not None and tuple(row) == (5000, 5000)
+
+
+async def test_cyclic_gc_is_paused_during_a_run_and_restored(store: Store) -> None:
+    """The sync pauses the cyclic collector (a CPU saving) and always restores it, on
+    success and on a failed read alike; nested pauses restore only at the outermost."""
+    seen: list[bool] = []
+
+    class Watching(FakeSource):
+        async def read_users(self) -> SourceRead:
+            seen.append(gc.isenabled())
+            return await super().read_users()
+
+    assert gc.isenabled()
+    ok = engine(store, Watching(users(3)))
+    assert (await ok.run(actor="t", trigger="now")).result == "ok"
+    broken = Watching(users(3))
+    broken.error = SourceUnreachable("down")
+    failing = engine(store, broken)
+    assert (await failing.run(actor="t", trigger="now")).result == "failed"
+    assert seen == [False, False] and gc.isenabled()
+    with cyclic_gc_paused():
+        with cyclic_gc_paused():
+            assert not gc.isenabled()
+        assert not gc.isenabled()
+    assert gc.isenabled()
