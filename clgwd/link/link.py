@@ -55,6 +55,9 @@ SHUTDOWN_CLOSE_TIMEOUT: Final = 2.0
 CLOSE_TIMEOUT: Final = 5.0
 """Longest wait for the peer's close frame; a dead peer costs missed pongs + this."""
 IDLE_PUSH_WAIT: Final = 5.0
+PUSH_PAYLOAD_BUDGET: Final = p.MAX_MESSAGE_BYTES // 2
+"""Payload bytes per ``event.push``: half the cloud's message limit leaves room for the
+envelope and for JSON that grows when re-encoded (escapes, spacing)."""
 CLOCK_SKEW_LIMIT: Final = 300.0
 RENEW_RETRY: Final = 60.0
 DROP_FIRST_ATTEMPT: Final = 2
@@ -505,7 +508,8 @@ class CloudLink:
         """Send undelivered records in seq order; the cloud acks up to a seq."""
         try:
             while True:
-                records = await self._store.outbox.pending(0, self._config.cloud.batch_size)
+                records = await self._store.outbox.pending(
+                    0, self._config.cloud.batch_size, max_bytes=PUSH_PAYLOAD_BUDGET)
                 if not records:
                     await self._wait_for_records()
                     continue

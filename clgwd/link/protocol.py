@@ -117,7 +117,9 @@ Message = Request | Notification | Response | ErrorResponse
 
 
 def encode(message: Message) -> str:
-    """Serialize one message as compact JSON text."""
+    """Serialize one message as compact JSON text, non-ASCII left as UTF-8 (websocket
+    text frames are UTF-8 anyway): a record then takes as many bytes on the wire as in
+    the outbox, which the push budget counts on."""
     body: dict[str, Any] = {"jsonrpc": "2.0"}
     if isinstance(message, Request):
         body.update(id=message.id, method=message.method, params=message.params)
@@ -127,7 +129,7 @@ def encode(message: Message) -> str:
         body.update(id=message.id, result=message.result)
     else:
         body.update(id=message.id, error=message.error.as_json())
-    return json.dumps(body, separators=(",", ":"), allow_nan=False)
+    return json.dumps(body, separators=(",", ":"), allow_nan=False, ensure_ascii=False)
 
 
 def parse(text: str) -> Message:

@@ -16,7 +16,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from json.encoder import encode_basestring_ascii
-from typing import Any
+from typing import Any, Final
 
 from clgwd.store.db import Database, Transaction
 from clgwd.store.outbox import Outbox
@@ -63,6 +63,10 @@ class EventFilter:
     limit: int = 1000
 
 
+EVENTS_PER_BATCH: Final = 100
+EVENT_BATCH_BYTES: Final = 64 * 1024
+
+
 class EventHistory:
     """Stores events and queues each one upstream."""
 
@@ -97,7 +101,7 @@ class EventHistory:
             "INSERT INTO events(id, at, actor, action, asset, subject, properties_changed,"
             " core, extra) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO NOTHING",
             rows)
-        await self._outbox.enqueue_many(tx, "event", upstream)
+        await self._outbox.enqueue_many(tx, "event.batch", batch_events(upstream))
 
     async def query(self, flt: EventFilter) -> list[Event]:
         clauses, params = ["1=1"], []  # type: tuple[list[str], list[Any]]
@@ -125,6 +129,40 @@ class EventHistory:
                   id=r["id"])
             for r in rows
         ]
+
+
+def batch_events(upstream: Sequence[tuple[str, dict[str, Any] | str]],
+                 ) -> list[tuple[str, str]]:
+    """Outbox records of kind ``event.batch`` (``{"events": [event, ...]}``) holding
+    the serialized events in order, at most ``EVENTS_PER_BATCH`` events and about
+    ``EVENT_BATCH_BYTES`` each. A first sync makes three events per user; one outbox
+    row per event was most of its SQLite work (three B-tree inserts per row). The
+    key names the first event, which only this batch can hold."""
+    batches: list[tuple[str, str]] = []
+    parts: list[str] = []
+    first_key = ""
+    size = 0
+    seen: set[str] = set()
+    for key, payload in upstream:
+        if key in seen:  # the same event twice (as enqueue_many skips a repeated key)
+            continue
+        seen.add(key)
+        text = payload if isinstance(payload, str) else json.dumps(
+            payload, separators=(",", ":"), ensure_ascii=False)
+        if parts and (len(parts) >= EVENTS_PER_BATCH or size + len(text) > EVENT_BATCH_BYTES):
+            batches.append((f"event.batch:{first_key}", _batch_json(parts)))
+            parts, size = [], 0
+        if not parts:
+            first_key = key.removeprefix("event:")
+        parts.append(text)
+        size += len(text) + 1
+    if parts:
+        batches.append((f"event.batch:{first_key}", _batch_json(parts)))
+    return batches
+
+
+def _batch_json(parts: list[str]) -> str:
+    return '{"events":[' + ",".join(parts) + "]}"
 
 
 SerializedEvents = tuple[list[tuple[Any, ...]], list[tuple[str, dict[str, Any] | str]]]

@@ -23,10 +23,31 @@ from clgwd.store.db import Database, Transaction
 
 ACKED_RETENTION_SECONDS: Final = 7 * 24 * 3600
 NEAR_FULL_RATIO: Final = 0.8
+MAX_RECORD_BYTES: Final = 256 * 1024
+"""Largest payload (serialized JSON) a record may have: every record must fit in one
+``event.push`` message (1 MiB by default) with room to spare, or it could never be
+delivered and would block everything queued after it."""
 
 
 def _dumps(payload: dict[str, Any]) -> str:
     return json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
+
+
+class RecordTooLarge(ClgwdError):
+    """A payload above ``MAX_RECORD_BYTES``; refused so it cannot wedge delivery."""
+
+    code = "outbox_record_too_large"
+    http_status = 500
+
+
+def _checked(kind: str, payload: str) -> str:
+    if len(payload) > MAX_RECORD_BYTES:  # characters <= bytes; the check is a lower bound
+        raise RecordTooLarge(f"{kind} record of {len(payload)} characters is above the "
+                             f"{MAX_RECORD_BYTES}-byte limit of one outbox record")
+    if len(payload) * 4 > MAX_RECORD_BYTES and len(payload.encode()) > MAX_RECORD_BYTES:
+        raise RecordTooLarge(f"{kind} record is above the {MAX_RECORD_BYTES}-byte limit "
+                             "of one outbox record")
+    return payload
 
 
 class OutboxFullError(ClgwdError):
@@ -86,7 +107,7 @@ class Outbox:
         row = await tx.fetchone(
             "INSERT INTO outbox(kind, idempotency_key, coalesce_key, payload, created_at)"
             " VALUES (?, ?, ?, ?, ?) ON CONFLICT(idempotency_key) DO NOTHING RETURNING seq",
-            (kind, key, coalesce_key, _dumps(payload), time.time()),
+            (kind, key, coalesce_key, _checked(kind, _dumps(payload)), time.time()),
         )
         if row is None:
             existing = await tx.fetchone("SELECT seq FROM outbox WHERE idempotency_key = ?",
@@ -114,7 +135,8 @@ class Outbox:
         await tx.executemany(
             "INSERT INTO outbox(kind, idempotency_key, payload, created_at)"
             " VALUES (?, ?, ?, ?) ON CONFLICT(idempotency_key) DO NOTHING",
-            [(kind, key, payload if isinstance(payload, str) else _dumps(payload), now)
+            [(kind, key, _checked(kind, payload if isinstance(payload, str)
+                                  else _dumps(payload)), now)
              for key, payload in records],
         )
         self._adjust_after_commit(tx, tx.total_changes - before)
@@ -139,18 +161,25 @@ class Outbox:
         if delta:
             tx.after_commit(apply)
 
-    async def pending(self, after_seq: int = 0, limit: int = 500) -> list[OutboxRecord]:
-        """Undelivered records with seq > ``after_seq``, oldest first."""
+    async def pending(self, after_seq: int = 0, limit: int = 500,
+                      max_bytes: int | None = None) -> list[OutboxRecord]:
+        """Undelivered records with seq > ``after_seq``, oldest first: at most ``limit``
+        records and, when ``max_bytes`` is given, at most that many payload bytes (but
+        always at least one record, which ``MAX_RECORD_BYTES`` keeps deliverable)."""
         rows = await self._db.fetchall(
             "SELECT seq, kind, idempotency_key, payload, created_at FROM outbox"
             " WHERE acked_at IS NULL AND seq > ? ORDER BY seq LIMIT ?",
             (after_seq, limit),
         )
-        return [
-            OutboxRecord(row["seq"], row["kind"], row["idempotency_key"],
-                         json.loads(row["payload"]), row["created_at"])
-            for row in rows
-        ]
+        records: list[OutboxRecord] = []
+        total = 0
+        for row in rows:
+            total += len(row["payload"].encode()) if max_bytes is not None else 0
+            if records and max_bytes is not None and total > max_bytes:
+                break
+            records.append(OutboxRecord(row["seq"], row["kind"], row["idempotency_key"],
+                                        json.loads(row["payload"]), row["created_at"]))
+        return records
 
     async def ack(self, upto_seq: int) -> int:
         """Mark every record with seq <= ``upto_seq`` delivered; returns how many."""

@@ -145,3 +145,22 @@ async def _alert_active(gw: Any, code: str) -> bool:
 
 async def _alert_cleared(gw: Any, code: str) -> bool:
     return not await _alert_active(gw, code)
+
+
+async def test_a_backlog_of_large_records_is_pushed_within_the_message_limit(
+        tmp_path: Path) -> None:
+    """40 records of ~100 KB (4 MB, above the 1 MiB message limit) drain in several
+    pushes instead of one oversized message the cloud would close the connection on."""
+    async with refcloud(tmp_path / "cloud") as cloud:
+        config = gateway_config(tmp_path, cloud.url, cloud.ca_file)
+        await enroll_gateway(config, cloud)
+        async with running_gateway(config) as gw:
+            async with gw.store.db.transaction() as tx:  # one commit: a real backlog
+                for i in range(40):
+                    await gw.store.outbox.enqueue(tx, "inventory",
+                                                  {"i": i, "pad": "ü" * 50_000})
+            await gw.online()
+            await wait_for(lambda: _depth_zero(gw), what="outbox drained")
+            rows = await cloud.store.fetchall(
+                "SELECT payload FROM records WHERE kind = 'inventory' ORDER BY seq")
+            assert [json.loads(r["payload"])["i"] for r in rows] == list(range(40))

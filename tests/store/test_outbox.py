@@ -9,6 +9,7 @@ import pytest
 
 from clgwd.config import parse_config
 from clgwd.store import Action, Event, OutboxFullError, Store
+from clgwd.store.outbox import MAX_RECORD_BYTES, RecordTooLarge
 
 
 def _store(state_dir: Path, max_records: int = 200_000) -> Store:
@@ -131,3 +132,30 @@ async def test_cached_depth_follows_acks_and_coalescing(state_dir: Path) -> None
             for n in range(50):
                 await store.outbox.enqueue(tx, "event", {"again": n})
         assert await store.outbox.depth() == 100
+
+
+async def test_pending_stops_at_the_byte_budget_but_returns_at_least_one(
+        state_dir: Path) -> None:
+    """A push must fit the cloud's message limit however large the records are."""
+    async with _store(state_dir) as store:
+        async with store.db.transaction() as tx:
+            for i in range(10):
+                await store.outbox.enqueue(tx, "event", {"i": i, "pad": "é" * 10_000})
+        batch = await store.outbox.pending(0, 500, max_bytes=50_000)
+        # Each payload is ~20 KB of UTF-8 (é is two bytes): two fit in 50,000 bytes.
+        assert [r.payload["i"] for r in batch] == [0, 1]
+        (one,) = await store.outbox.pending(0, 500, max_bytes=10)
+        assert one.payload["i"] == 0
+        assert len(await store.outbox.pending(0, 500)) == 10
+
+
+async def test_a_record_too_large_to_deliver_is_refused(state_dir: Path) -> None:
+    async with _store(state_dir) as store:
+        with pytest.raises(RecordTooLarge, match="outbox record"):
+            async with store.db.transaction() as tx:
+                await store.outbox.enqueue(tx, "inventory", {"pad": "x" * MAX_RECORD_BYTES})
+        with pytest.raises(RecordTooLarge):
+            async with store.db.transaction() as tx:  # 4-byte characters count as bytes
+                await store.outbox.enqueue_many(
+                    tx, "event", [("k", '"' + "\U0001f600" * (MAX_RECORD_BYTES // 4) + '"')])
+        assert await store.outbox.depth() == 0

@@ -38,7 +38,8 @@ async def test_record_many_queues_the_same_json_as_record(store: Store) -> None:
     async with store.db.transaction() as tx:
         await store.history.record_many(tx, [event, event])
     (record,) = await store.outbox.pending()
-    assert record.kind == "event" and record.payload == json.loads(json.dumps(event.as_json()))
+    assert record.kind == "event.batch"
+    assert record.payload == {"events": [json.loads(json.dumps(event.as_json()))]}
     (stored,) = await store.history.query(EventFilter())
     assert stored.subject == event.subject and stored.core == event.core
 

@@ -32,9 +32,16 @@ def engine(store: Store, source: FakeSource, **rules: Any) -> SyncEngine:
 
 
 async def records(store: Store, kind: str) -> list[dict[str, Any]]:
-    rows = await store.db.fetchall("SELECT payload FROM outbox WHERE kind = ? ORDER BY seq",
-                                   (kind,))
-    return [json.loads(r["payload"]) for r in rows]
+    """Payloads of ``kind`` in seq order; for ``event``, batched events count too."""
+    kinds = (kind, "event.batch") if kind == "event" else (kind,)
+    rows = await store.db.fetchall(
+        f"SELECT kind, payload FROM outbox WHERE kind IN ({','.join('?' * len(kinds))})"
+        " ORDER BY seq", kinds)
+    out: list[dict[str, Any]] = []
+    for r in rows:
+        payload = json.loads(r["payload"])
+        out += payload["events"] if r["kind"] == "event.batch" else [payload]
+    return out
 
 
 async def snapshot_keys(store: Store) -> set[str]:
