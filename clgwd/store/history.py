@@ -64,6 +64,7 @@ class EventFilter:
 
 
 EVENTS_PER_BATCH: Final = 100
+QUERY_CACHE_SIZE: Final = 32
 EVENT_BATCH_BYTES: Final = 64 * 1024
 
 
@@ -73,6 +74,17 @@ class EventHistory:
     def __init__(self, db: Database, outbox: Outbox) -> None:
         self._db = db
         self._outbox = outbox
+        # Query results until the next committed write: the page asks for the same
+        # newest-events view over and over, and each read is a trip to SQLite's thread.
+        self._results: dict[EventFilter, list[Event]] = {}
+        self._generation = 0
+
+    def _changed_in(self, tx: Transaction) -> None:
+        def forget() -> None:
+            self._generation += 1
+            self._results.clear()
+
+        tx.after_commit(forget)
 
     async def record(self, tx: Transaction, event: Event) -> None:
         await tx.execute(
@@ -84,6 +96,7 @@ class EventHistory:
         )
         await self._outbox.enqueue(tx, "event", event.as_json(),
                                    idempotency_key=f"event:{event.id}")
+        self._changed_in(tx)
 
     async def record_many(self, tx: Transaction, events: Sequence[Event]) -> None:
         """``record`` for many events in two statements (a first sync makes thousands).
@@ -102,8 +115,21 @@ class EventHistory:
             " core, extra) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO NOTHING",
             rows)
         await self._outbox.enqueue_many(tx, "event.batch", batch_events(upstream))
+        self._changed_in(tx)
 
     async def query(self, flt: EventFilter) -> list[Event]:
+        cached = self._results.get(flt)
+        if cached is not None:
+            return list(cached)
+        generation = self._generation
+        events = await self._query(flt)
+        if generation == self._generation:  # no write committed while we read
+            if len(self._results) >= QUERY_CACHE_SIZE:
+                self._results.clear()
+            self._results[flt] = events
+        return list(events)
+
+    async def _query(self, flt: EventFilter) -> list[Event]:
         clauses, params = ["1=1"], []  # type: tuple[list[str], list[Any]]
         if flt.asset is not None:
             clauses.append("asset = ?")

@@ -46,3 +46,41 @@ async def test_alerts_raise_once_and_clear(state_dir: Path) -> None:
         assert await store.alerts.active() == []
         states = [r.payload["state"] for r in await store.outbox.pending()]
         assert states == ["raised", "cleared"]
+
+
+async def test_cached_history_queries_see_every_committed_write(state_dir: Path) -> None:
+    """Results are reused until a write commits: single, bulk, and during a query."""
+    async with Store(parse_config(f"state: {{dir: {state_dir}}}")) as store:
+        newest = EventFilter(limit=20)
+        assert await store.history.query(newest) == []
+        async with store.db.transaction() as tx:
+            await store.history.record(tx, Event("web", Action.EDIT, "Site", at=1))
+        assert [e.asset for e in await store.history.query(newest)] == ["Site"]
+        async with store.db.transaction() as tx:
+            await store.history.record_many(tx, [Event("sync", Action.CREATE, "DID", at=2)])
+        assert [e.asset for e in await store.history.query(newest)] == ["DID", "Site"]
+        try:  # a rolled-back write changes nothing, cached or not
+            async with store.db.transaction() as tx:
+                await store.history.record(tx, Event("web", Action.EDIT, "Gone", at=3))
+                raise RuntimeError("roll back")
+        except RuntimeError:
+            pass
+        assert [e.asset for e in await store.history.query(newest)] == ["DID", "Site"]
+
+
+async def test_a_query_overlapping_a_commit_is_not_kept(state_dir: Path) -> None:
+    """A read that started before a write committed may be stale: it is not cached."""
+    async with Store(parse_config(f"state: {{dir: {state_dir}}}")) as store:
+        history = store.history
+        real_query = history._query
+
+        async def slow_query(flt: EventFilter) -> list[Event]:
+            result = await real_query(flt)
+            async with store.db.transaction() as tx:  # commits after the read
+                await history.record(tx, Event("web", Action.EDIT, "Late", at=5))
+            return result
+
+        history._query = slow_query  # type: ignore[method-assign]
+        assert await history.query(EventFilter()) == []
+        history._query = real_query  # type: ignore[method-assign]
+        assert [e.asset for e in await history.query(EventFilter())] == ["Late"]
