@@ -21,6 +21,7 @@ from websockets.exceptions import (
 from websockets.typing import Subprotocol
 
 from clgwd import __version__
+from clgwd.linksock import tune_link_socket
 
 USER_AGENT: Final = f"clgwd/{__version__}"
 
@@ -36,6 +37,8 @@ class WsSettings:
     ping_timeout: float
     open_timeout: float
     close_timeout: float = 5.0
+    receive_buffer: int = 0
+    """``SO_RCVBUF`` of the link socket; 0 = kernel autotuning (see ``clgwd.linksock``)."""
 
 
 class WsError(Exception):
@@ -131,6 +134,8 @@ async def open_connection(url: str, ssl_context: ssl.SSLContext | None, subproto
         raise ConnectFailed(f"cannot connect: {err.strerror or err}") from None
     except ConnectionClosed as err:
         raise ConnectFailed(f"closed during handshake: {_closed(err)}") from None
+    tune_link_socket(conn.transport.get_extra_info("socket"),
+                     receive_buffer=settings.receive_buffer)
     if conn.subprotocol != subprotocol:
         await conn.close(1002, "subprotocol required")
         raise ConnectFailed(f"server did not accept subprotocol {subprotocol}")

@@ -25,6 +25,7 @@ from typing import Any, Final, Self
 from aiohttp import web
 
 from clgwd.link import protocol as p
+from clgwd.linksock import tune_link_socket
 from clgwd.refcloud import view
 from clgwd.refcloud.ca import CertificateAuthority, CsrRejected, gateway_id_from_der
 from clgwd.refcloud.hub import LaunchError, TunnelHub
@@ -49,13 +50,16 @@ class RefCloud:
                  cert_lifetime: dt.timedelta = DEFAULT_LIFETIME,
                  admin_token: str | None = None,
                  max_message_bytes: int = p.MAX_MESSAGE_BYTES,
-                 view_port: int | None = None, tunnel_mux: bool = True) -> None:
+                 view_port: int | None = None, tunnel_mux: bool = True,
+                 link_receive_buffer: int = 0) -> None:
         self.dir = directory
         self.host = host
         self.port = port
         self.cert_lifetime = cert_lifetime
         self.admin_token = admin_token or secrets.token_urlsafe(18)
         self.max_message_bytes = max_message_bytes
+        self.link_receive_buffer = link_receive_buffer
+        """``SO_RCVBUF`` of each gateway's link socket (0 = autotuning; see ``clgwd.linksock``)."""
         self.view_port = view_port
         """Optional plain-HTTP port for the read-only view (demo: no CA to import)."""
         self.store = CloudStore(directory / "refcloud.db")
@@ -320,6 +324,9 @@ class RefCloud:
                                    max_msg_size=self.max_message_bytes, autoping=True,
                                    timeout=WS_CLOSE_TIMEOUT)
         await ws.prepare(request)
+        if request.transport is not None:
+            tune_link_socket(request.transport.get_extra_info("socket"),
+                             receive_buffer=self.link_receive_buffer)
         if ws.ws_protocol != p.SUBPROTOCOL:
             await ws.close(code=1002, message=b"subprotocol clgwd.v1 required")
             return ws

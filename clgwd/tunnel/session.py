@@ -126,6 +126,8 @@ class Stream:
         self.fin_sent = False
         self.in_ready = False
         self.deficit = 0
+        self.turn_over = False
+        """Used its quantum; moves behind the other ready streams at the next pick."""
         self.transport: asyncio.Transport | None = None
         self.reading_paused = False
         self.writing_paused = False
@@ -672,6 +674,13 @@ class Session:
                 ready.popleft()
                 stream.in_ready = False
                 continue
+            if stream.turn_over:
+                # Rotate now, not when the quantum was used: a stream that became ready
+                # since (an interactive request) then goes before the bulk stream.
+                stream.turn_over = False
+                if len(ready) > 1:
+                    ready.rotate(-1)
+                    continue
             size = stream.sendable(self._conn_send_credit)
             if size == 0:
                 if stream.buffered == 0 and stream.local_eof and not stream.fin_sent:
@@ -693,8 +702,7 @@ class Session:
             stream.send_credit -= size
             self._conn_send_credit -= size
             stream.bytes_to_peer += size
-            if stream.deficit <= 0 or not stream.buffered:
-                ready.rotate(-1)
+            stream.turn_over = stream.deficit <= 0 or not stream.buffered
             return frame
         return None
 
