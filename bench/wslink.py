@@ -30,6 +30,7 @@ from websockets.asyncio.server import ServerConnection
 
 from clgwd.channel import BinaryEndpoint, LinkDown
 from clgwd.config.cloud import CloudConfig
+from clgwd.link.ws import WsConnection
 from clgwd.linksock import tune_link_socket
 
 _DEFAULTS = CloudConfig()
@@ -45,16 +46,23 @@ _SIOCOUTQNSD = 0x894B  # Linux: bytes in the send queue not yet sent
 
 
 class WsChannel:
-    """``BinaryChannel`` over one websockets connection."""
+    """``DirectBinaryChannel`` over one websockets connection (the link's wrapper)."""
 
     def __init__(self, ws: ClientConnection | ServerConnection) -> None:
         self.ws = ws
+        self._direct = WsConnection(ws, _DEFAULTS.write_limit)
 
     async def send_binary(self, data: bytes) -> None:
         try:
             await self.ws.send(data)
         except websockets.ConnectionClosed as err:
             raise LinkDown(str(err)) from None
+
+    def writable(self) -> bool:
+        return self._direct.writable()
+
+    def send_binary_nowait(self, data: bytes) -> None:
+        self._direct.send_binary_nowait(data)
 
 
 async def pump(ws: ClientConnection | ServerConnection, endpoint: BinaryEndpoint) -> None:

@@ -105,3 +105,56 @@ async def test_small_frame_overtakes_queued_bulk_data() -> None:
         # The rest of the bulk data still waits in the session, behind the small frame.
         assert bulk.buffered == 65536
         session.close("test over")
+
+
+class DirectChannel:
+    """A ``DirectBinaryChannel`` that records which path each frame took."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, Frame]] = []
+        self.open = True
+
+    def writable(self) -> bool:
+        return self.open
+
+    def send_binary_nowait(self, data: bytes) -> None:
+        assert self.open, "send_binary_nowait while not writable"
+        self.sent.append(("direct", wire.decode(bytes(data))))
+
+    async def send_binary(self, data: bytes) -> None:
+        self.sent.append(("task", wire.decode(bytes(data))))
+
+
+async def settle() -> None:
+    for _ in range(5):
+        await asyncio.sleep(0)
+
+
+async def test_frames_are_written_in_the_callback_when_the_link_is_free() -> None:
+    """No task switch per frame while the link is writable; the writer task takes over
+    when it is not, and the byte order of the stream is kept across both paths."""
+    channel = DirectChannel()
+    streams: dict[int, Stream] = {}
+    async with asyncio.TaskGroup() as tg:
+        session = Session(channel, Role.GATEWAY, tg,
+                          on_open=lambda s, st, r: streams.__setitem__(st.id, st))
+        session.start()
+        await settle()
+        stream = open_stream(session, 1, streams)
+        await settle()
+        channel.sent.clear()
+        proto = stream.protocol()
+        proto.data_received(b"a" * 100)
+        # Written before this coroutine yields: in the data_received callback itself.
+        assert [(path, f.type, bytes(f.body)) for path, f in channel.sent] == [
+            ("direct", FrameType.DATA, b"a" * 100)]
+        channel.open = False
+        proto.data_received(b"b" * 100)
+        assert len(channel.sent) == 1  # link busy: nothing written synchronously
+        await settle()
+        channel.open = True
+        proto.data_received(b"c" * 100)
+        await settle()
+        assert [(path, bytes(f.body)) for path, f in channel.sent] == [
+            ("direct", b"a" * 100), ("task", b"b" * 100), ("direct", b"c" * 100)]
+        session.close("test over")
