@@ -230,6 +230,34 @@ async def test_launch_url_opens_lan_page_through_gateway(tmp_path: Path) -> None
         await wait_for(denial_audited, what="stop and denial audited upstream")
 
 
+async def test_launch_in_byte_mode_forwards_requests_untouched(tmp_path: Path) -> None:
+    """``mode: bytes`` (HTTPS targets): Host is not rewritten and a keep-alive client
+    sends both requests over one connection, so one stream and one ticket; switching
+    the mode replaces the Launch proxy; an unknown mode is a 400 naming the choices."""
+    async with online_gateway(tmp_path) as t:
+        status, answer = await t.admin.post(
+            f"/api/gateways/{t.gid}/tunnels/admin-ui/launch", {"mode": "gopher"})
+        assert status == 400
+        assert "mode one of http, bytes" in answer["message"]
+        url = await t.launch({"mode": "bytes"})
+        launch = t.cloud.tunnels.launches[(t.gid, "admin-ui")]
+        assert launch.as_json()["mode"] == "bytes"
+        proxy_host = url.removeprefix("http://").rstrip("/")
+        for _ in range(2):
+            status, text = await _get(t.http, url)
+            assert status == 200 and PAGE_TITLE in text
+        assert t.lan.hosts == [proxy_host] * 2
+
+        async def one_stream() -> bool:
+            return (await _audit_types(t.cloud, t.gid)).count("stream_open") == 1
+        await wait_for(one_stream, what="one stream_open audited")
+
+        http_url = await t.launch({"mode": "http"})
+        assert http_url != url
+        assert (await _get(t.http, http_url))[0] == 200
+        assert t.lan.hosts[-1] == f"127.0.0.1:{t.lan.port}"
+
+
 async def test_link_down_past_grace_closes_tunnels(tmp_path: Path) -> None:
     """The cloud gone longer than link_grace stops the tunnel (fail closed); after the
     link returns the Launch URL refuses until the tunnel is requested again."""
