@@ -87,12 +87,19 @@ class RequestRewriter:
             return self._head(data, out)
         return self._line(data, out)
 
-    def _head(self, data: bytes, out: list[bytes]) -> bytes:
-        end = data.find(b"\r\n\r\n")
+    def _find(self, data: bytes, separator: bytes, limit: int, error: BadRequest) -> int:
+        """Index of ``separator``, or -1 with ``data`` kept for the next ``feed``."""
+        end = data.find(separator)
         if end < 0:
-            if len(data) > MAX_REQUEST_HEAD:
-                raise BadRequest(b"431 Request Header Fields Too Large", "request head too long")
+            if len(data) > limit:
+                raise error
             self._buffer = data
+        return end
+
+    def _head(self, data: bytes, out: list[bytes]) -> bytes:
+        end = self._find(data, b"\r\n\r\n", MAX_REQUEST_HEAD, BadRequest(
+            b"431 Request Header Fields Too Large", "request head too long"))
+        if end < 0:
             return b""
         head = data[:end + 4]
         out.append(rewrite_request_head(head, self.host_header))
@@ -123,11 +130,9 @@ class RequestRewriter:
 
     def _line(self, data: bytes, out: list[bytes]) -> bytes:
         """One chunk-size line or trailer line, passed through unchanged."""
-        end = data.find(b"\r\n")
+        end = self._find(data, b"\r\n", MAX_CHUNK_LINE,
+                         BadRequest(b"400 Bad Request", "chunk line too long"))
         if end < 0:
-            if len(data) > MAX_CHUNK_LINE:
-                raise BadRequest(b"400 Bad Request", "chunk line too long")
-            self._buffer = data
             return b""
         line = data[:end]
         out.append(data[:end + 2])
