@@ -7,8 +7,9 @@ limits (``CloudConfig`` defaults) and socket tuning (``clgwd.linksock``), so the
 figures are those of the shipped settings.
 
 ``TUNNEL_BENCH_RCVBUF`` sets ``SO_RCVBUF`` on both ends (``cloud.receive_buffer``;
-default 65536, the value for a LAN or loopback link: it bounds the receiver's kernel
-queue; 0 = kernel autotuning, the shipped default for WAN links).
+default 262144 for this loopback bench: it bounds the receiver's kernel queue, where
+small frames otherwise wait behind up to a whole stream window; 65536 bounds it more but
+cost ~25 % throughput here; 0 = kernel autotuning, the shipped default for WAN links).
 ``TUNNEL_BENCH_QUEUES=1`` prints, once a second, the bytes queued below the tunnel
 scheduler on each end (transport buffer, kernel unsent, kernel receive queue): where a
 small frame waits behind bulk data.
@@ -35,7 +36,7 @@ from clgwd.link.ws import WsConnection
 from clgwd.linksock import tune_link_socket
 
 _DEFAULTS = CloudConfig()
-RECEIVE_BUFFER = int(os.environ.get("TUNNEL_BENCH_RCVBUF", "65536"))
+RECEIVE_BUFFER = int(os.environ.get("TUNNEL_BENCH_RCVBUF", "262144"))
 WS_OPTIONS: dict[str, Any] = {
     "compression": None,        # payload is opaque bytes; deflate would only cost CPU
     "max_size": 2**17,          # one frame (64 KiB + header) per message, with headroom
