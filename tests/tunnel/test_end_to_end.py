@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import socket
 import ssl
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -27,10 +28,13 @@ from clgwd.daemon import connect_tunnel
 from clgwd.link.enroll import EnrollmentFailed, _tunnel_authority_key
 from clgwd.link.identity import IdentityFiles
 from clgwd.link.link import CloudLink
+from clgwd.linksock import NOTSENT_LOWAT
 from clgwd.refcloud.server import RefCloud
 from clgwd.store import Store
 from clgwd.tunnel.component import TunnelComponent
 from tests.link.harness import FAST_LINK, enroll_gateway, wait_for
+
+_TCP_NOTSENT_LOWAT = getattr(socket, "TCP_NOTSENT_LOWAT", 25)
 
 PAGE_TITLE = "MiVoice Business administration (test)"
 
@@ -229,6 +233,14 @@ async def test_launch_url_opens_lan_page_through_gateway(tmp_path: Path) -> None
             types = await _audit_types(cloud, gid)
             return "tunnel_stop" in types and "denied" in types
         await wait_for(denial_audited, what="stop and denial audited upstream")
+
+
+async def test_refcloud_tunes_the_gateway_link_socket(tmp_path: Path) -> None:
+    """The cloud end of the link keeps its unsent queue small too (``clgwd.linksock``)."""
+    async with online_gateway(tmp_path) as t:
+        sock = t.cloud.sessions[t.gid].ws.get_extra_info("socket")
+        assert sock.getsockopt(socket.IPPROTO_TCP, _TCP_NOTSENT_LOWAT) == NOTSENT_LOWAT
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1
 
 
 async def test_launch_in_byte_mode_forwards_requests_untouched(tmp_path: Path) -> None:
