@@ -70,20 +70,20 @@ class WsChannel:
 async def pump(ws: ClientConnection | ServerConnection, endpoint: BinaryEndpoint) -> None:
     """Run one connection: link up, feed every binary message, link down."""
     tune_link_socket(ws.transport.get_extra_info("socket"), receive_buffer=RECEIVE_BUFFER)
-    watcher = None
-    if os.environ.get("TUNNEL_BENCH_QUEUES"):
-        watcher = asyncio.get_running_loop().create_task(_watch_queues(ws))
-    await endpoint.on_link_up(WsChannel(ws))
-    try:
-        async for message in ws:
-            if isinstance(message, bytes):
-                await endpoint.on_binary(message)
-    except websockets.ConnectionClosed:
-        pass
-    finally:
-        if watcher is not None:
-            watcher.cancel()
-        await endpoint.on_link_down()
+    async with asyncio.TaskGroup() as tg:
+        watcher = (tg.create_task(_watch_queues(ws)) if os.environ.get("TUNNEL_BENCH_QUEUES")
+                   else None)
+        await endpoint.on_link_up(WsChannel(ws))
+        try:
+            async for message in ws:
+                if isinstance(message, bytes):
+                    await endpoint.on_binary(message)
+        except websockets.ConnectionClosed:
+            pass
+        finally:
+            if watcher is not None:
+                watcher.cancel()
+            await endpoint.on_link_down()
 
 
 def _ioctl_int(fd: int, request: int) -> int:
