@@ -365,7 +365,7 @@ def measure_parallel(system: System, seconds: float) -> None:
     for n in (8, 64):
         try:
             system.results[f"p{n}"] = iperf(system.ports["iperf"], seconds, parallel=n)["gbit"]
-        except (RuntimeError, json.JSONDecodeError) as err:
+        except (RuntimeError, json.JSONDecodeError, subprocess.TimeoutExpired) as err:
             system.results[f"p{n}"] = float("nan")
             print(f"  {system.name} -P {n} failed: {err}", file=sys.stderr)
 
@@ -520,15 +520,19 @@ def run(args: argparse.Namespace) -> None:
             if only and system.name.split()[0] not in only and system.name != "direct":
                 continue
             print(f"measuring {system.name} ...", file=sys.stderr, flush=True)
-            measure_bulk(system, seconds)
-            if not args.bulk_only:
+            parts = {"bulk"} if args.bulk_only else set(args.measure.split(","))
+            if "bulk" in parts:
+                measure_bulk(system, seconds)
+            if "latency" in parts:
                 measure_latency(system, seconds, 3000)
+            if "parallel" in parts:
                 measure_parallel(system, seconds)
-                if system.gateway_pid is not None:
-                    measure_memory(system, args.idle_streams)
+            if "memory" in parts and system.gateway_pid is not None:
+                measure_memory(system, args.idle_streams)
         print(f"\nloopback, {os.cpu_count()} CPUs, {seconds:.0f} s per measurement, "
               f"event loop: {'uvloop' if args.uvloop else 'asyncio'} (clgwd gateway process); "
-              f"clgwd stream window {os.environ.get('TUNNEL_BENCH_STREAM_WINDOW', '1048576')} B; "
+              f"clgwd stream window {os.environ.get('TUNNEL_BENCH_STREAM_WINDOW', '1048576')} B, "
+              f"link SO_RCVBUF {os.environ.get('TUNNEL_BENCH_RCVBUF', '262144')} B; "
               "noisy: +-30 % run to run")
         report(systems, args.idle_streams)
     finally:
@@ -544,6 +548,8 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--bulk-only", action="store_true")
     parser.add_argument("--only", default="", help="e.g. clgwd,ssh,websocat")
+    parser.add_argument("--measure", default="bulk,latency,parallel,memory",
+                        help="comma-separated subset, for quicker A/B runs")
     parser.add_argument("--idle-streams", type=int, default=1000)
     parser.add_argument("--stream-window", type=int, default=None,
                         help="per-stream window in bytes for both clgwd ends")

@@ -53,6 +53,10 @@ class CloudConfig(StrictModel):
     max_message_bytes: Annotated[int, Field(ge=65_552, le=16 << 20)] = 1 << 20
     max_queue: Annotated[int, Field(ge=1, le=1024)] = 16
     write_limit: Annotated[int, Field(ge=4096, le=16 << 20)] = 64 << 10
+    receive_buffer: Annotated[int, Field(ge=0, le=64 << 20)] = 0
+    """``SO_RCVBUF`` of the link socket in bytes; 0 = kernel autotuning. A small value
+    (64 KiB) cuts tunnel latency under bulk load on a fast LAN/loopback link whose
+    receiver is CPU-bound; it caps the TCP window, so keep 0 on WAN links."""
     batch_size: Annotated[int, Field(ge=1, le=1000)] = 200
     """Outbox records per ``event.push`` request."""
     status_interval: Seconds = 60.0

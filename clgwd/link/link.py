@@ -363,7 +363,8 @@ class CloudLink:
                           write_limit=cloud.write_limit, ping_interval=cloud.ping_interval,
                           ping_timeout=cloud.ping_interval * cloud.missed_pongs,
                           open_timeout=cloud.open_timeout,
-                          close_timeout=min(CLOSE_TIMEOUT, cloud.open_timeout))
+                          close_timeout=min(CLOSE_TIMEOUT, cloud.open_timeout),
+                          receive_buffer=cloud.receive_buffer)
 
     async def _serve(self, session: Session, enrollment: Enrollment) -> None:
         assert self._tg is not None

@@ -81,6 +81,12 @@ class Session:
         except Closed as err:
             raise LinkDown(f"the cloud connection closed: {err}") from None
 
+    def writable(self) -> bool:
+        return not self.closed.is_set() and self._conn.writable()
+
+    def send_binary_nowait(self, data: bytes) -> None:
+        self._conn.send_binary_nowait(data)
+
     # -- requests we make -----------------------------------------------------------------
 
     async def request(self, method: str, params: dict[str, Any], limit: float) -> Any:

@@ -11,16 +11,19 @@ import ssl
 from dataclasses import dataclass
 from typing import Final
 
-from websockets.asyncio.client import ClientConnection, connect
+from websockets.asyncio.client import connect
+from websockets.asyncio.connection import Connection
 from websockets.exceptions import (
     ConnectionClosed,
     InvalidHandshake,
     InvalidStatus,
     NegotiationError,
 )
+from websockets.protocol import State
 from websockets.typing import Subprotocol
 
 from clgwd import __version__
+from clgwd.linksock import tune_link_socket
 
 USER_AGENT: Final = f"clgwd/{__version__}"
 
@@ -36,6 +39,8 @@ class WsSettings:
     ping_timeout: float
     open_timeout: float
     close_timeout: float = 5.0
+    receive_buffer: int = 0
+    """``SO_RCVBUF`` of the link socket; 0 = kernel autotuning (see ``clgwd.linksock``)."""
 
 
 class WsError(Exception):
@@ -69,10 +74,31 @@ class Closed(WsError):
 
 
 class WsConnection:
-    """One open websocket; exactly one task may call ``recv``."""
+    """One open websocket; exactly one task may call ``recv``.
 
-    def __init__(self, conn: ClientConnection) -> None:
+    Also used by the benchmark's carrier for the server end (the same API).
+    """
+
+    def __init__(self, conn: Connection, write_limit: int = 64 << 10) -> None:
         self._conn = conn
+        self._low_water = write_limit // 4  # websockets' default low-water mark
+
+    def writable(self) -> bool:
+        """Open, and the transport's buffer below the low-water mark (see
+        ``clgwd.channel.DirectBinaryChannel``)."""
+        conn = self._conn
+        return (conn.protocol.state is State.OPEN and not conn.transport.is_closing()
+                and conn.transport.get_write_buffer_size() <= self._low_water)
+
+    def send_binary_nowait(self, data: bytes) -> None:
+        """Frame ``data`` and write it to the transport now (websockets' sans-I/O API:
+        the same frames ``send`` would write, without its task switch)."""
+        protocol = self._conn.protocol
+        protocol.send_binary(data)
+        transport = self._conn.transport
+        for chunk in protocol.data_to_send():
+            if chunk:
+                transport.write(chunk)
 
     async def recv(self) -> str | bytes:
         try:
@@ -131,10 +157,12 @@ async def open_connection(url: str, ssl_context: ssl.SSLContext | None, subproto
         raise ConnectFailed(f"cannot connect: {err.strerror or err}") from None
     except ConnectionClosed as err:
         raise ConnectFailed(f"closed during handshake: {_closed(err)}") from None
+    tune_link_socket(conn.transport.get_extra_info("socket"),
+                     receive_buffer=settings.receive_buffer)
     if conn.subprotocol != subprotocol:
         await conn.close(1002, "subprotocol required")
         raise ConnectFailed(f"server did not accept subprotocol {subprotocol}")
-    return WsConnection(conn)
+    return WsConnection(conn, settings.write_limit)
 
 
 def _retry_after(value: str | None) -> float | None:

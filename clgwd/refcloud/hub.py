@@ -47,6 +47,9 @@ class _Channel:
             raise LinkDown(f"gateway {self.session.gateway_id} disconnected") from err
 
 
+LAUNCH_MODES: Final = ("http", "bytes")
+
+
 @dataclass
 class Launch:
     """One Launch proxy: ``url`` reaches ``host:port`` through ``gateway``'s ``tunnel``."""
@@ -58,6 +61,9 @@ class Launch:
     admin: str
     proxy: LaunchProxy
     created_at: float
+    mode: str = "http"
+    """``http`` rewrites ``Host`` (plain-HTTP admin pages); ``bytes`` forwards bytes
+    untouched, for HTTPS targets (TLS stays end-to-end) or any other TCP protocol."""
 
     @property
     def url(self) -> str:
@@ -65,7 +71,7 @@ class Launch:
 
     def as_json(self) -> dict[str, Any]:
         return {"gateway": self.gateway, "tunnel": self.tunnel, "host": self.host,
-                "port": self.port, "admin": self.admin, "url": self.url,
+                "port": self.port, "admin": self.admin, "url": self.url, "mode": self.mode,
                 "created_at": self.created_at,
                 "refusals": [err.reason for err in self.proxy.refusals[-5:]]}
 
@@ -138,17 +144,22 @@ class TunnelHub:
             self.known[gateway] = [t for t in tunnels["tunnels"] if isinstance(t, dict)]
 
     async def launch(self, gateway: str, tunnel: str, *, admin: str,
-                     host: str | None = None, port: int | None = None) -> Launch:
+                     host: str | None = None, port: int | None = None,
+                     mode: str = "http") -> Launch:
         """A Launch proxy for ``tunnel`` (reused when one exists for the same target).
+
+        ``mode`` is one of ``LAUNCH_MODES`` (see ``Launch.mode``).
 
         ``host``/``port`` default to the tunnel's target when that is one host and one
         port (from the gateway's last tunnel list); the gateway checks them again.
         """
+        if mode not in LAUNCH_MODES:
+            raise LaunchError(f"mode must be one of {', '.join(LAUNCH_MODES)}, not {mode!r}")
         target_host, target_port = self._target(gateway, tunnel, host, port)
         existing = self.launches.get((gateway, tunnel))
         if existing is not None:
-            if (existing.host, existing.port, existing.admin) == (target_host, target_port,
-                                                                  admin):
+            if (existing.host, existing.port, existing.admin, existing.mode) == (
+                    target_host, target_port, admin, mode):
                 return existing
             await self.close_launch(gateway, tunnel)
         mux = self.muxes.get(gateway)
@@ -156,9 +167,10 @@ class TunnelHub:
             raise LaunchError(f"gateway {gateway} has never connected")
         proxy = LaunchProxy(mux, self.authority, self.scope, gateway=gateway, tunnel=tunnel,
                             host=target_host, port=target_port, admin=admin,
-                            listen_host=self.launch_host, rewrite_host=True)
+                            listen_host=self.launch_host, rewrite_host=mode == "http")
         await proxy.__aenter__()
-        launch = Launch(gateway, tunnel, target_host, target_port, admin, proxy, time.time())
+        launch = Launch(gateway, tunnel, target_host, target_port, admin, proxy, time.time(),
+                        mode)
         self.launches[(gateway, tunnel)] = launch
         _LOGGER.info("Launch %s for gateway %s tunnel %s -> %s:%d (admin %s)", launch.url,
                      gateway, tunnel, target_host, target_port, admin)

@@ -25,9 +25,10 @@ from typing import Any, Final, Self
 from aiohttp import web
 
 from clgwd.link import protocol as p
+from clgwd.linksock import tune_link_socket
 from clgwd.refcloud import view
 from clgwd.refcloud.ca import CertificateAuthority, CsrRejected, gateway_id_from_der
-from clgwd.refcloud.hub import LaunchError, TunnelHub
+from clgwd.refcloud.hub import LAUNCH_MODES, LaunchError, TunnelHub
 from clgwd.refcloud.sessions import CommandFailed, GatewaySession, SessionClosed, Tap
 from clgwd.refcloud.store import CloudStore, TokenRejected
 
@@ -49,13 +50,16 @@ class RefCloud:
                  cert_lifetime: dt.timedelta = DEFAULT_LIFETIME,
                  admin_token: str | None = None,
                  max_message_bytes: int = p.MAX_MESSAGE_BYTES,
-                 view_port: int | None = None, tunnel_mux: bool = True) -> None:
+                 view_port: int | None = None, tunnel_mux: bool = True,
+                 link_receive_buffer: int = 0) -> None:
         self.dir = directory
         self.host = host
         self.port = port
         self.cert_lifetime = cert_lifetime
         self.admin_token = admin_token or secrets.token_urlsafe(18)
         self.max_message_bytes = max_message_bytes
+        self.link_receive_buffer = link_receive_buffer
+        """``SO_RCVBUF`` of each gateway's link socket (0 = autotuning; see ``clgwd.linksock``)."""
         self.view_port = view_port
         """Optional plain-HTTP port for the read-only view (demo: no CA to import)."""
         self.store = CloudStore(directory / "refcloud.db")
@@ -320,6 +324,9 @@ class RefCloud:
                                    max_msg_size=self.max_message_bytes, autoping=True,
                                    timeout=WS_CLOSE_TIMEOUT)
         await ws.prepare(request)
+        if request.transport is not None:
+            tune_link_socket(request.transport.get_extra_info("socket"),
+                             receive_buffer=self.link_receive_buffer)
         if ws.ws_protocol != p.SUBPROTOCOL:
             await ws.close(code=1002, message=b"subprotocol clgwd.v1 required")
             return ws
@@ -401,7 +408,7 @@ class RefCloud:
 
     async def launch(self, gateway_id: str, tunnel: str, *, admin: str,
                      host: str | None = None, port: int | None = None,
-                     expiry: float | None = None) -> dict[str, Any]:
+                     expiry: float | None = None, mode: str = "http") -> dict[str, Any]:
         """Start ``tunnel`` on the gateway (``tunnel.start``), then a Launch proxy for it.
 
         Raises SessionClosed, CommandFailed, TimeoutError (from the command) or
@@ -412,7 +419,7 @@ class RefCloud:
             params["expiry"] = expiry
         result = await self.command(gateway_id, "tunnel.start", params)
         launch = await self.tunnels.launch(gateway_id, tunnel, admin=admin, host=host,
-                                           port=port)
+                                           port=port, mode=mode)
         return {"url": launch.url, "launch": launch.as_json(),
                 "tunnels": result.get("tunnels") if isinstance(result, dict) else None}
 
@@ -443,17 +450,20 @@ class RefCloud:
         body = await _json_body(request) if request.can_read_body else {}
         host, port = body.get("host"), body.get("port")
         admin, expiry = body.get("admin", "refcloud-admin"), body.get("expiry")
+        mode = body.get("mode", "http")
         if not (host is None or isinstance(host, str)) or not (
                 port is None or (isinstance(port, int) and not isinstance(port, bool)
                                  and 1 <= port <= 65535)) or not (
                 isinstance(admin, str) and 0 < len(admin) <= MAX_ADMIN_NAME) or not (
                 expiry is None or (isinstance(expiry, int | float)
-                                   and not isinstance(expiry, bool))):
+                                   and not isinstance(expiry, bool))) or \
+                mode not in LAUNCH_MODES:
             return _error(400, "host must be a string, port 1-65535, admin a string of "
-                               f"1-{MAX_ADMIN_NAME} characters, expiry a number")
+                               f"1-{MAX_ADMIN_NAME} characters, expiry a number, mode one "
+                               f"of {', '.join(LAUNCH_MODES)}")
         return await _respond(self.launch(request.match_info["gid"],
                                           request.match_info["name"], admin=admin, host=host,
-                                          port=port, expiry=expiry))
+                                          port=port, expiry=expiry, mode=mode))
 
     async def _api_revoke(self, request: web.Request) -> web.Response:
         self._check_admin(request)

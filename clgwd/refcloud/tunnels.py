@@ -17,8 +17,9 @@ A ``LaunchProxy`` then listens on 127.0.0.1 and carries each accepted connection
 through a new stream (with a fresh ticket) to the LAN target: opening its URL in a
 browser shows the LAN web UI through the gateway. By default it is a byte-level proxy,
 so HTTPS stays end-to-end between the browser and the LAN host; with
-``rewrite_host=True`` (plain HTTP targets) it replaces the request's ``Host`` header
-with the target's and carries one request per connection.
+``rewrite_host=True`` (plain HTTP targets) it replaces the ``Host`` header of every
+request with the target's, following request boundaries on kept-alive connections
+(``clgwd.refcloud.httprewrite``), so one connection is one stream and one ticket.
 """
 
 from __future__ import annotations
@@ -27,17 +28,17 @@ import asyncio
 import base64
 import logging
 import os
-import re
 import time
 import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Final, Self, cast
+from typing import Self, cast
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from clgwd.channel import BinaryChannel
+from clgwd.refcloud.httprewrite import BadRequest, RequestRewriter
 from clgwd.tunnel.session import (
     DEFAULT_LIMITS,
     Role,
@@ -167,11 +168,13 @@ class CloudTunnels:
         return self.session
 
     async def open(self, transport: asyncio.Transport, request: OpenRequest, *,
-                   early: list[bytes] | None = None, early_eof: bool = False) -> Stream:
+                   early: list[bytes] | None = None, early_eof: bool = False,
+                   wrap: Callable[[StreamProtocol], asyncio.Protocol] | None = None) -> Stream:
         """Carry an accepted local socket through a new stream (raises StreamRefused).
 
         ``early``/``early_eof``: what the socket delivered before this call; replayed
-        into the stream so it is sent once the gateway accepts.
+        into the stream so it is sent once the gateway accepts. ``wrap`` puts a filter
+        in front of the stream's protocol (the HTTP mode's request rewriter).
         """
         session = self.session
         if session is None:
@@ -179,8 +182,9 @@ class CloudTunnels:
 
         def attach(stream: Stream) -> None:
             protocol = stream.protocol()
-            transport.set_protocol(protocol)
-            protocol.connection_made(transport)
+            outer = wrap(protocol) if wrap is not None else protocol
+            transport.set_protocol(outer)
+            outer.connection_made(transport)
             for data in early or ():
                 protocol.data_received(data)
             if early_eof:
@@ -194,33 +198,48 @@ class CloudTunnels:
             self.session = None
 
 
-MAX_REQUEST_HEAD: Final = 64 << 10
-"""Bytes of HTTP request head the Launch proxy reads before giving up (431)."""
-_HOP_HEADERS: Final = re.compile(rb"(?i)^(host|connection|keep-alive|proxy-connection):")
-
-
-def rewrite_request_head(head: bytes, host_header: str) -> bytes:
-    """Set ``Host`` to the LAN target's and ask for one request per connection.
-
-    ``head`` is an HTTP/1.x request line plus headers ending in CRLF CRLF. Every request
-    then arrives on a fresh connection (a fresh stream and ticket), so each one's head
-    passes through here; ``Upgrade`` requests (websockets) keep their ``Connection``
-    header and become a byte stream after the upgrade.
-    """
-    lines = head[:-4].split(b"\r\n")
-    upgrade = any(line.lower().startswith(b"upgrade:") for line in lines[1:])
-    kept = [line for line in lines[1:]
-            if not _HOP_HEADERS.match(line) or (upgrade and not line.lower().startswith(b"host:"))]
-    extra = [b"Host: " + host_header.encode("ascii")]
-    if not upgrade:
-        extra.append(b"Connection: close")
-    return b"\r\n".join([lines[0], *extra, *kept]) + b"\r\n\r\n"
-
-
 def host_header(host: str, port: int) -> str:
     """The ``Host`` value naming ``host:port`` (port left out for 80, IPv6 bracketed)."""
     name = f"[{host}]" if ":" in host else host
     return name if port == 80 else f"{name}:{port}"
+
+
+class _RewritingProtocol(asyncio.Protocol):
+    """HTTP mode after the stream opened: the request rewriter in front of the stream."""
+
+    def __init__(self, inner: asyncio.Protocol, rewriter: RequestRewriter) -> None:
+        self._inner = inner
+        self._rewriter = rewriter
+        self._transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = cast(asyncio.Transport, transport)
+        self._inner.connection_made(transport)
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            pieces = self._rewriter.feed(data)
+        except BadRequest as err:
+            # Earlier responses may still be on their way: no status line can be
+            # inserted now, so the connection ends (the stream is reset).
+            _LOGGER.warning("Launch: closing a connection: %s", err)
+            assert self._transport is not None
+            self._transport.abort()
+            return
+        for piece in pieces:
+            self._inner.data_received(piece)
+
+    def eof_received(self) -> bool | None:
+        return self._inner.eof_received()
+
+    def pause_writing(self) -> None:
+        self._inner.pause_writing()
+
+    def resume_writing(self) -> None:
+        self._inner.resume_writing()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._inner.connection_lost(exc)
 
 
 class _ClientProtocol(asyncio.Protocol):
@@ -230,8 +249,9 @@ class _ClientProtocol(asyncio.Protocol):
         self._proxy = proxy
         self._task: asyncio.Task[None] | None = None
         self._transport: asyncio.Transport | None = None
-        self._head = proxy.rewrite_host is not None
-        """Still reading the HTTP request head (only when rewriting ``Host``)."""
+        self.rewriter = (RequestRewriter(proxy.rewrite_host)
+                         if proxy.rewrite_host is not None else None)
+        """HTTP mode: rewrites every request head; the stream opens after the first."""
         self.early: list[bytes] = []
         """Bytes read before the stream took over (an event loop may deliver some even
         though reading is paused at once); handed to the stream, never dropped."""
@@ -240,8 +260,12 @@ class _ClientProtocol(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         transport = cast(asyncio.Transport, transport)  # uvloop transports are not subclasses
         self._transport = transport
-        if not self._head:
+        if self.rewriter is None:
             self._carry()
+
+    @property
+    def _awaiting_head(self) -> bool:
+        return self.rewriter is not None and self.rewriter.requests == 0
 
     def _carry(self) -> None:
         assert self._transport is not None
@@ -251,21 +275,16 @@ class _ClientProtocol(asyncio.Protocol):
             name=f"clgwd[{self._proxy.tunnel}].launch")
 
     def data_received(self, data: bytes) -> None:
-        self.early.append(data)
-        if not self._head:
+        if self.rewriter is None:
+            self.early.append(data)
             return
-        buffered = b"".join(self.early)
-        end = buffered.find(b"\r\n\r\n")
-        if end < 0:
-            if len(buffered) > MAX_REQUEST_HEAD:
-                self._head = False
-                self._reject(b"431 Request Header Fields Too Large")
+        try:
+            self.early += self.rewriter.feed(data)
+        except BadRequest as err:
+            self._reject(err.status)
             return
-        self._head = False
-        assert self._proxy.rewrite_host is not None
-        head = rewrite_request_head(buffered[:end + 4], self._proxy.rewrite_host)
-        self.early[:] = [head, buffered[end + 4:]]
-        self._carry()
+        if self._task is None and self.rewriter.requests:
+            self._carry()
 
     def _reject(self, status: bytes) -> None:
         assert self._transport is not None
@@ -275,8 +294,7 @@ class _ClientProtocol(asyncio.Protocol):
 
     def eof_received(self) -> bool:
         self.early_eof = True
-        if self._head:  # closed before a complete head: nothing worth a stream
-            self._head = False
+        if self._awaiting_head:  # closed before a complete head: nothing worth a stream
             assert self._transport is not None
             self._transport.close()
             return False
@@ -334,10 +352,13 @@ class LaunchProxy:
         ticket = self.authority.issue(gateway=self.gateway, tunnel=self.tunnel,
                                       host=self.host, port=self.port, admin=self.admin)
         request = OpenRequest(self.tunnel, self.host, self.port, ticket, 0)
+        rewriter = client.rewriter
+        wrap = (None if rewriter is None
+                else lambda inner: _RewritingProtocol(inner, rewriter))
         try:
             async with asyncio.timeout(self.open_timeout):
                 await self.tunnels.open(transport, request, early=client.early,
-                                        early_eof=client.early_eof)
+                                        early_eof=client.early_eof, wrap=wrap)
         except TimeoutError:
             err = StreamRefused(ErrorCode.TIMEOUT, "gateway did not answer the OPEN")
             self._refused(transport, err)

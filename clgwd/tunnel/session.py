@@ -13,6 +13,10 @@ Both ends run this same engine (the gateway as ``Role.GATEWAY``, the reference c
   PING/PONG, GOAWAY) go first; DATA is chosen by deficit round-robin over streams that
   have bytes and credit, with a quantum of one maximum frame, so a bulk download
   cannot starve an interactive page (snitun#352).
+* **Write in the callback when the link is free.** When the writer task is idle and the
+  channel is a ``DirectBinaryChannel`` that is writable, ready frames are written in the
+  callback that produced them (``flush``): no task wake-up, no wait behind the rest of
+  the loop iteration. The writer task only takes over when the link pushes back.
 * **Local sockets are asyncio Protocols** so back-pressure is ``pause_reading`` /
   ``pause_writing`` without extra buffering tasks: a stream costs no task while idle.
 
@@ -33,7 +37,7 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, Final, Protocol, cast
 
-from clgwd.channel import BinaryChannel, LinkDown
+from clgwd.channel import BinaryChannel, DirectBinaryChannel, LinkDown
 from clgwd.tunnel import wire
 from clgwd.tunnel.wire import ErrorCode, Frame, FrameType, ProtocolError
 
@@ -46,6 +50,9 @@ MAX_CONTROL_BACKLOG: Final = 8192
 """Control frames queued for a peer that does not read them; more means it floods us
 (PINGs, OPENs) faster than it drains our answers, and the session fails instead of
 queueing without bound."""
+FLUSH_BUDGET: Final = 16
+"""Frames written synchronously in one callback before the rest goes to the writer task
+(bounds the time one callback holds the event loop)."""
 LOCAL_WRITE_HIGH_WATER: Final = 256 * 1024
 """Upper bound of a local socket's write-buffer high-water mark; credit is only returned
 for bytes that left that buffer, so a stream holds at most one window in memory."""
@@ -126,6 +133,8 @@ class Stream:
         self.fin_sent = False
         self.in_ready = False
         self.deficit = 0
+        self.turn_over = False
+        """Used its quantum; moves behind the other ready streams at the next pick."""
         self.transport: asyncio.Transport | None = None
         self.reading_paused = False
         self.writing_paused = False
@@ -243,11 +252,13 @@ class StreamProtocol(asyncio.Protocol):
             assert stream.transport is not None
             stream.transport.pause_reading()
         stream.session.mark_ready(stream)
+        stream.session.flush()
 
     def eof_received(self) -> bool:
         stream = self.stream
         stream.local_eof = True
         stream.session.mark_ready(stream)
+        stream.session.flush()
         return True  # keep the socket open for the other direction (half-close)
 
     def pause_writing(self) -> None:
@@ -256,6 +267,7 @@ class StreamProtocol(asyncio.Protocol):
     def resume_writing(self) -> None:
         self.stream.writing_paused = False
         self.stream.session.return_credit(self.stream, force=True)
+        self.stream.session.flush()
 
     def connection_lost(self, exc: Exception | None) -> None:
         stream = self.stream
@@ -302,6 +314,10 @@ class Session:
         self._ready: collections.deque[Stream] = collections.deque()
         self._wake = asyncio.Event()
         self._drained = asyncio.Event()
+        self._direct = channel if isinstance(channel, DirectBinaryChannel) else None
+        self._writer_idle = False
+        self._flush_scheduled = False
+        self._loop = asyncio.get_running_loop()
         self._conn_send_credit = wire.INITIAL_CONNECTION_WINDOW
         self._conn_recv_remaining = wire.INITIAL_CONNECTION_WINDOW
         self._conn_unreturned = 0
@@ -360,6 +376,7 @@ class Session:
             self._dispatch(frame)
         except ProtocolError as err:
             self.fail(err)
+        self.flush()
 
     def fail(self, err: ProtocolError) -> None:
         """Protocol violation: GOAWAY, reset all streams, report, ignore further frames."""
@@ -456,7 +473,7 @@ class Session:
             self._conn_send_credit += increment
             if self._conn_send_credit > wire.MAX_WINDOW:
                 raise ProtocolError(ErrorCode.FLOW_CONTROL_ERROR, "connection window overflow")
-            self._wake.set()
+            self._kick()
             return
         stream = self._stream_for(frame)
         if stream is None:
@@ -639,7 +656,7 @@ class Session:
             self.fail(ProtocolError(ErrorCode.LIMIT, "peer does not read our control frames"))
             return
         self._control.append(frame)
-        self._wake.set()
+        self._kick()
 
     def _take_open_token(self) -> None:
         """Token bucket on the peer's OPENs: each costs a ticket check and an audit row."""
@@ -659,7 +676,40 @@ class Session:
         if not stream.in_ready and stream.state in (StreamState.OPEN, StreamState.REMOTE_DONE):
             stream.in_ready = True
             self._ready.append(stream)
-            self._wake.set()
+            self._kick()
+
+    def _kick(self) -> None:
+        """Something became sendable. With an idle writer and a direct channel the
+        caller's ``flush`` (or, for other entry points, one soon-scheduled flush) writes
+        it; otherwise the writer task is woken."""
+        if self._direct is not None and self._writer_idle:
+            if not self._flush_scheduled:
+                self._flush_scheduled = True
+                self._loop.call_soon(self._scheduled_flush)
+            return
+        self._wake.set()
+
+    def _scheduled_flush(self) -> None:
+        self._flush_scheduled = False
+        self.flush()
+
+    def flush(self) -> None:
+        """Write ready frames now while the writer task is idle and the link is writable;
+        leave the rest (link busy, or past ``FLUSH_BUDGET``) to the writer task. Frames
+        keep their order: either this or the writer takes them, one at a time, from
+        ``next_frame``, and the writer holds none while idle."""
+        direct = self._direct
+        if direct is None or not self._writer_idle or self.state is SessionState.CLOSED:
+            return
+        for _ in range(FLUSH_BUDGET):
+            if not direct.writable():
+                break
+            frame = self.next_frame()
+            if frame is None:
+                return
+            direct.send_binary_nowait(frame)
+            self.frames_sent += 1
+        self._wake.set()
 
     def next_frame(self) -> bytes | None:
         """Control first, then deficit round-robin over streams with data and credit."""
@@ -672,6 +722,13 @@ class Session:
                 ready.popleft()
                 stream.in_ready = False
                 continue
+            if stream.turn_over:
+                # Rotate now, not when the quantum was used: a stream that became ready
+                # since (an interactive request) then goes before the bulk stream.
+                stream.turn_over = False
+                if len(ready) > 1:
+                    ready.rotate(-1)
+                    continue
             size = stream.sendable(self._conn_send_credit)
             if size == 0:
                 if stream.buffered == 0 and stream.local_eof and not stream.fin_sent:
@@ -693,8 +750,7 @@ class Session:
             stream.send_credit -= size
             self._conn_send_credit -= size
             stream.bytes_to_peer += size
-            if stream.deficit <= 0 or not stream.buffered:
-                ready.rotate(-1)
+            stream.turn_over = stream.deficit <= 0 or not stream.buffered
             return frame
         return None
 
@@ -707,7 +763,11 @@ class Session:
                 if frame is None:
                     self._drained.set()
                     wake.clear()
-                    await wake.wait()
+                    self._writer_idle = True
+                    try:
+                        await wake.wait()
+                    finally:
+                        self._writer_idle = False
                     continue
                 await channel.send_binary(frame)
                 self.frames_sent += 1

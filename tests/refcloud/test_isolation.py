@@ -12,7 +12,8 @@ import clgwd.refcloud
 # The protocol modules: JSON-RPC messages, and the tunnel frame codec and session engine
 # (both ends of a tunnel run the same flow-control code); plus generic helpers.
 ALLOWED = ("clgwd.refcloud", "clgwd.link.protocol", "clgwd.cli_support",
-           "clgwd.tunnel.wire", "clgwd.tunnel.session", "clgwd.channel", "clgwd.tasks")
+           "clgwd.tunnel.wire", "clgwd.tunnel.session", "clgwd.channel", "clgwd.tasks",
+           "clgwd.linksock")
 
 
 def test_refcloud_sources_import_only_the_protocol_module() -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import socket
 import ssl
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -27,10 +28,13 @@ from clgwd.daemon import connect_tunnel
 from clgwd.link.enroll import EnrollmentFailed, _tunnel_authority_key
 from clgwd.link.identity import IdentityFiles
 from clgwd.link.link import CloudLink
+from clgwd.linksock import NOTSENT_LOWAT
 from clgwd.refcloud.server import RefCloud
 from clgwd.store import Store
 from clgwd.tunnel.component import TunnelComponent
 from tests.link.harness import FAST_LINK, enroll_gateway, wait_for
+
+_TCP_NOTSENT_LOWAT = getattr(socket, "TCP_NOTSENT_LOWAT", 25)
 
 PAGE_TITLE = "MiVoice Business administration (test)"
 
@@ -200,11 +204,12 @@ async def test_launch_url_opens_lan_page_through_gateway(tmp_path: Path) -> None
     async with online_gateway(tmp_path) as t:
         cloud, lan, http, gid = t.cloud, t.lan, t.http, t.gid
         url = await t.launch({"admin": "alice"})
-        for _ in range(2):  # one connection, stream and ticket per request
-            status, text = await _get(http, url)
-            assert status == 200
-            assert PAGE_TITLE in text
-        assert lan.hosts == [f"127.0.0.1:{lan.port}"] * 2
+        async with aiohttp.ClientSession() as browser:
+            for _ in range(2):  # one kept-alive connection: one stream and ticket
+                status, text = await _get(browser, url)
+                assert status == 200
+                assert PAGE_TITLE in text
+        assert lan.hosts == [f"127.0.0.1:{lan.port}"] * 2  # Host rewritten on each
 
         async with http.get(f"{cloud.url}/gateways/{gid}", ssl=t.admin.ssl) as resp:
             view = await resp.text()
@@ -212,7 +217,7 @@ async def test_launch_url_opens_lan_page_through_gateway(tmp_path: Path) -> None
 
         async def audited() -> bool:
             types = await _audit_types(cloud, gid)
-            return types.count("stream_open") == 2 and types.count("stream_close") == 2
+            return types.count("stream_open") == 1 and types.count("stream_close") == 1
         await wait_for(audited, what="audit records at the refcloud")
         assert (await _audit_types(cloud, gid))[0] == "tunnel_start"
 
@@ -228,6 +233,42 @@ async def test_launch_url_opens_lan_page_through_gateway(tmp_path: Path) -> None
             types = await _audit_types(cloud, gid)
             return "tunnel_stop" in types and "denied" in types
         await wait_for(denial_audited, what="stop and denial audited upstream")
+
+
+async def test_refcloud_tunes_the_gateway_link_socket(tmp_path: Path) -> None:
+    """The cloud end of the link keeps its unsent queue small too (``clgwd.linksock``)."""
+    async with online_gateway(tmp_path) as t:
+        sock = t.cloud.sessions[t.gid].ws.get_extra_info("socket")
+        assert sock.getsockopt(socket.IPPROTO_TCP, _TCP_NOTSENT_LOWAT) == NOTSENT_LOWAT
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1
+
+
+async def test_launch_in_byte_mode_forwards_requests_untouched(tmp_path: Path) -> None:
+    """``mode: bytes`` (HTTPS targets): Host is not rewritten and a keep-alive client
+    sends both requests over one connection, so one stream and one ticket; switching
+    the mode replaces the Launch proxy; an unknown mode is a 400 naming the choices."""
+    async with online_gateway(tmp_path) as t:
+        status, answer = await t.admin.post(
+            f"/api/gateways/{t.gid}/tunnels/admin-ui/launch", {"mode": "gopher"})
+        assert status == 400
+        assert "mode one of http, bytes" in answer["message"]
+        url = await t.launch({"mode": "bytes"})
+        launch = t.cloud.tunnels.launches[(t.gid, "admin-ui")]
+        assert launch.as_json()["mode"] == "bytes"
+        proxy_host = url.removeprefix("http://").rstrip("/")
+        for _ in range(2):
+            status, text = await _get(t.http, url)
+            assert status == 200 and PAGE_TITLE in text
+        assert t.lan.hosts == [proxy_host] * 2
+
+        async def one_stream() -> bool:
+            return (await _audit_types(t.cloud, t.gid)).count("stream_open") == 1
+        await wait_for(one_stream, what="one stream_open audited")
+
+        http_url = await t.launch({"mode": "http"})
+        assert http_url != url
+        assert (await _get(t.http, http_url))[0] == 200
+        assert t.lan.hosts[-1] == f"127.0.0.1:{t.lan.port}"
 
 
 async def test_link_down_past_grace_closes_tunnels(tmp_path: Path) -> None:

@@ -7,7 +7,8 @@ import socket
 
 import aiohttp
 
-from clgwd.refcloud.tunnels import MAX_REQUEST_HEAD, host_header, rewrite_request_head
+from clgwd.refcloud.httprewrite import MAX_REQUEST_HEAD, rewrite_request_head
+from clgwd.refcloud.tunnels import host_header
 from clgwd.tunnel.wire import OpenRequest
 
 from .conftest import HarnessFactory
@@ -52,7 +53,7 @@ async def test_bytes_read_before_open_are_forwarded(harness: HarnessFactory) -> 
 
 
 async def test_http_mode_rewrites_host_of_a_split_request_head(harness: HarnessFactory) -> None:
-    """The LAN target sees its own Host and ``Connection: close``; other headers and the
+    """The LAN target sees its own Host; other headers (``Connection`` too) and the
     body pass unchanged, even when the head arrives in pieces."""
     h = await harness()
     await h.start()
@@ -61,12 +62,12 @@ async def test_http_mode_rewrites_host_of_a_split_request_head(harness: HarnessF
         writer.write(b"POST /x HTTP/1.1\r\nHost: 127.0.0.1:1\r\nConnec")
         await writer.drain()
         await asyncio.sleep(0.05)
-        writer.write(b"tion: keep-alive\r\nX-Test: 1\r\n\r\nbody")
+        writer.write(b"tion: keep-alive\r\nContent-Length: 4\r\n\r\nbody")
         writer.write_eof()
         echoed = await reader.read()
         writer.close()
-    assert echoed == (b"POST /x HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nConnection: close\r\n"
-                      b"X-Test: 1\r\n\r\nbody" % h.echo.port)
+    assert echoed == (b"POST /x HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nConnection: keep-alive\r\n"
+                      b"Content-Length: 4\r\n\r\nbody" % h.echo.port)
 
 
 async def test_http_mode_refuses_an_endless_head(harness: HarnessFactory) -> None:
