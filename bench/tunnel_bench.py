@@ -532,7 +532,8 @@ def run(args: argparse.Namespace) -> None:
         print(f"\nloopback, {os.cpu_count()} CPUs, {seconds:.0f} s per measurement, "
               f"event loop: {'uvloop' if args.uvloop else 'asyncio'} (clgwd gateway process); "
               f"clgwd stream window {os.environ.get('TUNNEL_BENCH_STREAM_WINDOW', '1048576')} B, "
-              f"link SO_RCVBUF {os.environ.get('TUNNEL_BENCH_RCVBUF', '262144')} B; "
+              "link SO_RCVBUF "
+              f"{os.environ.get('TUNNEL_BENCH_RCVBUF', 'autotuned (shipped default)')}; "
               "noisy: +-30 % run to run")
         report(systems, args.idle_streams)
     finally:

@@ -6,10 +6,11 @@ websockets outside the link; the bench may. The carrier uses the production link
 limits (``CloudConfig`` defaults) and socket tuning (``clgwd.linksock``), so the
 figures are those of the shipped settings.
 
-``TUNNEL_BENCH_RCVBUF`` sets ``SO_RCVBUF`` on both ends (``cloud.receive_buffer``;
-default 262144 for this loopback bench: it bounds the receiver's kernel queue, where
-small frames otherwise wait behind up to a whole stream window; 65536 bounds it more but
-cost ~25 % throughput here; 0 = kernel autotuning, the shipped default for WAN links).
+``TUNNEL_BENCH_RCVBUF`` sets ``SO_RCVBUF`` on both ends (``cloud.receive_buffer``).
+Unset, the bench uses the shipped default (0 = kernel autotuning, right for WAN links).
+A small buffer bounds the receiver's kernel queue, where small frames can wait behind
+bulk data: 262144 made little difference on a quiet machine (loaded p50 1.58 vs 1.68 ms,
+bulk within noise); 65536 bounds it more but cost ~25 % throughput here.
 ``TUNNEL_BENCH_QUEUES=1`` prints, once a second, the bytes queued below the tunnel
 scheduler on each end (transport buffer, kernel unsent, kernel receive queue): where a
 small frame waits behind bulk data.
@@ -36,7 +37,7 @@ from clgwd.link.ws import WsConnection
 from clgwd.linksock import tune_link_socket
 
 _DEFAULTS = CloudConfig()
-RECEIVE_BUFFER = int(os.environ.get("TUNNEL_BENCH_RCVBUF", "262144"))
+RECEIVE_BUFFER = int(os.environ.get("TUNNEL_BENCH_RCVBUF", _DEFAULTS.receive_buffer))
 WS_OPTIONS: dict[str, Any] = {
     "compression": None,        # payload is opaque bytes; deflate would only cost CPU
     "max_size": 2**17,          # one frame (64 KiB + header) per message, with headroom
