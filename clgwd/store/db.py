@@ -158,8 +158,9 @@ class Database:
             return await cursor.fetchone()
 
     async def fetchall(self, sql: str, params: Params = ()) -> list[sqlite3.Row]:
-        async with self._require(self._reader).execute(sql, params) as cursor:
-            return list(await cursor.fetchall())
+        # One trip to the connection's thread (execute + fetch + close), not three: each
+        # trip is a thread hand-off that then waits for the GIL.
+        return list(await self._require(self._reader).execute_fetchall(sql, params))
 
     async def applied_migrations(self) -> list[int]:
         rows = await self.fetchall("SELECT number FROM schema_migrations ORDER BY number")
