@@ -1,4 +1,5 @@
-"""A TaskGroup that a component opens in ``__aenter__`` and closes in ``__aexit__``.
+"""A TaskGroup that a component opens in ``__aenter__`` and closes in ``__aexit__``,
+and ``wait_at_most``, the bounded wait every component loop needs.
 
 Tunnel work (stream opens, audit writes, session writers) is started from callbacks
 that cannot await, yet every task must be owned and cancelled at teardown (chisel#608,
@@ -14,10 +15,21 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Coroutine
 from typing import Any, Self
 
 _LOGGER = logging.getLogger(__name__)
+
+
+async def wait_at_most(awaitable: Awaitable[object], seconds: float | None) -> bool:
+    """Await ``awaitable`` for at most ``seconds`` (None: no limit); True when it
+    finished, False when the time ran out (it is then cancelled)."""
+    try:
+        async with asyncio.timeout(seconds):
+            await awaitable
+    except TimeoutError:
+        return False
+    return True
 
 
 class TaskScope:

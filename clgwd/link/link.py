@@ -44,6 +44,7 @@ from clgwd.link.ws import ConnectFailed, HandshakeRejected, WsSettings, open_con
 from clgwd.metrics import Metrics
 from clgwd.store import OutboxFullError, Severity, Store
 from clgwd.store.outbox import NEAR_FULL_RATIO
+from clgwd.tasks import wait_at_most
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -483,19 +484,11 @@ class CloudLink:
     async def _sleep_or_wake(self, seconds: float) -> None:
         """Sleep, but return early when config or enrollment changed."""
         self._wake.clear()
-        try:
-            async with asyncio.timeout(seconds):
-                await self._wake.wait()
-        except TimeoutError:
-            pass
+        await wait_at_most(self._wake.wait(), seconds)
 
     async def _identity_change(self, seconds: float) -> None:
         """Wait for ``identity_changed`` (not cleared here: see ``_wait_for_identity``)."""
-        try:
-            async with asyncio.timeout(seconds):
-                await self._identity_changed.wait()
-        except TimeoutError:
-            pass
+        await wait_at_most(self._identity_changed.wait(), seconds)
 
     async def _alert(self, code: str, severity: Severity, message: str) -> None:
         try:
@@ -529,11 +522,7 @@ class CloudLink:
             await session.close(1011, "outbox delivery failed")
 
     async def _wait_for_records(self) -> None:
-        try:
-            async with asyncio.timeout(IDLE_PUSH_WAIT):
-                await self._store.outbox.wait_for_records()
-        except TimeoutError:
-            pass
+        await wait_at_most(self._store.outbox.wait_for_records(), IDLE_PUSH_WAIT)
 
     # -- certificate renewal ----------------------------------------------------------------------
 

@@ -51,6 +51,7 @@ from clgwd.net.netlink import (
 from clgwd.net.resolv import write_resolv_conf
 from clgwd.net.trial import Ports, Trial, TrialStore
 from clgwd.store import Action, Alerts, Event, Severity, Store
+from clgwd.tasks import wait_at_most
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -602,10 +603,7 @@ class NetworkComponent:
         listener: ChangeListener = lambda _kind: event.set()  # noqa: E731
         self._listeners.append(listener)
         try:
-            async with asyncio.timeout(limit):
-                await event.wait()
-        except TimeoutError:
-            pass
+            await wait_at_most(event.wait(), limit)
         finally:
             self._listeners.remove(listener)
 

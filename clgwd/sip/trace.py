@@ -38,7 +38,7 @@ from clgwd.config import ClgwdConfig
 from clgwd.errors import ClgwdError
 from clgwd.sip.pcap import PcapCutter, PcapError
 from clgwd.store import Action, Event, Store
-from clgwd.tasks import TaskScope
+from clgwd.tasks import TaskScope, wait_at_most
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -191,9 +191,7 @@ class CallTrace:
         try:
             if capture is not None:
                 capture.end("gateway shutting down")
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(STOP_GRACE + 2):
-                        await capture.done.wait()
+                await wait_at_most(capture.done.wait(), STOP_GRACE + 2)
         finally:
             await self.scope.__aexit__(*exc_info)
             self.tracker.set(ComponentState.STOPPED)

@@ -40,6 +40,7 @@ from clgwd.pbx.model import ConnectorNotAvailable
 from clgwd.store import Action, Event, Store
 from clgwd.sync import settings as page
 from clgwd.sync.engine import SyncEngine, SyncOutcome
+from clgwd.tasks import wait_at_most
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -287,12 +288,7 @@ class SyncService:
     async def _sleep(self, delay: float | None) -> bool:
         """Wait ``delay`` seconds; False when woken early by ``_wake``."""
         self._wake.clear()
-        try:
-            async with asyncio.timeout(delay):
-                await self._wake.wait()
-        except TimeoutError:
-            return True
-        return False
+        return not await wait_at_most(self._wake.wait(), delay)
 
     # -- status -----------------------------------------------------------------------------
 

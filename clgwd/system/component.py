@@ -33,7 +33,7 @@ from clgwd.system.errors import (
 )
 from clgwd.system.runner import CommandResult, run_command
 from clgwd.system.schedule import UpdateSchedule, next_window, parse_schedule
-from clgwd.tasks import TaskScope
+from clgwd.tasks import TaskScope, wait_at_most
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -138,11 +138,7 @@ class SystemComponent:
             wait = SCHEDULER_MAX_SLEEP
             if window is not None:
                 wait = min(wait, max(0.0, (window - self.clock()).total_seconds()))
-            try:
-                async with asyncio.timeout(wait):
-                    await self._wake.wait()
-            except TimeoutError:
-                pass
+            await wait_at_most(self._wake.wait(), wait)
             self._wake.clear()
             if window is not None and schedule is self._schedule \
                     and self.clock() >= window:

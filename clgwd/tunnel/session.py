@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import contextlib
 import enum
 import logging
 import time
@@ -38,6 +37,7 @@ from dataclasses import dataclass
 from typing import Any, Final, Protocol, cast
 
 from clgwd.channel import BinaryChannel, DirectBinaryChannel, LinkDown
+from clgwd.tasks import wait_at_most
 from clgwd.tunnel import wire
 from clgwd.tunnel.wire import ErrorCode, Frame, FrameType, ProtocolError
 
@@ -360,9 +360,7 @@ class Session:
             self._send_control(wire.encode_goaway(self._last_peer_stream, code))
             self._drained.clear()
             self._wake.set()
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(1.0):
-                    await self._drained.wait()
+            await wait_at_most(self._drained.wait(), 1.0)
         self.close(reason, code)
 
     # -- inbound ---------------------------------------------------------------------------
