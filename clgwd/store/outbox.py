@@ -167,14 +167,15 @@ class Outbox:
         records and, when ``max_bytes`` is given, at most that many payload bytes (but
         always at least one record, which ``MAX_RECORD_BYTES`` keeps deliverable)."""
         rows = await self._db.fetchall(
-            "SELECT seq, kind, idempotency_key, payload, created_at FROM outbox"
+            "SELECT seq, kind, idempotency_key, payload, created_at,"
+            " length(CAST(payload AS BLOB)) AS size FROM outbox"  # UTF-8 bytes, no copy here
             " WHERE acked_at IS NULL AND seq > ? ORDER BY seq LIMIT ?",
             (after_seq, limit),
         )
         records: list[OutboxRecord] = []
         total = 0
         for row in rows:
-            total += len(row["payload"].encode()) if max_bytes is not None else 0
+            total += row["size"]
             if records and max_bytes is not None and total > max_bytes:
                 break
             records.append(OutboxRecord(row["seq"], row["kind"], row["idempotency_key"],
