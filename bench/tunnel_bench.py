@@ -13,7 +13,7 @@ Usage::
 
     python bench/tunnel_bench.py            # full run, a few seconds per measurement
     python bench/tunnel_bench.py --quick    # shorter runs
-    python bench/tunnel_bench.py --uvloop   # the clgwd gateway process on uvloop (optional)
+    python bench/tunnel_bench.py --event-loop uvloop   # gateway process on uvloop (bench only)
 
 Numbers on a shared 2-vCPU VM are noisy (+-30 % run to run); read ratios, not absolutes.
 """
@@ -87,13 +87,6 @@ def rss_mib(pid: int) -> float:
 def raise_nofile() -> None:
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 65536), hard))
-
-
-def maybe_uvloop(use: bool) -> None:
-    if use:
-        import uvloop
-
-        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
 
 
 # -- role: LAN targets (echo + stall) -----------------------------------------------------
@@ -238,24 +231,26 @@ def read_line(proc: subprocess.Popen[str]) -> str:
     return line.strip()
 
 
-def start_targets(procs: Procs, echo: int, stall: int, iperf: int, uv: bool) -> None:
+def start_targets(procs: Procs, echo: int, stall: int, iperf: int) -> None:
     procs.start(["iperf3", "-s", "-B", "127.0.0.1", "-p", str(iperf)],
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    proc = procs.start([PY, str(HERE), "role-targets", str(echo), str(stall)]
-                       + (["--uvloop"] if uv else []), stdout=subprocess.PIPE)
+    # The LAN targets are shared by every system: always the standard loop.
+    proc = procs.start([PY, str(HERE), "role-targets", str(echo), str(stall),
+                        "--event-loop", "asyncio"], stdout=subprocess.PIPE)
     assert read_line(proc) == "READY"
 
 
-def start_clgwd(procs: Procs, targets: dict[str, int], work: Path, uv: bool) -> System:
-    flag = ["--uvloop"] if uv else []
-    cloud = procs.start([PY, str(HERE), "role-cloud", json.dumps(targets), *flag],
+def start_clgwd(procs: Procs, targets: dict[str, int], work: Path,
+                args: argparse.Namespace) -> System:
+    cloud = procs.start([PY, str(HERE), "role-cloud", json.dumps(targets),
+                         "--event-loop", args.cloud_loop],
                         stdout=subprocess.PIPE)
     info = json.loads(read_line(cloud))
     state = work / "gw-state"
     state.mkdir()
     gateway = procs.start([PY, str(HERE), "role-gateway", f"ws://127.0.0.1:{info['ws_port']}/",
                            str(state), info["pubkey"], json.dumps(sorted(targets.values())),
-                           *flag])
+                           "--event-loop", args.event_loop])
     assert read_line(cloud) == "UP"
     return System("clgwd", info["proxies"], gateway.pid)
 
@@ -509,9 +504,9 @@ def run(args: argparse.Namespace) -> None:
     work = Path(tempfile.mkdtemp(prefix="tunnel-bench-"))
     try:
         targets = {"echo": free_port(), "stall": free_port(), "iperf": free_port()}
-        start_targets(procs, targets["echo"], targets["stall"], targets["iperf"], args.uvloop)
+        start_targets(procs, targets["echo"], targets["stall"], targets["iperf"])
         systems = [System("direct", dict(targets), None)]
-        systems.append(start_clgwd(procs, targets, work, args.uvloop))
+        systems.append(start_clgwd(procs, targets, work, args))
         if shutil.which("ssh") and Path("/usr/sbin/sshd").exists():
             systems.append(start_ssh(procs, targets, work))
         systems.append(start_websocat(procs, targets))
@@ -530,7 +525,7 @@ def run(args: argparse.Namespace) -> None:
             if "memory" in parts and system.gateway_pid is not None:
                 measure_memory(system, args.idle_streams)
         print(f"\nloopback, {os.cpu_count()} CPUs, {seconds:.0f} s per measurement, "
-              f"event loop: {'uvloop' if args.uvloop else 'asyncio'} (clgwd gateway process); "
+              f"event loop: gateway {args.event_loop}, cloud {args.cloud_loop}; "
               f"clgwd stream window {os.environ.get('TUNNEL_BENCH_STREAM_WINDOW', '1048576')} B, "
               "link SO_RCVBUF "
               f"{os.environ.get('TUNNEL_BENCH_RCVBUF', 'autotuned (shipped default)')}; "
@@ -545,7 +540,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("role", nargs="?", default="run")
     parser.add_argument("params", nargs="*")
-    parser.add_argument("--uvloop", action="store_true")
+    loops = ["asyncio", "uvloop"]
+    parser.add_argument("--event-loop", choices=loops, default="asyncio",
+                        help="clgwd gateway process; the daemon ships on asyncio (uvloop "
+                             "cannot host pyroute2's netlink sockets)")
+    parser.add_argument("--cloud-loop", choices=loops, default="asyncio",
+                        help="refcloud process")
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--bulk-only", action="store_true")
     parser.add_argument("--only", default="", help="e.g. clgwd,ssh,websocat")
@@ -566,10 +566,6 @@ def main() -> None:
             os.environ["TUNNEL_BENCH_STREAM_WINDOW"] = str(args.stream_window)
         run(args)
         return
-    # --uvloop applies to the gateway process only (the side this bench is about);
-    # TUNNEL_BENCH_UVLOOP_ROLE=role-cloud moves it to the refcloud process.
-    maybe_uvloop(args.uvloop and os.environ.get("TUNNEL_BENCH_UVLOOP_ROLE", "role-gateway")
-                 == args.role)
     profile_to = os.environ.get("TUNNEL_BENCH_PROFILE") if args.role != "role-targets" else None
     profiler = None
     if profile_to:
@@ -588,7 +584,12 @@ def main() -> None:
     signal.signal(signal.SIGTERM, _exit)
     logging.basicConfig(level=logging.WARNING,
                         format=f"{args.role} %(levelname)s %(name)s: %(message)s")
-    asyncio.run(roles[args.role]())
+    if args.event_loop == "uvloop":
+        import uvloop
+
+        uvloop.run(roles[args.role]())
+    else:
+        asyncio.run(roles[args.role]())
 
 
 

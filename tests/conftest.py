@@ -6,15 +6,18 @@ by clgwd code on the event loop fails the test.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from blockbuster import BlockBuster, blockbuster_ctx
 
 from clgwd.config import ClgwdConfig, parse_config
+
+LoopFactory = Callable[[], asyncio.AbstractEventLoop]
 
 
 @pytest.fixture(autouse=True)
@@ -50,6 +53,21 @@ def make_config(tmp_path: Path, state_dir: Path):  # type: ignore[no-untyped-def
 
 def pytest_configure(config: pytest.Config) -> None:
     os.environ.setdefault("CLGWD_TEST", "1")
+
+
+def pytest_asyncio_loop_factories(config: pytest.Config,
+                                  item: pytest.Item) -> dict[str, LoopFactory]:
+    """Tests marked ``both_loops`` run on asyncio and on uvloop; the rest on asyncio.
+
+    The daemon runs on asyncio (uvloop cannot host pyroute2's netlink sockets), but the
+    tunnel engine is shared with the reference cloud and the bench, which may run on
+    uvloop, whose transports differ in ways the engine depends on."""
+    loops: dict[str, LoopFactory] = {"asyncio": asyncio.new_event_loop}
+    if item.get_closest_marker("both_loops") is not None:
+        import uvloop
+
+        loops["uvloop"] = uvloop.new_event_loop
+    return loops
 
 
 def require_root() -> None:

@@ -14,6 +14,7 @@ import os
 from collections.abc import AsyncIterator
 from typing import Any
 
+import pytest
 from websockets.asyncio.client import connect
 from websockets.asyncio.server import ServerConnection, serve
 
@@ -22,6 +23,9 @@ from clgwd.channel import BinaryEndpoint
 from clgwd.refcloud.tunnels import CloudTunnels
 
 from .conftest import HarnessFactory
+
+pytestmark = pytest.mark.both_loops
+"""Also on uvloop (tests/conftest.py): the refcloud and the bench may run on it."""
 
 WS_OPTIONS: dict[str, Any] = {"compression": None, "max_size": 2**17, "max_queue": 16}
 
