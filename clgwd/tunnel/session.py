@@ -5,10 +5,21 @@ Both ends run this same engine (the gateway as ``Role.GATEWAY``, the reference c
 
 * **Credit, not watermarks.** A sender may only send DATA while it holds both stream
   and connection credit (HTTP/2 style). The receiver returns credit with WINDOW only
-  once bytes have left its memory (written to a local socket whose buffer is below its
-  high-water mark). So a slow local reader or a slow link pushes back to the far
-  sender, nothing is dropped, and memory per stream is bounded by the window plus one
-  socket read, by construction (snitun#353 and #376 are what the other designs hit).
+  once bytes have left its memory (reached the local socket's kernel buffer). So a
+  slow local reader or a slow link pushes back to the far sender, nothing is dropped,
+  and memory per stream is bounded by the window plus one socket read, by
+  construction (snitun#353 and #376 are what the other designs hit).
+* **Connection credit is never held by a stream's batching.** Stream credit goes back
+  in batches of a quarter window; connection credit goes back as soon as the bytes
+  left memory. Were it tied to the stream's batch, many streams each holding a
+  sub-batch remainder could together hold the whole connection window, and every
+  stream would stop (64 streams x 256 KiB = the default 16 MiB).
+* **Local write buffers report every drain.** Local sockets use a write-buffer high-water
+  mark of 0, so any byte the transport keeps (a partial send, or uvloop's queued
+  write) means ``pause_writing`` and its drain means ``resume_writing``, where the
+  withheld credit goes back. Without that call, credit for bytes that drained
+  silently would only return with the stream's next DATA, which never comes once the
+  sender is out of credit.
 * **One writer task, two lanes.** Control frames (WINDOW, OPEN*, FIN-less resets,
   PING/PONG, GOAWAY) go first; DATA is chosen by deficit round-robin over streams that
   have bytes and credit, with a quantum of one maximum frame, so a bulk download
@@ -53,9 +64,6 @@ queueing without bound."""
 FLUSH_BUDGET: Final = 16
 """Frames written synchronously in one callback before the rest goes to the writer task
 (bounds the time one callback holds the event loop)."""
-LOCAL_WRITE_HIGH_WATER: Final = 256 * 1024
-"""Upper bound of a local socket's write-buffer high-water mark; credit is only returned
-for bytes that left that buffer, so a stream holds at most one window in memory."""
 
 
 class Role(enum.Enum):
@@ -126,6 +134,9 @@ class Stream:
         self.send_credit = send_credit
         self.recv_remaining = session.limits.stream_window
         self.unreturned = 0
+        """Bytes received whose stream credit has not gone back (batched)."""
+        self.conn_held = 0
+        """Bytes received whose connection credit has not gone back (still in memory)."""
         self.chunks: collections.deque[bytes] = collections.deque()
         self.head_offset = 0
         self.buffered = 0
@@ -231,10 +242,9 @@ class StreamProtocol(asyncio.Protocol):
             transport.abort()
             return
         stream.transport = transport
-        # Below a quarter window, so a stalled-then-draining socket always reports
-        # resume_writing before the peer can run out of credit (no silent deadlock).
-        transport.set_write_buffer_limits(
-            high=min(LOCAL_WRITE_HIGH_WATER, stream.session.limits.stream_window // 4))
+        # Every buffered byte pauses and every drain resumes: credit for bytes that
+        # left the buffer is returned at once (see "Local write buffers" above).
+        transport.set_write_buffer_limits(high=0, low=0)
         if stream.state is StreamState.OPENING:
             # Nothing may be read before the far end accepted the stream.
             transport.pause_reading()
@@ -247,10 +257,14 @@ class StreamProtocol(asyncio.Protocol):
         stream.chunks.append(data)
         stream.buffered += len(data)
         stream.last_activity = time.monotonic()
-        if stream.buffered >= READ_HIGH_WATER and not stream.reading_paused:
+        if stream.buffered >= READ_HIGH_WATER or stream.reading_paused:
+            # Also when already "paused": uvloop starts reading after connection_made
+            # returns even if it paused, so the pause of an OPENING stream is redone here.
             stream.reading_paused = True
-            assert stream.transport is not None
-            stream.transport.pause_reading()
+            transport = stream.transport
+            assert transport is not None
+            if transport.is_reading():
+                transport.pause_reading()
         stream.session.mark_ready(stream)
         stream.session.flush()
 
@@ -459,9 +473,9 @@ class Session:
         stream.transport.write(frame.body)
         stream.bytes_from_peer += size
         stream.unreturned += size
+        stream.conn_held += size
         stream.last_activity = time.monotonic()
-        if not stream.writing_paused:
-            self.return_credit(stream, force=False)
+        self.return_credit(stream, force=False)
 
     def _on_window(self, frame: Frame) -> None:
         increment = wire.parse_u32(frame)
@@ -608,9 +622,10 @@ class Session:
                 stream.transport.close()
             else:
                 stream.transport.abort()
-        if stream.unreturned:
-            self._give_connection_credit(stream.unreturned)
-            stream.unreturned = 0
+        if stream.conn_held:
+            self._give_connection_credit(stream.conn_held)
+            stream.conn_held = 0
+        stream.unreturned = 0
         stream.chunks.clear()
         stream.buffered = 0
         _fail_open(stream, StreamRefused(code, reason))
@@ -622,19 +637,25 @@ class Session:
     # -- credit --------------------------------------------------------------------------
 
     def return_credit(self, stream: Stream, *, force: bool) -> None:
-        """Give back credit for bytes that left our memory, batched to cut WINDOW chatter."""
-        if stream.closed or stream.unreturned == 0:
+        """Give back credit for bytes that left our memory: connection credit at once,
+        stream credit batched (a quarter window, or ``force``) to cut WINDOW chatter."""
+        if stream.closed or (stream.conn_held == 0 and stream.unreturned == 0):
             return
         transport = stream.transport
         # Bytes still queued in the local socket's buffer are not ours to re-grant yet.
-        pending = stream.unreturned - (transport.get_write_buffer_size() if transport else 0)
-        if pending <= 0 or (not force and pending < self.limits.stream_window // 4):
+        in_memory = transport.get_write_buffer_size() if transport else 0
+        left = stream.conn_held - in_memory
+        if left > 0:
+            stream.conn_held -= left
+            self._give_connection_credit(left)
+        pending = stream.unreturned - in_memory
+        batching = stream.writing_paused or pending < self.limits.stream_window // 4
+        if pending <= 0 or (batching and not force):
             return
         stream.unreturned -= pending
         stream.recv_remaining += pending
         if stream.state in (StreamState.OPEN, StreamState.LOCAL_DONE):
             self._send_control(wire.encode_window(stream.id, pending))
-        self._give_connection_credit(pending)
 
     def _give_connection_credit(self, size: int) -> None:
         self._conn_unreturned += size

@@ -13,9 +13,14 @@ import os
 import socket
 import struct
 
+import pytest
+
 from clgwd.tunnel.session import Session
 
 from .conftest import HarnessFactory
+
+pytestmark = pytest.mark.both_loops
+"""Also on uvloop (tests/conftest.py): the refcloud and the bench may run on it."""
 
 CONNECTION_WINDOW = 1 << 20
 STREAM_WINDOW = 256 << 10
@@ -100,3 +105,25 @@ async def test_credit_comes_back_when_cloud_readers_die_during_a_download(
         async with asyncio.timeout(10):  # a new download still gets a full window's worth
             await reader.readexactly(4 * CONNECTION_WINDOW)
         writer.close()
+
+
+async def test_sub_batch_stream_remainders_do_not_hold_the_connection_window(
+        harness: HarnessFactory) -> None:
+    """Stream credit goes back in quarter-window batches; connection credit must not
+    wait for them, or streams that each stop short of a batch together hold the whole
+    connection window (5 x 200 KiB here, 64 x 256 KiB in a 64-stream bulk run) and
+    every stream stops."""
+    window = 1 << 20
+    h = await harness(mode="echo", extra=(f"  stream_window: {window}\n"
+                                          f"  connection_window: {window}\n"))
+    await h.start()
+    payload = os.urandom(200 << 10)  # below the 256 KiB stream batch
+    async with h.proxy() as proxy:
+        clients = [await asyncio.open_connection(*proxy.address) for _ in range(8)]
+        for _, writer in clients:
+            writer.write(payload)
+        async with asyncio.timeout(10):
+            for reader, _ in clients:
+                assert await reader.readexactly(len(payload)) == payload
+        for _, writer in clients:
+            writer.close()

@@ -35,6 +35,9 @@ class FakeTransport:
     def resume_reading(self) -> None:
         self.paused = False
 
+    def is_reading(self) -> bool:
+        return not self.paused
+
     def is_closing(self) -> bool:
         return False
 
