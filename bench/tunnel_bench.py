@@ -42,6 +42,8 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import hoptrace  # bench/ is on the path only from here
+
 HERE = Path(__file__).resolve()
 PY = sys.executable
 GATEWAY_ID = "gw-bench"
@@ -374,11 +376,15 @@ def measure_latency(system: System, seconds: float, count: int) -> None:
                             stderr=subprocess.DEVNULL)
     try:
         time.sleep(0.7)
+        loaded_from = time.monotonic_ns()
         loaded = asyncio.run(latency(system.ports["echo"], count, seconds))
     finally:
         bulk.wait()
     system.results["loaded_p50"] = pct(loaded, 0.50)
     system.results["loaded_p99"] = pct(loaded, 0.99)
+    trace = hoptrace.trace_dir()
+    if trace is not None and system.name == "clgwd":
+        hoptrace.report(trace, loaded_from, sys.stdout)
 
 
 async def _idle_streams(port: int, n: int, pid: int) -> tuple[float, float]:
@@ -562,10 +568,18 @@ def main() -> None:
         "role-cloud": lambda: cloud_main(json.loads(args.params[0])),
     }
     if args.role == "run":
+        trace = hoptrace.trace_dir()
+        if trace is not None:
+            trace.mkdir(parents=True, exist_ok=True)
+            for old_log in trace.glob("role-*.log"):
+                old_log.unlink()
         if args.stream_window:
             os.environ["TUNNEL_BENCH_STREAM_WINDOW"] = str(args.stream_window)
         run(args)
         return
+    trace = hoptrace.trace_dir()
+    if trace is not None and args.role in ("role-cloud", "role-gateway"):
+        hoptrace.install(args.role, str(trace))
     profile_to = os.environ.get("TUNNEL_BENCH_PROFILE") if args.role != "role-targets" else None
     profiler = None
     if profile_to:
