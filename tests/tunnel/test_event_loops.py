@@ -11,9 +11,10 @@ import contextlib
 
 import pytest
 
+from clgwd.refcloud import tunnels
 from clgwd.tunnel.session import READ_HIGH_WATER, Role, Session, Stream
 
-from .conftest import RecordingChannel
+from .conftest import HarnessFactory, RecordingChannel
 
 pytestmark = pytest.mark.both_loops
 
@@ -41,3 +42,31 @@ async def test_an_opening_stream_does_not_read_its_socket() -> None:
         assert stream.buffered <= READ_HIGH_WATER
         assert not transport.is_reading()
         session.close("test over")
+
+
+async def test_launch_reads_little_before_its_stream_opens(
+        harness: HarnessFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A Launch client that floods while the OPEN is still on its way is held to one
+    read: the placeholder protocol keeps early bytes, so reading must really stop
+    (accepted sockets honour a pause in ``connection_made`` on both loops; connected
+    ones do not on uvloop, see above)."""
+    early_bytes = 0
+    original = tunnels._ClientProtocol.data_received
+
+    def counting(self: tunnels._ClientProtocol, data: bytes) -> None:
+        nonlocal early_bytes
+        early_bytes += len(data)
+        original(self, data)
+
+    monkeypatch.setattr(tunnels._ClientProtocol, "data_received", counting)
+    h = await harness()
+    await h.start()
+    assert h.link.to_gateway is not None
+    h.link.to_gateway.paused.clear()  # the OPEN waits in the link
+    async with h.proxy() as proxy:
+        _, writer = await asyncio.open_connection(*proxy.address)
+        writer.write(b"f" * (8 << 20))
+        await asyncio.sleep(0.3)
+        assert early_bytes <= READ_HIGH_WATER
+        h.link.to_gateway.paused.set()
+        writer.transport.abort()
