@@ -172,8 +172,9 @@ async def test_no_address_waits_instead_of_failing(lan: Lan, procs: Procs, tmp_p
     gw = await start_gateway(procs, ns, tmp_path / "gw", "mdns: {enabled: true}\n")
 
     async def waiting() -> bool:
-        mdns = (await gw.status())["mdns"]
-        return mdns["state"] == "degraded" and "no IPv4 address" in mdns["message"]
+        mdns = (await gw.status()).get("mdns")  # absent until the component has started
+        return mdns is not None and mdns["state"] == "degraded" and \
+            "no IPv4 address" in mdns["message"]
 
     await wait_for(waiting, 5)
     sh("ip", "-n", ns, "addr", "add", "198.18.0.10/24", "dev", "eth0")
