@@ -34,6 +34,8 @@ from clgwd.store import Store
 from clgwd.tunnel.component import TunnelComponent
 from tests.link.harness import FAST_LINK, enroll_gateway, wait_for
 
+pytestmark = pytest.mark.usefixtures("link_backend")  # both websocket backends
+
 _TCP_NOTSENT_LOWAT = getattr(socket, "TCP_NOTSENT_LOWAT", 25)
 
 PAGE_TITLE = "MiVoice Business administration (test)"
