@@ -14,6 +14,7 @@ Usage::
     python bench/tunnel_bench.py            # full run, a few seconds per measurement
     python bench/tunnel_bench.py --quick    # shorter runs
     python bench/tunnel_bench.py --uvloop   # the clgwd gateway process on uvloop (optional)
+    python bench/tunnel_bench.py --ws picows  # both clgwd link ends on picows (optional)
 
 Numbers on a shared 2-vCPU VM are noisy (+-30 % run to run); read ratios, not absolutes.
 """
@@ -137,9 +138,8 @@ def gateway_yaml(state: Path, pubkey: str, ports: list[int]) -> str:
     )
 
 
-async def gateway_main(url: str, state: Path, pubkey: str, ports: list[int]) -> None:
-    from websockets.asyncio.client import connect
-    from wslink import WS_OPTIONS, pump
+async def gateway_main(url: str, state: Path, pubkey: str, ports: list[int], ws: str) -> None:
+    from wslink import gateway_connect, pump_conn
 
     from clgwd.commands import CommandContext, CommandRouter
     from clgwd.config import parse_config
@@ -153,15 +153,15 @@ async def gateway_main(url: str, state: Path, pubkey: str, ports: list[int]) -> 
             asyncio.TaskGroup() as tg:
         tg.create_task(comp.run())
         await router.call("tunnel.start", {"all": True}, CommandContext("bench"))
-        async with connect(url, **WS_OPTIONS) as ws:
-            await pump(ws, comp.mux)
+        conn, transport = await gateway_connect(url, ws)
+        await pump_conn(conn, transport, comp.mux)
 
 
 # -- role: refcloud process ----------------------------------------------------------------
 
-async def cloud_main(targets: dict[str, int]) -> None:
+async def cloud_main(targets: dict[str, int], ws: str) -> None:
     from websockets.asyncio.server import ServerConnection, serve
-    from wslink import WS_OPTIONS, pump
+    from wslink import WS_OPTIONS, picows_serve, pump
 
     from clgwd.refcloud.tunnels import CloudTunnels, LaunchProxy, TicketAuthority
     from clgwd.tunnel.session import SessionLimits
@@ -171,11 +171,15 @@ async def cloud_main(targets: dict[str, int]) -> None:
     async with asyncio.TaskGroup() as tg:
         tunnels = CloudTunnels(tg, limits=SessionLimits(stream_window=STREAM_WINDOW))
 
-        async def handler(ws: ServerConnection) -> None:
-            await pump(ws, tunnels)
+        async def handler(conn: ServerConnection) -> None:
+            await pump(conn, tunnels)
 
-        async with serve(handler, "127.0.0.1", 0, **WS_OPTIONS) as server, \
-                contextlib.AsyncExitStack() as stack:
+        async with contextlib.AsyncExitStack() as stack:
+            if ws == "picows":
+                server = await stack.enter_async_context(await picows_serve(tg, tunnels))
+            else:
+                server = await stack.enter_async_context(
+                    serve(handler, "127.0.0.1", 0, **WS_OPTIONS))
             proxies = {}
             for name, port in targets.items():
                 proxy = LaunchProxy(tunnels, authority, tg, gateway=GATEWAY_ID, tunnel="lan",
@@ -246,16 +250,17 @@ def start_targets(procs: Procs, echo: int, stall: int, iperf: int, uv: bool) -> 
     assert read_line(proc) == "READY"
 
 
-def start_clgwd(procs: Procs, targets: dict[str, int], work: Path, uv: bool) -> System:
+def start_clgwd(procs: Procs, targets: dict[str, int], work: Path, uv: bool,
+                ws: tuple[str, str]) -> System:
     flag = ["--uvloop"] if uv else []
-    cloud = procs.start([PY, str(HERE), "role-cloud", json.dumps(targets), *flag],
-                        stdout=subprocess.PIPE)
+    cloud = procs.start([PY, str(HERE), "role-cloud", json.dumps(targets), *flag,
+                         "--ws", ws[1]], stdout=subprocess.PIPE)
     info = json.loads(read_line(cloud))
     state = work / "gw-state"
     state.mkdir()
     gateway = procs.start([PY, str(HERE), "role-gateway", f"ws://127.0.0.1:{info['ws_port']}/",
                            str(state), info["pubkey"], json.dumps(sorted(targets.values())),
-                           *flag])
+                           *flag, "--ws", ws[0]])
     assert read_line(cloud) == "UP"
     return System("clgwd", info["proxies"], gateway.pid)
 
@@ -511,7 +516,8 @@ def run(args: argparse.Namespace) -> None:
         targets = {"echo": free_port(), "stall": free_port(), "iperf": free_port()}
         start_targets(procs, targets["echo"], targets["stall"], targets["iperf"], args.uvloop)
         systems = [System("direct", dict(targets), None)]
-        systems.append(start_clgwd(procs, targets, work, args.uvloop))
+        ws = (args.ws, args.ws_cloud or args.ws)
+        systems.append(start_clgwd(procs, targets, work, args.uvloop, ws))
         if shutil.which("ssh") and Path("/usr/sbin/sshd").exists():
             systems.append(start_ssh(procs, targets, work))
         systems.append(start_websocat(procs, targets))
@@ -531,6 +537,7 @@ def run(args: argparse.Namespace) -> None:
                 measure_memory(system, args.idle_streams)
         print(f"\nloopback, {os.cpu_count()} CPUs, {seconds:.0f} s per measurement, "
               f"event loop: {'uvloop' if args.uvloop else 'asyncio'} (clgwd gateway process); "
+              f"websocket: {ws[0]} (gateway) / {ws[1]} (cloud); "
               f"clgwd stream window {os.environ.get('TUNNEL_BENCH_STREAM_WINDOW', '1048576')} B, "
               "link SO_RCVBUF "
               f"{os.environ.get('TUNNEL_BENCH_RCVBUF', 'autotuned (shipped default)')}; "
@@ -547,6 +554,10 @@ def main() -> None:
     parser.add_argument("params", nargs="*")
     parser.add_argument("--uvloop", action="store_true")
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--ws", choices=("websockets", "picows"), default="websockets",
+                        help="websocket library of both clgwd ends")
+    parser.add_argument("--ws-cloud", choices=("websockets", "picows"), default=None,
+                        help="override --ws for the cloud end only")
     parser.add_argument("--bulk-only", action="store_true")
     parser.add_argument("--only", default="", help="e.g. clgwd,ssh,websocat")
     parser.add_argument("--measure", default="bulk,latency,parallel,memory",
@@ -558,8 +569,9 @@ def main() -> None:
     roles: dict[str, Callable[[], Any]] = {
         "role-targets": lambda: targets_main(int(args.params[0]), int(args.params[1])),
         "role-gateway": lambda: gateway_main(args.params[0], Path(args.params[1]),
-                                             args.params[2], json.loads(args.params[3])),
-        "role-cloud": lambda: cloud_main(json.loads(args.params[0])),
+                                             args.params[2], json.loads(args.params[3]),
+                                             args.ws),
+        "role-cloud": lambda: cloud_main(json.loads(args.params[0]), args.ws),
     }
     if args.role == "run":
         if args.stream_window:
