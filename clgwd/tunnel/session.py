@@ -126,6 +126,11 @@ class Stream:
         self.send_credit = send_credit
         self.recv_remaining = session.limits.stream_window
         self.unreturned = 0
+        """Stream credit not yet given back to the peer (returned in batches)."""
+        self.conn_held = 0
+        """Connection credit this stream holds: received bytes still in the local
+        socket's write buffer. Kept apart from ``unreturned`` so the per-stream batch
+        never holds connection credit (idle streams would starve the connection)."""
         self.chunks: collections.deque[bytes] = collections.deque()
         self.head_offset = 0
         self.buffered = 0
@@ -459,6 +464,7 @@ class Session:
         stream.transport.write(frame.body)
         stream.bytes_from_peer += size
         stream.unreturned += size
+        stream.conn_held += size
         stream.last_activity = time.monotonic()
         if not stream.writing_paused:
             self.return_credit(stream, force=False)
@@ -608,9 +614,9 @@ class Session:
                 stream.transport.close()
             else:
                 stream.transport.abort()
-        if stream.unreturned:
-            self._give_connection_credit(stream.unreturned)
-            stream.unreturned = 0
+        if stream.conn_held:
+            self._give_connection_credit(stream.conn_held)
+            stream.conn_held = stream.unreturned = 0
         stream.chunks.clear()
         stream.buffered = 0
         _fail_open(stream, StreamRefused(code, reason))
@@ -622,19 +628,27 @@ class Session:
     # -- credit --------------------------------------------------------------------------
 
     def return_credit(self, stream: Stream, *, force: bool) -> None:
-        """Give back credit for bytes that left our memory, batched to cut WINDOW chatter."""
-        if stream.closed or stream.unreturned == 0:
+        """Give back credit for bytes that left our memory, batched to cut WINDOW chatter.
+
+        Connection credit goes back at once (into the connection's own batch); stream
+        credit waits for a quarter stream window unless ``force``.
+        """
+        if stream.closed or (stream.conn_held == 0 and stream.unreturned == 0):
             return
         transport = stream.transport
         # Bytes still queued in the local socket's buffer are not ours to re-grant yet.
-        pending = stream.unreturned - (transport.get_write_buffer_size() if transport else 0)
+        queued = transport.get_write_buffer_size() if transport else 0
+        left = stream.conn_held - queued
+        if left > 0:
+            stream.conn_held -= left
+            self._give_connection_credit(left)
+        pending = stream.unreturned - queued
         if pending <= 0 or (not force and pending < self.limits.stream_window // 4):
             return
         stream.unreturned -= pending
         stream.recv_remaining += pending
         if stream.state in (StreamState.OPEN, StreamState.LOCAL_DONE):
             self._send_control(wire.encode_window(stream.id, pending))
-        self._give_connection_credit(pending)
 
     def _give_connection_credit(self, size: int) -> None:
         self._conn_unreturned += size

@@ -100,3 +100,29 @@ async def test_credit_comes_back_when_cloud_readers_die_during_a_download(
         async with asyncio.timeout(10):  # a new download still gets a full window's worth
             await reader.readexactly(4 * CONNECTION_WINDOW)
         writer.close()
+
+
+async def test_idle_streams_below_the_return_batch_do_not_starve_the_connection(
+        harness: HarnessFactory) -> None:
+    """Streams that stop sending with less than a return batch (a quarter stream window)
+    delivered must not keep that connection credit: enough of them (a 64-stream bulk
+    run ending) would hold the whole connection window, and no stream could send."""
+    h = await harness(mode="sink", extra=(f"  stream_window: {STREAM_WINDOW}\n"
+                                          f"  connection_window: {CONNECTION_WINDOW}\n"))
+    await h.start()
+    chunk = os.urandom(STREAM_WINDOW // 4 - 4096)
+    count = 3 * CONNECTION_WINDOW // 2 // len(chunk)  # 1.5 windows in under-batch pieces
+    async with h.proxy() as proxy:
+        clients = [await asyncio.open_connection(*proxy.address) for _ in range(count)]
+        try:
+            for _, writer in clients:
+                writer.write(chunk)  # and the stream stays open, idle
+            async with asyncio.timeout(10):
+                while h.echo.received < count * len(chunk):
+                    await asyncio.sleep(0.02)
+        except TimeoutError:
+            raise AssertionError(f"LAN got {h.echo.received} of {count * len(chunk)} bytes: "
+                                 "connection credit held by idle streams") from None
+        finally:
+            for _, writer in clients:
+                writer.close()
