@@ -14,6 +14,7 @@ Usage::
     python bench/tunnel_bench.py            # full run, a few seconds per measurement
     python bench/tunnel_bench.py --quick    # shorter runs
     python bench/tunnel_bench.py --event-loop uvloop   # gateway process on uvloop (bench only)
+    python bench/tunnel_bench.py --ws websockets  # both clgwd ends on the pure fallback
 
 Numbers on a shared 2-vCPU VM are noisy (+-30 % run to run); read ratios, not absolutes.
 """
@@ -132,9 +133,8 @@ def gateway_yaml(state: Path, pubkey: str, ports: list[int]) -> str:
     )
 
 
-async def gateway_main(url: str, state: Path, pubkey: str, ports: list[int]) -> None:
-    from websockets.asyncio.client import connect
-    from wslink import WS_OPTIONS, pump
+async def gateway_main(url: str, state: Path, pubkey: str, ports: list[int], ws: str) -> None:
+    from wslink import gateway_connect, pump_conn
 
     from clgwd.commands import CommandContext, CommandRouter
     from clgwd.config import parse_config
@@ -148,15 +148,15 @@ async def gateway_main(url: str, state: Path, pubkey: str, ports: list[int]) -> 
             asyncio.TaskGroup() as tg:
         tg.create_task(comp.run())
         await router.call("tunnel.start", {"all": True}, CommandContext("bench"))
-        async with connect(url, **WS_OPTIONS) as ws:
-            await pump(ws, comp.mux)
+        conn, transport = await gateway_connect(url, ws)
+        await pump_conn(conn, transport, comp.mux)
 
 
 # -- role: refcloud process ----------------------------------------------------------------
 
-async def cloud_main(targets: dict[str, int]) -> None:
+async def cloud_main(targets: dict[str, int], ws: str) -> None:
     from websockets.asyncio.server import ServerConnection, serve
-    from wslink import WS_OPTIONS, pump
+    from wslink import WS_OPTIONS, picows_serve, pump
 
     from clgwd.refcloud.tunnels import CloudTunnels, LaunchProxy, TicketAuthority
     from clgwd.tunnel.session import SessionLimits
@@ -166,11 +166,15 @@ async def cloud_main(targets: dict[str, int]) -> None:
     async with asyncio.TaskGroup() as tg:
         tunnels = CloudTunnels(tg, limits=SessionLimits(stream_window=STREAM_WINDOW))
 
-        async def handler(ws: ServerConnection) -> None:
-            await pump(ws, tunnels)
+        async def handler(conn: ServerConnection) -> None:
+            await pump(conn, tunnels)
 
-        async with serve(handler, "127.0.0.1", 0, **WS_OPTIONS) as server, \
-                contextlib.AsyncExitStack() as stack:
+        async with contextlib.AsyncExitStack() as stack:
+            if ws == "picows":
+                server = await stack.enter_async_context(await picows_serve(tg, tunnels))
+            else:
+                server = await stack.enter_async_context(
+                    serve(handler, "127.0.0.1", 0, **WS_OPTIONS))
             proxies = {}
             for name, port in targets.items():
                 proxy = LaunchProxy(tunnels, authority, tg, gateway=GATEWAY_ID, tunnel="lan",
@@ -245,14 +249,14 @@ def start_targets(procs: Procs, echo: int, stall: int, iperf: int) -> None:
 def start_clgwd(procs: Procs, targets: dict[str, int], work: Path,
                 args: argparse.Namespace) -> System:
     cloud = procs.start([PY, str(HERE), "role-cloud", json.dumps(targets),
-                         "--event-loop", args.cloud_loop],
+                         "--event-loop", args.cloud_loop, "--ws", args.ws_cloud or args.ws],
                         stdout=subprocess.PIPE)
     info = json.loads(read_line(cloud))
     state = work / "gw-state"
     state.mkdir()
     gateway = procs.start([PY, str(HERE), "role-gateway", f"ws://127.0.0.1:{info['ws_port']}/",
                            str(state), info["pubkey"], json.dumps(sorted(targets.values())),
-                           "--event-loop", args.event_loop])
+                           "--event-loop", args.event_loop, "--ws", args.ws])
     assert read_line(cloud) == "UP"
     return System("clgwd", info["proxies"], gateway.pid)
 
@@ -532,6 +536,7 @@ def run(args: argparse.Namespace) -> None:
                 measure_memory(system, args.idle_streams)
         print(f"\nloopback, {os.cpu_count()} CPUs, {seconds:.0f} s per measurement, "
               f"event loop: gateway {args.event_loop}, cloud {args.cloud_loop}; "
+              f"websocket: {args.ws} (gateway) / {args.ws_cloud or args.ws} (cloud); "
               f"clgwd stream window {os.environ.get('TUNNEL_BENCH_STREAM_WINDOW', '1048576')} B, "
               "link SO_RCVBUF "
               f"{os.environ.get('TUNNEL_BENCH_RCVBUF', 'autotuned (shipped default)')}; "
@@ -553,6 +558,11 @@ def main() -> None:
     parser.add_argument("--cloud-loop", choices=loops, default="asyncio",
                         help="refcloud process")
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--ws", choices=("auto", "websockets", "picows"), default="auto",
+                        help="websocket library of both clgwd ends (auto: as the shipped "
+                             "cloud.websocket_backend, picows when installed)")
+    parser.add_argument("--ws-cloud", choices=("websockets", "picows"), default=None,
+                        help="override --ws for the cloud end only")
     parser.add_argument("--bulk-only", action="store_true")
     parser.add_argument("--only", default="", help="e.g. clgwd,ssh,websocat")
     parser.add_argument("--measure", default="bulk,latency,parallel,memory",
@@ -564,10 +574,14 @@ def main() -> None:
     roles: dict[str, Callable[[], Any]] = {
         "role-targets": lambda: targets_main(int(args.params[0]), int(args.params[1])),
         "role-gateway": lambda: gateway_main(args.params[0], Path(args.params[1]),
-                                             args.params[2], json.loads(args.params[3])),
-        "role-cloud": lambda: cloud_main(json.loads(args.params[0])),
+                                             args.params[2], json.loads(args.params[3]),
+                                             args.ws),
+        "role-cloud": lambda: cloud_main(json.loads(args.params[0]), args.ws),
     }
     if args.role == "run":
+        from clgwd.link.backends import resolve
+
+        args.ws = resolve(args.ws)
         trace = hoptrace.trace_dir()
         if trace is not None:
             trace.mkdir(parents=True, exist_ok=True)

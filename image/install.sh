@@ -28,7 +28,7 @@ if [ -z "$destdir" ]; then
 fi
 
 "$python" -m venv --clear "$prefix"
-"$prefix/bin/python" -m pip install -q --disable-pip-version-check "$src"
+"$prefix/bin/python" -m pip install -q --disable-pip-version-check "$src[fast]"
 
 install -d -m 0750 "$destdir/etc/clgwd"
 if [ ! -e "$destdir/etc/clgwd/clgwd.yaml" ]; then

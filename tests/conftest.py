@@ -27,6 +27,16 @@ def blockbuster() -> Iterator[BlockBuster]:
         yield bb
 
 
+@pytest.fixture(params=["websockets", "picows"])
+def link_backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run a link test once per websocket backend (``cloud.websocket_backend``): the
+    link harness's configs (``tests.link.harness.FAST_LINK``) carry the choice."""
+    from tests.link.harness import FAST_LINK
+
+    monkeypatch.setitem(FAST_LINK, "websocket_backend", request.param)
+    return str(request.param)
+
+
 @pytest.fixture
 def state_dir(tmp_path: Path) -> Path:
     """An empty state dir for one test."""

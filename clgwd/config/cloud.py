@@ -7,7 +7,8 @@ certificate, pinned CA) is not config; it lives in ``<state dir>/cloud/``.
 
 from __future__ import annotations
 
-from typing import Annotated
+import importlib.util
+from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, Field, model_validator
@@ -32,6 +33,19 @@ def _check_url(value: str) -> str:
 CloudUrl = Annotated[str, AfterValidator(_check_url)]
 
 
+def _check_backend(value: str) -> str:
+    """An explicit ``picows`` must be installed: a clear config error beats a link that
+    silently runs on the other backend."""
+    if value == "picows" and importlib.util.find_spec("picows") is None:
+        raise ValueError("picows is not installed (pip install 'clgwd[fast]'); "
+                         "use auto or websockets")
+    return value
+
+
+WebsocketBackend = Annotated[Literal["auto", "websockets", "picows"],
+                             AfterValidator(_check_backend)]
+
+
 class CloudConfig(StrictModel):
     """The outbound link to the cloud control plane (docs/config-cloud.md)."""
 
@@ -53,6 +67,9 @@ class CloudConfig(StrictModel):
     max_message_bytes: Annotated[int, Field(ge=65_552, le=16 << 20)] = 1 << 20
     max_queue: Annotated[int, Field(ge=1, le=1024)] = 16
     write_limit: Annotated[int, Field(ge=4096, le=16 << 20)] = 64 << 10
+    websocket_backend: WebsocketBackend = "auto"
+    """Websocket library of the link: ``picows`` (C framing, optional extra ``fast``),
+    ``websockets`` (pure Python), or ``auto`` = picows when installed."""
     receive_buffer: Annotated[int, Field(ge=0, le=64 << 20)] = 0
     """``SO_RCVBUF`` of the link socket in bytes; 0 = kernel autotuning. A small value
     (64 KiB) cuts tunnel latency under bulk load on a fast LAN/loopback link whose

@@ -34,13 +34,14 @@ from clgwd.config import ClgwdConfig, Secret
 from clgwd.config.cloud import CloudConfig
 from clgwd.errors import ClgwdError, NotSupportedYet
 from clgwd.link import protocol as p
+from clgwd.link.backends import opener
 from clgwd.link.backoff import Backoff
 from clgwd.link.enroll import enroll
 from clgwd.link.idempotency import IdempotencyStore
 from clgwd.link.identity import Enrollment, IdentityError, IdentityFiles
 from clgwd.link.local import CloudNotConfigured, enroll_params, status_view
 from clgwd.link.session import RpcFailed, Session, Tap
-from clgwd.link.ws import ConnectFailed, HandshakeRejected, WsSettings, open_connection
+from clgwd.link.wsapi import ConnectFailed, HandshakeRejected, WsSettings
 from clgwd.metrics import Metrics
 from clgwd.store import OutboxFullError, Severity, Store
 from clgwd.store.outbox import NEAR_FULL_RATIO
@@ -338,8 +339,9 @@ class CloudLink:
             raise _AuthBlocked(f"the stored certificate or key cannot be used ({err}); "
                                "enroll the gateway again") from None
         try:
-            conn = await open_connection(ws_url(enrollment.cloud_url), ctx, p.SUBPROTOCOL,
-                                         self._ws_settings(self._config.cloud))
+            cloud = self._config.cloud
+            conn = await opener(cloud.websocket_backend)(
+                ws_url(enrollment.cloud_url), ctx, p.SUBPROTOCOL, self._ws_settings(cloud))
         except HandshakeRejected as err:
             self._m_connects.labels(f"http_{err.status}").inc()
             if err.status in (401, 403):

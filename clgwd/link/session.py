@@ -15,7 +15,7 @@ from typing import Any, Final
 
 from clgwd.channel import BinaryEndpoint, LinkDown
 from clgwd.link import protocol as p
-from clgwd.link.ws import Closed, WsConnection
+from clgwd.link.wsapi import Closed, LinkConnection
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -40,7 +40,7 @@ Dispatcher = Callable[[p.Request], Awaitable[Any]]
 class Session:
     """A JSON-RPC peer over one websocket; also the ``BinaryChannel`` of that socket."""
 
-    def __init__(self, conn: WsConnection, dispatcher: Dispatcher,
+    def __init__(self, conn: LinkConnection, dispatcher: Dispatcher,
                  endpoint: BinaryEndpoint | None, *,
                  tap: Tap | None = None, label: str = "cloud") -> None:
         self._conn = conn

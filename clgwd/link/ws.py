@@ -2,14 +2,14 @@
 
 It opens a single client connection with every limit explicit (no compression, message
 size, queue, write buffer, keepalive) and turns the library's exceptions into our own
-small set, so the rest of the link never depends on websockets' API churn.
+small set (``clgwd.link.wsapi``), so the rest of the link never depends on websockets'
+API churn; ``clgwd.link.ws_picows`` is the optional faster backend with the same API.
 """
 
 from __future__ import annotations
 
+import asyncio
 import ssl
-from dataclasses import dataclass
-from typing import Final
 
 from websockets.asyncio.client import connect
 from websockets.asyncio.connection import Connection
@@ -22,55 +22,19 @@ from websockets.exceptions import (
 from websockets.protocol import State
 from websockets.typing import Subprotocol
 
-from clgwd import __version__
+from clgwd.link.wsapi import (
+    USER_AGENT,
+    Closed,
+    ConnectFailed,
+    HandshakeRejected,
+    WsSettings,
+    connect_failure,
+    retry_after,
+)
 from clgwd.linksock import tune_link_socket
 
-USER_AGENT: Final = f"clgwd/{__version__}"
-
-
-@dataclass(frozen=True)
-class WsSettings:
-    """Connection limits; see docs/protocol.md "Transport"."""
-
-    max_message_bytes: int
-    max_queue: int
-    write_limit: int
-    ping_interval: float
-    ping_timeout: float
-    open_timeout: float
-    close_timeout: float = 5.0
-    receive_buffer: int = 0
-    """``SO_RCVBUF`` of the link socket; 0 = kernel autotuning (see ``clgwd.linksock``)."""
-
-
-class WsError(Exception):
-    """Base of every failure this module raises."""
-
-
-class HandshakeRejected(WsError):
-    """The server answered the upgrade with an HTTP error status."""
-
-    def __init__(self, status: int, retry_after: float | None) -> None:
-        super().__init__(f"cloud rejected the connection with HTTP {status}")
-        self.status = status
-        self.retry_after = retry_after
-
-
-class ConnectFailed(WsError):
-    """TCP, TLS or websocket handshake failed (retryable unless TLS verification)."""
-
-    def __init__(self, message: str, *, tls_verify: bool = False) -> None:
-        super().__init__(message)
-        self.tls_verify = tls_verify
-
-
-class Closed(WsError):
-    """The connection is closed (by either side or by a keepalive timeout)."""
-
-    def __init__(self, code: int | None, reason: str) -> None:
-        super().__init__(f"connection closed (code {code}{', ' + reason if reason else ''})")
-        self.code = code
-        self.reason = reason
+__all__ = ["Closed", "ConnectFailed", "HandshakeRejected", "WsConnection", "WsSettings",
+           "open_connection"]
 
 
 class WsConnection:
@@ -82,6 +46,11 @@ class WsConnection:
     def __init__(self, conn: Connection, write_limit: int = 64 << 10) -> None:
         self._conn = conn
         self._low_water = write_limit // 4  # websockets' default low-water mark
+
+    @property
+    def socket_transport(self) -> asyncio.Transport:
+        """The asyncio transport under the websocket (socket options, buffer sizes)."""
+        return self._conn.transport
 
     def writable(self) -> bool:
         """Open, and the transport's buffer below the low-water mark (see
@@ -143,18 +112,11 @@ async def open_connection(url: str, ssl_context: ssl.SSLContext | None, subproto
         )
     except InvalidStatus as err:
         raise HandshakeRejected(err.response.status_code,
-                                _retry_after(err.response.headers.get("Retry-After"))) from None
-    except ssl.SSLCertVerificationError as err:
-        raise ConnectFailed(f"TLS verification failed: {err.verify_message}",
-                            tls_verify=True) from None
-    except ssl.SSLError as err:
-        raise ConnectFailed(f"TLS error: {err.reason or err}") from None
-    except TimeoutError:
-        raise ConnectFailed(f"no websocket handshake within {settings.open_timeout:g} s") from None
+                                retry_after(err.response.headers.get("Retry-After"))) from None
     except (NegotiationError, InvalidHandshake) as err:
         raise ConnectFailed(f"websocket handshake failed: {err}") from None
-    except OSError as err:
-        raise ConnectFailed(f"cannot connect: {err.strerror or err}") from None
+    except OSError as err:  # TCP, TLS, timeout
+        raise connect_failure(err, settings.open_timeout) from None
     except ConnectionClosed as err:
         raise ConnectFailed(f"closed during handshake: {_closed(err)}") from None
     tune_link_socket(conn.transport.get_extra_info("socket"),
@@ -163,14 +125,3 @@ async def open_connection(url: str, ssl_context: ssl.SSLContext | None, subproto
         await conn.close(1002, "subprotocol required")
         raise ConnectFailed(f"server did not accept subprotocol {subprotocol}")
     return WsConnection(conn, settings.write_limit)
-
-
-def _retry_after(value: str | None) -> float | None:
-    """Seconds from a Retry-After header (delta-seconds form only; dates are ignored)."""
-    if value is None:
-        return None
-    try:
-        seconds = float(value.strip())
-    except ValueError:
-        return None
-    return seconds if 0 <= seconds <= 86400 else None

@@ -20,6 +20,8 @@ from clgwd.link.link import LinkState
 from clgwd.refcloud.sessions import CommandFailed, GatewaySession
 from tests.link.harness import enroll_gateway, gateway_config, refcloud, running_gateway, wait_for
 
+pytestmark = pytest.mark.usefixtures("link_backend")  # both websocket backends
+
 
 def _out_errors(traffic: list[tuple[str, str]]) -> list[dict[str, object]]:
     out = [json.loads(t) for d, t in traffic if d == "out"]

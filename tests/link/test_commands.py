@@ -26,6 +26,8 @@ from tests.link.harness import (
     wait_for,
 )
 
+pytestmark = pytest.mark.usefixtures("link_backend")  # both websocket backends
+
 
 class Counter:
     """A mutating handler that counts how often it really ran."""

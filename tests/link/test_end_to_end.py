@@ -11,6 +11,8 @@ import pytest
 from clgwd.link.link import LinkState
 from tests.link.harness import enroll_gateway, gateway_config, refcloud, running_gateway, wait_for
 
+pytestmark = pytest.mark.usefixtures("link_backend")  # both websocket backends
+
 
 async def test_enrolled_gateway_comes_online_and_is_shown(tmp_path: Path) -> None:
     """After enrollment the link connects with mTLS, says hello, and the cloud lists it online."""

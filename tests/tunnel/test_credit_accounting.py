@@ -107,23 +107,27 @@ async def test_credit_comes_back_when_cloud_readers_die_during_a_download(
         writer.close()
 
 
-async def test_sub_batch_stream_remainders_do_not_hold_the_connection_window(
+async def test_idle_streams_below_the_return_batch_do_not_starve_the_connection(
         harness: HarnessFactory) -> None:
-    """Stream credit goes back in quarter-window batches; connection credit must not
-    wait for them, or streams that each stop short of a batch together hold the whole
-    connection window (5 x 200 KiB here, 64 x 256 KiB in a 64-stream bulk run) and
-    every stream stops."""
-    window = 1 << 20
-    h = await harness(mode="echo", extra=(f"  stream_window: {window}\n"
-                                          f"  connection_window: {window}\n"))
+    """Streams that stop sending with less than a return batch (a quarter stream window)
+    delivered must not keep that connection credit: enough of them (a 64-stream bulk
+    run ending) would hold the whole connection window, and no stream could send."""
+    h = await harness(mode="sink", extra=(f"  stream_window: {STREAM_WINDOW}\n"
+                                          f"  connection_window: {CONNECTION_WINDOW}\n"))
     await h.start()
-    payload = os.urandom(200 << 10)  # below the 256 KiB stream batch
+    chunk = os.urandom(STREAM_WINDOW // 4 - 4096)
+    count = 3 * CONNECTION_WINDOW // 2 // len(chunk)  # 1.5 windows in under-batch pieces
     async with h.proxy() as proxy:
-        clients = [await asyncio.open_connection(*proxy.address) for _ in range(8)]
-        for _, writer in clients:
-            writer.write(payload)
-        async with asyncio.timeout(10):
-            for reader, _ in clients:
-                assert await reader.readexactly(len(payload)) == payload
-        for _, writer in clients:
-            writer.close()
+        clients = [await asyncio.open_connection(*proxy.address) for _ in range(count)]
+        try:
+            for _, writer in clients:
+                writer.write(chunk)  # and the stream stays open, idle
+            async with asyncio.timeout(10):
+                while h.echo.received < count * len(chunk):
+                    await asyncio.sleep(0.02)
+        except TimeoutError:
+            raise AssertionError(f"LAN got {h.echo.received} of {count * len(chunk)} bytes: "
+                                 "connection credit held by idle streams") from None
+        finally:
+            for _, writer in clients:
+                writer.close()

@@ -34,8 +34,7 @@ from clgwd.store import Store
 from clgwd.tunnel.component import TunnelComponent
 from tests.link.harness import FAST_LINK, enroll_gateway, wait_for
 
-pytestmark = pytest.mark.both_loops
-"""Also on uvloop (tests/conftest.py): the refcloud and the bench may run on it."""
+pytestmark = pytest.mark.usefixtures("link_backend")  # both websocket backends
 
 _TCP_NOTSENT_LOWAT = getattr(socket, "TCP_NOTSENT_LOWAT", 25)
 
