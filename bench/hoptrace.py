@@ -42,6 +42,7 @@ def install(role: str, directory: str) -> None:
     """Wrap the hops of this process's tunnel end (``role-cloud`` / ``role-gateway``)."""
     from websockets.asyncio.connection import Connection
 
+    from clgwd.link.backends import ws_picows
     from clgwd.link.ws import WsConnection
     from clgwd.tunnel.session import Session, StreamProtocol
 
@@ -71,6 +72,18 @@ def install(role: str, directory: str) -> None:
     Session.feed = on_size(ECHO_FRAME, from_link, Session.feed)  # type: ignore[method-assign]
     WsConnection.send_binary_nowait = on_size(  # type: ignore[method-assign]
         ECHO_FRAME, to_link, WsConnection.send_binary_nowait)
+    if ws_picows is not None:
+        picows_connection = ws_picows.PicowsConnection
+        picows_connection.send_binary_nowait = on_size(
+            ECHO_FRAME, to_link, picows_connection.send_binary_nowait)
+        original_picows_send = picows_connection.send_binary
+
+        async def picows_send(self: Any, data: Any) -> None:
+            if len(data) == ECHO_FRAME:
+                mark(to_link)
+            await original_picows_send(self, data)
+
+        picows_connection.send_binary = picows_send
     Connection.send = send  # type: ignore[method-assign]
 
 

@@ -8,13 +8,16 @@ each tunnel system (the "gateway side" is the process that connects to the LAN t
     clgwd:    LaunchProxy (refcloud process) == websocket ==> GatewayMux (gateway process)
     ssh -R:   sshd's forwarded listener       == ssh      ==> ssh client
     websocat: websocat tcp-l                  == ws://    ==> websocat ws-l
+    asyncio relay: relay process ==plain TCP==> relay process (no framing, no
+              multiplexing): the floor of any asyncio tunnel with these process hops
 
 Usage::
 
     python bench/tunnel_bench.py            # full run, a few seconds per measurement
     python bench/tunnel_bench.py --quick    # shorter runs
     python bench/tunnel_bench.py --event-loop uvloop   # gateway process on uvloop (bench only)
-    python bench/tunnel_bench.py --ws websockets  # both clgwd ends on the pure fallback
+    python bench/tunnel_bench.py --ws websockets  # the gateway on the pure fallback
+    TUNNEL_BENCH_TRACE=/tmp/ht python bench/tunnel_bench.py --only clgwd --measure latency
 
 Numbers on a shared 2-vCPU VM are noisy (+-30 % run to run); read ratios, not absolutes.
 """
@@ -24,6 +27,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import os
@@ -38,7 +42,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -111,6 +115,80 @@ async def targets_main(echo_port: int, stall_port: int) -> None:
     async with s1, s2:
         print("READY", flush=True)
         await asyncio.Event().wait()
+
+
+# -- role: plain asyncio relay (the floor baseline) ---------------------------------------
+
+class _Pipe(asyncio.Protocol):
+    """One side of a relayed TCP connection: bytes in here go out of the peer, with
+    pause/resume back-pressure both ways (what any asyncio relay must do at least)."""
+
+    def __init__(self) -> None:
+        self.transport: asyncio.Transport | None = None
+        self.peer: _Pipe | None = None
+        self.pending: list[bytes] = []
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)
+        transport.get_extra_info("socket").setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def data_received(self, data: bytes) -> None:
+        peer = self.peer
+        if peer is None or peer.transport is None:
+            self.pending.append(data)
+            return
+        peer.transport.write(data)
+
+    def eof_received(self) -> bool:
+        if self.peer is not None and self.peer.transport is not None:
+            self.peer.transport.write_eof()
+        return True
+
+    def pause_writing(self) -> None:
+        if self.peer is not None and self.peer.transport is not None:
+            self.peer.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        if self.peer is not None and self.peer.transport is not None:
+            self.peer.transport.resume_reading()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.peer is not None and self.peer.transport is not None:
+            self.peer.transport.close()
+
+
+async def relay_main(mapping: dict[str, int]) -> None:
+    """Listen on each key port and relay every connection to the value port: one
+    process per hop, plain TCP between hops, no framing, no multiplexing."""
+    loop = asyncio.get_running_loop()
+    raise_nofile()
+
+    def accepted(next_port: int) -> _Pipe:
+        near = _Pipe()
+
+        async def connect() -> None:
+            far = _Pipe()
+            far.peer, near.peer = near, far
+            try:
+                await loop.create_connection(lambda: far, "127.0.0.1", next_port)
+            except OSError:
+                if near.transport is not None:
+                    near.transport.abort()
+                return
+            assert far.transport is not None
+            for data in near.pending:
+                far.transport.write(data)
+            near.pending.clear()
+
+        tasks.add(loop.create_task(connect()))
+        return near
+
+    tasks: set[asyncio.Task[None]] = set()
+    servers = [await loop.create_server(functools.partial(accepted, int(to)), "127.0.0.1",
+                                        int(listen), backlog=2048)
+               for listen, to in mapping.items()]
+    print("READY", flush=True)
+    await asyncio.gather(*(server.serve_forever() for server in servers))
 
 
 # -- role: clgwd gateway process ------------------------------------------------------------
@@ -249,7 +327,7 @@ def start_targets(procs: Procs, echo: int, stall: int, iperf: int) -> None:
 def start_clgwd(procs: Procs, targets: dict[str, int], work: Path,
                 args: argparse.Namespace) -> System:
     cloud = procs.start([PY, str(HERE), "role-cloud", json.dumps(targets),
-                         "--event-loop", args.cloud_loop, "--ws", args.ws_cloud or args.ws],
+                         "--event-loop", args.cloud_loop, "--ws", args.ws_cloud],
                         stdout=subprocess.PIPE)
     info = json.loads(read_line(cloud))
     state = work / "gw-state"
@@ -308,6 +386,21 @@ def start_websocat(procs: Procs, targets: dict[str, int]) -> System:
         asyncio.run(wait_port(ports[name]))
     # The bulk/echo server side process is the "gateway" (it connects to the target).
     return System("websocat", ports, server_pids["echo"], target_pids=server_pids)
+
+
+def start_relay(procs: Procs, targets: dict[str, int]) -> System:
+    """Two asyncio relay processes in a row (cloud side -> gateway side -> target): the
+    same process hops as the clgwd path in the simplest Python code, so its figures are
+    the floor of any asyncio tunnel on this machine."""
+    middle = {name: free_port() for name in targets}
+    front = {name: free_port() for name in targets}
+    gateway = procs.start([PY, str(HERE), "role-relay", json.dumps(
+        {str(middle[n]): targets[n] for n in targets})], stdout=subprocess.PIPE)
+    assert read_line(gateway) == "READY"
+    cloud = procs.start([PY, str(HERE), "role-relay", json.dumps(
+        {str(front[n]): middle[n] for n in targets})], stdout=subprocess.PIPE)
+    assert read_line(cloud) == "READY"
+    return System("asyncio relay", front, gateway.pid)
 
 
 # -- measurements -------------------------------------------------------------------------
@@ -480,6 +573,7 @@ def report(systems: list[System], idle_streams: int) -> None:
     by = {s.name: s.results for s in systems}
     ours, ssh, ws, direct = (by.get("clgwd", {}), by.get("ssh -R aes128-gcm", {}),
                              by.get("websocat", {}), by.get("direct", {}))
+    relay = by.get("asyncio relay", {})
     print("\nratios (clgwd / baseline):")
 
     def ratio(label: str, a: float | None, b: float | None) -> None:
@@ -497,8 +591,11 @@ def report(systems: list[System], idle_streams: int) -> None:
         if base is not None:
             added_ours = ours.get(f"lat_{q}", 0) - base
             added_ssh = ssh.get(f"lat_{q}", 0) - base
-            print(f"  added latency {q}: clgwd {added_ours:.0f} us, ssh -R {added_ssh:.0f} us")
+            added_relay = relay.get(f"lat_{q}", 0) - base
+            print(f"  added latency {q}: clgwd {added_ours:.0f} us, ssh -R {added_ssh:.0f} us,"
+                  f" asyncio relay (floor of the topology in Python) {added_relay:.0f} us")
             ratio(f"added latency {q} vs ssh -R (goal <= 1.0)", added_ours, added_ssh)
+            ratio(f"added latency {q} vs asyncio relay", added_ours, added_relay)
     for s in systems:
         if "loaded_p99" in s.results and s.results.get("lat_p99"):
             print(f"  {s.name}: loaded p99 / idle p99 = "
@@ -520,6 +617,7 @@ def run(args: argparse.Namespace) -> None:
         if shutil.which("ssh") and Path("/usr/sbin/sshd").exists():
             systems.append(start_ssh(procs, targets, work))
         systems.append(start_websocat(procs, targets))
+        systems.append(start_relay(procs, targets))
         only = set(args.only.split(",")) if args.only else None
         for system in systems:
             if only and system.name.split()[0] not in only and system.name != "direct":
@@ -536,7 +634,7 @@ def run(args: argparse.Namespace) -> None:
                 measure_memory(system, args.idle_streams)
         print(f"\nloopback, {os.cpu_count()} CPUs, {seconds:.0f} s per measurement, "
               f"event loop: gateway {args.event_loop}, cloud {args.cloud_loop}; "
-              f"websocket: {args.ws} (gateway) / {args.ws_cloud or args.ws} (cloud); "
+              f"websocket: {args.ws} (gateway) / {args.ws_cloud} (cloud); "
               f"clgwd stream window {os.environ.get('TUNNEL_BENCH_STREAM_WINDOW', '1048576')} B, "
               "link SO_RCVBUF "
               f"{os.environ.get('TUNNEL_BENCH_RCVBUF', 'autotuned (shipped default)')}; "
@@ -561,8 +659,9 @@ def main() -> None:
     parser.add_argument("--ws", choices=("auto", "websockets", "picows"), default="auto",
                         help="websocket library of both clgwd ends (auto: as the shipped "
                              "cloud.websocket_backend, picows when installed)")
-    parser.add_argument("--ws-cloud", choices=("websockets", "picows"), default=None,
-                        help="override --ws for the cloud end only")
+    parser.add_argument("--ws-cloud", choices=("websockets", "picows"), default="websockets",
+                        help="websocket library of the bench's cloud end (the refcloud's "
+                             "real end is aiohttp; websockets stands in for any cloud)")
     parser.add_argument("--bulk-only", action="store_true")
     parser.add_argument("--only", default="", help="e.g. clgwd,ssh,websocat")
     parser.add_argument("--measure", default="bulk,latency,parallel,memory",
@@ -577,6 +676,7 @@ def main() -> None:
                                              args.params[2], json.loads(args.params[3]),
                                              args.ws),
         "role-cloud": lambda: cloud_main(json.loads(args.params[0]), args.ws),
+        "role-relay": lambda: relay_main(json.loads(args.params[0])),
     }
     if args.role == "run":
         from clgwd.link.backends import resolve
