@@ -32,13 +32,13 @@ import picows
 from websockets.asyncio.client import ClientConnection
 from websockets.asyncio.server import ServerConnection
 
-from clgwd.channel import BinaryEndpoint, LinkDown
+from clgwd.channel import BinaryEndpoint, DirectBinaryEndpoint, LinkDown
 from clgwd.config.cloud import CloudConfig
 from clgwd.link.backends import opener
 from clgwd.link.protocol import SUBPROTOCOL
 from clgwd.link.ws import Closed, WsConnection, WsSettings
 from clgwd.link.ws_picows import PicowsConnection
-from clgwd.link.wsapi import LinkConnection
+from clgwd.link.wsapi import BinarySinkConnection, LinkConnection
 from clgwd.linksock import tune_link_socket
 
 _DEFAULTS = CloudConfig()
@@ -82,6 +82,10 @@ async def pump_conn(conn: LinkConnection, transport: asyncio.Transport,
         watcher = (tg.create_task(_watch_queues(transport))
                    if os.environ.get("TUNNEL_BENCH_QUEUES") else None)
         await endpoint.on_link_up(WsChannel(conn))
+        # As the link does (clgwd.link.session.Session.open_binary_lane).
+        if isinstance(endpoint, DirectBinaryEndpoint) and \
+                isinstance(conn, BinarySinkConnection):
+            conn.set_binary_sink(endpoint.on_binary_nowait)
         try:
             while True:
                 message = await conn.recv()

@@ -57,3 +57,17 @@ class BinaryEndpoint(Protocol):
 
     async def on_link_down(self) -> None:
         """The connection was lost; ``on_link_up`` follows when a new one is ready."""
+
+
+@runtime_checkable
+class DirectBinaryEndpoint(BinaryEndpoint, Protocol):
+    """Optional extension: an endpoint that handles a message synchronously.
+
+    Why: the link can then hand it each binary message in the socket callback that
+    parsed it instead of waking its reader task (one loop iteration less per frame:
+    about 20 us of added latency and a tenth of the gateway's CPU per GB in the tunnel
+    bench). The link only does so while no earlier message waits, so order is kept.
+    """
+
+    def on_binary_nowait(self, data: bytes) -> None:
+        """``on_binary`` without awaiting: never blocks."""

@@ -13,9 +13,9 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, Final
 
-from clgwd.channel import BinaryEndpoint, LinkDown
+from clgwd.channel import BinaryEndpoint, DirectBinaryEndpoint, LinkDown
 from clgwd.link import protocol as p
-from clgwd.link.wsapi import Closed, LinkConnection
+from clgwd.link.wsapi import BinarySinkConnection, Closed, LinkConnection
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -136,8 +136,24 @@ class Session:
             self._pending.fail_all(lambda: LinkDown("the cloud connection closed"))
 
     def open_binary_lane(self) -> None:
-        """Called after ``endpoint.on_link_up(self)`` returned: frames may flow now."""
+        """Called after ``endpoint.on_link_up(self)`` returned: frames may flow now.
+
+        From here on, a connection that can (picows) hands binary messages to an endpoint
+        that can take them synchronously straight from its socket callback."""
         self._binary_lane.set()
+        if isinstance(self.endpoint, DirectBinaryEndpoint) and \
+                isinstance(self._conn, BinarySinkConnection):
+            self._conn.set_binary_sink(self._on_binary_now)
+
+    def _on_binary_now(self, data: bytes) -> None:
+        """``_on_binary`` once hello is answered and the lane is open, without the reader
+        task. An endpoint failure propagates: the connection logs it and closes with
+        1011, as the reader path does, and the tunnel starts over on a new one."""
+        endpoint = self.endpoint
+        if self.superseded or not isinstance(endpoint, DirectBinaryEndpoint):
+            self.binary_dropped += 1
+            return
+        endpoint.on_binary_nowait(data)
 
     async def _on_binary(self, data: bytes) -> None:
         # The contract promises on_link_up before any on_binary; a frame that races

@@ -10,8 +10,9 @@ settings and the errors are shared and the link never changes with the backend
 from __future__ import annotations
 
 import ssl
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Final, Protocol
+from typing import Final, Protocol, runtime_checkable
 
 from clgwd import __version__
 
@@ -87,6 +88,16 @@ class LinkConnection(Protocol):
 
     async def close(self, code: int = 1000, reason: str = "") -> None:
         """Close handshake, bounded by the settings' ``close_timeout``."""
+
+
+@runtime_checkable
+class BinarySinkConnection(Protocol):
+    """Optional: a connection that can deliver binary messages from its socket callback
+    (the picows backend; websockets always goes through ``recv``)."""
+
+    def set_binary_sink(self, sink: Callable[[bytes], None] | None) -> None:
+        """Call ``sink`` with each binary message while none waits in the queue; a sink
+        that raises closes the connection with 1011."""
 
 
 class OpenConnection(Protocol):

@@ -133,6 +133,10 @@ class CloudTunnels:
         self._up.set()
 
     async def on_binary(self, data: bytes) -> None:
+        self.on_binary_nowait(data)
+
+    def on_binary_nowait(self, data: bytes) -> None:
+        """``DirectBinaryEndpoint``: a picows carrier feeds frames from its callback."""
         if self.session is not None:
             self.session.feed(data)
 

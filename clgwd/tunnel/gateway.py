@@ -79,6 +79,10 @@ class GatewayMux:
         self.manager.link_up()
 
     async def on_binary(self, data: bytes) -> None:
+        self.on_binary_nowait(data)
+
+    def on_binary_nowait(self, data: bytes) -> None:
+        """``DirectBinaryEndpoint``: the picows link feeds frames from its callback."""
         if self.session is not None:
             self.session.feed(data)
 

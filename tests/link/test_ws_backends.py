@@ -28,7 +28,14 @@ from clgwd.config import ConfigError, parse_config
 from clgwd.link import backends, ws, ws_picows
 from clgwd.link.backends import opener
 from clgwd.link.ws_picows import PicowsConnection
-from clgwd.link.wsapi import Closed, ConnectFailed, HandshakeRejected, LinkConnection, WsSettings
+from clgwd.link.wsapi import (
+    BinarySinkConnection,
+    Closed,
+    ConnectFailed,
+    HandshakeRejected,
+    LinkConnection,
+    WsSettings,
+)
 from clgwd.linksock import NOTSENT_LOWAT
 
 SUBPROTOCOL = "clgwd.v1"
@@ -319,3 +326,53 @@ def test_explicit_picows_without_the_package_is_a_config_error(
     assert parse_config("cloud: {websocket_backend: auto}\n").cloud.websocket_backend == "auto"
     with pytest.raises(ConfigError, match="websocket_backend"):
         parse_config("cloud: {websocket_backend: aiohttp}\n")
+
+
+async def test_binary_sink_gets_messages_in_order_and_only_behind_an_empty_queue() -> None:
+    """picows: binary messages go to the sink in the socket callback; one that arrives
+    while others wait in the queue waits too, so order across kinds is kept."""
+    steps = [asyncio.Event() for _ in range(3)]
+
+    async def sender(ws: ServerConnection) -> None:
+        await ws.send(b"first")
+        await steps[0].wait()
+        await ws.send("text")
+        await ws.send(b"after text")
+        await steps[1].wait()
+        await ws.send(b"last")
+        await steps[2].wait()
+        await ws.send(b"boom")
+        await ws.wait_closed()
+
+    got: list[bytes] = []
+
+    def sink(data: bytes) -> None:
+        if data == b"boom":
+            raise RuntimeError("endpoint bug")
+        got.append(data)
+
+    async with connected("picows", sender) as conn:
+        assert isinstance(conn, BinarySinkConnection) and isinstance(conn, PicowsConnection)
+        assert await conn.recv() == b"first"  # no sink yet: through the queue
+        conn.set_binary_sink(sink)
+        steps[0].set()
+        async with asyncio.timeout(5):  # text always queues; binary waits behind it
+            while len(conn._messages) < 2:
+                await asyncio.sleep(0.01)
+        assert await conn.recv() == "text"
+        assert await conn.recv() == b"after text"
+        assert got == []
+        steps[1].set()
+        async with asyncio.timeout(5):
+            while got != [b"last"]:  # the queue is empty: straight to the sink
+                await asyncio.sleep(0.01)
+        steps[2].set()  # a sink that raises closes the connection with 1011
+        with pytest.raises(Closed) as err:
+            async with asyncio.timeout(5):
+                await conn.recv()
+        assert err.value.code == 1011
+
+
+def test_websockets_backend_has_no_binary_sink() -> None:
+    """websockets delivers through ``recv`` only: the link keeps its reader path."""
+    assert not hasattr(ws.WsConnection, "set_binary_sink")

@@ -237,6 +237,20 @@ async def test_launch_url_opens_lan_page_through_gateway(tmp_path: Path) -> None
         await wait_for(denial_audited, what="stop and denial audited upstream")
 
 
+async def test_tunnel_frames_skip_the_reader_task_on_picows(tmp_path: Path,
+                                                            link_backend: str) -> None:
+    """With picows the link hands tunnel frames to the mux from the socket callback
+    (``DirectBinaryEndpoint``); websockets keeps the reader path. Data flows either way."""
+    async with online_gateway(tmp_path) as t:
+        session = t.gw.link._current
+        assert session is not None
+        sink = getattr(session._conn, "_binary_sink", None)
+        assert (sink is not None) == (link_backend == "picows")
+        url = await t.launch({"admin": "alice"})
+        status, text = await _get(t.http, url)
+        assert status == 200 and PAGE_TITLE in text
+
+
 async def test_refcloud_tunes_the_gateway_link_socket(tmp_path: Path) -> None:
     """The cloud end of the link keeps its unsent queue small too (``clgwd.linksock``)."""
     async with online_gateway(tmp_path) as t:
