@@ -43,9 +43,11 @@ class WsConnection:
     Also used by the benchmark's carrier for the server end (the same API).
     """
 
-    def __init__(self, conn: Connection, write_limit: int = 64 << 10) -> None:
+    def __init__(self, conn: Connection, write_limit: int = 64 << 10,
+                 close_timeout: float = 5.0) -> None:
         self._conn = conn
         self._low_water = write_limit // 4  # websockets' default low-water mark
+        self._close_timeout = close_timeout
 
     @property
     def socket_transport(self) -> asyncio.Transport:
@@ -89,7 +91,15 @@ class WsConnection:
             raise _closed(err) from None
 
     async def close(self, code: int = 1000, reason: str = "") -> None:
-        await self._conn.close(code, reason)
+        """Close handshake, bounded by ``close_timeout``; then the socket is aborted.
+
+        Why the bound: websockets' ``close`` first waits for the write buffer to drain,
+        without a limit, so a peer that stopped reading would hold it forever."""
+        try:
+            async with asyncio.timeout(self._close_timeout):
+                await self._conn.close(code, reason)
+        except TimeoutError:
+            self._conn.transport.abort()
 
 
 
@@ -124,4 +134,4 @@ async def open_connection(url: str, ssl_context: ssl.SSLContext | None, subproto
     if conn.subprotocol != subprotocol:
         await conn.close(1002, "subprotocol required")
         raise ConnectFailed(f"server did not accept subprotocol {subprotocol}")
-    return WsConnection(conn, settings.write_limit)
+    return WsConnection(conn, settings.write_limit, settings.close_timeout)
