@@ -91,12 +91,14 @@ class WsConnection:
             raise _closed(err) from None
 
     async def close(self, code: int = 1000, reason: str = "") -> None:
-        """Close handshake, bounded by ``close_timeout``; then the socket is aborted.
+        """Close handshake, bounded by twice ``close_timeout``; then the socket is aborted.
 
         Why the bound: websockets' ``close`` first waits for the write buffer to drain,
-        without a limit, so a peer that stopped reading would hold it forever."""
+        without a limit, so a peer that stopped reading would hold it forever. Twice:
+        websockets bounds the handshake itself by ``close_timeout``; this outer bound
+        only has to catch the drain, never cut a handshake that is on time."""
         try:
-            async with asyncio.timeout(self._close_timeout):
+            async with asyncio.timeout(2 * self._close_timeout):
                 await self._conn.close(code, reason)
         except TimeoutError:
             self._conn.transport.abort()
