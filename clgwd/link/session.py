@@ -149,11 +149,22 @@ class Session:
         """``_on_binary`` once hello is answered and the lane is open, without the reader
         task. An endpoint failure propagates: the connection logs it and closes with
         1011, as the reader path does, and the tunnel starts over on a new one."""
-        endpoint = self.endpoint
-        if self.superseded or not isinstance(endpoint, DirectBinaryEndpoint):
+        endpoint = self._binary_target(len(data))
+        if endpoint is not None:
+            assert isinstance(endpoint, DirectBinaryEndpoint)  # the sink is set only for one
+            endpoint.on_binary_nowait(data)
+
+    def _binary_target(self, size: int) -> BinaryEndpoint | None:
+        """Where a binary message goes, or None when it is dropped (both paths)."""
+        if self.superseded:
             self.binary_dropped += 1
-            return
-        endpoint.on_binary_nowait(data)
+            _LOGGER.debug("%s: dropped a %d-byte binary message: superseded by a newer "
+                          "connection", self.label, size)
+            return None
+        if self.endpoint is None:
+            _LOGGER.debug("%s: dropped a %d-byte binary message: no tunnel endpoint",
+                          self.label, size)
+        return self.endpoint
 
     async def _on_binary(self, data: bytes) -> None:
         # The contract promises on_link_up before any on_binary; a frame that races
@@ -163,15 +174,8 @@ class Session:
                             self.label)
             return
         await self._binary_lane.wait()
-        endpoint = self.endpoint
-        if self.superseded:
-            self.binary_dropped += 1
-            _LOGGER.debug("%s: dropped a %d-byte binary message: superseded by a newer "
-                          "connection", self.label, len(data))
-            return
+        endpoint = self._binary_target(len(data))
         if endpoint is None:
-            _LOGGER.debug("%s: dropped a %d-byte binary message: no tunnel endpoint",
-                          self.label, len(data))
             return
         try:
             await endpoint.on_binary(data)
