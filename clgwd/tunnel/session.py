@@ -257,6 +257,13 @@ class StreamProtocol(asyncio.Protocol):
         stream.chunks.append(data)
         stream.buffered += len(data)
         stream.last_activity = time.monotonic()
+        session = stream.session
+        session.mark_ready(stream)
+        # Send first, then decide: pausing on what is left (not on what was read) spares
+        # the pause/resume pair per read, two epoll_ctl calls, while the link keeps up.
+        session.flush()
+        if stream.closed:
+            return
         if stream.buffered >= READ_HIGH_WATER or stream.reading_paused:
             # Also when already "paused": uvloop starts reading after connection_made
             # returns even if it paused, so the pause of an OPENING stream is redone here.
@@ -265,8 +272,6 @@ class StreamProtocol(asyncio.Protocol):
             assert transport is not None
             if transport.is_reading():
                 transport.pause_reading()
-        stream.session.mark_ready(stream)
-        stream.session.flush()
 
     def eof_received(self) -> bool:
         stream = self.stream

@@ -13,7 +13,7 @@ import asyncio
 from typing import Any, cast
 
 from clgwd.tunnel import wire
-from clgwd.tunnel.session import Role, Session, SessionLimits, Stream
+from clgwd.tunnel.session import READ_HIGH_WATER, Role, Session, SessionLimits, Stream
 from clgwd.tunnel.wire import Frame, FrameType
 
 
@@ -160,4 +160,46 @@ async def test_frames_are_written_in_the_callback_when_the_link_is_free() -> Non
         await settle()
         assert [(path, bytes(f.body)) for path, f in channel.sent] == [
             ("direct", b"a" * 100), ("task", b"b" * 100), ("direct", b"c" * 100)]
+        session.close("test over")
+
+
+class CountingTransport(FakeTransport):
+    """Counts pauses: each pause/resume pair costs two ``epoll_ctl`` calls."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.pauses = 0
+
+    def pause_reading(self) -> None:
+        self.pauses += 1
+        super().pause_reading()
+
+
+async def test_reading_pauses_only_when_the_link_cannot_take_the_read() -> None:
+    """A full-size read that the link takes at once leaves the socket reading; the same
+    read while the link is busy pauses it (the bytes wait for the link, not for us)."""
+    channel = DirectChannel()
+    streams: dict[int, Stream] = {}
+    async with asyncio.TaskGroup() as tg:
+        session = Session(channel, Role.GATEWAY, tg,
+                          limits=SessionLimits(connection_window=16 << 20),
+                          on_open=lambda s, st, r: streams.__setitem__(st.id, st))
+        session.start()
+        await settle()
+        session.feed(wire.encode_window(0, 8 << 20))
+        session.feed(wire.OpenRequest("t", "192.0.2.1", 80, "a.b", 1 << 20).encode(1))
+        stream = streams[1]
+        transport = CountingTransport()
+        proto = stream.protocol()
+        proto.connection_made(cast(Any, transport))
+        session.accept(stream, "192.0.2.1:80")
+        await settle()
+        transport.pauses = 0  # the pause while OPENING, lifted by accept
+        for _ in range(3):
+            proto.data_received(b"r" * READ_HIGH_WATER)
+        assert (transport.pauses, stream.buffered) == (0, 0)
+        channel.open = False
+        proto.data_received(b"r" * READ_HIGH_WATER)
+        assert (transport.pauses, stream.buffered) == (1, READ_HIGH_WATER)
+        assert stream.reading_paused and not transport.is_reading()
         session.close("test over")
