@@ -61,6 +61,7 @@ class WsChannel:
         self._conn = conn
         self.writable = conn.writable
         self.send_binary_nowait = conn.send_binary_nowait
+        self.path_min_rtt = conn.path_min_rtt
 
     async def send_binary(self, data: bytes) -> None:
         try:

@@ -46,6 +46,20 @@ class DirectBinaryChannel(BinaryChannel, Protocol):
         """Send one binary message now; only call it right after ``writable()``."""
 
 
+@runtime_checkable
+class PathAwareChannel(BinaryChannel, Protocol):
+    """Optional extension: a channel that knows its path's smallest round-trip time.
+
+    Why: with several streams open, the tunnel gives no stream more credit than the
+    link needs to stay busy (about twice rate x RTT), so a bulk stream cannot park a
+    window of data in the kernel queues ahead of an interactive stream's next frame.
+    Without this figure the tunnel keeps the full configured windows.
+    """
+
+    def path_min_rtt(self) -> float | None:
+        """Seconds, as the kernel measured them on the link's TCP socket; None if unknown."""
+
+
 class BinaryEndpoint(Protocol):
     """Receiving side: the link's single reader task calls these, in order."""
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import logging
 import socket
+import struct
 from typing import Final, Protocol
 
 _LOGGER = logging.getLogger(__name__)
@@ -31,6 +32,10 @@ _LOGGER = logging.getLogger(__name__)
 NOTSENT_LOWAT: Final = 16 * 1024
 """Unsent bytes the kernel may hold for the link before the socket reports "full"."""
 _TCP_NOTSENT_LOWAT: Final = getattr(socket, "TCP_NOTSENT_LOWAT", 25)  # Linux value
+_TCP_INFO: Final = getattr(socket, "TCP_INFO", 11)
+_TCPI_MIN_RTT: Final = struct.Struct("=I")
+_TCPI_MIN_RTT_OFFSET: Final = 148
+"""``tcpi_min_rtt`` (microseconds) in Linux's ``struct tcp_info`` (since 4.10)."""
 
 
 class SocketLike(Protocol):
@@ -40,6 +45,8 @@ class SocketLike(Protocol):
     def family(self) -> int: ...
 
     def setsockopt(self, level: int, optname: int, value: int, /) -> None: ...
+
+    def getsockopt(self, level: int, optname: int, buflen: int, /) -> bytes: ...
 
 
 def tune_link_socket(sock: SocketLike | None, *, receive_buffer: int = 0) -> None:
@@ -60,3 +67,26 @@ def tune_link_socket(sock: SocketLike | None, *, receive_buffer: int = 0) -> Non
             sock.setsockopt(level, option, value)
         except OSError as err:
             _LOGGER.debug("link socket: cannot set %s=%d: %s", name, value, err)
+
+
+def min_rtt(sock: SocketLike | None) -> float | None:
+    """The smallest round-trip time (seconds) the kernel measured on this TCP socket, or
+    None where it is not known (no socket, not TCP, not Linux, no sample yet).
+
+    Why the kernel's figure: it is taken from ACKs, so it is the path's delay without the
+    time either process spends queueing or computing; the tunnel multiplies it by its
+    receive rate to size the windows that keep the link busy (bandwidth-delay product).
+    """
+    if sock is None or sock.family not in (socket.AF_INET, socket.AF_INET6):
+        return None
+    size = _TCPI_MIN_RTT_OFFSET + _TCPI_MIN_RTT.size
+    try:
+        info = sock.getsockopt(socket.IPPROTO_TCP, _TCP_INFO, size)
+    except OSError:
+        return None
+    if len(info) < size:
+        return None
+    micros: int = _TCPI_MIN_RTT.unpack_from(info, _TCPI_MIN_RTT_OFFSET)[0]
+    if micros in (0, 0xFFFF_FFFF):  # no sample yet (the kernel starts at ~0U)
+        return None
+    return micros / 1e6

@@ -87,6 +87,9 @@ class Session:
     def send_binary_nowait(self, data: bytes) -> None:
         self._conn.send_binary_nowait(data)
 
+    def path_min_rtt(self) -> float | None:
+        return self._conn.path_min_rtt()
+
     # -- requests we make -----------------------------------------------------------------
 
     async def request(self, method: str, params: dict[str, Any], limit: float) -> Any:

@@ -31,7 +31,7 @@ from clgwd.link.wsapi import (
     connect_failure,
     retry_after,
 )
-from clgwd.linksock import tune_link_socket
+from clgwd.linksock import min_rtt, tune_link_socket
 
 __all__ = ["Closed", "ConnectFailed", "HandshakeRejected", "WsConnection", "WsSettings",
            "open_connection"]
@@ -60,6 +60,9 @@ class WsConnection:
         conn = self._conn
         return (conn.protocol.state is State.OPEN and not conn.transport.is_closing()
                 and conn.transport.get_write_buffer_size() <= self._low_water)
+
+    def path_min_rtt(self) -> float | None:
+        return min_rtt(self._conn.transport.get_extra_info("socket"))
 
     def send_binary_nowait(self, data: bytes) -> None:
         """Frame ``data`` and write it to the transport now (websockets' sans-I/O API:

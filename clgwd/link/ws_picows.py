@@ -42,7 +42,7 @@ from clgwd.link.wsapi import (
     connect_failure,
     retry_after,
 )
-from clgwd.linksock import tune_link_socket
+from clgwd.linksock import min_rtt, tune_link_socket
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -282,6 +282,12 @@ class PicowsConnection(WSListener):
         return (self._closed is None and transport is not None
                 and not transport.is_close_frame_sent and not transport.is_disconnected
                 and transport.underlying_transport.get_write_buffer_size() <= self._low_water)
+
+    def path_min_rtt(self) -> float | None:
+        transport = self._transport
+        if transport is None:
+            return None
+        return min_rtt(transport.underlying_transport.get_extra_info("socket"))
 
     def send_binary_nowait(self, data: bytes) -> None:
         """Frame and write ``data`` now (picows writes straight to the socket when the

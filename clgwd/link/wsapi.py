@@ -86,6 +86,9 @@ class LinkConnection(Protocol):
     def send_binary_nowait(self, data: bytes) -> None:
         """Send one binary message now; only right after ``writable()``."""
 
+    def path_min_rtt(self) -> float | None:
+        """The TCP socket's smallest round-trip time (``clgwd.linksock.min_rtt``)."""
+
     async def close(self, code: int = 1000, reason: str = "") -> None:
         """Close handshake, bounded by the settings' ``close_timeout``."""
 

@@ -39,6 +39,7 @@ class _Channel:
 
     def __init__(self, session: GatewaySession) -> None:
         self.session = session
+        self.path_min_rtt = session.path_min_rtt  # clgwd.channel.PathAwareChannel
 
     async def send_binary(self, data: bytes) -> None:
         try:

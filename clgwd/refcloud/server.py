@@ -324,13 +324,14 @@ class RefCloud:
                                    max_msg_size=self.max_message_bytes, autoping=True,
                                    timeout=WS_CLOSE_TIMEOUT)
         await ws.prepare(request)
+        link_socket = None
         if request.transport is not None:
-            tune_link_socket(request.transport.get_extra_info("socket"),
-                             receive_buffer=self.link_receive_buffer)
+            link_socket = request.transport.get_extra_info("socket")
+            tune_link_socket(link_socket, receive_buffer=self.link_receive_buffer)
         if ws.ws_protocol != p.SUBPROTOCOL:
             await ws.close(code=1002, message=b"subprotocol clgwd.v1 required")
             return ws
-        await self._serve_session(GatewaySession(self, who, ws))
+        await self._serve_session(GatewaySession(self, who, ws, link_socket))
         return ws
 
     async def _serve_session(self, session: GatewaySession) -> None:

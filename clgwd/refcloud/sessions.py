@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Final
 from aiohttp import WSMsgType, web
 
 from clgwd.link import protocol as p
+from clgwd.linksock import SocketLike, min_rtt
 from clgwd.refcloud.store import PushRejected
 
 if TYPE_CHECKING:
@@ -52,10 +53,12 @@ class CommandFailed(Exception):
 class GatewaySession:
     """The cloud end of one gateway websocket."""
 
-    def __init__(self, cloud: RefCloud, gateway_id: str, ws: web.WebSocketResponse) -> None:
+    def __init__(self, cloud: RefCloud, gateway_id: str, ws: web.WebSocketResponse,
+                 link_socket: SocketLike | None = None) -> None:
         self.cloud = cloud
         self.gateway_id = gateway_id
         self.ws = ws
+        self._link_socket = link_socket
         self.ready = asyncio.Event()
         self.closed = asyncio.Event()
         self.connected_at = time.time()
@@ -80,6 +83,10 @@ class GatewaySession:
             await self.ws.send_bytes(data)
         except ConnectionError as err:
             raise SessionClosed(self.gateway_id) from err
+
+    def path_min_rtt(self) -> float | None:
+        """``clgwd.channel.PathAwareChannel``: the link socket's smallest RTT."""
+        return min_rtt(self._link_socket)
 
     # -- commands to the gateway ------------------------------------------------------------
 

@@ -47,7 +47,7 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, Final, Protocol, cast
 
-from clgwd.channel import BinaryChannel, DirectBinaryChannel, LinkDown
+from clgwd.channel import BinaryChannel, DirectBinaryChannel, LinkDown, PathAwareChannel
 from clgwd.tasks import wait_at_most
 from clgwd.tunnel import wire
 from clgwd.tunnel.wire import ErrorCode, Frame, FrameType, ProtocolError
@@ -61,6 +61,11 @@ MAX_CONTROL_BACKLOG: Final = 8192
 """Control frames queued for a peer that does not read them; more means it floods us
 (PINGs, OPENs) faster than it drains our answers, and the session fails instead of
 queueing without bound."""
+RATE_INTERVAL: Final = 0.02
+"""Seconds over which the receive rate is sampled for the shared window."""
+ACTIVE_WITHIN: Final = 0.2
+"""A stream that moved data this recently (seconds) shares the link; idle ones (an
+iperf3 control connection, a browser's kept-alive sockets) do not."""
 FLUSH_BUDGET: Final = 16
 """Frames written synchronously in one callback before the rest goes to the writer task
 (bounds the time one callback holds the event loop)."""
@@ -107,6 +112,26 @@ class SessionLimits:
     max_open_rate: float = 200.0
     """OPENs per second accepted from the peer (token bucket); beyond it is a flood."""
     open_burst: int = 400
+    shared_window_floor: int = 64 * 1024
+    """Least stream credit while streams share the link (see ``shared_window``)."""
+
+
+def shared_window(receive_rate: float, min_rtt: float | None, limits: SessionLimits) -> int:
+    """Stream credit while several streams share the link: twice the link's
+    bandwidth-delay product (receive rate x the kernel's smallest RTT), within
+    [``shared_window_floor``, ``stream_window``].
+
+    Why: credit beyond what keeps the link busy only parks data in the kernel queues,
+    FIFO, where an interactive stream's next frame waits behind it (on loopback a 1 MiB
+    window cost ~2 ms per request under one bulk download). Twice the product keeps a
+    window-limited stream growing (rate follows window / RTT, so the cap doubles per
+    round trip while the path has room), and on a WAN link it comes out at or above
+    the configured window. Without an RTT the configured window stands.
+    """
+    if min_rtt is None:
+        return limits.stream_window
+    wanted = int(2 * receive_rate * min_rtt)
+    return max(limits.shared_window_floor, min(limits.stream_window, wanted))
 
 
 DEFAULT_LIMITS: Final = SessionLimits()
@@ -334,6 +359,17 @@ class Session:
         self._wake = asyncio.Event()
         self._drained = asyncio.Event()
         self._direct = channel if isinstance(channel, DirectBinaryChannel) else None
+        self._path_min_rtt = (channel.path_min_rtt if isinstance(channel, PathAwareChannel)
+                              else None)
+        self._rate_bytes = 0
+        self._rate_since = time.monotonic()
+        self._receive_rate = 0.0
+        """Bytes per second of DATA received: the larger of the last sample and half
+        the previous figure (a decaying maximum)."""
+        self._shared_window = 0
+        """Cached ``shared_window``; 0 = recompute at the next use."""
+        self._link_shared = False
+        """At least two streams were active at the last rate sample."""
         self._writer_idle = False
         self._flush_scheduled = False
         self._loop = asyncio.get_running_loop()
@@ -465,6 +501,7 @@ class Session:
         if stream is None:  # data racing a reset: drop it, but give the credit back
             self._give_connection_credit(size)
             return
+        self._rate_bytes += size
         stream.recv_remaining -= size
         if stream.recv_remaining < 0:
             raise ProtocolError(ErrorCode.FLOW_CONTROL_ERROR,
@@ -653,14 +690,44 @@ class Session:
         if left > 0:
             stream.conn_held -= left
             self._give_connection_credit(left)
-        pending = stream.unreturned - in_memory
-        batching = stream.writing_paused or pending < self.limits.stream_window // 4
+        window = self._credit_window()
+        # Never more outstanding credit than ``window`` (smaller while streams share).
+        pending = min(stream.unreturned - in_memory, window - stream.recv_remaining)
+        batching = stream.writing_paused or pending < window // 4
         if pending <= 0 or (batching and not force):
             return
         stream.unreturned -= pending
         stream.recv_remaining += pending
         if stream.state in (StreamState.OPEN, StreamState.LOCAL_DONE):
             self._send_control(wire.encode_window(stream.id, pending))
+
+    def _credit_window(self) -> int:
+        """The stream window credit is returned up to: the configured one for a stream
+        alone on the link, ``shared_window`` while several share it."""
+        now = time.monotonic()
+        elapsed = now - self._rate_since
+        if elapsed >= RATE_INTERVAL:
+            self._receive_rate = max(self._rate_bytes / elapsed, self._receive_rate / 2)
+            self._rate_bytes = 0
+            self._rate_since = now
+            self._shared_window = 0
+            self._link_shared = self._active_streams(now - ACTIVE_WITHIN) >= 2
+        if not self._link_shared or self._path_min_rtt is None:
+            return self.limits.stream_window
+        if not self._shared_window:  # one getsockopt per sample interval at most
+            self._shared_window = shared_window(self._receive_rate, self._path_min_rtt(),
+                                                self.limits)
+        return self._shared_window
+
+    def _active_streams(self, since: float) -> int:
+        """How many streams moved data after ``since`` (counting stops at two)."""
+        active = 0
+        for stream in self.streams.values():
+            if stream.last_activity >= since:
+                active += 1
+                if active == 2:
+                    break
+        return active
 
     def _give_connection_credit(self, size: int) -> None:
         self._conn_unreturned += size

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from websockets.asyncio.server import ServerConnection, serve
 
 from clgwd.link.ws import WsSettings, open_connection
-from clgwd.linksock import NOTSENT_LOWAT, tune_link_socket
+from clgwd.linksock import NOTSENT_LOWAT, min_rtt, tune_link_socket
 
 _SIOCOUTQNSD = 0x894B  # Linux: bytes in the send queue not yet sent
 _TCP_NOTSENT_LOWAT = getattr(socket, "TCP_NOTSENT_LOWAT", 25)
@@ -71,6 +71,21 @@ def test_sockets_without_tcp_are_left_alone() -> None:
     with socket.socket(socket.AF_UNIX) as unix:
         tune_link_socket(unix, receive_buffer=65536)  # no TCP options: must not raise
         assert unix.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) != 2 * 65536
+
+
+def test_min_rtt_is_the_kernels_figure_for_tcp_only() -> None:
+    with socket.create_server(("127.0.0.1", 0)) as listener, \
+            socket.create_connection(listener.getsockname()) as client:
+        server, _ = listener.accept()
+        with server:
+            for _ in range(5):
+                client.sendall(b"ping")
+                server.recv(16)
+            rtt = min_rtt(client)
+    assert rtt is not None and 0 < rtt < 0.05  # loopback: microseconds
+    assert min_rtt(None) is None
+    with socket.socket(socket.AF_UNIX) as unix:
+        assert min_rtt(unix) is None
 
 
 async def test_link_connection_socket_is_tuned() -> None:

@@ -105,6 +105,8 @@ async def test_text_and_binary_round_trip_with_socket_tuning(backend: str) -> No
         sock = raw_socket(conn)
         assert sock.getsockopt(socket.IPPROTO_TCP, _TCP_NOTSENT_LOWAT) == NOTSENT_LOWAT
         assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) == 2 * 131072
+        rtt = conn.path_min_rtt()  # the kernel's figure for this socket, after traffic
+        assert rtt is not None and 0 < rtt < 0.05
 
 
 async def test_fragmented_messages_are_reassembled(backend: str) -> None:

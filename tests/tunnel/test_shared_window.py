@@ -1,0 +1,109 @@
+"""Shared window: while several streams move data, none holds more credit than the
+link needs (about twice its bandwidth-delay product), so a bulk stream cannot queue a
+whole window in the kernel ahead of an interactive stream's frames.
+
+The peer here is simulated: it sends whatever credit the gateway gave it, as fast as
+it can, and the test watches how much credit it ever holds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any, cast
+
+import pytest
+
+from clgwd.tunnel import wire
+from clgwd.tunnel.session import (
+    RATE_INTERVAL,
+    Role,
+    Session,
+    SessionLimits,
+    Stream,
+    shared_window,
+)
+
+from .conftest import RecordingChannel
+from .test_scheduling import FakeTransport
+
+LIMITS = SessionLimits()
+FLOOR = LIMITS.shared_window_floor
+
+
+class MeasuredChannel(RecordingChannel):
+    """A link that reports a loopback-like smallest RTT (``PathAwareChannel``)."""
+
+    def __init__(self, rtt: float | None) -> None:
+        super().__init__()
+        self.rtt = rtt
+
+    def path_min_rtt(self) -> float | None:
+        return self.rtt
+
+
+def test_shared_window_is_twice_the_bandwidth_delay_product_within_bounds() -> None:
+    assert shared_window(750e6, 3e-6, LIMITS) == FLOOR  # loopback: 4.5 KB -> floor
+    assert shared_window(10e6, 0.01, LIMITS) == 200_000  # 2 x 10 MB/s x 10 ms
+    assert shared_window(12.5e6, 0.05, LIMITS) == LIMITS.stream_window  # WAN: capped
+    assert shared_window(1e9, None, LIMITS) == LIMITS.stream_window  # unknown RTT
+
+
+def open_stream(session: Session, sid: int, streams: dict[int, Stream]) -> Stream:
+    session.feed(wire.OpenRequest("t", "192.0.2.1", 80, "a.b", 1 << 20).encode(sid))
+    stream = streams[sid]
+    stream.protocol().connection_made(cast(Any, FakeTransport()))
+    session.accept(stream, "192.0.2.1:80")
+    return stream
+
+
+async def most_credit_held(channel: RecordingChannel, *, other_active: bool) -> int:
+    """Stream 1 downloads 8 MiB as fast as its credit allows while stream 3 is either
+    active (a request every frame) or idle; the most credit stream 1's sender held
+    once the credit granted before the first rate sample was spent."""
+    streams: dict[int, Stream] = {}
+    async with asyncio.TaskGroup() as tg:
+        session = Session(channel, Role.GATEWAY, tg,
+                          on_open=lambda s, st, r: streams.__setitem__(st.id, st))
+        session.start()
+        session.feed(wire.encode_window(0, 64 << 20))
+        bulk = open_stream(session, 1, streams)
+        small = open_stream(session, 3, streams)
+        if not other_active:
+            small.last_activity = time.monotonic() - 60
+        sent = most = 0
+        sampled = False
+        watch_from = 2 * LIMITS.stream_window  # credit granted before the sample is spent
+        while sent < 8 << 20:
+            size = min(wire.MAX_DATA_PAYLOAD, bulk.recv_remaining)
+            assert size > 0, f"the sender ran out of credit after {sent} bytes"
+            session.feed(wire.encode_data(1, b"b" * size))
+            sent += size
+            if other_active:
+                session.feed(wire.encode_data(3, b"q" * 64))
+            if sent >= LIMITS.stream_window and not sampled:
+                # A first window in ~30 ms: the next DATA samples ~35 MB/s.
+                await asyncio.sleep(RATE_INTERVAL * 1.5)
+                sampled = True
+            elif sent > watch_from:
+                most = max(most, bulk.recv_remaining)
+        session.close("test over")
+    return most
+
+
+async def test_a_bulk_stream_holds_little_credit_while_another_is_active() -> None:
+    assert await most_credit_held(MeasuredChannel(3e-6), other_active=True) <= FLOOR
+
+
+async def test_a_stream_alone_keeps_the_whole_window() -> None:
+    """An idle neighbour (a kept-alive connection) does not count as sharing."""
+    held = await most_credit_held(MeasuredChannel(3e-6), other_active=False)
+    assert held > LIMITS.stream_window // 2
+
+
+@pytest.mark.parametrize("rtt", [None, 0.05])
+async def test_long_or_unknown_paths_keep_the_whole_window(rtt: float | None) -> None:
+    """A link without an RTT figure, or a WAN path, keeps the configured window."""
+    channel = MeasuredChannel(rtt) if rtt is not None else RecordingChannel()
+    held = await most_credit_held(channel, other_active=True)
+    assert held > LIMITS.stream_window // 2
