@@ -588,14 +588,21 @@ def report(systems: list[System], idle_streams: int) -> None:
         ratio(f"{key} vs direct", ours.get(key), direct.get(key))
     for q in ("p50", "p99"):
         base = direct.get(f"lat_{q}")
-        if base is not None:
-            added_ours = ours.get(f"lat_{q}", 0) - base
-            added_ssh = ssh.get(f"lat_{q}", 0) - base
-            added_relay = relay.get(f"lat_{q}", 0) - base
-            print(f"  added latency {q}: clgwd {added_ours:.0f} us, ssh -R {added_ssh:.0f} us,"
-                  f" asyncio relay (floor of the topology in Python) {added_relay:.0f} us")
-            ratio(f"added latency {q} vs ssh -R (goal <= 1.0)", added_ours, added_ssh)
-            ratio(f"added latency {q} vs asyncio relay", added_ours, added_relay)
+        if base is None:
+            continue
+
+        def added(results: dict[str, Any], q: str = q, base: float = base) -> float | None:
+            value = results.get(f"lat_{q}")
+            return None if value is None else value - base
+
+        added_ours, added_ssh, added_relay = added(ours), added(ssh), added(relay)
+        shown = ", ".join(f"{name} {value:.0f} us" for name, value in (
+            ("clgwd", added_ours), ("ssh -R", added_ssh),
+            ("asyncio relay (floor of the topology in Python)", added_relay))
+            if value is not None)
+        print(f"  added latency {q}: {shown}")
+        ratio(f"added latency {q} vs ssh -R (goal <= 1.0)", added_ours, added_ssh)
+        ratio(f"added latency {q} vs asyncio relay", added_ours, added_relay)
     for s in systems:
         if "loaded_p99" in s.results and s.results.get("lat_p99"):
             print(f"  {s.name}: loaded p99 / idle p99 = "
