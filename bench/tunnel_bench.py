@@ -469,16 +469,20 @@ def measure_latency(system: System, seconds: float, count: int) -> None:
     system.results["lat_p50"] = pct(idle, 0.50)
     system.results["lat_p99"] = pct(idle, 0.99)
     bulk = subprocess.Popen(["iperf3", "-c", "127.0.0.1", "-p", str(system.ports["iperf"]),
-                             "-t", str(seconds + 1)], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+                             "-t", str(seconds + 1), "-J"], stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, text=True)
     try:
         time.sleep(0.7)
         loaded_from = time.monotonic_ns()
         loaded = asyncio.run(latency(system.ports["echo"], count, seconds))
     finally:
-        bulk.wait()
+        out, _ = bulk.communicate()
     system.results["loaded_p50"] = pct(loaded, 0.50)
     system.results["loaded_p99"] = pct(loaded, 0.99)
+    with contextlib.suppress(json.JSONDecodeError, KeyError):
+        # What the bulk stream kept while sharing the tunnel (whole run, echoes included).
+        received = json.loads(out)["end"]["sum_received"]["bits_per_second"]
+        system.results["loaded_bulk"] = received / 1e9
     trace = hoptrace.trace_dir()
     if trace is not None and system.name == "clgwd":
         hoptrace.report(trace, loaded_from, sys.stdout)
@@ -550,6 +554,7 @@ ROWS = [
     ("lat_p99", "64 B echo p99 idle (us)", "{:.0f}"),
     ("loaded_p50", "64 B echo p50 under bulk (us)", "{:.0f}"),
     ("loaded_p99", "64 B echo p99 under bulk (us)", "{:.0f}"),
+    ("loaded_bulk", "bulk cloud->LAN beside the echoes (Gbit/s)", "{:.2f}"),
     ("bulk_fwd_cpu_s_per_gb", "gateway CPU s/GB cloud->LAN", "{:.2f}"),
     ("bulk_rev_cpu_s_per_gb", "gateway CPU s/GB LAN->cloud", "{:.2f}"),
     ("rss_base", "gateway RSS before (MiB)", "{:.1f}"),

@@ -112,7 +112,7 @@ class SessionLimits:
     max_open_rate: float = 200.0
     """OPENs per second accepted from the peer (token bucket); beyond it is a flood."""
     open_burst: int = 400
-    shared_window_floor: int = 64 * 1024
+    shared_window_floor: int = 32 * 1024
     """Least stream credit while streams share the link (see ``shared_window``)."""
 
 
