@@ -127,6 +127,10 @@ class TunnelConfig(StrictModel):
     tunnels: list[TunnelDefinition] = Field(default_factory=list)
     stream_window: Annotated[int, Field(ge=65536, le=16 * 1024 * 1024)] = 1024 * 1024
     connection_window: Annotated[int, Field(ge=65536, le=256 * 1024 * 1024)] = 16 * 1024 * 1024
+    shared_window_floor: Annotated[int, Field(ge=16384, le=16 * 1024 * 1024)] = 32 * 1024
+    """Least per-stream credit while several streams move data: the window shrinks
+    towards twice the link's bandwidth-delay product, not below this; equal to
+    ``stream_window`` turns the sharing off."""
     max_streams: Annotated[int, Field(ge=1, le=8192)] = 1024
     max_open_rate: Annotated[float, Field(gt=0, le=100_000, strict=False)] = 200.0
     """Stream opens per second the cloud may request (burst 2x); beyond it is a flood and
@@ -141,6 +145,9 @@ class TunnelConfig(StrictModel):
 
     @model_validator(mode="after")
     def _check_references(self) -> TunnelConfig:
+        if self.shared_window_floor > self.stream_window:
+            raise ValueError(f"shared_window_floor: {self.shared_window_floor} must not "
+                             f"exceed stream_window ({self.stream_window})")
         names = [t.name for t in self.targets]
         if len(names) != len(set(names)):
             raise ValueError("targets: names must be unique")

@@ -188,6 +188,7 @@ def _limits(config: ClgwdConfig) -> SessionLimits:
     cfg = config.tunnel
     return SessionLimits(stream_window=cfg.stream_window,
                          connection_window=cfg.connection_window, max_streams=cfg.max_streams,
+                         shared_window_floor=cfg.shared_window_floor,
                          max_open_rate=cfg.max_open_rate,
                          open_burst=max(1, int(cfg.max_open_rate * 2)))
 

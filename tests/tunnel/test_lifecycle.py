@@ -8,6 +8,7 @@ import pytest
 
 from clgwd.commands import CommandContext
 from clgwd.config import ConfigError, parse_config
+from clgwd.tunnel.component import _limits
 from clgwd.tunnel.manager import InvalidTunnelRequest, TunnelNotFound
 
 from .conftest import HarnessFactory, tunnel_yaml
@@ -100,6 +101,12 @@ def test_config_defaults_and_limits() -> None:
     assert (cfg.targets, cfg.tunnels, cfg.link_grace, cfg.default_expiry) == ([], [], 120.0,
                                                                              3600.0)
     assert cfg.stream_window == 1 << 20 and cfg.connection_window == 16 << 20
+    assert cfg.shared_window_floor == 32 << 10
+    with pytest.raises(ConfigError, match=r"shared_window_floor: 2097152 must not exceed "
+                                          r"stream_window \(1048576\)"):
+        parse_config("tunnel: {shared_window_floor: 2097152}")
+    limits = _limits(parse_config("tunnel: {stream_window: 262144, shared_window_floor: 65536}"))
+    assert (limits.stream_window, limits.shared_window_floor) == (262144, 65536)
     bad = [
         "tunnel: {default_expiry: 50000}",
         "tunnel: {tunnels: [{name: a, target: missing}]}",
