@@ -669,11 +669,14 @@ def main() -> None:
                         help="refcloud process")
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--ws", choices=("auto", "websockets", "picows"), default="auto",
-                        help="websocket library of both clgwd ends (auto: as the shipped "
+                        help="websocket library of the gateway (auto: as the shipped "
                              "cloud.websocket_backend, picows when installed)")
-    parser.add_argument("--ws-cloud", choices=("websockets", "picows"), default="websockets",
-                        help="websocket library of the bench's cloud end (the refcloud's "
-                             "real end is aiohttp; websockets stands in for any cloud)")
+    parser.add_argument("--ws-cloud", choices=("auto", "websockets", "picows"),
+                        default="auto",
+                        help="websocket library of the bench's cloud end, which stands in "
+                             "for any cloud (the refcloud's own end is aiohttp); auto: "
+                             "picows when installed, the fastest end we have, as the "
+                             "baselines run C and Rust on both ends")
     parser.add_argument("--bulk-only", action="store_true")
     parser.add_argument("--only", default="", help="e.g. clgwd,ssh,websocat")
     parser.add_argument("--measure", default="bulk,latency,parallel,memory",
@@ -694,6 +697,7 @@ def main() -> None:
         from clgwd.link.backends import resolve
 
         args.ws = resolve(args.ws)
+        args.ws_cloud = resolve(args.ws_cloud)
         trace = hoptrace.trace_dir()
         if trace is not None:
             trace.mkdir(parents=True, exist_ok=True)
