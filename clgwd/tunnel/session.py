@@ -64,8 +64,8 @@ queueing without bound."""
 RATE_INTERVAL: Final = 0.02
 """Seconds over which the receive rate is sampled for the shared window."""
 ACTIVE_WITHIN: Final = 0.2
-"""A stream that moved data this recently (seconds) shares the link; idle ones (an
-iperf3 control connection, a browser's kept-alive sockets) do not."""
+"""A stream that moved data this recently (seconds) is active; idle ones (an iperf3
+control connection, a browser's kept-alive sockets) do not count."""
 FLUSH_BUDGET: Final = 16
 """Frames written synchronously in one callback before the rest goes to the writer task
 (bounds the time one callback holds the event loop)."""
@@ -178,6 +178,8 @@ class Stream:
         self.bytes_to_peer = 0
         self.opened_at = time.monotonic()
         self.last_activity = self.opened_at
+        self.sample_bytes = 0
+        """DATA bytes received since the session's last rate sample."""
         self.context: Any = None
         """Owner data (the gateway keeps the tunnel name and ticket id here)."""
         self.opened: asyncio.Future[str] = asyncio.get_running_loop().create_future()
@@ -369,7 +371,8 @@ class Session:
         self._shared_window = 0
         """Cached ``shared_window``; 0 = recompute at the next use."""
         self._link_shared = False
-        """At least two streams were active at the last rate sample."""
+        """At the last rate sample, a bulk stream shared the link with another active
+        one (see ``_classify``)."""
         self._writer_idle = False
         self._flush_scheduled = False
         self._loop = asyncio.get_running_loop()
@@ -502,6 +505,7 @@ class Session:
             self._give_connection_credit(size)
             return
         self._rate_bytes += size
+        stream.sample_bytes += size
         stream.recv_remaining -= size
         if stream.recv_remaining < 0:
             raise ProtocolError(ErrorCode.FLOW_CONTROL_ERROR,
@@ -702,8 +706,8 @@ class Session:
             self._send_control(wire.encode_window(stream.id, pending))
 
     def _credit_window(self) -> int:
-        """The stream window credit is returned up to: the configured one for a stream
-        alone on the link, ``shared_window`` while several share it."""
+        """The stream window credit is returned up to: the configured one, or
+        ``shared_window`` while a bulk stream shares the link with an interactive one."""
         now = time.monotonic()
         elapsed = now - self._rate_since
         if elapsed >= RATE_INTERVAL:
@@ -711,7 +715,7 @@ class Session:
             self._rate_bytes = 0
             self._rate_since = now
             self._shared_window = 0
-            self._link_shared = self._active_streams(now - ACTIVE_WITHIN) >= 2
+            self._link_shared = self._bulk_beside_interactive(now, elapsed)
         if not self._link_shared or self._path_min_rtt is None:
             return self.limits.stream_window
         if not self._shared_window:  # one getsockopt per sample interval at most
@@ -719,15 +723,22 @@ class Session:
                                                 self.limits)
         return self._shared_window
 
-    def _active_streams(self, since: float) -> int:
-        """How many streams moved data after ``since`` (counting stops at two)."""
-        active = 0
+    def _bulk_beside_interactive(self, now: float, elapsed: float) -> bool:
+        """True when a bulk stream (it received at least a floor's worth of DATA per
+        sample interval) shares the link with another active stream: the case where
+        queued bulk data delays someone. Downloads among themselves keep full windows
+        (nobody to protect, and small windows cost them throughput). Resets each
+        stream's sample."""
+        bulk_bytes = self.limits.shared_window_floor * elapsed / RATE_INTERVAL
+        since = now - ACTIVE_WITHIN
+        bulk = interactive = 0
         for stream in self.streams.values():
-            if stream.last_activity >= since:
-                active += 1
-                if active == 2:
-                    break
-        return active
+            if stream.sample_bytes >= bulk_bytes:
+                bulk += 1
+            elif stream.last_activity >= since:
+                interactive += 1
+            stream.sample_bytes = 0
+        return bulk > 0 and interactive > 0
 
     def _give_connection_credit(self, size: int) -> None:
         self._conn_unreturned += size

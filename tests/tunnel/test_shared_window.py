@@ -1,6 +1,7 @@
-"""Shared window: while several streams move data, none holds more credit than the
-link needs (about twice its bandwidth-delay product), so a bulk stream cannot queue a
-whole window in the kernel ahead of an interactive stream's frames.
+"""Shared window: while a bulk stream shares the link with an interactive one, no
+stream holds more credit than the link needs (about twice its bandwidth-delay
+product), so the bulk stream cannot queue a whole window in the kernel ahead of the
+interactive stream's frames.
 
 The peer here is simulated: it sends whatever credit the gateway gave it, as fast as
 it can, and the test watches how much credit it ever holds.
@@ -57,10 +58,12 @@ def open_stream(session: Session, sid: int, streams: dict[int, Stream]) -> Strea
     return stream
 
 
-async def most_credit_held(channel: RecordingChannel, *, other_active: bool) -> int:
+async def most_credit_held(channel: RecordingChannel, *, other_active: bool,
+                           other_size: int = 64) -> int:
     """Stream 1 downloads 8 MiB as fast as its credit allows while stream 3 is either
-    active (a request every frame) or idle; the most credit stream 1's sender held
-    once the credit granted before the first rate sample was spent."""
+    active (``other_size`` bytes beside every frame: 64 is a request, 64 KiB another
+    download) or idle; the most credit stream 1's sender held once the credit granted
+    before the first rate sample was spent."""
     streams: dict[int, Stream] = {}
     async with asyncio.TaskGroup() as tg:
         session = Session(channel, Role.GATEWAY, tg,
@@ -80,7 +83,7 @@ async def most_credit_held(channel: RecordingChannel, *, other_active: bool) -> 
             session.feed(wire.encode_data(1, b"b" * size))
             sent += size
             if other_active:
-                session.feed(wire.encode_data(3, b"q" * 64))
+                session.feed(wire.encode_data(3, b"q" * other_size))
             if sent >= LIMITS.stream_window and not sampled:
                 # A first window in ~30 ms: the next DATA samples ~35 MB/s.
                 await asyncio.sleep(RATE_INTERVAL * 1.5)
@@ -98,6 +101,13 @@ async def test_a_bulk_stream_holds_little_credit_while_another_is_active() -> No
 async def test_a_stream_alone_keeps_the_whole_window() -> None:
     """An idle neighbour (a kept-alive connection) does not count as sharing."""
     held = await most_credit_held(MeasuredChannel(3e-6), other_active=False)
+    assert held > LIMITS.stream_window // 2
+
+
+async def test_downloads_among_themselves_keep_the_whole_window() -> None:
+    """Two bulk streams: nobody waits for a small frame, so no window shrinks."""
+    held = await most_credit_held(MeasuredChannel(3e-6), other_active=True,
+                                  other_size=wire.MAX_DATA_PAYLOAD)
     assert held > LIMITS.stream_window // 2
 
 
