@@ -50,9 +50,10 @@ class DirectBinaryChannel(BinaryChannel, Protocol):
 class PathAwareChannel(BinaryChannel, Protocol):
     """Optional extension: a channel that knows its path's smallest round-trip time.
 
-    Why: with several streams open, the tunnel gives no stream more credit than the
-    link needs to stay busy (about twice rate x RTT), so a bulk stream cannot park a
-    window of data in the kernel queues ahead of an interactive stream's next frame.
+    Why: while a bulk stream shares the link with an interactive one, the tunnel gives
+    no stream more credit than the link needs to stay busy (about twice rate x RTT),
+    so the bulk stream cannot park a window of data in the kernel queues ahead of the
+    interactive stream's next frame.
     Without this figure the tunnel keeps the full configured windows.
     """
 

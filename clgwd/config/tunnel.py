@@ -128,9 +128,9 @@ class TunnelConfig(StrictModel):
     stream_window: Annotated[int, Field(ge=65536, le=16 * 1024 * 1024)] = 1024 * 1024
     connection_window: Annotated[int, Field(ge=65536, le=256 * 1024 * 1024)] = 16 * 1024 * 1024
     shared_window_floor: Annotated[int, Field(ge=16384, le=16 * 1024 * 1024)] = 32 * 1024
-    """Least per-stream credit while several streams move data: the window shrinks
-    towards twice the link's bandwidth-delay product, not below this; equal to
-    ``stream_window`` turns the sharing off."""
+    """Least per-stream credit while a bulk stream shares the link with an interactive
+    one: windows shrink towards twice the link's bandwidth-delay product, not below
+    this; equal to ``stream_window`` turns the sharing off."""
     max_streams: Annotated[int, Field(ge=1, le=8192)] = 1024
     max_open_rate: Annotated[float, Field(gt=0, le=100_000, strict=False)] = 200.0
     """Stream opens per second the cloud may request (burst 2x); beyond it is a flood and

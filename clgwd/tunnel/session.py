@@ -117,9 +117,9 @@ class SessionLimits:
 
 
 def shared_window(receive_rate: float, min_rtt: float | None, limits: SessionLimits) -> int:
-    """Stream credit while several streams share the link: twice the link's
-    bandwidth-delay product (receive rate x the kernel's smallest RTT), within
-    [``shared_window_floor``, ``stream_window``].
+    """Stream credit while a bulk stream shares the link with an interactive one:
+    twice the link's bandwidth-delay product (receive rate x the kernel's smallest
+    RTT), within [``shared_window_floor``, ``stream_window``].
 
     Why: credit beyond what keeps the link busy only parks data in the kernel queues,
     FIFO, where an interactive stream's next frame waits behind it (on loopback a 1 MiB
