@@ -259,6 +259,23 @@ async def test_refcloud_tunes_the_gateway_link_socket(tmp_path: Path) -> None:
         assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1
 
 
+async def test_both_tunnel_ends_see_the_link_round_trip_time(tmp_path: Path) -> None:
+    """The shared window needs the kernel's RTT of the link socket on both ends: the
+    gateway's link session (either backend) and the refcloud's aiohttp end pass it on."""
+    async with online_gateway(tmp_path) as t:
+        url = await t.launch({"admin": "alice"})
+        status, _ = await _get(t.http, url)  # traffic both ways: the kernel has samples
+        assert status == 200
+        gateway_session = t.gw.tunnel.mux.session
+        cloud_session = t.cloud.tunnels.muxes[t.gid].session
+        assert gateway_session is not None and cloud_session is not None
+        for session in (gateway_session, cloud_session):
+            probe = session._path_min_rtt
+            assert probe is not None
+            rtt = probe()
+            assert rtt is not None and 0 < rtt < 0.05, rtt
+
+
 async def test_launch_in_byte_mode_forwards_requests_untouched(tmp_path: Path) -> None:
     """``mode: bytes`` (HTTPS targets): Host is not rewritten and a keep-alive client
     sends both requests over one connection, so one stream and one ticket; switching
