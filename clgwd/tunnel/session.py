@@ -63,6 +63,10 @@ MAX_CONTROL_BACKLOG: Final = 8192
 queueing without bound."""
 RATE_INTERVAL: Final = 0.02
 """Seconds over which the receive rate is sampled for the shared window."""
+SHARED_HOLD: Final = 1.0
+"""Seconds windows stay shared after bulk and interactive streams were last seen
+together: a bulk stream that slows for one sample must not get its whole window back
+(a credit burst that queues a window ahead of the next request)."""
 ACTIVE_WITHIN: Final = 0.2
 """A stream that moved data this recently (seconds) is active; idle ones (an iperf3
 control connection, a browser's kept-alive sockets) do not count."""
@@ -370,9 +374,9 @@ class Session:
         the previous figure (a decaying maximum)."""
         self._shared_window = 0
         """Cached ``shared_window``; 0 = recompute at the next use."""
-        self._link_shared = False
-        """At the last rate sample, a bulk stream shared the link with another active
-        one (see ``_classify``)."""
+        self._shared_until = 0.0
+        """Windows are shared until then (``SHARED_HOLD`` after a rate sample last saw a
+        bulk stream beside an interactive one)."""
         self._writer_idle = False
         self._flush_scheduled = False
         self._loop = asyncio.get_running_loop()
@@ -715,8 +719,9 @@ class Session:
             self._rate_bytes = 0
             self._rate_since = now
             self._shared_window = 0
-            self._link_shared = self._bulk_beside_interactive(now, elapsed)
-        if not self._link_shared or self._path_min_rtt is None:
+            if self._bulk_beside_interactive(now, elapsed):
+                self._shared_until = now + SHARED_HOLD
+        if now >= self._shared_until or self._path_min_rtt is None:
             return self.limits.stream_window
         if not self._shared_window:  # one getsockopt per sample interval at most
             self._shared_window = shared_window(self._receive_rate, self._path_min_rtt(),

@@ -15,6 +15,7 @@ from typing import Any, cast
 
 import pytest
 
+from clgwd.tunnel import session as session_module
 from clgwd.tunnel import wire
 from clgwd.tunnel.session import (
     RATE_INTERVAL,
@@ -117,3 +118,32 @@ async def test_long_or_unknown_paths_keep_the_whole_window(rtt: float | None) ->
     channel = MeasuredChannel(rtt) if rtt is not None else RecordingChannel()
     held = await most_credit_held(channel, other_active=True)
     assert held > LIMITS.stream_window // 2
+
+
+async def test_a_slow_sample_does_not_give_the_window_back(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Sharing holds for ``SHARED_HOLD`` after bulk and interactive streams were last
+    seen together: one sample in which the bulk stream slowed must not hand it a
+    whole window of credit at once (that burst is what queues ahead of a request)."""
+    monkeypatch.setattr(session_module, "SHARED_HOLD", 0.2)
+    streams: dict[int, Stream] = {}
+    async with asyncio.TaskGroup() as tg:
+        session = Session(MeasuredChannel(3e-6), Role.GATEWAY, tg,
+                          on_open=lambda s, st, r: streams.__setitem__(st.id, st))
+        session.start()
+        session.feed(wire.encode_window(0, 64 << 20))
+        open_stream(session, 1, streams)
+        open_stream(session, 3, streams)
+
+        async def sample(bulk_size: int) -> int:
+            session.feed(wire.encode_data(1, b"b" * bulk_size))
+            session.feed(wire.encode_data(3, b"q" * 64))
+            await asyncio.sleep(RATE_INTERVAL * 1.5)
+            return session._credit_window()  # takes the sample
+
+        await sample(wire.MAX_DATA_PAYLOAD)
+        assert await sample(wire.MAX_DATA_PAYLOAD) == FLOOR  # shared
+        assert await sample(64) == FLOOR  # the bulk stream slowed: still shared
+        await asyncio.sleep(0.2)
+        assert await sample(64) == LIMITS.stream_window  # hold over: full window
+        session.close("test over")
