@@ -63,10 +63,6 @@ MAX_CONTROL_BACKLOG: Final = 8192
 queueing without bound."""
 RATE_INTERVAL: Final = 0.02
 """Seconds over which the receive rate is sampled for the shared window."""
-SHARED_HOLD: Final = 1.0
-"""Seconds windows stay shared after bulk and interactive streams were last seen
-together: a bulk stream that slows for one sample must not get its whole window back
-(a credit burst that queues a window ahead of the next request)."""
 ACTIVE_WITHIN: Final = 0.2
 """A stream that moved data this recently (seconds) is active; idle ones (an iperf3
 control connection, a browser's kept-alive sockets) do not count."""
@@ -372,11 +368,11 @@ class Session:
         self._receive_rate = 0.0
         """Bytes per second of DATA received: the larger of the last sample and half
         the previous figure (a decaying maximum)."""
-        self._shared_window = 0
-        """Cached ``shared_window``; 0 = recompute at the next use."""
-        self._shared_until = 0.0
-        """Windows are shared until then (``SHARED_HOLD`` after a rate sample last saw a
-        bulk stream beside an interactive one)."""
+        self._window_cap = limits.stream_window
+        """Stream credit is returned up to this: ``shared_window`` while a bulk stream
+        shares the link with an interactive one; otherwise it doubles each sample back
+        to ``stream_window``, so a bulk stream that slowed for one sample never gets a
+        whole window back at once (a credit burst queues ahead of the next request)."""
         self._writer_idle = False
         self._flush_scheduled = False
         self._loop = asyncio.get_running_loop()
@@ -710,23 +706,23 @@ class Session:
             self._send_control(wire.encode_window(stream.id, pending))
 
     def _credit_window(self) -> int:
-        """The stream window credit is returned up to: the configured one, or
-        ``shared_window`` while a bulk stream shares the link with an interactive one."""
+        """The stream window credit is returned up to (``_window_cap``), updated once
+        per rate sample (one ``getsockopt`` at most)."""
         now = time.monotonic()
         elapsed = now - self._rate_since
         if elapsed >= RATE_INTERVAL:
             self._receive_rate = max(self._rate_bytes / elapsed, self._receive_rate / 2)
             self._rate_bytes = 0
             self._rate_since = now
-            self._shared_window = 0
-            if self._bulk_beside_interactive(now, elapsed):
-                self._shared_until = now + SHARED_HOLD
-        if now >= self._shared_until or self._path_min_rtt is None:
-            return self.limits.stream_window
-        if not self._shared_window:  # one getsockopt per sample interval at most
-            self._shared_window = shared_window(self._receive_rate, self._path_min_rtt(),
-                                                self.limits)
-        return self._shared_window
+            limit = self.limits.stream_window
+            if self._path_min_rtt is None:
+                self._window_cap = limit
+            elif self._bulk_beside_interactive(now, elapsed):
+                self._window_cap = shared_window(self._receive_rate, self._path_min_rtt(),
+                                                 self.limits)
+            else:
+                self._window_cap = min(limit, 2 * self._window_cap)
+        return self._window_cap
 
     def _bulk_beside_interactive(self, now: float, elapsed: float) -> bool:
         """True when a bulk stream (it received at least a floor's worth of DATA per

@@ -15,7 +15,6 @@ from typing import Any, cast
 
 import pytest
 
-from clgwd.tunnel import session as session_module
 from clgwd.tunnel import wire
 from clgwd.tunnel.session import (
     RATE_INTERVAL,
@@ -120,12 +119,10 @@ async def test_long_or_unknown_paths_keep_the_whole_window(rtt: float | None) ->
     assert held > LIMITS.stream_window // 2
 
 
-async def test_a_slow_sample_does_not_give_the_window_back(
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    """Sharing holds for ``SHARED_HOLD`` after bulk and interactive streams were last
-    seen together: one sample in which the bulk stream slowed must not hand it a
-    whole window of credit at once (that burst is what queues ahead of a request)."""
-    monkeypatch.setattr(session_module, "SHARED_HOLD", 0.2)
+async def test_a_slow_sample_does_not_give_the_window_back() -> None:
+    """When sharing ends the window doubles per sample back to the configured one: a
+    bulk stream that slowed for one sample must not get a whole window of credit at
+    once (that burst is what queues ahead of the next request)."""
     streams: dict[int, Stream] = {}
     async with asyncio.TaskGroup() as tg:
         session = Session(MeasuredChannel(3e-6), Role.GATEWAY, tg,
@@ -143,7 +140,7 @@ async def test_a_slow_sample_does_not_give_the_window_back(
 
         await sample(wire.MAX_DATA_PAYLOAD)
         assert await sample(wire.MAX_DATA_PAYLOAD) == FLOOR  # shared
-        assert await sample(64) == FLOOR  # the bulk stream slowed: still shared
-        await asyncio.sleep(0.2)
-        assert await sample(64) == LIMITS.stream_window  # hold over: full window
+        caps = [await sample(64) for _ in range(6)]  # the bulk stream went quiet
+        assert caps == [2 * FLOOR, 4 * FLOOR, 8 * FLOOR, 16 * FLOOR, 32 * FLOOR,
+                        LIMITS.stream_window], caps
         session.close("test over")
