@@ -53,8 +53,8 @@ class PathAwareChannel(BinaryChannel, Protocol):
     Why: while a bulk stream shares the link with an interactive one, the tunnel gives
     no stream more credit than the link needs to stay busy (about twice rate x RTT),
     so the bulk stream cannot park a window of data in the kernel queues ahead of the
-    interactive stream's next frame.
-    Without this figure the tunnel keeps the full configured windows.
+    interactive stream's next frame. Without this figure the tunnel keeps the full
+    configured windows.
     """
 
     def path_min_rtt(self) -> float | None:

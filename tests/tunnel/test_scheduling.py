@@ -74,11 +74,12 @@ class GatedChannel:
         return self.sent[-1]
 
 
-def open_stream(session: Session, sid: int, streams: dict[int, Stream]) -> Stream:
+def open_stream(session: Session, sid: int, streams: dict[int, Stream],
+                transport: FakeTransport | None = None) -> Stream:
     """The cloud opens ``sid``; the gateway accepts it with a fake local socket."""
     session.feed(wire.OpenRequest("t", "192.0.2.1", 80, "a.b", 1 << 20).encode(sid))
     stream = streams[sid]
-    stream.protocol().connection_made(cast(Any, FakeTransport()))
+    stream.protocol().connection_made(cast(Any, transport or FakeTransport()))
     session.accept(stream, "192.0.2.1:80")
     return stream
 
@@ -187,12 +188,9 @@ async def test_reading_pauses_only_when_the_link_cannot_take_the_read() -> None:
         session.start()
         await settle()
         session.feed(wire.encode_window(0, 8 << 20))
-        session.feed(wire.OpenRequest("t", "192.0.2.1", 80, "a.b", 1 << 20).encode(1))
-        stream = streams[1]
         transport = CountingTransport()
+        stream = open_stream(session, 1, streams, transport)
         proto = stream.protocol()
-        proto.connection_made(cast(Any, transport))
-        session.accept(stream, "192.0.2.1:80")
         await settle()
         transport.pauses = 0  # the pause while OPENING, lifted by accept
         for _ in range(3):

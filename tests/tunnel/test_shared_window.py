@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any, cast
 
 import pytest
 
@@ -26,7 +25,7 @@ from clgwd.tunnel.session import (
 )
 
 from .conftest import RecordingChannel
-from .test_scheduling import FakeTransport
+from .test_scheduling import open_stream
 
 LIMITS = SessionLimits()
 FLOOR = LIMITS.shared_window_floor
@@ -48,14 +47,6 @@ def test_shared_window_is_twice_the_bandwidth_delay_product_within_bounds() -> N
     assert shared_window(10e6, 0.01, LIMITS) == 200_000  # 2 x 10 MB/s x 10 ms
     assert shared_window(12.5e6, 0.05, LIMITS) == LIMITS.stream_window  # WAN: capped
     assert shared_window(1e9, None, LIMITS) == LIMITS.stream_window  # unknown RTT
-
-
-def open_stream(session: Session, sid: int, streams: dict[int, Stream]) -> Stream:
-    session.feed(wire.OpenRequest("t", "192.0.2.1", 80, "a.b", 1 << 20).encode(sid))
-    stream = streams[sid]
-    stream.protocol().connection_made(cast(Any, FakeTransport()))
-    session.accept(stream, "192.0.2.1:80")
-    return stream
 
 
 async def most_credit_held(channel: RecordingChannel, *, other_active: bool,
