@@ -74,6 +74,18 @@ class GatedChannel:
         return self.sent[-1]
 
 
+def started_gateway(channel: Any, tg: asyncio.TaskGroup,
+                    streams: dict[int, Stream]) -> Session:
+    """A started gateway session that records the streams the cloud opens in
+    ``streams``, with plenty of connection credit to send."""
+    session = Session(channel, Role.GATEWAY, tg,
+                      limits=SessionLimits(connection_window=16 << 20),
+                      on_open=lambda s, st, r: streams.__setitem__(st.id, st))
+    session.start()
+    session.feed(wire.encode_window(0, 8 << 20))
+    return session
+
+
 def open_stream(session: Session, sid: int, streams: dict[int, Stream],
                 transport: FakeTransport | None = None) -> Stream:
     """The cloud opens ``sid``; the gateway accepts it with a fake local socket."""
@@ -88,11 +100,7 @@ async def test_small_frame_overtakes_queued_bulk_data() -> None:
     channel = GatedChannel()
     streams: dict[int, Stream] = {}
     async with asyncio.TaskGroup() as tg:
-        session = Session(channel, Role.GATEWAY, tg,
-                          limits=SessionLimits(connection_window=16 << 20),
-                          on_open=lambda s, st, r: streams.__setitem__(st.id, st))
-        session.start()
-        session.feed(wire.encode_window(0, 8 << 20))  # plenty of connection credit
+        session = started_gateway(channel, tg, streams)
         bulk = open_stream(session, 1, streams)
         small = open_stream(session, 3, streams)
         control = [await channel.release() for _ in range(3)]
@@ -182,12 +190,8 @@ async def test_reading_pauses_only_when_the_link_cannot_take_the_read() -> None:
     channel = DirectChannel()
     streams: dict[int, Stream] = {}
     async with asyncio.TaskGroup() as tg:
-        session = Session(channel, Role.GATEWAY, tg,
-                          limits=SessionLimits(connection_window=16 << 20),
-                          on_open=lambda s, st, r: streams.__setitem__(st.id, st))
-        session.start()
+        session = started_gateway(channel, tg, streams)
         await settle()
-        session.feed(wire.encode_window(0, 8 << 20))
         transport = CountingTransport()
         stream = open_stream(session, 1, streams, transport)
         proto = stream.protocol()

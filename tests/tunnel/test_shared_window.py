@@ -17,15 +17,13 @@ import pytest
 from clgwd.tunnel import wire
 from clgwd.tunnel.session import (
     RATE_INTERVAL,
-    Role,
-    Session,
     SessionLimits,
     Stream,
     shared_window,
 )
 
 from .conftest import RecordingChannel
-from .test_scheduling import open_stream
+from .test_scheduling import open_stream, started_gateway
 
 LIMITS = SessionLimits()
 FLOOR = LIMITS.shared_window_floor
@@ -57,10 +55,7 @@ async def most_credit_held(channel: RecordingChannel, *, other_active: bool,
     before the first rate sample was spent."""
     streams: dict[int, Stream] = {}
     async with asyncio.TaskGroup() as tg:
-        session = Session(channel, Role.GATEWAY, tg,
-                          on_open=lambda s, st, r: streams.__setitem__(st.id, st))
-        session.start()
-        session.feed(wire.encode_window(0, 64 << 20))
+        session = started_gateway(channel, tg, streams)
         bulk = open_stream(session, 1, streams)
         small = open_stream(session, 3, streams)
         if not other_active:
@@ -116,10 +111,7 @@ async def test_a_slow_sample_does_not_give_the_window_back() -> None:
     once (that burst is what queues ahead of the next request)."""
     streams: dict[int, Stream] = {}
     async with asyncio.TaskGroup() as tg:
-        session = Session(MeasuredChannel(3e-6), Role.GATEWAY, tg,
-                          on_open=lambda s, st, r: streams.__setitem__(st.id, st))
-        session.start()
-        session.feed(wire.encode_window(0, 64 << 20))
+        session = started_gateway(MeasuredChannel(3e-6), tg, streams)
         open_stream(session, 1, streams)
         open_stream(session, 3, streams)
 
