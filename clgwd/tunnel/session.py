@@ -179,7 +179,7 @@ class Stream:
         self.opened_at = time.monotonic()
         self.last_activity = self.opened_at
         self.sample_bytes = 0
-        """DATA bytes received since the session's last rate sample."""
+        """DATA bytes received or sent since the session's last rate sample."""
         self.context: Any = None
         """Owner data (the gateway keeps the tunnel name and ticket id here)."""
         self.opened: asyncio.Future[str] = asyncio.get_running_loop().create_future()
@@ -725,11 +725,11 @@ class Session:
         return self._window_cap
 
     def _bulk_beside_interactive(self, now: float, elapsed: float) -> bool:
-        """True when a bulk stream (it received at least a floor's worth of DATA per
-        sample interval) shares the link with another active stream: the case where
-        queued bulk data delays someone. Downloads among themselves keep full windows
-        (nobody to protect, and small windows cost them throughput). Resets each
-        stream's sample."""
+        """True when a bulk stream (it moved at least a floor's worth of DATA, either
+        way, per sample interval) shares the link with another active stream: the case
+        where queued bulk data delays someone. Bulk streams among themselves (downloads,
+        uploads) keep full windows: nobody to protect, and small windows cost them
+        throughput. Resets each stream's sample."""
         bulk_bytes = self.limits.shared_window_floor * elapsed / RATE_INTERVAL
         since = now - ACTIVE_WITHIN
         bulk = interactive = 0
@@ -853,6 +853,7 @@ class Session:
             stream.send_credit -= size
             self._conn_send_credit -= size
             stream.bytes_to_peer += size
+            stream.sample_bytes += size
             stream.turn_over = stream.deficit <= 0 or not stream.buffered
             return frame
         return None

@@ -97,6 +97,30 @@ async def test_downloads_among_themselves_keep_the_whole_window() -> None:
     assert held > LIMITS.stream_window // 2
 
 
+async def test_an_upload_beside_a_download_is_not_interactive() -> None:
+    """A stream that sends a lot and receives little is bulk too: the download beside
+    it keeps its window."""
+    streams: dict[int, Stream] = {}
+    async with asyncio.TaskGroup() as tg:
+        session = started_gateway(MeasuredChannel(3e-6), tg, streams)
+        download = open_stream(session, 1, streams)
+        upload = open_stream(session, 3, streams)
+        upload_socket = upload.protocol()
+        most = 0
+        for sample in range(4):
+            for _ in range(16):
+                size = min(wire.MAX_DATA_PAYLOAD, download.recv_remaining)
+                session.feed(wire.encode_data(1, b"d" * size))
+                upload_socket.data_received(b"u" * wire.MAX_DATA_PAYLOAD)
+                session.feed(wire.encode_window(3, wire.MAX_DATA_PAYLOAD))  # peer reads
+                if sample > 1:
+                    most = max(most, download.recv_remaining)
+            await asyncio.sleep(RATE_INTERVAL * 1.5)
+        assert upload.bytes_to_peer > 2 << 20  # it really uploaded
+        assert most > LIMITS.stream_window // 2
+        session.close("test over")
+
+
 @pytest.mark.parametrize("rtt", [None, 0.05])
 async def test_long_or_unknown_paths_keep_the_whole_window(rtt: float | None) -> None:
     """A link without an RTT figure, or a WAN path, keeps the configured window."""
