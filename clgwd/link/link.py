@@ -458,9 +458,11 @@ class CloudLink:
             await session.endpoint.on_link_up(session)
         session.open_binary_lane()
         self._current = session
-        self._set_state(LinkState.ONLINE, f"online as {self.gateway_id}")
+        # Clear the connection alerts before reporting online, so nobody who sees the
+        # link online also sees it refused (a test caught the gap between the two).
         for code in (ALERT_AUTH, ALERT_TLS, ALERT_CERT):
             await self._store.alerts.clear(code)
+        self._set_state(LinkState.ONLINE, f"online as {self.gateway_id}")
         await self._queue_status()
 
     async def _lost(self, session: Session) -> None:
