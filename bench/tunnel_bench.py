@@ -10,6 +10,8 @@ each tunnel system (the "gateway side" is the process that connects to the LAN t
     websocat: websocat tcp-l                  == ws://    ==> websocat ws-l
     asyncio relay: relay process ==plain TCP==> relay process (no framing, no
               multiplexing): the floor of any asyncio tunnel with these process hops
+    picows floor: the least a picows reverse tunnel must do (``picows_floor.py``: ids
+              and masking, no credit, no scheduler): the ceiling of clgwd's data path
 
 Usage::
 
@@ -28,6 +30,7 @@ import argparse
 import asyncio
 import contextlib
 import functools
+import importlib.util
 import json
 import logging
 import os
@@ -388,6 +391,18 @@ def start_websocat(procs: Procs, targets: dict[str, int]) -> System:
     return System("websocat", ports, server_pids["echo"], target_pids=server_pids)
 
 
+def start_picows_floor(procs: Procs, targets: dict[str, int]) -> System:
+    """The minimal picows reverse tunnel (``bench/picows_floor.py``), same hops as clgwd."""
+    ws_port = free_port()
+    front = {name: free_port() for name in targets}
+    cloud = procs.start([PY, str(HERE), "role-floor-cloud", str(ws_port), json.dumps(
+        {str(front[n]): targets[n] for n in targets})], stdout=subprocess.PIPE)
+    asyncio.run(wait_port(ws_port))
+    gateway = procs.start([PY, str(HERE), "role-floor-gateway", f"ws://127.0.0.1:{ws_port}/"])
+    assert read_line(cloud) == "READY"
+    return System("picows floor", front, gateway.pid)
+
+
 def start_relay(procs: Procs, targets: dict[str, int]) -> System:
     """Two asyncio relay processes in a row (cloud side -> gateway side -> target): the
     same process hops as the clgwd path in the simplest Python code, so its figures are
@@ -578,7 +593,7 @@ def report(systems: list[System], idle_streams: int) -> None:
     by = {s.name: s.results for s in systems}
     ours, ssh, ws, direct = (by.get("clgwd", {}), by.get("ssh -R aes128-gcm", {}),
                              by.get("websocat", {}), by.get("direct", {}))
-    relay = by.get("asyncio relay", {})
+    relay, floor = by.get("asyncio relay", {}), by.get("picows floor", {})
     print("\nratios (clgwd / baseline):")
 
     def ratio(label: str, a: float | None, b: float | None) -> None:
@@ -591,6 +606,9 @@ def report(systems: list[System], idle_streams: int) -> None:
         ratio(f"{key} vs websocat (goal >= 1.0)", ours.get(key), ws.get(key))
         ratio(f"{key} vs ssh -R  (goal >= 0.5)", ours.get(key), ssh.get(key))
         ratio(f"{key} vs direct", ours.get(key), direct.get(key))
+        ratio(f"{key} vs picows floor (minimal picows tunnel)", ours.get(key), floor.get(key))
+    for key in ("bulk_fwd", "bulk_rev"):
+        ratio(f"picows floor {key} vs websocat", floor.get(key), ws.get(key))
     for q in ("p50", "p99"):
         base = direct.get(f"lat_{q}")
         if base is None:
@@ -630,6 +648,8 @@ def run(args: argparse.Namespace) -> None:
             systems.append(start_ssh(procs, targets, work))
         systems.append(start_websocat(procs, targets))
         systems.append(start_relay(procs, targets))
+        if importlib.util.find_spec("picows") is not None:
+            systems.append(start_picows_floor(procs, targets))
         only = set(args.only.split(",")) if args.only else None
         for system in systems:
             if only and system.name.split()[0] not in only and system.name != "direct":
@@ -655,6 +675,15 @@ def run(args: argparse.Namespace) -> None:
     finally:
         procs.stop()
         shutil.rmtree(work, ignore_errors=True)
+
+
+def floor_role(side: str, params: list[str]) -> Any:
+    """A side of the picows floor (imported here: picows is optional)."""
+    import picows_floor
+
+    if side == "cloud":
+        return picows_floor.cloud_main(int(params[0]), json.loads(params[1]))
+    return picows_floor.gateway_main(params[0])
 
 
 def main() -> None:
@@ -692,6 +721,8 @@ def main() -> None:
                                              args.ws),
         "role-cloud": lambda: cloud_main(json.loads(args.params[0]), args.ws),
         "role-relay": lambda: relay_main(json.loads(args.params[0])),
+        "role-floor-cloud": lambda: floor_role("cloud", args.params),
+        "role-floor-gateway": lambda: floor_role("gateway", args.params),
     }
     if args.role == "run":
         from clgwd.link.backends import resolve
