@@ -66,7 +66,7 @@ class _Local(asyncio.BufferedProtocol):
         return memoryview(self.buffer)[OFFSET:]
 
     def buffer_updated(self, nbytes: int) -> None:
-        frame = self.buffer
+        frame, self.buffer = self.buffer, bytearray()  # picows owns it now; idle streams hold none
         if nbytes < PAYLOAD:  # asyncio still holds a view: the buffer cannot shrink
             frame = frame[:OFFSET + nbytes]
         STREAM_ID.pack_into(frame, WS_HEADER_ROOM, self.stream_id)
