@@ -11,7 +11,7 @@ each tunnel system (the "gateway side" is the process that connects to the LAN t
     asyncio relay: relay process ==plain TCP==> relay process (no framing, no
               multiplexing): the floor of any asyncio tunnel with these process hops
     picows floor: the least a picows reverse tunnel must do (``picows_floor.py``: ids
-              and masking, no credit, no scheduler): the ceiling of clgwd's data path
+              and masking, no credit, no scheduler): what the stack gives a tunnel
 
 Usage::
 
