@@ -71,6 +71,13 @@ async def connected(backend: str, handler: Handler, settings: WsSettings = SETTI
             await conn.close()
 
 
+async def recv_close(conn: LinkConnection, timeout: float = 5) -> Closed:
+    """The ``Closed`` that ``recv`` raises within ``timeout`` (fails if it returns)."""
+    with pytest.raises(Closed) as caught:
+        await asyncio.wait_for(conn.recv(), timeout)
+    return caught.value
+
+
 def raw_socket(conn: LinkConnection) -> socket.socket:
     """The TCP socket under either backend (test-only peek)."""
     if isinstance(conn, PicowsConnection):
@@ -130,9 +137,7 @@ async def test_oversize_message_closes_with_1009(backend: str, fragmented: bool)
         await ws.wait_closed()
 
     async with connected(backend, big) as conn:
-        with pytest.raises(Closed) as caught:
-            await asyncio.wait_for(conn.recv(), 5)
-        assert caught.value.code == 1009
+        assert (await recv_close(conn)).code == 1009
 
 
 async def test_invalid_utf8_text_closes_with_1007(backend: str) -> None:
@@ -141,9 +146,7 @@ async def test_invalid_utf8_text_closes_with_1007(backend: str) -> None:
         await ws.wait_closed()
 
     async with connected(backend, bad_text) as conn:
-        with pytest.raises(Closed) as caught:
-            await asyncio.wait_for(conn.recv(), 5)
-        assert caught.value.code == 1007
+        assert (await recv_close(conn)).code == 1007
 
 
 async def test_unread_messages_pause_reading_and_push_back(backend: str) -> None:
@@ -255,9 +258,8 @@ async def test_missed_pong_closes_with_keepalive_timeout(backend: str) -> None:
     settings = replace(SETTINGS, ping_interval=0.1, ping_timeout=0.2, close_timeout=1)
     async with connected(backend, deaf, settings, ping_interval=None) as conn:
         started = time.monotonic()
-        with pytest.raises(Closed) as caught:
-            await asyncio.wait_for(conn.recv(), 10)
-        assert caught.value.code == 1011 and "keepalive" in caught.value.reason
+        closed = await recv_close(conn, timeout=10)
+        assert closed.code == 1011 and "keepalive" in closed.reason
         assert time.monotonic() - started < settings.ping_timeout + settings.close_timeout + 1
 
 
@@ -284,9 +286,8 @@ async def test_peer_close_reaches_recv_with_code_and_reason(backend: str) -> Non
 
     async with connected(backend, closer) as conn:
         assert await conn.recv() == "last"
-        with pytest.raises(Closed) as caught:
-            await asyncio.wait_for(conn.recv(), 5)
-        assert (caught.value.code, caught.value.reason) == (4403, "revoked")
+        closed = await recv_close(conn)
+        assert (closed.code, closed.reason) == (4403, "revoked")
         assert not conn.writable()
 
 
