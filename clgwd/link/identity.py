@@ -60,6 +60,14 @@ class Enrollment:
         return self.not_before + (self.not_after - self.not_before) * RENEW_FRACTION
 
 
+def renewal_deadline(enrollment: Enrollment, first_seen: dt.datetime) -> dt.datetime:
+    """When to renew: 2/3 into the lifetime, but never sooner than 1/3 of what is left at
+    ``first_seen`` (when the link first saw this certificate): certificates are back-dated
+    for clock tolerance, so a short-lived one would otherwise look overdue at once and be
+    renewed in a tight loop."""
+    return max(enrollment.renew_at, first_seen + (enrollment.not_after - first_seen) / 3)
+
+
 class IdentityFiles:
     """Paths and blocking helpers for one identity directory."""
 

@@ -38,7 +38,7 @@ from clgwd.link.backends import opener
 from clgwd.link.backoff import Backoff
 from clgwd.link.enroll import enroll
 from clgwd.link.idempotency import IdempotencyStore
-from clgwd.link.identity import Enrollment, IdentityError, IdentityFiles
+from clgwd.link.identity import Enrollment, IdentityError, IdentityFiles, renewal_deadline
 from clgwd.link.local import CloudNotConfigured, enroll_params, status_view
 from clgwd.link.session import RpcFailed, Session, Tap
 from clgwd.link.wsapi import ConnectFailed, HandshakeRejected, WsSettings
@@ -550,12 +550,9 @@ class CloudLink:
                 await asyncio.sleep(RENEW_RETRY)
 
     def _renew_deadline(self, enrollment: Enrollment) -> dt.datetime:
-        """2/3 into the lifetime, but never sooner than 1/3 of what is left when first
-        seen: certificates are back-dated for clock tolerance, so a short-lived one
-        would otherwise look overdue at once and be renewed in a tight loop."""
+        """``renewal_deadline``, decided once per certificate (when first seen)."""
         if self._renewal_plan[0] != enrollment.not_after:
-            now = dt.datetime.now(dt.UTC)
-            deadline = max(enrollment.renew_at, now + (enrollment.not_after - now) / 3)
+            deadline = renewal_deadline(enrollment, dt.datetime.now(dt.UTC))
             self._renewal_plan = (enrollment.not_after, deadline)
         return self._renewal_plan[1]
 

@@ -166,3 +166,49 @@ async def test_a_backlog_of_large_records_is_pushed_within_the_message_limit(
             rows = await cloud.store.fetchall(
                 "SELECT payload FROM records WHERE kind = 'inventory' ORDER BY seq")
             assert [json.loads(r["payload"])["i"] for r in rows] == list(range(40))
+
+
+async def test_partial_ack_marks_only_what_the_cloud_acknowledged(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A cloud acking only the first record of each batch gets the rest sent again:
+    the gateway marks delivered exactly the acknowledged seq, never the whole batch."""
+    pushes: list[list[int]] = []
+    async with refcloud(tmp_path / "cloud") as cloud:
+        apply_push = cloud.store.apply_push
+
+        async def ack_first_only(gateway_id: str, records: list[Any]) -> int:
+            await apply_push(gateway_id, records)
+            pushes.append([r["seq"] for r in records])
+            return int(records[0]["seq"])
+
+        monkeypatch.setattr(cloud.store, "apply_push", ack_first_only)
+        config = gateway_config(tmp_path, cloud.url, cloud.ca_file)
+        await enroll_gateway(config, cloud)
+        async with running_gateway(config) as gw:
+            for i in range(3):
+                await gw.enqueue("event", {"i": i})
+            await wait_for(lambda: _depth_zero(gw), what="outbox drained")
+    assert len(pushes[0]) >= 2, pushes
+    assert len(pushes) >= 2 and pushes[1][0] == pushes[0][0] + 1, pushes
+
+
+async def test_over_ack_never_marks_records_not_yet_sent(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A cloud acking a seq beyond the batch it got (batch_size 2 of 5 queued) does not
+    make the gateway drop the records it has not sent: all five reach the cloud."""
+    async with refcloud(tmp_path / "cloud") as cloud:
+        apply_push = cloud.store.apply_push
+
+        async def over_ack(gateway_id: str, records: list[Any]) -> int:
+            return await apply_push(gateway_id, records) + 1000
+
+        monkeypatch.setattr(cloud.store, "apply_push", over_ack)
+        config = gateway_config(tmp_path, cloud.url, cloud.ca_file, batch_size=2)
+        await enroll_gateway(config, cloud)
+        async with running_gateway(config) as gw:
+            for i in range(5):
+                await gw.enqueue("event", {"i": i})
+            await wait_for(lambda: _depth_zero(gw), what="outbox drained")
+        rows = await cloud.store.fetchall(
+            "SELECT payload FROM records WHERE kind = 'event' ORDER BY seq")
+        assert [json.loads(r["payload"])["i"] for r in rows] == list(range(5))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import random
 import stat
@@ -15,7 +16,7 @@ from hypothesis import strategies as st
 from clgwd.config import ConfigError, parse_config
 from clgwd.link import protocol as p
 from clgwd.link.backoff import Backoff
-from clgwd.link.identity import IdentityError, IdentityFiles
+from clgwd.link.identity import Enrollment, IdentityError, IdentityFiles, renewal_deadline
 from clgwd.link.link import ws_url
 
 
@@ -119,3 +120,20 @@ def test_identity_key_is_private_and_csr_names_gateway(tmp_path: Path) -> None:
     files.key.chmod(0o644)
     with pytest.raises(IdentityError, match="readable by others"):
         files.make_csr()
+
+
+def test_renewal_is_due_at_two_thirds_of_the_lifetime() -> None:
+    """A 90-day certificate seen 10 days in is renewed 60 days after not_before, not at
+    expiry (80 days from now) and not at once."""
+    now = dt.datetime(2026, 1, 11, tzinfo=dt.UTC)
+    enrollment = Enrollment("gw-1", "acme", "wss://cloud.example", not_before=now - dt.timedelta(
+        days=10), not_after=now + dt.timedelta(days=80))
+    assert renewal_deadline(enrollment, now) == now + dt.timedelta(days=50)
+
+
+def test_back_dated_short_certificate_is_not_renewed_at_once() -> None:
+    """A certificate already past its 2/3 point when first seen waits 1/3 of its rest."""
+    now = dt.datetime(2026, 1, 11, tzinfo=dt.UTC)
+    enrollment = Enrollment("gw-1", "acme", "wss://cloud.example", not_before=now - dt.timedelta(
+        hours=9), not_after=now + dt.timedelta(hours=3))
+    assert renewal_deadline(enrollment, now) == now + dt.timedelta(hours=1)

@@ -167,6 +167,21 @@ async def test_deletion_after_two_absences_then_queued_once(store: Store) -> Non
     assert len([r for r in await records(store, "user.change") if r["op"] == "delete"]) == 1
 
 
+async def test_returning_user_resets_the_absence_count(store: Store) -> None:
+    """Absent, back, absent again: the count restarts, so deletion still needs two
+    consecutive complete reads without the user."""
+    source = FakeSource(users(10))
+    eng = engine(store, source)
+    await eng.run(actor="System", trigger="schedule")
+    for present in (9, 10, 9):
+        source.users = users(present)
+        out = await eng.run(actor="System", trigger="schedule")
+        assert out.counts["deleted"] == 0, present
+    assert "u10" in await snapshot_keys(store)
+    out = await eng.run(actor="System", trigger="schedule")
+    assert out.counts["deleted"] == 1 and "u10" not in await snapshot_keys(store)
+
+
 async def test_partial_read_does_not_delete(store: Store) -> None:
     """A malformed row makes the read partial: absent users are kept."""
     source = FakeSource(users(10))

@@ -165,6 +165,21 @@ async def test_replay_cache_survives_restart(harness: HarnessFactory) -> None:
     assert err.value.reason == "replayed"
 
 
+def test_replay_refused_with_more_than_64_remembered_tickets() -> None:
+    """With over 64 unexpired tickets remembered, an early one is still refused: the
+    prune drops only expired ids."""
+    authority = TicketAuthority()
+    now = 1_000_000.0
+    verifier = TicketVerifier(authority.public_key_b64, GATEWAY_ID, clock=lambda: now)
+    tickets = [authority.issue(gateway=GATEWAY_ID, tunnel="echo", host="127.0.0.1", port=7,
+                               admin="ops", now=now, jti=f"t{i}") for i in range(70)]
+    for ticket in tickets:
+        verifier.verify(ticket, tunnel="echo", host="127.0.0.1", port=7)
+    with pytest.raises(TicketRejected) as err:
+        verifier.verify(tickets[0], tunnel="echo", host="127.0.0.1", port=7)
+    assert err.value.reason == "replayed"
+
+
 async def test_stopped_tunnel_refuses_streams(harness: HarnessFactory) -> None:
     h = await harness()
     err = await _refused(h, OpenRequest("echo", "127.0.0.1", h.echo.port, h.ticket(), 65536))
