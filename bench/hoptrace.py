@@ -44,7 +44,8 @@ def install(role: str, directory: str) -> None:
 
     from clgwd.link.backends import ws_picows
     from clgwd.link.ws import WsConnection
-    from clgwd.tunnel.session import Session, StreamProtocol
+    from clgwd.protocol.session import Session
+    from clgwd.protocol.streams import StreamProtocol
 
     out = Path(directory, f"{role}.log").open("a", buffering=1)  # noqa: SIM115 - for life
     cloud = role == "role-cloud"

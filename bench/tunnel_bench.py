@@ -239,8 +239,8 @@ async def cloud_main(targets: dict[str, int], ws: str) -> None:
     from websockets.asyncio.server import ServerConnection, serve
     from wslink import WS_OPTIONS, picows_serve, pump
 
+    from clgwd.protocol.credit import SessionLimits
     from clgwd.refcloud.tunnels import CloudTunnels, LaunchProxy, TicketAuthority
-    from clgwd.tunnel.session import SessionLimits
 
     raise_nofile()
     authority = TicketAuthority()

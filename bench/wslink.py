@@ -4,7 +4,7 @@ Binary messages in, ``on_binary`` called in order from one reader task; ``send_b
 waits under back-pressure. Two backends, as the link has (``--ws``): websockets (the
 link's ``WsConnection``) and picows (the link's ``PicowsConnection``). Production code never imports
 websockets outside the link; the bench may. The carrier uses the production link's
-limits (``CloudConfig`` defaults) and socket tuning (``clgwd.linksock``), so the
+limits (``CloudConfig`` defaults) and socket tuning (``clgwd.protocol.sockopts``), so the
 figures are those of the shipped settings.
 
 ``TUNNEL_BENCH_RCVBUF`` sets ``SO_RCVBUF`` on both ends (``cloud.receive_buffer``).
@@ -32,14 +32,14 @@ import picows
 from websockets.asyncio.client import ClientConnection
 from websockets.asyncio.server import ServerConnection
 
-from clgwd.channel import BinaryEndpoint, DirectBinaryEndpoint, LinkDown
 from clgwd.config.cloud import CloudConfig
 from clgwd.link.backends import opener
-from clgwd.link.protocol import SUBPROTOCOL
 from clgwd.link.ws import Closed, WsConnection, WsSettings
 from clgwd.link.ws_picows import PicowsConnection
 from clgwd.link.wsapi import BinarySinkConnection, LinkConnection
-from clgwd.linksock import tune_link_socket
+from clgwd.protocol.channel import BinaryEndpoint, DirectBinaryEndpoint, LinkDown
+from clgwd.protocol.rpc import SUBPROTOCOL
+from clgwd.protocol.sockopts import tune_link_socket
 
 _DEFAULTS = CloudConfig()
 RECEIVE_BUFFER = int(os.environ.get("TUNNEL_BENCH_RCVBUF", _DEFAULTS.receive_buffer))

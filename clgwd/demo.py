@@ -27,9 +27,10 @@ from clgwd.config import Secret, load_config
 from clgwd.daemon import EXIT_CONFIG, Daemon
 from clgwd.link.enroll import enroll
 from clgwd.logsetup import setup_logging
+from clgwd.protocol.rpc import RpcFailed
 from clgwd.refcloud.hub import LaunchError
 from clgwd.refcloud.server import RefCloud
-from clgwd.refcloud.sessions import CommandFailed, GatewaySession, SessionClosed
+from clgwd.refcloud.sessions import GatewaySession, SessionClosed
 
 _LOGGER = logging.getLogger(__name__)
 DEMO_ACCOUNT = "demo"
@@ -160,7 +161,7 @@ async def _launch(cloud: RefCloud, gateway_id: str) -> None:
         async with asyncio.timeout(LAUNCH_WAIT):
             await online.wait()
             answer = await cloud.launch(gateway_id, DEMO_TUNNEL, admin="demo-admin")
-    except (TimeoutError, SessionClosed, CommandFailed, LaunchError) as err:
+    except (TimeoutError, SessionClosed, RpcFailed, LaunchError) as err:
         _LOGGER.warning("Demo Launch URL not available: %s: %s", type(err).__name__, err)
         return
     finally:

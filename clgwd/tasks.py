@@ -8,7 +8,7 @@ logged and counted instead of cancelling the daemon's main task; cancellation al
 propagates.
 
 Standard library only, shared by the gateway (tunnel component) and the reference
-cloud (its tunnel hub), like ``clgwd.channel``.
+cloud (its tunnel hub), like ``clgwd.protocol.channel``.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The cloud link: identity and enrollment, the websocket session, JSON-RPC commands,
 outbox delivery and reconnect policy (see docs/protocol.md).
 
-The package imports nothing eagerly: the reference cloud imports ``clgwd.link.protocol``
+The package imports nothing eagerly: the reference cloud imports ``clgwd.protocol.rpc``
 alone and must not load gateway internals with it. Import ``CloudLink`` and
 ``LinkState`` from ``clgwd.link.link``.
 """

@@ -24,7 +24,7 @@ import aiohttp
 from clgwd.config import Secret
 from clgwd.errors import ClgwdError
 from clgwd.link.identity import Enrollment, IdentityFiles
-from clgwd.link.protocol import ENROLL_PATH
+from clgwd.protocol.rpc import ENROLL_PATH
 
 _LOGGER = logging.getLogger(__name__)
 ENROLL_TIMEOUT: Final = 30.0

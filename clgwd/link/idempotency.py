@@ -15,8 +15,8 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Final
 
-from clgwd.link import protocol as p
-from clgwd.link.session import RpcFailed
+from clgwd.protocol import rpc as p
+from clgwd.protocol.rpc import RpcFailed
 from clgwd.store import Database
 
 RETENTION_SECONDS: Final = 7 * 24 * 3600

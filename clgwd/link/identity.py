@@ -25,7 +25,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from clgwd.errors import ClgwdError
-from clgwd.link.protocol import CERT_URI_PREFIX
+from clgwd.protocol.rpc import CERT_URI_PREFIX
 
 IDENTITY_DIRNAME: Final = "cloud"
 KEY_FILE: Final = "device.key"

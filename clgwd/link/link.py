@@ -20,7 +20,6 @@ from typing import Any, Final, Self
 from urllib.parse import urlsplit
 
 from clgwd import __version__
-from clgwd.channel import BinaryEndpoint, LinkDown
 from clgwd.commands import (
     CLOUD_ACTOR,
     CallerRefused,
@@ -33,16 +32,18 @@ from clgwd.component import ComponentState, ComponentStatus, StatusTracker
 from clgwd.config import ClgwdConfig, Secret
 from clgwd.config.cloud import CloudConfig
 from clgwd.errors import ClgwdError, NotSupportedYet
-from clgwd.link import protocol as p
 from clgwd.link.backends import opener
 from clgwd.link.backoff import Backoff
 from clgwd.link.enroll import enroll
 from clgwd.link.idempotency import IdempotencyStore
 from clgwd.link.identity import Enrollment, IdentityError, IdentityFiles, renewal_deadline
 from clgwd.link.local import CloudNotConfigured, enroll_params, status_view
-from clgwd.link.session import RpcFailed, Session, Tap
+from clgwd.link.session import Session, Tap
 from clgwd.link.wsapi import ConnectFailed, HandshakeRejected, WsSettings
 from clgwd.metrics import Metrics
+from clgwd.protocol import rpc as p
+from clgwd.protocol.channel import BinaryEndpoint, LinkDown
+from clgwd.protocol.rpc import RpcFailed
 from clgwd.store import OutboxFullError, Severity, Store
 from clgwd.store.outbox import NEAR_FULL_RATIO
 from clgwd.tasks import wait_at_most

@@ -13,9 +13,9 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, Final
 
-from clgwd.channel import BinaryEndpoint, DirectBinaryEndpoint, LinkDown
-from clgwd.link import protocol as p
 from clgwd.link.wsapi import BinarySinkConnection, Closed, LinkConnection
+from clgwd.protocol import rpc as p
+from clgwd.protocol.channel import BinaryEndpoint, DirectBinaryEndpoint, LinkDown
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -25,16 +25,8 @@ Tap = Callable[[str, str], None]
 """Observer of every text message: ``tap("in"|"out", text)`` (tests record traffic)."""
 
 
-class RpcFailed(Exception):
-    """The peer answered a request with a JSON-RPC error (or a handler wants to)."""
-
-    def __init__(self, error: p.RpcError) -> None:
-        super().__init__(f"{error.message} (code {error.code})")
-        self.error = error
-
-
 Dispatcher = Callable[[p.Request], Awaitable[Any]]
-"""Handles one cloud request; returns the result or raises ``RpcFailed``."""
+"""Handles one cloud request; returns the result or raises ``p.RpcFailed``."""
 
 
 class Session:
@@ -59,7 +51,7 @@ class Session:
         self._hello_id: p.RequestId | None = None
         self._tap = tap
         self.label = label
-        self._pending = p.PendingRequests(RpcFailed)
+        self._pending = p.PendingRequests()
         self._inflight = 0
         self._idle = asyncio.Event()
         self._idle.set()
@@ -94,15 +86,7 @@ class Session:
 
     async def request(self, method: str, params: dict[str, Any], limit: float) -> Any:
         """Send a request and wait for its result; raises RpcFailed, LinkDown, TimeoutError."""
-        request_id, future = self._pending.open()
-        if method == p.HELLO:
-            self._hello_id = request_id
-        try:
-            await self._send(p.Request(request_id, method, params))
-            async with asyncio.timeout(limit):
-                return await future
-        finally:
-            self._pending.close(request_id)
+        return await self._pending.call(self._send, method, params, limit)
 
     async def close(self, code: int = 1000, reason: str = "") -> None:
         await self._conn.close(code, reason)
@@ -221,7 +205,7 @@ class Session:
             reply: p.Message
             try:
                 reply = p.Response(request.id, await self._dispatch(request))
-            except RpcFailed as err:
+            except p.RpcFailed as err:
                 reply = p.ErrorResponse(request.id, err.error)
             except Exception:
                 _LOGGER.exception("Command %s from %s failed", request.method, self.label)
@@ -253,6 +237,8 @@ class Session:
             _LOGGER.debug("%s: reply to unknown request id %r ignored", self.label, message.id)
 
     async def _send(self, message: p.Message) -> None:
+        if isinstance(message, p.Request) and message.method == p.HELLO:
+            self._hello_id = message.id
         try:
             text = p.encode(message)
         except (TypeError, ValueError):

@@ -31,7 +31,7 @@ from clgwd.link.wsapi import (
     connect_failure,
     retry_after,
 )
-from clgwd.linksock import min_rtt, tune_link_socket
+from clgwd.protocol.sockopts import min_rtt, tune_link_socket
 
 __all__ = ["Closed", "ConnectFailed", "HandshakeRejected", "WsConnection", "WsSettings",
            "open_connection"]
@@ -56,7 +56,7 @@ class WsConnection:
 
     def writable(self) -> bool:
         """Open, and the transport's buffer below the low-water mark (see
-        ``clgwd.channel.DirectBinaryChannel``)."""
+        ``clgwd.protocol.channel.DirectBinaryChannel``)."""
         conn = self._conn
         return (conn.protocol.state is State.OPEN and not conn.transport.is_closing()
                 and conn.transport.get_write_buffer_size() <= self._low_water)

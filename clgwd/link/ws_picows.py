@@ -42,7 +42,7 @@ from clgwd.link.wsapi import (
     connect_failure,
     retry_after,
 )
-from clgwd.linksock import min_rtt, tune_link_socket
+from clgwd.protocol.sockopts import min_rtt, tune_link_socket
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -277,7 +277,7 @@ class PicowsConnection(WSListener):
 
     def writable(self) -> bool:
         """Open, and the transport's buffer below the low-water mark (see
-        ``clgwd.channel.DirectBinaryChannel``)."""
+        ``clgwd.protocol.channel.DirectBinaryChannel``)."""
         transport = self._transport
         return (self._closed is None and transport is not None
                 and not transport.is_close_frame_sent and not transport.is_disconnected

@@ -30,7 +30,7 @@ class WsSettings:
     open_timeout: float
     close_timeout: float = 5.0
     receive_buffer: int = 0
-    """``SO_RCVBUF`` of the link socket; 0 = kernel autotuning (see ``clgwd.linksock``)."""
+    """``SO_RCVBUF`` of the link socket; 0 = kernel autotuning (see ``clgwd.protocol.sockopts``)."""
 
 
 class WsError(Exception):
@@ -87,7 +87,7 @@ class LinkConnection(Protocol):
         """Send one binary message now; only right after ``writable()``."""
 
     def path_min_rtt(self) -> float | None:
-        """The TCP socket's smallest round-trip time (``clgwd.linksock.min_rtt``)."""
+        """The TCP socket's smallest round-trip time (``clgwd.protocol.sockopts.min_rtt``)."""
 
     async def close(self, code: int = 1000, reason: str = "") -> None:
         """Close handshake, bounded by the settings' ``close_timeout``."""

@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from clgwd.link.protocol import CERT_URI_PREFIX, gateway_id_from_uri
+from clgwd.protocol.rpc import CERT_URI_PREFIX, gateway_id_from_uri
 
 CLOCK_TOLERANCE: Final = dt.timedelta(minutes=5)
 """Certificates start this far in the past so a slightly slow gateway clock is fine."""

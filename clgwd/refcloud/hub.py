@@ -20,11 +20,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, Self
 
-from clgwd.channel import LinkDown
+from clgwd.protocol.channel import LinkDown
+from clgwd.protocol.credit import DEFAULT_LIMITS, SessionLimits
 from clgwd.refcloud.sessions import GatewaySession, SessionClosed
 from clgwd.refcloud.tunnels import CloudTunnels, LaunchProxy, TicketAuthority
 from clgwd.tasks import TaskScope
-from clgwd.tunnel.session import DEFAULT_LIMITS, SessionLimits
 
 _LOGGER = logging.getLogger(__name__)
 AUTHORITY_FILE: Final = "tunnel-authority.key"
@@ -39,7 +39,7 @@ class _Channel:
 
     def __init__(self, session: GatewaySession) -> None:
         self.session = session
-        self.path_min_rtt = session.path_min_rtt  # clgwd.channel.PathAwareChannel
+        self.path_min_rtt = session.path_min_rtt  # clgwd.protocol.channel.PathAwareChannel
 
     async def send_binary(self, data: bytes) -> None:
         try:

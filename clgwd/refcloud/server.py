@@ -24,12 +24,12 @@ from typing import Any, Final, Self
 
 from aiohttp import web
 
-from clgwd.link import protocol as p
-from clgwd.linksock import tune_link_socket
+from clgwd.protocol import rpc as p
+from clgwd.protocol.sockopts import tune_link_socket
 from clgwd.refcloud import view
 from clgwd.refcloud.ca import CertificateAuthority, CsrRejected, gateway_id_from_der
 from clgwd.refcloud.hub import LAUNCH_MODES, LaunchError, TunnelHub
-from clgwd.refcloud.sessions import CommandFailed, GatewaySession, SessionClosed, Tap
+from clgwd.refcloud.sessions import GatewaySession, SessionClosed, Tap
 from clgwd.refcloud.store import CloudStore, TokenRejected
 
 _LOGGER = logging.getLogger(__name__)
@@ -59,7 +59,8 @@ class RefCloud:
         self.admin_token = admin_token or secrets.token_urlsafe(18)
         self.max_message_bytes = max_message_bytes
         self.link_receive_buffer = link_receive_buffer
-        """``SO_RCVBUF`` of each gateway's link socket (0 = autotuning; see ``clgwd.linksock``)."""
+        """``SO_RCVBUF`` of each gateway's link socket (0 = autotuning; see
+        ``clgwd.protocol.sockopts``)."""
         self.view_port = view_port
         """Optional plain-HTTP port for the read-only view (demo: no CA to import)."""
         self.store = CloudStore(directory / "refcloud.db")
@@ -185,7 +186,7 @@ class RefCloud:
 
     async def command(self, gateway_id: str, method: str, params: dict[str, Any],
                       idempotency_key: str | None = None, limit: float = 30.0) -> Any:
-        """Send a command to a connected gateway; raises CommandFailed/SessionClosed."""
+        """Send a command to a connected gateway; raises RpcFailed/SessionClosed."""
         session = self.sessions.get(gateway_id)
         if session is None or session.closed.is_set():
             raise SessionClosed(gateway_id)
@@ -193,7 +194,7 @@ class RefCloud:
         command_id = await self.store.command_sent(gateway_id, method, params, key)
         try:
             result = await session.call(method, {**params, p.IDEMPOTENCY_PARAM: key}, limit)
-        except CommandFailed as err:
+        except p.RpcFailed as err:
             await self.store.command_done(command_id, {"error": err.error.as_json()})
             raise
         await self.store.command_done(command_id, {"result": result})
@@ -203,12 +204,12 @@ class RefCloud:
 
     async def renew(self, gateway_id: str, csr: object) -> dict[str, Any]:
         if not isinstance(csr, str):
-            raise CommandFailed(p.RpcError(p.INVALID_PARAMS, "csr must be a PEM string"))
+            raise p.RpcFailed(p.RpcError(p.INVALID_PARAMS, "csr must be a PEM string"))
         try:
             issued = await asyncio.to_thread(self.ca.sign_gateway_csr, csr, gateway_id,
                                              self.cert_lifetime)
         except CsrRejected as err:
-            raise CommandFailed(p.RpcError(p.INVALID_PARAMS, str(err))) from None
+            raise p.RpcFailed(p.RpcError(p.INVALID_PARAMS, str(err))) from None
         async with self.store.tx() as tx:
             await self.store.save_gateway_cert(tx, gateway_id, None, issued.serial,
                                                issued.not_after.timestamp())
@@ -412,7 +413,7 @@ class RefCloud:
                      expiry: float | None = None, mode: str = "http") -> dict[str, Any]:
         """Start ``tunnel`` on the gateway (``tunnel.start``), then a Launch proxy for it.
 
-        Raises SessionClosed, CommandFailed, TimeoutError (from the command) or
+        Raises SessionClosed, p.RpcFailed, TimeoutError (from the command) or
         LaunchError (no single target host:port and none given).
         """
         params: dict[str, Any] = {"name": tunnel}
@@ -512,7 +513,7 @@ async def _respond(call: Awaitable[dict[str, Any]]) -> web.Response:
         return web.json_response(await call)
     except SessionClosed:
         return _error(409, "the gateway is not connected")
-    except CommandFailed as err:
+    except p.RpcFailed as err:
         return web.json_response({"error": err.error.as_json()}, status=502)
     except TimeoutError:
         return _error(504, "the gateway did not answer in time")

@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING, Any, Final
 
 from aiohttp import WSMsgType, web
 
-from clgwd.link import protocol as p
-from clgwd.linksock import SocketLike, min_rtt
+from clgwd.protocol import rpc as p
+from clgwd.protocol.sockopts import SocketLike, min_rtt
 from clgwd.refcloud.store import PushRejected
 
 if TYPE_CHECKING:
@@ -42,14 +42,6 @@ class SessionClosed(Exception):
     """The gateway's connection is closed."""
 
 
-class CommandFailed(Exception):
-    """The gateway answered a command with a JSON-RPC error."""
-
-    def __init__(self, error: p.RpcError) -> None:
-        super().__init__(error.message)
-        self.error = error
-
-
 class GatewaySession:
     """The cloud end of one gateway websocket."""
 
@@ -62,7 +54,7 @@ class GatewaySession:
         self.ready = asyncio.Event()
         self.closed = asyncio.Event()
         self.connected_at = time.time()
-        self._pending = p.PendingRequests(CommandFailed)
+        self._pending = p.PendingRequests()
         self._binary_handler: BinaryHandler | None = None
         self.binary_dropped = 0
         self._hello_answering = False
@@ -85,20 +77,14 @@ class GatewaySession:
             raise SessionClosed(self.gateway_id) from err
 
     def path_min_rtt(self) -> float | None:
-        """``clgwd.channel.PathAwareChannel``: the link socket's smallest RTT."""
+        """``clgwd.protocol.channel.PathAwareChannel``: the link socket's smallest RTT."""
         return min_rtt(self._link_socket)
 
     # -- commands to the gateway ------------------------------------------------------------
 
     async def call(self, method: str, params: dict[str, Any], limit: float = 30.0) -> Any:
-        """Send a request; returns its result or raises CommandFailed / SessionClosed."""
-        request_id, future = self._pending.open()
-        try:
-            await self._send(p.Request(request_id, method, params))
-            async with asyncio.timeout(limit):
-                return await future
-        finally:
-            self._pending.close(request_id)
+        """Send a request; returns its result or raises RpcFailed / SessionClosed."""
+        return await self._pending.call(self._send, method, params, limit)
 
     async def goaway(self, reconnect_after_ms: int = 0, reason: str = "") -> None:
         await self._send(p.Notification(p.GOAWAY, {"reconnect_after_ms": reconnect_after_ms,
@@ -162,7 +148,7 @@ class GatewaySession:
     async def _answer(self, request: p.Request) -> None:
         try:
             reply: p.Message = p.Response(request.id, await self._handle(request))
-        except CommandFailed as err:
+        except p.RpcFailed as err:
             reply = p.ErrorResponse(request.id, err.error)
         try:
             await self._send_quietly(reply)
@@ -179,25 +165,27 @@ class GatewaySession:
         if request.method == p.HELLO:
             return await self._hello(request.params)
         if not self.ready.is_set():
-            raise _fail(p.INVALID_REQUEST, "send hello first and wait for its answer",
-                        "hello_required")
+            raise p.rpc_failed(p.INVALID_REQUEST, "send hello first and wait for its answer",
+                               "hello_required")
         if request.method == p.EVENT_PUSH:
             return await self._event_push(request.params)
         if request.method == p.CERT_RENEW:
             return await self.cloud.renew(self.gateway_id, request.params.get("csr"))
-        raise _fail(p.METHOD_NOT_FOUND, f"unknown method {request.method!r}", "unknown_method")
+        raise p.rpc_failed(p.METHOD_NOT_FOUND, f"unknown method {request.method!r}",
+                           "unknown_method")
 
     async def _hello(self, params: dict[str, Any]) -> dict[str, Any]:
         if params.get("gateway_id") != self.gateway_id:
-            raise _fail(p.INVALID_PARAMS, "gateway_id does not match the client certificate",
-                        "identity_mismatch")
+            raise p.rpc_failed(p.INVALID_PARAMS,
+                               "gateway_id does not match the client certificate",
+                               "identity_mismatch")
         if params.get("protocol") != p.PROTOCOL_VERSION:
-            raise _fail(p.INVALID_PARAMS, f"protocol {p.PROTOCOL_VERSION} required",
-                        "protocol_unsupported")
+            raise p.rpc_failed(p.INVALID_PARAMS, f"protocol {p.PROTOCOL_VERSION} required",
+                               "protocol_unsupported")
         version, caps, epoch = (params.get("version"), params.get("capabilities"),
                                 params.get("outbox_epoch"))
         if not isinstance(epoch, str) or not epoch:
-            raise _fail(p.INVALID_PARAMS, "outbox_epoch must be a non-empty string")
+            raise p.rpc_failed(p.INVALID_PARAMS, "outbox_epoch must be a non-empty string")
         acked = await self.cloud.store.gateway_online(
             self.gateway_id, version if isinstance(version, str) else "?",
             [c for c in caps if isinstance(c, str)] if isinstance(caps, list) else [], epoch)
@@ -206,11 +194,11 @@ class GatewaySession:
     async def _event_push(self, params: dict[str, Any]) -> dict[str, Any]:
         records = params.get("records")
         if not isinstance(records, list) or not records:
-            raise _fail(p.INVALID_PARAMS, "records must be a non-empty list")
+            raise p.rpc_failed(p.INVALID_PARAMS, "records must be a non-empty list")
         try:
             acked = await self.cloud.store.apply_push(self.gateway_id, records)
         except PushRejected as err:
-            raise _fail(p.INVALID_PARAMS, str(err), "bad_records") from None
+            raise p.rpc_failed(p.INVALID_PARAMS, str(err), "bad_records") from None
         return {"acked_seq": acked}
 
     async def _send(self, message: p.Message) -> None:
@@ -228,7 +216,4 @@ class GatewaySession:
             await self._send(message)
 
 
-def _fail(code: int, message: str, error_code: str | None = None) -> CommandFailed:
-    return CommandFailed(p.RpcError(code, message,
-                                    {"code": error_code} if error_code else None))
 

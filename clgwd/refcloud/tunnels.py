@@ -1,7 +1,7 @@
 """Reference cloud side of tunnels: ticket authority, cloud mux, "Launch" proxy.
 
-Imports only the protocol modules (``clgwd.tunnel.wire``, ``clgwd.tunnel.session``, the
-``clgwd.channel`` contract) and generic libraries, never gateway internals, so it
+Imports only the protocol modules (``clgwd.protocol.wire``, ``clgwd.protocol.session``, the
+``clgwd.protocol.channel`` contract) and generic libraries, never gateway internals, so it
 exercises exactly what a third-party cloud would implement.
 
 Plugging into the refcloud server (one object per connected gateway with
@@ -37,19 +37,11 @@ from typing import Self, cast
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from clgwd.channel import BinaryChannel
-from clgwd.refcloud.httprewrite import BadRequest, RequestRewriter
-from clgwd.tunnel.session import (
-    DEFAULT_LIMITS,
-    Role,
-    Session,
-    SessionLimits,
-    Stream,
-    StreamProtocol,
-    StreamRefused,
-    TaskOwner,
-)
-from clgwd.tunnel.wire import (
+from clgwd.protocol.channel import BinaryChannel
+from clgwd.protocol.credit import DEFAULT_LIMITS, SessionLimits
+from clgwd.protocol.session import Role, Session, TaskOwner
+from clgwd.protocol.streams import Stream, StreamProtocol, StreamRefused
+from clgwd.protocol.wire import (
     MAX_TICKET_LIFETIME,
     ErrorCode,
     OpenRequest,
@@ -57,6 +49,7 @@ from clgwd.tunnel.wire import (
     TicketClaims,
     pack_ticket,
 )
+from clgwd.refcloud.httprewrite import BadRequest, RequestRewriter
 
 _LOGGER = logging.getLogger(__name__)
 

@@ -17,6 +17,8 @@ from typing import Any, Final, Self
 from clgwd.commands import CommandContext, CommandRouter
 from clgwd.component import ComponentState, StatusTracker
 from clgwd.config import ClgwdConfig
+from clgwd.protocol.credit import SessionLimits
+from clgwd.protocol.wire import MAX_TICKET_LIFETIME
 from clgwd.store import Store
 from clgwd.tasks import TaskScope
 from clgwd.tunnel.allowlist import (
@@ -29,9 +31,7 @@ from clgwd.tunnel.allowlist import (
 from clgwd.tunnel.audit import AuditLog
 from clgwd.tunnel.gateway import GatewayMux
 from clgwd.tunnel.manager import TunnelManager, TunnelState
-from clgwd.tunnel.session import SessionLimits
 from clgwd.tunnel.tickets import TicketVerifier
-from clgwd.tunnel.wire import MAX_TICKET_LIFETIME
 
 _LOGGER = logging.getLogger(__name__)
 

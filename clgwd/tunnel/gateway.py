@@ -20,20 +20,16 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from clgwd.channel import BinaryChannel
+from clgwd.protocol.channel import BinaryChannel
+from clgwd.protocol.credit import SessionLimits
+from clgwd.protocol.session import Role, Session
+from clgwd.protocol.streams import Stream, StreamClosed
+from clgwd.protocol.wire import ErrorCode, OpenRequest, ProtocolError, TicketClaims
 from clgwd.tasks import TaskScope
 from clgwd.tunnel.allowlist import Allowlist, Denied, IPAddress
 from clgwd.tunnel.audit import AuditFailed, AuditLog
 from clgwd.tunnel.manager import TunnelManager, TunnelRefused, TunnelRuntime, TunnelState
-from clgwd.tunnel.session import (
-    Role,
-    Session,
-    SessionLimits,
-    Stream,
-    StreamClosed,
-)
 from clgwd.tunnel.tickets import TicketRejected, TicketVerifier
-from clgwd.tunnel.wire import ErrorCode, OpenRequest, ProtocolError, TicketClaims
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -48,7 +44,7 @@ class StreamContext:
 
 
 class GatewayMux:
-    """Implements ``clgwd.channel.BinaryEndpoint`` for the tunnel protocol."""
+    """Implements ``clgwd.protocol.channel.BinaryEndpoint`` for the tunnel protocol."""
 
     def __init__(self, manager: TunnelManager, verifier: TicketVerifier, allowlist: Allowlist,
                  audit: AuditLog, scope: TaskScope, *, limits: SessionLimits,

@@ -18,8 +18,8 @@ from typing import Any
 
 from clgwd.config.tunnel import TunnelConfig, TunnelDefinition, TunnelTarget
 from clgwd.errors import ClgwdError
+from clgwd.protocol.streams import Stream
 from clgwd.tunnel.audit import AuditFailed, AuditLog
-from clgwd.tunnel.session import Stream
 
 _LOGGER = logging.getLogger(__name__)
 

@@ -20,7 +20,7 @@ from typing import Final
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from clgwd.tunnel.wire import (
+from clgwd.protocol.wire import (
     MAX_TICKET_LIFETIME,
     TicketClaims,
     TicketFormatError,

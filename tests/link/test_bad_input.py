@@ -14,10 +14,11 @@ from pathlib import Path
 import pytest
 
 from clgwd.config import Secret
-from clgwd.link import protocol as p
 from clgwd.link.enroll import enroll
 from clgwd.link.link import LinkState
-from clgwd.refcloud.sessions import CommandFailed, GatewaySession
+from clgwd.protocol import rpc as p
+from clgwd.protocol.rpc import RpcFailed
+from clgwd.refcloud.sessions import GatewaySession
 from tests.link.harness import enroll_gateway, gateway_config, refcloud, running_gateway, wait_for
 
 pytestmark = pytest.mark.usefixtures("link_backend")  # both websocket backends
@@ -57,12 +58,12 @@ async def test_unknown_and_unimplemented_methods_answer_clear_errors(tmp_path: P
             try:
                 await cloud.command(gid, "no.such.method", {})
                 raise AssertionError("unknown method succeeded")
-            except CommandFailed as err:
+            except RpcFailed as err:
                 assert err.error.code == p.METHOD_NOT_FOUND
             try:
                 await cloud.command(gid, "system.reboot", {})
                 raise AssertionError("unimplemented method succeeded")
-            except CommandFailed as err:
+            except RpcFailed as err:
                 assert err.error.code == p.NOT_SUPPORTED_YET
                 assert err.error.data == {"code": "not_supported_yet"}
 

@@ -11,12 +11,12 @@ from typing import Any
 
 import pytest
 
-from clgwd.channel import BinaryChannel, LinkDown
 from clgwd.commands import CommandContext
 from clgwd.config import Secret
-from clgwd.link import protocol as p
 from clgwd.link.link import LinkState
-from clgwd.refcloud.sessions import CommandFailed
+from clgwd.protocol import rpc as p
+from clgwd.protocol.channel import BinaryChannel, LinkDown
+from clgwd.protocol.rpc import RpcFailed
 from tests.link.harness import (
     Gateway,
     enroll_gateway,
@@ -81,7 +81,7 @@ async def test_mutating_command_without_key_is_refused(tmp_path: Path) -> None:
         async with running_gateway(config, setup) as gw:
             await gw.online()
             session = cloud.sessions[gw.link.gateway_id or ""]
-            with pytest.raises(CommandFailed) as info:
+            with pytest.raises(RpcFailed) as info:
                 await session.call("sync.now", {})
             assert info.value.error.code == p.INVALID_PARAMS
             assert counter.calls == []
@@ -194,7 +194,7 @@ async def test_idempotency_key_reused_for_another_method_is_a_conflict(
             await gw.online()
             gid = gw.link.gateway_id or ""
             await cloud.command(gid, "sync.now", {}, idempotency_key="same")
-            with pytest.raises(CommandFailed) as info:
+            with pytest.raises(RpcFailed) as info:
                 await cloud.command(gid, "config.set", {}, idempotency_key="same")
             assert info.value.error.code == p.IDEMPOTENCY_CONFLICT
             assert len(counter.calls) == 1
@@ -311,7 +311,7 @@ async def test_cloud_may_not_enroll_or_call_other_local_only_methods(tmp_path: P
             for method, params, key in (
                     ("cloud.enroll", {"account_id": "evil", "token": token}, "k-1"),
                     ("network.apply", {"ports": [{"name": "eth0", "mode": "dhcp"}]}, "k-2")):
-                with pytest.raises(CommandFailed) as info:
+                with pytest.raises(RpcFailed) as info:
                     await cloud.command(gid, method, params, idempotency_key=key)
                 assert info.value.error.code == p.LOCAL_ONLY
                 assert info.value.error.data == {"code": "local_only"}

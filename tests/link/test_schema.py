@@ -13,13 +13,13 @@ import jsonschema
 import pytest
 
 from clgwd.commands import PROTOCOL_METHODS
-from clgwd.link import protocol as p
-from clgwd.refcloud.sessions import CommandFailed
+from clgwd.protocol import rpc as p
+from clgwd.protocol.rpc import RpcFailed
 from tests.link.harness import enroll_gateway, gateway_config, refcloud, running_gateway, wait_for
 
 
 def _schema() -> dict[str, Any]:
-    text = resources.files("clgwd.link").joinpath("schemas/clgwd-v1.schema.json").read_text()
+    text = resources.files("clgwd.protocol").joinpath("schemas/clgwd-v1.schema.json").read_text()
     return dict(json.loads(text))
 
 
@@ -93,9 +93,9 @@ async def test_recorded_traffic_of_both_sides_matches_schema(tmp_path: Path) -> 
             await gw.enqueue("status", {"at": 1.0}, coalesce_key="status")
             gid = gw.link.gateway_id or ""
             await cloud.command(gid, "status.report", {})
-            with pytest.raises(CommandFailed):
+            with pytest.raises(RpcFailed):
                 await cloud.command(gid, "update.apply", {})
-            with pytest.raises(CommandFailed):
+            with pytest.raises(RpcFailed):
                 await cloud.command(gid, "bogus", {})
             await cloud.sessions[gid].ws.send_str("{not json")
             await wait_for(lambda: _depth_zero(gw))

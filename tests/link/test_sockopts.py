@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from websockets.asyncio.server import ServerConnection, serve
 
 from clgwd.link.ws import WsSettings, open_connection
-from clgwd.linksock import NOTSENT_LOWAT, min_rtt, tune_link_socket
+from clgwd.protocol.sockopts import NOTSENT_LOWAT, min_rtt, tune_link_socket
 
 _SIOCOUTQNSD = 0x894B  # Linux: bytes in the send queue not yet sent
 _TCP_NOTSENT_LOWAT = getattr(socket, "TCP_NOTSENT_LOWAT", 25)

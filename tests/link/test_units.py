@@ -14,10 +14,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from clgwd.config import ConfigError, parse_config
-from clgwd.link import protocol as p
 from clgwd.link.backoff import Backoff
 from clgwd.link.identity import Enrollment, IdentityError, IdentityFiles, renewal_deadline
 from clgwd.link.link import ws_url
+from clgwd.protocol import rpc as p
 
 
 def test_backoff_is_full_jitter_within_growing_capped_windows() -> None:

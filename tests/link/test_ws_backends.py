@@ -36,7 +36,7 @@ from clgwd.link.wsapi import (
     LinkConnection,
     WsSettings,
 )
-from clgwd.linksock import NOTSENT_LOWAT
+from clgwd.protocol.sockopts import NOTSENT_LOWAT
 
 SUBPROTOCOL = "clgwd.v1"
 SETTINGS = WsSettings(max_message_bytes=2**17, max_queue=4, write_limit=65536,

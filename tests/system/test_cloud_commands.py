@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from clgwd.config import ClgwdConfig, load_config
-from clgwd.refcloud.sessions import CommandFailed
+from clgwd.protocol.rpc import RpcFailed
 from clgwd.system import DaemonHooks, SystemComponent
 from tests.link.harness import FAST_LINK, enroll_gateway, refcloud, running_gateway, wait_for
 from tests.link.test_schema import _schema, _validate_traffic
@@ -35,7 +35,7 @@ def _write_config(tmp: Path, cloud_url: str, ca_file: Path) -> Path:
 
 
 async def _expect_error(call: Any, code: str) -> str:
-    with pytest.raises(CommandFailed) as info:
+    with pytest.raises(RpcFailed) as info:
         await call
     assert info.value.error.data == {"code": code} or code in json.dumps(info.value.error.data)
     return info.value.error.message

@@ -17,16 +17,16 @@ from typing import Any
 
 import pytest
 
-from clgwd.channel import BinaryEndpoint, LinkDown
 from clgwd.commands import CommandContext, CommandRouter
 from clgwd.config import ClgwdConfig, parse_config
+from clgwd.protocol import wire
+from clgwd.protocol.channel import BinaryEndpoint, LinkDown
+from clgwd.protocol.streams import Stream
+from clgwd.protocol.wire import Frame, OpenRequest
 from clgwd.refcloud.tunnels import CloudTunnels, LaunchProxy, TicketAuthority
 from clgwd.store import Store
-from clgwd.tunnel import wire
 from clgwd.tunnel.allowlist import Resolver, default_resolver
 from clgwd.tunnel.component import TunnelComponent
-from clgwd.tunnel.session import Stream
-from clgwd.tunnel.wire import Frame, OpenRequest
 
 GATEWAY_ID = "gw-test-1"
 MGMT_PORT = 18080

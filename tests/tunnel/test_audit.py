@@ -9,10 +9,10 @@ import aiosqlite
 import pytest
 
 from clgwd.commands import CommandContext
+from clgwd.protocol.streams import StreamRefused
+from clgwd.protocol.wire import OpenRequest
 from clgwd.store import Store
 from clgwd.tunnel.audit import AuditChainBroken, AuditLog
-from clgwd.tunnel.session import StreamRefused
-from clgwd.tunnel.wire import OpenRequest
 
 from .conftest import HarnessFactory
 

@@ -15,7 +15,7 @@ import struct
 
 import pytest
 
-from clgwd.tunnel.session import Session
+from clgwd.protocol.session import Session
 
 from .conftest import HarnessFactory
 

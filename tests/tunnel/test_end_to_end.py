@@ -28,7 +28,7 @@ from clgwd.daemon import connect_tunnel
 from clgwd.link.enroll import EnrollmentFailed, _tunnel_authority_key
 from clgwd.link.identity import IdentityFiles
 from clgwd.link.link import CloudLink
-from clgwd.linksock import NOTSENT_LOWAT
+from clgwd.protocol.sockopts import NOTSENT_LOWAT
 from clgwd.refcloud.server import RefCloud
 from clgwd.store import Store
 from clgwd.tunnel.component import TunnelComponent
@@ -252,7 +252,7 @@ async def test_tunnel_frames_skip_the_reader_task_on_picows(tmp_path: Path,
 
 
 async def test_refcloud_tunes_the_gateway_link_socket(tmp_path: Path) -> None:
-    """The cloud end of the link keeps its unsent queue small too (``clgwd.linksock``)."""
+    """The cloud end of the link keeps its unsent queue small too (``clgwd.protocol.sockopts``)."""
     async with online_gateway(tmp_path) as t:
         sock = t.cloud.sessions[t.gid].ws.get_extra_info("socket")
         assert sock.getsockopt(socket.IPPROTO_TCP, _TCP_NOTSENT_LOWAT) == NOTSENT_LOWAT

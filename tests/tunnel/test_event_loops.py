@@ -11,8 +11,9 @@ import contextlib
 
 import pytest
 
+from clgwd.protocol.session import Role, Session
+from clgwd.protocol.streams import READ_HIGH_WATER, Stream
 from clgwd.refcloud import tunnels
-from clgwd.tunnel.session import READ_HIGH_WATER, Role, Session, Stream
 
 from .conftest import HarnessFactory, RecordingChannel
 

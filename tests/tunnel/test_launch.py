@@ -7,9 +7,9 @@ import socket
 
 import aiohttp
 
+from clgwd.protocol.wire import OpenRequest
 from clgwd.refcloud.httprewrite import MAX_REQUEST_HEAD, rewrite_request_head
 from clgwd.refcloud.tunnels import host_header
-from clgwd.tunnel.wire import OpenRequest
 
 from .conftest import HarnessFactory
 

@@ -12,9 +12,11 @@ from __future__ import annotations
 import asyncio
 from typing import Any, cast
 
-from clgwd.tunnel import wire
-from clgwd.tunnel.session import READ_HIGH_WATER, Role, Session, SessionLimits, Stream
-from clgwd.tunnel.wire import Frame, FrameType
+from clgwd.protocol import wire
+from clgwd.protocol.credit import SessionLimits
+from clgwd.protocol.session import Role, Session
+from clgwd.protocol.streams import READ_HIGH_WATER, Stream
+from clgwd.protocol.wire import Frame, FrameType
 
 
 class FakeTransport:

@@ -12,11 +12,11 @@ from typing import Any
 
 import pytest
 
+from clgwd.protocol import wire
+from clgwd.protocol.streams import StreamRefused
+from clgwd.protocol.wire import ErrorCode, FrameType, OpenRequest, TicketClaims
 from clgwd.refcloud.tunnels import TicketAuthority
-from clgwd.tunnel import wire
-from clgwd.tunnel.session import StreamRefused
 from clgwd.tunnel.tickets import TicketRejected, TicketVerifier
-from clgwd.tunnel.wire import ErrorCode, FrameType, OpenRequest, TicketClaims
 
 from .conftest import GATEWAY_ID, MGMT_PORT, Harness, HarnessFactory, RecordingChannel
 

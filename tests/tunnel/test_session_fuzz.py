@@ -6,9 +6,10 @@ import asyncio
 import random
 import struct
 
-from clgwd.tunnel import wire
-from clgwd.tunnel.session import Role, Session, SessionState
-from clgwd.tunnel.wire import FrameType
+from clgwd.protocol import wire
+from clgwd.protocol.scheduler import SessionState
+from clgwd.protocol.session import Role, Session
+from clgwd.protocol.wire import FrameType
 
 from .conftest import HarnessFactory, RecordingChannel
 

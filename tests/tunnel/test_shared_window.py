@@ -14,13 +14,9 @@ import time
 
 import pytest
 
-from clgwd.tunnel import wire
-from clgwd.tunnel.session import (
-    RATE_INTERVAL,
-    SessionLimits,
-    Stream,
-    shared_window,
-)
+from clgwd.protocol import wire
+from clgwd.protocol.credit import RATE_INTERVAL, SessionLimits, shared_window
+from clgwd.protocol.streams import Stream
 
 from .conftest import RecordingChannel
 from .test_scheduling import open_stream, started_gateway

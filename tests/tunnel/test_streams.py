@@ -6,8 +6,9 @@ import asyncio
 import os
 import time
 
-from clgwd.tunnel import wire
-from clgwd.tunnel.session import READ_HIGH_WATER, SessionLimits, StreamRefused, StreamState
+from clgwd.protocol import wire
+from clgwd.protocol.credit import SessionLimits
+from clgwd.protocol.streams import READ_HIGH_WATER, StreamRefused, StreamState
 
 from .conftest import HarnessFactory, MemoryLink
 

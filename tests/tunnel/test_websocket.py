@@ -21,8 +21,8 @@ from websockets.asyncio.client import connect
 from websockets.asyncio.server import ServerConnection, serve
 
 from bench.wslink import gateway_connect, picows_serve, pump, pump_conn
-from clgwd.channel import BinaryEndpoint
 from clgwd.link.ws_picows import PicowsConnection
+from clgwd.protocol.channel import BinaryEndpoint
 from clgwd.refcloud.tunnels import CloudTunnels
 
 from .conftest import HarnessFactory

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from clgwd.tunnel import wire
-from clgwd.tunnel.wire import ErrorCode, FrameType, ProtocolError
+from clgwd.protocol import wire
+from clgwd.protocol.wire import ErrorCode, FrameType, ProtocolError
 
 
 def test_data_roundtrip_keeps_header_small() -> None:

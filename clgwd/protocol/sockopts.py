@@ -1,7 +1,7 @@
 """Socket options for the one TCP connection that carries the cloud link (both ends).
 
 Why: tunnel frames are scheduled by priority (control first, then deficit round-robin,
-see ``clgwd.tunnel.session``), but once a frame is handed to the socket it queues FIFO in
+see ``clgwd.protocol.session``), but once a frame is handed to the socket it queues FIFO in
 the kernel. With Linux's default autotuning those kernel queues grow to several MiB, so a
 small request frame waits behind a whole window of bulk data (head-of-line blocking
 below our scheduler). ``TCP_NOTSENT_LOWAT`` keeps the unsent part of the send queue

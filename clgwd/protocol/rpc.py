@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -209,13 +209,37 @@ def is_valid_gateway_id(value: str) -> bool:
             and all(c in "0123456789abcdef" for c in value[3:]))
 
 
+class RpcFailed(Exception):
+    """The peer answered a request with a JSON-RPC error (or a handler wants to)."""
+
+    def __init__(self, error: RpcError) -> None:
+        super().__init__(f"{error.message} (code {error.code})")
+        self.error = error
+
+
+def rpc_failed(code: int, message: str, error_code: str | None = None) -> RpcFailed:
+    """``RpcFailed`` for ``error_response(...)``'s error (``data.code`` = ``error_code``)."""
+    return RpcFailed(error_response(None, code, message, error_code).error)
+
+
 class PendingRequests:
     """Correlates our outgoing request ids with the peer's replies (both sides use it)."""
 
-    def __init__(self, remote_error: Callable[[RpcError], Exception]) -> None:
+    def __init__(self) -> None:
         self._ids = itertools.count(1)
         self._pending: dict[RequestId, asyncio.Future[Any]] = {}
-        self._remote_error = remote_error
+
+    async def call(self, send: Callable[[Request], Awaitable[None]], method: str,
+                   params: dict[str, Any], limit: float) -> Any:
+        """Send a request through ``send`` and wait (at most ``limit`` s) for its reply:
+        the result, or ``RpcFailed``; ``TimeoutError`` and what ``send`` raises pass."""
+        request_id, future = self.open()
+        try:
+            await send(Request(request_id, method, params))
+            async with asyncio.timeout(limit):
+                return await future
+        finally:
+            self.close(request_id)
 
     def open(self) -> tuple[int, asyncio.Future[Any]]:
         """A fresh id and the future its reply will complete; ``close(id)`` afterwards."""
@@ -235,7 +259,7 @@ class PendingRequests:
         if isinstance(reply, Response):
             future.set_result(reply.result)
         else:
-            _fail_quietly(future, self._remote_error(reply.error))
+            _fail_quietly(future, RpcFailed(reply.error))
         return True
 
     def fail_all(self, make_error: Callable[[], Exception]) -> None:
