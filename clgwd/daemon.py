@@ -26,7 +26,7 @@ from clgwd.commands import CommandRouter
 from clgwd.component import HEALTHY_STATES, Component, ComponentState, ComponentStatus
 from clgwd.config import ClgwdConfig, ConfigError, load_config
 from clgwd.control import ControlServer
-from clgwd.errors import ClgwdError
+from clgwd.errors import EXIT_FAILURE, EXIT_OK, EXIT_RESTART, ClgwdError
 from clgwd.link.link import CloudLink
 from clgwd.logsetup import set_level
 from clgwd.metrics import Metrics
@@ -47,11 +47,6 @@ from clgwd.web.server import HttpServer
 
 _LOGGER = logging.getLogger(__name__)
 
-EXIT_OK: Final = 0
-EXIT_FAILURE: Final = 1
-EXIT_CONFIG: Final = 78  # EX_CONFIG from sysexits.h
-EXIT_RESTART: Final = 75
-"""EX_TEMPFAIL: "start me again" (factory reset); the unit's Restart=on-failure does."""
 LOOP_LAG_LIMIT: Final = 5.0
 
 

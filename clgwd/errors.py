@@ -6,7 +6,17 @@ prints the message; nobody shows a traceback to an operator for an expected fail
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import ClassVar, Final
+
+# Process exit statuses (sysexits.h where one fits), shared by the daemon and the CLI.
+EXIT_OK: Final = 0
+EXIT_FAILURE: Final = 1
+EXIT_CONFIG: Final = 78
+"""EX_CONFIG: the config file is invalid."""
+EXIT_RESTART: Final = 75
+"""EX_TEMPFAIL: "start me again" (factory reset); the unit's Restart=on-failure does."""
+EXIT_UNAVAILABLE: Final = 69
+"""EX_UNAVAILABLE: the daemon is not running (CLI commands that need it)."""
 
 
 class ClgwdError(Exception):

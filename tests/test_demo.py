@@ -14,7 +14,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from clgwd.demo import DEMO_UI_TITLE
+from clgwd.cli.demo import DEMO_UI_TITLE
 
 pytestmark = pytest.mark.slow
 ReadUntil = Callable[[str], Coroutine[Any, Any, str]]

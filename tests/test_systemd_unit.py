@@ -67,7 +67,7 @@ def test_unit_declares_the_required_behaviour() -> None:
 def test_factory_reset_exit_code_is_restarted() -> None:
     """The daemon exits with EXIT_RESTART after a factory reset: Restart=on-failure
     restarts on it only if no RestartPreventExitStatus / SuccessExitStatus lists it."""
-    from clgwd.daemon import EXIT_RESTART
+    from clgwd.errors import EXIT_RESTART
 
     text = UNIT.read_text()
     assert "Restart=on-failure" in text.splitlines()

@@ -13,8 +13,8 @@ import pytest
 
 from clgwd.component import Component, ComponentState, StatusTracker
 from clgwd.config import ClgwdConfig
-from clgwd.daemon import EXIT_FAILURE, EXIT_OK, Daemon, build_components
-from clgwd.errors import StartupError
+from clgwd.daemon import Daemon, build_components
+from clgwd.errors import EXIT_FAILURE, EXIT_OK, StartupError
 from clgwd.sdnotify import Notifier
 from clgwd.web.server import HttpServer
 from tests.daemon.notify import NotifyListener

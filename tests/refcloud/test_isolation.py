@@ -11,9 +11,8 @@ import clgwd.refcloud
 
 # ``clgwd.protocol`` is what both ends share (JSON-RPC envelope and matching, the tunnel
 # wire format and engine, the binary-lane contract, socket options). ``clgwd.tasks`` is
-# shared core (standard library only) that the tunnel engine itself runs on; the CLI
-# helpers are allowed for the refcloud's command line (``clgwd refcloud``).
-ALLOWED = ("clgwd.refcloud", "clgwd.protocol", "clgwd.tasks", "clgwd.cli_support")
+# shared core (standard library only) that the tunnel engine itself runs on.
+ALLOWED = ("clgwd.refcloud", "clgwd.protocol", "clgwd.tasks")
 
 
 def test_refcloud_sources_import_only_the_protocol_module() -> None:
@@ -35,7 +34,7 @@ def test_refcloud_sources_import_only_the_protocol_module() -> None:
 
 def test_running_refcloud_does_not_load_gateway_modules() -> None:
     """Importing the refcloud server loads no store, command router or link component."""
-    code = ("import sys, clgwd.refcloud.server, clgwd.refcloud.cli; "
+    code = ("import sys, clgwd.refcloud.server; "
             "print(sorted(m for m in sys.modules if m.startswith('clgwd')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout

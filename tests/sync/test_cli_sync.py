@@ -12,6 +12,7 @@ import pytest
 from clgwd import cli
 from clgwd.config import parse_config
 from clgwd.daemon import Daemon
+from clgwd.errors import EXIT_FAILURE, EXIT_UNAVAILABLE
 from clgwd.pbx.csv_source import CsvSource
 from clgwd.store import Store
 from clgwd.sync.engine import SyncEngine
@@ -60,7 +61,7 @@ async def test_cli_preview_then_sync_through_the_daemon(
 def test_cli_without_daemon_says_not_running(tmp_path: Path,
                                               capsys: pytest.CaptureFixture[str]) -> None:
     code = cli.main(["sync", "--socket", str(tmp_path / "none.sock")])
-    assert code == cli.EXIT_UNAVAILABLE
+    assert code == EXIT_UNAVAILABLE
     assert "not running" in capsys.readouterr().err
 
 
@@ -125,6 +126,6 @@ async def test_preview_without_daemon_never_waits_for_the_writer(
     conf.write_text(conf.read_text(encoding="utf-8").replace(str(state_dir),
                                                              str(tmp_path / "absent")))
     code = await asyncio.to_thread(cli.main, ["sync", "--preview", "--config", str(conf)])
-    assert code == cli.EXIT_FAILURE
+    assert code == EXIT_FAILURE
     assert "no state database" in capsys.readouterr().err
     assert not (tmp_path / "absent").exists()

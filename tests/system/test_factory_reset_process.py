@@ -12,9 +12,9 @@ from typing import Any
 import aiohttp
 import pytest
 
-from clgwd.daemon import EXIT_RESTART
+from clgwd.cli.setup_code_info import read_setup_info
+from clgwd.errors import EXIT_RESTART
 from clgwd.store.db import DB_FILENAME
-from clgwd.web.setupcode import read_setup_info
 from tests.daemon.proc import DaemonProcess, run_cli, write_config
 
 PASSWORD = "correct horse battery"

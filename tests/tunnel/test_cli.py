@@ -10,6 +10,7 @@ import pytest
 from clgwd import cli
 from clgwd.control import ControlServer
 from clgwd.daemon import Daemon, build_components
+from clgwd.errors import EXIT_FAILURE
 from clgwd.tunnel.component import TunnelComponent
 
 from .conftest import HarnessFactory
@@ -38,7 +39,7 @@ async def test_cli_tunnel_commands(harness: HarnessFactory,
         assert listed["echo"]["expires_in"] <= 60
         assert await asyncio.to_thread(run, "stop", "--all") == 0
         assert "started" not in capsys.readouterr().out
-        assert await asyncio.to_thread(run, "start", "nope") == cli.EXIT_FAILURE
+        assert await asyncio.to_thread(run, "start", "nope") == EXIT_FAILURE
         assert "no tunnel named" in capsys.readouterr().err
     starts = await h.audit("tunnel_start")
     assert starts[0]["actor"] == "local:cli"

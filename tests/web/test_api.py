@@ -12,8 +12,8 @@ from typing import Any
 import aiohttp
 import pytest
 
+from clgwd.cli.demo import sample_directory
 from clgwd.config import Secret
-from clgwd.demo import sample_directory
 from clgwd.store import Severity
 from clgwd.system.reset import PENDING_MARKER
 from clgwd.tunnel.component import TunnelComponent

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
+from clgwd.cli.demo import sample_directory
 from clgwd.commands import CommandContext
-from clgwd.demo import sample_directory
 from clgwd.net.ports import NetworkComponent
 from clgwd.system.reset import PENDING_MARKER
 from clgwd.tunnel.component import TunnelComponent

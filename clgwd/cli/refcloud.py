@@ -9,11 +9,10 @@ import logging
 import signal
 from pathlib import Path
 
-from clgwd.cli_support import print_banner
-from clgwd.refcloud.server import RefCloud
+from clgwd.cli.common import Subparsers, print_banner
 
 
-def add_refcloud_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def add_parser(sub: Subparsers) -> None:
     parser = sub.add_parser(
         "refcloud", help="run the reference cloud (development and demo)",
         description="Serve the reference cloud: enrollment CA, tunnel authority, gateway "
@@ -32,12 +31,14 @@ def add_refcloud_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]
                         help="client certificate lifetime (168 = 7 days)")
 
 
-def cmd_refcloud(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     return asyncio.run(_serve(args))
 
 
 async def _serve(args: argparse.Namespace) -> int:
+    from clgwd.refcloud.server import RefCloud  # noqa: PLC0415 - only this command
+
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -11,6 +11,7 @@ directory here.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import logging
@@ -19,18 +20,18 @@ from collections.abc import AsyncIterator
 from html import escape
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from clgwd.cli_support import print_banner
+from clgwd.cli.common import Subparsers, print_banner
 from clgwd.config import Secret, load_config
-from clgwd.daemon import EXIT_CONFIG, Daemon
-from clgwd.link.enroll import enroll
+from clgwd.errors import EXIT_CONFIG
 from clgwd.logsetup import setup_logging
-from clgwd.protocol.rpc import RpcFailed
-from clgwd.refcloud.hub import LaunchError
-from clgwd.refcloud.server import RefCloud
-from clgwd.refcloud.sessions import GatewaySession, SessionClosed
+
+if TYPE_CHECKING:
+    from clgwd.refcloud.server import RefCloud
+    from clgwd.refcloud.sessions import GatewaySession
 
 _LOGGER = logging.getLogger(__name__)
 DEMO_ACCOUNT = "demo"
@@ -94,6 +95,26 @@ def demo_config_text(state_dir: Path, port: int, tls_port: int = 8443, cloud_url
     return text
 
 
+def add_parser(sub: Subparsers) -> None:
+    demo = sub.add_parser("demo", help="run everything on localhost for a demonstration",
+                          description="Start the daemon with a temporary state dir on "
+                                      "unprivileged localhost ports, print the URLs to "
+                                      "open, and stop cleanly on Ctrl-C.")
+    demo.add_argument("--port", type=int, default=8080, help="HTTP port (default 8080)")
+    demo.add_argument("--tls-port", type=int, default=8443,
+                      help="HTTPS port of the onboarding page (default 8443)")
+    demo.add_argument("--state-dir", type=Path, default=None,
+                      help="keep state here instead of a temporary dir")
+    demo.add_argument("--cloud-port", type=int, default=0,
+                      help="reference cloud HTTPS port (default: any free port; the "
+                           "plain-HTTP view listens on the next port)")
+
+
+def run(args: argparse.Namespace) -> int:
+    return run_demo(port=args.port, state_dir=args.state_dir, tls_port=args.tls_port,
+                    cloud_port=args.cloud_port)
+
+
 def run_demo(port: int, state_dir: Path | None, tls_port: int = 8443,
              cloud_port: int = 0) -> int:
     """``cloud_port`` 0 picks free ports for the refcloud and its view."""
@@ -108,6 +129,11 @@ def run_demo(port: int, state_dir: Path | None, tls_port: int = 8443,
 
 async def _demo(base: Path, port: int, tls_port: int, cloud_port: int) -> int:
     """Reference cloud and daemon side by side in one event loop."""
+    # The daemon and the refcloud load only when the demo runs, not with every command.
+    from clgwd.daemon import Daemon  # noqa: PLC0415
+    from clgwd.link.enroll import enroll  # noqa: PLC0415
+    from clgwd.refcloud.server import RefCloud  # noqa: PLC0415
+
     async with (RefCloud(base / "refcloud", "127.0.0.1", cloud_port,
                          view_port=cloud_port + 1 if cloud_port else 0) as cloud,
                 lan_admin_ui() as lan_ui_port):
@@ -148,6 +174,10 @@ async def _demo(base: Path, port: int, tls_port: int, cloud_port: int) -> int:
 
 async def _launch(cloud: RefCloud, gateway_id: str) -> None:
     """Once the gateway is online: start the demo tunnel and print its Launch URL."""
+    from clgwd.protocol.rpc import RpcFailed  # noqa: PLC0415
+    from clgwd.refcloud.hub import LaunchError  # noqa: PLC0415
+    from clgwd.refcloud.sessions import SessionClosed  # noqa: PLC0415
+
     online = asyncio.Event()
 
     def ready(session: GatewaySession) -> None:

@@ -19,17 +19,12 @@ from typing import Any
 
 import aiohttp
 
-from clgwd.cli_support import control_request
+from clgwd.cli.common import Subparsers, control_request
 from clgwd.config import DEFAULT_CONFIG_PATH, ClgwdConfig, ConfigError, Secret, load_config
-from clgwd.errors import ClgwdError
-from clgwd.link.enroll import enroll
-
-EXIT_OK = 0
-EXIT_FAILURE = 1
-EXIT_CONFIG = 78
+from clgwd.errors import EXIT_CONFIG, EXIT_FAILURE, EXIT_OK, ClgwdError
 
 
-def add_enroll_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def add_parser(sub: Subparsers) -> None:
     parser = sub.add_parser(
         "enroll", help="enroll this gateway with the cloud (Account ID + token)",
         description="Create the gateway key if needed, send a CSR with the Account ID and "
@@ -51,7 +46,9 @@ def _read_token(path: Path | None) -> Secret:
     return Secret(path.read_text(encoding="utf-8").strip())
 
 
-def cmd_enroll(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:
+    from clgwd.link.enroll import enroll  # noqa: PLC0415 - only this command
+
     try:
         config = load_config(args.config)
     except ConfigError as err:

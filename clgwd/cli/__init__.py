@@ -1,0 +1,72 @@
+"""The ``clgwd`` command line: every entry point, one module per command group.
+
+A command group is one module with ``add_parser(sub)`` (its sub-commands and their
+arguments) and a function per command taking the parsed ``args`` and returning the exit
+status. Adding a group is three lines here: the import, ``add_parser(sub)`` in
+``build_parser`` and one entry per command in ``COMMANDS``. Group modules import what
+is heavy (the daemon, the refcloud, a PBX driver) inside the command that needs it, so
+``clgwd run`` does not pay for the demo and ``clgwd status`` not for the daemon.
+
+| module | commands |
+|---|---|
+| ``daemon`` | run, check-config, status, reload, version |
+| ``sync`` (+ ``sync_offline``) | sync [--preview] (offline preview without the daemon) |
+| ``network`` | preflight [--local], network confirm |
+| ``tunnel`` | tunnel list / start / stop |
+| ``system`` (+ ``setup_code_info``) | factory-reset, setup-code |
+| ``enroll`` | enroll |
+| ``refcloud`` | refcloud (the reference cloud, for development and the demo) |
+| ``demo`` | demo (everything on localhost) |
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable, Sequence
+
+from clgwd.cli import daemon, demo, enroll, network, refcloud, sync, system, tunnel
+
+Command = Callable[[argparse.Namespace], int]
+
+COMMANDS: dict[str, Command] = {
+    "run": daemon.cmd_run,
+    "check-config": daemon.cmd_check_config,
+    "status": daemon.cmd_status,
+    "reload": daemon.cmd_reload,
+    "version": daemon.cmd_version,
+    "sync": sync.run,
+    "preflight": network.cmd_preflight,
+    "network": network.cmd_network,
+    "tunnel": tunnel.run,
+    "factory-reset": system.cmd_factory_reset,
+    "setup-code": system.cmd_setup_code,
+    "enroll": enroll.run,
+    "refcloud": refcloud.run,
+    "demo": demo.run,
+}
+"""Command name -> handler; each returns the process exit status."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="clgwd",
+        description="clgwd: gateway between a PBX on the LAN and the cloud platform.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    daemon.add_parser(sub)
+    sync.add_parser(sub)
+    network.add_parser(sub)
+    tunnel.add_parser(sub)
+    system.add_parser(sub)
+    demo.add_parser(sub)
+    enroll.add_parser(sub)
+    refcloud.add_parser(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except KeyboardInterrupt:
+        return 130
