@@ -30,13 +30,9 @@ from clgwd.errors import EXIT_FAILURE, EXIT_OK, EXIT_RESTART, ClgwdError
 from clgwd.link.link import CloudLink
 from clgwd.logsetup import set_level
 from clgwd.metrics import Metrics
-from clgwd.net import (
-    BannerExtras,
-    MdnsAdvertiser,
-    NetworkComponent,
-    banner_hook,
-    register_network_commands,
-)
+from clgwd.net.advertiser import MdnsAdvertiser
+from clgwd.net.banner import BannerExtras, banner_hook
+from clgwd.net.component import NetworkComponent
 from clgwd.sdnotify import Notifier
 from clgwd.sip.trace import CallTrace
 from clgwd.store import Action, Event, Store
@@ -307,8 +303,7 @@ def build_components(daemon: Daemon) -> list[Component]:
     config = daemon.config
     gate = ResetGate(config)  # a pending factory reset wipes the state before it opens
     store = Store(config)
-    network = NetworkComponent(config, store)
-    register_network_commands(daemon.commands, network)
+    network = NetworkComponent(config, store, daemon.commands)
     http = HttpServer(config, daemon.statuses, daemon.metrics, store, daemon.commands)
     # The tunnel mux must be open before the link can report a connection to it.
     tunnel = TunnelComponent(config, store, daemon.commands,

@@ -24,8 +24,9 @@ from typing import Final, Self
 from clgwd.component import ComponentState, StatusTracker
 from clgwd.config import ClgwdConfig
 from clgwd.config.network import MdnsConfig
+from clgwd.net.component import NetworkComponent
 from clgwd.net.mdns import IpAddress, MdnsResponder, ServiceSpec
-from clgwd.net.ports import ChangeKind, NetworkComponent
+from clgwd.net.reconcile import ChangeKind
 from clgwd.store import Settings
 
 _LOGGER = logging.getLogger(__name__)

@@ -10,10 +10,14 @@ from __future__ import annotations
 
 import ipaddress
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from clgwd.config import ClgwdConfig
+
 _LOGGER = logging.getLogger("clgwd.banner")
+
+IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
 @dataclass(frozen=True)
@@ -51,3 +55,21 @@ def render_banner(hostname: str, addresses: Sequence[ipaddress.IPv4Address
 
 def log_banner(text: str) -> None:
     _LOGGER.info("\n%s", text)
+
+
+def banner_hook(config: ClgwdConfig, extras: Callable[[], BannerExtras] = BannerExtras,
+                ) -> Callable[[str, Sequence[IpAddress]], None]:
+    """Log the console banner each time mDNS publishes a name or new addresses.
+
+    ``extras`` is asked at each banner for the setup-code hint and the certificate
+    fingerprint; ``build_components`` passes one that asks the HTTP component (a line
+    it has nothing for, such as the fingerprint without an HTTPS listener, says "not
+    available yet").
+    """
+    mdns = config.network.mdns
+
+    def _hook(hostname: str, addresses: Sequence[IpAddress]) -> None:
+        log_banner(render_banner(hostname, addresses, mdns.http_port, mdns.https_port,
+                                 extras()))
+
+    return _hook

@@ -21,15 +21,19 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 from collections.abc import Mapping, Sequence
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from pydantic import ValidationError
 
 from clgwd.commands import CommandContext, CommandRouter
 from clgwd.config.loader import render_validation_error
 from clgwd.config.network import PortConfig
-from clgwd.net.ports import InvalidPortConfig, NetworkComponent, PortState
 from clgwd.net.preflight import run_preflight
+from clgwd.net.reconcile import PortState
+from clgwd.net.trial import InvalidPortConfig
+
+if TYPE_CHECKING:
+    from clgwd.net.component import NetworkComponent
 
 ETHERNET_PORT_KEYS: Final = frozenset({"name", "mode", "address", "netmask", "gateway", "dns",
                                        "lease"})

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from clgwd.config.network import PortConfig
+from clgwd.errors import ClgwdError
 from clgwd.store import Database, Settings, Transaction
 
 CONFIRMED_KEY: Final = "net.confirmed"
@@ -29,6 +30,25 @@ FILE_SEEN_KEY: Final = "net.file_seen"
 TRIAL_KEY: Final = "net.trial"
 
 Ports = tuple[PortConfig, ...]
+
+
+class NothingToConfirm(ClgwdError):
+    code = "nothing_to_confirm"
+    http_status = 409
+
+
+class WrongConfirmToken(ClgwdError):
+    """A confirm token that does not name the change waiting for confirmation."""
+
+    code = "wrong_confirm_token"
+    http_status = 409
+
+
+class InvalidPortConfig(ClgwdError):
+    """A proposed port list failed validation; nothing was applied."""
+
+    code = "invalid_network_config"
+    http_status = 422
 
 
 def ports_to_json(ports: Sequence[PortConfig]) -> list[dict[str, Any]]:

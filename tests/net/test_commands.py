@@ -10,15 +10,10 @@ from blockbuster import BlockBuster
 
 from clgwd.commands import CommandContext, CommandRouter
 from clgwd.config.network import PortConfig
-from clgwd.net import register_network_commands
-from clgwd.net.commands import ethernet_to_port, merge_ports, port_to_ethernet
-from clgwd.net.ports import (
-    InvalidPortConfig,
-    NetworkComponent,
-    NothingToConfirm,
-    PortState,
-    WrongConfirmToken,
-)
+from clgwd.net.commands import NetworkCommands, ethernet_to_port, merge_ports, port_to_ethernet
+from clgwd.net.component import NetworkComponent
+from clgwd.net.reconcile import PortState
+from clgwd.net.trial import InvalidPortConfig, NothingToConfirm, WrongConfirmToken
 from clgwd.store import Store
 from tests.net.conftest import Lan, kernel_v4, wait_for
 from tests.net.test_ports import STATIC_A, config_for, running
@@ -111,8 +106,7 @@ async def test_no_managed_ports_apply_is_refused_before_any_change(
     """With no ports in the config (a developer's machine), apply changes nothing."""
     config = make_config()
     router = CommandRouter()
-    async with Store(config) as store, NetworkComponent(config, store) as net:
-        register_network_commands(router, net)
+    async with Store(config) as store, NetworkComponent(config, store, router) as net:
         assert await router.call("network.get", {}, WEB) == {
             "ports": [], "awaiting_confirmation": None}
         with pytest.raises(InvalidPortConfig, match="does not manage") as info:
@@ -138,7 +132,7 @@ async def test_apply_then_confirm_with_the_token(lan: Lan, tmp_path: Path) -> No
     lan.attach(ns)
     router = CommandRouter()
     async with running(config_for(tmp_path, STATIC_A), ns) as (_, net):
-        register_network_commands(router, net)
+        NetworkCommands(net).register(router)
         got = await router.call("network.get", {}, WEB)
         assert got["ports"] == [port_to_ethernet(ETH0)]
         answer = await router.call("network.apply", {"ports": [GOOD]}, WEB)

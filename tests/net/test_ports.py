@@ -13,7 +13,8 @@ from blockbuster import BlockBuster
 
 from clgwd.config import ClgwdConfig, parse_config
 from clgwd.config.network import PortConfig
-from clgwd.net.ports import ROLLBACK_ALERT, InvalidPortConfig, NetworkComponent, NothingToConfirm
+from clgwd.net.component import ROLLBACK_ALERT, NetworkComponent
+from clgwd.net.trial import InvalidPortConfig, NothingToConfirm
 from clgwd.store import EventFilter, Store
 from tests.net.conftest import (
     Lan,

@@ -15,9 +15,8 @@ from hypothesis import strategies as st
 
 from clgwd.config import ConfigError, parse_config
 from clgwd.config.network import parse_interface
-from clgwd.net import banner_hook
 from clgwd.net.advertiser import _wins_tiebreak, candidate_labels, suitable
-from clgwd.net.banner import BannerExtras, render_banner
+from clgwd.net.banner import BannerExtras, banner_hook, render_banner
 from clgwd.net.preflight import (
     CheckFailed,
     dns_answer_addresses,

@@ -13,10 +13,11 @@ import aiohttp
 import pytest
 from blockbuster import BlockBuster
 
+from clgwd.commands import CommandRouter
 from clgwd.component import ComponentState
 from clgwd.config import ClgwdConfig
 from clgwd.daemon import Daemon
-from clgwd.net.ports import NetworkComponent
+from clgwd.net.component import NetworkComponent
 from clgwd.refcloud.server import RefCloud
 from clgwd.sdnotify import Notifier
 from clgwd.store import Store
@@ -123,8 +124,9 @@ async def netns_gateway(make_config: Callable[..., ClgwdConfig], tmp_path: Path,
         ns = lan.add_ns()
         lan.attach(ns)
 
-        def in_namespace(config: ClgwdConfig, store: Store) -> NetworkComponent:
-            return NetworkComponent(config, store, netns=ns)
+        def in_namespace(config: ClgwdConfig, store: Store,
+                         commands: CommandRouter) -> NetworkComponent:
+            return NetworkComponent(config, store, commands, netns=ns)
 
         monkeypatch.setattr("clgwd.daemon.NetworkComponent", in_namespace)
         # pyroute2's namespace helper is a forked child: it inherits asyncio's signal

@@ -13,7 +13,7 @@ import aiohttp
 import pytest
 from cryptography import x509
 
-from clgwd.net import MdnsAdvertiser
+from clgwd.net.advertiser import MdnsAdvertiser
 from clgwd.web.tls import fingerprint_of
 from tests.web.conftest import Gateway, setup_admin
 

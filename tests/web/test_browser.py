@@ -12,7 +12,7 @@ import pytest
 
 from clgwd.cli.demo import sample_directory
 from clgwd.commands import CommandContext
-from clgwd.net.ports import NetworkComponent
+from clgwd.net.component import NetworkComponent
 from clgwd.system.reset import PENDING_MARKER
 from clgwd.tunnel.component import TunnelComponent
 from tests.conftest import require_program
