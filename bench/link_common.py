@@ -20,8 +20,9 @@ from typing import Any
 
 from clgwd.commands import CommandRouter
 from clgwd.config import ClgwdConfig, Secret, parse_config
+from clgwd.link.component import CloudLink
+from clgwd.link.connection import LinkState
 from clgwd.link.enroll import enroll
-from clgwd.link.link import CloudLink, LinkState
 from clgwd.refcloud.server import RefCloud
 from clgwd.store import Store
 

@@ -27,7 +27,7 @@ from clgwd.component import HEALTHY_STATES, Component, ComponentState, Component
 from clgwd.config import ClgwdConfig, ConfigError, load_config
 from clgwd.control import ControlServer
 from clgwd.errors import EXIT_FAILURE, EXIT_OK, EXIT_RESTART, ClgwdError
-from clgwd.link.link import CloudLink
+from clgwd.link.component import CloudLink
 from clgwd.logsetup import set_level
 from clgwd.metrics import Metrics
 from clgwd.net.advertiser import MdnsAdvertiser

@@ -2,6 +2,6 @@
 outbox delivery and reconnect policy (see docs/protocol.md).
 
 The package imports nothing eagerly: the reference cloud imports ``clgwd.protocol.rpc``
-alone and must not load gateway internals with it. Import ``CloudLink`` and
-``LinkState`` from ``clgwd.link.link``.
+alone and must not load gateway internals with it. The component is ``CloudLink`` in
+``clgwd.link.component``; ``LinkState`` is in ``clgwd.link.connection``.
 """

@@ -3,7 +3,7 @@
 Why: picows parses and masks websocket frames in C and hands them to a callback, where
 websockets runs its framing in Python and wakes a task per message. The link's API is
 the same as ``clgwd.link.ws`` (``recv``/``send_text``/``send_binary``/``writable``/
-``send_binary_nowait``/``close`` and the same errors), so ``clgwd.link.link`` does not
+``send_binary_nowait``/``close`` and the same errors), so ``clgwd.link.connection`` does not
 know which backend it runs on. picows is lower level than websockets, so this module
 supplies what websockets did for us: message reassembly and size limit, UTF-8 check of
 text, a bounded receive queue that pauses reading while full, write back-pressure and

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from clgwd.config import Secret
+from clgwd.link.connection import LinkState
 from clgwd.link.enroll import enroll
-from clgwd.link.link import LinkState
 from clgwd.protocol import rpc as p
 from clgwd.protocol.rpc import RpcFailed
 from clgwd.refcloud.sessions import GatewaySession

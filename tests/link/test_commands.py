@@ -13,7 +13,7 @@ import pytest
 
 from clgwd.commands import CommandContext
 from clgwd.config import Secret
-from clgwd.link.link import LinkState
+from clgwd.link.connection import LinkState
 from clgwd.protocol import rpc as p
 from clgwd.protocol.channel import BinaryChannel, LinkDown
 from clgwd.protocol.rpc import RpcFailed

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from clgwd.link.link import LinkState
+from clgwd.link.connection import LinkState
 from tests.link.harness import enroll_gateway, gateway_config, refcloud, running_gateway, wait_for
 
 pytestmark = pytest.mark.usefixtures("link_backend")  # both websocket backends

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from clgwd.commands import CommandContext
+from clgwd.link.connection import ALERT_AUTH, LinkState
 from clgwd.link.enroll import EnrollmentRejected
 from clgwd.link.identity import Enrollment
-from clgwd.link.link import ALERT_AUTH, LinkState
 from clgwd.link.local import CloudNotConfigured, InvalidEnrollment, enroll_params, status_view
 from clgwd.store import Severity
 from tests.link.harness import gateway_config, refcloud, running_gateway, wait_for

@@ -15,8 +15,8 @@ from hypothesis import strategies as st
 
 from clgwd.config import ConfigError, parse_config
 from clgwd.link.backoff import Backoff
+from clgwd.link.connection import ws_url
 from clgwd.link.identity import Enrollment, IdentityError, IdentityFiles, renewal_deadline
-from clgwd.link.link import ws_url
 from clgwd.protocol import rpc as p
 
 

@@ -40,5 +40,5 @@ def test_running_refcloud_does_not_load_gateway_modules() -> None:
                          check=True).stdout
     loaded = eval(out)
     assert not [m for m in loaded if m.startswith(("clgwd.store", "clgwd.commands",
-                                                   "clgwd.link.link", "clgwd.config",
+                                                   "clgwd.link.component", "clgwd.config",
                                                    "clgwd.daemon"))], loaded

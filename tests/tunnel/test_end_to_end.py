@@ -25,9 +25,9 @@ from clgwd.commands import CommandRouter
 from clgwd.component import ComponentStatus
 from clgwd.config import ClgwdConfig, parse_config
 from clgwd.daemon import connect_tunnel
+from clgwd.link.component import CloudLink
 from clgwd.link.enroll import EnrollmentFailed, _tunnel_authority_key
 from clgwd.link.identity import IdentityFiles
-from clgwd.link.link import CloudLink
 from clgwd.protocol.sockopts import NOTSENT_LOWAT
 from clgwd.refcloud.server import RefCloud
 from clgwd.store import Store

@@ -1,10 +1,14 @@
-"""The cloud link component: one supervised websocket to the cloud control plane.
+"""The cloud link's connection supervisor: one supervised websocket to the cloud.
 
 The supervisor is an explicit state machine (``LinkState``). It waits until the gateway
 is configured and enrolled, connects with mutual TLS to the pinned CA, says ``hello``,
-then runs the outbox delivery and certificate renewal for that connection until it
-closes or the cloud sends ``goaway``. Failures back off with full jitter; 401/403 and an
-expired certificate stop retrying and raise an alert until the gateway is re-enrolled.
+then runs the outbox delivery (``clgwd.link.delivery``) and certificate renewal
+(``clgwd.link.renewal``) for that connection until it closes or the cloud sends
+``goaway``. Failures back off with full jitter; 401/403 and an expired certificate stop
+retrying and raise an alert until the gateway is re-enrolled.
+
+``LinkSupervisor`` is the base of ``CloudLink`` (``clgwd.link.component``), which adds
+the component's lifecycle, its API and the cloud's commands.
 """
 
 from __future__ import annotations
@@ -14,30 +18,21 @@ import datetime as dt
 import logging
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from enum import StrEnum
-from typing import Any, Final, Self
+from typing import Any, Final
 from urllib.parse import urlsplit
 
 from clgwd import __version__
-from clgwd.commands import (
-    CLOUD_ACTOR,
-    CallerRefused,
-    CommandContext,
-    CommandRouter,
-    UnknownCommand,
-    check_caller,
-)
-from clgwd.component import ComponentState, ComponentStatus, StatusTracker
-from clgwd.config import ClgwdConfig, Secret
+from clgwd.commands import CommandRouter
+from clgwd.component import ComponentState, StatusTracker
+from clgwd.config import ClgwdConfig
 from clgwd.config.cloud import CloudConfig
-from clgwd.errors import ClgwdError, NotSupportedYet
 from clgwd.link.backends import opener
 from clgwd.link.backoff import Backoff
-from clgwd.link.enroll import enroll
-from clgwd.link.idempotency import IdempotencyStore
-from clgwd.link.identity import Enrollment, IdentityError, IdentityFiles, renewal_deadline
-from clgwd.link.local import CloudNotConfigured, enroll_params, status_view
+from clgwd.link.delivery import OutboxDelivery, int_member
+from clgwd.link.identity import Enrollment, IdentityError, IdentityFiles
+from clgwd.link.renewal import CertificateRenewal
 from clgwd.link.session import Session, Tap
 from clgwd.link.wsapi import ConnectFailed, HandshakeRejected, WsSettings
 from clgwd.metrics import Metrics
@@ -45,7 +40,6 @@ from clgwd.protocol import rpc as p
 from clgwd.protocol.channel import BinaryEndpoint, LinkDown
 from clgwd.protocol.rpc import RpcFailed
 from clgwd.store import OutboxFullError, Severity, Store
-from clgwd.store.outbox import NEAR_FULL_RATIO
 from clgwd.tasks import wait_at_most
 
 _LOGGER = logging.getLogger(__name__)
@@ -53,16 +47,9 @@ _LOGGER = logging.getLogger(__name__)
 IDENTITY_RECHECK: Final = 5.0
 """Idle re-read of the identity files, only for changes no wake-up announces (a
 ``clgwd enroll`` run while the daemon was not reachable, files restored by hand)."""
-OUTBOX_CHECK_INTERVAL: Final = 5.0
-SHUTDOWN_CLOSE_TIMEOUT: Final = 2.0
 CLOSE_TIMEOUT: Final = 5.0
 """Longest wait for the peer's close frame; a dead peer costs missed pongs + this."""
-IDLE_PUSH_WAIT: Final = 5.0
-PUSH_PAYLOAD_BUDGET: Final = p.MAX_MESSAGE_BYTES // 2
-"""Payload bytes per ``event.push``: half the cloud's message limit leaves room for the
-envelope and for JSON that grows when re-encoded (escapes, spacing)."""
 CLOCK_SKEW_LIMIT: Final = 300.0
-RENEW_RETRY: Final = 60.0
 DROP_FIRST_ATTEMPT: Final = 2
 """After an established connection drops, the first retry window is base * 2**2 (4 s):
 a cloud restart drops the whole fleet at the same instant, and a 1-s window would put
@@ -72,9 +59,6 @@ ALERT_AUTH: Final = "cloud_auth_failed"
 ALERT_TLS: Final = "cloud_tls_untrusted"
 ALERT_CERT: Final = "cloud_cert_invalid"
 ALERT_CLOCK: Final = "cloud_clock_skew"
-ALERT_OUTBOX: Final = "outbox_near_full"
-
-StatusSource = Callable[[], Mapping[str, ComponentStatus]]
 
 
 class LinkState(StrEnum):
@@ -110,21 +94,21 @@ def ws_url(cloud_url: str) -> str:
     return f"wss://{parts.netloc}{p.GATEWAY_PATH}"
 
 
-class CloudLink:
-    """Component ``link``: the outbound websocket, enrollment and outbox delivery."""
+class LinkSupervisor:
+    """Connects, says hello, serves one connection at a time, backs off, repeats."""
 
     name = "link"
 
     def __init__(self, config: ClgwdConfig, store: Store, commands: CommandRouter,
-                 statuses: StatusSource, metrics: Metrics | None = None) -> None:
+                 metrics: Metrics) -> None:
         self._config = config
         self._store = store
         self._commands = commands
-        self._statuses = statuses
         self.tracker = StatusTracker(self.name)
         self.state = LinkState.STOPPED
         self.files = IdentityFiles(config.state.dir)
-        self._idempotency = IdempotencyStore(store.db)
+        self.delivery = OutboxDelivery(config, store, metrics)
+        self.renewal = CertificateRenewal(config, self.files)
         self._backoff = Backoff(config.cloud.backoff_base, config.cloud.backoff_cap)
         self._endpoint: BinaryEndpoint | None = None
         self._current: Session | None = None
@@ -136,8 +120,6 @@ class CloudLink:
         a change that lands during the read is never lost (``_wait_for_identity``)."""
         self._blocked_fingerprint: tuple[float, ...] | None = None
         self._failures = 0
-        self._renewal_plan: tuple[dt.datetime | None, dt.datetime] = (
-            None, dt.datetime.now(dt.UTC))
         self.gateway_id: str | None = None
         self.last_error = ""
         self.tap: Tap | None = None
@@ -145,103 +127,17 @@ class CloudLink:
         self.identity_listeners: list[Callable[[Enrollment], None]] = []
         """Told the enrollment in use before every connection attempt (the daemon wires
         the tunnel component here: gateway id and tunnel-authority key)."""
-        self._metrics(metrics or Metrics())
-        commands.register("status.report", self._status_report, mutating=False)
-        commands.register("cloud.status", self._cmd_cloud_status, mutating=False)
-        commands.register("cloud.enroll", self._cmd_cloud_enroll, mutating=True)
-
-    def _metrics(self, metrics: Metrics) -> None:
         self._m_connects = metrics.counter("clgwd_link_connect_attempts_total",
                                            "Cloud connection attempts by result", ["result"])
-        self._m_records = metrics.counter("clgwd_link_records_delivered_total",
-                                          "Outbox records acknowledged by the cloud")
         self._m_online = metrics.gauge("clgwd_link_online", "1 while the cloud link is up")
-        self._m_depth = metrics.gauge("clgwd_link_outbox_depth", "Undelivered outbox records")
 
-    # -- component lifecycle ----------------------------------------------------------------
+    async def _dispatch(self, request: p.Request) -> Any:
+        """A cloud command on this connection (``CloudLink`` routes it)."""
+        raise NotImplementedError
 
-    async def __aenter__(self) -> Self:
-        try:
-            self.gateway_id = await asyncio.to_thread(self.files.ensure_key_and_id)
-        except IdentityError as err:
-            # A damaged identity must not stop the gateway's LAN functions; the
-            # supervisor shows it as an alert and waits for re-enrollment.
-            _LOGGER.error("Cloud identity unusable: %s", err.message)  # noqa: TRY400
-        self._set_state(LinkState.CONNECTING, "starting")
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        """Say goodbye (1001) on every socket still open, bounded, then stop."""
-        for session in list(self._sessions):
-            try:
-                async with asyncio.timeout(SHUTDOWN_CLOSE_TIMEOUT):
-                    await session.close(1001, "gateway shutting down")
-            except TimeoutError:
-                _LOGGER.debug("%s: close handshake timed out at shutdown", session.label)
-        self._sessions.clear()
-        self._set_state(LinkState.STOPPED)
-
-    async def run(self) -> None:
-        async with asyncio.TaskGroup() as tg:
-            self._tg = tg
-            tg.create_task(self._supervise(), name="clgwd[link].supervise")
-            tg.create_task(self._status_loop(), name="clgwd[link].status")
-
-    async def apply_config(self, config: ClgwdConfig) -> None:
-        old = self._config.cloud
-        self._config = config
-        self._backoff.base = config.cloud.backoff_base
-        self._backoff.cap = config.cloud.backoff_cap
-        if old.url != config.cloud.url:
-            self._blocked_fingerprint = None
-            if self._current is not None:
-                await self._current.close(1000, "cloud url changed")
-        self.identity_changed()
-
-    # -- API for other components ------------------------------------------------------------
-
-    def identity_changed(self) -> None:
-        """Wake the idle supervisor now: the enrollment or the cloud URL changed."""
-        self._identity_changed.set()
-        self._wake.set()
-
-    def set_binary_endpoint(self, endpoint: BinaryEndpoint) -> None:
-        """Register the tunnel mux (before ``run``); every connection from then on calls
-        ``on_link_up`` before its first ``on_binary``. A connection that was already up
-        keeps dropping binary frames until the next reconnect."""
-        self._endpoint = endpoint
-
-    async def enroll(self, account_id: str, token: Secret) -> Enrollment:
-        """Enroll with ``cloud.url`` (onboarding page); the link connects right after."""
-        cloud = self._config.cloud
-        if cloud.url is None:
-            raise CloudNotConfigured("cloud.url is not set in the gateway's config file; set "
-                                     "it before enrolling")
-        enrollment = await enroll(self._config.state.dir, cloud.url, account_id, token,
-                                  cloud.enrollment_ca_file)
-        self._blocked_fingerprint = None
-        if self.state in (LinkState.NOT_ENROLLED, LinkState.AUTH_FAILED):
-            self._set_state(LinkState.CONNECTING, f"enrolled; connecting to {cloud.url}")
-        self.identity_changed()
-        return enrollment
-
-    async def cloud_status(self) -> dict[str, Any]:
-        """``cloud.status`` (docs/api.md): enrolled?, account, link state and why."""
-        enrollment = await self._load_enrollment()
-        alerts = {a.code: a.message for a in await self._store.alerts.active()}
-        alert = next((alerts[c] for c in (ALERT_AUTH, ALERT_CERT, ALERT_TLS) if c in alerts),
-                     None)
-        current = self.tracker.current
-        return status_view(state=self.state.value, enrollment=enrollment,
-                           cloud_url=self._config.cloud.url, since=current.since,
-                           message=current.message, alert=alert)
-
-    def info(self) -> dict[str, Any]:
-        """What the status page shows about the link."""
-        return {"state": self.state.value, "gateway_id": self.gateway_id,
-                "last_error": self.last_error, "failures": self._failures}
-
-    # -- state --------------------------------------------------------------------------------
+    async def _queue_status(self) -> None:
+        """Queue a status record (``CloudLink``); sent right after coming online."""
+        raise NotImplementedError
 
     def _set_state(self, state: LinkState, message: str = "") -> None:
         if state != self.state:
@@ -253,8 +149,6 @@ class CloudLink:
         self.tracker.set(component_state, message or state.value.replace("_", " "),
                          link_state=state.value, gateway_id=self.gateway_id)
         self._m_online.set(1 if state == LinkState.ONLINE else 0)
-
-    # -- supervisor ---------------------------------------------------------------------------
 
     async def _supervise(self) -> None:
         while True:
@@ -378,8 +272,8 @@ class CloudLink:
             return
         await self._online(session)
         async with asyncio.TaskGroup() as tg:
-            delivery = tg.create_task(self._deliver(session), name="clgwd[link].deliver")
-            renewal = tg.create_task(self._renew(session), name="clgwd[link].renew")
+            delivery = tg.create_task(self.delivery.run(session), name="clgwd[link].deliver")
+            renewal = tg.create_task(self.renewal.run(session), name="clgwd[link].renew")
             await session.ended.wait()
             delivery.cancel()
             renewal.cancel()
@@ -409,7 +303,7 @@ class CloudLink:
                   "last_acked_seq": local_seq, "time": time.time()}
         try:
             result = await session.request(p.HELLO, params, self._config.cloud.request_timeout)
-            cloud_seq = _int_member(result, "acked_seq")
+            cloud_seq = int_member(result, "acked_seq")
         except (RpcFailed, LinkDown, TimeoutError, TypeError) as err:
             await session.close(1002, "hello failed")
             await session.closed.wait()
@@ -500,165 +394,3 @@ class CloudLink:
             await self._store.alerts.raise_alert(code, severity, message)
         except OutboxFullError:
             _LOGGER.error("Alert %s not queued upstream: outbox full", code)  # noqa: TRY400
-
-    # -- outbox delivery ------------------------------------------------------------------------
-
-    async def _deliver(self, session: Session) -> None:
-        """Send undelivered records in seq order; the cloud acks up to a seq."""
-        try:
-            while True:
-                records = await self._store.outbox.pending(
-                    0, self._config.cloud.batch_size, max_bytes=PUSH_PAYLOAD_BUDGET)
-                if not records:
-                    await self._wait_for_records()
-                    continue
-                body = [{"seq": r.seq, "kind": r.kind, "payload": r.payload,
-                         "created_at": r.created_at} for r in records]
-                result = await session.request(p.EVENT_PUSH, {"records": body},
-                                               self._config.cloud.request_timeout)
-                acked = min(_int_member(result, "acked_seq", minimum=records[0].seq),
-                            records[-1].seq)
-                self._m_records.inc(await self._store.outbox.ack(acked))
-        except LinkDown:
-            return
-        except (RpcFailed, TimeoutError, TypeError) as err:
-            _LOGGER.warning("Outbox delivery failed (%s: %s); reconnecting",
-                            type(err).__name__, err)
-            await session.close(1011, "outbox delivery failed")
-
-    async def _wait_for_records(self) -> None:
-        await wait_at_most(self._store.outbox.wait_for_records(), IDLE_PUSH_WAIT)
-
-    # -- certificate renewal ----------------------------------------------------------------------
-
-    async def _renew(self, session: Session) -> None:
-        """Renew the client certificate over the link at 2/3 of its lifetime."""
-        while True:
-            enrollment = await asyncio.to_thread(self.files.load)
-            if enrollment is None:
-                return
-            wait = (self._renew_deadline(enrollment) - dt.datetime.now(dt.UTC)).total_seconds()
-            if wait > 0:
-                await asyncio.sleep(min(wait, 3600.0))
-                continue
-            try:
-                await self._renew_once(session, enrollment)
-            except LinkDown:
-                return
-            except (RpcFailed, TimeoutError, TypeError, IdentityError) as err:
-                _LOGGER.warning("Certificate renewal failed (%s); retrying in %.0f s",
-                                err, RENEW_RETRY)
-                await asyncio.sleep(RENEW_RETRY)
-
-    def _renew_deadline(self, enrollment: Enrollment) -> dt.datetime:
-        """``renewal_deadline``, decided once per certificate (when first seen)."""
-        if self._renewal_plan[0] != enrollment.not_after:
-            deadline = renewal_deadline(enrollment, dt.datetime.now(dt.UTC))
-            self._renewal_plan = (enrollment.not_after, deadline)
-        return self._renewal_plan[1]
-
-    async def _renew_once(self, session: Session, enrollment: Enrollment) -> None:
-        csr = await asyncio.to_thread(self.files.make_csr)
-        result = await session.request(p.CERT_RENEW, {"csr": csr},
-                                       self._config.cloud.request_timeout)
-        cert = result.get("certificate") if isinstance(result, dict) else None
-        ca = result.get("ca") if isinstance(result, dict) else None
-        if not isinstance(cert, str) or not isinstance(ca, str):
-            raise TypeError("cert.renew answer lacks certificate or ca")
-        renewed = await asyncio.to_thread(self.files.store_certificate, cert, ca,
-                                          enrollment.account_id, enrollment.cloud_url)
-        _LOGGER.info("Client certificate renewed; valid until %s",
-                     renewed.not_after.isoformat())
-
-    # -- cloud commands ---------------------------------------------------------------------------
-
-    async def _dispatch(self, request: p.Request) -> Any:
-        params = dict(request.params)
-        key = params.pop(p.IDEMPOTENCY_PARAM, None)
-        if key is not None and not (isinstance(key, str) and 0 < len(key) <= 200):
-            raise RpcFailed(p.RpcError(p.INVALID_PARAMS,
-                                       "idempotency_key must be a string of 1-200 characters"))
-        ctx = CommandContext(actor=CLOUD_ACTOR, idempotency_key=key)
-        try:  # before the idempotency check: a refused method needs no key
-            check_caller(request.method, ctx)
-        except CallerRefused as err:
-            raise RpcFailed(p.RpcError(p.LOCAL_ONLY, err.message, {"code": err.code})) from None
-        if not self._commands.is_mutating(request.method):
-            return await self._call(request.method, params, ctx)
-        if key is None:
-            raise RpcFailed(p.RpcError(p.INVALID_PARAMS,
-                                       f"{request.method} changes state and needs "
-                                       "an idempotency_key"))
-        return await self._idempotency.run(
-            key, request.method, lambda: self._call(request.method, params, ctx))
-
-    async def _call(self, method: str, params: dict[str, Any], ctx: CommandContext) -> Any:
-        try:
-            return await self._commands.call(method, params, ctx)
-        except UnknownCommand as err:
-            raise RpcFailed(p.RpcError(p.METHOD_NOT_FOUND, err.message,
-                                       {"code": err.code})) from None
-        except NotSupportedYet as err:
-            raise RpcFailed(p.RpcError(p.NOT_SUPPORTED_YET, err.message,
-                                       {"code": err.code})) from None
-        except ClgwdError as err:
-            raise RpcFailed(p.RpcError(p.APPLICATION_ERROR, err.message,
-                                       {"code": err.code})) from None
-
-    async def _cmd_cloud_status(self, params: Mapping[str, Any], ctx: CommandContext) -> Any:
-        return await self.cloud_status()
-
-    async def _cmd_cloud_enroll(self, params: Mapping[str, Any], ctx: CommandContext) -> Any:
-        account_id, token = enroll_params(params)
-        _LOGGER.info("Enrollment in account %s requested by %s", account_id, ctx.actor)
-        await self.enroll(account_id, token)
-        return await self.cloud_status()
-
-    async def _status_report(self, params: Mapping[str, Any], ctx: CommandContext) -> Any:
-        return self._status_payload()
-
-    def _status_payload(self) -> dict[str, Any]:
-        return {"at": time.time(), "version": __version__,
-                "components": {n: s.as_json() for n, s in self._statuses().items()}}
-
-    # -- status upstream and outbox alert ---------------------------------------------
-
-    async def _status_loop(self) -> None:
-        """Watch the outbox fill level often; queue a (coalesced) status record less often."""
-        next_status = 0.0
-        while True:
-            await self._check_outbox()
-            if (time.monotonic() >= next_status and self.state not in (
-                    LinkState.NOT_CONFIGURED, LinkState.NOT_ENROLLED)):
-                await self._queue_status()
-                next_status = time.monotonic() + self._config.cloud.status_interval
-            await asyncio.sleep(min(OUTBOX_CHECK_INTERVAL, self._config.cloud.status_interval))
-
-    async def _queue_status(self) -> None:
-        """Only the newest status matters: older undelivered ones are replaced."""
-        try:
-            async with self._store.db.transaction() as tx:
-                await self._store.outbox.enqueue(tx, "status", self._status_payload(),
-                                                 coalesce_key="status")
-        except OutboxFullError:
-            _LOGGER.debug("Status record skipped: outbox full")
-
-    async def _check_outbox(self) -> None:
-        outbox = self._store.outbox
-        depth = await outbox.depth()
-        self._m_depth.set(depth)
-        if depth >= outbox.max_records * NEAR_FULL_RATIO:
-            await self._alert(ALERT_OUTBOX, Severity.WARNING,
-                              f"outbox holds {depth} undelivered records "
-                              f"(limit {outbox.max_records}); the cloud is not taking them")
-        else:
-            await self._store.alerts.clear(ALERT_OUTBOX)
-
-
-def _int_member(result: Any, name: str, minimum: int = 0) -> int:
-    """``result[name]`` as an int >= ``minimum``; a TypeError names what was wrong."""
-    value = result.get(name) if isinstance(result, dict) else None
-    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
-        raise TypeError(f"the cloud's answer has {name}={value!r}, expected an integer "
-                        f">= {minimum}")
-    return value
