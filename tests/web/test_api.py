@@ -17,7 +17,7 @@ from clgwd.config import Secret
 from clgwd.store import Severity
 from clgwd.system.reset import PENDING_MARKER
 from clgwd.tunnel.component import TunnelComponent
-from clgwd.web.api import derive_state
+from clgwd.web.api.overview import derive_state
 from tests.web.conftest import Gateway, setup_admin
 
 CSV_PBX = {"type": "csv", "name": "Sample directory",

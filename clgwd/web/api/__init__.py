@@ -1,0 +1,35 @@
+"""The JSON API of the onboarding page, ``/api/v1/...``: one module per page section.
+
+| module | section |
+|---|---|
+| ``session`` | Login, first-time setup, password change and logout. |
+| ``gateway`` | Gateway information (site) and the Ethernet ports. |
+| ``cloud`` | The cloud link: state and enrollment. |
+| ``pbx`` | PBX settings and user sync. |
+| ``overview`` | Overview, deployment summary, tunnels, inventory. |
+| ``events`` | Event history (JSON and CSV). |
+| ``advanced`` | Update schedule, support bundle, call trace, reboot, reset. |
+
+``common`` holds what they share (``WebServices``, ``Route``, body parsing, the router
+call). A new section is one module with its handlers and a ``ROUTES`` tuple, plus one
+entry below.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from clgwd.web.api import advanced, cloud, events, gateway, overview, pbx, session
+from clgwd.web.api.common import SERVICES, Route, WebServices
+
+__all__ = ["ROUTES", "SERVICES", "Route", "WebServices"]
+
+ROUTES: Final = (
+    *session.ROUTES,
+    *gateway.ROUTES,
+    *cloud.ROUTES,
+    *pbx.ROUTES,
+    *overview.ROUTES,
+    *events.ROUTES,
+    *advanced.ROUTES,
+)

@@ -1,0 +1,84 @@
+"""Onboarding page API, section: PBX settings and user sync."""
+
+from __future__ import annotations
+
+from typing import Final
+
+from aiohttp import web
+
+from clgwd.errors import NotSupportedYet
+from clgwd.web import auth, models
+from clgwd.web.api.common import (
+    Route,
+    call,
+    no_secrets,
+    parse_body,
+    reply,
+)
+from clgwd.web.catalog import PBX_TYPES, pbx_type
+
+
+async def get_pbx_types(request: web.Request) -> web.Response:
+    return reply({"types": list(PBX_TYPES)})
+
+
+async def get_pbx(request: web.Request) -> web.Response:
+    return reply(no_secrets(await call(request, "pbx.get", {})))
+
+
+async def put_pbx(request: web.Request) -> web.Response:
+    body = await parse_body(request, models.PbxSettings)
+    kind = pbx_type(body.type)
+    if kind is None:
+        raise auth.InvalidInput(f"type: unknown PBX type {body.type!r}")
+    if not kind["available"]:
+        raise NotSupportedYet(f"{kind['label']} is not available in this gateway version yet")
+    if kind["network"] and (body.address is None or body.port is None):
+        raise auth.InvalidInput(f"address: {kind['label']} needs the PBX address and port")
+    allowed = {f["name"] for f in kind["fields"]}
+    missing = [f["name"] for f in kind["fields"] if f["required"] and not body.options.get(
+        f["name"])]
+    if set(body.options) - allowed or missing:
+        raise auth.InvalidInput(f"options: {kind['label']} needs {sorted(allowed) or 'none'}"
+                                + (f"; missing {missing}" if missing else ""))
+    return reply(no_secrets(await call(request, "pbx.set", body.model_dump())))
+
+
+async def post_pbx_test(request: web.Request) -> web.Response:
+    return reply(await call(request, "pbx.test", {}))
+
+
+async def post_sync_now(request: web.Request) -> web.Response:
+    return reply(await call(request, "sync.now", {}), 202)
+
+
+async def get_sync_schedule(request: web.Request) -> web.Response:
+    return reply(await call(request, "sync.schedule.get", {}))
+
+
+async def put_sync_schedule(request: web.Request) -> web.Response:
+    body = await parse_body(request, models.SyncSchedule)
+    return reply(await call(request, "sync.schedule.set", body.model_dump()))
+
+
+async def get_sync_preview(request: web.Request) -> web.Response:
+    return reply(await call(request, "sync.preview", {}))
+
+
+ROUTES: Final = (
+    Route("GET", "/api/v1/pbx/types", get_pbx_types, "PBX types and their fields"),
+    Route("GET", "/api/v1/pbx", get_pbx, "PBX settings (no secrets)",
+          router_methods=("pbx.get",)),
+    Route("PUT", "/api/v1/pbx", put_pbx, "Save PBX settings", models.PbxSettings,
+          router_methods=("pbx.set",)),
+    Route("POST", "/api/v1/pbx/test", post_pbx_test, "Test the PBX connection",
+          router_methods=("pbx.test",)),
+    Route("POST", "/api/v1/sync/now", post_sync_now, "Sync now", router_methods=("sync.now",),
+          ok_status=202),
+    Route("GET", "/api/v1/sync/schedule", get_sync_schedule, "Sync schedule, last/next sync",
+          router_methods=("sync.schedule.get",)),
+    Route("PUT", "/api/v1/sync/schedule", put_sync_schedule, "Set the sync interval",
+          models.SyncSchedule, router_methods=("sync.schedule.set",)),
+    Route("GET", "/api/v1/sync/preview", get_sync_preview, "Changes the next sync makes",
+          router_methods=("sync.preview",)),
+)
