@@ -36,7 +36,7 @@ from clgwd.net.component import NetworkComponent
 from clgwd.sdnotify import Notifier
 from clgwd.sip.trace import CallTrace
 from clgwd.store import Action, Event, Store
-from clgwd.sync.service import SyncService
+from clgwd.sync.component import SyncService
 from clgwd.system import DaemonHooks, ResetGate, SystemComponent
 from clgwd.tunnel.component import TunnelComponent
 from clgwd.web.server import HttpServer

@@ -10,7 +10,7 @@ from clgwd.config import ClgwdConfig, parse_config
 from clgwd.pbx.model import Device, PbxUser, RowProblem, SourceError, SourceRead
 
 if TYPE_CHECKING:
-    from clgwd.sync.service import SyncService
+    from clgwd.sync.component import SyncService
 
 CSV = Path(__file__).parents[2] / "clgwd" / "pbx" / "samples" / "directory.csv"
 """The demo's sample directory (20 users, 3 without and 2 sharing an email)."""

@@ -14,7 +14,7 @@ from clgwd.config.secret import Secret
 from clgwd.errors import ClgwdError
 from clgwd.store import EventFilter, Store
 from clgwd.sync import settings as page
-from clgwd.sync.service import PbxTestFailed, SyncPhase, SyncService
+from clgwd.sync.component import PbxTestFailed, SyncPhase, SyncService
 from clgwd.web.catalog import PBX_TYPES
 from tests.sync.helpers import CSV, FakeSource, config, users, with_fake
 

@@ -11,7 +11,7 @@ from clgwd.commands import CommandContext, CommandRouter
 from clgwd.component import ComponentState
 from clgwd.pbx.model import SourceAuthError
 from clgwd.store import Store
-from clgwd.sync.service import PbxNotConfigured, SyncBusy, SyncPhase, SyncService
+from clgwd.sync.component import PbxNotConfigured, SyncBusy, SyncPhase, SyncService
 from tests.sync.helpers import CSV, FakeSource, config, users, with_fake
 
 
