@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, Field, model_validator
 
-from clgwd.config.models import AbsolutePath, Seconds, StrictModel
+from clgwd.config.types import AbsolutePath, Seconds, StrictModel
 
 
 def _check_url(value: str) -> str:

@@ -8,63 +8,37 @@ component (cloud link, PBX, network, ...) live in their own module next to this 
 
 from __future__ import annotations
 
-import ipaddress
 from pathlib import Path
 from typing import Annotated, Final, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import Field
+
+from clgwd.config.cloud import CloudConfig
+from clgwd.config.network import NetworkConfig
+from clgwd.config.pbx import PbxConfig, SyncConfig
+from clgwd.config.sip import SipConfig
+from clgwd.config.system import SystemConfig
+from clgwd.config.tunnel import TunnelConfig
+from clgwd.config.types import (
+    AbsolutePath,
+    HostName,
+    IpAddressText,
+    ListenPort,
+    Port,
+    Seconds,
+    StrictModel,
+)
+
+# The base model and field types live in ``clgwd.config.types`` (no import cycle);
+# they are re-exported here for sections written against ``clgwd.config.models``.
+__all__ = ["DEFAULT_CONFIG_PATH", "DEFAULT_CONTROL_SOCKET", "DEFAULT_STATE_DIR",
+           "AbsolutePath", "ClgwdConfig", "ControlConfig", "DaemonConfig", "HostName",
+           "HttpConfig", "IpAddressText", "ListenAddress", "ListenPort", "LogLevel",
+           "LoggingConfig", "Port", "Seconds", "StateConfig", "StrictModel"]
 
 DEFAULT_CONFIG_PATH: Final = Path("/etc/clgwd/clgwd.yaml")
 DEFAULT_STATE_DIR: Final = Path("/var/lib/clgwd")
 DEFAULT_CONTROL_SOCKET: Final = Path("/run/clgwd/control.sock")
-
-
-class StrictModel(BaseModel):
-    """Base for every config model: immutable, unknown keys rejected, no type coercion."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
-
-
-def _check_port(value: int) -> int:
-    if not 1 <= value <= 65535:
-        raise ValueError("must be 1-65535")
-    return value
-
-
-def _check_listen_port(value: int) -> int:
-    if not 0 <= value <= 65535:
-        raise ValueError("must be 0-65535 (0 picks a free port)")
-    return value
-
-
-def _check_host(value: str) -> str:
-    try:
-        ipaddress.ip_address(value)
-    except ValueError:
-        raise ValueError("must be an IPv4 or IPv6 address") from None
-    return value
-
-
-def _check_absolute(value: Path) -> Path:
-    if not value.is_absolute():
-        raise ValueError("must be an absolute path")
-    return value
-
-
-Port = Annotated[int, AfterValidator(_check_port)]
-"""A TCP/UDP port number, 1-65535."""
-
-ListenPort = Annotated[int, AfterValidator(_check_listen_port)]
-"""A port to bind; 0 lets the kernel pick a free one (tests, demos)."""
-
-IpAddressText = Annotated[str, AfterValidator(_check_host)]
-"""An IPv4 or IPv6 address written as text (``0.0.0.0`` and ``::`` mean all)."""
-
-AbsolutePath = Annotated[Path, Field(strict=False), AfterValidator(_check_absolute)]
-"""A filesystem path that must be absolute (relative paths depend on the CWD)."""
-
-Seconds = Annotated[float, Field(gt=0, strict=False)]
-"""A positive duration in seconds; integers are accepted."""
 
 
 class ListenAddress(StrictModel):
@@ -72,19 +46,6 @@ class ListenAddress(StrictModel):
 
     host: IpAddressText = "0.0.0.0"
     port: ListenPort = 80
-
-
-def _check_host_name(value: str) -> str:
-    labels = value.rstrip(".").split(".")
-    if not value or len(value) > 253 or not all(
-            label and len(label) <= 63 and label.replace("-", "").isalnum()
-            and label.isascii() and not label.startswith("-") for label in labels):
-        raise ValueError("must be a DNS host name such as gw1.example.com")
-    return value.rstrip(".").lower()
-
-
-HostName = Annotated[str, AfterValidator(_check_host_name)]
-"""A DNS name the gateway answers to (compared case-insensitively)."""
 
 
 class HttpConfig(StrictModel):
@@ -137,16 +98,6 @@ class DaemonConfig(StrictModel):
 
     stop_timeout: Seconds = 10.0
     """Seconds allowed for an orderly shutdown before the process exits hard."""
-
-
-from clgwd.config.cloud import CloudConfig  # noqa: E402 - sections import StrictModel
-
-# Sections in their own modules import StrictModel and the field types above.
-from clgwd.config.network import NetworkConfig  # noqa: E402
-from clgwd.config.pbx import PbxConfig, SyncConfig  # noqa: E402 - needs StrictModel above
-from clgwd.config.sip import SipConfig  # noqa: E402 - needs StrictModel defined above
-from clgwd.config.system import SystemConfig  # noqa: E402 - needs StrictModel above
-from clgwd.config.tunnel import TunnelConfig  # noqa: E402 - needs StrictModel defined above
 
 
 class ClgwdConfig(StrictModel):

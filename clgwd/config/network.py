@@ -14,7 +14,7 @@ from typing import Annotated, Final, Literal, Self
 
 from pydantic import AfterValidator, Field, ValidationInfo, field_validator, model_validator
 
-from clgwd.config.models import AbsolutePath, IpAddressText, Port, Seconds, StrictModel
+from clgwd.config.types import AbsolutePath, IpAddressText, Port, Seconds, StrictModel
 
 _IFNAME_MAX: Final = 15  # IFNAMSIZ - 1
 _HOST_LABEL_MAX: Final = 63

@@ -15,8 +15,8 @@ from typing import Annotated, Final, Literal, Self
 
 from pydantic import Field, model_validator
 
-from clgwd.config.models import AbsolutePath, Port, Seconds, StrictModel
 from clgwd.config.secret import Secret
+from clgwd.config.types import AbsolutePath, Port, Seconds, StrictModel
 
 PbxType = Literal[
     "none", "connect_mysql", "ldap", "ldif", "csv", "freepbx_mysql",

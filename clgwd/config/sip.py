@@ -11,8 +11,8 @@ from typing import Annotated, Final
 
 from pydantic import Field, model_validator
 
-from clgwd.config.models import Port, StrictModel
 from clgwd.config.network import InterfaceName
+from clgwd.config.types import Port, StrictModel
 
 ANY_INTERFACE: Final = "any"
 

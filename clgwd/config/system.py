@@ -11,7 +11,7 @@ from typing import Annotated, Final
 
 from pydantic import Field
 
-from clgwd.config.models import Seconds, StrictModel
+from clgwd.config.types import Seconds, StrictModel
 
 Command = Annotated[list[Annotated[str, Field(min_length=1, max_length=4096)]],
                     Field(min_length=1, max_length=64)]

@@ -16,7 +16,7 @@ from typing import Annotated, Final, Literal
 
 from pydantic import AfterValidator, Field, model_validator
 
-from clgwd.config.models import Seconds, StrictModel
+from clgwd.config.types import Seconds, StrictModel
 
 MAX_TUNNEL_EXPIRY: Final = 12 * 3600.0
 _NAME = re.compile(r"[a-z0-9][a-z0-9_.-]{0,62}")
