@@ -42,7 +42,7 @@ def install(role: str, directory: str) -> None:
     """Wrap the hops of this process's tunnel end (``role-cloud`` / ``role-gateway``)."""
     from websockets.asyncio.connection import Connection
 
-    from clgwd.link.backends import ws_picows
+    from clgwd.link import ws_picows
     from clgwd.link.ws import WsConnection
     from clgwd.protocol.session import Session
     from clgwd.protocol.streams import StreamProtocol

@@ -1,5 +1,5 @@
 """A TaskGroup that a component opens in ``__aenter__`` and closes in ``__aexit__``,
-and ``wait_at_most``, the bounded wait every component loop needs.
+``wait_at_most``, the bounded wait every component loop needs, and ``import_off_loop``.
 
 Tunnel work (stream opens, audit writes, session writers) is started from callbacks
 that cannot await, yet every task must be owned and cancelled at teardown (chisel#608,
@@ -14,8 +14,11 @@ cloud (its tunnel hub), like ``clgwd.protocol.channel``.
 from __future__ import annotations
 
 import asyncio
+import importlib
 import logging
+import sys
 from collections.abc import Awaitable, Coroutine
+from types import ModuleType
 from typing import Any, Self
 
 _LOGGER = logging.getLogger(__name__)
@@ -30,6 +33,17 @@ async def wait_at_most(awaitable: Awaitable[object], seconds: float | None) -> b
     except TimeoutError:
         return False
     return True
+
+
+async def import_off_loop(name: str) -> ModuleType:
+    """Import module ``name`` in a worker thread, or return it if already loaded.
+
+    A part imports the third-party library it needs when it starts, not when the daemon
+    is imported; importing reads files, so it does not happen on the event loop."""
+    module = sys.modules.get(name)
+    if module is not None:
+        return module
+    return await asyncio.to_thread(importlib.import_module, name)
 
 
 class TaskScope:

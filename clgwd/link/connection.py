@@ -28,7 +28,7 @@ from clgwd.commands import CommandRouter
 from clgwd.component import ComponentState, StatusTracker
 from clgwd.config import ClgwdConfig
 from clgwd.config.cloud import CloudConfig
-from clgwd.link.backends import opener
+from clgwd.link.backends import load_opener
 from clgwd.link.backoff import Backoff
 from clgwd.link.delivery import OutboxDelivery, int_member
 from clgwd.link.identity import Enrollment, IdentityError, IdentityFiles
@@ -235,7 +235,8 @@ class LinkSupervisor:
                                "enroll the gateway again") from None
         try:
             cloud = self._config.cloud
-            conn = await opener(cloud.websocket_backend)(
+            open_connection = await load_opener(cloud.websocket_backend)
+            conn = await open_connection(
                 ws_url(enrollment.cloud_url), ctx, p.SUBPROTOCOL, self._ws_settings(cloud))
         except HandshakeRejected as err:
             self._m_connects.labels(f"http_{err.status}").inc()

@@ -19,15 +19,19 @@ import random
 import time
 from collections.abc import Callable, Sequence
 from enum import StrEnum
-from typing import Final, Self
+from types import ModuleType
+from typing import TYPE_CHECKING, Final, Self
 
 from clgwd.component import ComponentState, StatusTracker
 from clgwd.config import ClgwdConfig
 from clgwd.config.network import MdnsConfig
 from clgwd.net.component import NetworkComponent
-from clgwd.net.mdns import IpAddress, MdnsResponder, ServiceSpec
 from clgwd.net.reconcile import ChangeKind
 from clgwd.store import Settings
+from clgwd.tasks import import_off_loop
+
+if TYPE_CHECKING:  # the wrapper (and zeroconf) is loaded when mDNS is enabled: ``_mdns``
+    from clgwd.net.mdns import IpAddress, MdnsResponder, ServiceSpec
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -90,6 +94,8 @@ class MdnsAdvertiser:
         self._settings = settings
         self._on_published = on_published
         self._responder: MdnsResponder | None = None
+        self._mdns: ModuleType | None = None
+        """``clgwd.net.mdns``, imported when the first name is claimed."""
         self._state = MdnsState.DISABLED
         self._wake = asyncio.Event()
         self._conflict = asyncio.Event()
@@ -175,7 +181,8 @@ class MdnsAdvertiser:
 
     async def _claim_and_publish(self, addresses: list[IpAddress]) -> None:
         self._set_state(MdnsState.CLAIMING)
-        responder = MdnsResponder(addresses)
+        self._mdns = await import_off_loop("clgwd.net.mdns")
+        responder: MdnsResponder = self._mdns.MdnsResponder(addresses)
         await responder.start()
         self._responder = responder
         preferred = await self._settings.get(HOSTNAME_KEY)
@@ -234,11 +241,13 @@ class MdnsAdvertiser:
             self._on_published(self.hostname, addresses)
 
     def _services(self) -> list[ServiceSpec]:
-        services = [ServiceSpec("_http._tcp.local.", self._config.http_port,
-                                {"path": "/onboarding"})]
+        assert self._mdns is not None  # loaded before the first claim
+        spec = self._mdns.ServiceSpec
+        services: list[ServiceSpec] = [spec("_http._tcp.local.", self._config.http_port,
+                                            {"path": "/onboarding"})]
         if self._config.https_port is not None:
-            services.append(ServiceSpec("_https._tcp.local.", self._config.https_port,
-                                        {"path": "/onboarding"}))
+            services.append(spec("_https._tcp.local.", self._config.https_port,
+                                 {"path": "/onboarding"}))
         return services
 
     async def _addresses(self) -> list[IpAddress]:

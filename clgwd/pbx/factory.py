@@ -4,6 +4,11 @@ MiVoice Office 400, MiVoice Business (native) and MX-ONE are valid config (so th
 onboarding page can offer and store them) but their read protocols are not public;
 asking them for users raises ``ConnectorNotAvailable`` with a clear message instead of
 inventing a protocol.
+
+Each connector module is imported when a source of its type is built, so a gateway
+without an LDAP directory never loads ldap3, nor one without MySQL aiomysql
+(``connector_module`` names the module; ``clgwd.tasks.import_off_loop`` loads it ahead
+from async code).
 """
 
 from __future__ import annotations
@@ -12,13 +17,7 @@ from concurrent.futures import Executor
 from typing import Final
 
 from clgwd.config.pbx import PbxConfig
-from clgwd.pbx.connect_mysql import ConnectMysqlSource
-from clgwd.pbx.csv_source import CsvSource
-from clgwd.pbx.freepbx_mysql import FreePbxMysqlSource
-from clgwd.pbx.ldap_source import LdapSource
-from clgwd.pbx.ldif_source import LdifSource
 from clgwd.pbx.model import ConnectorNotAvailable, SourceRead, UserSource
-from clgwd.pbx.mysql_common import MysqlReader
 
 VENDOR_NAMES: Final = {
     "mivoice_office_400": "MiVoice Office 400",
@@ -26,6 +25,16 @@ VENDOR_NAMES: Final = {
     "mx_one": "MiVoice MX-ONE",
 }
 _DEFAULT_DB: Final = {"connect_mysql": "shoreware", "freepbx_mysql": "asterisk"}
+CONNECTOR_MODULES: Final = {
+    "csv": "clgwd.pbx.csv_source", "ldif": "clgwd.pbx.ldif_source",
+    "ldap": "clgwd.pbx.ldap_source", "connect_mysql": "clgwd.pbx.connect_mysql",
+    "freepbx_mysql": "clgwd.pbx.freepbx_mysql",
+}
+
+
+def connector_module(pbx: PbxConfig) -> str | None:
+    """The module that reads ``pbx``'s type (None: no PBX, or no public protocol)."""
+    return CONNECTOR_MODULES.get(pbx.type)
 
 
 class UnavailableSource:
@@ -58,11 +67,17 @@ def build_source(pbx: PbxConfig, executor: Executor | None = None) -> UserSource
     if pbx.type in ("csv", "ldif"):
         assert pbx.file.path is not None  # checked by the config model
         if pbx.type == "csv":
+            from clgwd.pbx.csv_source import CsvSource  # noqa: PLC0415 - see module doc
+
             return CsvSource(pbx.file.path, pbx.file.encoding, pbx.country_code,
                              executor=executor)
+        from clgwd.pbx.ldif_source import LdifSource  # noqa: PLC0415
+
         return LdifSource(pbx.file.path, pbx.ldap, pbx.file.encoding, pbx.country_code,
                           executor=executor)
     if pbx.type == "ldap":
+        from clgwd.pbx.ldap_source import LdapSource  # noqa: PLC0415
+
         return LdapSource(pbx.host, pbx.effective_port, pbx.ldap, bind_dn=pbx.username,
                           password=pbx.password, timeout=pbx.read_timeout,
                           country_code=pbx.country_code, executor=executor)
@@ -70,10 +85,16 @@ def build_source(pbx: PbxConfig, executor: Executor | None = None) -> UserSource
 
 
 def _mysql_source(pbx: PbxConfig) -> UserSource:
+    from clgwd.pbx.mysql_common import MysqlReader  # noqa: PLC0415
+
     reader = MysqlReader(pbx.host, pbx.effective_port, user=pbx.username,
                          password=pbx.password,
                          database=pbx.mysql.database or _DEFAULT_DB[pbx.type],
                          connect_timeout=pbx.mysql.connect_timeout)
     if pbx.type == "connect_mysql":
+        from clgwd.pbx.connect_mysql import ConnectMysqlSource  # noqa: PLC0415
+
         return ConnectMysqlSource(reader, pbx.read_timeout)
+    from clgwd.pbx.freepbx_mysql import FreePbxMysqlSource  # noqa: PLC0415
+
     return FreePbxMysqlSource(reader, pbx.read_timeout, pbx.country_code)

@@ -315,7 +315,9 @@ def test_auto_prefers_picows_and_falls_back_without_it(monkeypatch: pytest.Monke
     assert backends.resolve("auto") == "picows"
     assert backends.opener("auto") is ws_picows.open_connection
     assert backends.opener("websockets") is ws.open_connection
-    monkeypatch.setattr(backends, "ws_picows", None)
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "picows" else real_find_spec(name, *a))
     assert backends.resolve("auto") == "websockets"
     assert backends.opener("auto") is ws.open_connection
 

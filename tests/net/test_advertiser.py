@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from clgwd.config import parse_config
-from clgwd.net import advertiser
+from clgwd.net import mdns
 from clgwd.net.advertiser import HOSTNAME_KEY, MdnsAdvertiser, MdnsState
 
 
@@ -63,7 +63,7 @@ async def test_stored_suffixed_name_is_kept_after_a_restart(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A gateway that had to take cloudlink-2 keeps it after a restart, even though the
     device that held cloudlink has gone: the stored name is probed first and kept."""
-    monkeypatch.setattr(advertiser, "MdnsResponder", FakeResponder)
+    monkeypatch.setattr(mdns, "MdnsResponder", FakeResponder)
     config = parse_config(f"state: {{dir: {tmp_path}}}\n"
                           "network: {mdns: {enabled: true, debounce: 0.01}}\n")
     settings = MemorySettings({HOSTNAME_KEY: "cloudlink-2"})
