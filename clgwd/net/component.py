@@ -90,22 +90,17 @@ class NetworkComponent(DhcpSupervisor):
 
     async def __aenter__(self) -> Self:
         self.tracker.set(ComponentState.STARTING)
-        await self._monitor.__aenter__()  # subscribe before the first dump
         try:
-            await self._netlink.__aenter__()
-            await self._refresh_links()
-            await self._start_desired()
+            await self._start_desired()  # opens netlink when there are ports to manage
         except BaseException:
-            await self._netlink.__aexit__(None, None, None)
-            await self._monitor.__aexit__(None, None, None)
+            await self._close_netlink(None, None, None)
             raise
         self._update_status()
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
         self.tracker.set(ComponentState.STOPPING)
-        await self._netlink.__aexit__(*exc_info)
-        await self._monitor.__aexit__(*exc_info)
+        await self._close_netlink(*exc_info)
         self.tracker.set(ComponentState.STOPPED)
 
     async def run(self) -> None:

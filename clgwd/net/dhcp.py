@@ -16,8 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from clgwd.config.network import PortConfig
-from clgwd.net.netlink import DhcpLease, DhcpTrigger, NetlinkFailure, dhcp_client
+from clgwd.net.linkinfo import DhcpLease, DhcpTrigger, NetlinkFailure
 from clgwd.net.reconcile import ChangeKind, PortReconciler, is_global_v4
+from clgwd.tasks import import_off_loop
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -92,8 +93,9 @@ class DhcpSupervisor(PortReconciler):
                 await self._on_lease(_port, trigger, lease)
 
             try:
-                await self._netlink.set_up(link.index)
-                async with dhcp_client(port.name, handler=on_lease, saved=saved,
+                await self._kernel.set_up(link.index)
+                netlink = await import_off_loop("clgwd.net.netlink")
+                async with netlink.dhcp_client(port.name, handler=on_lease, saved=saved,
                                        save=self._queue_lease_write,
                                        host_name=socket.gethostname()) as client:
                     self._dhcp_state[port.name] = client.state
@@ -138,18 +140,18 @@ class DhcpSupervisor(PortReconciler):
                      lease.address, lease.gateway, ", ".join(lease.dns) or "-")
         try:
             if trigger in {DhcpTrigger.BOUND, DhcpTrigger.RENEWED, DhcpTrigger.REBOUND}:
-                for info in await self._netlink.addresses(link.index):
+                for info in await self._kernel.addresses(link.index):
                     if is_global_v4(info) and info.interface != lease.address:
-                        await self._netlink.remove_address(link.index, info.interface)
-                await self._netlink.add_address(link.index, lease.address)
+                        await self._kernel.remove_address(link.index, info.interface)
+                await self._kernel.add_address(link.index, lease.address)
                 await self._set_gateway(link.index, lease.gateway)
                 self._leases[port.name] = lease
                 self._errors.pop(port.name, None)
             else:
                 self._leases.pop(port.name, None)
-                await self._netlink.remove_address(link.index, lease.address)
+                await self._kernel.remove_address(link.index, lease.address)
                 if lease.gateway:
-                    await self._netlink.remove_default_gateway(link.index, lease.gateway)
+                    await self._kernel.remove_default_gateway(link.index, lease.gateway)
                 if trigger is DhcpTrigger.EXPIRED:
                     self._errors[port.name] = "lease expired; asking for a new one"
         except NetlinkFailure as err:

@@ -25,8 +25,7 @@ import logging
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
-from dataclasses import asdict, dataclass
-from enum import StrEnum
+from dataclasses import asdict
 from typing import Any, Self
 
 from pyroute2 import AsyncIPRoute
@@ -42,6 +41,15 @@ from pyroute2.netlink.rtnl import (
     RTMGRP_LINK,
 )
 
+from clgwd.net.linkinfo import (
+    AddressInfo,
+    DhcpLease,
+    DhcpTrigger,
+    LinkInfo,
+    NetlinkEvent,
+    NetlinkFailure,
+)
+
 _LOGGER = logging.getLogger(__name__)
 # pyroute2 logs every netlink message at DEBUG (kilobytes per event); our own DEBUG
 # lines say what happened, so keep the library at INFO even when the daemon is at DEBUG.
@@ -53,49 +61,6 @@ _RT_SCOPE_UNIVERSE = 0
 _MAIN_TABLE = 254
 STATIC_ROUTE_METRIC = 100
 """Metric of routes we add, so a second port's default route does not clash."""
-
-
-class NetlinkFailure(Exception):
-    """A netlink request failed; ``errno`` says why (EEXIST, EADDRNOTAVAIL, ...)."""
-
-    def __init__(self, action: str, err: NetlinkError) -> None:
-        super().__init__(f"{action}: {err}")
-        self.errno: int = int(err.code)
-
-
-@dataclass(frozen=True)
-class LinkInfo:
-    """What status pages need to know about one interface."""
-
-    index: int
-    name: str
-    admin_up: bool
-    carrier: bool
-    operstate: str
-    mac: str | None
-    loopback: bool
-
-
-@dataclass(frozen=True)
-class AddressInfo:
-    """One address on one interface."""
-
-    index: int
-    interface: ipaddress.IPv4Interface | ipaddress.IPv6Interface
-    scope: int
-
-    @property
-    def ip(self) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
-        return self.interface.ip
-
-
-@dataclass(frozen=True)
-class NetlinkEvent:
-    """A change the kernel told us about: ``link``, ``addr`` or ``route``, on ``index``."""
-
-    kind: str
-    index: int
-    removed: bool
 
 
 def _link_info(msg: Any) -> LinkInfo:
@@ -275,29 +240,6 @@ class NetlinkMonitor:
 
 
 # -- DHCP -------------------------------------------------------------------------------
-
-
-class DhcpTrigger(StrEnum):
-    """Lease events our DHCP policy reacts to (pyroute2's hook triggers, renamed)."""
-
-    BOUND = "bound"
-    RENEWED = "renewed"
-    REBOUND = "rebound"
-    UNBOUND = "unbound"
-    EXPIRED = "expired"
-
-
-@dataclass(frozen=True)
-class DhcpLease:
-    """The parts of a DHCP lease the gateway uses, independent of pyroute2's classes."""
-
-    interface: str
-    address: ipaddress.IPv4Interface
-    gateway: str | None
-    dns: tuple[str, ...]
-    server_id: str | None
-    obtained: float
-    lease_time: int | None
 
 
 def _option(lease: Lease, name: str) -> Any:

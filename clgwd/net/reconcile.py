@@ -19,21 +19,17 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from clgwd.component import StatusTracker
 from clgwd.config.network import NetworkConfig, PortConfig
-from clgwd.net.netlink import (
-    AddressInfo,
-    DhcpLease,
-    LinkInfo,
-    Netlink,
-    NetlinkFailure,
-    NetlinkMonitor,
-)
+from clgwd.net.linkinfo import AddressInfo, DhcpLease, LinkInfo, NetlinkFailure
 from clgwd.net.resolv import write_resolv_conf
 from clgwd.net.trial import Ports
-from clgwd.tasks import wait_at_most
+from clgwd.tasks import import_off_loop, wait_at_most
+
+if TYPE_CHECKING:  # pyroute2 loads with the wrapper, when netlink is first needed
+    from clgwd.net.netlink import Netlink, NetlinkMonitor
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -84,8 +80,10 @@ class PortReconciler:
         self.tracker = tracker
         self._config = config
         self._state_dir = state_dir
-        self._netlink = Netlink(netns)
-        self._monitor = NetlinkMonitor(netns)
+        self._netns = netns
+        self._netlink: Netlink | None = None
+        self._monitor: NetlinkMonitor | None = None
+        self._netlink_open = asyncio.Event()
         self._desired: Ports = ()
         self._dhcp_changed = asyncio.Event()
         self._leases: dict[str, DhcpLease] = {}
@@ -96,6 +94,40 @@ class PortReconciler:
         """IPv4 addresses the kernel reports per link index: status shows what is, not
         what was asked for."""
         self._listeners: list[ChangeListener] = []
+
+    # -- netlink, opened when first needed ----------------------------------------------
+
+    async def _open_netlink(self) -> None:
+        """Import the pyroute2 wrapper (in a thread) and open netlink, once: when there
+        are ports to manage or somebody asks for addresses. A gateway that manages no
+        ports (a developer's machine, a VM whose network the host owns) never loads
+        pyroute2. The monitor subscribes before the first dump."""
+        if self._netlink is not None:
+            return
+        netlink = await import_off_loop("clgwd.net.netlink")
+        monitor = netlink.NetlinkMonitor(self._netns)
+        await monitor.__aenter__()
+        kernel = netlink.Netlink(self._netns)
+        try:
+            await kernel.__aenter__()
+        except BaseException:
+            await monitor.__aexit__(None, None, None)
+            raise
+        self._monitor, self._netlink = monitor, kernel
+        await self._refresh_links()
+        self._netlink_open.set()
+
+    async def _close_netlink(self, *exc_info: object) -> None:
+        kernel, monitor, self._netlink, self._monitor = self._netlink, self._monitor, None, None
+        if kernel is not None:
+            await kernel.__aexit__(*exc_info)
+        if monitor is not None:
+            await monitor.__aexit__(*exc_info)
+
+    @property
+    def _kernel(self) -> Netlink:
+        assert self._netlink is not None, "netlink is opened before the first kernel call"
+        return self._netlink
 
     def subscribe(self, listener: ChangeListener) -> None:
         self._listeners.append(listener)
@@ -111,10 +143,11 @@ class PortReconciler:
 
     async def addresses(self, *, include_unconfigured: bool) -> list[tuple[str, AddressInfo]]:
         """(interface name, address) pairs of the configured ports, or of every non-lo link."""
+        await self._open_netlink()
         await self._refresh_links()
         names = {p.name for p in self._desired}
         out = []
-        for info in await self._netlink.addresses():
+        for info in await self._kernel.addresses():
             link = next((lk for lk in self._links.values() if lk.index == info.index), None)
             if link is None or link.loopback:
                 continue
@@ -131,6 +164,8 @@ class PortReconciler:
     async def _reconcile(self, ports: Ports) -> None:
         """Make the kernel match ``ports``; forget what the previous desired state added."""
         stale = {p.name: p for p in self._desired}
+        if ports or stale:
+            await self._open_netlink()
         self._desired = ports
         for port in ports:
             old = stale.pop(port.name, None)
@@ -155,11 +190,11 @@ class PortReconciler:
             return
         want = port.interface()
         try:
-            await self._netlink.set_up(link.index)
-            for info in await self._netlink.addresses(link.index):
+            await self._kernel.set_up(link.index)
+            for info in await self._kernel.addresses(link.index):
                 if is_global_v4(info) and info.interface != want:
-                    await self._netlink.remove_address(link.index, info.interface)
-            await self._netlink.add_address(link.index, want)
+                    await self._kernel.remove_address(link.index, info.interface)
+            await self._kernel.add_address(link.index, want)
             await self._set_gateway(link.index, port.gateway)
         except NetlinkFailure as err:
             self._errors[port.name] = str(err)
@@ -173,18 +208,18 @@ class PortReconciler:
         if link is None or port.address is None:
             return
         try:
-            await self._netlink.remove_address(link.index, port.interface())
+            await self._kernel.remove_address(link.index, port.interface())
             if port.gateway:
-                await self._netlink.remove_default_gateway(link.index, port.gateway)
+                await self._kernel.remove_default_gateway(link.index, port.gateway)
         except NetlinkFailure as err:
             _LOGGER.warning("Port %s: cannot remove old config (%s)", port.name, err)
 
     async def _set_gateway(self, index: int, gateway: str | None) -> None:
-        for existing in await self._netlink.default_gateways(index):
+        for existing in await self._kernel.default_gateways(index):
             if existing != gateway:
-                await self._netlink.remove_default_gateway(index, existing)
+                await self._kernel.remove_default_gateway(index, existing)
         if gateway:
-            await self._netlink.replace_default_gateway(index, gateway)
+            await self._kernel.replace_default_gateway(index, gateway)
 
     async def _write_dns(self) -> None:
         path = self._config.resolv_conf
@@ -206,7 +241,7 @@ class PortReconciler:
     # -- link monitoring -------------------------------------------------------------------
 
     async def _refresh_links(self) -> None:
-        self._links = {link.name: link for link in await self._netlink.links()}
+        self._links = {link.name: link for link in await self._kernel.links()}
 
     async def _wait_links_changed(self, limit: float | None = None) -> None:
         """Wait for any link or address change, or at most ``limit`` seconds."""
@@ -219,6 +254,8 @@ class PortReconciler:
             self._listeners.remove(listener)
 
     async def _monitor_loop(self) -> None:
+        await self._netlink_open.wait()
+        assert self._monitor is not None
         async for event in self._monitor.events():
             try:
                 await self._on_event(event.kind, event.index)
@@ -246,7 +283,7 @@ class PortReconciler:
             link = self._links.get(port.name)
             if port.mode != "static" or link is None or link.index != index:
                 continue
-            have = {a.interface for a in await self._netlink.addresses(index) if is_global_v4(a)}
+            have = {a.interface for a in await self._kernel.addresses(index) if is_global_v4(a)}
             if have != {port.interface()}:
                 _LOGGER.warning("Port %s: addresses changed outside clgwd (%s); restoring %s",
                                 port.name, ", ".join(map(str, have)) or "none",
@@ -278,8 +315,11 @@ class PortReconciler:
 
     async def _refresh_status(self) -> None:
         """Read the addresses back from the kernel, then publish the status."""
+        if self._netlink is None:  # no ports managed: nothing to read back
+            self._update_status()
+            return
         found: dict[int, list[str]] = {}
-        for info in await self._netlink.addresses():
+        for info in await self._kernel.addresses():
             if is_global_v4(info):
                 found.setdefault(info.index, []).append(str(info.interface))
         self._kernel_addresses = {index: tuple(a) for index, a in found.items()}
