@@ -19,6 +19,7 @@ from clgwd.config import DEFAULT_CONFIG_PATH, ClgwdConfig, ConfigError, load_con
 from clgwd.config.loader import parse_yaml
 from clgwd.config.models import DEFAULT_CONTROL_SOCKET
 from clgwd.daemon import EXIT_CONFIG, EXIT_FAILURE, EXIT_OK, Daemon
+from clgwd.inventory import cli_inventory
 from clgwd.link.cli import add_enroll_parser, cmd_enroll
 from clgwd.logsetup import LEVELS, setup_logging
 from clgwd.refcloud.cli import add_refcloud_parser, cmd_refcloud
@@ -122,6 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
                            "plain-HTTP view listens on the next port)")
     add_enroll_parser(sub)
     add_refcloud_parser(sub)
+    cli_inventory.add_parser(sub)
     return parser
 
 
@@ -164,7 +166,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "enroll": cmd_enroll, "refcloud": cmd_refcloud, "sync": cmd_sync,
         "preflight": cmd_preflight, "network": cmd_network,
         "factory-reset": cmd_factory_reset,
-        "tunnel": cmd_tunnel, "setup-code": cmd_setup_code,
+        "tunnel": cmd_tunnel, "setup-code": cmd_setup_code, "inventory": cli_inventory.run,
     }
     try:
         return handlers[args.command](args)

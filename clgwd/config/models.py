@@ -142,6 +142,7 @@ class DaemonConfig(StrictModel):
 from clgwd.config.cloud import CloudConfig  # noqa: E402 - sections import StrictModel
 
 # Sections in their own modules import StrictModel and the field types above.
+from clgwd.config.monitor import InventoryConfig, MonitorConfig  # noqa: E402
 from clgwd.config.network import NetworkConfig  # noqa: E402
 from clgwd.config.pbx import PbxConfig, SyncConfig  # noqa: E402 - needs StrictModel above
 from clgwd.config.sip import SipConfig  # noqa: E402 - needs StrictModel defined above
@@ -164,3 +165,5 @@ class ClgwdConfig(StrictModel):
     tunnel: TunnelConfig = TunnelConfig()
     sip: SipConfig = SipConfig()
     system: SystemConfig = SystemConfig()
+    monitor: MonitorConfig = MonitorConfig()
+    inventory: InventoryConfig = InventoryConfig()
