@@ -69,6 +69,7 @@ class MonitorComponent:
         self.mqtt_state = "off"
         self.mqtt_message = ""
         self.notifications_sent = 0
+        self._last_published_view = ""
         self.notification_errors = 0
         self._system = mib.SystemInfo(
             descr=f"clgwd {__import__('clgwd').__version__} on {platform.system()} "
@@ -109,6 +110,7 @@ class MonitorComponent:
             except Exception as err:
                 _LOGGER.warning("Monitor refresh failed: %s (%s)", err, type(err).__name__)
             self._update_status()
+            self._republish_if_changed()
             await asyncio.sleep(REFRESH_INTERVAL)
 
     async def apply_config(self, config: ClgwdConfig) -> None:
@@ -211,6 +213,15 @@ class MonitorComponent:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._mqtt = None
+
+    def _republish_if_changed(self) -> None:
+        """Publish the status as soon as the view changed, not only on the interval."""
+        if self._mqtt is None:
+            return
+        current = json.dumps(self.view().as_json(), sort_keys=True, default=str)
+        if current != self._last_published_view:
+            self._last_published_view = current
+            self._mqtt.status_changed()
 
     def _on_mqtt(self, state: str, message: str) -> None:
         self.mqtt_state, self.mqtt_message = state, message
