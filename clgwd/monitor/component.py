@@ -32,7 +32,7 @@ from clgwd.tasks import TaskScope
 
 _LOGGER = logging.getLogger(__name__)
 
-REFRESH_INTERVAL: Final = 2.0
+REFRESH_INTERVAL: Final = 5.0
 """Seconds between reads of the outbox depth, active alerts and new outbox records."""
 TAIL_BATCH: Final = 200
 _TAILED_KINDS: Final = ("event", "event.batch", "alert")

@@ -1,0 +1,140 @@
+"""Monitoring figures: inventory collection, SNMP walk latency, idle daemon cost.
+
+    .venv/bin/python bench/monitor_bench.py [--walks 100] [--idle 60]
+
+1. Inventory: ``collect_local()`` (psutil) timed over 50 runs (budget 100 ms).
+2. SNMP: ``snmpbulkwalk -v2c`` of the clgwd subtree from a running daemon, p50/p99
+   over ``--walks`` runs (budget 20 ms p99), beside net-snmp's snmpd answering the
+   system group with the same tool in the same run (the baseline; both include
+   the tool's process start).
+3. Idle: RSS and CPU of the daemon with the SNMP agent, MQTT (a local mosquitto) and
+   the inventory on, over ``--idle`` seconds (budget 60 MB, 0.2 % of one core).
+Only 127.0.0.1 is used.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import shutil
+import socket
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from clgwd.inventory.collect import collect_local
+
+COMMUNITY = "bench-ro"
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def free_port(kind: int) -> int:
+    with socket.socket(socket.AF_INET, kind) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+async def timed_walks(env: dict[str, str], target: str, oid: str, walks: int) -> list[float]:
+    out = []
+    for _ in range(walks):
+        start = time.perf_counter()
+        proc = await asyncio.create_subprocess_exec(
+            "snmpbulkwalk", "-v2c", "-c", COMMUNITY, "-On", target, oid,
+            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL, env=env)
+        await proc.wait()
+        out.append((time.perf_counter() - start) * 1000)
+    return out
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICK
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+async def main(args: argparse.Namespace) -> None:
+    collect_local()
+    times = []
+    for _ in range(50):
+        start = time.perf_counter()
+        collect_local()
+        times.append((time.perf_counter() - start) * 1000)
+    print(f"inventory collect_local: median {statistics.median(times):.2f} ms, "
+          f"max {max(times):.2f} ms (budget 100 ms)")
+
+    for tool in ("snmpd", "snmpbulkwalk", "mosquitto"):
+        if shutil.which(tool) is None:
+            sys.exit(f"{tool} is not installed (tests/debian-packages.txt)")
+    base = Path(tempfile.mkdtemp(prefix="clgwd-monbench-"))
+    env = {**os.environ, "MIBS": "", "SNMP_PERSISTENT_DIR": str(base / "netsnmp")}
+    snmpd_port, agent_port, mqtt_port = (free_port(socket.SOCK_DGRAM),
+                                         free_port(socket.SOCK_DGRAM),
+                                         free_port(socket.SOCK_STREAM))
+    (base / "snmpd.conf").write_text(f"agentAddress udp:127.0.0.1:{snmpd_port}\n"
+                                     f"rocommunity {COMMUNITY} 127.0.0.1\n")
+    (base / "mosquitto.conf").write_text(
+        f"persistence false\nuser root\nlistener {mqtt_port} 127.0.0.1\n"
+        "allow_anonymous true\n")
+    (base / "clgwd.yaml").write_text(
+        f"state: {{dir: {base / 'state'}}}\n"
+        "http: {listen: [{host: 127.0.0.1, port: 0}], tls_listen: []}\n"
+        f"control: {{socket: {base / 'control.sock'}}}\n"
+        f"monitor:\n  snmp: {{listen: ['127.0.0.1:{agent_port}'], community: {COMMUNITY}}}\n"
+        f"  mqtt: {{url: 'mqtt://127.0.0.1:{mqtt_port}'}}\n"
+        f"inventory:\n  platforms: [{{name: snmpd, address: '127.0.0.1:{snmpd_port}', "
+        f"community: {COMMUNITY}}}]\n")
+    quiet = {"stdout": asyncio.subprocess.DEVNULL, "stderr": asyncio.subprocess.DEVNULL}
+    snmpd = await asyncio.create_subprocess_exec(
+        "snmpd", "-f", "-Lo", "-C", "-c", str(base / "snmpd.conf"), env=env, **quiet)
+    broker = await asyncio.create_subprocess_exec(
+        "mosquitto", "-c", str(base / "mosquitto.conf"), **quiet)
+    daemon = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "clgwd", "run", "--config", str(base / "clgwd.yaml"), **quiet)
+    try:
+        await asyncio.sleep(4)
+        if daemon.returncode is not None:
+            sys.exit("the daemon did not start")
+        target = f"127.0.0.1:{agent_port}"
+        ours = await timed_walks(env, target, "1.3.6.1.4.1.99999.1", args.walks)
+        theirs = await timed_walks(env, f"127.0.0.1:{snmpd_port}", "1.3.6.1.2.1.1",
+                                   args.walks)
+        print(f"snmpbulkwalk clgwd subtree (clgwd agent): p50 {pct(ours, 0.5):.1f} ms, "
+              f"p99 {pct(ours, 0.99):.1f} ms (budget 20 ms p99)")
+        print(f"snmpbulkwalk system group (net-snmp snmpd, baseline): p50 "
+              f"{pct(theirs, 0.5):.1f} ms, p99 {pct(theirs, 0.99):.1f} ms")
+        print(f"ratio clgwd/snmpd p99: {pct(ours, 0.99) / pct(theirs, 0.99):.2f}")
+        await asyncio.sleep(5)  # let the walks' effects settle
+        cpu0, t0 = cpu_seconds(daemon.pid), time.monotonic()
+        await asyncio.sleep(args.idle)
+        cpu1, t1 = cpu_seconds(daemon.pid), time.monotonic()
+        share = (cpu1 - cpu0) / (t1 - t0) * 100
+        print(f"idle daemon with SNMP + MQTT + inventory over {t1 - t0:.0f} s: "
+              f"RSS {rss_mb(daemon.pid):.1f} MB (budget 60 MB), CPU {share:.3f} % of a core "
+              f"(budget 0.2 %)")
+    finally:
+        for proc in (daemon, broker, snmpd):
+            if proc.returncode is None:
+                proc.terminate()
+                await proc.wait()
+        shutil.rmtree(base, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--walks", type=int, default=100)
+    parser.add_argument("--idle", type=float, default=60.0)
+    asyncio.run(main(parser.parse_args()))
