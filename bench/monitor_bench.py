@@ -8,7 +8,8 @@
    system group with the same tool in the same run (the baseline; both include
    the tool's process start).
 3. Idle: RSS and CPU of the daemon with the SNMP agent, MQTT (a local mosquitto) and
-   the inventory on, over ``--idle`` seconds (budget 60 MB, 0.2 % of one core).
+   the inventory on, over ``--idle`` seconds (budget 60 MB, 0.2 % of one core), beside
+   a daemon with monitoring off measured over the same seconds (the baseline).
 Only 127.0.0.1 is used.
 """
 
@@ -40,6 +41,33 @@ def free_port(kind: int) -> int:
 def pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+async def pysnmp_walks(target: tuple[str, int], oid: str, walks: int) -> list[float]:
+    """Walk times with one in-process pysnmp client (no process start per walk)."""
+    from pysnmp.hlapi.v3arch.asyncio import (
+        CommunityData,
+        ContextData,
+        ObjectIdentity,
+        ObjectType,
+        SnmpEngine,
+        UdpTransportTarget,
+        bulk_walk_cmd,
+    )
+
+    engine = SnmpEngine()
+    transport = await UdpTransportTarget.create(target, timeout=2, retries=0)
+    out = []
+    for _ in range(walks):
+        start = time.perf_counter()
+        async for error, status, _, _ in bulk_walk_cmd(
+                engine, CommunityData(COMMUNITY, mpModel=1), transport, ContextData(), 0, 25,
+                ObjectType(ObjectIdentity(oid)), lexicographicMode=False):
+            if error or status:
+                raise SystemExit(f"walk failed: {error or status}")
+        out.append((time.perf_counter() - start) * 1000)
+    engine.close_dispatcher()
+    return out
 
 
 async def timed_walks(env: dict[str, str], target: str, oid: str, walks: int) -> list[float]:
@@ -104,6 +132,12 @@ async def main(args: argparse.Namespace) -> None:
         "mosquitto", "-c", str(base / "mosquitto.conf"), **quiet)
     daemon = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "clgwd", "run", "--config", str(base / "clgwd.yaml"), **quiet)
+    (base / "plain.yaml").write_text(
+        f"state: {{dir: {base / 'plain-state'}}}\n"
+        "http: {listen: [{host: 127.0.0.1, port: 0}], tls_listen: []}\n"
+        f"control: {{socket: {base / 'plain.sock'}}}\n")
+    plain = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "clgwd", "run", "--config", str(base / "plain.yaml"), **quiet)
     try:
         await asyncio.sleep(4)
         if daemon.returncode is not None:
@@ -117,16 +151,22 @@ async def main(args: argparse.Namespace) -> None:
         print(f"snmpbulkwalk system group (net-snmp snmpd, baseline): p50 "
               f"{pct(theirs, 0.5):.1f} ms, p99 {pct(theirs, 0.99):.1f} ms")
         print(f"ratio clgwd/snmpd p99: {pct(ours, 0.99) / pct(theirs, 0.99):.2f}")
+        ours = await pysnmp_walks(("127.0.0.1", agent_port), "1.3.6.1.4.1.99999.1", args.walks)
+        theirs = await pysnmp_walks(("127.0.0.1", snmpd_port), "1.3.6.1.2.1.1", args.walks)
+        print(f"in-process pysnmp client walk, clgwd subtree: p50 {pct(ours, 0.5):.1f} ms, "
+              f"p99 {pct(ours, 0.99):.1f} ms; snmpd system group (baseline): p50 "
+              f"{pct(theirs, 0.5):.1f} ms, p99 {pct(theirs, 0.99):.1f} ms")
         await asyncio.sleep(5)  # let the walks' effects settle
-        cpu0, t0 = cpu_seconds(daemon.pid), time.monotonic()
+        pids = {"monitoring on": daemon.pid, "monitoring off (baseline)": plain.pid}
+        cpu0, t0 = {k: cpu_seconds(p) for k, p in pids.items()}, time.monotonic()
         await asyncio.sleep(args.idle)
-        cpu1, t1 = cpu_seconds(daemon.pid), time.monotonic()
-        share = (cpu1 - cpu0) / (t1 - t0) * 100
-        print(f"idle daemon with SNMP + MQTT + inventory over {t1 - t0:.0f} s: "
-              f"RSS {rss_mb(daemon.pid):.1f} MB (budget 60 MB), CPU {share:.3f} % of a core "
-              f"(budget 0.2 %)")
+        cpu1, t1 = {k: cpu_seconds(p) for k, p in pids.items()}, time.monotonic()
+        for name, pid in pids.items():
+            share = (cpu1[name] - cpu0[name]) / (t1 - t0) * 100
+            print(f"idle daemon, {name}, over {t1 - t0:.0f} s: RSS {rss_mb(pid):.1f} MB "
+                  f"(budget 60 MB), CPU {share:.3f} % of a core (budget 0.2 %)")
     finally:
-        for proc in (daemon, broker, snmpd):
+        for proc in (daemon, plain, broker, snmpd):
             if proc.returncode is None:
                 proc.terminate()
                 await proc.wait()

@@ -80,6 +80,8 @@ def object_id(value: Oid) -> Value:
 SnapshotSource = Callable[[], Sequence[tuple[Oid, Value]]]
 """Returns the agent's objects; called at most once per ``SNAPSHOT_TTL`` seconds."""
 SNAPSHOT_TTL: Final = 0.5
+AGENT_TIMER_RESOLUTION: Final = 1.0
+NOTIFIER_TIMER_RESOLUTION: Final = 0.5
 
 
 def _to_pysnmp(value: Value) -> Any:
@@ -260,6 +262,9 @@ class SnmpAgent:
                 config.add_transport(eng, domain, transport)
                 # The bind is a future inside pysnmp: wait for it so READY is the truth.
                 await transport._lport
+                # pysnmp ticks its timers every 0.1 s; a responder only needs them for
+                # cache expiry: one tick a second keeps the idle agent near zero CPU.
+                eng.transport_dispatcher.set_timer_resolution(AGENT_TIMER_RESOLUTION)
                 sock = transport.transport.get_extra_info("sockname")
                 self.bound.append((sock[0], sock[1]))
             if self._community is not None:
@@ -358,6 +363,9 @@ class Notifier:
             self._engine, _auth_data(target.community, target.user),
             await _target(target.address, 2.0, 1), ContextData(), kind,
             NotificationType(ObjectIdentity(notification)).add_varbinds(*binds))
+        dispatcher = self._engine.transport_dispatcher
+        if dispatcher is not None:  # retries need no finer clock than this
+            dispatcher.set_timer_resolution(NOTIFIER_TIMER_RESOLUTION)
         if error:
             return str(error)
         if status:

@@ -153,7 +153,7 @@ async def test_wrong_password_is_a_clear_degraded_status(tmp_path: Path, broker:
     daemon = await DaemonProcess.start(config)
     try:
         await daemon.wait_for_line("refused the user name or password")
-        code, out, _ = await run_cli("status", "--config", str(config))
+        _, out, _ = await run_cli("status", "--config", str(config))
         assert "monitor" in out and "degraded" in out
         assert "refused the user name or password" in out
     finally:
