@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 import subprocess
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -26,6 +27,8 @@ class Broker:
     plain: int
     tls: int
     cafile: Path
+    proc: asyncio.subprocess.Process
+    conf: Path
 
 
 def _make_tls(directory: Path) -> None:
@@ -62,9 +65,10 @@ async def broker(tmp_path: Path) -> AsyncIterator[Broker]:
     try:
         await asyncio.sleep(0.3)
         assert proc.returncode is None
-        yield Broker(plain, tls, directory / "cert.pem")
+        yield Broker(plain, tls, directory / "cert.pem", proc, conf)
     finally:
-        proc.terminate()
+        if proc.returncode is None:
+            proc.terminate()
         await proc.wait()
 
 
@@ -114,8 +118,6 @@ async def test_orderly_stop_says_offline(tmp_path: Path, broker: Broker) -> None
     daemon = await DaemonProcess.start(config)
     await daemon.wait_for_line("ready")
     await _wait_status(broker.plain, "online")
-    import signal
-
     daemon.send(signal.SIGTERM)
     assert await daemon.wait() == 0
     assert (await _wait_status(broker.plain, "offline"))["reason"] == "stopped"
@@ -160,3 +162,43 @@ async def test_wrong_password_is_a_clear_degraded_status(tmp_path: Path, broker:
         await daemon.kill()
 
 
+
+
+async def test_broker_outage_then_reconnect(tmp_path: Path, broker: Broker) -> None:
+    """The broker disappearing leaves the daemon running (monitor degraded, control
+    socket answering); when it comes back the status is published again."""
+    config = write_config(tmp_path, extra=(
+        f"monitor:\n  mqtt:\n    url: mqtt://127.0.0.1:{broker.plain}\n"
+        f"    topic_prefix: {PREFIX}\n"))
+    daemon = await DaemonProcess.start(config)
+    try:
+        await daemon.wait_for_line("ready")
+        await _wait_status(broker.plain, "online")
+        broker.proc.kill()
+        await broker.proc.wait()
+        await daemon.wait_for_line("MQTT: broker 127.0.0.1")
+        code, out, _ = await run_cli("status", "--config", str(config))
+        assert code == 0
+        assert "monitor" in out and "degraded" in out
+        again = await asyncio.create_subprocess_exec(
+            "mosquitto", "-c", str(broker.conf), stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL)
+        try:
+            await asyncio.sleep(0.3)
+            await _wait_status(broker.plain, "online")
+            assert await _monitor_state(config) == "running"
+        finally:
+            again.terminate()
+            await again.wait()
+    finally:
+        await daemon.kill()
+
+
+async def _monitor_state(config: Path) -> str:
+    async with asyncio.timeout(20):
+        while True:
+            _, out, _ = await run_cli("status", "--json", "--config", str(config))
+            state = str(json.loads(out)["components"]["monitor"]["state"])
+            if state == "running":
+                return state
+            await asyncio.sleep(0.5)
