@@ -12,6 +12,7 @@ daemon import). The rest of clgwd speaks in plain Python values:
 
 from __future__ import annotations
 
+import asyncio
 import bisect
 import logging
 import time
@@ -243,15 +244,43 @@ class SnmpAgent:
         self._users = list(users)
         self._max_repetitions = max_repetitions
         self._engine: Any = None
+        self._counters: list[Any] = []
         self.bound: list[tuple[str, int]] = []
 
-    async def start(self) -> None:
-        """Bind every listen address (raises ``OSError`` naming the one that failed)."""
-        from pysnmp.carrier.asyncio.dgram import udp, udp6  # noqa: PLC0415
+    def _configure(self) -> Any:
+        """Engine, users, views and responders: blocking (pysnmp reads its MIB modules
+        from disk), so this runs in a worker thread; the sockets are bound on the loop."""
         from pysnmp.entity import config, engine  # noqa: PLC0415
         from pysnmp.entity.rfc3413 import cmdrsp, context  # noqa: PLC0415
 
         eng = engine.SnmpEngine()
+        if self._community is not None:
+            config.add_v1_system(eng, "clgwd-ro", self._community.reveal())
+            config.add_vacm_user(eng, 2, "clgwd-ro", "noAuthNoPriv", (1, 3, 6, 1))
+        for user in self._users:
+            config.add_v3_user(
+                eng, user.name, getattr(config, _AUTH_PROTOCOLS[user.auth_protocol]),
+                user.auth_key.reveal(), getattr(config, _PRIV_PROTOCOLS[user.priv_protocol]),
+                user.priv_key.reveal())
+            config.add_vacm_user(eng, 3, user.name, "authPriv", (1, 3, 6, 1))
+        ctx = context.SnmpContext(eng)
+        ctx.context_names[b""] = _instrum_class()(self._snapshot)
+        cmdrsp.GetCommandResponder(eng, ctx)
+        cmdrsp.NextCommandResponder(eng, ctx)
+        bulk = _bulk_class()(eng, ctx)
+        bulk.max_varbinds = self._max_repetitions
+        cmdrsp.SetCommandResponder(eng, ctx)  # answers SETs with an error, not silence
+        builder = eng.get_mib_builder()
+        self._counters = [builder.import_symbols(module, name)[0]
+                          for module, name in _FAILURE_COUNTERS]
+        return eng
+
+    async def start(self) -> None:
+        """Bind every listen address (raises ``OSError`` naming the one that failed)."""
+        from pysnmp.carrier.asyncio.dgram import udp, udp6  # noqa: PLC0415
+        from pysnmp.entity import config  # noqa: PLC0415
+
+        eng = await asyncio.to_thread(self._configure)
         self._engine = eng
         try:
             for n, (host, port) in enumerate(self._listen):
@@ -267,21 +296,6 @@ class SnmpAgent:
                 eng.transport_dispatcher.set_timer_resolution(AGENT_TIMER_RESOLUTION)
                 sock = transport.transport.get_extra_info("sockname")
                 self.bound.append((sock[0], sock[1]))
-            if self._community is not None:
-                config.add_v1_system(eng, "clgwd-ro", self._community.reveal())
-                config.add_vacm_user(eng, 2, "clgwd-ro", "noAuthNoPriv", (1, 3, 6, 1))
-            for user in self._users:
-                config.add_v3_user(
-                    eng, user.name, getattr(config, _AUTH_PROTOCOLS[user.auth_protocol]),
-                    user.auth_key.reveal(), getattr(config, _PRIV_PROTOCOLS[user.priv_protocol]),
-                    user.priv_key.reveal())
-                config.add_vacm_user(eng, 3, user.name, "authPriv", (1, 3, 6, 1))
-            ctx = context.SnmpContext(eng)
-            ctx.context_names[b""] = _instrum_class()(self._snapshot)
-            cmdrsp.GetCommandResponder(eng, ctx)
-            cmdrsp.NextCommandResponder(eng, ctx)
-            bulk = _bulk_class()(eng, ctx)
-            bulk.max_varbinds = self._max_repetitions
         except BaseException:
             self.close()
             raise
@@ -295,14 +309,7 @@ class SnmpAgent:
 
     def auth_failures(self) -> int:
         """Requests refused for a wrong community, unknown user, wrong key or digest."""
-        if self._engine is None:
-            return 0
-        builder = self._engine.get_mib_builder()
-        total = 0
-        for module, name in _FAILURE_COUNTERS:
-            (symbol,) = builder.import_symbols(module, name)
-            total += int(symbol.syntax)
-        return total
+        return sum(int(symbol.syntax) for symbol in self._counters)
 
 
 @dataclass(frozen=True)
@@ -337,6 +344,26 @@ async def _target(address: str, wait: float, retries: int) -> Any:
     return await cls.create((host, port), timeout=wait, retries=retries)
 
 
+_MANAGER_MODULES: Final = (
+    # What pysnmp's high-level API loads on first use (targets, notifications, the
+    # var-bind MIB lookups); loaded up front in the worker thread that makes the engine.
+    "SNMPv2-SMI", "SNMPv2-TC", "SNMPv2-CONF", "SNMPv2-MIB", "SNMPv2-TM", "SNMP-FRAMEWORK-MIB",
+    "SNMP-TARGET-MIB", "SNMP-NOTIFICATION-MIB", "SNMP-COMMUNITY-MIB",
+    "SNMP-VIEW-BASED-ACM-MIB", "SNMP-USER-BASED-SM-MIB", "PYSNMP-USM-MIB",
+    "TRANSPORT-ADDRESS-MIB", "INET-ADDRESS-MIB", "PYSNMP-SOURCE-MIB", "__PYSNMP-USM-MIB",
+    "__SNMP-FRAMEWORK-MIB", "__SNMP-MPD-MIB", "__SNMP-TARGET-MIB", "__SNMP-USER-BASED-SM-MIB",
+    "__SNMP-VIEW-BASED-ACM-MIB", "__SNMPv2-MIB")
+
+
+def _manager_engine() -> Any:
+    """A manager-side engine with its MIB modules loaded (blocking: disk reads)."""
+    from pysnmp.hlapi.v3arch.asyncio import SnmpEngine  # noqa: PLC0415
+
+    engine = SnmpEngine()
+    engine.get_mib_builder().load_modules(*_MANAGER_MODULES)
+    return engine
+
+
 class Notifier:
     """Sends notifications from one engine of its own (not the agent's)."""
 
@@ -350,12 +377,11 @@ class Notifier:
             ContextData,
             NotificationType,
             ObjectIdentity,
-            SnmpEngine,
             send_notification,
         )
 
         if self._engine is None:
-            self._engine = SnmpEngine()
+            self._engine = await asyncio.to_thread(_manager_engine)
         kind = "trap" if target.community is not None else "inform"
         binds = [(SYS_UPTIME_0, _to_pysnmp(ticks(uptime))),
                  *((oid, _to_pysnmp(value)) for oid, value in var_binds)]
@@ -411,12 +437,11 @@ async def poll_platform(address: str, *, community: Secret | None, user: SnmpUse
         ContextData,
         ObjectIdentity,
         ObjectType,
-        SnmpEngine,
         bulk_walk_cmd,
         get_cmd,
     )
 
-    eng = SnmpEngine()
+    eng = await asyncio.to_thread(_manager_engine)
     try:
         auth = _auth_data(community, user)
         target = await _target(address, wait, 1)

@@ -3,44 +3,16 @@ platform polled over v2c and v3, and one unreachable host."""
 
 from __future__ import annotations
 
-import asyncio
 import json
-import os
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
 from clgwd.inventory.collect import collect_local, stable_view
-from tests.conftest import require_program
 from tests.daemon.proc import DaemonProcess, run_cli, write_config
 from tests.monitor.peers import free_udp_port
 
 pytestmark = pytest.mark.peers
-
-
-@pytest.fixture
-async def snmpd(tmp_path: Path) -> AsyncIterator[int]:
-    """net-snmp's snmpd on 127.0.0.1:<free port> with a v2c community and a v3 user."""
-    require_program("snmpd")
-    port = free_udp_port()
-    conf = tmp_path / "snmpd.conf"
-    conf.write_text(
-        f"agentAddress udp:127.0.0.1:{port}\nrocommunity lan-ro 127.0.0.1\n"
-        'createUser lanv3 SHA-256 "authpass123" AES "privpass123"\nrouser lanv3 priv\n'
-        "sysName lan-platform-1\nsysLocation lab\n", encoding="utf-8")
-    (tmp_path / "persist").mkdir()
-    proc = await asyncio.create_subprocess_exec(
-        "snmpd", "-f", "-Lo", "-C", "-c", str(conf), "-p", str(tmp_path / "snmpd.pid"),
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
-        env={**os.environ, "SNMP_PERSISTENT_DIR": str(tmp_path / "persist"), "MIBS": ""})
-    try:
-        await asyncio.sleep(0.5)
-        assert proc.returncode is None
-        yield port
-    finally:
-        proc.terminate()
-        await proc.wait()
 
 
 async def test_inventory_json_reports_host_apps_and_platforms(tmp_path: Path, snmpd: int
