@@ -61,12 +61,10 @@ def applications(host: str, pbx: PbxConfig,
     return apps
 
 
-async def poll(platform: SnmpPlatform, wait: float) -> dict[str, Any]:
+async def poll(poller: Any, platform: SnmpPlatform, wait: float) -> dict[str, Any]:
     """One LAN platform's inventory entry; unreachable hosts are reported as such."""
-    from clgwd.monitor.snmp import poll_platform  # noqa: PLC0415 - pysnmp loads on demand
-
-    report = await poll_platform(platform.address, community=platform.community,
-                                 user=platform.user, wait=wait)
+    report = await poller.poll(platform.address, community=platform.community,
+                               user=platform.user, wait=wait)
     descr = report.sys_descr.lower()
     family = "windows" if "windows" in descr else "linux" if "linux" in descr else ""
     return {
@@ -101,6 +99,7 @@ class InventoryComponent:
         self._digest: str | None = None
         self._platforms: list[dict[str, Any]] = []
         self._wake = asyncio.Event()
+        self._poller: Any = None
         commands.register("inventory.get", self._cmd_get, mutating=False)
 
     async def __aenter__(self) -> Self:
@@ -109,6 +108,9 @@ class InventoryComponent:
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
+        if self._poller is not None:
+            self._poller.close()
+            self._poller = None
         self.tracker.set(ComponentState.STOPPED)
 
     async def run(self) -> None:
@@ -141,7 +143,11 @@ class InventoryComponent:
     async def _poll_platforms(self) -> list[dict[str, Any]]:
         if not self._config.platforms:
             return []
-        return list(await asyncio.gather(*(poll(p, self._config.poll_timeout)
+        if self._poller is None:
+            from clgwd.monitor.snmp import Poller  # noqa: PLC0415 - pysnmp loads on demand
+
+            self._poller = Poller()
+        return list(await asyncio.gather(*(poll(self._poller, p, self._config.poll_timeout)
                                            for p in self._config.platforms)))
 
     async def collect(self) -> dict[str, Any]:

@@ -429,20 +429,45 @@ def _printable(value: Any) -> str:
     return str(raw.decode("utf-8", "replace"))
 
 
-async def poll_platform(address: str, *, community: Secret | None, user: SnmpUser | None,
-                        wait: float) -> PlatformReport:
-    """Read the system group, hrStorage and hrSWInstalled of one host (never raises for
-    what the host does: an unreachable or garbled host is a report saying so)."""
-    from pysnmp.hlapi.v3arch.asyncio import (  # noqa: PLC0415
-        ContextData,
-        ObjectIdentity,
-        ObjectType,
-        bulk_walk_cmd,
-        get_cmd,
-    )
+class Poller:
+    """Polls LAN platforms with one manager engine (made once, in a worker thread)."""
 
-    eng = await asyncio.to_thread(_manager_engine)
-    try:
+    def __init__(self) -> None:
+        self._engine: Any = None
+        self._lock = asyncio.Lock()
+
+    async def _get_engine(self) -> Any:
+        async with self._lock:
+            if self._engine is None:
+                self._engine = await asyncio.to_thread(_manager_engine)
+            return self._engine
+
+    def close(self) -> None:
+        if self._engine is not None:
+            self._engine.close_dispatcher()
+            self._engine = None
+
+    async def poll(self, address: str, *, community: Secret | None, user: SnmpUser | None,
+                   wait: float) -> PlatformReport:
+        """Read the system group, hrStorage and hrSWInstalled of one host (never raises
+        for what the host does: an unreachable or garbled host is a report saying so)."""
+        try:
+            return await self._poll(await self._get_engine(), address, community, user, wait)
+        except Exception as err:  # the host is untrusted input: report, do not crash
+            _LOGGER.debug("SNMP poll of %s failed", address, exc_info=True)
+            return PlatformReport(False, f"{type(err).__name__}: {err}")
+
+    @staticmethod
+    async def _poll(eng: Any, address: str, community: Secret | None, user: SnmpUser | None,
+                    wait: float) -> PlatformReport:
+        from pysnmp.hlapi.v3arch.asyncio import (  # noqa: PLC0415
+            ContextData,
+            ObjectIdentity,
+            ObjectType,
+            bulk_walk_cmd,
+            get_cmd,
+        )
+
         auth = _auth_data(community, user)
         target = await _target(address, wait, 1)
         error, status, _, binds = await get_cmd(
@@ -457,8 +482,8 @@ async def poll_platform(address: str, *, community: Secret | None, user: SnmpUse
             report.sys_object_id = ".".join(str(n) for n in tuple(values[1]))
             report.uptime_seconds = int(values[2]) / 100
             report.sys_name = _printable(values[3])[:255]
-        except (TypeError, ValueError) as err:
-            return PlatformReport(False, f"the host answered values of the wrong type ({err})")
+        except Exception as err:  # noSuchObject, wrong types: the host's answer is unusable
+            return PlatformReport(False, f"the host answered unusable system values ({err})")
         storage_rows = await _walk_table(bulk_walk_cmd, eng, auth, target, entry=_HR_STORAGE,
                                          columns=(3, 4, 5, 6), max_rows=MAX_STORAGE)
         report.storage = _storage(storage_rows)
@@ -468,10 +493,16 @@ async def poll_platform(address: str, *, community: Secret | None, user: SnmpUse
         report.software = [_printable(row[2]) for row in names.values()][:MAX_SOFTWARE]
         report.software_truncated = len(names) > MAX_SOFTWARE
         return report
-    except (OSError, ValueError) as err:
-        return PlatformReport(False, f"{type(err).__name__}: {err}")
+
+
+async def poll_platform(address: str, *, community: Secret | None, user: SnmpUser | None,
+                        wait: float) -> PlatformReport:
+    """``Poller.poll`` with an engine of its own (one-off polls, tests)."""
+    poller = Poller()
+    try:
+        return await poller.poll(address, community=community, user=user, wait=wait)
     finally:
-        eng.close_dispatcher()
+        poller.close()
 
 
 async def _walk_table(bulk_walk_cmd: Any, eng: Any, auth: Any, target: Any, *, entry: Oid,
@@ -506,6 +537,6 @@ def _storage(rows: dict[Oid, dict[int, Any]]) -> list[dict[str, Any]]:
             unit = int(row.get(4, 0))
             out.append({"description": _printable(row.get(3, b"")), "capacity_bytes":
                         int(row.get(5, 0)) * unit, "used_bytes": int(row.get(6, 0)) * unit})
-        except (TypeError, ValueError):
+        except Exception:  # noqa: S112 - a row with unusable values is left out
             continue
     return out[:MAX_STORAGE]
