@@ -20,6 +20,7 @@ from typing import Any, Final, Self
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from clgwd import __version__
 from clgwd.component import ComponentState, ComponentStatus, StatusTracker
 from clgwd.config import ClgwdConfig
 from clgwd.config.monitor import MonitorConfig
@@ -72,7 +73,7 @@ class MonitorComponent:
         self._last_published_view = ""
         self.notification_errors = 0
         self._system = mib.SystemInfo(
-            descr=f"clgwd {__import__('clgwd').__version__} on {platform.system()} "
+            descr=f"clgwd {__version__} on {platform.system()} "
                   f"{platform.release()} {platform.machine()}",
             name=socket.gethostname(), contact=self._config.snmp.contact,
             location=self._config.snmp.location, started=self._started)
@@ -115,15 +116,13 @@ class MonitorComponent:
 
     async def apply_config(self, config: ClgwdConfig) -> None:
         new = config.monitor
-        if new == self._config:
-            return
-        if new.snmp != self._config.snmp:
+        old, self._config = self._config, new  # a failed start is undone by re-applying old
+        if new.snmp != old.snmp:
             self._stop_agent()
             await self._start_agent(new)
-        if new.mqtt != self._config.mqtt:
+        if new.mqtt != old.mqtt:
             await self._stop_mqtt()
             self._start_mqtt(new)
-        self._config = new
         self._update_status()
 
     # -- the view ----------------------------------------------------------------------
@@ -151,9 +150,13 @@ class MonitorComponent:
 
     async def _start_agent(self, config: MonitorConfig) -> None:
         snmp = config.snmp
+        if snmp.traps:
+            from clgwd.monitor.snmp import Notifier  # noqa: PLC0415
+
+            self._notifier = Notifier()
         if not snmp.listen:
             return
-        from clgwd.monitor.snmp import Notifier, SnmpAgent  # noqa: PLC0415
+        from clgwd.monitor.snmp import SnmpAgent  # noqa: PLC0415
 
         agent = SnmpAgent(snmp.listen, self._snapshot, community=snmp.community,
                           users=snmp.users, max_repetitions=snmp.max_repetitions)
@@ -163,7 +166,6 @@ class MonitorComponent:
             raise StartupError(f"monitor.snmp.listen: cannot bind the SNMP agent: "
                                f"{err.strerror or err}") from err
         self._agent = agent
-        self._notifier = Notifier() if snmp.traps else None
 
     def _stop_agent(self) -> None:
         if self._agent is not None:
@@ -230,27 +232,38 @@ class MonitorComponent:
     # -- the outbox tail ------------------------------------------------------------------
 
     async def _tail_outbox(self) -> None:
-        if self._mqtt is None and self._notifier is None:
-            row = await self._store.db.fetchone("SELECT max(seq) FROM outbox")
-            self._tail_seq = max(self._tail_seq, int(row[0] or 0) if row else 0)
+        """Publish new history events and alert changes (MQTT) and notify alerts (SNMP)."""
+        last = await self._store.db.fetchone("SELECT max(seq) FROM outbox")
+        newest = int(last[0] or 0) if last else 0
+        if self._notifier is None and self._mqtt is None:
+            self._tail_seq = max(self._tail_seq, newest)
             return
+        kinds: tuple[str, ...] = _TAILED_KINDS if self._mqtt is not None else ("alert",)
+        marks = ", ".join("?" * len(kinds))
         rows = await self._store.db.fetchall(
-            "SELECT seq, kind, payload FROM outbox WHERE seq > ? AND kind IN (?, ?, ?)"
-            " ORDER BY seq LIMIT ?", (self._tail_seq, *_TAILED_KINDS, TAIL_BATCH))
-        for row in rows:
-            self._tail_seq = int(row["seq"])
-            payload = json.loads(row["payload"])
-            if row["kind"] == "alert":
-                if self._mqtt is not None:
-                    self._mqtt.publish_event({"type": "alert", **payload})
-                await self._notify(payload)
-            elif self._mqtt is not None:
-                events = payload.get("events", [payload]) if row["kind"] == "event.batch" \
-                    else [payload]
-                for event in events:
-                    self._mqtt.publish_event({"type": "event", **event})
-        if rows and self._mqtt is not None:
-            self._mqtt.status_changed()
+            f"SELECT seq, kind, payload FROM outbox WHERE seq > ? AND kind IN ({marks})"  # noqa: S608 - placeholders only
+            " ORDER BY seq LIMIT ?", (self._tail_seq, *kinds, TAIL_BATCH))
+        if rows:
+            last_row = int(rows[-1]["seq"])  # a full batch: the rest comes next time
+            newest = last_row if len(rows) == TAIL_BATCH else max(newest, last_row)
+            # A sync's event batches are up to 64 KB each: parse them off the loop.
+            records = await asyncio.to_thread(
+                lambda: [(r["kind"], json.loads(r["payload"])) for r in rows])
+            for kind, payload in records:
+                await self._publish_record(kind, payload)
+            if self._mqtt is not None:
+                self._mqtt.status_changed()
+        self._tail_seq = max(self._tail_seq, newest)
+
+    async def _publish_record(self, kind: str, payload: dict[str, Any]) -> None:
+        if kind == "alert":
+            if self._mqtt is not None:
+                self._mqtt.publish_event({"type": "alert", **payload})
+            await self._notify(payload)
+        elif self._mqtt is not None:
+            for event in payload.get("events", [payload]) if kind == "event.batch" \
+                    else [payload]:
+                self._mqtt.publish_event({"type": "event", **event})
 
     # -- status ---------------------------------------------------------------------------
 
@@ -261,6 +274,7 @@ class MonitorComponent:
             "notifications_sent": self.notifications_sent,
             "notification_errors": self.notification_errors,
             "mqtt": self.mqtt_state,
+            "mqtt_dropped_events": self._mqtt.dropped_events if self._mqtt else 0,
         }
         parts = []
         if self._agent is not None:
