@@ -275,6 +275,10 @@ class MonitorComponent:
             "notification_errors": self.notification_errors,
             "mqtt": self.mqtt_state,
             "mqtt_dropped_events": self._mqtt.dropped_events if self._mqtt else 0,
+            # Secrets are shown as set/unset only.
+            "snmp_community": "set" if self._config.snmp.community else "unset",
+            "snmp_users": [u.name for u in self._config.snmp.users],
+            "mqtt_password": "set" if self._config.mqtt.password else "unset",
         }
         parts = []
         if self._agent is not None:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
-from tests.daemon.proc import DaemonProcess, write_config
+from tests.daemon.proc import DaemonProcess, run_cli, write_config
 from tests.monitor.peers import COMMUNITY, V3_ARGS, free_udp_port, netsnmp, snmp_yaml
 
 pytestmark = pytest.mark.peers
@@ -98,3 +99,16 @@ async def test_mib_loads_in_snmptranslate(tmp_path: Path) -> None:
     code, out, err = await netsnmp(tmp_path, "snmptranslate", "-On",
                                    "CLGWD-MIB::clgwdAlertRaised", mibs=True)
     assert (code, out.strip()) == (0, f".{CLGWD}.2.0.1"), err
+
+
+async def test_status_shows_secrets_as_set_only(agent: str, tmp_path: Path) -> None:
+    """`clgwd status --json` says the community is set and names the v3 user, never a
+    secret's value."""
+    config = tmp_path / "clgwd.yaml"
+    code, out, err = await run_cli("status", "--json", "--config", str(config))
+    assert code == 0, err
+    details = json.loads(out)["components"]["monitor"]["details"]
+    assert (details["snmp_community"], details["snmp_users"]) == ("set", ["clgwdv3"])
+    assert details["mqtt_password"] == "unset"
+    for secret in (COMMUNITY, "authpass-123", "privpass-123"):
+        assert secret not in out
