@@ -143,12 +143,17 @@ class InventoryComponent:
     async def _poll_platforms(self) -> list[dict[str, Any]]:
         if not self._config.platforms:
             return []
-        if self._poller is None:
-            from clgwd.monitor.snmp import Poller  # noqa: PLC0415 - pysnmp loads on demand
+        from clgwd.monitor.snmp import Poller  # noqa: PLC0415 - pysnmp loads on demand
 
-            self._poller = Poller()
-        return list(await asyncio.gather(*(poll(self._poller, p, self._config.poll_timeout)
-                                           for p in self._config.platforms)))
+        # One engine per round: kept between rounds, pysnmp's 10 Hz timer would run all
+        # hour; making one costs about 0.5 s of CPU once an hour.
+        self._poller = Poller()
+        try:
+            return list(await asyncio.gather(*(poll(self._poller, p, self._config.poll_timeout)
+                                               for p in self._config.platforms)))
+        finally:
+            self._poller.close()
+            self._poller = None
 
     async def collect(self) -> dict[str, Any]:
         start = time.perf_counter()
