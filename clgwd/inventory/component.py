@@ -24,6 +24,7 @@ from clgwd.component import ComponentState, ComponentStatus, StatusTracker
 from clgwd.config import ClgwdConfig
 from clgwd.config.monitor import InventoryConfig, SnmpPlatform
 from clgwd.config.pbx import PbxConfig
+from clgwd.errors import ClgwdError
 from clgwd.inventory.collect import collect_local, stable_view
 from clgwd.store import Store
 
@@ -32,6 +33,9 @@ _LOGGER = logging.getLogger(__name__)
 CHECK_INTERVAL: Final = 60.0
 """Seconds between re-reads of the local facts and applications (cheap, no network)."""
 SUBMITTED_SETTING: Final = "inventory.last_submitted"
+RECORD_BUDGET: Final = 200_000
+"""Characters of JSON above which the platforms' software lists are left out (one
+outbox record holds at most 256 KiB)."""
 
 StatusSource = Callable[[], Mapping[str, ComponentStatus]]
 
@@ -100,6 +104,7 @@ class InventoryComponent:
         self._platforms: list[dict[str, Any]] = []
         self._wake = asyncio.Event()
         self._poller: Any = None
+        self._problem = ""
         commands.register("inventory.get", self._cmd_get, mutating=False)
 
     async def __aenter__(self) -> Self:
@@ -165,27 +170,50 @@ class InventoryComponent:
                 "platforms": self._platforms, "collected_at": time.time()}
 
     async def _collect_and_submit(self, *, force: bool) -> None:
-        document = await self.collect()
+        try:
+            document = await self.collect()
+        except Exception as err:  # psutil or /proc trouble must not stop the daemon
+            _LOGGER.warning("Inventory collection failed: %s (%s)", err, type(err).__name__)
+            self._problem = f"collection failed: {err}"
+            self._update_status()
+            return
         digest = _digest(document)
+        self._problem = ""
         if force or digest != self._digest:
-            now = time.time()
-            async with self._store.db.transaction() as tx:
-                await self._store.outbox.enqueue(tx, "inventory", document,
-                                                 coalesce_key="inventory")
-                await self._store.settings.set_in(tx, SUBMITTED_SETTING, now)
-            _LOGGER.info("Inventory queued for the cloud (%s)",
-                         "at start" if force else "it changed")
-            self.last_submitted, self._digest = now, digest
+            try:
+                await self._submit(document)
+            except ClgwdError as err:  # outbox full, record too large: retried next check
+                _LOGGER.warning("Inventory not queued: %s", err.message)
+                self._problem = f"not queued: {err.message}"
+            else:
+                self._digest = digest
         self.document = document
         self._update_status()
 
+    async def _submit(self, document: dict[str, Any]) -> None:
+        now = time.time()
+        record = document
+        if len(json.dumps(record, default=str)) > RECORD_BUDGET:
+            # Software lists are the bulk (a Linux host lists every package): drop them.
+            record = {**document, "platforms": [
+                {**p, "software": [], "software_truncated": bool(p.get("software"))}
+                for p in document.get("platforms", [])]}
+        async with self._store.db.transaction() as tx:
+            await self._store.outbox.enqueue(tx, "inventory", record, coalesce_key="inventory")
+            await self._store.settings.set_in(tx, SUBMITTED_SETTING, now)
+        _LOGGER.info("Inventory queued for the cloud (%s)",
+                     "at start" if self._digest is None else "it changed")
+        self.last_submitted = now
+
     def _update_status(self) -> None:
         unreachable = [p["name"] for p in self._platforms if not p["reachable"]]
-        details = {"last_submitted": self.last_submitted,
+        details: dict[str, Any] = {"last_submitted": self.last_submitted,
                    "next_submission": self.next_submission,
                    "platforms": len(self._platforms), "unreachable": unreachable,
                    "collect_ms": round(self.collect_ms, 2)}
-        if unreachable:
+        if self._problem:
+            self.tracker.set(ComponentState.DEGRADED, f"inventory {self._problem}", **details)
+        elif unreachable:
             self.tracker.set(ComponentState.DEGRADED,
                              "platforms unreachable over SNMP: " + ", ".join(unreachable),
                              **details)

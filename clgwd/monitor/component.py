@@ -287,7 +287,7 @@ class MonitorComponent:
             details["mqtt_topic"] = self._mqtt.status_topic
             parts.append(f"MQTT {self.mqtt_state}")
         state = ComponentState.RUNNING
-        if self.mqtt_state in ("auth_failed", "unreachable"):
+        if self.mqtt_state in ("auth_failed", "unreachable", "config_error"):
             state = ComponentState.DEGRADED
             parts[-1] = f"MQTT: {self.mqtt_message}"
         self.tracker.set(state, "; ".join(parts) or "SNMP and MQTT off", **details)

@@ -28,6 +28,10 @@ CONNECT_TIMEOUT: Final = 10.0
 BACKOFF_BASE: Final = 1.0
 BACKOFF_CAP: Final = 60.0
 
+_AUTH_REFUSED: Final = frozenset({4, 5, 134, 135})
+"""CONNACK codes: MQTT 3.1.1 bad user name or password (4), not authorized (5); MQTT 5
+bad user name or password (134), not authorized (135)."""
+
 StatusSource = Callable[[], dict[str, Any]]
 StateListener = Callable[[str, str], None]
 """Called with (state, message): ``connected``, ``connecting``, ``auth_failed``, ..."""
@@ -80,7 +84,13 @@ class MqttPublisher:
         import aiomqtt  # noqa: PLC0415 - loaded when MQTT is configured
 
         parts = urlsplit(self.config.url or "")
-        tls = await asyncio.to_thread(_tls_context, self.config)
+        try:
+            tls = await asyncio.to_thread(_tls_context, self.config)
+        except (OSError, ssl.SSLError) as err:
+            message = f"monitor.mqtt.ca_file: cannot load {self.config.ca_file}: {err}"
+            _LOGGER.error("MQTT off: %s", message)  # noqa: TRY400 - expected, no traceback
+            self._on_state("config_error", message)
+            return
         port = parts.port or (8883 if tls is not None else 1883)
         backoff = Backoff(BACKOFF_BASE, BACKOFF_CAP)
         password = self.config.password.reveal() if self.config.password else None
@@ -125,7 +135,9 @@ class MqttPublisher:
     def _report_failure(self, err: BaseException, failures: int, host: str | None,
                         port: int) -> None:
         text = str(err) or type(err).__name__
-        auth = "not authori" in text.lower() or "bad user name or password" in text.lower()
+        rc = getattr(err, "rc", None)
+        code = getattr(rc, "value", rc)
+        auth = code in _AUTH_REFUSED or "not authori" in text.lower()
         state = "auth_failed" if auth else "unreachable"
         message = (f"the broker {host}:{port} refused the user name or password" if auth
                    else f"broker {host}:{port}: {text}")
