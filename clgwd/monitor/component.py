@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import logging
 import platform
@@ -118,6 +119,8 @@ class MonitorComponent:
         new = config.monitor
         old, self._config = self._config, new  # a failed start is undone by re-applying old
         if new.snmp != old.snmp:
+            self._system = dataclasses.replace(self._system, contact=new.snmp.contact,
+                                               location=new.snmp.location)
             self._stop_agent()
             await self._start_agent(new)
         if new.mqtt != old.mqtt:
