@@ -27,9 +27,11 @@ from clgwd.component import HEALTHY_STATES, Component, ComponentState, Component
 from clgwd.config import ClgwdConfig, ConfigError, load_config
 from clgwd.control import ControlServer
 from clgwd.errors import EXIT_FAILURE, EXIT_OK, EXIT_RESTART, ClgwdError
+from clgwd.inventory.component import InventoryComponent
 from clgwd.link.component import CloudLink
 from clgwd.logsetup import set_level
 from clgwd.metrics import Metrics
+from clgwd.monitor.component import MonitorComponent
 from clgwd.net.advertiser import MdnsAdvertiser
 from clgwd.net.banner import BannerExtras, banner_hook
 from clgwd.net.component import NetworkComponent
@@ -323,6 +325,8 @@ def build_components(daemon: Daemon) -> list[Component]:
         ControlServer(config, daemon.statuses, daemon.reload, daemon.commands),
         SyncService(config, store, daemon.commands, daemon.metrics),
         CallTrace(config, store, daemon.commands),
+        InventoryComponent(config, store, daemon.commands, daemon.statuses),
+        MonitorComponent(config, store, daemon.statuses, daemon.metrics),
         MdnsAdvertiser(config, network, store.settings,
                        on_published=banner_hook(config, banner_extras(http))),
         http,

@@ -95,3 +95,24 @@ async def test_demo_launch_url_opens_lan_ui_through_the_tunnel() -> None:
         assert DEMO_UI_TITLE in page
         assert f"127.0.0.1:{lan.group(1)}" in page  # Host rewritten to the target's
         await _stop(proc)
+
+
+async def test_demo_prints_a_working_snmpwalk_line() -> None:
+    """The demo's SNMP line (address and community) answers net-snmp's snmpget."""
+    import os
+    import shutil
+
+    if shutil.which("snmpget") is None:
+        pytest.skip("snmpget is not installed")
+    async with _demo("--port", str(_free_port()), "--tls-port", str(_free_port())) as (
+            proc, read_until):
+        output = await read_until("ready:")
+        line = re.search(r"snmpwalk -v2c -c (\S+) (127\.0\.0\.1:\d+) ", output)
+        assert line is not None, output
+        get = await asyncio.create_subprocess_exec(
+            "snmpget", "-v2c", "-c", line.group(1), "-On", line.group(2),
+            "1.3.6.1.4.1.99999.1.1.1.1.0", stdout=asyncio.subprocess.PIPE,
+            env={**os.environ, "MIBS": ""})
+        out, _ = await get.communicate()
+        assert b"STRING:" in out
+        await _stop(proc)

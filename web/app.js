@@ -705,6 +705,12 @@
       el('p', { text: 'Last sync: ' + describeSync(s.last_sync) }), el('p', { text: 'Next sync: ' + when(s.next_sync_at) })));
     sectionBox($('#ov-inventory'), d.inventory, (i) => $('#ov-inventory').replaceChildren(
       el('p', { text: `Users: ${i.users}` }), el('p', { text: `DIDs: ${i.dids ?? '—'}` })));
+    /* Inventory Report Submission (the inventory component's status; docs/monitoring.md). */
+    const inv = d.components && d.components.inventory;
+    if (inv && inv.details) {
+      $('#ov-inventory').append(el('p', { id: 'ov-submission', text: 'Inventory Report Submission: Last '
+        + when(inv.details.last_submitted) + ', Next ' + when(inv.details.next_submission) }));
+    }
     sectionBox($('#tunnels'), d.tunnels, renderTunnels);
     const service = d.components && d.components.tunnel;
     const listed = d.tunnels.data && d.tunnels.data.tunnels && d.tunnels.data.tunnels.length;

@@ -13,6 +13,7 @@ is heavy (the daemon, the refcloud, a PBX driver) inside the command that needs 
 | ``sync`` (+ ``sync_offline``) | sync [--preview] (offline preview without the daemon) |
 | ``network`` | preflight [--local], network confirm |
 | ``tunnel`` | tunnel list / start / stop |
+| ``inventory`` | inventory [--json] |
 | ``config`` | config get (each setting's value and source) |
 | ``system`` (+ ``setup_code_info``) | factory-reset, setup-code |
 | ``enroll`` | enroll |
@@ -25,7 +26,18 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable, Sequence
 
-from clgwd.cli import config, daemon, demo, enroll, network, refcloud, sync, system, tunnel
+from clgwd.cli import (
+    config,
+    daemon,
+    demo,
+    enroll,
+    inventory,
+    network,
+    refcloud,
+    sync,
+    system,
+    tunnel,
+)
 
 Command = Callable[[argparse.Namespace], int]
 
@@ -45,6 +57,7 @@ COMMANDS: dict[str, Command] = {
     "enroll": enroll.run,
     "refcloud": refcloud.run,
     "demo": demo.run,
+    "inventory": inventory.run,
 }
 """Command name -> handler; each returns the process exit status."""
 
@@ -64,6 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_parser(sub)
     enroll.add_parser(sub)
     refcloud.add_parser(sub)
+    inventory.add_parser(sub)
     return parser
 
 

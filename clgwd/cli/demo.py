@@ -15,6 +15,8 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import secrets
+import socket
 import tempfile
 from collections.abc import AsyncIterator
 from html import escape
@@ -68,8 +70,16 @@ def sample_directory() -> Path:
     return Path(str(resources.files("clgwd.pbx") / "samples" / "directory.csv"))
 
 
+def _free_udp_port() -> int:
+    """A UDP port free on 127.0.0.1 right now (the agent binds it a moment later)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 def demo_config_text(state_dir: Path, port: int, tls_port: int = 8443, cloud_url: str = "",
-                     cloud_ca: Path | None = None, *, lan_ui_port: int | None = None) -> str:
+                     cloud_ca: Path | None = None, *, lan_ui_port: int | None = None,
+                     snmp: tuple[int, str] | None = None) -> str:
     text = (
         "# Written by `clgwd demo`.\n"
         f"state:\n  dir: {state_dir}\n"
@@ -82,6 +92,9 @@ def demo_config_text(state_dir: Path, port: int, tls_port: int = 8443, cloud_url
     )
     if cloud_url:
         text += f"cloud:\n  url: {cloud_url}\n  enrollment_ca_file: {cloud_ca}\n"
+    if snmp is not None:  # the SNMP agent on loopback: (free UDP port, community)
+        text += (f"monitor:\n  snmp:\n    listen: ['127.0.0.1:{snmp[0]}']\n"
+                 f"    community: {snmp[1]}\n")
     if lan_ui_port is not None:
         # The sample UI runs on the gateway host itself: loopback is always refused
         # unless the target explicitly allows it. Tickets' audience and the authority
@@ -138,9 +151,11 @@ async def _demo(base: Path, port: int, tls_port: int, cloud_port: int) -> int:
                          view_port=cloud_port + 1 if cloud_port else 0) as cloud,
                 lan_admin_ui() as lan_ui_port):
         config_path = base / "clgwd.yaml"
+        snmp = (_free_udp_port(), secrets.token_hex(6))
         await asyncio.to_thread(config_path.write_text,
                                 demo_config_text(base, port, tls_port, cloud.url,
-                                                 cloud.ca_file, lan_ui_port=lan_ui_port),
+                                                 cloud.ca_file, lan_ui_port=lan_ui_port,
+                                                 snmp=snmp),
                                 encoding="utf-8")
         config = await asyncio.to_thread(load_config, config_path)
         token = await cloud.create_token(DEMO_ACCOUNT)
@@ -159,6 +174,9 @@ async def _demo(base: Path, port: int, tls_port: int, cloud_port: int) -> int:
             f"              -d '{{\"method\": \"status.report\"}}' "
             f"{cloud.url}/api/gateways/{enrollment.gateway_id}/commands",
             f"  sync:       clgwd sync [--preview] --socket {config.control.socket}",
+            f"  SNMP:       snmpwalk -v2c -c {snmp[1]} 127.0.0.1:{snmp[0]} 1.3.6.1 "
+            "(community " + snmp[1] + "; MIB: mibs/CLGWD-MIB.txt)",
+            f"  inventory:  clgwd inventory --socket {config.control.socket}",
             f"  LAN UI:     http://127.0.0.1:{lan_ui_port}/ (direct; the Launch URL below "
             "opens it through the gateway)",
             f"State dir: {base} (config: {config_path})",

@@ -14,6 +14,7 @@ from typing import Annotated, Final, Literal
 from pydantic import Field
 
 from clgwd.config.cloud import CloudConfig
+from clgwd.config.monitor import InventoryConfig, MonitorConfig
 from clgwd.config.network import NetworkConfig
 from clgwd.config.pbx import PbxConfig, SyncConfig
 from clgwd.config.sip import SipConfig
@@ -115,3 +116,5 @@ class ClgwdConfig(StrictModel):
     tunnel: TunnelConfig = TunnelConfig()
     sip: SipConfig = SipConfig()
     system: SystemConfig = SystemConfig()
+    monitor: MonitorConfig = MonitorConfig()
+    inventory: InventoryConfig = InventoryConfig()

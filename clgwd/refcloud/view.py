@@ -7,6 +7,7 @@ import json
 import sqlite3
 from html import escape
 from typing import Any
+from urllib.parse import urlsplit
 
 _STYLE = ("body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
           "td,th{border:1px solid #ccc;padding:4px 8px;text-align:left;vertical-align:top}"
@@ -63,7 +64,7 @@ def render_gateway(gw: sqlite3.Row, users: list[sqlite3.Row], records: list[sqli
                         f"<h2>Synced users ({len(users)})</h2>", _users(users),
                         "<h2>Tunnels</h2>", _tunnels(tunnels or [], launches or []),
                         "<h2>Inventory</h2>",
-                        _json_cell(inventory["payload"]) if inventory else "none",
+                        _inventory(gw, inventory, tunnels or [], launches or []),
                         "<h2>Events, alerts and audit (newest first)</h2>", _records(records),
                         "<h2>Commands</h2>", _commands(commands)]
     return _page(f"Gateway {gw['id']}", "".join(parts))
@@ -98,6 +99,84 @@ def _tunnels(tunnels: list[dict[str, Any]], launches: list[dict[str, Any]]) -> s
                      escape(_when(_number(t.get("last_use")))), launch])
     return _table(["Tunnel", "Target", "Status", "Expires", "Streams",
                    "Bytes in / out", "Last use", "Launch"], rows)
+
+
+_PLATFORM_COLUMNS = ["Account", "Host", "Platform type", "Platform name", "Application types",
+                     "System family", "Licence", "Version", "SWA status", "Platform ID",
+                     "Portal"]
+_APPLICATION_COLUMNS = ["Platform", "Application type", "Name", "Version", "Portal"]
+
+
+def _inventory(gw: sqlite3.Row, inventory: sqlite3.Row | None, tunnels: list[dict[str, Any]],
+               launches: list[dict[str, Any]]) -> str:
+    """System Inventory: the vendor's Platforms and Applications tables, then the raw
+    document. A platform whose admin UI is a tunnel's target gets a Launch link."""
+    if inventory is None:
+        return "none"
+    doc: dict[str, Any] = json.loads(inventory["payload"])
+    raw_host = doc.get("host")
+    host: dict[str, Any] = raw_host if isinstance(raw_host, dict) else {}
+    apps = [a for a in doc.get("applications", []) if isinstance(a, dict)]
+    own_types = sorted({str(a.get("type")) for a in apps if a.get("platform") in (
+        None, host.get("name")) and a.get("type") == "cloudlink-gateway"})
+    rows = [[escape(gw["account_id"]), escape(str(host.get("name", ""))),
+             escape(str(host.get("platform_type", ""))),
+             escape(str(host.get("platform_name", ""))), escape(", ".join(own_types)),
+             escape(str(host.get("system_family", ""))), "", escape(str(host.get("os", ""))),
+             "", escape(gw["id"]), ""]]
+    for p in doc.get("platforms", []):
+        if not isinstance(p, dict):
+            continue
+        state = "" if p.get("reachable") else " (unreachable: " + str(p.get("error")) + ")"
+        rows.append([escape(gw["account_id"]), escape(str(p.get("host") or p.get("address"))),
+                     escape(str(p.get("platform_type") or "") + state),
+                     escape(str(p.get("name", ""))), "",
+                     escape(str(p.get("system_family") or "")), "",
+                     escape(str(p.get("description") or "")[:80]), "",
+                     escape(f"{gw['id']}/{p.get('name')}"),
+                     _launch_cell(str(p.get("admin_url") or ""), tunnels, launches)])
+    app_rows = [[escape(str(a.get("platform") or host.get("name", ""))),
+                 escape(str(a.get("type", ""))), escape(str(a.get("name", ""))),
+                 escape(str(a.get("version") or "")), ""] for a in apps]
+    received = escape(_when(inventory["updated_at"]))
+    collected = escape(_when(_number(doc.get("collected_at"))))
+    submitted = f"<p>Inventory Report Submission: received {received}, collected {collected}</p>"
+    return (submitted + "<h3>Platforms</h3>" + _table(_PLATFORM_COLUMNS, rows)
+            + "<h3>Applications</h3>" + _table(_APPLICATION_COLUMNS, app_rows)
+            + "<details><summary>Document</summary>" + _json_cell(inventory["payload"])
+            + "</details>")
+
+
+def _port_in(port: int, ports: object) -> bool:
+    for item in ports if isinstance(ports, list) else []:
+        if isinstance(item, int) and item == port:
+            return True
+        if isinstance(item, str) and "-" in item:
+            low, _, high = item.partition("-")
+            if low.isdigit() and high.isdigit() and int(low) <= port <= int(high):
+                return True
+    return False
+
+
+def _launch_cell(admin_url: str, tunnels: list[dict[str, Any]],
+                 launches: list[dict[str, Any]]) -> str:
+    """Launch for a platform whose admin URL host:port is a tunnel's allow-listed target."""
+    if not admin_url:
+        return ""
+    parts = urlsplit(admin_url)
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:
+        return ""
+    urls = {str(launch.get("tunnel")): str(launch.get("url")) for launch in launches}
+    for t in tunnels:
+        if str(t.get("host")) == parts.hostname and _port_in(port, t.get("ports")):
+            name = str(t.get("name"))
+            url = urls.get(name)
+            if url:
+                return f'<a href="{escape(url)}">Launch</a>'
+            return f"Launch: start tunnel {escape(name)}"
+    return ""
 
 
 def _number(value: object) -> float | None:

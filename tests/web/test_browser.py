@@ -337,6 +337,9 @@ async def _overview(page: Any, gw: Gateway, axe: str) -> None:
     await page.wait_for_selector("#ov-link:has-text('Link: connected')")
     await page.wait_for_selector("#ov-inventory:has-text('Users: 15')")
     assert "DIDs: 10" in await page.text_content("#ov-inventory")
+    submission = await page.text_content("#ov-submission")
+    assert submission.startswith("Inventory Report Submission: Last ")
+    assert "Last —" not in submission and "Next —" not in submission
     await page.wait_for_selector("#ov-sync:has-text('OK')")
     await page.wait_for_selector("#events tbody tr:has-text('Site')")
     await page.wait_for_selector("#events tbody tr:has-text('PBX User Profile')")
