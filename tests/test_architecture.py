@@ -10,6 +10,8 @@ says where it stands.
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
@@ -244,3 +246,15 @@ def test_the_checker_finds_a_network_library_outside_its_wrapper() -> None:
     assert wrapper_violations({"clgwd.net.advertiser": ["zeroconf.asyncio"]}) != []
     assert wrapper_violations({"clgwd.net.mdns": ["zeroconf.asyncio"]}) == []
     assert wrapper_violations({"clgwd.sip.trace": ["aiomqtt"]}) != []
+
+
+def test_daemon_import_loads_no_part_library() -> None:
+    """Importing the CLI and the daemon (what `clgwd run` does before any part starts)
+    loads none of the libraries a part imports when it starts: pyroute2, zeroconf,
+    ldap3, aiomysql, websockets, picows (a guard for the lean idle daemon)."""
+    code = ("import sys, clgwd.cli, clgwd.daemon; print(sorted(m for m in sys.modules "
+            "if m.split('.')[0] in {'pyroute2', 'zeroconf', 'ldap3', 'aiomysql', 'pymysql',"
+            " 'websockets', 'picows', 'aiomqtt', 'pysnmp'}))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    assert out.strip() == "[]"

@@ -79,6 +79,12 @@ def run(args: argparse.Namespace) -> int:
     except ClgwdError as err:
         print(f"enrollment failed: {err.message}", file=sys.stderr)
         return EXIT_FAILURE
+    except OSError as err:  # the state dir, or cloud.enrollment_ca_file (loaded by ssl,
+        # whose error names no file)
+        where = err.filename or config.cloud.enrollment_ca_file or "a file"
+        print(f"enrollment failed: cannot read {where}: {err.strerror or err}",
+              file=sys.stderr)
+        return EXIT_FAILURE
     print(f"enrolled gateway {result.gateway_id} in account {result.account_id}; "
           f"certificate valid until {result.not_after:%Y-%m-%d %H:%M} UTC")
     return EXIT_OK

@@ -63,6 +63,22 @@ async def test_enroll_cli_reports_rejection(tmp_path: Path) -> None:
         assert b"HTTP 401" in err and b"unknown Account ID or token" in err
 
 
+async def test_enroll_cli_names_a_missing_ca_file(tmp_path: Path) -> None:
+    """A cloud.enrollment_ca_file that does not exist is an error naming the file, exit
+    1, not a traceback."""
+    missing = tmp_path / "no-such-ca.pem"
+    config_path = tmp_path / "clgwd.yaml"
+    config_path.write_text(
+        f"state: {{dir: '{tmp_path / 'state'}'}}\n"
+        f"control: {{socket: '{tmp_path / 'control.sock'}'}}\n"
+        f"cloud: {{url: 'https://127.0.0.1:9', enrollment_ca_file: '{missing}'}}\n")
+    token_file = tmp_path / "token"
+    token_file.write_text("a-token\n")
+    rc, _, err = await _enroll_cli(config_path, token_file)
+    assert rc == 1
+    assert f"cannot read {missing}".encode() in err and b"Traceback" not in err
+
+
 async def _enroll_cli(config_path: Path, token_file: Path) -> tuple[int | None, bytes, bytes]:
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "clgwd", "enroll", "--config", str(config_path),
