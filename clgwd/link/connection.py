@@ -13,6 +13,7 @@ the component's lifecycle, its API and the cloud's commands.
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import datetime as dt
 import logging
@@ -94,7 +95,7 @@ def ws_url(cloud_url: str) -> str:
     return f"wss://{parts.netloc}{p.GATEWAY_PATH}"
 
 
-class LinkSupervisor:
+class LinkSupervisor(abc.ABC):
     """Connects, says hello, serves one connection at a time, backs off, repeats."""
 
     name = "link"
@@ -131,13 +132,13 @@ class LinkSupervisor:
                                            "Cloud connection attempts by result", ["result"])
         self._m_online = metrics.gauge("clgwd_link_online", "1 while the cloud link is up")
 
+    @abc.abstractmethod
     async def _dispatch(self, request: p.Request) -> Any:
         """A cloud command on this connection (``CloudLink`` routes it)."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     async def _queue_status(self) -> None:
         """Queue a status record (``CloudLink``); sent right after coming online."""
-        raise NotImplementedError
 
     def _set_state(self, state: LinkState, message: str = "") -> None:
         if state != self.state:

@@ -12,6 +12,7 @@ base of ``NetworkComponent`` (``clgwd.net.component``), which adds commit-confir
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import ipaddress
 import logging
@@ -72,7 +73,7 @@ def is_global_v4(info: AddressInfo) -> bool:
     return isinstance(info.interface, ipaddress.IPv4Interface) and info.scope == 0
 
 
-class PortReconciler:
+class PortReconciler(abc.ABC):
     """Makes the kernel match the desired ports and keeps the links' state for status."""
 
     def __init__(self, config: NetworkConfig, state_dir: Path, tracker: StatusTracker,
@@ -155,9 +156,9 @@ class PortReconciler:
                 out.append((link.name, info))
         return out
 
+    @abc.abstractmethod
     def _update_status(self) -> None:
         """Publish the status (``NetworkComponent`` adds the commit-confirm state)."""
-        raise NotImplementedError
 
     # -- reconciliation --------------------------------------------------------------------
 

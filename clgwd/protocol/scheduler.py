@@ -15,6 +15,7 @@ the inbound side and stream control, ``clgwd.protocol.credit`` the credit it gra
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import collections
 import enum
@@ -44,7 +45,7 @@ class SessionState(enum.Enum):
     CLOSED = "closed"
 
 
-class FrameScheduler:
+class FrameScheduler(abc.ABC):
     """Queues control frames and ready streams and writes them, in order, to the link."""
 
     def __init__(self, channel: BinaryChannel, name: str) -> None:
@@ -64,9 +65,9 @@ class FrameScheduler:
         """Connection credit the peer granted us (WINDOW on stream 0 adds to it)."""
         self._writer: asyncio.Task[None] | None = None
 
+    @abc.abstractmethod
     def fail(self, err: ProtocolError) -> None:
         """Protocol violation (the session implements it)."""
-        raise NotImplementedError
 
     def _send_control(self, frame: bytes) -> None:
         if self.state is SessionState.CLOSED:
