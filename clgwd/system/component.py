@@ -23,6 +23,7 @@ from clgwd.commands import CommandContext, CommandRouter
 from clgwd.component import ComponentState, StatusTracker
 from clgwd.config import ClgwdConfig
 from clgwd.errors import ClgwdError
+from clgwd.logbuffer import LogBuffer, shared_buffer
 from clgwd.store import Action, Event, Severity, Store
 from clgwd.system import configedit, logs, reset
 from clgwd.system.errors import (
@@ -67,12 +68,13 @@ class SystemComponent:
     name = "system"
 
     def __init__(self, store: Store, commands: CommandRouter, hooks: DaemonHooks, *,
-                 clock: Callable[[], dt.datetime] = _utcnow) -> None:
+                 clock: Callable[[], dt.datetime] = _utcnow,
+                 log_buffer: LogBuffer | None = None) -> None:
         self.tracker = StatusTracker(self.name)
         self.store = store
         self.hooks = hooks
         self.clock = clock
-        self.log_ring = logs.LogRing()
+        self.log_ring = log_buffer or shared_buffer()
         self.scope = TaskScope(self.name)
         self._pending: str | None = None
         """"reboot", "factory reset" or "update" while one is under way."""

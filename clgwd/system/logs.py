@@ -2,11 +2,11 @@
 
 Under systemd the journal has everything since boot, so ``journalctl -u clgwd --since
 ... -o cat`` is asked first (in a subprocess; it needs the daemon user to be allowed to
-read the journal). When that is unavailable or fails, the in-memory ring buffer this
-module keeps is used: the last ``RING_CAPACITY`` records of this process, with their
-times, so ``since_hours`` filters them. Known secret values are scrubbed either way,
-records marked ``console_only`` (the setup code) never enter the ring, and journal
-lines with the setup code's message are dropped.
+read the journal). When that is unavailable or fails, the process's in-memory log buffer
+(``clgwd.logbuffer``, shared with the page's support bundle) is used: the last records
+of this process, with their times, so ``since_hours`` filters them. Known secret
+values are scrubbed either way, records marked ``console_only`` (the setup code) never
+enter the buffer, and journal lines with the setup code's message are dropped.
 
 The answer is bounded (``system.logs_max_bytes``): the newest lines are kept and
 ``truncated`` says so.
@@ -15,52 +15,18 @@ The answer is bounded (``system.logs_max_bytes``): the newest lines are kept and
 from __future__ import annotations
 
 import asyncio
-import logging
 import os
 import shutil
-import time
-from collections import deque
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
-from clgwd.logsetup import SecretScrubber, scrub_secrets
+from clgwd.logsetup import scrub_secrets
 from clgwd.system.errors import InvalidParams
 
-RING_CAPACITY: Final = 5000
 JOURNAL_TIMEOUT: Final = 20.0
 MAX_SINCE_HOURS: Final = 168
 CONSOLE_ONLY_MESSAGES: Final = ("Setup code for the first visit",)
 """Journal lines that are for the local console only (they carry the setup code)."""
-
-
-class LogRing(logging.Handler):
-    """The last records of this process with their times (the journal's fallback)."""
-
-    def __init__(self, capacity: int = RING_CAPACITY) -> None:
-        super().__init__(logging.DEBUG)
-        self._records: deque[tuple[float, str]] = deque(maxlen=capacity)
-        formatter = logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s",
-                                      "%Y-%m-%dT%H:%M:%SZ")
-        formatter.converter = time.gmtime
-        self.setFormatter(formatter)
-        self.addFilter(SecretScrubber())
-
-    def emit(self, record: logging.LogRecord) -> None:
-        if getattr(record, "console_only", False):
-            return
-        try:
-            self._records.append((record.created, self.format(record)))
-        except Exception:  # logging must never raise into the caller
-            self.handleError(record)
-
-    def since(self, cutoff: float) -> list[str]:
-        return [line for at, line in self._records if at >= cutoff]
-
-    def attach(self) -> None:
-        logging.getLogger().addHandler(self)
-
-    def detach(self) -> None:
-        logging.getLogger().removeHandler(self)
 
 
 def since_hours(params: Mapping[str, Any]) -> int:

@@ -11,12 +11,12 @@ from aiohttp.typedefs import Middleware
 
 from clgwd.commands import CommandRouter
 from clgwd.config import ClgwdConfig
+from clgwd.logbuffer import CONSOLE_ONLY, shared_buffer
 from clgwd.metrics import Metrics, StatusSource
 from clgwd.store import Store
 from clgwd.web import auth
 from clgwd.web.api import ROUTES, SERVICES, WebServices
 from clgwd.web.openapi import build_openapi
-from clgwd.web.recentlogs import CONSOLE_ONLY, RecentLogs
 from clgwd.web.security import HostPolicy, make_guards
 
 _LOGGER = logging.getLogger(__name__)
@@ -31,7 +31,7 @@ class OnboardingApp:
         self._config = config
         self.sessions = auth.Sessions(config.http.session_idle_minutes * 60.0)
         self.policy = HostPolicy.build(config.http.names)
-        self.recent_logs = RecentLogs()
+        self.recent_logs = shared_buffer()
         self.services = WebServices(router=commands, store=store, statuses=statuses,
                                     config=lambda: self._config, sessions=self.sessions,
                                     throttle=auth.Throttle(), recent_logs=self.recent_logs,

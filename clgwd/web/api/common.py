@@ -24,10 +24,10 @@ from pydantic import BaseModel, ValidationError
 from clgwd.commands import CommandContext, CommandRouter
 from clgwd.config import ClgwdConfig
 from clgwd.errors import ClgwdError, NotSupportedYet
+from clgwd.logbuffer import LogBuffer
 from clgwd.metrics import StatusSource
 from clgwd.store import Action, Event, Store
 from clgwd.web import auth
-from clgwd.web.recentlogs import RecentLogs
 from clgwd.web.security import SESSION_KEY
 
 _LOGGER = logging.getLogger(__name__)
@@ -47,7 +47,7 @@ class WebServices:
     config: Callable[[], ClgwdConfig]
     sessions: auth.Sessions
     throttle: auth.Throttle
-    recent_logs: RecentLogs
+    recent_logs: LogBuffer
     logins: Counter
     """``clgwd_web_logins_total{kind, result}``: setup and login attempts."""
     kdf_slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(2))
