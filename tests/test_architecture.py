@@ -22,7 +22,7 @@ import clgwd
 PACKAGE_DIR = Path(clgwd.__file__).parent
 
 CORE_MODULES = frozenset({"errors", "component", "tasks", "commands", "metrics", "logsetup",
-                          "sdnotify", "logbuffer"})
+                          "sdnotify", "retry", "logbuffer"})
 """``clgwd.<name>`` modules that form the shared core (part ``core``)."""
 
 EVERYTHING = frozenset({"*"})

@@ -29,7 +29,6 @@ from clgwd.component import ComponentState, StatusTracker
 from clgwd.config import ClgwdConfig
 from clgwd.config.cloud import CloudConfig
 from clgwd.link.backends import load_opener
-from clgwd.link.backoff import Backoff
 from clgwd.link.delivery import OutboxDelivery, int_member
 from clgwd.link.identity import Enrollment, IdentityError, IdentityFiles
 from clgwd.link.renewal import CertificateRenewal
@@ -39,6 +38,7 @@ from clgwd.metrics import Metrics
 from clgwd.protocol import rpc as p
 from clgwd.protocol.channel import BinaryEndpoint, LinkDown
 from clgwd.protocol.rpc import RpcFailed
+from clgwd.retry import Backoff
 from clgwd.store import OutboxFullError, Severity, Store
 from clgwd.tasks import wait_at_most
 

@@ -1,7 +1,8 @@
 """Certificate renewal over the link: ``cert.renew`` at 2/3 of the certificate's lifetime.
 
 The deadline is decided once per certificate (``identity.renewal_deadline``); a failed
-renewal is retried every ``RENEW_RETRY`` seconds while the connection lasts.
+renewal is retried while the connection lasts, after delays of the one retry policy
+(``clgwd.retry``: windows from ``RENEW_RETRY`` seconds up to ``RENEW_RETRY_CAP``).
 """
 
 from __future__ import annotations
@@ -17,18 +18,23 @@ from clgwd.link.session import Session
 from clgwd.protocol import rpc as p
 from clgwd.protocol.channel import LinkDown
 from clgwd.protocol.rpc import RpcFailed
+from clgwd.retry import Backoff
 
 _LOGGER = logging.getLogger(__name__)
 
 RENEW_RETRY: Final = 60.0
+RENEW_RETRY_CAP: Final = 1800.0
+RENEW_RETRY_FLOOR: Final = 10.0
 
 
 class CertificateRenewal:
     """Renews the client certificate over the current connection when it is due."""
 
-    def __init__(self, config: ClgwdConfig, files: IdentityFiles) -> None:
+    def __init__(self, config: ClgwdConfig, files: IdentityFiles,
+                 retry: Backoff | None = None) -> None:
         self.config = config
         self.files = files
+        self.retry = retry or Backoff(RENEW_RETRY, RENEW_RETRY_CAP)
         self._plan: tuple[dt.datetime | None, dt.datetime] = (None, dt.datetime.now(dt.UTC))
 
     async def run(self, session: Session) -> None:
@@ -46,9 +52,12 @@ class CertificateRenewal:
             except LinkDown:
                 return
             except (RpcFailed, TimeoutError, TypeError, IdentityError) as err:
+                delay = self.retry.next_delay(RENEW_RETRY_FLOOR)
                 _LOGGER.warning("Certificate renewal failed (%s); retrying in %.0f s",
-                                err, RENEW_RETRY)
-                await asyncio.sleep(RENEW_RETRY)
+                                err, delay)
+                await asyncio.sleep(delay)
+            else:
+                self.retry.reset()
 
     def deadline(self, enrollment: Enrollment) -> dt.datetime:
         """``renewal_deadline``, decided once per certificate (when first seen)."""

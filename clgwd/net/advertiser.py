@@ -27,6 +27,7 @@ from clgwd.config import ClgwdConfig
 from clgwd.config.network import MdnsConfig
 from clgwd.net.component import NetworkComponent
 from clgwd.net.reconcile import ChangeKind
+from clgwd.retry import Backoff
 from clgwd.store import Settings
 from clgwd.tasks import import_off_loop
 
@@ -86,9 +87,10 @@ class MdnsAdvertiser:
     name = "mdns"
 
     def __init__(self, config: ClgwdConfig, network: NetworkComponent, settings: Settings,
-                 *, on_published: Callable[[str, Sequence[IpAddress]], None] | None = None
-                 ) -> None:
+                 *, on_published: Callable[[str, Sequence[IpAddress]], None] | None = None,
+                 retry: Backoff | None = None) -> None:
         self.tracker = StatusTracker(self.name)
+        self._retry = retry or Backoff(RETRY_FIRST, RETRY_MAX)
         self._config: MdnsConfig = config.network.mdns
         self._network = network
         self._settings = settings
@@ -125,7 +127,6 @@ class MdnsAdvertiser:
 
     async def run(self) -> None:
         """Claim, publish and follow address changes; goodbyes on cancellation."""
-        delay = RETRY_FIRST
         try:
             while True:
                 if not self._config.enabled:
@@ -133,15 +134,14 @@ class MdnsAdvertiser:
                     continue
                 try:
                     await self._step()
-                    delay = RETRY_FIRST
+                    self._retry.reset()
                 except Exception as err:
                     # Sockets that cannot bind, a zeroconf error: keep the daemon up,
                     # report it and retry (capped exponential backoff, full jitter).
                     await self._close()
                     self._set_state(MdnsState.WAITING, f"mDNS failed ({type(err).__name__}: "
                                                        f"{err}); retrying")
-                    await asyncio.sleep(random.uniform(0, delay))  # noqa: S311
-                    delay = min(delay * 2, RETRY_MAX)
+                    await asyncio.sleep(self._retry.next_delay())
         finally:
             await asyncio.shield(self._close())
 

@@ -2,7 +2,8 @@
 
 pyroute2's client runs behind our netlink wrapper (``dhcp_client``); its lease hooks
 apply what a lease grants, and the lease is stored so a restart asks for the same
-address. A client that fails is started again after a capped backoff.
+address. A client that fails is started again after a delay of the one retry policy
+(``clgwd.retry``: capped exponential, full jitter).
 """
 
 from __future__ import annotations
@@ -11,17 +12,19 @@ import asyncio
 import json
 import logging
 import socket
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 from clgwd.config.network import PortConfig
 from clgwd.net.linkinfo import DhcpLease, DhcpTrigger, NetlinkFailure
 from clgwd.net.reconcile import ChangeKind, PortReconciler, is_global_v4
+from clgwd.retry import Backoff
 from clgwd.tasks import import_off_loop
 
 _LOGGER = logging.getLogger(__name__)
 
+DHCP_RETRY_FIRST = 1.0
 DHCP_RETRY_MAX = 30.0
 
 
@@ -57,6 +60,9 @@ class DhcpSupervisor(PortReconciler):
         super().__init__(*args, **kwargs)
         self._lease_writes: asyncio.Queue[tuple[str, Mapping[str, Any] | None]] = (
             asyncio.Queue())
+        self.dhcp_retry: Callable[[], Backoff] = lambda: Backoff(DHCP_RETRY_FIRST,
+                                                                 DHCP_RETRY_MAX)
+        """One retry policy per supervised DHCP client (a test may replace it)."""
 
     async def _dhcp_supervisor(self, tg: asyncio.TaskGroup) -> None:
         """Start and stop one DHCP task per DHCP port as the desired state changes."""
@@ -76,8 +82,8 @@ class DhcpSupervisor(PortReconciler):
                                                           name=f"clgwd[network].dhcp.{name}"))
 
     async def _run_dhcp(self, port: PortConfig) -> None:
-        """Keep a DHCP client running on ``port``; retry (capped backoff) if it fails."""
-        delay = 1.0
+        """Keep a DHCP client running on ``port``; retry (``clgwd.retry``) if it fails."""
+        retry = self.dhcp_retry()
         path = _lease_path(self._state_dir, port.name)
         while True:
             link = self._links.get(port.name)
@@ -104,10 +110,10 @@ class DhcpSupervisor(PortReconciler):
                 self._dhcp_state[port.name] = "failed"
                 self._errors[port.name] = f"DHCP client failed: {err}"
                 self._update_status()
+                delay = retry.next_delay()
                 _LOGGER.warning("Port %s: DHCP client failed (%s: %s); retrying in %.0f s",
                                 port.name, type(err).__name__, err, delay)
                 await asyncio.sleep(delay)
-                delay = min(delay * 2, DHCP_RETRY_MAX)
 
     async def _watch_dhcp(self, port: PortConfig, client: Any) -> None:
         """Mirror the client's state into status; renew when the carrier comes back."""

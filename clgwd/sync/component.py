@@ -13,7 +13,8 @@ The schedule is an explicit state machine (``SyncPhase``): ``not_configured`` (n
 idle until a config reload), ``waiting`` (next run at ``next_run_at``), ``syncing``,
 and ``blocked`` (the PBX refused the credentials: retrying would only lock the account,
 so it waits for a config change or "Sync now"). Failed reads retry sooner than the
-interval with capped exponential backoff and full jitter.
+interval, with the one retry policy (``clgwd.retry``: capped exponential, full jitter;
+the cap is the interval).
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import random
 import time
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -37,6 +37,7 @@ from clgwd.errors import ClgwdError
 from clgwd.metrics import Metrics
 from clgwd.pbx.factory import build_source
 from clgwd.pbx.model import ConnectorNotAvailable
+from clgwd.retry import Backoff
 from clgwd.store import Action, Event, Store
 from clgwd.sync import settings as page
 from clgwd.sync.engine import SyncEngine, SyncOutcome
@@ -91,8 +92,10 @@ class SyncService:
     name = "sync"
 
     def __init__(self, config: ClgwdConfig, store: Store, commands: CommandRouter | None = None,
-                 metrics: Metrics | None = None) -> None:
+                 metrics: Metrics | None = None, retry: Backoff | None = None) -> None:
         self.store = store
+        self._retry = retry or Backoff(RETRY_BASE, RETRY_BASE)
+        """Waits after failed reads; its cap follows the interval (``_next_delay``)."""
         self.tracker = StatusTracker(self.name)
         self.phase = SyncPhase.STOPPED
         self.last: dict[str, Any] | None = None
@@ -278,8 +281,8 @@ class SyncService:
             return None
         interval = self.interval_minutes * 60.0
         if self._failures:
-            cap = min(interval, RETRY_BASE * 2 ** (self._failures - 1))
-            return max(RETRY_FLOOR, random.uniform(0, cap))  # noqa: S311 - jitter, not crypto
+            self._retry.cap = max(interval, self._retry.base)
+            return self._retry.delay(self._failures - 1, floor=RETRY_FLOOR)
         if self.last is None:
             return 0.0
         finished = float(self.last["started_at"]) + float(self.last["duration"])

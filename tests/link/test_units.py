@@ -1,10 +1,9 @@
-"""Pure parts of the link: backoff, protocol parsing, the cloud config section."""
+"""Pure parts of the link: protocol parsing, the cloud config section."""
 
 from __future__ import annotations
 
 import datetime as dt
 import json
-import random
 import stat
 from pathlib import Path
 
@@ -14,36 +13,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from clgwd.config import ConfigError, parse_config
-from clgwd.link.backoff import Backoff
 from clgwd.link.connection import ws_url
 from clgwd.link.identity import Enrollment, IdentityError, IdentityFiles, renewal_deadline
 from clgwd.protocol import rpc as p
-
-
-def test_backoff_is_full_jitter_within_growing_capped_windows() -> None:
-    """The n-th delay lies in [0, min(cap, base*2^n)); the cap holds; reset starts over."""
-    backoff = Backoff(1.0, 300.0, random.Random(1))
-    for n in range(20):
-        delay = backoff.next_delay()
-        assert 0 <= delay < min(300.0, 2.0 ** n)
-    samples = [Backoff(1.0, 300.0, random.Random(i)) for i in range(200)]
-    for b in samples:
-        b.attempts = 10
-    delays = [b.next_delay() for b in samples]
-    assert max(delays) < 300 and min(delays) < 30 and max(delays) > 250, "not spread"
-    backoff.reset()
-    assert backoff.next_delay() < 1.0
-
-
-def test_backoff_floor_and_skip_to() -> None:
-    """Retry-After is a floor; skip_to widens but never narrows the window."""
-    backoff = Backoff(1.0, 300.0, random.Random(2))
-    assert backoff.next_delay(floor=7.5) >= 7.5
-    backoff.reset()
-    backoff.skip_to(2)
-    assert backoff.attempts == 2
-    backoff.skip_to(1)
-    assert backoff.attempts == 2
 
 
 @given(st.text(max_size=200))

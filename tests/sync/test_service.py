@@ -10,8 +10,10 @@ import pytest
 from clgwd.commands import CommandContext, CommandRouter
 from clgwd.component import ComponentState
 from clgwd.pbx.model import SourceAuthError
+from clgwd.retry import Backoff
 from clgwd.store import Store
 from clgwd.sync.component import PbxNotConfigured, SyncBusy, SyncPhase, SyncService
+from tests.retry_helpers import RecordingRandom
 from tests.sync.helpers import CSV, FakeSource, config, users, with_fake
 
 
@@ -142,3 +144,17 @@ async def test_last_run_survives_a_restart(store: Store, state_dir: Path) -> Non
         assert again.last is not None and again.last["result"] == "failed"
         delay = again._next_delay()
         assert delay is not None and delay <= 30
+
+
+async def test_failed_reads_wait_by_the_shared_retry_policy(store: Store,
+                                                            state_dir: Path) -> None:
+    """The schedule's retry after failed reads comes from ``clgwd.retry.Backoff``:
+    windows grow from the base and are capped by the interval."""
+    rng = RecordingRandom()
+    cfg = config(state_dir, f"pbx: {{type: csv, file: {{path: {tmp_missing(state_dir)}}}}}\n"
+                 "sync: {interval_minutes: 2}\n")
+    async with SyncService(cfg, store, retry=Backoff(30.0, 30.0, rng)) as svc:
+        for _ in range(4):
+            await svc.sync(actor="System", trigger="schedule")
+            assert svc._next_delay() == 5.0  # the recording source says 0: the floor
+    assert rng.windows == [30.0, 60.0, 120.0, 120.0]
