@@ -43,7 +43,7 @@ MAY_IMPORT: Mapping[str, frozenset[str]] = {
     "sip": frozenset({"config", "store"}),
     "inventory": frozenset({"monitor.snmp", "store", "config"}),
     "monitor": frozenset({"store", "config"}),
-    "system": frozenset({"store", "config"}),
+    "system": frozenset({"store", "config", "settings"}),
     "web": frozenset({"config"}),
     "control": frozenset({"config", "web"}),
     "cli": EVERYTHING,

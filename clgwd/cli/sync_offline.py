@@ -15,8 +15,8 @@ from clgwd.config import ClgwdConfig
 from clgwd.config.pbx import PbxConfig
 from clgwd.errors import ClgwdError
 from clgwd.pbx.factory import build_source
+from clgwd.settings import SavedSettings
 from clgwd.store import Store
-from clgwd.sync import settings as page
 from clgwd.sync.engine import SyncEngine, SyncOutcome
 
 _LOGGER = logging.getLogger(__name__)
@@ -29,7 +29,7 @@ class NoSourceConfigured(ClgwdError):
 async def preview_without_daemon(config: ClgwdConfig, actor: str) -> SyncOutcome:
     """The daemon's preview, computed here from the config and the stored snapshot."""
     async with Store(config, read_only=True) as store:
-        pbx = await _effective_pbx(store, config.pbx)
+        pbx = await _effective_pbx(store, config)
         source = build_source(pbx)
         if source is None:
             raise NoSourceConfigured("no PBX is configured (pbx.type is none, and none "
@@ -39,19 +39,9 @@ async def preview_without_daemon(config: ClgwdConfig, actor: str) -> SyncOutcome
         return await engine.run(actor=actor, trigger="preview", preview=True)
 
 
-async def _effective_pbx(store: Store, file_pbx: PbxConfig) -> PbxConfig:
-    """The config file's section with the settings saved from the page, as the daemon
-    applies them (its password only when the key file is readable)."""
-    overlay = await store.settings.get(page.SETTING_PBX)
-    password = None
-    if store.has_secrets:
-        password = await store.secrets.get(page.SECRET_PASSWORD)
-    else:
-        _LOGGER.warning("no secret key file in the state dir; using the config file's "
-                        "PBX password")
-    try:
-        return page.effective_pbx(file_pbx, overlay, password)
-    except page.InvalidPbxSettings as err:
-        _LOGGER.warning("PBX settings saved from the page do not apply to the config "
-                        "file's pbx section (%s); using the file's", err.message)
-        return file_pbx
+async def _effective_pbx(store: Store, config: ClgwdConfig) -> PbxConfig:
+    """The effective PBX section, by the daemon's own rule (``clgwd.settings``)."""
+    effective = (await SavedSettings.load(store)).resolve(config)
+    for note in effective.notes:
+        _LOGGER.warning("Sync settings: %s", note)
+    return effective.config.pbx

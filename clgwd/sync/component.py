@@ -2,8 +2,9 @@
 
 It also owns the commands of the onboarding page's PBX, Connect and Sync steps
 (``pbx.get/set/test``, ``sync.schedule.get/set``, ``inventory.report``; shapes in
-docs/api.md). Settings saved there live in the state DB and override the file's
-(``clgwd.sync.settings`` has the precedence rule).
+docs/api.md). Settings saved there live in the state DB and override the file's;
+``clgwd.settings`` owns that rule, and this component asks it for every effective
+value (docs/settings.md).
 
 One lock guarantees that two syncs never run at once (scheduled, CLI, web and cloud
 all come through here); a second request while one runs is refused with
@@ -38,8 +39,9 @@ from clgwd.metrics import Metrics
 from clgwd.pbx.factory import build_source
 from clgwd.pbx.model import ConnectorNotAvailable
 from clgwd.retry import Backoff
+from clgwd.settings import Effective, SavedSettings, effective_pbx
 from clgwd.store import Action, Event, Store
-from clgwd.sync import settings as page
+from clgwd.sync import page
 from clgwd.sync.engine import SyncEngine, SyncOutcome
 from clgwd.tasks import wait_at_most
 
@@ -104,11 +106,9 @@ class SyncService:
         self._wake = asyncio.Event()
         self._failures = 0
         self._config = config
-        self._overlay: dict[str, Any] | None = None
-        """PBX settings saved from the page (``sync.pbx``); None: the file's only."""
-        self._page_password: Secret | None = None
-        self._interval: int | None = None
-        """Sync interval saved from the page (``sync.interval``); None: the file's."""
+        self._saved = SavedSettings()
+        """What the page and the cloud saved (PBX, interval); loaded on entry."""
+        self._effective = self._saved.resolve(config)
         self._pbx = config.pbx
         self.connected: bool | None = None
         """The last connection test or sync reached the PBX (None: not tried yet)."""
@@ -177,19 +177,17 @@ class SyncService:
             self._config = config
             return
         self._config = config
-        await self._use_pbx(self._effective(config.pbx))
+        await self._use_pbx(self._resolve().config.pbx)
         _LOGGER.info("Sync settings changed; source: %s",
                      self._engine.source.describe() if self._engine else "none")
 
-    def _effective(self, file_pbx: PbxConfig) -> PbxConfig:
-        """The file's section with the page's settings; a file reload that no longer
-        fits the page's settings falls back to the file alone (and says so)."""
-        try:
-            return page.effective_pbx(file_pbx, self._overlay, self._page_password)
-        except page.InvalidPbxSettings as err:
-            _LOGGER.warning("PBX settings saved from the page do not apply to the config "
-                            "file's pbx section (%s); using the file's", err.message)
-            return file_pbx
+    def _resolve(self) -> Effective:
+        """The effective settings (``clgwd.settings``): the file's with what was saved; a
+        saved PBX that no longer fits a reloaded file is reported, and the file's used."""
+        self._effective = self._saved.resolve(self._config)
+        for note in self._effective.notes:
+            _LOGGER.warning("Sync settings: %s", note)
+        return self._effective
 
     async def _use_pbx(self, pbx: PbxConfig) -> None:
         """Switch to ``pbx`` and re-arm the schedule (a new source is untested)."""
@@ -208,11 +206,10 @@ class SyncService:
         self._wake.set()
 
     async def _load_page_settings(self) -> None:
-        self._overlay = await self.store.settings.get(page.SETTING_PBX)
-        self._page_password = await self.store.secrets.get(page.SECRET_PASSWORD)
-        self._interval = await self.store.settings.get(page.SETTING_INTERVAL)
-        if self._overlay is not None or self._page_password is not None:
-            self._pbx = self._effective(self._config.pbx)
+        self._saved = await SavedSettings.load(self.store)
+        pbx = self._resolve().config.pbx
+        if pbx != self._pbx:
+            self._pbx = pbx
             self._engine = self._build_engine(self._pbx)
 
     # -- operations (CLI, web and cloud come here) -----------------------------------------
@@ -268,12 +265,12 @@ class SyncService:
     def awaiting_sync_now(self) -> bool:
         """A PBX added on the page is first tested and synced by the technician (the
         Connect step, then "Sync now"); the schedule starts after that first sync."""
-        return self.last is None and self._overlay is not None
+        return self.last is None and self._saved.overlay is not None
 
     @property
     def interval_minutes(self) -> int:
-        """The page's interval when one was saved, else the file's."""
-        return self._interval or self._config.sync.interval_minutes
+        """The effective interval (saved on the page or by the cloud, else the file's)."""
+        return self._effective.config.sync.interval_minutes
 
     def _next_delay(self) -> float | None:
         """Seconds until the next scheduled run; None means wait for a wake-up."""
@@ -342,8 +339,13 @@ class SyncService:
         return (await self.preview(actor=ctx.actor)).as_json()
 
     async def _cmd_pbx_get(self, params: Mapping[str, Any], ctx: CommandContext) -> Any:
-        return page.pbx_view(self._pbx, connected=bool(self.connected),
-                             from_page=self._overlay is not None)
+        return self._pbx_view()
+
+    def _pbx_view(self) -> dict[str, Any]:
+        """``pbx.get``: the effective PBX settings, and each key's value and source."""
+        return {**page.pbx_view(self._pbx, connected=bool(self.connected),
+                                from_page=self._saved.overlay is not None),
+                "settings": self._effective.report(page.page_keys(self._pbx.type))}
 
     async def _cmd_pbx_set(self, params: Mapping[str, Any], ctx: CommandContext) -> Any:
         """Validate, persist (settings, password and history in one transaction), switch."""
@@ -351,26 +353,25 @@ class SyncService:
         raw = params.get("password")
         if raw is not None and not isinstance(raw, str):
             raise page.InvalidPbxSettings("password: must be text, or null to keep it")
-        password = Secret(raw) if raw is not None else self._page_password
-        pbx = page.effective_pbx(self._config.pbx, overlay, password)
+        new_password = Secret(raw) if raw is not None else None
+        pbx = effective_pbx(self._config.pbx, overlay, new_password or self._saved.password)
         before = page.pbx_view(self._pbx, connected=False, from_page=False)
         after = page.pbx_view(pbx, connected=False, from_page=False)
         changed = sorted(k for k in ("type", "name", "address", "port", "username", "options")
                          if before[k] != after[k]) + (["password"] if raw is not None else [])
         async with self.store.db.transaction() as tx:
-            await self.store.settings.set_in(tx, page.SETTING_PBX, overlay)
-            if raw is not None:
-                await self.store.secrets.put_in(tx, page.SECRET_PASSWORD, Secret(raw))
+            saved = await self._saved.save_pbx(tx, self.store, overlay, new_password,
+                                               ctx.actor)
             if changed:
                 await self.store.history.record(tx, Event(
                     actor=ctx.actor, action=Action.EDIT if self._pbx.type != "none"
                     else Action.CREATE, asset="PBX", subject=pbx.name or pbx.type,
                     properties_changed=changed,
                     core={k: after[k] for k in changed if k != "password"}))
-        self._overlay, self._page_password = overlay, password
+        self._saved = saved
         _LOGGER.info("PBX settings saved by %s (changed: %s)", ctx.actor, changed or "none")
-        await self._use_pbx(pbx)
-        return page.pbx_view(pbx, connected=bool(self.connected), from_page=True)
+        await self._use_pbx(self._resolve().config.pbx)
+        return self._pbx_view()
 
     async def _cmd_pbx_test(self, params: Mapping[str, Any], ctx: CommandContext) -> Any:
         """The Connect step: read the PBX and report, without syncing anything."""
@@ -393,20 +394,22 @@ class SyncService:
             "duration": last["duration"], "counts": last.get("counts", {})}
         return {"interval_minutes": self.interval_minutes, "last_sync": last_sync,
                 "next_sync_at": self.next_run_at, "phase": self.phase.value,
-                "saved_from_page": self._interval is not None,
-                "awaiting_sync_now": self.awaiting_sync_now}
+                "saved_from_page": self._saved.interval is not None,
+                "awaiting_sync_now": self.awaiting_sync_now,
+                "settings": self._effective.report(["sync.interval_minutes"])}
 
     async def _cmd_schedule_set(self, params: Mapping[str, Any], ctx: CommandContext) -> Any:
         minutes = page.check_interval(params)
         previous = self.interval_minutes
         async with self.store.db.transaction() as tx:
-            await self.store.settings.set_in(tx, page.SETTING_INTERVAL, minutes)
+            saved = await self._saved.save_interval(tx, self.store, minutes, ctx.actor)
             if minutes != previous:
                 await self.store.history.record(tx, Event(
                     actor=ctx.actor, action=Action.EDIT, asset="Sync schedule",
                     subject=f"every {minutes} minutes", properties_changed=["interval_minutes"],
                     core={"interval_minutes": minutes, "previous": previous}))
-        self._interval = minutes
+        self._saved = saved
+        self._resolve()
         self._wake.set()  # re-arm: the loop computes the next run with the new interval
         return await self._cmd_schedule_get({}, ctx)
 

@@ -24,6 +24,7 @@ from clgwd.component import ComponentState, StatusTracker
 from clgwd.config import ClgwdConfig
 from clgwd.errors import ClgwdError
 from clgwd.logbuffer import LogBuffer, shared_buffer
+from clgwd.settings import SavedSettings, check_file_change
 from clgwd.store import Action, Event, Severity, Store
 from clgwd.system import configedit, logs, reset
 from clgwd.system.errors import (
@@ -326,8 +327,20 @@ class SystemComponent:
                 "truncated": truncated}
 
     async def _cmd_config_get(self, params: Mapping[str, Any], ctx: CommandContext) -> Any:
-        _no_params(params, ())
-        return {"config": configedit.public_view(self.config),
+        """The effective config (the file's with what the page and the cloud saved), each
+        key's value and source (``settings``), and why a saved value is not in force."""
+        _no_params(params, ("keys",))
+        keys = params.get("keys")
+        if keys is not None and (not isinstance(keys, list)
+                                 or not all(isinstance(k, str) and k for k in keys)):
+            raise InvalidParams("keys: must be a list of config keys such as "
+                                "[\"pbx.host\", \"sync\"]")
+        effective = (await SavedSettings.load(self.store)).resolve(self.config)
+        report = effective.report(keys)
+        if keys and not report:
+            raise InvalidParams(f"keys: no config key is, or starts with, {', '.join(keys)}")
+        return {"config": configedit.public_view(effective.config), "settings": report,
+                "notes": list(effective.notes),
                 "remote_forbidden": list(configedit.REMOTE_FORBIDDEN)}
 
     async def _cmd_config_set(self, params: Mapping[str, Any], ctx: CommandContext) -> Any:
@@ -347,6 +360,8 @@ class SystemComponent:
         old = self.config
         document = await asyncio.to_thread(configedit.read_document, path)
         merged, new = configedit.check_patch(old, document, patch)
+        saved = await SavedSettings.load(self.store)
+        changed_keys = check_file_change(saved.resolve(old), new)
         changed = configedit.changed_paths(old, new)
         if not changed:
             return {"applied": True, "changed": []}
@@ -360,8 +375,11 @@ class SystemComponent:
                                     "; ".join(outcome.get("errors", [])) +
                                     "); the previous file was restored")
         _LOGGER.info("Config changed remotely by %s: %s", actor, ", ".join(changed))
-        await self._record(actor, Action.EDIT, "configuration changed remotely",
-                           properties=tuple(changed), asset="Gateway configuration")
+        async with self.store.db.transaction() as tx:
+            await saved.record_file_write(tx, self.store, changed_keys, actor)
+            await self.store.history.record(tx, Event(
+                actor=actor, action=Action.EDIT, asset="Gateway configuration",
+                subject="configuration changed remotely", properties_changed=tuple(changed)))
         return {"applied": True, "changed": changed}
 
     # -- helpers ------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 """PBX types the page offers, with their type-specific fields.
 
 The ids are the sync part's ``pbx.type`` values (``clgwd/config/pbx.py``) and the field
-names its ``pbx.set`` option keys (``clgwd.sync.settings.OPTION_PATHS``; a test keeps
+names its ``pbx.set`` option keys (``clgwd.sync.page.OPTION_PATHS``; a test keeps
 the two equal). The vendor's own types that no connector implements yet are listed as
 not available, so the technician sees they exist and that this gateway cannot do them
 yet (never a form that silently does nothing). ``network`` false: a file on the

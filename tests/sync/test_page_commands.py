@@ -13,7 +13,8 @@ from clgwd.commands import CommandContext, CommandRouter
 from clgwd.config.secret import Secret
 from clgwd.errors import ClgwdError
 from clgwd.store import EventFilter, Store
-from clgwd.sync import settings as page
+from clgwd.settings import effective_pbx, saved
+from clgwd.sync import page
 from clgwd.sync.component import PbxTestFailed, SyncPhase, SyncService
 from clgwd.web.catalog import PBX_TYPES
 from tests.sync.helpers import CSV, FakeSource, config, users, with_fake
@@ -94,12 +95,12 @@ async def test_password_is_stored_as_a_secret_and_never_returned(
     async with SyncService(config(state_dir), store, router) as svc:
         view = await _call(router, "pbx.set", params)
         assert view["password_set"] is True and "Hunter2-secret" not in str(view)
-        stored = await store.secrets.get(page.SECRET_PASSWORD)
+        stored = await store.secrets.get(saved.SECRET_PASSWORD)
         assert stored is not None and stored.reveal() == "Hunter2-secret"
         await _call(router, "pbx.set", {**params, "password": None, "name": "Renamed"})
         assert svc._pbx.password is not None
         assert svc._pbx.password.reveal() == "Hunter2-secret"
-        settings = await store.settings.get(page.SETTING_PBX)
+        settings = await store.settings.get(saved.SETTING_PBX)
         assert "Hunter2-secret" not in str(settings)
         events = await store.history.query(_all())
         assert "Hunter2-secret" not in str([e.as_json() for e in events])
@@ -123,7 +124,7 @@ async def test_pbx_set_rejects_bad_settings_naming_the_field(
         with pytest.raises(ClgwdError) as info:
             await _call(router, "pbx.set", params)
         assert info.value.code == "invalid_input" and where in info.value.message
-        assert await store.settings.get(page.SETTING_PBX) is None
+        assert await store.settings.get(saved.SETTING_PBX) is None
 
 
 async def test_pbx_test_reports_the_connect_step_without_syncing(
@@ -199,8 +200,8 @@ def test_catalog_offers_exactly_the_sync_types_and_options() -> None:
 
 def test_effective_settings_without_page_settings_are_the_files(state_dir: Path) -> None:
     cfg = config(state_dir, "pbx: {type: csv, file: {path: /srv/x.csv}, password: abcd}\n")
-    assert page.effective_pbx(cfg.pbx, None, None) is cfg.pbx
-    merged = page.effective_pbx(cfg.pbx, None, Secret("page-pass"))
+    assert effective_pbx(cfg.pbx, None, None) is cfg.pbx
+    merged = effective_pbx(cfg.pbx, None, Secret("page-pass"))
     assert merged.password is not None and merged.password.reveal() == "page-pass"
 
 

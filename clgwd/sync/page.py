@@ -1,13 +1,8 @@
-"""PBX settings saved from the onboarding page (``pbx.set``) and how they meet the file.
+"""The parameters of the page's PBX and Sync steps (``pbx.set``, ``sync.schedule.set``).
 
-Precedence (docs/config-pbx.md, "Settings saved from the page"): the YAML ``pbx``
-section is the base; what the page saved (state DB setting ``sync.pbx``) overrides the
-fields the page shows (type, name, host, port, username and the type's options), and
-every other key (``read_timeout``, ``country_code``, ``ldap.page_size`` ...) still comes
-from the file. The page's password lives in the ``SecretStore`` (``sync.pbx_password``)
-and wins over the file's. The sync interval saved from the page (``sync.interval``)
-likewise wins over ``sync.interval_minutes``. Pure functions only: the service does
-the I/O.
+Validation of what the page (or the CLI, or the cloud for the schedule) sends, and the
+``pbx.get`` view. What was saved and how it meets the config file is decided in one
+place, ``clgwd.settings`` (docs/settings.md); this module only shapes the values.
 """
 
 from __future__ import annotations
@@ -15,15 +10,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Final
 
-from pydantic import ValidationError
-
 from clgwd.config.pbx import FILE_TYPES, NETWORK_TYPES, UNAVAILABLE_TYPES, PbxConfig
-from clgwd.config.secret import Secret
-from clgwd.errors import ClgwdError
+from clgwd.settings import InvalidSavedSettings
 
-SETTING_PBX: Final = "sync.pbx"
-SETTING_INTERVAL: Final = "sync.interval"
-SECRET_PASSWORD: Final = "sync.pbx_password"  # noqa: S105 - the secret's name
 INTERVAL_RANGE: Final = (1, 1440)
 
 OPTION_PATHS: Final[Mapping[str, Mapping[str, tuple[str, str]]]] = {
@@ -43,9 +32,8 @@ _OPTION_DEFAULTS: Final = {("ldap", "preset"): "openldap", ("ldap", "security"):
 _PAGE_FIELDS: Final = ("type", "name", "host", "port", "username")
 
 
-class InvalidPbxSettings(ClgwdError):
-    code = "invalid_input"
-    http_status = 422
+class InvalidPbxSettings(InvalidSavedSettings):
+    """``pbx.set`` or ``sync.schedule.set`` parameters that do not validate."""
 
 
 def _text(params: Mapping[str, Any], key: str, max_len: int) -> str:
@@ -96,32 +84,6 @@ def overlay_from_params(params: Mapping[str, Any]) -> dict[str, Any]:
     return overlay
 
 
-def _merge(base: dict[str, Any], overlay: Mapping[str, Any]) -> dict[str, Any]:
-    out = dict(base)
-    for key, value in overlay.items():
-        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
-            out[key] = _merge(dict(out[key]), value)
-        else:
-            out[key] = value
-    return out
-
-
-def effective_pbx(file_pbx: PbxConfig, overlay: Mapping[str, Any] | None,
-                  password: Secret | None) -> PbxConfig:
-    """The file's section with the page's overlay and password applied (validated)."""
-    if not overlay and password is None:
-        return file_pbx
-    base = file_pbx.model_dump(exclude={"password"})
-    try:
-        merged = PbxConfig.model_validate(_merge(base, overlay or {}), strict=False)
-    except ValidationError as err:
-        issue = err.errors()[0]
-        where = ".".join(str(p) for p in issue["loc"]) or "pbx"
-        raise InvalidPbxSettings(f"{where}: {issue['msg']}") from None
-    secret = password if password is not None else file_pbx.password
-    return merged.model_copy(update={"password": secret or None})
-
-
 def pbx_view(pbx: PbxConfig, *, connected: bool, from_page: bool) -> dict[str, Any]:
     """``pbx.get``'s answer: the effective settings, never the password."""
     options: dict[str, str] = {}
@@ -138,6 +100,12 @@ def pbx_view(pbx: PbxConfig, *, connected: bool, from_page: bool) -> dict[str, A
         "options": options, "available": pbx.type not in UNAVAILABLE_TYPES,
         "file_based": pbx.type in FILE_TYPES, "saved_from_page": from_page,
     }
+
+
+def page_keys(pbx_type: str) -> list[str]:
+    """The config keys the PBX step shows for ``pbx_type`` (for the source report)."""
+    options = [f"pbx.{section}.{key}" for section, key in OPTION_PATHS.get(pbx_type, {}).values()]
+    return [f"pbx.{f}" for f in _PAGE_FIELDS] + ["pbx.password", *options]
 
 
 def check_interval(params: Mapping[str, Any]) -> int:

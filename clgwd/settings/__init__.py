@@ -1,0 +1,20 @@
+"""One owner for settings: the rule that merges the file, the page and the cloud.
+
+``rule`` decides each key's effective value and its source (``default``, ``file``,
+``page``, ``cloud``); ``saved`` reads and writes what the page and the cloud saved.
+docs/settings.md describes the rule.
+"""
+
+from clgwd.settings.rule import (
+    Effective,
+    InvalidSavedSettings,
+    Mark,
+    SettingOverridden,
+    Source,
+    check_file_change,
+    effective_pbx,
+)
+from clgwd.settings.saved import SavedSettings
+
+__all__ = ["Effective", "InvalidSavedSettings", "Mark", "SavedSettings", "SettingOverridden",
+           "Source", "check_file_change", "effective_pbx"]

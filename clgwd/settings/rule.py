@@ -1,0 +1,281 @@
+"""The one rule that decides a setting's effective value and where it came from.
+
+Layers, lowest first: ``default`` (built into clgwd), ``file`` (the YAML config),
+then the values saved at run time in the state database, stamped ``page`` (the
+onboarding page or the local CLI: someone at the gateway) or ``cloud``. A saved value
+wins over the file; with nothing saved the file applies, and a key the file leaves
+out has its default. A key the cloud wrote into the file with ``config.set`` reports
+``cloud`` for as long as the file still holds the value the cloud wrote.
+
+Which keys can be saved, and through which command, is ``SAVED_KEYS``. Pure
+functions only: ``clgwd.settings.saved`` does the I/O. docs/settings.md has the
+whole rule.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from enum import Enum, StrEnum
+from pathlib import PurePath
+from typing import Any, Final
+
+from pydantic import BaseModel, ValidationError
+
+from clgwd.commands import CLOUD_ACTOR
+from clgwd.config import ClgwdConfig
+from clgwd.config.pbx import PbxConfig
+from clgwd.config.secret import Secret
+from clgwd.errors import ClgwdError
+
+SECRET_MARKER: Final = "set"  # noqa: S105 - shown instead of a set secret's value
+
+
+class Source(StrEnum):
+    DEFAULT = "default"
+    FILE = "file"
+    PAGE = "page"
+    CLOUD = "cloud"
+
+
+def source_of(actor: str) -> Source:
+    """``cloud`` for the cloud, ``page`` for anyone at the gateway (page or CLI)."""
+    return Source.CLOUD if actor == CLOUD_ACTOR else Source.PAGE
+
+
+PBX_PAGE_FIELDS: Final = ("type", "name", "host", "port", "username")
+"""The PBX keys the page saves for every type (``pbx.set``); the type's options too."""
+SAVED_KEYS: Final[Mapping[str, str]] = {
+    "pbx": "pbx.set (the onboarding page's PBX step, or the CLI, at the gateway)",
+    "sync.interval_minutes": "sync.schedule.set (the onboarding page's Sync step, the "
+                             "CLI or the cloud)",
+}
+"""Key prefixes a value can be saved for at run time, and the command that saves it."""
+
+
+class InvalidSavedSettings(ClgwdError):
+    code = "invalid_input"
+    http_status = 422
+
+
+class SettingOverridden(ClgwdError):
+    """A write to the file would change nothing: a saved value wins for that key."""
+
+    code = "setting_overridden"
+    http_status = 409
+
+
+@dataclass(frozen=True)
+class Mark:
+    """Who set a key, when, and (for the cloud's writes into the file) a salted digest
+    of the value written, so a later hand edit of the file is told apart."""
+
+    source: Source
+    actor: str | None = None
+    at: float | None = None
+    digest: str | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        return {"source": self.source.value, "actor": self.actor, "at": self.at,
+                "digest": self.digest}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Mark:
+        return cls(Source(data["source"]), data.get("actor"), data.get("at"),
+                   data.get("digest"))
+
+
+# -- the PBX section: the file's with what was saved -----------------------------------------
+
+
+def merge(base: Mapping[str, Any], overlay: Mapping[str, Any]) -> dict[str, Any]:
+    """Nested mappings merge key by key; any other overlay value replaces the base's."""
+    out = dict(base)
+    for key, value in overlay.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def effective_pbx(file_pbx: PbxConfig, overlay: Mapping[str, Any] | None,
+                  password: Secret | None) -> PbxConfig:
+    """The file's ``pbx`` section with the saved overlay and password applied; refuses
+    (naming the key) a combination that does not validate."""
+    if not overlay and password is None:
+        return file_pbx
+    base = file_pbx.model_dump(exclude={"password"})
+    try:
+        merged = PbxConfig.model_validate(merge(base, overlay or {}), strict=False)
+    except ValidationError as err:
+        issue = err.errors()[0]
+        where = ".".join(str(p) for p in issue["loc"]) or "pbx"
+        raise InvalidSavedSettings(f"pbx.{where}: {issue['msg']}") from None
+    secret = password if password is not None else file_pbx.password
+    return merged.model_copy(update={"password": secret or None})
+
+
+def overlay_keys(overlay: Mapping[str, Any], prefix: str = "pbx") -> list[str]:
+    """Dotted keys (``pbx.host``, ``pbx.ldap.base_dn``) an overlay sets."""
+    out: list[str] = []
+    for key, value in overlay.items():
+        path = f"{prefix}.{key}"
+        out.extend(overlay_keys(value, path) if isinstance(value, Mapping) else [path])
+    return out
+
+
+# -- leaves, values, digests ---------------------------------------------------------------
+
+
+def leaves(node: BaseModel, prefix: str = "") -> dict[str, Any]:
+    """Every leaf of a config model by dotted key; lists and mappings are leaves."""
+    out: dict[str, Any] = {}
+    for name in type(node).model_fields:
+        value = getattr(node, name)
+        path = f"{prefix}.{name}" if prefix else name
+        if isinstance(value, BaseModel):
+            out.update(leaves(value, path))
+        else:
+            out[path] = value
+    return out
+
+
+def explicitly_set(config: BaseModel, key: str) -> bool:
+    """Whether the file wrote ``key`` (every level of it), rather than its default."""
+    node: Any = config
+    for part in key.split("."):
+        if not isinstance(node, BaseModel) or part not in node.model_fields_set:
+            return False
+        node = getattr(node, part)
+    return True
+
+
+def plain(value: Any) -> Any:
+    """``value`` as JSON data, secrets revealed (for digests only, never for output)."""
+    return _json_data(value, reveal=True)
+
+
+def public(value: Any) -> Any:
+    """``value`` as JSON data for an answer: a set secret is ``"set"``, never shown."""
+    return _json_data(value, reveal=False)
+
+
+def _json_data(value: Any, *, reveal: bool) -> Any:
+    if isinstance(value, Secret):
+        return value.reveal() if reveal else (SECRET_MARKER if value else None)
+    if isinstance(value, BaseModel):
+        return {k: _json_data(getattr(value, k), reveal=reveal)
+                for k in type(value).model_fields}
+    if isinstance(value, Mapping):
+        return {str(k): _json_data(v, reveal=reveal) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [_json_data(v, reveal=reveal) for v in value]
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, PurePath):
+        return str(value)
+    return value
+
+
+def digest(salt: str, key: str, value: Any) -> str:
+    """A salted digest of a written value (secrets included; the value is not kept)."""
+    text = json.dumps(plain(value), sort_keys=True, default=str)
+    return hashlib.sha256(f"{salt}\0{key}\0{text}".encode()).hexdigest()
+
+
+def changed_leaves(old: BaseModel, new: BaseModel) -> dict[str, Any]:
+    """The leaves whose value differs, with the new value."""
+    before, after = leaves(old), leaves(new)
+    return {k: v for k, v in after.items() if before.get(k) != v}
+
+
+# -- the effective settings --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Effective:
+    """The effective config, and for each key its source (``source``/``entry``)."""
+
+    config: ClgwdConfig
+    file: ClgwdConfig
+    saved: Mapping[str, Mark]
+    """Saved keys in force (a saved PBX that no longer fits the file is not)."""
+    file_marks: Mapping[str, Mark] = field(default_factory=dict)
+    salt: str = ""
+    notes: tuple[str, ...] = ()
+    """Why a saved value is not in force, in words for the technician."""
+
+    def source(self, key: str) -> Source:
+        mark = self.mark(key)
+        if mark is not None:
+            return mark.source
+        return Source.FILE if explicitly_set(self.file, key) else Source.DEFAULT
+
+    def mark(self, key: str) -> Mark | None:
+        """The saved value's mark, or the cloud's mark while the file keeps its value."""
+        if key in self.saved:
+            return self.saved[key]
+        mark = self.file_marks.get(key)
+        if mark is not None and mark.digest == digest(self.salt, key,
+                                                      leaves(self.file).get(key)):
+            return mark
+        return None
+
+    def entry(self, key: str) -> dict[str, Any]:
+        """One key's report: effective value (secrets as "set"), source, who and when."""
+        values = leaves(self.config)
+        if key not in values:
+            raise KeyError(key)
+        mark = self.mark(key)
+        return {"key": key, "value": public(values[key]), "source": self.source(key).value,
+                "set_by": mark.actor if mark else None, "set_at": mark.at if mark else None}
+
+    def report(self, prefixes: Iterable[str] | None = None) -> list[dict[str, Any]]:
+        """Entries for every leaf key, or those under the given key prefixes."""
+        wanted = tuple(prefixes) if prefixes is not None else None
+        return [self.entry(k) for k in leaves(self.config)
+                if wanted is None or any(k == p or k.startswith(p + ".") for p in wanted)]
+
+
+def resolve(file: ClgwdConfig, *, overlay: Mapping[str, Any] | None,
+            password: Secret | None, interval: int | None, marks: Mapping[str, Mark],
+            file_marks: Mapping[str, Mark], salt: str = "") -> Effective:
+    """Apply what was saved to the file's config: the one place the rule is applied."""
+    saved: dict[str, Mark] = {}
+    notes: list[str] = []
+    page = Mark(Source.PAGE)
+    config = file
+    try:
+        pbx = effective_pbx(file.pbx, overlay, password)
+    except InvalidSavedSettings as err:
+        notes.append(f"the PBX settings saved on the page do not fit the config file's pbx "
+                     f"section ({err.message}); the file's apply until they are saved again")
+    else:
+        config = config.model_copy(update={"pbx": pbx})
+        keys = overlay_keys(overlay or {}) + (["pbx.password"] if password is not None else [])
+        saved.update({k: marks.get(k, page) for k in keys})
+    if interval is not None:
+        sync = config.sync.model_copy(update={"interval_minutes": interval})
+        config = config.model_copy(update={"sync": sync})
+        saved["sync.interval_minutes"] = marks.get("sync.interval_minutes", page)
+    return Effective(config, file, saved, dict(file_marks), salt, tuple(notes))
+
+
+def check_file_change(effective: Effective, new_file: ClgwdConfig) -> dict[str, Any]:
+    """The leaves a file change touches; refuses one that a saved value overrides
+    (the write would change nothing), naming the keys and what to use instead."""
+    changed = changed_leaves(effective.file, new_file)
+    shadowed = sorted(k for k in changed if k in effective.saved)
+    if shadowed:
+        reasons = []
+        for key in shadowed:
+            mark = effective.saved[key]
+            who = f" by {mark.actor}" if mark.actor else ""
+            prefix = next(p for p in SAVED_KEYS if key == p or key.startswith(p + "."))
+            reasons.append(f"{key}: saved from the {mark.source.value}{who}, which wins over "
+                           f"the config file; change it with {SAVED_KEYS[prefix]}")
+        raise SettingOverridden("; ".join(reasons))
+    return changed

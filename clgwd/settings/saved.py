@@ -1,0 +1,128 @@
+"""What the page and the cloud saved, read from and written to the state database.
+
+Stored (docs/settings.md):
+
+| what | where |
+|---|---|
+| PBX keys saved with ``pbx.set`` (the page's fields for the type) | setting ``sync.pbx`` |
+| PBX password saved with ``pbx.set`` | secret ``sync.pbx_password`` (encrypted) |
+| sync interval saved with ``sync.schedule.set`` | setting ``sync.interval`` |
+| who saved each key and when; the cloud's ``config.set`` writes | setting ``settings.marks`` |
+
+``SavedSettings`` is an immutable snapshot: a write returns the next snapshot, which
+the caller keeps once the transaction has committed. Every component that needs an
+effective value (sync, the offline preview, ``config.get``) loads one and calls
+``resolve``: the rule itself is ``clgwd.settings.rule``.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any, Final
+
+from clgwd.config import ClgwdConfig
+from clgwd.config.secret import Secret
+from clgwd.settings.rule import Effective, Mark, Source, digest, overlay_keys, resolve, source_of
+from clgwd.store import Store
+from clgwd.store.db import Transaction
+
+_LOGGER = logging.getLogger(__name__)
+
+SETTING_PBX: Final = "sync.pbx"
+SETTING_INTERVAL: Final = "sync.interval"
+SECRET_PASSWORD: Final = "sync.pbx_password"  # noqa: S105 - the secret's name
+SETTING_MARKS: Final = "settings.marks"
+
+
+@dataclass(frozen=True)
+class SavedSettings:
+    overlay: Mapping[str, Any] | None = None
+    """PBX keys saved with ``pbx.set``; None: none saved."""
+    password: Secret | None = None
+    interval: int | None = None
+    marks: Mapping[str, Mark] = field(default_factory=dict)
+    """Who saved each saved key (keys saved before marks existed have none: ``page``)."""
+    file_marks: Mapping[str, Mark] = field(default_factory=dict)
+    """Keys the cloud wrote into the config file, with a digest of the value written."""
+    salt: str = ""
+
+    @classmethod
+    async def load(cls, store: Store) -> SavedSettings:
+        password = None
+        if store.has_secrets:
+            password = await store.secrets.get(SECRET_PASSWORD)
+        else:
+            _LOGGER.warning("no secret key file in the state dir; a PBX password saved on "
+                            "the page cannot be read, the config file's applies")
+        raw = await store.settings.get(SETTING_MARKS) or {}
+        return cls(overlay=await store.settings.get(SETTING_PBX), password=password,
+                   interval=await store.settings.get(SETTING_INTERVAL),
+                   marks=_marks(raw.get("saved", {})), file_marks=_marks(raw.get("file", {})),
+                   salt=str(raw.get("salt", "")))
+
+    def resolve(self, file: ClgwdConfig) -> Effective:
+        """The effective settings over ``file`` (the one rule, ``rule.resolve``)."""
+        return resolve(file, overlay=self.overlay, password=self.password,
+                       interval=self.interval, marks=self.marks, file_marks=self.file_marks,
+                       salt=self.salt)
+
+    # -- writes (inside the caller's transaction) ---------------------------------------------
+
+    async def save_pbx(self, tx: Transaction, store: Store, overlay: Mapping[str, Any],
+                       password: Secret | None, actor: str) -> SavedSettings:
+        """Save the PBX keys (and a new password, None: keep the saved one)."""
+        mark = Mark(source_of(actor), actor, time.time())
+        marks = {k: m for k, m in self.marks.items()
+                 if not k.startswith("pbx.") or (k == "pbx.password" and password is None)}
+        marks.update(dict.fromkeys(overlay_keys(overlay), mark))
+        await store.settings.set_in(tx, SETTING_PBX, dict(overlay))
+        if password is not None:
+            await store.secrets.put_in(tx, SECRET_PASSWORD, password)
+            marks["pbx.password"] = mark
+        nxt = replace(self, overlay=dict(overlay), marks=marks,
+                      password=password if password is not None else self.password)
+        await nxt._write_marks(tx, store)
+        return nxt
+
+    async def save_interval(self, tx: Transaction, store: Store, minutes: int,
+                            actor: str) -> SavedSettings:
+        await store.settings.set_in(tx, SETTING_INTERVAL, minutes)
+        marks = {**self.marks, "sync.interval_minutes": Mark(source_of(actor), actor,
+                                                             time.time())}
+        nxt = replace(self, interval=minutes, marks=marks)
+        await nxt._write_marks(tx, store)
+        return nxt
+
+    async def record_file_write(self, tx: Transaction, store: Store,
+                                changed: Mapping[str, Any], actor: str) -> SavedSettings:
+        """``config.set`` wrote ``changed`` (key -> new value) into the file: the cloud's
+        writes report ``cloud`` while the file keeps them; anyone else's are the file's."""
+        salt = self.salt or secrets.token_hex(16)
+        file_marks = {k: m for k, m in self.file_marks.items() if k not in changed}
+        if source_of(actor) == Source.CLOUD:
+            now = time.time()
+            file_marks.update({k: Mark(Source.CLOUD, actor, now, digest(salt, k, v))
+                               for k, v in changed.items()})
+        nxt = replace(self, file_marks=file_marks, salt=salt)
+        await nxt._write_marks(tx, store)
+        return nxt
+
+    async def _write_marks(self, tx: Transaction, store: Store) -> None:
+        await store.settings.set_in(tx, SETTING_MARKS, {
+            "saved": {k: m.as_json() for k, m in self.marks.items()},
+            "file": {k: m.as_json() for k, m in self.file_marks.items()},
+            "salt": self.salt})
+
+
+def _marks(raw: Mapping[str, Any]) -> dict[str, Mark]:
+    out: dict[str, Mark] = {}
+    for key, value in raw.items():
+        try:
+            out[str(key)] = Mark.from_json(value)
+        except (KeyError, TypeError, ValueError):
+            _LOGGER.warning("settings: unreadable mark for %s ignored", key)
+    return out
