@@ -85,7 +85,7 @@ class SavedSettings:
             marks["pbx.password"] = mark
         nxt = replace(self, overlay=dict(overlay), marks=marks,
                       password=password if password is not None else self.password)
-        await nxt._write_marks(tx, store)
+        await nxt.write_marks(tx, store)
         return nxt
 
     async def save_interval(self, tx: Transaction, store: Store, minutes: int,
@@ -94,7 +94,7 @@ class SavedSettings:
         marks = {**self.marks, "sync.interval_minutes": Mark(source_of(actor), actor,
                                                              time.time())}
         nxt = replace(self, interval=minutes, marks=marks)
-        await nxt._write_marks(tx, store)
+        await nxt.write_marks(tx, store)
         return nxt
 
     async def record_file_write(self, tx: Transaction, store: Store,
@@ -108,10 +108,11 @@ class SavedSettings:
             file_marks.update({k: Mark(Source.CLOUD, actor, now, digest(salt, k, v))
                                for k, v in changed.items()})
         nxt = replace(self, file_marks=file_marks, salt=salt)
-        await nxt._write_marks(tx, store)
+        await nxt.write_marks(tx, store)
         return nxt
 
-    async def _write_marks(self, tx: Transaction, store: Store) -> None:
+    async def write_marks(self, tx: Transaction, store: Store) -> None:
+        """Store this snapshot's marks (also to put back an earlier snapshot's)."""
         await store.settings.set_in(tx, SETTING_MARKS, {
             "saved": {k: m.as_json() for k, m in self.marks.items()},
             "file": {k: m.as_json() for k, m in self.file_marks.items()},

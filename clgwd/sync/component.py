@@ -173,8 +173,11 @@ class SyncService:
                 continue
 
     async def apply_config(self, config: ClgwdConfig) -> None:
+        # Who wrote which key into the file (the cloud's config.set) may have changed.
+        self._saved = await SavedSettings.load(self.store)
         if (config.pbx, config.sync) == (self._config.pbx, self._config.sync):
             self._config = config
+            self._resolve()
             return
         self._config = config
         await self._use_pbx(self._resolve().config.pbx)

@@ -366,20 +366,23 @@ class SystemComponent:
         if not changed:
             return {"applied": True, "changed": []}
         await asyncio.to_thread(configedit.write_atomically, path, merged)
+        # Marked before the reload, so the components see who wrote what when they
+        # apply the new file; put back as they were if it does not apply.
+        async with self.store.db.transaction() as tx:
+            await saved.record_file_write(tx, self.store, changed_keys, actor)
         outcome = await self.hooks.reload()
         if not outcome.get("applied"):
             await asyncio.to_thread(configedit.restore_backup, path)
+            async with self.store.db.transaction() as tx:
+                await saved.write_marks(tx, self.store)
             _LOGGER.error("Remote config change by %s failed to apply; file restored",
                           actor)
             raise SystemUnavailable("the new config did not apply (" +
                                     "; ".join(outcome.get("errors", [])) +
                                     "); the previous file was restored")
         _LOGGER.info("Config changed remotely by %s: %s", actor, ", ".join(changed))
-        async with self.store.db.transaction() as tx:
-            await saved.record_file_write(tx, self.store, changed_keys, actor)
-            await self.store.history.record(tx, Event(
-                actor=actor, action=Action.EDIT, asset="Gateway configuration",
-                subject="configuration changed remotely", properties_changed=tuple(changed)))
+        await self._record(actor, Action.EDIT, "configuration changed remotely",
+                           properties=tuple(changed), asset="Gateway configuration")
         return {"applied": True, "changed": changed}
 
     # -- helpers ------------------------------------------------------------------------
