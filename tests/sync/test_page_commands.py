@@ -12,8 +12,8 @@ import pytest
 from clgwd.commands import CommandContext, CommandRouter
 from clgwd.config.secret import Secret
 from clgwd.errors import ClgwdError
-from clgwd.store import EventFilter, Store
 from clgwd.settings import effective_pbx, saved
+from clgwd.store import EventFilter, Store
 from clgwd.sync import page
 from clgwd.sync.component import PbxTestFailed, SyncPhase, SyncService
 from clgwd.web.catalog import PBX_TYPES
