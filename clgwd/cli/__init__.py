@@ -13,6 +13,7 @@ is heavy (the daemon, the refcloud, a PBX driver) inside the command that needs 
 | ``sync`` (+ ``sync_offline``) | sync [--preview] (offline preview without the daemon) |
 | ``network`` | preflight [--local], network confirm |
 | ``tunnel`` | tunnel list / start / stop |
+| ``config`` | config get (each setting's value and source) |
 | ``system`` (+ ``setup_code_info``) | factory-reset, setup-code |
 | ``enroll`` | enroll |
 | ``refcloud`` | refcloud (the reference cloud, for development and the demo) |
@@ -24,7 +25,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable, Sequence
 
-from clgwd.cli import daemon, demo, enroll, network, refcloud, sync, system, tunnel
+from clgwd.cli import config, daemon, demo, enroll, network, refcloud, sync, system, tunnel
 
 Command = Callable[[argparse.Namespace], int]
 
@@ -38,6 +39,7 @@ COMMANDS: dict[str, Command] = {
     "preflight": network.cmd_preflight,
     "network": network.cmd_network,
     "tunnel": tunnel.run,
+    "config": config.run,
     "factory-reset": system.cmd_factory_reset,
     "setup-code": system.cmd_setup_code,
     "enroll": enroll.run,
@@ -57,6 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     sync.add_parser(sub)
     network.add_parser(sub)
     tunnel.add_parser(sub)
+    config.add_parser(sub)
     system.add_parser(sub)
     demo.add_parser(sub)
     enroll.add_parser(sub)
