@@ -175,6 +175,7 @@ class CallTrace:
             commands.register("trace.calls", self._cmd_start, mutating=True)
             commands.register("trace.stop", self._cmd_stop, mutating=True)
             commands.register("trace.status", self._cmd_status, mutating=False)
+            commands.register("trace.file", self._cmd_file, mutating=False)
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -215,6 +216,23 @@ class CallTrace:
 
     async def _cmd_status(self, params: Mapping[str, Any], ctx: CommandContext) -> Any:
         return await self.status()
+
+    async def _cmd_file(self, params: Mapping[str, Any], ctx: CommandContext) -> Any:
+        name = params.get("file")
+        if set(params) - {"file"} or not isinstance(name, str):
+            raise InvalidTraceParams("trace.file takes {\"file\": <name>}, a capture file "
+                                     "as listed by trace.status")
+        return await self.capture_file(name)
+
+    async def capture_file(self, name: str) -> dict[str, Any]:
+        """A finished capture file's path, for a download on site (``trace.file``); the
+        file of the running trace is refused (it is still being written)."""
+        capture = self._capture
+        if capture is not None and any(name == f"trace-{capture.id}-{d.interface}.pcap"
+                                       for d in capture.dumps):
+            raise TraceRunning("file: this call trace is still running; stop it first")
+        path = await asyncio.to_thread(pcap_path, self._dir, name)
+        return {"file": name, "path": str(path)}
 
     async def start(self, minutes: int, actor: str) -> dict[str, Any]:
         """Start tcpdump on every configured interface; answers once all are listening."""

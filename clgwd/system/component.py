@@ -2,7 +2,8 @@
 
 One implementation behind the three front doors (cloud JSON-RPC, the onboarding page,
 the CLI) of ``system.reboot``, ``system.factory_reset``, ``update.schedule[.get]``,
-``update.apply``, ``logs.collect``, ``config.get`` and ``config.set``. Actions that end
+``update.apply``, ``logs.collect``, ``config.get``, ``config.set`` and the gateway
+information, ``site.get`` / ``site.set``. Actions that end
 the process or the machine answer first and act after ``system.action_delay``, so the
 HTTP answer and the outbox flush can go out; their history event is committed (with its
 outbox record) before the answer. At most one of reboot, reset and update runs at once.
@@ -35,6 +36,7 @@ from clgwd.system.errors import (
 )
 from clgwd.system.runner import CommandResult, run_command
 from clgwd.system.schedule import UpdateSchedule, next_window, parse_schedule
+from clgwd.system.site import Site
 from clgwd.tasks import TaskScope, wait_at_most
 
 _LOGGER = logging.getLogger(__name__)
@@ -82,6 +84,7 @@ class SystemComponent:
         self._schedule: UpdateSchedule | None = None
         self._wake = asyncio.Event()
         self._config_lock = asyncio.Lock()
+        self.site = Site(store)
         for method, handler, mutating in (
                 ("system.reboot", self._cmd_reboot, True),
                 ("system.factory_reset", self._cmd_factory_reset, True),
@@ -90,7 +93,9 @@ class SystemComponent:
                 ("update.apply", self._cmd_update_apply, True),
                 ("logs.collect", self._cmd_logs, False),
                 ("config.get", self._cmd_config_get, False),
-                ("config.set", self._cmd_config_set, True)):
+                ("config.set", self._cmd_config_set, True),
+                ("site.get", self._cmd_site_get, False),
+                ("site.set", self._cmd_site_set, True)):
             commands.register(method, handler, mutating=mutating)
 
     @property
@@ -325,6 +330,14 @@ class SystemComponent:
         kept, truncated = logs.bounded(lines, self.config.system.logs_max_bytes)
         return {"source": source, "since_hours": hours, "lines": kept,
                 "truncated": truncated}
+
+    async def _cmd_site_get(self, params: Mapping[str, Any], ctx: CommandContext) -> Any:
+        _no_params(params, ())
+        site = await self.site.get()
+        return {"configured": site is not None, "site": site}
+
+    async def _cmd_site_set(self, params: Mapping[str, Any], ctx: CommandContext) -> Any:
+        return await self.site.set(params, ctx.actor)
 
     async def _cmd_config_get(self, params: Mapping[str, Any], ctx: CommandContext) -> Any:
         """The effective config (the file's with what the page and the cloud saved), each

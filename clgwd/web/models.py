@@ -12,6 +12,9 @@ from typing import Annotated, Any, Final, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
+# PUT /site's body is the model of the component that owns the site info (one set of rules).
+from clgwd.system.site import SiteInfo as SiteInfo  # noqa: PLC0414 - re-exported
+
 _HOST_RE: Final = re.compile(r"^(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)*"
                              r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
 
@@ -73,18 +76,6 @@ class LoginBody(Body):
 class PasswordChange(Body):
     current_password: Annotated[str, Field(min_length=1, max_length=256)]
     new_password: Annotated[str, Field(min_length=1, max_length=256)]
-
-
-class SiteInfo(Body):
-    """Gateway Information: where the PBX physically is (vendor field names)."""
-
-    site_name: Name
-    address: OptionalText = ""
-    city: Name
-    country: Name
-    province: Name
-    postal_code: Annotated[str, Field(min_length=1, max_length=12,
-                                      pattern=r"^[A-Za-z0-9][A-Za-z0-9 -]*$")]
 
 
 class EthernetPort(Body):

@@ -43,7 +43,7 @@ async def test_trace_start_status_stop_and_download(gateway: Gateway,
     assert (status, body["code"]) == (409, "trace_running") and "until" in body["message"]
     status, body, _ = await _req(client, gateway, csrf, "GET",
                                  f"/api/v1/trace/download?file={name}")
-    assert (status, body["code"]) == (409, "conflict") and "still running" in body["message"]
+    assert (status, body["code"]) == (409, "trace_running") and "still running" in body["message"]
     status, body, _ = await _req(client, gateway, csrf, "GET", "/api/v1/trace")
     assert status == 200 and body["current"]["id"] == current["id"]
     status, body, _ = await _req(client, gateway, csrf, "POST", "/api/v1/trace/stop", {})

@@ -5,11 +5,11 @@ from __future__ import annotations
 import asyncio
 import time
 import zoneinfo
+from pathlib import Path
 from typing import Final
 
 from aiohttp import web
 
-from clgwd.sip.trace import pcap_path, trace_dir
 from clgwd.store import Action
 from clgwd.web import auth, models
 from clgwd.web.api.common import (
@@ -78,13 +78,9 @@ async def get_trace_download(request: web.Request) -> web.StreamResponse:
     still being written)."""
     svc = services(request)
     name = request.query.get("file", "")
-    status = await call(request, "trace.status", {})
-    current = status.get("current") or {}
-    if any(name == f"trace-{current.get('id')}-{i}.pcap" for i in current.get("interfaces", ())):
-        raise auth.Conflict("file: this call trace is still running; stop it first")
-    path = await asyncio.to_thread(pcap_path, trace_dir(svc.config()), name)
+    found = await call(request, "trace.file", {"file": name})
     await record(svc, actor_of(request), Action.OTHER, "Call trace", f"downloaded {name}")
-    return web.FileResponse(path, headers={
+    return web.FileResponse(Path(found["path"]), headers={
         "Content-Type": "application/vnd.tcpdump.pcap",
         "Content-Disposition": f'attachment; filename="{name}"'})
 
@@ -121,7 +117,7 @@ ROUTES: Final = (
     Route("GET", "/api/v1/trace/download", get_trace_download,
           "Download a finished call trace (pcap; may hold customer data)",
           query=(("file", {"type": "string", "maxLength": 80}),),
-          router_methods=("trace.status",), content="application/vnd.tcpdump.pcap"),
+          router_methods=("trace.file",), content="application/vnd.tcpdump.pcap"),
     Route("POST", "/api/v1/system/reboot", post_reboot, "Reboot the gateway", models.Empty,
           router_methods=("system.reboot",), ok_status=202),
     Route("POST", "/api/v1/system/factory-reset", post_factory_reset,

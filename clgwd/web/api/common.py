@@ -31,7 +31,6 @@ from clgwd.web import auth
 from clgwd.web.security import SESSION_KEY
 
 _LOGGER = logging.getLogger(__name__)
-SITE_SETTING: Final = "web.site"
 ADMIN_USER: Final = "admin"
 MAX_BODY: Final = 64 * 1024
 B = TypeVar("B", bound=BaseModel)
@@ -54,7 +53,6 @@ class WebServices:
     """argon2id takes 64 MiB per hash: at most two at once, whatever the login rate."""
     setup_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     _password_set: bool = False
-    _site: dict[str, Any] | None = None
 
     async def password_set(self) -> bool:
         """Cached once true: only a factory reset (which restarts the daemon on an
@@ -71,14 +69,6 @@ class WebServices:
     def mark_password_set(self) -> None:
         self._password_set = True
 
-    def remember_site(self, site: dict[str, Any]) -> None:
-        self._site = site
-
-    async def site(self) -> dict[str, Any] | None:
-        """The site info; this part is its only writer, so a cache cannot go stale."""
-        if self._site is None:
-            self._site = await self.store.settings.get(SITE_SETTING)
-        return self._site
 
 
 SERVICES: Final = web.AppKey("clgwd_web_services", WebServices)

@@ -6,38 +6,17 @@ from typing import Final
 
 from aiohttp import web
 
-from clgwd.store import Action, Event
 from clgwd.web import models
-from clgwd.web.api.common import (
-    SITE_SETTING,
-    Route,
-    actor_of,
-    call,
-    parse_body,
-    reply,
-    services,
-)
+from clgwd.web.api.common import Route, call, parse_body, reply
 
 
 async def get_site(request: web.Request) -> web.Response:
-    site = await services(request).site()
-    return reply({"configured": site is not None, "site": site})
+    return reply(await call(request, "site.get", {}))
 
 
 async def put_site(request: web.Request) -> web.Response:
-    svc = services(request)
-    new = (await parse_body(request, models.SiteInfo)).model_dump()
-    old = await svc.site() or {}
-    changed = sorted(k for k in new if old.get(k) != new[k])
-    if changed:
-        async with svc.store.db.transaction() as tx:
-            await svc.store.settings.set_in(tx, SITE_SETTING, new)
-            await svc.store.history.record(tx, Event(
-                actor=actor_of(request), action=Action.EDIT if old else Action.CREATE,
-                asset="Site", subject=new["site_name"], properties_changed=changed,
-                core={k: new[k] for k in changed}))
-            tx.after_commit(lambda: svc.remember_site(new))
-    return reply({"configured": True, "site": new, "changed": changed})
+    body = await parse_body(request, models.SiteInfo)
+    return reply(await call(request, "site.set", body.model_dump()))
 
 
 async def get_network(request: web.Request) -> web.Response:
@@ -61,8 +40,10 @@ async def post_network_preflight(request: web.Request) -> web.Response:
 
 
 ROUTES: Final = (
-    Route("GET", "/api/v1/site", get_site, "Gateway information (site)"),
-    Route("PUT", "/api/v1/site", put_site, "Save the gateway information", models.SiteInfo),
+    Route("GET", "/api/v1/site", get_site, "Gateway information (site)",
+          router_methods=("site.get",)),
+    Route("PUT", "/api/v1/site", put_site, "Save the gateway information", models.SiteInfo,
+          router_methods=("site.set",)),
     Route("GET", "/api/v1/network", get_network, "Ethernet ports",
           router_methods=("network.get",)),
     Route("POST", "/api/v1/network/apply", post_network_apply,

@@ -27,7 +27,7 @@ async def get_overview(request: web.Request) -> web.Response:
         ("inventory", "inventory.report"), ("tunnels", "tunnel.list"))}
     alerts = [{"code": a.code, "severity": a.severity.value, "message": a.message,
                "since": a.since} for a in await svc.store.alerts.active()]
-    site = await svc.site()
+    site = (_data(await section(request, "site.get")) or {}).get("site")
     state = derive_state(site is not None, sections, alerts)
     return reply({
         "next": next_step(state).as_json(), "alerts": alerts, "site": site,
@@ -95,7 +95,7 @@ async def get_inventory(request: web.Request) -> web.Response:
 ROUTES: Final = (
     Route("GET", "/api/v1/overview", get_overview, "Next step, alerts and every part's state",
           router_methods=("cloud.status", "pbx.get", "sync.schedule.get",
-                          "inventory.report", "tunnel.list")),
+                          "inventory.report", "tunnel.list", "site.get")),
     Route("GET", "/api/v1/deployment", get_deployment, "Ready-to-deploy summary",
           router_methods=("cloud.status", "inventory.report")),
     Route("GET", "/api/v1/tunnels", get_tunnels, "Tunnels", router_methods=("tunnel.list",)),
