@@ -48,9 +48,9 @@ def source_of(actor: str) -> Source:
 PBX_PAGE_FIELDS: Final = ("type", "name", "host", "port", "username")
 """The PBX keys the page saves for every type (``pbx.set``); the type's options too."""
 SAVED_KEYS: Final[Mapping[str, str]] = {
-    "pbx": "pbx.set (the onboarding page's PBX step, or the CLI, at the gateway)",
-    "sync.interval_minutes": "sync.schedule.set (the onboarding page's Sync step, the "
-                             "CLI or the cloud)",
+    "pbx": "pbx.set, from the onboarding page's PBX step or the CLI at the gateway",
+    "sync.interval_minutes": "sync.schedule.set, from the onboarding page's Sync step, "
+                             "the CLI or the cloud",
 }
 """Key prefixes a value can be saved for at run time, and the command that saves it."""
 
@@ -261,7 +261,24 @@ def resolve(file: ClgwdConfig, *, overlay: Mapping[str, Any] | None,
         sync = config.sync.model_copy(update={"interval_minutes": interval})
         config = config.model_copy(update={"sync": sync})
         saved["sync.interval_minutes"] = marks.get("sync.interval_minutes", page)
+    notes.extend(_overridden(file, config, saved))
     return Effective(config, file, saved, dict(file_marks), salt, tuple(notes))
+
+
+def _overridden(file: ClgwdConfig, config: ClgwdConfig, saved: Mapping[str, Mark]
+                ) -> list[str]:
+    """A note per key the file sets to another value than the saved one in force, so a
+    hand edit of the file that cannot apply is never silent."""
+    in_file, in_force = leaves(file), leaves(config)
+    return [f"{key}: the config file's value does not apply: the value saved from the "
+            f"{saved[key].source.value}{f' by {saved[key].actor}' if saved[key].actor else ''} "
+            f"wins; change it with {SAVED_KEYS[_prefix(key)]}"
+            for key in sorted(saved)
+            if explicitly_set(file, key) and in_file.get(key) != in_force.get(key)]
+
+
+def _prefix(key: str) -> str:
+    return next(p for p in SAVED_KEYS if key == p or key.startswith(p + "."))
 
 
 def check_file_change(effective: Effective, new_file: ClgwdConfig) -> dict[str, Any]:
@@ -274,8 +291,7 @@ def check_file_change(effective: Effective, new_file: ClgwdConfig) -> dict[str, 
         for key in shadowed:
             mark = effective.saved[key]
             who = f" by {mark.actor}" if mark.actor else ""
-            prefix = next(p for p in SAVED_KEYS if key == p or key.startswith(p + "."))
             reasons.append(f"{key}: saved from the {mark.source.value}{who}, which wins over "
-                           f"the config file; change it with {SAVED_KEYS[prefix]}")
+                           f"the config file; change it with {SAVED_KEYS[_prefix(key)]}")
         raise SettingOverridden("; ".join(reasons))
     return changed

@@ -109,6 +109,8 @@ class SyncService:
         self._saved = SavedSettings()
         """What the page and the cloud saved (PBX, interval); loaded on entry."""
         self._effective = self._saved.resolve(config)
+        self._logged_notes: set[str] = set()
+        """Notes already logged, so a note is logged once, when it appears."""
         self._pbx = config.pbx
         self.connected: bool | None = None
         """The last connection test or sync reached the PBX (None: not tried yet)."""
@@ -188,8 +190,9 @@ class SyncService:
         """The effective settings (``clgwd.settings``): the file's with what was saved; a
         saved PBX that no longer fits a reloaded file is reported, and the file's used."""
         self._effective = self._saved.resolve(self._config)
-        for note in self._effective.notes:
+        for note in sorted(set(self._effective.notes) - self._logged_notes):
             _LOGGER.warning("Sync settings: %s", note)
+        self._logged_notes = set(self._effective.notes)
         return self._effective
 
     async def _use_pbx(self, pbx: PbxConfig) -> None:

@@ -55,7 +55,10 @@ async def test_cli_config_get_and_offline_preview_agree_with_the_daemon(
                                                   "--socket", str(sock)])
         answer = json.loads(capsys.readouterr().out)
         by_key = {e["key"]: e for e in answer["settings"]}
-        assert code == 0 and answer["notes"] == []
+        assert code == 0 and answer["notes"] == [
+            "pbx.name: the config file's value does not apply: the value saved from the page "
+            "by local:cli wins; change it with pbx.set, from the onboarding page's PBX step "
+            "or the CLI at the gateway"]
         assert (by_key["pbx.name"]["source"], by_key["pbx.host"]["source"]) == ("page", "page")
         assert by_key["pbx.source_id"]["source"] == "default"
         code = await asyncio.to_thread(cli.main, ["config", "get", "pbx.nmae",

@@ -115,3 +115,16 @@ def test_a_file_change_a_saved_value_overrides_is_refused_naming_the_key(
                                    " read_timeout: 40, ldap: {base_dn: 'dc=file',"
                                    " page_size: 77}}\nsync: {interval_minutes: 45}\n")
     assert check_file_change(effective, unshadowed) == {"pbx.read_timeout": 40.0}
+
+
+def test_a_file_value_a_saved_value_overrides_is_noted_not_silent(tmp_path: Path) -> None:
+    """A key the file sets to another value than the saved one gets a note naming it
+    (a hand edit that cannot apply is visible); equal values and unset keys do not."""
+    mark = Mark(Source.CLOUD, "cloud", 1.0)
+    effective = resolve(_file(tmp_path), overlay={"host": "192.0.2.7", "name": "HQ"},
+                        password=None, interval=30,
+                        marks={"sync.interval_minutes": mark}, file_marks={})
+    assert effective.notes == (
+        "sync.interval_minutes: the config file's value does not apply: the value saved "
+        "from the cloud by cloud wins; change it with sync.schedule.set, from the "
+        "onboarding page's Sync step, the CLI or the cloud",)
