@@ -31,6 +31,7 @@ LOCAL_METHODS: Final = (
     "network.get", "network.apply", "cloud.status", "cloud.enroll", "pbx.get", "pbx.set",
     "pbx.test", "sync.schedule.get", "sync.schedule.set", "update.schedule.get",
     "trace.calls", "trace.status", "trace.stop", "trace.file", "site.get", "site.set",
+    "settings.forget",
 )
 
 CLOUD_ACTOR: Final = "cloud"
@@ -47,6 +48,8 @@ CLOUD_REFUSED: Final[Mapping[str, str]] = {
                    "at the gateway may start one",
     "trace.stop": "call traces are started and stopped on site",
     "trace.file": "a capture file is downloaded on site, from the onboarding page",
+    "settings.forget": "settings saved on site (the PBX and its credentials) are cleared "
+                       "on site",
 }
 
 

@@ -1,9 +1,11 @@
-"""``clgwd config get [KEY...]``: each setting's effective value and where it came from.
+"""``clgwd config get [KEY...]`` / ``clgwd config forget KEY...``: settings and sources.
 
 Asks the running daemon (``config.get`` on the control socket, actor ``local:cli``),
 so it shows what the daemon uses: the config file's values with what the page and
 the cloud saved, each with its source (``default``, ``file``, ``page``, ``cloud``) and
 who set it (docs/settings.md). Secrets are shown as ``set``, never their value.
+``forget`` drops what was saved for the PBX or the sync interval (``settings.forget``),
+so the config file's values apply again.
 """
 
 from __future__ import annotations
@@ -30,9 +32,25 @@ def add_parser(sub: Subparsers) -> None:
                      help="config keys or sections (pbx.host, sync); default: all")
     get.add_argument("--json", action="store_true", help="print the raw JSON")
     add_socket_args(get)
+    forget = actions.add_parser(
+        "forget", help="drop saved settings so the config file's apply again",
+        description="Forget what the onboarding page or the cloud saved for the PBX "
+                    "(pbx) or the sync interval (sync.interval_minutes); the config "
+                    "file's values apply again at once.")
+    forget.add_argument("keys", nargs="+", metavar="KEY",
+                        help="pbx or sync.interval_minutes (the daemon says which it has)")
+    add_socket_args(forget)
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.config_action == "forget":
+        code, body = call_command(args, "settings.forget", {"keys": args.keys})
+        if body is not None:
+            done = body["forgotten"]
+            print(f"forgotten: {', '.join(done)}" if done else "nothing was saved for "
+                  f"{', '.join(args.keys)}; the config file's values already apply")
+            print(render(body["settings"], []))
+        return code
     code, body = call_command(args, "config.get", {"keys": args.keys} if args.keys else {})
     if body is None:
         return code

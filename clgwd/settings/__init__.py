@@ -6,6 +6,7 @@ docs/settings.md describes the rule.
 """
 
 from clgwd.settings.rule import (
+    SAVED_KEYS,
     Effective,
     InvalidSavedSettings,
     Mark,
@@ -16,5 +17,5 @@ from clgwd.settings.rule import (
 )
 from clgwd.settings.saved import SavedSettings
 
-__all__ = ["Effective", "InvalidSavedSettings", "Mark", "SavedSettings", "SettingOverridden",
-           "Source", "check_file_change", "effective_pbx"]
+__all__ = ["SAVED_KEYS", "Effective", "InvalidSavedSettings", "Mark", "SavedSettings",
+           "SettingOverridden", "Source", "check_file_change", "effective_pbx"]

@@ -97,6 +97,21 @@ class SavedSettings:
         await nxt.write_marks(tx, store)
         return nxt
 
+    async def forget(self, tx: Transaction, store: Store, prefix: str) -> SavedSettings:
+        """Drop what was saved under ``prefix`` (``pbx`` or ``sync.interval_minutes``):
+        the file's values apply again."""
+        marks = {k: m for k, m in self.marks.items()
+                 if not (k == prefix or k.startswith(prefix + "."))}
+        if prefix == "pbx":
+            await store.settings.delete_in(tx, SETTING_PBX)
+            await store.secrets.delete_in(tx, SECRET_PASSWORD)
+            nxt = replace(self, overlay=None, password=None, marks=marks)
+        else:
+            await store.settings.delete_in(tx, SETTING_INTERVAL)
+            nxt = replace(self, interval=None, marks=marks)
+        await nxt.write_marks(tx, store)
+        return nxt
+
     async def record_file_write(self, tx: Transaction, store: Store,
                                 changed: Mapping[str, Any], actor: str) -> SavedSettings:
         """``config.set`` wrote ``changed`` (key -> new value) into the file: the cloud's

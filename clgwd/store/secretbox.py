@@ -114,4 +114,9 @@ class SecretStore:
 
     async def delete(self, name: str) -> None:
         async with self._db.transaction() as tx:
-            await tx.execute("DELETE FROM secrets WHERE name = ?", (name,))
+            await self.delete_in(tx, name)
+
+    @staticmethod
+    async def delete_in(tx: Transaction, name: str) -> None:
+        """Delete inside the caller's transaction (with the change it belongs to)."""
+        await tx.execute("DELETE FROM secrets WHERE name = ?", (name,))

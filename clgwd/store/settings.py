@@ -26,3 +26,7 @@ class Settings:
             "INSERT INTO settings(key, value) VALUES (?, ?)"
             " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
             (key, json.dumps(value)))
+
+    @staticmethod
+    async def delete_in(tx: Transaction, key: str) -> None:
+        await tx.execute("DELETE FROM settings WHERE key = ?", (key,))

@@ -39,7 +39,7 @@ from clgwd.metrics import Metrics
 from clgwd.pbx.factory import build_source
 from clgwd.pbx.model import ConnectorNotAvailable
 from clgwd.retry import Backoff
-from clgwd.settings import Effective, SavedSettings, effective_pbx
+from clgwd.settings import SAVED_KEYS, Effective, SavedSettings, effective_pbx
 from clgwd.store import Action, Event, Store
 from clgwd.sync import page
 from clgwd.sync.engine import SyncEngine, SyncOutcome
@@ -128,6 +128,7 @@ class SyncService:
             commands.register("sync.schedule.get", self._cmd_schedule_get, mutating=False)
             commands.register("sync.schedule.set", self._cmd_schedule_set, mutating=True)
             commands.register("inventory.report", self._cmd_inventory, mutating=False)
+            commands.register("settings.forget", self._cmd_forget, mutating=True)
 
     # -- component lifecycle ---------------------------------------------------------------
 
@@ -418,6 +419,30 @@ class SyncService:
         self._resolve()
         self._wake.set()  # re-arm: the loop computes the next run with the new interval
         return await self._cmd_schedule_get({}, ctx)
+
+    async def _cmd_forget(self, params: Mapping[str, Any], ctx: CommandContext) -> Any:
+        """``settings.forget``: drop what was saved for ``pbx`` and/or the interval, so
+        the config file's values apply again (one history event)."""
+        keys = params.get("keys")
+        if set(params) - {"keys"} or not isinstance(keys, list) or not keys \
+                or not all(isinstance(k, str) and k in SAVED_KEYS for k in keys):
+            raise page.InvalidPbxSettings(f"keys: a list of saved settings to forget, of "
+                                          f"{', '.join(SAVED_KEYS)}")
+        saved = self._saved
+        held = {"pbx": saved.overlay is not None or saved.password is not None,
+                "sync.interval_minutes": saved.interval is not None}
+        forgotten = [k for k in dict.fromkeys(keys) if held[k]]
+        if forgotten:
+            async with self.store.db.transaction() as tx:
+                for key in forgotten:
+                    saved = await saved.forget(tx, self.store, key)
+                await self.store.history.record(tx, Event(
+                    actor=ctx.actor, action=Action.DELETE, asset="Saved settings",
+                    subject=", ".join(forgotten), properties_changed=forgotten))
+            self._saved = saved
+            _LOGGER.info("Saved settings forgotten by %s: %s", ctx.actor, ", ".join(forgotten))
+            await self._use_pbx(self._resolve().config.pbx)
+        return {"forgotten": forgotten, "settings": self._effective.report(keys)}
 
     async def _cmd_inventory(self, params: Mapping[str, Any], ctx: CommandContext) -> Any:
         """Users and DIDs synced (queued to the cloud), over every source; cached until

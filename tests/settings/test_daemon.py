@@ -64,10 +64,17 @@ async def test_cli_config_get_and_offline_preview_agree_with_the_daemon(
         code = await asyncio.to_thread(cli.main, ["config", "get", "pbx.nmae",
                                                   "--socket", str(sock)])
         assert code == 1 and "pbx.nmae" in capsys.readouterr().err
+        code = await asyncio.to_thread(cli.main, ["config", "forget", "pbx",
+                                                  "--socket", str(sock)])
+        out = capsys.readouterr().out
+        assert code == 0 and out.startswith("forgotten: pbx\n")
+        [name_row] = [line.split('"') for line in out.splitlines()
+                      if line.startswith("pbx.name ")]
+        assert (name_row[1], name_row[2].split()) == ("File CSV", ["file"])
         async with Store(config, read_only=True) as reader:
             offline = await _effective_pbx(reader, config)
         assert offline == getattr(daemon.component("sync"), "_pbx")  # noqa: B009
-        assert offline.name == "Page CSV"
+        assert offline.name == "File CSV"
     finally:
         daemon.request_stop("test over")
         assert await task == 0

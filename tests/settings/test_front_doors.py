@@ -18,8 +18,9 @@ import pytest
 import yaml
 
 from clgwd.cli.sync_offline import _effective_pbx
-from clgwd.commands import CommandContext, CommandRouter
+from clgwd.commands import CallerRefused, CommandContext, CommandRouter
 from clgwd.config import ClgwdConfig, load_config
+from clgwd.errors import ClgwdError
 from clgwd.settings import SettingOverridden
 from clgwd.store import EventFilter, Store
 from clgwd.sync.component import SyncService
@@ -202,3 +203,46 @@ async def test_offline_preview_and_daemon_agree(gateway: MakeGateway) -> None:
             expected = public_view(gw.config.model_copy(update={"pbx": offline}))["pbx"]
             assert shown == expected
         assert (offline.host, offline.read_timeout) == ("127.0.0.1", 50)
+
+
+async def test_forget_returns_saved_keys_to_the_file_and_lifts_the_refusal(
+        gateway: MakeGateway) -> None:
+    """settings.forget drops the page's PBX (and its password): the file's values apply
+    at once, the cloud's config.set of pbx.host applies again, one history event."""
+    async with gateway(FILE_PBX + "sync: {interval_minutes: 20}\n") as gw:
+        await gw.call("pbx.set", PAGE_PBX)
+        await gw.call("sync.schedule.set", {"interval_minutes": 30})
+        answer = await gw.call("settings.forget", {"keys": ["pbx"]}, CommandContext(
+            "local:cli"))
+        assert answer["forgotten"] == ["pbx"]
+        assert {e["key"]: e["source"] for e in answer["settings"]}["pbx.host"] == "file"
+        assert gw.sync._pbx.host == "192.0.2.7" and gw.sync._pbx.password is None
+        assert await gw.store.secrets.get("sync.pbx_password") is None
+        assert (await gw.setting("sync.interval_minutes"))["source"] == "page"
+        await gw.call("config.set", {"patch": {"pbx": {"host": "198.51.100.4"}}}, CLOUD)
+        assert gw.sync._pbx.host == "198.51.100.4"
+        again = await gw.call("settings.forget", {"keys": ["pbx", "sync.interval_minutes"]})
+        assert again["forgotten"] == ["sync.interval_minutes"]
+        assert gw.sync.interval_minutes == 20
+        events = await gw.store.history.query(EventFilter(asset="Saved settings"))
+        assert [(e.actor, e.subject) for e in events][::-1] == [
+            ("local:cli", "pbx"), ("local:web:admin", "sync.interval_minutes")]
+
+
+@pytest.mark.parametrize("params", [{}, {"keys": []}, {"keys": ["pbx.host"]},
+                                    {"keys": "pbx"}, {"keys": ["pbx"], "all": True}])
+async def test_forget_names_what_it_takes(gateway: MakeGateway,
+                                          params: dict[str, Any]) -> None:
+    """Only the saved groups (pbx, sync.interval_minutes) can be forgotten."""
+    async with gateway("") as gw:
+        with pytest.raises(ClgwdError, match=r"^keys: .*pbx, sync\.interval_minutes"):
+            await gw.call("settings.forget", params)
+
+
+async def test_the_cloud_may_not_forget_settings_saved_on_site(gateway: MakeGateway) -> None:
+    """Clearing the PBX saved on site is a decision taken at the gateway."""
+    async with gateway(FILE_PBX) as gw:
+        await gw.call("pbx.set", PAGE_PBX)
+        with pytest.raises(CallerRefused, match="settings.forget"):
+            await gw.call("settings.forget", {"keys": ["pbx"]}, CLOUD)
+        assert gw.sync._pbx.host == "127.0.0.1"
