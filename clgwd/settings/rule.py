@@ -19,6 +19,7 @@ import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum, StrEnum
+from functools import cached_property
 from pathlib import PurePath
 from typing import Any, Final
 
@@ -214,19 +215,26 @@ class Effective:
             return mark.source
         return Source.FILE if explicitly_set(self.file, key) else Source.DEFAULT
 
+    @cached_property
+    def _in_force(self) -> dict[str, Any]:
+        return leaves(self.config)
+
+    @cached_property
+    def _in_file(self) -> dict[str, Any]:
+        return leaves(self.file)
+
     def mark(self, key: str) -> Mark | None:
         """The saved value's mark, or the cloud's mark while the file keeps its value."""
         if key in self.saved:
             return self.saved[key]
         mark = self.file_marks.get(key)
-        if mark is not None and mark.digest == digest(self.salt, key,
-                                                      leaves(self.file).get(key)):
+        if mark is not None and mark.digest == digest(self.salt, key, self._in_file.get(key)):
             return mark
         return None
 
     def entry(self, key: str) -> dict[str, Any]:
         """One key's report: effective value (secrets as "set"), source, who and when."""
-        values = leaves(self.config)
+        values = self._in_force
         if key not in values:
             raise KeyError(key)
         mark = self.mark(key)
@@ -236,7 +244,7 @@ class Effective:
     def report(self, prefixes: Iterable[str] | None = None) -> list[dict[str, Any]]:
         """Entries for every leaf key, or those under the given key prefixes."""
         wanted = tuple(prefixes) if prefixes is not None else None
-        return [self.entry(k) for k in leaves(self.config)
+        return [self.entry(k) for k in self._in_force
                 if wanted is None or any(k == p or k.startswith(p + ".") for p in wanted)]
 
 
