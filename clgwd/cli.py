@@ -22,6 +22,7 @@ from clgwd.daemon import EXIT_CONFIG, EXIT_FAILURE, EXIT_OK, Daemon
 from clgwd.link.cli import add_enroll_parser, cmd_enroll
 from clgwd.logsetup import LEVELS, setup_logging
 from clgwd.refcloud.cli import add_refcloud_parser, cmd_refcloud
+from clgwd.sip import cli_trunk
 
 EXIT_UNAVAILABLE = 69  # EX_UNAVAILABLE: the daemon is not running
 
@@ -122,6 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
                            "plain-HTTP view listens on the next port)")
     add_enroll_parser(sub)
     add_refcloud_parser(sub)
+    cli_trunk.add_parser(sub)
     return parser
 
 
@@ -164,7 +166,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "enroll": cmd_enroll, "refcloud": cmd_refcloud, "sync": cmd_sync,
         "preflight": cmd_preflight, "network": cmd_network,
         "factory-reset": cmd_factory_reset,
-        "tunnel": cmd_tunnel, "setup-code": cmd_setup_code,
+        "tunnel": cmd_tunnel, "setup-code": cmd_setup_code, "trunk": cli_trunk.run,
     }
     try:
         return handlers[args.command](args)

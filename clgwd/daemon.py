@@ -38,6 +38,7 @@ from clgwd.net import (
     register_network_commands,
 )
 from clgwd.sdnotify import Notifier
+from clgwd.sip.component import SipTrunks
 from clgwd.sip.trace import CallTrace
 from clgwd.store import Action, Event, Store
 from clgwd.sync.service import SyncService
@@ -333,6 +334,7 @@ def build_components(daemon: Daemon) -> list[Component]:
         ControlServer(config, daemon.statuses, daemon.reload, daemon.commands),
         SyncService(config, store, daemon.commands, daemon.metrics),
         CallTrace(config, store, daemon.commands),
+        SipTrunks(config, store, daemon.commands, daemon.metrics),
         MdnsAdvertiser(config, network, store.settings,
                        on_published=banner_hook(config, banner_extras(http))),
         http,
