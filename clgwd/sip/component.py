@@ -18,7 +18,7 @@ import contextlib
 import logging
 import ssl
 import time
-from collections.abc import Mapping
+from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass
 from typing import Any, Final, Self
 
@@ -76,6 +76,8 @@ def _secret_name(name: str) -> str:
 class _Running:
     monitor: TrunkMonitor
     task: asyncio.Task[Any]
+    loop: Coroutine[Any, Any, None]
+    """Closed after the task ends: a task cancelled before it ran never awaited it."""
 
 
 class SipTrunks:
@@ -182,8 +184,9 @@ class SipTrunks:
     def _start(self, spec: TrunkSpec, password: Secret | None) -> None:
         monitor = TrunkMonitor(spec, password, self._channel(spec), self._thresholds(),
                                self._on_result)
-        task = self.scope.create_task(monitor.run(), name=f"clgwd[{self.name}].{spec.name}")
-        self._running[spec.name] = _Running(monitor, task)
+        loop = monitor.run()
+        task = self.scope.create_task(loop, name=f"clgwd[{self.name}].{spec.name}")
+        self._running[spec.name] = _Running(monitor, task, loop)
         self._up.labels(spec.name).set(0)
 
     async def _stop(self, name: str) -> None:
@@ -191,6 +194,7 @@ class SipTrunks:
         running.task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await asyncio.wait([running.task])
+        running.loop.close()
         await running.monitor.aclose()
         for metric in (self._up, self._sent, self._failed):
             with contextlib.suppress(KeyError):
