@@ -277,3 +277,22 @@ async def test_a_reply_to_our_request_parses_as_response() -> None:
                         b"CSeq: 1 OPTIONS\r\n\r\n")
     assert isinstance(req, Request)
     assert isinstance(parse_message(reply(req)), Response)
+
+
+@pytest.mark.parametrize(("family", "expect"), [
+    ("mivb", "CloudLink"), ("mx-one", "CloudLink Gateway"), ("mv5000", "CLOUDLINK"),
+    ("mvo400", "PISN users"), ("other", "OPTIONS keep-alive"),
+])
+async def test_pbx_side_guidance_is_rendered_from_the_trunk(
+        make_config: Callable[..., ClgwdConfig], family: str, expect: str) -> None:
+    """sip.trunks.guidance gives the family's PBX settings with the trunk's transport and
+    port, marked as guidance; MiVoice 5000 on port 5070 gets a warning."""
+    commands = CommandRouter()
+    async with running(make_config(), commands) as (trunks, _):
+        await trunks.add_trunk({"name": "g", "host": "127.0.0.1", "port": 5070,
+                                "transport": "tcp", "pbx_family": family}, "t")
+        out = await commands.call("sip.trunks.guidance", {"name": "g"}, CommandContext("cloud"))
+        values = {s["field"]: s["value"] for s in out["settings"]}
+        assert out["guidance"] is True and expect in str(out)
+        assert (values["Transport"], values["Port"]) == ("TCP", "5070")
+        assert any("other than 5070" in n for n in out["notes"]) == (family == "mv5000")
