@@ -7,8 +7,10 @@ runs the real ``sip_trunks`` component in this process with N trunks at the give
 interval, waits one interval so every trunk has been checked (first checks are spread
 over the first interval), then measures over ``--window`` seconds:
 
-- this process's CPU % of one core, against a baseline: the same process idle (the
-  component open, no trunks) over the same window before the trunks are added;
+- this process's CPU % of one core, against two baselines measured first in the same
+  process over the same window: idle (the component open, no trunks), and a minimal
+  asyncio pinger (pre-built OPTIONS bytes on one UDP socket at the same rate, answers
+  only counted, nothing parsed), the floor of asyncio and the kernel for this traffic;
 - kamailio's CPU % for answering the same OPTIONS, for scale;
 - RSS growth per trunk (after the first interval, so channels and buffers exist).
 
@@ -25,6 +27,7 @@ import asyncio
 import contextlib
 import gc
 import os
+import random
 import resource
 import sys
 import tempfile
@@ -103,6 +106,44 @@ async def dying_peer() -> AsyncIterator[tuple[int, asyncio.Event, list[float]]]:
         transport.close()
 
 
+async def floor_pinger(port: int, count: int, interval: float, window: float) -> float:
+    """CPU % of a minimal asyncio sender at ``count`` OPTIONS per ``interval``."""
+    loop = asyncio.get_running_loop()
+    answers = 0
+
+    class Proto(asyncio.DatagramProtocol):
+        def datagram_received(self, data: bytes, addr: Any) -> None:
+            nonlocal answers
+            answers += 1
+
+    transport, _ = await loop.create_datagram_endpoint(
+        Proto, local_addr=("127.0.0.1", 0))
+    lport = transport.get_extra_info("sockname")[1]
+    packets = [(f"OPTIONS sip:127.0.0.1:{port} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:{lport};"
+                f"branch=z9hG4bKfloor{i};rport\r\nFrom: <sip:f@127.0.0.1>;tag={i}\r\n"
+                f"To: <sip:127.0.0.1:{port}>\r\nCall-ID: floor{i}\r\nCSeq: 1 OPTIONS\r\n"
+                "Max-Forwards: 70\r\nContent-Length: 0\r\n\r\n").encode()
+               for i in range(count)]
+
+    async def one(packet: bytes) -> None:
+        await asyncio.sleep(random.uniform(0, interval))
+        while True:
+            transport.sendto(packet, ("127.0.0.1", port))
+            await asyncio.sleep(interval)
+
+    tasks = [asyncio.ensure_future(one(p)) for p in packets]
+    await asyncio.sleep(interval)
+    cpu0, t0, seen = own_cpu(), time.monotonic(), answers
+    await asyncio.sleep(window)
+    busy = (own_cpu() - cpu0) / (time.monotonic() - t0) * 100
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    transport.close()
+    print(f"floor pinger: {answers - seen} answers in {window:g} s", flush=True)
+    return busy
+
+
 async def detection(trunks: SipTrunks, port: int, died: list[float]) -> float:
     await trunks.add_trunk({"name": "dying", "host": "127.0.0.1", "port": port}, "bench")
     while trunks.trunk_json("dying")["state"] != "down":  # noqa: ASYNC110 - polls a snapshot
@@ -123,6 +164,9 @@ async def main(args: argparse.Namespace) -> None:
             rss0, cpu0, t0 = rss(), own_cpu(), time.monotonic()
             await asyncio.sleep(args.window)
             idle = (own_cpu() - cpu0) / (time.monotonic() - t0) * 100
+            floor = await floor_pinger(kam.port, args.trunks, args.interval, args.window)
+            gc.collect()
+            rss0 = rss()
             detector = asyncio.ensure_future(detection(trunks, dport, died))
             started = time.monotonic()
             for i in range(args.trunks):
@@ -149,6 +193,8 @@ async def main(args: argparse.Namespace) -> None:
           f"({args.trunks / args.interval:.1f} OPTIONS/s); states {states}")
     print(f"clgwd CPU: {busy:.2f} % of one core (idle baseline {idle:.2f} %; "
           f"monitoring adds {busy - idle:.2f} %, target <= 1 %)")
+    print(f"floor (minimal asyncio pinger, same rate, no parsing): {floor:.2f} % "
+          f"(clgwd/floor = {busy / floor:.1f}x)" if floor else "floor: below resolution")
     print(f"kamailio CPU answering the same OPTIONS: {kam_busy:.2f} % "
           f"(clgwd/kamailio = {busy / kam_busy:.1f}x)" if kam_busy else
           "kamailio CPU: below the clock tick resolution")

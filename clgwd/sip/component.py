@@ -78,6 +78,10 @@ class _Running:
     task: asyncio.Task[Any]
     loop: Coroutine[Any, Any, None]
     """Closed after the task ends: a task cancelled before it ran never awaited it."""
+    sent: Any
+    failed: Any
+    rtt: Any
+    """This trunk's children of the OPTIONS counters (labels() looked up once)."""
 
 
 class SipTrunks:
@@ -131,8 +135,7 @@ class SipTrunks:
     async def __aexit__(self, *exc_info: object) -> None:
         try:
             async with self._lock:
-                for name in list(self._running):
-                    await self._stop(name)
+                await self._stop(*self._running)
         finally:
             await self.scope.__aexit__(*exc_info)
             self._hub.close()
@@ -179,44 +182,53 @@ class SipTrunks:
                         spec.ca_file, spec.allow_self_signed)
         if spec.transport == "udp":
             return UdpChannel(self._hub, target)
-        return StreamChannel(target, Backoff(min(1.0, spec.interval), spec.interval))
+        return StreamChannel(target, Backoff(min(1.0, spec.interval), spec.interval),
+                             connect_limit=spec.timeout)
 
     def _start(self, spec: TrunkSpec, password: Secret | None) -> None:
         monitor = TrunkMonitor(spec, password, self._channel(spec), self._thresholds(),
                                self._on_result)
         loop = monitor.run()
         task = self.scope.create_task(loop, name=f"clgwd[{self.name}].{spec.name}")
-        self._running[spec.name] = _Running(monitor, task, loop)
+        self._running[spec.name] = _Running(monitor, task, loop, self._sent.labels(spec.name),
+                                            self._failed.labels(spec.name),
+                                            self._rtt.labels(spec.transport))
         self._up.labels(spec.name).set(0)
 
-    async def _stop(self, name: str) -> None:
-        running = self._running.pop(name)
-        running.task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await asyncio.wait([running.task])
-        running.loop.close()
-        await running.monitor.aclose()
-        for metric in (self._up, self._sent, self._failed):
-            with contextlib.suppress(KeyError):
-                metric.remove(name)
+    async def _stop(self, *names: str) -> None:
+        """Stop these trunks' monitors together (all of them at shutdown)."""
+        stopping = [self._running.pop(name) for name in list(names)]
+        if not stopping:
+            return
+        for running in stopping:
+            running.task.cancel()
+        await asyncio.wait([r.task for r in stopping])
+        for running in stopping:
+            running.loop.close()
+        await asyncio.gather(*(r.monitor.aclose() for r in stopping))
+        for name in names:
+            for metric in (self._up, self._sent, self._failed):
+                with contextlib.suppress(KeyError):
+                    metric.remove(name)
 
     # -- results and state changes ---------------------------------------------------------
 
     async def _on_result(self, monitor: TrunkMonitor, result: ProbeResult,
                          before: TrunkState) -> None:
         name = monitor.spec.name
-        if self._running.get(name, None) is None or self._running[name].monitor is not monitor:
+        if name not in self._running or self._running[name].monitor is not monitor:
             return  # stopped meanwhile
-        self._sent.labels(name).inc()
+        running = self._running[name]
+        running.sent.inc()
         if not result.ok:
-            self._failed.labels(name).inc()
+            running.failed.inc()
         elif result.rtt_ms is not None:
-            self._rtt.labels(monitor.spec.transport).observe(result.rtt_ms / 1000)
+            running.rtt.observe(result.rtt_ms / 1000)
         after = monitor.health.state
-        self._up.labels(name).set(1 if after == TrunkState.UP else 0)
         if after != before:
+            self._up.labels(name).set(1 if after == TrunkState.UP else 0)
             await self._record_transition(monitor, before, after, result)
-        self._update_status()
+            self._update_status()  # O(trunks): only when a state changes
 
     async def _record_transition(self, monitor: TrunkMonitor, before: TrunkState,
                                  after: TrunkState, result: ProbeResult) -> None:

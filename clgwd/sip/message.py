@@ -21,6 +21,7 @@ almost any mutation; sippy is a whole threaded stack. The parser we need is smal
 
 from __future__ import annotations
 
+import functools
 import re
 import secrets
 from collections.abc import Iterator, Sequence
@@ -82,6 +83,8 @@ def _canonical(name: str) -> str:
 
 def _split_commas(value: str) -> list[str]:
     """Split at commas outside quotes and angle brackets."""
+    if '"' not in value and "<" not in value:
+        return [part for part in (p.strip() for p in value.split(",")) if part]
     out: list[str] = []
     start, quoted, angle, i = 0, False, False, 0
     while i < len(value):
@@ -108,6 +111,7 @@ class Headers:
 
     def __init__(self, fields: Sequence[tuple[str, str]] = ()) -> None:
         self._fields: list[tuple[str, str]] = [(_canonical(n), v) for n, v in fields]
+        self._keys: list[str] = [n.lower() for n, _ in self._fields]
 
     def __iter__(self) -> Iterator[tuple[str, str]]:
         return iter(self._fields)
@@ -116,15 +120,19 @@ class Headers:
         return len(self._fields)
 
     def add(self, name: str, value: str) -> None:
-        self._fields.append((_canonical(name), value))
+        canonical = _canonical(name)
+        self._fields.append((canonical, value))
+        self._keys.append(canonical.lower())
 
     def set(self, name: str, value: str) -> None:
         """Replace every field of this name by one (kept at the first one's place)."""
         canonical = _canonical(name)
         lower = canonical.lower()
-        index = next((i for i, (n, _) in enumerate(self._fields) if n.lower() == lower), None)
-        self._fields = [(n, v) for n, v in self._fields if n.lower() != lower]
-        self._fields.insert(len(self._fields) if index is None else index, (canonical, value))
+        index = self._keys.index(lower) if lower in self._keys else len(self._fields)
+        kept = [(f, k) for f, k in zip(self._fields, self._keys, strict=True) if k != lower]
+        kept.insert(min(index, len(kept)), ((canonical, value), lower))
+        self._fields = [f for f, _ in kept]
+        self._keys = [k for _, k in kept]
 
     def get(self, name: str) -> str | None:
         """The first value of ``name`` (the first element when it lists several)."""
@@ -134,15 +142,13 @@ class Headers:
     def get_all(self, name: str) -> list[str]:
         """Every value of ``name``, comma lists split for the fields that allow them."""
         lower = _canonical(name).lower()
-        out: list[str] = []
-        for field_name, value in self._fields:
-            if field_name.lower() == lower:
-                out.extend(_split_commas(value) if lower in MULTI_VALUE else [value])
-        return out
+        values = [v for (_, v), k in zip(self._fields, self._keys, strict=True) if k == lower]
+        if lower not in MULTI_VALUE:
+            return values
+        return [part for value in values for part in _split_commas(value)]
 
     def count(self, name: str) -> int:
-        lower = _canonical(name).lower()
-        return sum(1 for n, _ in self._fields if n.lower() == lower)
+        return self._keys.count(_canonical(name).lower())
 
 
 @dataclass(frozen=True)
@@ -210,15 +216,16 @@ class _Message:
     def call_id(self) -> str:
         return self.headers.get("Call-ID") or ""
 
-    @property
+    @functools.cached_property
     def cseq(self) -> tuple[int, str]:
+        """(number, method); read once (a message is not changed after it is built)."""
         value = self.headers.get("CSeq") or ""
         match = _CSEQ.fullmatch(value.strip())
         if match is None or int(match.group(1)) > _CSEQ_MAX:
             raise SipParseError(f"CSeq: not '<number below 2**31> <method>': {value[:80]!r}")
         return int(match.group(1)), match.group(2)
 
-    @property
+    @functools.cached_property
     def top_via(self) -> Via:
         values = self.headers.get_all("Via")
         if not values:
@@ -238,7 +245,9 @@ class _Message:
 
     def to_bytes(self) -> bytes:
         """Wire form; Content-Length always written and always right."""
-        self.headers.set("Content-Length", str(len(self.body)))
+        length = str(len(self.body))
+        if self.headers.get_all("Content-Length") != [length]:
+            self.headers.set("Content-Length", length)
         lines = [self._head(), *(f"{n}: {v}" for n, v in self.headers), "", ""]
         return "\r\n".join(lines).encode() + self.body
 
@@ -392,13 +401,11 @@ class StreamFramer:
             out.append(message)
 
 
+def new_dialog() -> tuple[str, str, str]:
+    """(Call-ID, From tag, Via branch) for a new request, from one random draw."""
+    token = secrets.token_hex(24)
+    return f"{token[:24]}@clgwd", token[24:36], MAGIC_COOKIE + token[36:]
+
+
 def new_branch() -> str:
     return MAGIC_COOKIE + secrets.token_hex(10)
-
-
-def new_tag() -> str:
-    return secrets.token_hex(6)
-
-
-def new_call_id(host: str) -> str:
-    return f"{secrets.token_hex(12)}@{host}"

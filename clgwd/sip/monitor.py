@@ -37,10 +37,9 @@ from clgwd.sip.message import (
     Response,
     SipParseError,
     new_branch,
-    new_call_id,
-    new_tag,
+    new_dialog,
 )
-from clgwd.sip.model import TrunkSpec
+from clgwd.sip.model import TrunkSpec, is_ip
 from clgwd.sip.transport import Channel, Exchange, ProbeError
 
 _LOGGER = logging.getLogger(__name__)
@@ -138,6 +137,7 @@ class TrunkMonitor:
         self._lock = asyncio.Lock()
         self._cseq = _rng.randint(1, 10_000)
         self._due = 0.0
+        self._bounded = spec.transport == "udp" and is_ip(spec.host)
 
     async def run(self) -> None:
         """Check whenever the next check is due; the first one at a random point of the
@@ -167,10 +167,27 @@ class TrunkMonitor:
     # -- one probe ----------------------------------------------------------------------
 
     async def _probe(self) -> ProbeResult:
+        """One check, bounded: name resolution, connecting, the answer and a digest
+        retry together take at most ``probe_limit``."""
+        limit = self.probe_limit
+        if self._bounded:
+            return await self._probe_unbounded()  # UDP to an IP: the exchange's own limit
+        try:
+            async with asyncio.timeout(limit):
+                return await self._probe_unbounded()
+        except TimeoutError:
+            return ProbeResult(False, time.time(), reason=f"no result within {limit:g} s "
+                               "(name resolution or connection hanging)")
+
+    @property
+    def probe_limit(self) -> float:
+        return self.spec.timeout * 3 + 5
+
+    async def _probe_unbounded(self) -> ProbeResult:
         started = time.monotonic()
         at = time.time()
         try:
-            dialog = (new_call_id("clgwd"), new_tag())
+            dialog = new_dialog()
             answer = await self._exchange(None, dialog)
             rtt = (time.monotonic() - started) * 1000
             if answer.status in {401, 407} and self.spec.username and self.password:
@@ -190,7 +207,7 @@ class TrunkMonitor:
             return ProbeResult(False, at, reason=f"bad authentication challenge: {err}")
 
     async def _exchange(self, challenge: Response | None,
-                        dialog: tuple[str, str]) -> Response:
+                        dialog: tuple[str, str, str]) -> Response:
         """One OPTIONS; a retry answering ``challenge`` keeps the Call-ID and From tag
         and takes the next CSeq (RFC 3261 §22.2)."""
         spec = self.spec
@@ -201,8 +218,8 @@ class TrunkMonitor:
         uri = f"sip:{spec.target}" + (f";transport={spec.transport}"
                                       if spec.transport != "udp" else "")
         headers = Headers([
-            ("Via", f"SIP/2.0/{transport} {via_host}:{local_port};branch={new_branch()};"
-                    "rport"),
+            ("Via", f"SIP/2.0/{transport} {via_host}:{local_port};branch="
+                    f"{new_branch() if challenge else dialog[2]};rport"),
             ("Max-Forwards", "70"),
             ("From", f"<sip:clgwd@{via_host}>;tag={dialog[1]}"),
             ("To", f"<{uri}>"),
@@ -211,6 +228,7 @@ class TrunkMonitor:
             ("Contact", f"<sip:clgwd@{via_host}:{local_port};transport={spec.transport}>"),
             ("Accept", "application/sdp"),
             ("User-Agent", f"clgwd/{__version__}"),
+            ("Content-Length", "0"),
         ])
         if challenge is not None:
             assert self.password is not None and spec.username is not None

@@ -111,10 +111,11 @@ async def resolve(host: str, port: int, kind: socket.SocketKind) -> tuple[str, i
 
 
 class _Pending:
-    __slots__ = ("future", "request", "seen")
+    __slots__ = ("call_id", "cseq", "future", "seen")
 
     def __init__(self, request: Request, seen: Exchange) -> None:
-        self.request = request
+        self.call_id = request.call_id
+        self.cseq = request.cseq
         self.seen = seen
         self.future: asyncio.Future[Response] = asyncio.get_running_loop().create_future()
 
@@ -129,6 +130,9 @@ class UdpHub(asyncio.DatagramProtocol):
         self._local_ips: OrderedDict[str, str] = OrderedDict()
 
     async def _socket(self, family: int) -> asyncio.DatagramTransport:
+        transport = self._transports.get(family)
+        if transport is not None and not transport.is_closing():
+            return transport
         lock = self._opening.setdefault(family, asyncio.Lock())
         async with lock:
             transport = self._transports.get(family)
@@ -168,27 +172,29 @@ class UdpHub(asyncio.DatagramProtocol):
         pending = _Pending(request, seen)
         self._pending[branch] = pending
         data = request.to_bytes()
-        deadline = time.monotonic() + limit
-        interval = T1
+        loop = asyncio.get_running_loop()
+        handle: asyncio.TimerHandle | None = None
+
+        def send(interval: float) -> None:
+            # RFC 3261 timer E: T1, doubling, capped at T2, until the caller gives up.
+            nonlocal handle
+            transport.sendto(data, addr)
+            seen.transmissions += 1
+            handle = loop.call_later(interval, send, min(interval * 2, T2))
+
         try:
-            while True:
-                transport.sendto(data, addr)
-                seen.transmissions += 1
-                wait = min(interval, deadline - time.monotonic())
-                if wait <= 0:
-                    break
-                done, _ = await asyncio.wait([pending.future], timeout=wait)
-                if done:
-                    return pending.future.result()
-                if time.monotonic() >= deadline:
-                    break
-                interval = min(interval * 2, T2)
+            send(T1)
+            async with asyncio.timeout(limit):
+                return await pending.future
+        except TimeoutError:
+            raise ProbeError(f"no answer within {limit:g} s over UDP "
+                             f"({seen.transmissions} transmissions){_extra(seen)}") from None
         finally:
+            if handle is not None:
+                handle.cancel()
             self._pending.pop(branch, None)
             if not pending.future.done():
                 pending.future.cancel()
-        raise ProbeError(f"no answer within {limit:g} s over UDP "
-                         f"({seen.transmissions} transmissions){_extra(seen)}")
 
     def datagram_received(self, data: bytes, addr: tuple[str | int, ...]) -> None:
         try:
@@ -202,7 +208,8 @@ class UdpHub(asyncio.DatagramProtocol):
         pending = self._pending.get(branch)
         if pending is None or pending.future.done():
             return
-        if not _matches(pending.request, answer):
+        if not (isinstance(answer, Response) and answer.call_id == pending.call_id
+                and answer.cseq == pending.cseq):
             pending.seen.ignored += 1
             return
         assert isinstance(answer, Response)
@@ -232,10 +239,18 @@ class UdpChannel:
         self._hub = hub
         self._target = target
         self._resolved: tuple[str, int, int] | None = None
+        try:
+            ipaddress.ip_address(target.host)
+        except ValueError:
+            self._literal = False
+        else:
+            self._literal = True
 
     async def _resolve(self) -> tuple[str, int, int]:
-        self._resolved = await resolve(self._target.host, self._target.port,
-                                       socket.SOCK_DGRAM)
+        """Names are resolved for every check (they may move); IP literals once."""
+        if self._resolved is None or not self._literal:
+            self._resolved = await resolve(self._target.host, self._target.port,
+                                           socket.SOCK_DGRAM)
         return self._resolved
 
     async def local_address(self) -> tuple[str, int]:
@@ -304,6 +319,8 @@ class StreamChannel:
     target: Target
     backoff: Backoff = field(default_factory=lambda: Backoff(RECONNECT_BASE, 30.0))
     """The project's retry policy; the owner caps it at the trunk's interval."""
+    connect_limit: float = 10.0
+    """Seconds a connection (TCP and TLS handshake) may take."""
     _reader: asyncio.StreamReader | None = None
     _writer: asyncio.StreamWriter | None = None
     _framer: StreamFramer = field(default_factory=StreamFramer)
@@ -340,10 +357,13 @@ class StreamChannel:
             self._ctx = await asyncio.to_thread(tls_context, t)
         kind = "TLS" if tls else "TCP"
         try:
-            reader, writer = await asyncio.open_connection(
-                ip, port, ssl=self._ctx if tls else None,
-                server_hostname=t.tls_name if tls else None,
-                ssl_handshake_timeout=10.0 if tls else None)
+            async with asyncio.timeout(self.connect_limit):
+                reader, writer = await asyncio.open_connection(
+                    ip, port, ssl=self._ctx if tls else None,
+                    server_hostname=t.tls_name if tls else None)
+        except TimeoutError:
+            raise ProbeError(f"no {kind} connection to {t.host}:{t.port} within "
+                             f"{self.connect_limit:g} s") from None
         except ssl.SSLCertVerificationError as err:
             raise ProbeError(f"TLS: certificate rejected: {err.verify_message}") from None
         except ssl.SSLError as err:
