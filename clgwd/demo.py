@@ -132,6 +132,7 @@ async def _demo(base: Path, port: int, tls_port: int, cloud_port: int) -> int:
             f"              -d '{{\"method\": \"status.report\"}}' "
             f"{cloud.url}/api/gateways/{enrollment.gateway_id}/commands",
             f"  sync:       clgwd sync [--preview] --socket {config.control.socket}",
+            f"  SIP trunks: clgwd trunk add|list|check|remove --socket {config.control.socket}",
             f"  LAN UI:     http://127.0.0.1:{lan_ui_port}/ (direct; the Launch URL below "
             "opens it through the gateway)",
             f"State dir: {base} (config: {config_path})",

@@ -17,7 +17,7 @@ from clgwd.sip.component import SipTrunks, alert_code
 from clgwd.sip.message import Response, parse_message
 from clgwd.sip.transport import StreamChannel
 from clgwd.store import EventFilter, Store
-from tests.sip.peers import kamailio, make_ca, sipp_uas, start_sipp
+from tests.sip.peers import kamailio, make_ca, make_self_signed, sipp_uas, start_sipp
 
 pytestmark = [pytest.mark.peers, pytest.mark.timeout(90)]
 FAST = {"interval": 1, "timeout": 1}
@@ -199,3 +199,38 @@ def _port() -> int:
     from tests.sip.peers import free_port
 
     return free_port()
+
+
+async def test_self_signed_only_when_allowed_and_expired_certificates_fail(
+        tmp_path: Path, make_config: Callable[..., ClgwdConfig]) -> None:
+    """A self-signed kamailio: refused by default, accepted with allow_self_signed (its
+    name still checked); an expired certificate fails naming the expiry."""
+    own = await asyncio.to_thread(make_self_signed, tmp_path, "own")
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    async with running(make_config()) as (trunks, _):
+        async with kamailio(tmp_path / "a", own) as kam:
+            base = {"host": "127.0.0.1", "port": kam.tls_port, "transport": "tls",
+                    "interval": 30, "timeout": 3}
+            await trunks.add_trunk({"name": "strict", **base}, "t")
+            info = await trunks.check("strict")
+            assert "TLS: certificate rejected: self-signed certificate" in info["reason"]
+            await trunks.add_trunk({"name": "allowed", "allow_self_signed": True, **base}, "t")
+            assert (await trunks.check("allowed"))["state"] == "up"
+            await trunks.add_trunk({"name": "misnamed", "allow_self_signed": True,
+                                    "server_name": "pbx.example.com", **base}, "t")
+            info = await trunks.check("misnamed")
+            assert "not valid for 'pbx.example.com'" in info["reason"]
+        old = await asyncio.to_thread(make_self_signed, tmp_path, "old", expired=True)
+        async with kamailio(tmp_path / "b", old) as kam:
+            await trunks.add_trunk({"name": "expired", "host": "127.0.0.1",
+                                    "port": kam.tls_port, "transport": "tls",
+                                    "ca_file": str(old.ca), "interval": 30, "timeout": 3}, "t")
+            info = await trunks.check("expired")
+            assert "TLS: certificate rejected: certificate has expired" in info["reason"]
+            await trunks.add_trunk({"name": "expired2", "host": "127.0.0.1",
+                                    "port": kam.tls_port, "transport": "tls",
+                                    "allow_self_signed": True, "interval": 30,
+                                    "timeout": 3}, "t")
+            info = await trunks.check("expired2")
+            assert "outside its validity" in info["reason"]
