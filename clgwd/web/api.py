@@ -567,6 +567,26 @@ async def get_trace_download(request: web.Request) -> web.StreamResponse:
         "Content-Disposition": f'attachment; filename="{name}"'})
 
 
+# -- SIP trunks (the Voice Gateway step; docs/sip-trunks.md) ---------------------------
+
+
+async def get_trunks(request: web.Request) -> web.Response:
+    return _json(await _call(request, "sip.trunks.get", {}))
+
+
+async def post_trunks(request: web.Request) -> web.Response:
+    body = await _body(request, models.TrunkSet)
+    params = body.model_dump(exclude_defaults=True)
+    if "app_setup" in body.model_fields_set:
+        params["app_setup"] = body.app_setup  # null deletes the setup
+    return _json(await _call(request, "sip.trunks.set", params))
+
+
+async def post_trunks_check(request: web.Request) -> web.Response:
+    body = await _body(request, models.TrunkName)
+    return _json(await _call(request, "sip.trunks.check", {"name": body.name}))
+
+
 async def post_reboot(request: web.Request) -> web.Response:
     await _body(request, models.Empty)
     return _json(await _call(request, "system.reboot", {}), 202)
@@ -669,6 +689,13 @@ ROUTES: Final = (
           "Download a finished call trace (pcap; may hold customer data)",
           query=(("file", {"type": "string", "maxLength": 80}),),
           router_methods=("trace.status",), content="application/vnd.tcpdump.pcap"),
+    Route("GET", "/api/v1/trunks", get_trunks, "SIP trunks and their state",
+          router_methods=("sip.trunks.get",)),
+    Route("POST", "/api/v1/trunks", post_trunks,
+          "Add, change or remove a SIP trunk, or save/delete the application setup",
+          models.TrunkSet, router_methods=("sip.trunks.set",)),
+    Route("POST", "/api/v1/trunks/check", post_trunks_check, "Check a SIP trunk now",
+          models.TrunkName, router_methods=("sip.trunks.check",)),
     Route("POST", "/api/v1/system/reboot", post_reboot, "Reboot the gateway", models.Empty,
           router_methods=("system.reboot",), ok_status=202),
     Route("POST", "/api/v1/system/factory-reset", post_factory_reset,
