@@ -3,7 +3,7 @@
     python bench/trunk_bench.py [--trunks 500] [--interval 30] [--window 60]
 
 kamailio (started here on 127.0.0.1, UDP and TCP) answers every OPTIONS. The bench
-runs the real ``sip_trunks`` component in this process with N trunks at the given
+runs the real ``trunks`` component in this process with N trunks at the given
 interval, waits one interval so every trunk has been checked (first checks are spread
 over the first interval), then measures over ``--window`` seconds:
 

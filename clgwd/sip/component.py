@@ -1,4 +1,4 @@
-"""Component ``sip_trunks``: owns the trunks, runs one monitor per trunk, reports state.
+"""Component ``trunks``: owns the trunks, runs one monitor per trunk, reports state.
 
 Desired state (trunks and the SIP Trunk Application Setup) lives in the state database;
 every change through any front door (page, CLI, cloud: the ``sip.trunks.*`` commands)
@@ -87,7 +87,7 @@ class _Running:
 class SipTrunks:
     """The trunk owner: model, store, monitors, commands, alerts, metrics."""
 
-    name = "sip_trunks"
+    name = "trunks"
 
     def __init__(self, config: ClgwdConfig, store: Store, commands: CommandRouter | None = None,
                  metrics: Metrics | None = None) -> None:

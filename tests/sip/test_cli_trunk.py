@@ -57,7 +57,7 @@ async def exercise(tmp_path: Path, socket_args: list[str]) -> None:
     down = await wait_listed(socket_args, "down")
     assert "no answer within 1 s over UDP" in down["reason"]
     code, out, _ = await run_cli("status", "--json", *socket_args)
-    status = json.loads(out)["components"]["sip_trunks"]
+    status = json.loads(out)["components"]["trunks"]
     assert status["state"] == "degraded" and "pbx1" in status["message"]
     code, out, err = await run_cli("trunk", "remove", "pbx1", *socket_args)
     assert code == 0, err

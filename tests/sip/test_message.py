@@ -151,3 +151,13 @@ def test_fuzz_mutated_messages(cuts: list[tuple[int, int, bytes]], chunk: int) -
             framer.feed(bytes(data[i:i + chunk]))
     except SipParseError:
         pass
+
+
+@settings(max_examples=500)
+@given(text=st.text(max_size=300))
+def test_fuzz_digest_challenge(text: str) -> None:
+    """Any challenge text: a Challenge or a SipParseError, never another exception."""
+    from clgwd.sip.digest import parse_challenge
+
+    with contextlib.suppress(SipParseError):
+        parse_challenge("Digest " + text)

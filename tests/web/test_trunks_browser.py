@@ -60,7 +60,7 @@ async def test_voice_gateway_step_manages_trunks(gateway: Gateway, browser: Any,
         await page.fill("#trunk-interval", "20")
         await page.click("#trunk-save")
         await page.wait_for_selector("#toast:has-text('Trunk pbx-main saved')")
-        trunks = gateway.daemon.component("sip_trunks")
+        trunks = gateway.daemon.component("trunks")
         assert trunks.listing()["trunks"][0]["interval"] == 20  # type: ignore[attr-defined]
         await page.click("button[aria-label='Delete pbx-main']")
         await page.wait_for_selector("#toast:has-text('Trunk pbx-main deleted')")
