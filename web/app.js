@@ -706,6 +706,9 @@
     sectionBox($('#ov-inventory'), d.inventory, (i) => $('#ov-inventory').replaceChildren(
       el('p', { text: `Users: ${i.users}` }), el('p', { text: `DIDs: ${i.dids ?? '—'}` })));
     sectionBox($('#tunnels'), d.tunnels, renderTunnels);
+    const trunks = d.components && d.components.trunks;
+    $('#ov-trunks').replaceChildren(el('p', { text: trunks ? trunks.message : 'Not available yet' }),
+      el('a', { href: '#voice', text: 'Go to Voice Gateway' }));
     const service = d.components && d.components.tunnel;
     const listed = d.tunnels.data && d.tunnels.data.tunnels && d.tunnels.data.tunnels.length;
     $('#tunnels-state').textContent = service && listed ? 'Tunnel service: ' + service.message : '';

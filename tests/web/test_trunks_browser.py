@@ -31,8 +31,8 @@ async def first_visit(page: Any, gateway: Gateway) -> None:
 async def test_voice_gateway_step_manages_trunks(gateway: Gateway, browser: Any,
                                                  axe: str) -> None:
     """A trunk added on the page is checked by the real trunk part and shows up with its
-    RTT; a bad host is refused at its field with the server's words; Check now, Edit
-    and Delete reach the part."""
+    RTT (and on the Overview); a bad host is refused at its field with the server's
+    words; Check now, Edit and Delete reach the part."""
     context, page, csp_errors = await _page(browser)
     await first_visit(page, gateway)
     await _goto(page, gateway, "voice")
@@ -55,6 +55,10 @@ async def test_voice_gateway_step_manages_trunks(gateway: Gateway, browser: Any,
         assert " ms" in await page.text_content(row)
         await check_axe(page, axe, "voice-gateway")
         await shot(page, "voice-gateway")
+        await _goto(page, gateway, "overview")
+        await page.wait_for_selector("#ov-trunks:has-text('1 of 1 SIP trunks up')")
+        await _goto(page, gateway, "voice")
+        await page.wait_for_selector(f"{row} td.trunk-state:has-text('up')")
         await page.click("button[aria-label='Edit pbx-main']")
         assert await page.input_value("#trunk-name") == "pbx-main"
         await page.fill("#trunk-interval", "20")
