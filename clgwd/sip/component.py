@@ -177,17 +177,19 @@ class SipTrunks:
             if name not in self._running:
                 self._start(spec, self._passwords.get(name))
 
-    def _channel(self, spec: TrunkSpec) -> Channel:
-        target = Target(spec.host, spec.effective_port, spec.transport, spec.tls_name,
-                        spec.ca_file, spec.allow_self_signed)
+    def _channel(self, spec: TrunkSpec, host: str | None = None) -> Channel:
+        host = host or spec.host
+        target = Target(host, spec.effective_port, spec.transport,
+                        spec.server_name or host, spec.ca_file, spec.allow_self_signed)
         if spec.transport == "udp":
             return UdpChannel(self._hub, target)
         return StreamChannel(target, Backoff(min(1.0, spec.interval), spec.interval),
                              connect_limit=spec.timeout)
 
     def _start(self, spec: TrunkSpec, password: Secret | None) -> None:
+        secondary = self._channel(spec, spec.secondary_host) if spec.secondary_host else None
         monitor = TrunkMonitor(spec, password, self._channel(spec), self._thresholds(),
-                               self._on_result)
+                               self._on_result, secondary=secondary)
         loop = monitor.run()
         task = self.scope.create_task(loop, name=f"clgwd[{self.name}].{spec.name}")
         self._running[spec.name] = _Running(monitor, task, loop, self._sent.labels(spec.name),

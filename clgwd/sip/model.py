@@ -71,6 +71,9 @@ class TrunkSpec(StrictModel):
     port: Port | None = None
     """Default 5060 (UDP/TCP) or 5061 (TLS)."""
     transport: Transport = "udp"
+    secondary_host: Target | None = None
+    """A resilient peer (the secondary PBX of a pair), same port and transport: checked
+    when ``host`` fails; the trunk is up if either answers."""
     pbx: Annotated[str, Field(max_length=64)] = ""
     """Which PBX this trunk belongs to (the configured PBX or one of the setup's)."""
     pbx_family: PbxFamily = "other"
@@ -106,8 +109,15 @@ class TrunkSpec(StrictModel):
 
     @property
     def target(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"{host}:{self.effective_port}"
+        return self._target(self.host)
+
+    @property
+    def secondary_target(self) -> str:
+        return self._target(self.secondary_host or self.host)
+
+    def _target(self, host: str) -> str:
+        return f"[{host}]:{self.effective_port}" if ":" in host else \
+            f"{host}:{self.effective_port}"
 
 
 class TrunkInput(TrunkSpec):
@@ -152,17 +162,20 @@ class AppSetup(StrictModel):
 
 def derive_trunks(setup: AppSetup) -> list[TrunkSpec]:
     """The two trunks saving the setup creates: PBX <-> MBG (checked at the primary
-    PBX) and MBG <-> cloud platform (checked at the MBG, the end the cloud calls)."""
+    PBX, then at the secondary PBX of a resilient pair when the primary fails; the
+    secondary uses the primary's port and transport) and MBG <-> cloud platform (checked
+    at the MBG, the end the cloud calls)."""
     common: dict[str, Any] = {"interval": setup.interval, "timeout": setup.timeout,
                               "origin": "app_setup", "pbx": setup.primary_pbx.name,
                               "pbx_family": setup.pbx_family}
     out = []
-    for name, end in ((APP_SETUP_PBX_TRUNK, setup.primary_pbx),
-                      (APP_SETUP_CLOUD_TRUNK, setup.mbg)):
+    secondary = setup.secondary_pbx.host if setup.secondary_pbx else None
+    for name, end, other in ((APP_SETUP_PBX_TRUNK, setup.primary_pbx, secondary),
+                             (APP_SETUP_CLOUD_TRUNK, setup.mbg, None)):
         tls = end.transport == "tls"
         out.append(TrunkSpec(
             name=name, host=end.host, port=end.port, transport=end.transport,
-            server_name=end.server_name if tls else None,
+            secondary_host=other, server_name=end.server_name if tls else None,
             ca_file=end.ca_file if tls else None,
             allow_self_signed=end.allow_self_signed and tls, **common))
     return out

@@ -25,7 +25,7 @@ import math
 import random
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any, Final
 
@@ -148,17 +148,21 @@ class TrunkMonitor:
     """Checks one trunk on its interval; ``check_now`` runs a check at once."""
 
     def __init__(self, spec: TrunkSpec, password: Secret | None, channel: Channel,
-                 thresholds: Thresholds, on_result: ResultCallback) -> None:
+                 thresholds: Thresholds, on_result: ResultCallback, *,
+                 secondary: Channel | None = None) -> None:
         self.spec = spec
         self.password = password
         self.channel = channel
+        self.secondary = secondary
+        """The channel to ``spec.secondary_host``, when the trunk has one."""
         self.thresholds = thresholds
         self.health = Health()
         self._on_result = on_result
         self._lock = asyncio.Lock()
         self._cseq = _rng.randint(1, 10_000)
         self._due = 0.0
-        self._bounded = spec.transport == "udp" and is_ip(spec.host)
+        self._bounded = spec.transport == "udp" and is_ip(spec.host) and (
+            spec.secondary_host is None or is_ip(spec.secondary_host))
 
     async def run(self) -> None:
         """Check whenever the next check is due; the first one at a random point of the
@@ -176,6 +180,8 @@ class TrunkMonitor:
         async with self._lock:
             if forced:
                 self.channel.retry_now()
+                if self.secondary is not None:
+                    self.secondary.retry_now()
             result = await self._probe()
             before = self.health.state
             self._due = asyncio.get_running_loop().time() + self._apply(result)
@@ -184,18 +190,33 @@ class TrunkMonitor:
 
     async def aclose(self) -> None:
         await self.channel.aclose()
+        if self.secondary is not None:
+            await self.secondary.aclose()
 
     # -- one probe ----------------------------------------------------------------------
 
     async def _probe(self) -> ProbeResult:
+        """The host's check; when it fails and the trunk has a secondary host (a
+        resilient PBX pair), the secondary's: the trunk is up if either answers."""
+        first = await self._probe_bounded(self.channel, self.spec.target)
+        if first.ok or self.secondary is None or self.spec.secondary_host is None:
+            return first
+        other = self.spec.secondary_target
+        second = await self._probe_bounded(self.secondary, other)
+        if second.ok:
+            return replace(second, note=f"answered by the secondary {other}; primary "
+                           f"{self.spec.target}: {first.reason}")
+        return replace(first, reason=f"{first.reason}; secondary {other}: {second.reason}")
+
+    async def _probe_bounded(self, channel: Channel, target: str) -> ProbeResult:
         """One check, bounded: name resolution, connecting, the answer and a digest
         retry together take at most ``probe_limit``."""
         limit = self.probe_limit
-        if self._bounded:
-            return await self._probe_unbounded()  # UDP to an IP: the exchange's own limit
+        if self._bounded:  # UDP to an IP: the exchange's own limit
+            return await self._probe_unbounded(channel, target)
         try:
             async with asyncio.timeout(limit):
-                return await self._probe_unbounded()
+                return await self._probe_unbounded(channel, target)
         except TimeoutError:
             return ProbeResult(False, time.time(), reason=f"no result within {limit:g} s "
                                "(name resolution or connection hanging)")
@@ -204,16 +225,16 @@ class TrunkMonitor:
     def probe_limit(self) -> float:
         return self.spec.timeout * 3 + 5
 
-    async def _probe_unbounded(self) -> ProbeResult:
+    async def _probe_unbounded(self, channel: Channel, target: str) -> ProbeResult:
         started = time.monotonic()
         at = time.time()
         try:
             dialog = new_dialog()
-            answer = await self._exchange(None, dialog)
+            answer = await self._exchange(channel, target, None, dialog)
             rtt = (time.monotonic() - started) * 1000
             if answer.status in {401, 407} and self.spec.username and self.password:
                 started = time.monotonic()
-                retry = await self._exchange(answer, dialog)
+                retry = await self._exchange(channel, target, answer, dialog)
                 rtt = (time.monotonic() - started) * 1000
                 if retry.status in {401, 407}:
                     return ProbeResult(False, at, rtt, retry.status,
@@ -227,16 +248,16 @@ class TrunkMonitor:
         except SipParseError as err:
             return ProbeResult(False, at, reason=f"bad authentication challenge: {err}")
 
-    async def _exchange(self, challenge: Response | None,
+    async def _exchange(self, channel: Channel, target: str, challenge: Response | None,
                         dialog: tuple[str, str, str]) -> Response:
-        """One OPTIONS; a retry answering ``challenge`` keeps the Call-ID and From tag
-        and takes the next CSeq (RFC 3261 §22.2)."""
+        """One OPTIONS to ``target``; a retry answering ``challenge`` keeps the Call-ID
+        and From tag and takes the next CSeq (RFC 3261 §22.2)."""
         spec = self.spec
-        local_ip, local_port = await self.channel.local_address()
+        local_ip, local_port = await channel.local_address()
         via_host = f"[{local_ip}]" if ":" in local_ip else local_ip
         self._cseq = self._cseq % (2 ** 31 - 2) + 1
         transport = spec.transport.upper()
-        uri = f"sip:{spec.target}" + (f";transport={spec.transport}"
+        uri = f"sip:{target}" + (f";transport={spec.transport}"
                                       if spec.transport != "udp" else "")
         headers = Headers([
             ("Via", f"SIP/2.0/{transport} {via_host}:{local_port};branch="
@@ -262,7 +283,7 @@ class TrunkMonitor:
                                    self.password.reveal())
             headers.add("Proxy-Authorization" if proxy else "Authorization", header)
         request = Request(headers, b"", "OPTIONS", uri)
-        return await self.channel.exchange(request, spec.timeout, Exchange())
+        return await channel.exchange(request, spec.timeout, Exchange())
 
     # -- state ----------------------------------------------------------------------------
 

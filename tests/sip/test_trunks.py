@@ -31,8 +31,10 @@ def reply(req: Request, status: str = "200 OK", **changes: str) -> bytes:
 
 
 @contextlib.asynccontextmanager
-async def responder(answer: Answer) -> AsyncIterator[int]:
-    """A UDP SIP peer on 127.0.0.1 that sends what ``answer`` returns for each request."""
+async def responder(answer: Answer, host: str = "127.0.0.1", port: int = 0
+                    ) -> AsyncIterator[int]:
+    """A UDP SIP peer on host:port (default 127.0.0.1, any port) that sends what
+    ``answer`` returns for each request; yields the port."""
     loop = asyncio.get_running_loop()
 
     class Proto(asyncio.DatagramProtocol):
@@ -45,7 +47,7 @@ async def responder(answer: Answer) -> AsyncIterator[int]:
             for out in answer(req):
                 self.transport.sendto(out, addr)  # type: ignore[attr-defined]
 
-    transport, _ = await loop.create_datagram_endpoint(Proto, local_addr=("127.0.0.1", 0))
+    transport, _ = await loop.create_datagram_endpoint(Proto, local_addr=(host, port))
     try:
         yield int(transport.get_extra_info("sockname")[1])
     finally:
@@ -296,3 +298,24 @@ async def test_pbx_side_guidance_is_rendered_from_the_trunk(
         assert out["guidance"] is True and expect in str(out)
         assert (values["Transport"], values["Port"]) == ("TCP", "5070")
         assert any("other than 5070" in n for n in out["notes"]) == (family == "mv5000")
+
+
+async def test_secondary_pbx_answers_when_the_primary_does_not(
+        make_config: Callable[..., ClgwdConfig]) -> None:
+    """The setup's PBX trunk checks the secondary PBX when the primary is silent: up,
+    with a note naming both; both silent: the reason names both."""
+    async with responder(lambda r: []) as port, running(make_config()) as (trunks, _):
+        setup = {"primary_pbx": {"name": "A", "host": "127.0.0.1", "port": port,
+                                 "transport": "udp"},
+                 "secondary_pbx": {"name": "B", "host": "127.0.0.2"},
+                 "mbg": {"name": "M", "host": "127.0.0.1", "port": port, "transport": "udp"},
+                 "interval": 30, "timeout": 1}
+        await trunks.set_app_setup(setup, "t")
+        info = await trunks.check(APP_SETUP_PBX_TRUNK)
+        assert not info["status_code"]
+        assert f"; secondary 127.0.0.2:{port}: no answer" in info["reason"]
+        async with responder(lambda r: [reply(r)], "127.0.0.2", port):
+            info = await trunks.check(APP_SETUP_PBX_TRUNK)
+        assert (info["state"], info["status_code"]) == ("up", 200)
+        assert info["note"].startswith(f"answered by the secondary 127.0.0.2:{port}; primary "
+                                       f"127.0.0.1:{port}: no answer within 1 s")
