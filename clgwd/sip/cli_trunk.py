@@ -36,6 +36,8 @@ def add_parser(sub: Any) -> None:
     add.add_argument("--port", type=int, default=None,
                      help="default 5060 (udp/tcp) or 5061 (tls)")
     add.add_argument("--transport", choices=["udp", "tcp", "tls"], default="udp")
+    add.add_argument("--secondary-host", default=None,
+                     help="resilient peer checked when --host does not answer")
     add.add_argument("--server-name", default=None,
                      help="TLS: name the certificate must carry (default: --host)")
     add.add_argument("--ca", type=Path, default=None,
@@ -76,6 +78,7 @@ def _trunk_params(args: argparse.Namespace) -> dict[str, Any]:
     trunk: dict[str, Any] = {"name": args.name, "host": args.host,
                              "transport": args.transport}
     optional = {"port": args.port, "server_name": args.server_name,
+                "secondary_host": args.secondary_host,
                 "ca_file": str(args.ca.resolve()) if args.ca else None,
                 "interval": args.interval, "timeout": args.timeout, "pbx": args.pbx,
                 "pbx_family": args.pbx_family, "username": args.username,
