@@ -44,13 +44,13 @@ CLOUD_REFUSED: Final[Mapping[str, str]] = {
                      "new address",
     "pbx.set": "the PBX address and credentials are entered on site; the cloud must not "
                "point the sync (and its credentials) at another host",
-    "trace.calls": "a call trace captures the customer's SIP signalling; only a technician "
-                   "at the gateway may start one",
-    "trace.stop": "call traces are started and stopped on site",
     "trace.file": "a capture file is downloaded on site, from the onboarding page",
     "settings.forget": "settings saved on site (the PBX and its credentials) are cleared "
                        "on site",
 }
+# trace.calls / trace.stop / trace.fetch are the cloud's when sip.trace.allow_cloud is
+# true (the vendor's Advanced page traces from the cloud); the call trace component
+# refuses them with CallerRefused otherwise (clgwd/sip/trace.py).
 
 
 @dataclass(frozen=True)

@@ -36,6 +36,7 @@ from clgwd.net.advertiser import MdnsAdvertiser
 from clgwd.net.banner import BannerExtras, banner_hook
 from clgwd.net.component import NetworkComponent
 from clgwd.sdnotify import Notifier
+from clgwd.sip.component import SipTrunks
 from clgwd.sip.trace import CallTrace
 from clgwd.store import Action, Event, Store
 from clgwd.sync.component import SyncService
@@ -325,6 +326,7 @@ def build_components(daemon: Daemon) -> list[Component]:
         ControlServer(config, daemon.statuses, daemon.reload, daemon.commands),
         SyncService(config, store, daemon.commands, daemon.metrics),
         CallTrace(config, store, daemon.commands),
+        SipTrunks(config, store, daemon.commands, daemon.metrics),
         InventoryComponent(config, store, daemon.commands, daemon.statuses),
         MonitorComponent(config, store, daemon.statuses, daemon.metrics),
         MdnsAdvertiser(config, network, store.settings,

@@ -6,9 +6,10 @@ hundred gateways) over the whole window instead of synchronised waves. A hint fr
 peer (``Retry-After``, goaway) or a loop's own minimum is a floor, not a replacement.
 
 Users: the cloud link's reconnect and certificate renewal, the sync schedule after a
-failed read, the mDNS advertiser, the DHCP client supervision. Each takes a ``Backoff``
-(or a factory of them) so a test can inject one with a recording random source and see
-the windows the loop asked for, instead of timing sleeps.
+failed read, the mDNS advertiser, the DHCP client supervision, the SIP trunks' TCP/TLS
+reconnects. Each takes a ``Backoff`` (or a factory of them) so a test can inject one
+with a recording random source and see the windows the loop asked for, instead of
+timing sleeps.
 """
 
 from __future__ import annotations

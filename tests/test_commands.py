@@ -67,4 +67,4 @@ async def test_every_other_known_method_stays_callable_by_the_cloud() -> None:
 async def test_refusal_comes_before_not_supported_yet() -> None:
     """An unimplemented local-only method still says local_only to the cloud."""
     with pytest.raises(CallerRefused):
-        await CommandRouter().call("trace.calls", {}, CLOUD)
+        await CommandRouter().call("pbx.set", {}, CLOUD)

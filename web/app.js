@@ -2,9 +2,9 @@
 'use strict';
 (() => {
   const $ = (sel) => document.querySelector(sel);
-  const VIEWS = ['gateway', 'cloud', 'pbx', 'connect', 'deployment', 'advanced', 'overview'];
+  const VIEWS = ['gateway', 'cloud', 'pbx', 'connect', 'voice', 'deployment', 'advanced', 'overview'];
   const PAGE_NAMES = { gateway: 'Gateway', cloud: 'Cloud', pbx: 'PBX', connect: 'Connect',
-    deployment: 'Deployment', advanced: 'Advanced', overview: 'Overview' };
+    voice: 'Voice Gateway', deployment: 'Deployment', advanced: 'Advanced', overview: 'Overview' };
   let csrf = null;
   let pbxTypes = [];
 
@@ -621,7 +621,7 @@
     const cur = d.current;
     $('#trace-start').hidden = d.running; $('#trace-stop').hidden = !d.running;
     $('#trace-state').textContent = d.running
-      ? `Tracing calls until ${clock(cur.ends_at)} on ${cur.interfaces.join(', ')}: ${cur.packets} packets so far.`
+      ? `${cur.actor === 'cloud' ? 'Started from the cloud: t' : 'T'}racing calls until ${clock(cur.ends_at)} on ${cur.interfaces.join(', ')}: ${cur.packets} packets so far.`
       : (d.captures.length ? 'No call trace running.' : 'No call trace running; no captures yet.');
     $('#trace-files').replaceChildren(...d.captures.flatMap((c) => (c.files || []).map((f) => el('li', {},
       el('a', { href: '/api/v1/trace/download?file=' + encodeURIComponent(f.name), download: f.name,
@@ -712,6 +712,9 @@
         + when(inv.details.last_submitted) + ', Next ' + when(inv.details.next_submission) }));
     }
     sectionBox($('#tunnels'), d.tunnels, renderTunnels);
+    const trunks = d.components && d.components.trunks;
+    $('#ov-trunks').replaceChildren(el('p', { text: trunks ? trunks.message : 'Not available yet' }),
+      el('a', { href: '#voice', text: 'Go to Voice Gateway' }));
     const service = d.components && d.components.tunnel;
     const listed = d.tunnels.data && d.tunnels.data.tunnels && d.tunnels.data.tunnels.length;
     $('#tunnels-state').textContent = service && listed ? 'Tunnel service: ' + service.message : '';
@@ -792,8 +795,115 @@
   }
   $('#events-form').addEventListener('submit', (ev) => { ev.preventDefault(); loadEvents(); });
 
+  /* ---------- voice gateway: SIP trunks (docs/sip-trunks.md) ---------- */
+  async function loadVoice() {
+    const r = await api('GET', '/api/v1/trunks');
+    if (isNA(r)) { notAvailable($('#trunks-na'), r); return; }
+    if (!r.ok) { showError('#trunks-err', r); return; }
+    $('#trunks-err').textContent = '';
+    renderTrunks(r.data.trunks || []);
+  }
+
+  function renderTrunks(trunks) {
+    const body = $('#trunks-table tbody');
+    if (!trunks.length) {
+      body.replaceChildren(el('tr', {}, el('td', { colspan: '8', text: 'No SIP trunks yet: add one below.' })));
+      return;
+    }
+    const action = (label, id, fn, t) => {
+      const b = el('button', { type: 'button', class: 'secondary', id: `${id}-${t.name}`,
+        'aria-label': `${label} ${t.name}`, text: label });
+      b.addEventListener('click', () => fn(t));
+      return b;
+    };
+    body.replaceChildren(...trunks.map((t) => {
+      const state = t.state + (t.note ? ` (${t.note})` : '');
+      const row = el('tr', { id: `trunk-${t.name}` }, el('th', { scope: 'row', text: t.name }),
+        el('td', { text: t.pbx || '—' }), el('td', { text: t.target }),
+        el('td', { text: t.transport.toUpperCase() }),
+        el('td', { class: 'trunk-state', title: t.reason, text: state }),
+        el('td', { text: t.rtt_ms == null ? '—' : `${t.rtt_ms.toFixed(1)} ms` }),
+        el('td', { text: when(t.since) }), el('td', {}));
+      const cell = row.lastChild;
+      cell.append(action('Check now', 'trunk-check', checkTrunk, t));
+      if (t.origin === 'manual') {
+        cell.append(action('Edit', 'trunk-edit', editTrunk, t), action('Delete', 'trunk-delete', deleteTrunk, t));
+      }
+      return row;
+    }));
+  }
+
+  async function checkTrunk(t) {
+    const r = await api('POST', '/api/v1/trunks/check', { name: t.name });
+    if (!r.ok) { showError('#trunks-err', r); return; }
+    say(`Trunk ${t.name}: ${r.data.state}, ${r.data.reason}`);
+    loadVoice();
+  }
+
+  async function deleteTrunk(t) {
+    const r = await api('POST', '/api/v1/trunks', { remove: t.name });
+    if (!r.ok) { showError('#trunks-err', r); return; }
+    say(`Trunk ${t.name} deleted`);
+    loadVoice();
+  }
+
+  function editTrunk(t) {
+    const form = $('#trunk-form');
+    for (const k of ['name', 'host', 'transport', 'pbx', 'server_name', 'interval']) {
+      const input = form.querySelector(`[name=${k}]`);
+      input.value = t[k] == null ? '' : t[k];
+    }
+    form.querySelector('[name=port]').value = t.port;
+    $('#trunk-name').readOnly = true;
+    $('#trunk-replace').value = 'yes';
+    $('#trunk-form-h').textContent = `Edit trunk ${t.name}`;
+    $('#trunk-save').textContent = 'Save trunk';
+    $('#trunk-cancel').hidden = false;
+    $('#trunk-host').focus();
+  }
+
+  function resetTrunkForm() {
+    const form = $('#trunk-form');
+    form.reset();
+    $('#trunk-name').readOnly = false;
+    $('#trunk-replace').value = '';
+    $('#trunk-form-h').textContent = 'Add a trunk';
+    $('#trunk-save').textContent = 'Add trunk';
+    $('#trunk-cancel').hidden = true;
+  }
+  $('#trunk-cancel').addEventListener('click', resetTrunkForm);
+
+  $('#trunk-form').addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    const form = ev.target;
+    for (const box of form.querySelectorAll('.err')) box.textContent = '';
+    const msg = markInvalid(form, checkRequired(form));
+    $('#trunk-form-err').textContent = msg;
+    if (msg) return;
+    const data = formData(form);
+    const trunk = { name: data.name, host: data.host, transport: data.transport };
+    if (data.port) trunk.port = Number(data.port);
+    if (data.interval) trunk.interval = Number(data.interval);
+    if (trunk.interval && trunk.interval < 5) trunk.timeout = trunk.interval;
+    if (data.pbx) trunk.pbx = data.pbx;
+    if (data.server_name) trunk.server_name = data.server_name;
+    const r = await api('POST', '/api/v1/trunks', { trunk, replace: $('#trunk-replace').value === 'yes' });
+    if (!r.ok) {
+      /* The trunk part names the field ("port: must be 1-65535"): show it there too. */
+      const m = (r.data && r.data.message) || '';
+      const field = m.split(':')[0];
+      const box = document.getElementById(`trunk-${field}-err`);
+      if (box) box.textContent = m;
+      showError('#trunk-form-err', r);
+      return;
+    }
+    say(`Trunk ${trunk.name} saved`);
+    resetTrunkForm();
+    loadVoice();
+  });
+
   const LOADERS = { gateway: loadGateway, cloud: loadCloud, pbx: loadPbx, connect: loadConnect,
-    deployment: loadDeployment, advanced: loadAdvanced, overview: loadOverview };
+    voice: loadVoice, deployment: loadDeployment, advanced: loadAdvanced, overview: loadOverview };
 
   boot();
 })();

@@ -14,6 +14,7 @@ is heavy (the daemon, the refcloud, a PBX driver) inside the command that needs 
 | ``network`` | preflight [--local], network confirm |
 | ``tunnel`` | tunnel list / start / stop |
 | ``inventory`` | inventory [--json] |
+| ``trunk`` | trunk list / add / remove / check (SIP trunks) |
 | ``config`` | config get (each setting's value and source) |
 | ``system`` (+ ``setup_code_info``) | factory-reset, setup-code |
 | ``enroll`` | enroll |
@@ -36,6 +37,7 @@ from clgwd.cli import (
     refcloud,
     sync,
     system,
+    trunk,
     tunnel,
 )
 
@@ -58,6 +60,7 @@ COMMANDS: dict[str, Command] = {
     "refcloud": refcloud.run,
     "demo": demo.run,
     "inventory": inventory.run,
+    "trunk": trunk.run,
 }
 """Command name -> handler; each returns the process exit status."""
 
@@ -78,6 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
     enroll.add_parser(sub)
     refcloud.add_parser(sub)
     inventory.add_parser(sub)
+    trunk.add_parser(sub)
     return parser
 
 

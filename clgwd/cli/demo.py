@@ -177,6 +177,7 @@ async def _demo(base: Path, port: int, tls_port: int, cloud_port: int) -> int:
             f"  SNMP:       snmpwalk -v2c -c {snmp[1]} 127.0.0.1:{snmp[0]} 1.3.6.1 "
             "(community " + snmp[1] + "; MIB: mibs/CLGWD-MIB.txt)",
             f"  inventory:  clgwd inventory --socket {config.control.socket}",
+            f"  SIP trunks: clgwd trunk add|list|check|remove --socket {config.control.socket}",
             f"  LAN UI:     http://127.0.0.1:{lan_ui_port}/ (direct; the Launch URL below "
             "opens it through the gateway)",
             f"State dir: {base} (config: {config_path})",

@@ -28,6 +28,26 @@ class SipTraceConfig(StrictModel):
     """Size cap of one capture file in MiB: the trace stops when it is reached."""
     keep: Annotated[int, Field(ge=1, le=50)] = 5
     """Finished captures kept under ``<state dir>/sip-traces``; older ones are deleted."""
+    allow_cloud: bool = True
+    """Whether the cloud may start and stop a trace (``trace.calls``/``trace.stop``), as
+    the vendor's Advanced page does, and fetch a finished capture (``trace.fetch``)."""
+    fetch_max_mb: Annotated[int, Field(ge=1, le=1024)] = 50
+    """Largest capture ``trace.fetch`` delivers upstream, in MiB."""
+
+
+class SipMonitorConfig(StrictModel):
+    """Defaults of the trunk health checks (OPTIONS); a trunk may set its own interval."""
+
+    interval: Annotated[float, Field(ge=1, le=3600, strict=False)] = 30.0
+    """Seconds between two OPTIONS to one trunk (default for new trunks)."""
+    timeout: Annotated[float, Field(ge=0.2, le=60, strict=False)] = 5.0
+    """Seconds to wait for the final answer (default for new trunks)."""
+    down_after: Annotated[int, Field(ge=1, le=100)] = 3
+    """Failed checks in a row before a trunk counts as down."""
+    up_after: Annotated[int, Field(ge=1, le=100)] = 2
+    """Successful checks in a row before a down trunk counts as up again."""
+    max_trunks: Annotated[int, Field(ge=1, le=5000)] = 1000
+    """Most trunks the gateway accepts (each costs one OPTIONS per interval)."""
 
 
 class SipConfig(StrictModel):
@@ -40,6 +60,7 @@ class SipConfig(StrictModel):
     tls_ports: Annotated[list[Port], Field(max_length=16)] = Field(
         default_factory=lambda: [5061])
     trace: SipTraceConfig = SipTraceConfig()
+    monitor: SipMonitorConfig = SipMonitorConfig()
 
     @model_validator(mode="after")
     def _some_port(self) -> SipConfig:

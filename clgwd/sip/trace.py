@@ -9,17 +9,23 @@ stopped (``trace.stop``), at the size cap, when tcpdump exits by itself, or at
 shutdown; its metadata is written next to the capture and the oldest captures beyond
 ``sip.trace.keep`` are deleted.
 
-Captures can hold customer data (numbers, names, SDP): they leave the gateway only by
-an authenticated download from the onboarding page. Status and the support bundle
-carry metadata only; the cloud may read the status but not start a trace
-(``CLOUD_REFUSED``).
+Captures can hold customer data (numbers, names, SDP): they leave the gateway by an
+authenticated download from the onboarding page or, when ``sip.trace.allow_cloud`` is
+true (the default, as the vendor's Advanced page traces from the cloud), by
+``trace.fetch``: chunks of at most ``FETCH_CHUNK`` bytes over the link, files above
+``sip.trace.fetch_max_mb`` refused, every fetch recorded in the history. With
+``allow_cloud`` false the cloud may only read the status (``trace.calls``,
+``trace.stop`` and ``trace.fetch`` answer ``local_only``). Status and the support
+bundle carry metadata only.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import collections
 import contextlib
+import hashlib
 import json
 import logging
 import os
@@ -32,7 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, Self
 
-from clgwd.commands import CommandContext, CommandRouter
+from clgwd.commands import CLOUD_ACTOR, CallerRefused, CommandContext, CommandRouter
 from clgwd.component import ComponentState, StatusTracker
 from clgwd.config import ClgwdConfig
 from clgwd.errors import ClgwdError
@@ -50,6 +56,9 @@ START_TIMEOUT: Final = 5.0
 STOP_GRACE: Final = 5.0
 """After SIGINT, tcpdump gets this long to flush and exit before SIGKILL."""
 CHUNK: Final = 64 * 1024
+FETCH_CHUNK: Final = 256 * 1024
+"""Largest piece of a capture in one ``trace.fetch`` answer (base64 ~350 KB, well under
+the link's 1 MiB message limit)."""
 STDERR_LINES: Final = 20
 _PCAP_NAME: Final = re.compile(r"trace-(\d{8}T\d{9}Z)-([A-Za-z0-9_.@-]{1,15})\.pcap")
 _META_NAME: Final = re.compile(r"trace-(\d{8}T\d{9}Z)\.json")
@@ -78,6 +87,11 @@ class TraceFailed(ClgwdError):
 class TraceFileUnavailable(ClgwdError):
     code = "trace_file_not_found"
     http_status = 404
+
+
+class TraceTooLarge(ClgwdError):
+    code = "trace_too_large"
+    http_status = 413
 
 
 def trace_dir(config: ClgwdConfig) -> Path:
@@ -176,6 +190,7 @@ class CallTrace:
             commands.register("trace.stop", self._cmd_stop, mutating=True)
             commands.register("trace.status", self._cmd_status, mutating=False)
             commands.register("trace.file", self._cmd_file, mutating=False)
+            commands.register("trace.fetch", self._cmd_fetch, mutating=False)
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -206,10 +221,43 @@ class CallTrace:
 
     # -- commands ---------------------------------------------------------------------------
 
+    def _check_cloud(self, method: str, ctx: CommandContext) -> None:
+        if ctx.actor == CLOUD_ACTOR and not self._config.sip.trace.allow_cloud:
+            raise CallerRefused(f"{method} may only be called from the gateway's LAN "
+                                "(onboarding page or CLI): sip.trace.allow_cloud is false on "
+                                "this gateway")
+
     async def _cmd_start(self, params: Mapping[str, Any], ctx: CommandContext) -> Any:
+        self._check_cloud("trace.calls", ctx)
         return await self.start(duration_param(params), ctx.actor)
 
+    async def _cmd_fetch(self, params: Mapping[str, Any], ctx: CommandContext) -> Any:
+        self._check_cloud("trace.fetch", ctx)
+        unknown = sorted(str(k) for k in params if k not in {"file", "offset"})
+        name, offset = params.get("file"), params.get("offset", 0)
+        if unknown or not isinstance(name, str):
+            raise InvalidTraceParams("trace.fetch takes file (a name from trace.status) and "
+                                     "offset" + (f"; unknown: {', '.join(unknown)}"
+                                                 if unknown else ""))
+        if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
+            raise InvalidTraceParams("offset: must be a whole number of bytes, 0 or more")
+        return await self.fetch(name, offset, ctx.actor)
+
+    async def fetch(self, name: str, offset: int, actor: str) -> dict[str, Any]:
+        """One chunk of a finished capture: ``{file, offset, size, data (base64), eof,
+        sha256 (of the whole file, with the last chunk)}``."""
+        limit = self._config.sip.trace.fetch_max_mb
+        path = await self._finished_file(name)
+        chunk, size, digest = await asyncio.to_thread(_read_chunk, path, offset, limit)
+        if offset == 0:
+            await self._record(Event(actor=actor, action=Action.OTHER, asset="Call trace",
+                                     subject=f"fetched {name}", core={"bytes": size}))
+        eof = offset + len(chunk) >= size
+        return {"file": name, "offset": offset, "size": size, "eof": eof,
+                "data": base64.b64encode(chunk).decode(), "sha256": digest if eof else None}
+
     async def _cmd_stop(self, params: Mapping[str, Any], ctx: CommandContext) -> Any:
+        self._check_cloud("trace.stop", ctx)
         if params:
             raise InvalidTraceParams("trace.stop takes no parameters")
         return await self.stop(ctx.actor)
@@ -227,12 +275,17 @@ class CallTrace:
     async def capture_file(self, name: str) -> dict[str, Any]:
         """A finished capture file's path, for a download on site (``trace.file``); the
         file of the running trace is refused (it is still being written)."""
-        capture = self._capture
-        if capture is not None and any(name == f"trace-{capture.id}-{d.interface}.pcap"
-                                       for d in capture.dumps):
-            raise TraceRunning("file: this call trace is still running; stop it first")
-        path = await asyncio.to_thread(pcap_path, self._dir, name)
+        path = await self._finished_file(name)
         return {"file": name, "path": str(path)}
+
+    async def _finished_file(self, name: str) -> Path:
+        """The kept capture file ``name``; the running trace's file is ``TraceRunning``
+        (it is still being written), anything else unknown ``TraceFileUnavailable``."""
+        capture = self._capture
+        if capture is not None and any(d.path.name == name for d in capture.dumps):
+            raise TraceRunning(f"file: {name} belongs to the call trace still running; "
+                               "stop it first")
+        return await asyncio.to_thread(pcap_path, self._dir, name)
 
     async def start(self, minutes: int, actor: str) -> dict[str, Any]:
         """Start tcpdump on every configured interface; answers once all are listening."""
@@ -485,6 +538,24 @@ def _list_captures(directory: Path) -> list[dict[str, Any]]:
                          for p in sorted(paths) if p.suffix == ".pcap"]
         out.append(meta)
     return out
+
+
+def _read_chunk(path: Path, offset: int, limit_mb: int) -> tuple[bytes, int, str | None]:
+    """(chunk at offset, file size, sha256 of the file when the chunk is its last)."""
+    size = path.stat().st_size
+    if size > limit_mb * 1024 * 1024:
+        raise TraceTooLarge(f"file: {path.name} is {size} bytes, above sip.trace."
+                            f"fetch_max_mb ({limit_mb} MiB); download it from the page")
+    if offset > size:
+        raise InvalidTraceParams(f"offset: {offset} is past the end ({size} bytes)")
+    with path.open("rb") as f:
+        f.seek(offset)
+        chunk = f.read(FETCH_CHUNK)
+        digest = None
+        if offset + len(chunk) >= size:
+            f.seek(0)
+            digest = hashlib.file_digest(f, "sha256").hexdigest()
+    return chunk, size, digest
 
 
 def pcap_path(directory: Path, name: str) -> Path:

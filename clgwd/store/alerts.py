@@ -66,15 +66,19 @@ class Alerts:
     async def clear(self, code: str) -> bool:
         """Clear an active alert; returns False when it was not active."""
         async with self._db.transaction() as tx:
-            now = time.time()
-            cursor = await tx.execute(
-                "UPDATE alerts SET cleared_at = ? WHERE code = ? AND cleared_at IS NULL",
-                (now, code))
-            if cursor.rowcount == 0:
-                return False
-            await self._outbox.enqueue(tx, "alert", {"code": code, "state": "cleared",
-                                                     "at": now})
-            return True
+            return await self.clear_in(tx, code)
+
+    async def clear_in(self, tx: Transaction, code: str) -> bool:
+        """``clear`` inside the caller's transaction (with the change it belongs to)."""
+        now = time.time()
+        cursor = await tx.execute(
+            "UPDATE alerts SET cleared_at = ? WHERE code = ? AND cleared_at IS NULL",
+            (now, code))
+        if cursor.rowcount == 0:
+            return False
+        await self._outbox.enqueue(tx, "alert", {"code": code, "state": "cleared",
+                                                 "at": now})
+        return True
 
     async def active(self) -> list[Alert]:
         rows = await self._db.fetchall(

@@ -173,6 +173,21 @@ class TraceCalls(Body):
     duration_minutes: Annotated[int, Field(ge=1, le=60)] = 10
 
 
+class TrunkSet(Body):
+    """``sip.trunks.set`` from the page: exactly one of ``trunk`` (with ``replace`` to
+    edit), ``remove`` or ``app_setup``; the trunk part validates the contents and names
+    the field (docs/sip-trunks.md)."""
+
+    trunk: dict[str, Any] | None = None
+    replace: bool = False
+    remove: Annotated[str, Field(max_length=63)] | None = None
+    app_setup: dict[str, Any] | None = None
+
+
+class TrunkName(Body):
+    name: Annotated[str, Field(min_length=1, max_length=63)]
+
+
 class FactoryReset(Body):
     confirm: Annotated[str, Field(max_length=20)]
 

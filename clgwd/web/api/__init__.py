@@ -6,6 +6,7 @@
 | ``gateway`` | Gateway information (site) and the Ethernet ports. |
 | ``cloud`` | The cloud link: state and enrollment. |
 | ``pbx`` | PBX settings and user sync. |
+| ``voice`` | The Voice Gateway step: SIP trunks. |
 | ``overview`` | Overview, deployment summary, tunnels, inventory. |
 | ``events`` | Event history (JSON and CSV). |
 | ``advanced`` | Update schedule, support bundle, call trace, reboot, reset. |
@@ -19,7 +20,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from clgwd.web.api import advanced, cloud, events, gateway, overview, pbx, session
+from clgwd.web.api import advanced, cloud, events, gateway, overview, pbx, session, voice
 from clgwd.web.api.common import SERVICES, Route, WebServices
 
 __all__ = ["ROUTES", "SERVICES", "Route", "WebServices"]
@@ -29,6 +30,7 @@ ROUTES: Final = (
     *gateway.ROUTES,
     *cloud.ROUTES,
     *pbx.ROUTES,
+    *voice.ROUTES,
     *overview.ROUTES,
     *events.ROUTES,
     *advanced.ROUTES,
