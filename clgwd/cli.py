@@ -22,7 +22,7 @@ from clgwd.daemon import EXIT_CONFIG, EXIT_FAILURE, EXIT_OK, Daemon
 from clgwd.link.cli import add_enroll_parser, cmd_enroll
 from clgwd.logsetup import LEVELS, setup_logging
 from clgwd.refcloud.cli import add_refcloud_parser, cmd_refcloud
-from clgwd.system import cli_release
+from clgwd.system import cli_release, cli_update
 
 EXIT_UNAVAILABLE = 69  # EX_UNAVAILABLE: the daemon is not running
 
@@ -124,6 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_enroll_parser(sub)
     add_refcloud_parser(sub)
     cli_release.add_parser(sub)
+    cli_update.add_parser(sub)
     return parser
 
 
@@ -167,7 +168,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "preflight": cmd_preflight, "network": cmd_network,
         "factory-reset": cmd_factory_reset,
         "tunnel": cmd_tunnel, "setup-code": cmd_setup_code,
-        "release": cli_release.run,
+        "release": cli_release.run, "update": cli_update.run,
     }
     try:
         return handlers[args.command](args)

@@ -85,11 +85,11 @@ class ReleaseShelf:
                 "sha256": chosen["sha256"], "path": f"{p.RELEASES_PATH}{chosen['version']}",
                 "rollback": bool(chosen["rollback"])}
 
-    def file(self, version: str) -> Path | None:
+    async def file(self, version: str) -> Path | None:
         if not _VERSION.fullmatch(version):
             return None
         path = self.dir / f"{version}.tar"
-        return path if path.is_file() else None
+        return path if await asyncio.to_thread(path.is_file) else None
 
     def _index(self) -> dict[str, dict[str, Any]]:
         with contextlib.suppress(FileNotFoundError):

@@ -517,7 +517,7 @@ class RefCloud:
         who = await self._authenticate(request)
         if isinstance(who, web.Response):
             return who
-        path = self.releases.file(request.match_info["version"])
+        path = await self.releases.file(request.match_info["version"])
         if path is None:
             return _error(404, "no such release")
         return web.FileResponse(path)
