@@ -19,6 +19,7 @@ import asyncio
 import base64
 import binascii
 import logging
+import shutil
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -126,6 +127,9 @@ class ReleaseUpdater:
                                   f"{note.get('to')}",
                    "abandoned": f"update to {note.get('from')} abandoned"}.get(
             outcome, f"update to {note.get('from')} failed")
+        failed = str(note.get("from", ""))
+        if outcome == "rolled_back" and failed and failed != self.running:
+            await asyncio.to_thread(shutil.rmtree, layout.release_dir(self.root, failed), True)
         await self._event("system:update", f"{subject}: {reason}", extra=note)
         await self._finished(ok=False, message=f"{subject}: {reason}", version=self.running)
         await asyncio.to_thread(layout.remove, self.root / layout.NOTE)
@@ -204,6 +208,8 @@ class ReleaseUpdater:
                                              max_bytes=cfg.update_max_bytes,
                                              limit=cfg.update_timeout)
             self.phase = "installing"
+            # Room for the new release: keep the running one (the rollback target).
+            await asyncio.to_thread(layout.prune, self.root, {self.running, offer.version})
             manifest = await releases.install(self.root, bundle, key, cfg.update_max_bytes,
                                               self.config_path)
             if manifest.version != offer.version:
