@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import datetime as dt
 import logging
 import signal
 from pathlib import Path
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from clgwd.cli_support import print_banner
 from clgwd.refcloud.server import RefCloud
@@ -30,6 +34,18 @@ def add_refcloud_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]
                         help="how many gateways may enroll with that token (1)")
     parser.add_argument("--cert-lifetime-hours", type=float, default=168.0,
                         help="client certificate lifetime (168 = 7 days)")
+    parser.add_argument("--release-key", type=Path, default=None,
+                        help="Ed25519 release public key (PEM) to give gateways at "
+                             "enrollment (docs/updates.md)")
+
+
+def _raw_key_b64(path: Path) -> str:
+    """Base64 of the raw 32-byte Ed25519 public key in a PEM file."""
+    key = serialization.load_pem_public_key(path.read_bytes())
+    if not isinstance(key, Ed25519PublicKey):
+        raise SystemExit(f"{path}: the release key must be an Ed25519 public key")
+    return base64.b64encode(key.public_bytes(serialization.Encoding.Raw,
+                                             serialization.PublicFormat.Raw)).decode()
 
 
 def cmd_refcloud(args: argparse.Namespace) -> int:
@@ -45,6 +61,8 @@ async def _serve(args: argparse.Namespace) -> int:
     lifetime = dt.timedelta(hours=args.cert_lifetime_hours)
     async with RefCloud(args.dir, args.host, args.port, cert_lifetime=lifetime,
                         view_port=args.view_port) as cloud:
+        if args.release_key is not None:
+            cloud.release_key = await asyncio.to_thread(_raw_key_b64, args.release_key)
         token = await cloud.create_token(args.account, uses=args.token_uses)
         print_banner([
             f"clgwd reference cloud: {cloud.url}/   view: {cloud.view_url}/",

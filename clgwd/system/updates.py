@@ -208,8 +208,6 @@ class ReleaseUpdater:
                                              max_bytes=cfg.update_max_bytes,
                                              limit=cfg.update_timeout)
             self.phase = "installing"
-            # Room for the new release: keep the running one (the rollback target).
-            await asyncio.to_thread(layout.prune, self.root, {self.running, offer.version})
             manifest = await releases.install(self.root, bundle, key, cfg.update_max_bytes,
                                               self.config_path)
             if manifest.version != offer.version:

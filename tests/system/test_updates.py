@@ -20,11 +20,12 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from clgwd import __version__
+from clgwd import __version__, cli
 from clgwd.commands import CommandContext, CommandRouter
 from clgwd.component import ComponentState, ComponentStatus
 from clgwd.config import ClgwdConfig, parse_config
 from clgwd.config.system import SystemConfig
+from clgwd.control import ControlServer
 from clgwd.refcloud.server import RefCloud
 from clgwd.store import EventFilter, Store
 from clgwd.system import DaemonHooks, SystemComponent, releases
@@ -229,6 +230,7 @@ async def test_oversize_offer_is_refused_before_download(tmp_path: Path,
 
 @dataclass
 class TrialRig:
+    config: ClgwdConfig
     root: Path
     store: Store
     router: CommandRouter
@@ -256,6 +258,7 @@ async def trial_rig(tmp: Path, *, marker_deadline: float | None,
     if note is not None:
         await asyncio.to_thread(layout.write_json, root / layout.NOTE, note)
     config = parse_config(json.dumps({"state": {"dir": str(tmp / "state")},
+                                      "control": {"socket": str(tmp / "control.sock")},
                                       "system": {"release_root": str(root)}}))
     await asyncio.to_thread((tmp / "state").mkdir, exist_ok=True)
     statuses = {"store": _running(), "link": _running(link_state="backoff")}
@@ -270,7 +273,7 @@ async def trial_rig(tmp: Path, *, marker_deadline: float | None,
                             restart=restarts.append, statuses=lambda: statuses)
         system = SystemComponent(store, router, hooks)
         async with system:
-            yield TrialRig(root, store, router, system, statuses, restarts)
+            yield TrialRig(config, root, store, router, system, statuses, restarts)
 
 
 def _add_release(root: Path, version: str) -> None:
@@ -359,3 +362,33 @@ def test_marker_never_points_at_a_missing_release(tmp_path: Path) -> None:
     assert layout.rollback(root, "unit-failed").endswith("0.0.9 stays")
     assert not (root / layout.MARKER).exists()
     assert os.path.islink(root / "current")
+
+
+async def test_cli_update_status_json_and_pause(tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    """clgwd update status --json (control socket) has the interface's fields; pause and
+    resume go through the same socket; the text view names the version."""
+    async with trial_rig(tmp_path, marker_deadline=None) as rig:
+        async def reload() -> dict[str, object]:
+            return {"applied": False, "errors": []}
+
+        async with ControlServer(rig.config, dict, reload, rig.router) as control:
+            sock = str(control.path)
+
+            def run(*args: str) -> int:
+                return cli.main(["update", *args, "--socket", sock])
+
+            assert await asyncio.to_thread(run, "status", "--json") == 0
+            view = json.loads(capsys.readouterr().out)
+            assert {"current_version", "last_update", "last_check", "next_check",
+                    "paused"} <= set(view)
+            assert view["current_version"] == __version__ and view["paused"] is False
+            assert await asyncio.to_thread(run, "pause") == 0
+            assert "Automatic:       paused" in capsys.readouterr().out
+            assert await asyncio.to_thread(run, "resume") == 0
+            text = capsys.readouterr().out
+            assert f"Current version: {__version__} (updates: releases)" in text
+            assert "Automatic:       on" in text
+        events = [e for e in await rig.store.history.query(EventFilter())
+                  if e.subject == "automatic updates paused"]
+        assert events and events[0].actor == "local:cli"
