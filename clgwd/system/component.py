@@ -308,6 +308,9 @@ class SystemComponent:
     async def _start_update(self, actor: str) -> dict[str, Any]:
         command = self.config.system.update_command
         if command is None and self._managed:
+            if self.updater.trial is not None:
+                raise ActionInProgress(f"cannot start an update: release "
+                                       f"{self.updater.running} is still on trial")
             self._claim("update")
             self.scope.create_task(self._run_release_update(actor),
                                    name="clgwd[system].update")

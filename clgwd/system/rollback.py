@@ -100,9 +100,16 @@ def sync_dir(path: Path) -> None:
 
 
 def write_json(path: Path, data: dict[str, Any]) -> None:
-    """Write, fsync, rename, fsync the directory: the file is old, new, or absent."""
+    """Write, fsync, rename, fsync the directory: the file is old, new, or absent.
+
+    The temp file is created afresh and never followed: this program runs as root in a
+    directory the daemon's user can write, where a planted symlink must not redirect it.
+    """
     tmp = path.with_name(f".{path.name}.tmp")
-    with tmp.open("w", encoding="utf-8") as fh:
+    tmp.unlink(missing_ok=True)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                 0o644)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
         json.dump(data, fh, indent=1, sort_keys=True)
         fh.flush()
         os.fsync(fh.fileno())

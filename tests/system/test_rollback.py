@@ -231,3 +231,16 @@ def test_power_cut_at_every_step_leaves_a_working_release(tmp_path: Path,
         begin_switch(root, OLD, NEW, 300)  # leftovers do not block the next update
         assert layout.current_version(root) == NEW
     print(f"\n{phase}: {steps} cut points checked in {time.monotonic() - started:.1f} s")
+
+
+def test_planted_symlink_is_not_followed(tmp_path: Path) -> None:
+    """The program runs as root in a directory the daemon's user can write: a symlink
+    planted at the note's temp path is replaced, never written through."""
+    root = make_root(tmp_path)
+    begin_switch(root, OLD, NEW, 300)
+    victim = tmp_path / "victim"
+    victim.write_text("precious\n")
+    (root / f".{layout.NOTE}.tmp").symlink_to(victim)
+    layout.rollback(root, "unit-failed")
+    assert victim.read_text() == "precious\n"
+    assert json.loads((root / layout.NOTE).read_text())["outcome"] == "rolled_back"

@@ -30,6 +30,7 @@ from clgwd.refcloud.server import RefCloud
 from clgwd.store import EventFilter, Store
 from clgwd.system import DaemonHooks, SystemComponent, releases
 from clgwd.system import rollback as layout
+from clgwd.system.errors import ActionInProgress
 from tests.link.harness import enroll_gateway, gateway_config, refcloud, running_gateway
 from tests.system.conftest import wait_until
 from tests.system.fakerelease import fake_bundle, fake_root
@@ -392,3 +393,10 @@ async def test_cli_update_status_json_and_pause(tmp_path: Path,
         events = [e for e in await rig.store.history.query(EventFilter())
                   if e.subject == "automatic updates paused"]
         assert events and events[0].actor == "local:cli"
+
+
+async def test_no_new_update_while_on_trial(tmp_path: Path) -> None:
+    """A release on trial is not replaced by another update before it is confirmed."""
+    async with trial_rig(tmp_path, marker_deadline=60) as rig:
+        with pytest.raises(ActionInProgress, match="still on trial"):
+            await rig.router.call("update.apply", {}, CLI)
