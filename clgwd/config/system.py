@@ -48,6 +48,10 @@ class SystemConfig(StrictModel):
     """A new release must report healthy within this many seconds or it is rolled back."""
     update_max_bytes: Annotated[int, Field(ge=1 << 20, le=4 << 30)] = 512 << 20
     """Largest release bundle downloaded."""
+    os_update_command: Command | None = None
+    """Run (no shell) in each update before the clgwd release step: the image's Debian
+    security updates (unattended-upgrades through its narrow privileged helper). Unset:
+    OS packages are not updated by clgwd."""
     logs_max_bytes: Annotated[int, Field(ge=4096, le=4 * 1024 * 1024)] = 256 * 1024
     """Upper bound of the log lines ``logs.collect`` returns (the newest are kept and
     the answer says ``truncated: true``)."""

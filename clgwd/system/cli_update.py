@@ -75,6 +75,10 @@ def render_status(view: dict[str, Any]) -> str:
         + (" (paused)" if view.get("paused") else ""),
         f"Automatic:       {'paused' if view.get('paused') else 'on'}",
     ]
+    os_update = view.get("last_os_update")
+    if isinstance(os_update, dict):
+        lines.append(f"OS updates:      {_when(os_update.get('finished_at'))}: "
+                     f"{'succeeded' if os_update.get('ok') else 'failed'}")
     if view.get("update_running"):
         lines.append(f"Under way:       {view.get('phase')}")
     trial = view.get("trial")

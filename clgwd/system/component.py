@@ -35,6 +35,7 @@ from clgwd.system.runner import CommandResult, run_command
 from clgwd.system.schedule import UpdateSchedule, next_window, parse_schedule
 from clgwd.system.updates import (
     LAST_CHECK_SETTING,
+    LAST_OS_SETTING,
     LAST_UPDATE_SETTING,
     PAUSED_SETTING,
     UPDATE_FAILED,
@@ -356,6 +357,7 @@ class SystemComponent:
                      else "releases" if self._managed else "unmanaged"),
             "last_update": await settings.get(LAST_UPDATE_SETTING),
             "last_check": await settings.get(LAST_CHECK_SETTING),
+            "last_os_update": await settings.get(LAST_OS_SETTING),
             "next_check": view.get("next_window"),
             "paused": bool(await settings.get(PAUSED_SETTING)),
             "schedule": {k: view[k] for k in ("frequency", "weekdays", "time", "timezone")

@@ -36,11 +36,13 @@ from clgwd.system import releases
 from clgwd.system import rollback as layout
 from clgwd.system.bundle import ReleaseKeyError, load_public_key, runtime_tag
 from clgwd.system.releases import Offer, UpdateFailed
+from clgwd.system.runner import run_command
 
 _LOGGER = logging.getLogger(__name__)
 
 LAST_UPDATE_SETTING: Final = "system.update_last"
 LAST_CHECK_SETTING: Final = "system.update_last_check"
+LAST_OS_SETTING: Final = "system.update_last_os"
 PAUSED_SETTING: Final = "system.update_paused"
 UPDATE_FAILED: Final = "system.update_failed"
 RELEASE_LATEST: Final = "release.latest"
@@ -194,6 +196,7 @@ class ReleaseUpdater:
 
     async def update(self, actor: str) -> None:
         """The whole update, from the check to the restart; failures are recorded."""
+        os_failure = await self._os_updates(actor)
         try:
             self.phase = "checking"
             offer = await self.check(actor)
@@ -224,9 +227,33 @@ class ReleaseUpdater:
         except ClgwdError as err:
             _LOGGER.error("Update failed: %s", err.message)  # noqa: TRY400 - expected
             await self._event(actor, f"update failed: {err.message}")
-            await self._finished(ok=False, message=err.message, version=self.running)
+            message = f"{os_failure}; {err.message}" if os_failure else err.message
+            await self._finished(ok=False, message=message, version=self.running)
         finally:
             self.phase = "idle"
+
+    async def _os_updates(self, actor: str) -> str | None:
+        """The image's OS security updates, in the same window, recorded the same way;
+        returns what failed, if anything."""
+        cfg = self._config().system
+        if cfg.os_update_command is None:
+            return None
+        self.phase = "os-updates"
+        result = await run_command(cfg.os_update_command, cfg.update_timeout)
+        self.phase = "idle"
+        record = {**result.as_json(), "finished_at": time.time()}
+        await self.store.settings.set(LAST_OS_SETTING, record)
+        summary = result.output_tail[-1] if result.ok and result.output_tail else ""
+        subject = (f"OS security updates done{': ' + summary if summary else ''}"
+                   if result.ok else f"OS security updates failed: {result.summary()}")
+        await self._event(actor, subject, extra={"result": result.as_json()})
+        if result.ok:
+            return None
+        failure = f"OS security updates: {result.summary()}"
+        _LOGGER.error("%s", failure)
+        await self.store.alerts.raise_alert(UPDATE_FAILED, Severity.WARNING,
+                                            f"Update failed: {failure}")
+        return failure
 
     async def _release_key(self) -> Ed25519PublicKey:
         path = self._config().system.release_key_file

@@ -246,7 +246,8 @@ def _running(**details: Any) -> ComponentStatus:
 
 @contextlib.asynccontextmanager
 async def trial_rig(tmp: Path, *, marker_deadline: float | None,
-                    note: dict[str, Any] | None = None) -> AsyncIterator[TrialRig]:
+                    note: dict[str, Any] | None = None,
+                    system: dict[str, Any] | None = None) -> AsyncIterator[TrialRig]:
     """The daemon just restarted as ``__version__`` after a switch from 0.0.9."""
     root = await asyncio.to_thread(fake_root, tmp, "0.0.9")
     await asyncio.to_thread(_add_release, root, __version__)
@@ -260,7 +261,8 @@ async def trial_rig(tmp: Path, *, marker_deadline: float | None,
         await asyncio.to_thread(layout.write_json, root / layout.NOTE, note)
     config = parse_config(json.dumps({"state": {"dir": str(tmp / "state")},
                                       "control": {"socket": str(tmp / "control.sock")},
-                                      "system": {"release_root": str(root)}}))
+                                      "system": {"release_root": str(root),
+                                                 **(system or {})}}))
     await asyncio.to_thread((tmp / "state").mkdir, exist_ok=True)
     statuses = {"store": _running(), "link": _running(link_state="backoff")}
     restarts: list[str] = []
@@ -272,9 +274,9 @@ async def trial_rig(tmp: Path, *, marker_deadline: float | None,
     async with Store(config) as store:
         hooks = DaemonHooks(config=lambda: config, config_path=None, reload=reload,
                             restart=restarts.append, statuses=lambda: statuses)
-        system = SystemComponent(store, router, hooks)
-        async with system:
-            yield TrialRig(config, root, store, router, system, statuses, restarts)
+        component = SystemComponent(store, router, hooks)
+        async with component:
+            yield TrialRig(config, root, store, router, component, statuses, restarts)
 
 
 def _add_release(root: Path, version: str) -> None:
@@ -400,3 +402,30 @@ async def test_no_new_update_while_on_trial(tmp_path: Path) -> None:
     async with trial_rig(tmp_path, marker_deadline=60) as rig:
         with pytest.raises(ActionInProgress, match="still on trial"):
             await rig.router.call("update.apply", {}, CLI)
+
+
+@pytest.mark.parametrize(("script", "ok"), [
+    ("echo Reading package lists; echo 3 packages upgraded", True),
+    ("echo dpkg was interrupted >&2; exit 100", False),
+])
+async def test_os_security_updates_run_in_the_same_update(tmp_path: Path, script: str,
+                                                          ok: bool) -> None:
+    """system.os_update_command runs first in every update; its outcome is an event, in
+    update.status, and a failure raises system.update_failed naming the OS step."""
+    async with trial_rig(tmp_path, marker_deadline=None,
+                         system={"os_update_command": ["sh", "-c", script]}) as rig:
+        await rig.router.call("update.apply", {}, CLI)
+        await wait_until(lambda: rig.system.tracker.current.message == "idle")
+        status = await rig.router.call("update.status", {}, CLI)
+        assert status["last_os_update"]["ok"] is ok
+        subjects = await _subjects(rig.store)
+        if ok:
+            assert "OS security updates done: 3 packages upgraded" in subjects
+        else:
+            assert "OS security updates failed: exited with code 100 (dpkg was " \
+                   "interrupted)" in subjects
+            messages = [a.message for a in await rig.store.alerts.active()]
+            assert any("OS security updates" in m for m in messages), messages
+        # the release step still ran after it (no cloud link in this rig)
+        assert any(s.startswith("update failed: this gateway has no cloud link")
+                   for s in subjects)
