@@ -2,8 +2,9 @@
 
     .venv/bin/python bench/update_bench.py
 
-Builds three signed bundles of this checkout with ``clgwd release build`` (1.0.0, a good
-1.1.0, and a 1.2.0 whose daemon raises at start), installs 1.0.0 as a real venv under a
+Builds four signed bundles of this checkout with ``clgwd release build`` (1.0.0, a good
+1.1.0, a 1.2.0 whose daemon raises at start, a 1.3.0 whose cloud link never comes
+online), installs 1.0.0 as a real venv under a
 temporary release root, enrolls it with an in-process reference cloud on 127.0.0.1 and
 runs ``<root>/current/bin/clgwd run`` under a small supervisor that does what the unit
 does: start the current release again after exit 75 (RestartSec shortened to 0.5 s),
@@ -12,7 +13,9 @@ and after ``BURST`` failed starts run the standalone rollback program as
 published (update available; ``update.apply`` stands in for the update window):
 
 * good release: until ``clgwd update status --json`` reports 1.1.0 confirmed healthy;
-* broken release: until 1.1.0 is back and the rollback is recorded.
+* broken release: until 1.1.0 is back and the rollback is recorded;
+* unhealthy release: the same, through the health deadline (``HEALTH_TIMEOUT``, the
+  shortest allowed, 60 s) and the daemon's own rollback.
 
 The baseline measured in the same run is a plain restart of the daemon until healthy,
 so the ratios say what an update costs beyond a restart. All traffic stays on loopback.
@@ -46,9 +49,21 @@ from clgwd.system.bundle import load_public_key
 CHECKOUT = Path(__file__).resolve().parent.parent
 BURST = 3
 RESTART_SEC = 0.5
-OLD, GOOD, BROKEN = "1.0.0", "1.1.0", "1.2.0"
-BROKEN_PATCH = ('    async def run(self) -> int:\n'
-                '        """Run until stopped; returns the process exit code."""\n')
+OLD, GOOD, BROKEN, UNHEALTHY = "1.0.0", "1.1.0", "1.2.0", "1.3.0"
+HEALTH_TIMEOUT = 60
+PATCHES = {
+    # The daemon raises as soon as it runs: a crash loop, then OnFailure=.
+    BROKEN: ("daemon.py", '    async def run(self) -> int:\n'
+                          '        """Run until stopped; returns the process exit code."""\n',
+             '        raise RuntimeError("deliberately broken release (update bench)")\n'),
+    # The daemon runs but its cloud link never comes online: the health deadline.
+    UNHEALTHY: ("link/link.py",
+                "    async def _hello(self, session: Session, enrollment: Enrollment) -> bool:\n",
+                '        await session.close(1002, "deliberately unhealthy release")\n'
+                "        await session.closed.wait()\n"
+                '        await self._back_off("deliberately unhealthy release (update bench)")\n'
+                "        return False\n"),
+}
 
 
 class Supervisor:
@@ -120,11 +135,11 @@ def confirmed(version: str) -> Callable[[dict[str, Any]], bool]:
     return check
 
 
-def rolled_back(to: str) -> Callable[[dict[str, Any]], bool]:
+def rolled_back(frm: str, to: str) -> Callable[[dict[str, Any]], bool]:
     def check(view: dict[str, Any]) -> bool:
         last = view.get("last_update") or {}
         return (view.get("current_version") == to and last.get("ok") is False
-                and "rolled back" in str(last.get("message")))
+                and f"update to {frm} rolled back to {to}" in str(last.get("message")))
     return check
 
 
@@ -139,17 +154,17 @@ async def build(version: str, private: Path, out: Path, source: Path) -> Path:
     return Path(out_text.decode().strip().splitlines()[-1])
 
 
-def broken_source(tmp: Path) -> Path:
-    """A copy of the checkout whose daemon raises as soon as it runs."""
-    copy = tmp / "broken-src"
+def patched_source(tmp: Path, version: str) -> Path:
+    """A copy of the checkout with ``PATCHES[version]`` inserted after its anchor line."""
+    name, anchor, insert = PATCHES[version]
+    copy = tmp / f"src-{version}"
     shutil.copytree(CHECKOUT, copy, ignore=shutil.ignore_patterns(
         ".git", ".venv", "__pycache__", "*.egg-info", ".mypy_cache", ".ruff_cache",
         ".pytest_cache", ".hypothesis", "node_modules"))
-    daemon = copy / "clgwd" / "daemon.py"
-    text = daemon.read_text()
-    assert BROKEN_PATCH in text
-    daemon.write_text(text.replace(BROKEN_PATCH, BROKEN_PATCH + (
-        '        raise RuntimeError("deliberately broken release (update bench)")\n')))
+    module = copy / "clgwd" / name
+    text = module.read_text()
+    assert text.count(anchor) == 1, (name, anchor)
+    module.write_text(text.replace(anchor, anchor + insert))
     return copy
 
 
@@ -173,8 +188,9 @@ async def main() -> None:
             serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
         started = time.monotonic()
         bundles = {v: await build(v, private, tmp / "bundles", src) for v, src in (
-            (OLD, CHECKOUT), (GOOD, CHECKOUT), (BROKEN, broken_source(tmp)))}
-        print(f"built 3 bundles in {time.monotonic() - started:.1f} s "
+            (OLD, CHECKOUT), (GOOD, CHECKOUT), (BROKEN, patched_source(tmp, BROKEN)),
+            (UNHEALTHY, patched_source(tmp, UNHEALTHY)))}
+        print(f"built {len(bundles)} bundles in {time.monotonic() - started:.1f} s "
               f"({bundles[GOOD].stat().st_size / 1e6:.1f} MB each)")
 
         root = tmp / "opt-clgwd"
@@ -199,7 +215,7 @@ async def main() -> None:
             "control": {"socket": str(socket)},
             "cloud": {"url": cloud.url, "enrollment_ca_file": str(cloud.ca_file)},
             "system": {"release_root": str(root), "release_key_file": str(public),
-                       "update_health_timeout": 60}}))
+                       "update_health_timeout": HEALTH_TIMEOUT}}))
         token = tmp / "token"
         token.write_text(await cloud.create_token("acme"))
         enroll = await asyncio.create_subprocess_exec(
@@ -230,12 +246,21 @@ async def main() -> None:
         starts = supervisor.starts
         await publish(cloud, bundles[BROKEN])
         await control_request(socket, "POST", "/v1/command/update.apply", 10, {})
-        await wait_for(socket, rolled_back(GOOD), 600)
+        await wait_for(socket, rolled_back(BROKEN, GOOD), 600)
         back = time.monotonic() - t0
         print(f"update available -> {BROKEN} crash-looped {supervisor.starts - starts - 1} "
               f"times -> rolled back to {GOOD} and answering: {back:.1f} s "
               f"({back / baseline:.1f} x a plain restart)")
         print(f"rollback program said: {supervisor.rollbacks}")
+
+        t0 = time.monotonic()
+        await publish(cloud, bundles[UNHEALTHY])
+        await control_request(socket, "POST", "/v1/command/update.apply", 10, {})
+        await wait_for(socket, rolled_back(UNHEALTHY, GOOD), 600)
+        late = time.monotonic() - t0
+        print(f"update available -> {UNHEALTHY} runs but its link never comes online -> "
+              f"rolled back to {GOOD} at the {HEALTH_TIMEOUT}-s deadline and answering: "
+              f"{late:.1f} s ({late / baseline:.1f} x a plain restart)")
         kept = sorted(p.name for p in (root / "releases").iterdir())
         print(f"releases kept: {kept}; current -> {os.readlink(root / 'current')}")
         await supervisor.stop()

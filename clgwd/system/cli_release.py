@@ -37,6 +37,8 @@ _IGNORED: Final = (".git", ".venv", "venv", "build", "dist", "*.egg-info", "__py
                    "node_modules")
 _VERSION_LINE = re.compile(r'^__version__ = "[^"]*"$', re.M)
 PIP_TIMEOUT: Final = 1800
+DEFAULT_EXTRAS: Final = "fast"
+_EXTRAS = re.compile(r"([a-z0-9_-]+(,[a-z0-9_-]+)*)?")
 
 
 def add_parser(subparsers: Any) -> None:
@@ -56,6 +58,10 @@ def add_parser(subparsers: Any) -> None:
                        help=f"release version (default: the checkout's, {clgwd.__version__})")
     build.add_argument("--source", type=Path, default=None,
                        help="checkout to build (default: the one this clgwd runs from)")
+    build.add_argument("--extras", default=DEFAULT_EXTRAS,
+                       help=f"optional dependency groups to ship, comma-separated, '' for "
+                            f"none (default {DEFAULT_EXTRAS!r}, as the appliance image "
+                            "installs)")
     verify = actions.add_parser(
         "verify", help="check a bundle's signature, manifest and hashes",
         description="Exit 0 when the bundle is signed by the key and every file matches "
@@ -96,7 +102,7 @@ def _build(args: argparse.Namespace) -> int:
         key = load_private_key(args.key)
         source = args.source or default_source()
         with tempfile.TemporaryDirectory(prefix="clgwd-release-") as tmp:
-            wheels = build_wheels(source, version, Path(tmp))
+            wheels = build_wheels(source, version, Path(tmp), args.extras)
             bundle = build_bundle(wheels, version, key, args.out)
     except (BundleInvalid, ReleaseKeyError) as err:
         print(f"release build: {err.message}", file=sys.stderr)
@@ -122,8 +128,10 @@ def default_source() -> Path:
     raise BuildFailed("no checkout found: run from the source tree or pass --source")
 
 
-def build_wheels(source: Path, version: str, work: Path) -> list[Path]:
+def build_wheels(source: Path, version: str, work: Path, extras: str = "") -> list[Path]:
     """Wheels of clgwd ``version`` (built from a copy of ``source``) and its dependencies."""
+    if not _EXTRAS.fullmatch(extras):
+        raise BuildFailed(f"--extras {extras!r}: must be comma-separated group names")
     copy = work / "src"
     shutil.copytree(source, copy, ignore=shutil.ignore_patterns(*_IGNORED))
     init = copy / "clgwd" / "__init__.py"
@@ -133,7 +141,8 @@ def build_wheels(source: Path, version: str, work: Path) -> list[Path]:
     init.write_text(_VERSION_LINE.sub(f'__version__ = "{version}"', text), encoding="utf-8")
     out = work / "wheels"
     result = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--quiet", "--wheel-dir", str(out), str(copy)],
+        [sys.executable, "-m", "pip", "wheel", "--quiet", "--wheel-dir", str(out),
+         f"{copy}[{extras}]" if extras else str(copy)],
         capture_output=True, text=True, timeout=PIP_TIMEOUT, check=False)
     if result.returncode != 0:
         tail = "\n".join((result.stderr or result.stdout).strip().splitlines()[-15:])

@@ -208,14 +208,17 @@ async def install(root: Path, bundle: Path, key: Any, max_bytes: int,
                                f"{manifest.python} on {manifest.machine}; this gateway runs "
                                f"Python {python} on {machine}")
         if not await asyncio.to_thread(layout.is_complete, root, manifest.version):
-            await _build_venv(root, manifest.version, staging / "wheels", config_path)
+            await _build_venv(root, manifest, staging / "wheels", config_path)
     finally:
         await asyncio.to_thread(shutil.rmtree, staging, True)
     return manifest
 
 
-async def _build_venv(root: Path, version: str, wheels: Path,
+async def _build_venv(root: Path, manifest: Manifest, wheels: Path,
                       config_path: Path | None) -> None:
+    """Every wheel of the bundle (clgwd, its dependencies, the shipped extras), and
+    nothing else: no index, no pip configuration."""
+    version = manifest.version
     target = layout.release_dir(root, version)
     await asyncio.to_thread(shutil.rmtree, target, True)  # a half-built one from a cut
     steps: list[tuple[str, list[str]]] = [
@@ -223,7 +226,8 @@ async def _build_venv(root: Path, version: str, wheels: Path,
         ("install the wheels", [str(target / "bin" / "python"), "-m", "pip", "install",
                                 "--no-index", "--find-links", str(wheels), "--no-cache-dir",
                                 "--disable-pip-version-check", "--quiet",
-                                f"clgwd=={version}"]),
+                                *(str(wheels / name.removeprefix("wheels/"))
+                                  for name in sorted(manifest.files))]),
         ("run the new clgwd", [str(target / "bin" / "clgwd"), "version"]),
     ]
     if config_path is not None:

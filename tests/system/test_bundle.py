@@ -347,6 +347,7 @@ def test_cli_build_makes_an_installable_complete_bundle(tmp_path: Path,
     manifest = bundle.verify_bundle(path, key.public_key())
     assert manifest.version == "9.8.7"
     names = {n.split("/")[1].split("-")[0].lower() for n in manifest.files}
-    assert {"clgwd", "aiohttp", "cryptography", "pydantic", "pydantic_core"} <= names
+    assert {"clgwd", "aiohttp", "cryptography", "pydantic", "pydantic_core",
+            "picows"} <= names  # picows: the image's "fast" extra, shipped by default
     assert "wheels/clgwd-9.8.7-py3-none-any.whl" in manifest.files
     assert _cli("verify", str(path), "--key", str(public)).returncode == 0
