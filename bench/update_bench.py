@@ -234,30 +234,25 @@ async def main() -> None:
         baseline = await wait_for(socket, lambda v: v.get("current_version") == OLD, 60)
         print(f"baseline: plain restart until answering again: {baseline:.2f} s")
 
-        t0 = time.monotonic()
-        await publish(cloud, bundles[GOOD])
-        await control_request(socket, "POST", "/v1/command/update.apply", 10, {})
-        await wait_for(socket, confirmed(GOOD), 600)
-        good = time.monotonic() - t0
+        async def timed(version: str, done: Callable[[dict[str, Any]], bool]) -> float:
+            """Publish ``version`` (update available), apply, wait for ``done``."""
+            assert cloud is not None
+            t0 = time.monotonic()
+            await publish(cloud, bundles[version])
+            await control_request(socket, "POST", "/v1/command/update.apply", 10, {})
+            await wait_for(socket, done, 600)
+            return time.monotonic() - t0
+
+        good = await timed(GOOD, confirmed(GOOD))
         print(f"update available -> healthy on {GOOD}: {good:.1f} s "
               f"({good / baseline:.1f} x a plain restart)")
-
-        t0 = time.monotonic()
         starts = supervisor.starts
-        await publish(cloud, bundles[BROKEN])
-        await control_request(socket, "POST", "/v1/command/update.apply", 10, {})
-        await wait_for(socket, rolled_back(BROKEN, GOOD), 600)
-        back = time.monotonic() - t0
+        back = await timed(BROKEN, rolled_back(BROKEN, GOOD))
         print(f"update available -> {BROKEN} crash-looped {supervisor.starts - starts - 1} "
               f"times -> rolled back to {GOOD} and answering: {back:.1f} s "
               f"({back / baseline:.1f} x a plain restart)")
         print(f"rollback program said: {supervisor.rollbacks}")
-
-        t0 = time.monotonic()
-        await publish(cloud, bundles[UNHEALTHY])
-        await control_request(socket, "POST", "/v1/command/update.apply", 10, {})
-        await wait_for(socket, rolled_back(UNHEALTHY, GOOD), 600)
-        late = time.monotonic() - t0
+        late = await timed(UNHEALTHY, rolled_back(UNHEALTHY, GOOD))
         print(f"update available -> {UNHEALTHY} runs but its link never comes online -> "
               f"rolled back to {GOOD} at the {HEALTH_TIMEOUT}-s deadline and answering: "
               f"{late:.1f} s ({late / baseline:.1f} x a plain restart)")
