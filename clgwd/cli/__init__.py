@@ -18,6 +18,8 @@ is heavy (the daemon, the refcloud, a PBX driver) inside the command that needs 
 | ``system`` (+ ``setup_code_info``) | factory-reset, setup-code |
 | ``enroll`` | enroll |
 | ``refcloud`` | refcloud (the reference cloud, for development and the demo) |
+| ``release`` | release build / verify (signed release bundles, offline) |
+| ``update`` | update status / check / apply / pause / resume |
 | ``demo`` | demo (everything on localhost) |
 """
 
@@ -34,9 +36,11 @@ from clgwd.cli import (
     inventory,
     network,
     refcloud,
+    release,
     sync,
     system,
     tunnel,
+    update,
 )
 
 Command = Callable[[argparse.Namespace], int]
@@ -58,6 +62,8 @@ COMMANDS: dict[str, Command] = {
     "refcloud": refcloud.run,
     "demo": demo.run,
     "inventory": inventory.run,
+    "release": release.run,
+    "update": update.run,
 }
 """Command name -> handler; each returns the process exit status."""
 
@@ -78,6 +84,8 @@ def build_parser() -> argparse.ArgumentParser:
     enroll.add_parser(sub)
     refcloud.add_parser(sub)
     inventory.add_parser(sub)
+    release.add_parser(sub)
+    update.add_parser(sub)
     return parser
 
 
