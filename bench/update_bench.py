@@ -57,7 +57,7 @@ PATCHES = {
                           '        """Run until stopped; returns the process exit code."""\n',
              '        raise RuntimeError("deliberately broken release (update bench)")\n'),
     # The daemon runs but its cloud link never comes online: the health deadline.
-    UNHEALTHY: ("link/link.py",
+    UNHEALTHY: ("link/connection.py",
                 "    async def _hello(self, session: Session, enrollment: Enrollment) -> bool:\n",
                 '        await session.close(1002, "deliberately unhealthy release")\n'
                 "        await session.closed.wait()\n"
