@@ -315,7 +315,7 @@ def build_components(daemon: Daemon) -> list[Component]:
     connect_tunnel(link, tunnel)
     system = SystemComponent(store, daemon.commands, DaemonHooks(
         config=lambda: daemon.config, config_path=daemon.config_path, reload=daemon.reload,
-        restart=daemon.request_restart))
+        restart=daemon.request_restart, cloud=link, statuses=daemon.statuses))
     return [
         gate,
         store,

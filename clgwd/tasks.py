@@ -78,6 +78,9 @@ class TaskScope:
                                        name=name or f"clgwd[{self.name}].task")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        # A task cancelled before its first step never starts ``coro``: close it so it
+        # is not reported as "never awaited" (a no-op when it ran).
+        task.add_done_callback(lambda _: coro.close())
         return task
 
     async def _guard(self, coro: Coroutine[Any, Any, Any], name: str) -> None:

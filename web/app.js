@@ -545,12 +545,40 @@
       : 'No automatic updates scheduled.';
     const last = d.last_update;
     $('#update-last').textContent = d.update_running ? 'An update is running now.'
-      : last ? 'Last update: ' + (last.ok ? 'succeeded' : 'failed' + (last.error ? ' (' + last.error + ')' : ' (exit code ' + last.exit_code + ')'))
+      : last ? 'Last update: ' + (last.ok ? 'succeeded' : 'failed' + (last.message || last.error ? ' (' + (last.message || last.error) + ')' : ' (exit code ' + last.exit_code + ')'))
         + ' at ' + new Date(last.finished_at * 1000).toLocaleString() : '';
   }
 
+  /* updates: version, last update/check, next check, pause (docs/updates.md) */
+  function showUpdateStatus(d) {
+    $('#update-version').textContent = 'Current version: ' + d.current_version;
+    const u = d.last_update;
+    $('#update-last-update').textContent = 'Last update: ' + (u ? when(u.finished_at) + ', '
+      + (u.ok ? 'succeeded' : 'failed') + (u.message || u.error ? ' (' + (u.message || u.error) + ')' : '') : 'never');
+    const c = d.last_check;
+    $('#update-last-check').textContent = 'Last check: ' + (!c ? 'never' : when(c.at) + ', '
+      + (!c.ok ? 'failed (' + c.error + ')' : c.available ? 'release ' + c.offered.version + ' available' : (c.note || 'up to date')));
+    $('#update-next-check').textContent = 'Next check: ' + (d.paused ? 'paused'
+      : d.next_check ? d.next_check.local.replace('T', ' ') : 'not scheduled');
+    $('#update-pause').textContent = d.paused ? 'Resume automatic updates' : 'Pause automatic updates';
+    $('#update-pause').dataset.paused = d.paused ? '1' : '';
+  }
+  async function loadUpdateStatus() {
+    const r = await api('GET', '/api/v1/update/status');
+    if (r.ok) showUpdateStatus(r.data); else $('#update-info').hidden = true;
+  }
+  $('#update-pause').addEventListener('click', async () => {
+    const paused = $('#update-pause').dataset.paused === '1';
+    const r = await api('POST', '/api/v1/update/' + (paused ? 'resume' : 'pause'), {});
+    if (!r.ok) { showError('#update-form-err', r); return; }
+    showUpdateStatus(r.data);
+    say(paused ? 'Automatic updates resumed.' : 'Automatic updates paused.');
+  });
+  /* /updates */
+
   async function loadAdvanced() {
     loadTrace();
+    loadUpdateStatus();
     const r = await api('GET', '/api/v1/update/schedule');
     if (isNA(r)) { notAvailable($('#update-na'), r); return; }
     if (!r.ok) { showError('#update-form-err', r); return; }
@@ -573,6 +601,7 @@
       time: $('#utime').value, timezone: $('#utz').value.trim() });
     if (!r.ok) { showError('#update-form-err', r); return; }
     showUpdateState(r.data);
+    loadUpdateStatus();
     say('Update schedule saved.');
   });
 

@@ -19,6 +19,8 @@ is heavy (the daemon, the refcloud, a PBX driver) inside the command that needs 
 | ``system`` (+ ``setup_code_info``) | factory-reset, setup-code |
 | ``enroll`` | enroll |
 | ``refcloud`` | refcloud (the reference cloud, for development and the demo) |
+| ``release`` | release build / verify (signed release bundles, offline) |
+| ``update`` | update status / check / apply / pause / resume |
 | ``demo`` | demo (everything on localhost) |
 """
 
@@ -35,10 +37,12 @@ from clgwd.cli import (
     inventory,
     network,
     refcloud,
+    release,
     sync,
     system,
     trunk,
     tunnel,
+    update,
 )
 
 Command = Callable[[argparse.Namespace], int]
@@ -61,6 +65,8 @@ COMMANDS: dict[str, Command] = {
     "demo": demo.run,
     "inventory": inventory.run,
     "trunk": trunk.run,
+    "release": release.run,
+    "update": update.run,
 }
 """Command name -> handler; each returns the process exit status."""
 
@@ -82,6 +88,8 @@ def build_parser() -> argparse.ArgumentParser:
     refcloud.add_parser(sub)
     inventory.add_parser(sub)
     trunk.add_parser(sub)
+    release.add_parser(sub)
+    update.add_parser(sub)
     return parser
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import datetime as dt
 import logging
 import signal
@@ -29,14 +30,32 @@ def add_parser(sub: Subparsers) -> None:
                         help="how many gateways may enroll with that token (1)")
     parser.add_argument("--cert-lifetime-hours", type=float, default=168.0,
                         help="client certificate lifetime (168 = 7 days)")
+    parser.add_argument("--release-key", type=Path, default=None,
+                        help="Ed25519 release public key (PEM) to give gateways at "
+                             "enrollment (docs/updates.md)")
+
+
+def _raw_key_b64(path: Path) -> str:
+    """Base64 of the raw 32-byte Ed25519 public key in a PEM file."""
+    from cryptography.hazmat.primitives import serialization  # noqa: PLC0415 - this command
+
+    from clgwd.system.bundle import ReleaseKeyError, load_public_key  # noqa: PLC0415
+
+    try:
+        key = load_public_key(path)
+    except ReleaseKeyError as err:
+        raise SystemExit(f"refcloud --release-key: {err.message}") from None
+    return base64.b64encode(key.public_bytes(serialization.Encoding.Raw,
+                                             serialization.PublicFormat.Raw)).decode()
 
 
 def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    return asyncio.run(_serve(args))
+    release_key = _raw_key_b64(args.release_key) if args.release_key is not None else None
+    return asyncio.run(_serve(args, release_key))
 
 
-async def _serve(args: argparse.Namespace) -> int:
+async def _serve(args: argparse.Namespace, release_key: str | None) -> int:
     from clgwd.refcloud.server import RefCloud  # noqa: PLC0415 - only this command
 
     stop = asyncio.Event()
@@ -46,6 +65,7 @@ async def _serve(args: argparse.Namespace) -> int:
     lifetime = dt.timedelta(hours=args.cert_lifetime_hours)
     async with RefCloud(args.dir, args.host, args.port, cert_lifetime=lifetime,
                         view_port=args.view_port) as cloud:
+        cloud.release_key = release_key
         token = await cloud.create_token(args.account, uses=args.token_uses)
         print_banner([
             f"clgwd reference cloud: {cloud.url}/   view: {cloud.view_url}/",

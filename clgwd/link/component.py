@@ -4,13 +4,16 @@ The connection itself is supervised by ``LinkSupervisor`` (``clgwd.link.connecti
 the base of ``CloudLink``; outbox delivery is ``clgwd.link.delivery`` and certificate
 renewal ``clgwd.link.renewal``. ``CloudLink`` registers ``status.report``,
 ``cloud.status`` and ``cloud.enroll`` with the router and routes the cloud's requests
-to the router's handlers (idempotency keys for mutating ones).
+to the router's handlers (idempotency keys for mutating ones). It also carries the
+system part's requests to the cloud (``release.latest`` and the mutual-TLS context of
+release downloads, docs/updates.md).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 import time
 from collections.abc import Callable, Mapping
 from typing import Any, Final, Self
@@ -37,10 +40,10 @@ from clgwd.link.connection import (
 from clgwd.link.enroll import enroll
 from clgwd.link.idempotency import IdempotencyStore
 from clgwd.link.identity import Enrollment, IdentityError
-from clgwd.link.local import CloudNotConfigured, enroll_params, status_view
+from clgwd.link.local import CloudNotConfigured, CloudUnavailable, enroll_params, status_view
 from clgwd.metrics import Metrics
 from clgwd.protocol import rpc as p
-from clgwd.protocol.channel import BinaryEndpoint
+from clgwd.protocol.channel import BinaryEndpoint, LinkDown
 from clgwd.protocol.rpc import RpcFailed
 from clgwd.store import OutboxFullError, Severity, Store
 from clgwd.store.outbox import NEAR_FULL_RATIO
@@ -147,6 +150,33 @@ class CloudLink(LinkSupervisor):
         return status_view(state=self.state.value, enrollment=enrollment,
                            cloud_url=self._config.cloud.url, since=current.since,
                            message=current.message, alert=alert)
+
+    # -- requests for the system part (release updates, docs/updates.md) ---------------
+
+    async def cloud_request(self, method: str, params: dict[str, Any]) -> Any:
+        """One gateway-to-cloud request on the current connection (``release.latest``)."""
+        session = self._current
+        if session is None or self.state != LinkState.ONLINE:
+            raise CloudUnavailable(f"the cloud link is {self.state.value.replace('_', ' ')}")
+        try:
+            return await session.request(method, params, self._config.cloud.request_timeout)
+        except RpcFailed as err:
+            raise CloudUnavailable(f"the cloud refused {method}: {err.error.message}") from None
+        except (LinkDown, TimeoutError) as err:
+            raise CloudUnavailable(f"{method}: the cloud link dropped ({type(err).__name__})"
+                                   ) from None
+
+    async def cloud_tls(self) -> tuple[str, ssl.SSLContext]:
+        """The enrolled cloud URL and a mutual-TLS context for downloads from it."""
+        enrollment = await self._load_enrollment()
+        if enrollment is None:
+            raise CloudUnavailable("the gateway is not enrolled with the cloud")
+        return enrollment.cloud_url, await asyncio.to_thread(self.files.client_ssl_context)
+
+    async def enrolled_release_key(self) -> str:
+        """Base64 Ed25519 release key delivered at enrollment, or ""."""
+        enrollment = await self._load_enrollment()
+        return enrollment.release_key if enrollment is not None else ""
 
     def info(self) -> dict[str, Any]:
         """What the status page shows about the link."""

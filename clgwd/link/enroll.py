@@ -30,6 +30,8 @@ _LOGGER = logging.getLogger(__name__)
 ENROLL_TIMEOUT: Final = 30.0
 TUNNEL_AUTHORITY_FIELD: Final = "tunnel_authority_key"
 """Enrollment answer field: the key that signs tunnel stream tickets (protocol.md §2)."""
+RELEASE_KEY_FIELD: Final = "release_key"
+"""Enrollment answer field: the key that signs release bundles (docs/updates.md)."""
 
 
 class EnrollmentRejected(ClgwdError):
@@ -66,8 +68,9 @@ async def enroll(state_dir: Path, cloud_url: str, account_id: str, token: Secret
     if not isinstance(cert, str) or not isinstance(ca, str):
         raise EnrollmentFailed("the cloud's enrollment answer lacks certificate or ca")
     tunnel_key = _tunnel_authority_key(answer.get(TUNNEL_AUTHORITY_FIELD))
+    release_key = _ed25519_b64(answer.get(RELEASE_KEY_FIELD), RELEASE_KEY_FIELD)
     enrollment = await asyncio.to_thread(files.store_certificate, cert, ca, account_id,
-                                         cloud_url, tunnel_key)
+                                         cloud_url, tunnel_key, release_key)
     _LOGGER.info("Enrolled as %s in account %s; certificate valid until %s",
                  enrollment.gateway_id, account_id, enrollment.not_after.isoformat())
     return enrollment
@@ -75,6 +78,11 @@ async def enroll(state_dir: Path, cloud_url: str, account_id: str, token: Secret
 
 def _tunnel_authority_key(value: object) -> str:
     """The optional tunnel-authority public key: absent = "", else 32 raw bytes base64."""
+    return _ed25519_b64(value, TUNNEL_AUTHORITY_FIELD)
+
+
+def _ed25519_b64(value: object, field: str) -> str:
+    """An optional Ed25519 public key: absent = "", else 32 raw bytes in base64."""
     if value is None:
         return ""
     if isinstance(value, str):
@@ -83,7 +91,7 @@ def _tunnel_authority_key(value: object) -> str:
                 return value
         except binascii.Error:
             pass
-    raise EnrollmentFailed(f"the cloud's {TUNNEL_AUTHORITY_FIELD} is not the base64 of a "
+    raise EnrollmentFailed(f"the cloud's {field} is not the base64 of a "
                            "32-byte Ed25519 public key")
 
 

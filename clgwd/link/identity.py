@@ -53,6 +53,8 @@ class Enrollment:
     not_after: dt.datetime
     tunnel_authority_key: str = ""
     """Base64 raw Ed25519 public key of the cloud's tunnel authority, if it sent one."""
+    release_key: str = ""
+    """Base64 raw Ed25519 public key that signs release bundles, if the cloud sent one."""
 
     @property
     def renew_at(self) -> dt.datetime:
@@ -111,9 +113,9 @@ class IdentityFiles:
                .sign(key, hashes.SHA256()))
         return csr.public_bytes(serialization.Encoding.PEM).decode()
 
-    def store_certificate(self, cert_pem: str, ca_pem: str, account_id: str,
-                          cloud_url: str, tunnel_authority_key: str | None = None
-                          ) -> Enrollment:
+    def store_certificate(self, cert_pem: str, ca_pem: str, account_id: str,  # noqa: PLR0917
+                          cloud_url: str, tunnel_authority_key: str | None = None,
+                          release_key: str | None = None) -> Enrollment:
         """Check the cert matches our key and CA, then replace the files atomically.
 
         ``tunnel_authority_key`` (enrollment only; renewals pass None) replaces the stored
@@ -129,6 +131,8 @@ class IdentityFiles:
         meta.update(account_id=account_id, cloud_url=cloud_url)
         if tunnel_authority_key is not None:
             meta["tunnel_authority_key"] = tunnel_authority_key
+        if release_key is not None:
+            meta["release_key"] = release_key
         self._write_meta(meta)
         return self._enrollment(cert, meta)
 
@@ -169,9 +173,11 @@ class IdentityFiles:
                 and isinstance(url, str)):
             raise IdentityError(f"{self.meta} is incomplete; enroll the gateway again")
         tunnel_key = meta.get("tunnel_authority_key", "")
+        release_key = meta.get("release_key", "")
         return Enrollment(gateway_id, account_id, url, cert.not_valid_before_utc,
                           cert.not_valid_after_utc,
-                          tunnel_key if isinstance(tunnel_key, str) else "")
+                          tunnel_key if isinstance(tunnel_key, str) else "",
+                          release_key if isinstance(release_key, str) else "")
 
     def _load_key(self) -> ec.EllipticCurvePrivateKey:
         mode = self.key.stat().st_mode & 0o077

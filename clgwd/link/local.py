@@ -32,6 +32,13 @@ class InvalidEnrollment(ClgwdError):
     http_status = 422
 
 
+class CloudUnavailable(ClgwdError):
+    """A request to the cloud for another part (an update check) could not be made."""
+
+    code = "cloud_unavailable"
+    http_status = 503
+
+
 class CloudNotConfigured(ClgwdError):
     """``cloud.url`` is not set, so there is nowhere to enroll."""
 

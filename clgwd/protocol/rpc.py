@@ -33,6 +33,9 @@ IDEMPOTENCY_PARAM: Final = "idempotency_key"
 HELLO: Final = "hello"
 EVENT_PUSH: Final = "event.push"
 CERT_RENEW: Final = "cert.renew"
+RELEASE_LATEST: Final = "release.latest"
+RELEASES_PATH: Final = "/v1/releases/"
+"""Release bundles are downloaded from ``<cloud>/v1/releases/<version>`` (mutual TLS)."""
 # Cloud -> gateway notification.
 GOAWAY: Final = "goaway"
 # Cloud -> gateway commands (the gateway's command router owns their handlers).

@@ -29,6 +29,7 @@ from clgwd.protocol.sockopts import tune_link_socket
 from clgwd.refcloud import view
 from clgwd.refcloud.ca import CertificateAuthority, CsrRejected, gateway_id_from_der
 from clgwd.refcloud.hub import LAUNCH_MODES, LaunchError, TunnelHub
+from clgwd.refcloud.releases import ReleaseRejected, ReleaseShelf
 from clgwd.refcloud.sessions import GatewaySession, SessionClosed, Tap
 from clgwd.refcloud.store import CloudStore, TokenRejected
 
@@ -84,6 +85,9 @@ class RefCloud:
         drive the raw binary lane themselves)."""
         self.tunnels = TunnelHub(directory)
         """Tunnel authority (key in ``tunnel-authority.key``), per-gateway muxes, Launches."""
+        self.releases = ReleaseShelf(directory)
+        self.release_key: str | None = None
+        """Base64 raw Ed25519 release public key given to gateways at enrollment."""
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -248,6 +252,9 @@ class RefCloud:
             web.post("/api/gateways/{gid}/tunnels/{name}/start", self._api_tunnel_start),
             web.post("/api/gateways/{gid}/tunnels/{name}/stop", self._api_tunnel_stop),
             web.post("/api/gateways/{gid}/tunnels/{name}/launch", self._api_tunnel_launch),
+            web.post("/api/releases", self._api_release_upload),
+            web.get("/api/releases", self._api_releases),
+            web.get(p.RELEASES_PATH + "{version}", self._release_download),
         ])
         return app
 
@@ -294,6 +301,8 @@ class RefCloud:
         answer = {"gateway_id": gateway_id, "certificate": issued.pem, "ca": self.ca.cert_pem,
                   "not_after": issued.not_after.timestamp(),
                   "tunnel_authority_key": self.tunnels.authority.public_key_b64}
+        if self.release_key is not None:
+            answer["release_key"] = self.release_key
         self.record("enroll", json.dumps(answer))
         return web.json_response(answer)
 
@@ -485,6 +494,34 @@ class RefCloud:
         after = request.query.get("reconnect_after_ms", "0")
         await session.goaway(int(after) if after.isdigit() else 0, "operator request")
         return web.json_response({"goaway": session.gateway_id})
+
+    # -- releases (docs/updates.md) ------------------------------------------------------
+
+    async def _api_release_upload(self, request: web.Request) -> web.Response:
+        """Publish a bundle: the body is the file; ``?rollback=true`` marks it as a
+        release gateways may downgrade to."""
+        self._check_admin(request)
+        rollback = request.query.get("rollback", "false") == "true"
+        try:
+            entry = await self.releases.publish(request.content.iter_chunked(1 << 16),
+                                                rollback)
+        except ReleaseRejected as err:
+            return _error(400, str(err))
+        _LOGGER.info("Published release %s (%d bytes)", entry["version"], entry["size"])
+        return web.json_response(entry)
+
+    async def _api_releases(self, request: web.Request) -> web.Response:
+        return web.json_response(await self.releases.releases())
+
+    async def _release_download(self, request: web.Request) -> web.StreamResponse:
+        """The bundle for enrolled gateways only (client certificate); Range works."""
+        who = await self._authenticate(request)
+        if isinstance(who, web.Response):
+            return who
+        path = await self.releases.file(request.match_info["version"])
+        if path is None:
+            return _error(404, "no such release")
+        return web.FileResponse(path)
 
     async def _api_token(self, request: web.Request) -> web.Response:
         self._check_admin(request)

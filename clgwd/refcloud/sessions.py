@@ -171,6 +171,9 @@ class GatewaySession:
             return await self._event_push(request.params)
         if request.method == p.CERT_RENEW:
             return await self.cloud.renew(self.gateway_id, request.params.get("csr"))
+        if request.method == p.RELEASE_LATEST:
+            return {"release": await self.cloud.releases.latest(
+                request.params.get("python"), request.params.get("machine"))}
         raise p.rpc_failed(p.METHOD_NOT_FOUND, f"unknown method {request.method!r}",
                            "unknown_method")
 

@@ -16,12 +16,12 @@ import datetime as dt
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, Self
 
 from clgwd.commands import CommandContext, CommandRouter
-from clgwd.component import ComponentState, StatusTracker
+from clgwd.component import ComponentState, ComponentStatus, StatusTracker
 from clgwd.config import ClgwdConfig
 from clgwd.errors import ClgwdError
 from clgwd.logbuffer import LogBuffer, shared_buffer
@@ -37,14 +37,21 @@ from clgwd.system.errors import (
 from clgwd.system.runner import CommandResult, run_command
 from clgwd.system.schedule import UpdateSchedule, next_window, parse_schedule
 from clgwd.system.site import Site
+from clgwd.system.updates import (
+    LAST_CHECK_SETTING,
+    LAST_OS_SETTING,
+    LAST_UPDATE_SETTING,
+    PAUSED_SETTING,
+    UPDATE_FAILED,
+    CloudReleases,
+    ReleaseUpdater,
+)
 from clgwd.tasks import TaskScope, wait_at_most
 
 _LOGGER = logging.getLogger(__name__)
 
 SCHEDULE_SETTING: Final = "system.update_schedule"
-LAST_UPDATE_SETTING: Final = "system.update_last"
 REBOOT_FAILED: Final = "system.reboot_failed"
-UPDATE_FAILED: Final = "system.update_failed"
 SCHEDULER_MAX_SLEEP: Final = 60.0
 """The scheduler re-checks the clock at least this often (suspend, clock steps)."""
 CONFIRM_WORD: Final = "revert"
@@ -59,6 +66,10 @@ class DaemonHooks:
     reload: Callable[[], Awaitable[dict[str, Any]]]
     restart: Callable[[str], None]
     """Stop the process with the exit code systemd restarts on."""
+    cloud: CloudReleases | None = None
+    """The link, for signed release updates (``release.latest``, downloads)."""
+    statuses: Callable[[], Mapping[str, ComponentStatus]] = field(default=dict)
+    """Every component's status: a new release is healthy when all run."""
 
 
 def _utcnow() -> dt.datetime:
@@ -85,12 +96,21 @@ class SystemComponent:
         self._wake = asyncio.Event()
         self._config_lock = asyncio.Lock()
         self.site = Site(store)
+        self.updater = ReleaseUpdater(store, config=hooks.config, cloud=hooks.cloud,
+                                      statuses=hooks.statuses, restart=hooks.restart,
+                                      config_path=hooks.config_path)
+        self._managed = False
+        """The gateway runs from a release root: signed release updates."""
         for method, handler, mutating in (
                 ("system.reboot", self._cmd_reboot, True),
                 ("system.factory_reset", self._cmd_factory_reset, True),
                 ("update.schedule.get", self._cmd_schedule_get, False),
                 ("update.schedule", self._cmd_schedule_set, True),
                 ("update.apply", self._cmd_update_apply, True),
+                ("update.status", self._cmd_update_status, False),
+                ("update.check", self._cmd_update_check, True),
+                ("update.pause", self._cmd_update_pause, True),
+                ("update.resume", self._cmd_update_resume, True),
                 ("logs.collect", self._cmd_logs, False),
                 ("config.get", self._cmd_config_get, False),
                 ("config.set", self._cmd_config_set, True),
@@ -111,6 +131,11 @@ class SystemComponent:
         try:
             await self._record_finished_reset()
             self._schedule = await self._load_schedule()
+            self._managed = await asyncio.to_thread(self.updater.managed)
+            await self.updater.startup()
+            if self.updater.trial is not None:
+                self.scope.create_task(self.updater.watch_trial(),
+                                       name="clgwd[system].update-trial")
         except BaseException:
             await self.scope.__aexit__(None, None, None)
             self.log_ring.detach()
@@ -154,6 +179,7 @@ class SystemComponent:
 
     async def apply_config(self, config: ClgwdConfig) -> None:
         """Commands and timeouts are read from the running config at each use."""
+        self._managed = await asyncio.to_thread(self.updater.managed)
         self._update_status()
 
     def wake(self) -> None:
@@ -243,7 +269,7 @@ class SystemComponent:
     async def _cmd_schedule_set(self, params: Mapping[str, Any], ctx: CommandContext) -> Any:
         schedule = None
         if params:
-            if self.config.system.update_command is None:
+            if not self._updates_managed():
                 raise UpdatesUnmanaged(_UNMANAGED)
             schedule = await asyncio.to_thread(parse_schedule, params)
         async with self.store.db.transaction() as tx:
@@ -278,6 +304,11 @@ class SystemComponent:
         return await self._start_update(ctx.actor)
 
     async def _scheduled_update(self, window: dt.datetime) -> None:
+        if await self.store.settings.get(PAUSED_SETTING):
+            await self._record("system:update-schedule", Action.OTHER,
+                               "update window skipped: automatic updates are paused",
+                               asset="Gateway software")
+            return
         try:
             await self._start_update("system:update-schedule")
         except ClgwdError as err:
@@ -285,6 +316,14 @@ class SystemComponent:
 
     async def _start_update(self, actor: str) -> dict[str, Any]:
         command = self.config.system.update_command
+        if command is None and self._managed:
+            if self.updater.trial is not None:
+                raise ActionInProgress(f"cannot start an update: release "
+                                       f"{self.updater.running} is still on trial")
+            self._claim("update")
+            self.scope.create_task(self._run_release_update(actor),
+                                   name="clgwd[system].update")
+            return {"state": "started", "started_at": time.time()}
         if command is None:
             raise UpdatesUnmanaged(_UNMANAGED)
         self._claim("update")
@@ -301,6 +340,67 @@ class SystemComponent:
         finally:
             self._release()
             self._update_status()
+
+    async def _run_release_update(self, actor: str) -> None:
+        try:
+            await self.updater.update(actor)
+        finally:
+            self._release()
+
+    def _updates_managed(self) -> bool:
+        return self.config.system.update_command is not None or self._managed
+
+    async def _cmd_update_status(self, params: Mapping[str, Any], ctx: CommandContext) -> Any:
+        _no_params(params, ())
+        return await self.update_status()
+
+    async def update_status(self) -> dict[str, Any]:
+        """The page's and ``clgwd update status``'s view (docs/updates.md)."""
+        view = await self._schedule_view()
+        settings = self.store.settings
+        return {
+            "current_version": self.updater.running,
+            "managed": self._updates_managed(),
+            "mode": ("command" if self.config.system.update_command is not None
+                     else "releases" if self._managed else "unmanaged"),
+            "last_update": await settings.get(LAST_UPDATE_SETTING),
+            "last_check": await settings.get(LAST_CHECK_SETTING),
+            "last_os_update": await settings.get(LAST_OS_SETTING),
+            "next_check": view.get("next_window"),
+            "paused": bool(await settings.get(PAUSED_SETTING)),
+            "schedule": {k: view[k] for k in ("frequency", "weekdays", "time", "timezone")
+                         if k in view} or None,
+            "update_running": self._pending == "update",
+            "phase": self.updater.phase,
+            "trial": self.updater.trial,
+        }
+
+    async def _cmd_update_check(self, params: Mapping[str, Any], ctx: CommandContext) -> Any:
+        _no_params(params, ())
+        if not self._managed:
+            raise UpdatesUnmanaged(_UNMANAGED)
+        offer = await self.updater.check(ctx.actor)
+        return {"available": offer is not None,
+                "release": offer.as_json() if offer else None,
+                "last_check": await self.store.settings.get(LAST_CHECK_SETTING)}
+
+    async def _cmd_update_pause(self, params: Mapping[str, Any], ctx: CommandContext) -> Any:
+        return await self._set_paused(params, ctx, paused=True)
+
+    async def _cmd_update_resume(self, params: Mapping[str, Any], ctx: CommandContext) -> Any:
+        return await self._set_paused(params, ctx, paused=False)
+
+    async def _set_paused(self, params: Mapping[str, Any], ctx: CommandContext, *,
+                          paused: bool) -> Any:
+        _no_params(params, ())
+        async with self.store.db.transaction() as tx:
+            await self.store.settings.set_in(tx, PAUSED_SETTING, paused)
+            await self.store.history.record(tx, Event(
+                actor=ctx.actor, action=Action.EDIT, asset="Update schedule",
+                subject="automatic updates paused" if paused else "automatic updates resumed",
+                properties_changed=("paused",)))
+        self.wake()
+        return await self.update_status()
 
     async def _finish_update(self, actor: str, result: CommandResult) -> None:
         record = {**result.as_json(), "actor": actor, "finished_at": time.time()}
@@ -426,7 +526,7 @@ class SystemComponent:
         message = f"{self._pending} under way" if self._pending else "idle"
         self.tracker.set(ComponentState.RUNNING, message,
                          update_schedule=_describe(self._schedule),
-                         updates_managed=self.config.system.update_command is not None)
+                         updates_managed=self._updates_managed())
 
 
 _UNMANAGED: Final = ("updates are managed by the gateway image: system.update_command is "

@@ -41,6 +41,7 @@ REMOTE_FORBIDDEN: Final = (
     "network.ports",           # port changes need commit-confirm: use network.apply
     "pbx.ldap.ca_file",
     "pbx.file.path",
+    "monitor.mqtt.ca_file",
 )
 """Config keys (and sections) ``config.set`` refuses to change; docs/config-system.md."""
 

@@ -15,7 +15,7 @@ import os
 import signal
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -59,14 +59,16 @@ class CommandResult:
         return f"exited with code {self.exit_code} ({last})"
 
 
-async def run_command(argv: Sequence[str], limit: float) -> CommandResult:
+async def run_command(argv: Sequence[str], limit: float, *,
+                      env: Mapping[str, str] | None = None) -> CommandResult:
     """Run ``argv`` to completion (or ``limit`` seconds); never raises for a failing command."""
     started = time.monotonic()
     tail: deque[str] = deque(maxlen=TAIL_LINES)
     try:
         proc = await asyncio.create_subprocess_exec(
             *argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT, start_new_session=True)
+            stderr=asyncio.subprocess.STDOUT, start_new_session=True,
+            env=dict(env) if env is not None else None)
     except OSError as err:
         return CommandResult(tuple(argv), None, (), time.monotonic() - started,
                              f"cannot start {argv[0]}: {err.strerror or err}")

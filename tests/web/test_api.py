@@ -337,6 +337,27 @@ async def test_update_schedule_validates_time_zone(update_gateway: Gateway,
     assert answer["next_window"]["local"].endswith(("T02:30-05:00", "T02:30-04:00"))
 
 
+async def test_update_status_pause_and_resume(update_gateway: Gateway,
+                                             client: aiohttp.ClientSession) -> None:
+    """The Advanced page's update facts and its Pause/Resume control (docs/updates.md)."""
+    gateway = update_gateway
+    csrf = await setup_admin(client, gateway)
+    status, view = await _req(client, gateway, csrf, "GET", "/api/v1/update/status")
+    assert status == 200
+    assert {"current_version", "last_update", "last_check", "next_check",
+            "paused"} <= set(view)
+    assert view["paused"] is False and view["mode"] == "command"
+    status, view = await _req(client, gateway, csrf, "POST", "/api/v1/update/pause", {})
+    assert status == 200 and view["paused"] is True
+    status, view = await _req(client, gateway, csrf, "GET", "/api/v1/update/status")
+    assert view["paused"] is True
+    status, view = await _req(client, gateway, csrf, "POST", "/api/v1/update/resume", {})
+    assert status == 200 and view["paused"] is False
+    status, _answer = await _req(client, gateway, csrf, "POST", "/api/v1/update/pause",
+                                {"now": True})
+    assert status == 422
+
+
 async def test_onboarding_complete_with_every_part_present(
         cloud_gateway: Gateway, client: aiohttp.ClientSession) -> None:
     """The real cloud link (enrolled with the reference cloud), PBX sync and tunnel

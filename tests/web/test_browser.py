@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from clgwd import __version__
 from clgwd.cli.demo import sample_directory
 from clgwd.commands import CommandContext
 from clgwd.net.component import NetworkComponent
@@ -64,6 +65,16 @@ async def _tab_to(page: Any, selector: str, limit: int = 80) -> None:
             return
         await page.keyboard.press("Tab")
     raise AssertionError(f"{selector} cannot be reached with Tab")
+
+
+async def _first_visit(page: Any, gw: Gateway) -> None:
+    """Open the page and do the first-visit setup (setup code, admin password)."""
+    await page.goto(f"{gw.base}/")
+    await page.fill("#setup-code", gw.setup_code)
+    await page.fill("#setup-pw", PASSWORD)
+    await page.fill("#setup-pw2", PASSWORD)
+    await page.click("#setup-form button[type=submit]")
+    await page.wait_for_selector("#view-gateway:not([hidden])")
 
 
 async def _goto(page: Any, gw: Gateway, view: str) -> None:
@@ -267,6 +278,32 @@ async def _deployment_and_advanced(page: Any, gw: Gateway, axe: str) -> None:
     await shot(page, "07-advanced")
 
 
+async def test_advanced_page_update_facts_and_pause(update_gateway: Gateway,
+                                                    browser: Any, axe: str) -> None:
+    """The Advanced page shows the version, last update, last and next check, and
+    pauses and resumes automatic updates (docs/updates.md)."""
+    gateway = update_gateway
+    context, page, csp_errors = await _page(browser)
+    await _first_visit(page, gateway)
+    await _goto(page, gateway, "advanced")
+    await page.wait_for_selector(f"#update-version:has-text('Current version: {__version__}')")
+    assert await page.text_content("#update-last-update") == "Last update: never"
+    assert await page.text_content("#update-last-check") == "Last check: never"
+    assert await page.text_content("#update-next-check") == "Next check: not scheduled"
+    await page.click("#update-pause")
+    await page.wait_for_selector("#toast:has-text('Automatic updates paused')")
+    await page.wait_for_selector("#update-next-check:has-text('paused')")
+    assert await page.text_content("#update-pause") == "Resume automatic updates"
+    await check_axe(page, axe, "advanced-updates-paused")
+    await page.reload()
+    await page.wait_for_selector("#update-pause:has-text('Resume automatic updates')")
+    await page.click("#update-pause")
+    await page.wait_for_selector("#toast:has-text('Automatic updates resumed')")
+    assert await page.text_content("#update-next-check") == "Next check: not scheduled"
+    assert csp_errors == []
+    await context.close()
+
+
 async def test_advanced_page_schedule_reboot_and_reset(update_gateway: Gateway,
                                                        browser: Any, axe: str,
                                                        tmp_path: Path) -> None:
@@ -275,12 +312,7 @@ async def test_advanced_page_schedule_reboot_and_reset(update_gateway: Gateway,
     reset refused for a wrong word (by the page and by the server), done for ``revert``."""
     gateway = update_gateway
     context, page, csp_errors = await _page(browser)
-    await page.goto(f"{gateway.base}/")
-    await page.fill("#setup-code", gateway.setup_code)
-    await page.fill("#setup-pw", PASSWORD)
-    await page.fill("#setup-pw2", PASSWORD)
-    await page.click("#setup-form button[type=submit]")
-    await page.wait_for_selector("#view-gateway:not([hidden])")
+    await _first_visit(page, gateway)
     await _goto(page, gateway, "advanced")
     await page.wait_for_selector("#update-next:has-text('No automatic updates scheduled')")
     await page.select_option("#frequency", "weekly")
@@ -539,12 +571,7 @@ async def test_port_change_confirmed_from_the_link(netns_gateway: tuple[Gateway,
     namespace), shows the confirm link, and opening it confirms the change."""
     gateway, ns = netns_gateway
     context, page, csp_errors = await _page(browser)
-    await page.goto(f"{gateway.base}/")
-    await page.fill("#setup-code", gateway.setup_code)
-    await page.fill("#setup-pw", PASSWORD)
-    await page.fill("#setup-pw2", PASSWORD)
-    await page.click("#setup-form button[type=submit]")
-    await page.wait_for_selector("#view-gateway:not([hidden])")
+    await _first_visit(page, gateway)
     await page.wait_for_function(  # the page filled in the port from network.get
         "() => document.querySelector('#ip').value === '198.18.0.30'")
     assert await page.input_value("#mask") == "255.255.255.0"

@@ -46,6 +46,21 @@ async def put_update_schedule(request: web.Request) -> web.Response:
     return reply(await call(request, "update.schedule", body.model_dump()))
 
 
+# Updates: version, last update/check, next check, pause (docs/updates.md).
+async def get_update_status(request: web.Request) -> web.Response:
+    return reply(await call(request, "update.status", {}))
+
+
+async def post_update_pause(request: web.Request) -> web.Response:
+    await parse_body(request, models.Empty)
+    return reply(await call(request, "update.pause", {}))
+
+
+async def post_update_resume(request: web.Request) -> web.Response:
+    await parse_body(request, models.Empty)
+    return reply(await call(request, "update.resume", {}))
+
+
 async def get_support_bundle(request: web.Request) -> web.StreamResponse:
     svc = services(request)
     logs = await section(request, "logs.collect", {"since_hours": 24})
@@ -104,6 +119,13 @@ ROUTES: Final = (
           router_methods=("update.schedule.get",)),
     Route("PUT", "/api/v1/update/schedule", put_update_schedule, "Set the update schedule",
           models.UpdateSchedule, router_methods=("update.schedule",)),
+    Route("GET", "/api/v1/update/status", get_update_status,
+          "Software version, last update, last and next check, pause",
+          router_methods=("update.status",)),
+    Route("POST", "/api/v1/update/pause", post_update_pause, "Pause automatic updates",
+          models.Empty, router_methods=("update.pause",)),
+    Route("POST", "/api/v1/update/resume", post_update_resume, "Resume automatic updates",
+          models.Empty, router_methods=("update.resume",)),
     Route("GET", "/api/v1/support-bundle", get_support_bundle,
           "Support bundle (tar.gz, secrets redacted)",
           router_methods=("logs.collect", "trace.status"),
