@@ -365,7 +365,7 @@ def format_sync_result(body: dict[str, Any]) -> str:
 
 
 def cmd_preflight(args: argparse.Namespace) -> int:
-    from clgwd.net.preflight import render_report, run_preflight  # noqa: PLC0415
+    from clgwd.net.preflight import local_targets, render_report, run_preflight  # noqa: PLC0415
 
     if args.local:
         try:
@@ -373,7 +373,11 @@ def cmd_preflight(args: argparse.Namespace) -> int:
         except ConfigError as err:
             print(err.render(), file=sys.stderr)
             return EXIT_CONFIG
-        report = asyncio.run(run_preflight(config.network))
+
+        async def local() -> dict[str, Any]:
+            return await run_preflight(config.network, await local_targets(config))
+
+        report = asyncio.run(local())
     else:
         code, report = _call_command(args, "network.preflight")
         if report is None:

@@ -30,7 +30,7 @@ LOCAL_METHODS: Final = (
     # without the owning part answers not_supported_yet instead of unknown_method.
     "network.get", "network.apply", "cloud.status", "cloud.enroll", "pbx.get", "pbx.set",
     "pbx.test", "sync.schedule.get", "sync.schedule.set", "update.schedule.get",
-    "trace.calls", "trace.status", "trace.stop",
+    "trace.calls", "trace.status", "trace.stop", "cloud.proxy.get", "cloud.proxy.set",
 )
 
 CLOUD_ACTOR: Final = "cloud"
@@ -46,6 +46,8 @@ CLOUD_REFUSED: Final[Mapping[str, str]] = {
     "trace.calls": "a call trace captures the customer's SIP signalling; only a technician "
                    "at the gateway may start one",
     "trace.stop": "call traces are started and stopped on site",
+    "cloud.proxy.set": "a wrong proxy would cut the cloud off from the gateway; the proxy "
+                       "is set on site",
 }
 
 

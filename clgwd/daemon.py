@@ -37,6 +37,7 @@ from clgwd.net import (
     banner_hook,
     register_network_commands,
 )
+from clgwd.net.preflight import config_targets
 from clgwd.sdnotify import Notifier
 from clgwd.sip.trace import CallTrace
 from clgwd.store import Action, Event, Store
@@ -313,13 +314,15 @@ def build_components(daemon: Daemon) -> list[Component]:
     gate = ResetGate(config)  # a pending factory reset wipes the state before it opens
     store = Store(config)
     network = NetworkComponent(config, store)
-    register_network_commands(daemon.commands, network)
+    network_commands = register_network_commands(daemon.commands, network)
     http = HttpServer(config, daemon.statuses, daemon.metrics, store, daemon.commands)
     # The tunnel mux must be open before the link can report a connection to it.
     tunnel = TunnelComponent(config, store, daemon.commands,
                              own_ports=lambda: [port for _, port in http.bound])
     link = CloudLink(config, store, daemon.commands, daemon.statuses, daemon.metrics)
     connect_tunnel(link, tunnel)
+    network_commands.preflight_targets = config_targets(lambda: daemon.config, daemon.commands,
+                                                        link.proxy.effective)
     system = SystemComponent(store, daemon.commands, DaemonHooks(
         config=lambda: daemon.config, config_path=daemon.config_path, reload=daemon.reload,
         restart=daemon.request_restart))

@@ -312,7 +312,55 @@
       el('p', { text: 'Account ID: ' + (d.account_id || 'not enrolled') }));
   }
 
-  async function loadCloud() { describeLink($('#cloud-state'), await api('GET', '/api/v1/cloud')); }
+  async function loadCloud() {
+    describeLink($('#cloud-state'), await api('GET', '/api/v1/cloud'));
+    loadProxy();
+  }
+
+  const PROXY_SOURCES = { page: 'set on this page', config: 'from the configuration file',
+    environment: 'from HTTPS_PROXY' };
+  async function loadProxy() {
+    const r = await api('GET', '/api/v1/cloud/proxy');
+    const form = $('#proxy-form');
+    form.hidden = !r.ok;
+    if (!r.ok) return;
+    const d = r.data;
+    const eff = d.effective;
+    $('#proxy-state').textContent = d.problem ? 'Proxy problem: ' + d.problem
+      : eff ? `In use: ${eff.proxy} (${PROXY_SOURCES[eff.source] || eff.source}).`
+        : 'In use: none, the gateway connects to the cloud directly.';
+    $('#proxy_mode').value = d.mode;
+    $('#proxy_host').value = d.host || '';
+    $('#proxy_port').value = d.port || 3128;
+    $('#proxy_user').value = d.username || '';
+    $('#proxy_pw').value = '';
+    $('#proxy_pw').placeholder = d.password_set ? 'stored (leave empty to keep)' : '';
+    $('#proxy_no').value = (d.no_proxy || []).join(', ');
+    $('#proxy-manual').hidden = d.mode !== 'manual';
+  }
+
+  $('#proxy_mode').addEventListener('change', () => {
+    $('#proxy-manual').hidden = $('#proxy_mode').value !== 'manual';
+  });
+
+  $('#proxy-form').addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    const form = ev.target;
+    const msg = markInvalid(form, checkRequired(form));
+    $('#proxy-form-err').textContent = msg;
+    if (msg) return;
+    const d = formData(form);
+    const body = { mode: d.mode };
+    if (d.mode === 'manual') {
+      Object.assign(body, { host: d.host, port: Number(d.port), username: d.username || null,
+        no_proxy: d.no_proxy.split(',').map((x) => x.trim()).filter(Boolean) });
+      if (d.password) body.password = d.password;
+    }
+    const r = await api('PUT', '/api/v1/cloud/proxy', body);
+    if (!r.ok) { showError('#proxy-form-err', r); return; }
+    say('Proxy saved; the link uses it from its next connection.');
+    loadProxy();
+  });
 
   $('#enroll-form').addEventListener('submit', async (ev) => {
     ev.preventDefault();

@@ -40,6 +40,7 @@ from clgwd.link.enroll import enroll
 from clgwd.link.idempotency import IdempotencyStore
 from clgwd.link.identity import Enrollment, IdentityError, IdentityFiles
 from clgwd.link.local import CloudNotConfigured, enroll_params, status_view
+from clgwd.link.proxy import ProxySettings, open_link
 from clgwd.link.session import RpcFailed, Session, Tap
 from clgwd.link.wsapi import ConnectFailed, HandshakeRejected, WsSettings
 from clgwd.metrics import Metrics
@@ -145,6 +146,8 @@ class CloudLink:
         """Told the enrollment in use before every connection attempt (the daemon wires
         the tunnel component here: gateway id and tunnel-authority key)."""
         self._metrics(metrics or Metrics())
+        self.proxy = ProxySettings(config.cloud, store)
+        self.proxy.register(commands)
         commands.register("status.report", self._status_report, mutating=False)
         commands.register("cloud.status", self._cmd_cloud_status, mutating=False)
         commands.register("cloud.enroll", self._cmd_cloud_enroll, mutating=True)
@@ -189,6 +192,7 @@ class CloudLink:
     async def apply_config(self, config: ClgwdConfig) -> None:
         old = self._config.cloud
         self._config = config
+        self.proxy.cloud = config.cloud
         self._backoff.base = config.cloud.backoff_base
         self._backoff.cap = config.cloud.backoff_cap
         if old.url != config.cloud.url:
@@ -217,7 +221,7 @@ class CloudLink:
             raise CloudNotConfigured("cloud.url is not set in the gateway's config file; set "
                                      "it before enrolling")
         enrollment = await enroll(self._config.state.dir, cloud.url, account_id, token,
-                                  cloud.enrollment_ca_file)
+                                  cloud.enrollment_ca_file, proxy=await self.proxy.effective())
         self._blocked_fingerprint = None
         if self.state in (LinkState.NOT_ENROLLED, LinkState.AUTH_FAILED):
             self._set_state(LinkState.CONNECTING, f"enrolled; connecting to {cloud.url}")
@@ -340,8 +344,9 @@ class CloudLink:
                                "enroll the gateway again") from None
         try:
             cloud = self._config.cloud
-            conn = await opener(cloud.websocket_backend)(
-                ws_url(enrollment.cloud_url), ctx, p.SUBPROTOCOL, self._ws_settings(cloud))
+            conn = await open_link(opener(cloud.websocket_backend), await self.proxy.effective(),
+                                   ws_url(enrollment.cloud_url), ctx,
+                                   subprotocol=p.SUBPROTOCOL, settings=self._ws_settings(cloud))
         except HandshakeRejected as err:
             self._m_connects.labels(f"http_{err.status}").inc()
             if err.status in (401, 403):

@@ -20,9 +20,12 @@ __all__ = ["BannerExtras", "MdnsAdvertiser", "NetworkComponent", "banner_hook",
            "register_network_commands"]
 
 
-def register_network_commands(router: CommandRouter, network: NetworkComponent) -> None:
+def register_network_commands(router: CommandRouter,
+                              network: NetworkComponent) -> NetworkCommands:
     """``network.get/apply/confirm/preflight``: the same code for cloud, page and CLI."""
-    NetworkCommands(network).register(router)
+    commands = NetworkCommands(network)
+    commands.register(router)
+    return commands
 
 
 def banner_hook(config: ClgwdConfig, extras: Callable[[], BannerExtras] = BannerExtras,

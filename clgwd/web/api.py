@@ -334,6 +334,15 @@ async def post_cloud_enroll(request: web.Request) -> web.Response:
     return _json(_no_secrets(await _call(request, "cloud.enroll", body.model_dump())))
 
 
+async def get_cloud_proxy(request: web.Request) -> web.Response:
+    return _json(_no_secrets(await _call(request, "cloud.proxy.get", {})))
+
+
+async def put_cloud_proxy(request: web.Request) -> web.Response:
+    body = await _body(request, models.CloudProxy)
+    return _json(_no_secrets(await _call(request, "cloud.proxy.set", body.model_dump())))
+
+
 # -- PBX and sync ----------------------------------------------------------------------
 
 
@@ -621,6 +630,10 @@ ROUTES: Final = (
           router_methods=("cloud.status",)),
     Route("POST", "/api/v1/cloud/enroll", post_cloud_enroll, "Enroll with the cloud",
           models.CloudEnroll, router_methods=("cloud.enroll",)),
+    Route("GET", "/api/v1/cloud/proxy", get_cloud_proxy, "The HTTP proxy to the cloud (no "
+          "password)", router_methods=("cloud.proxy.get",)),
+    Route("PUT", "/api/v1/cloud/proxy", put_cloud_proxy, "Set the HTTP proxy to the cloud",
+          models.CloudProxy, router_methods=("cloud.proxy.set",)),
     Route("GET", "/api/v1/pbx/types", get_pbx_types, "PBX types and their fields"),
     Route("GET", "/api/v1/pbx", get_pbx, "PBX settings (no secrets)",
           router_methods=("pbx.get",)),

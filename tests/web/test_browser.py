@@ -66,6 +66,17 @@ async def _tab_to(page: Any, selector: str, limit: int = 80) -> None:
     raise AssertionError(f"{selector} cannot be reached with Tab")
 
 
+async def _first_visit(page: Any, gw: Gateway) -> None:
+    """Setup code and admin password on a fresh gateway; ends on the Gateway step."""
+    await page.goto(f"{gw.base}/")
+    await page.wait_for_selector("#view-setup:not([hidden])")
+    await page.fill("#setup-code", gw.setup_code)
+    await page.fill("#setup-pw", PASSWORD)
+    await page.fill("#setup-pw2", PASSWORD)
+    await page.click("#setup-form button[type=submit]")
+    await page.wait_for_selector("#view-gateway:not([hidden])")
+
+
 async def _goto(page: Any, gw: Gateway, view: str) -> None:
     await page.goto(f"{gw.base}/#{view}")
     await page.wait_for_selector(f"#view-{view}:not([hidden])")
@@ -575,13 +586,7 @@ async def test_preflight_on_the_gateway_page(preflight_gateway: Gateway, browser
     button reachable by keyboard, no axe violations, no CSP errors."""
     gw = preflight_gateway
     context, page, csp_errors = await _page(browser)
-    await page.goto(f"{gw.base}/")
-    await page.wait_for_selector("#view-setup:not([hidden])")
-    await page.fill("#setup-code", gw.setup_code)
-    await page.fill("#setup-pw", PASSWORD)
-    await page.fill("#setup-pw2", PASSWORD)
-    await page.click("#setup-form button[type=submit]")
-    await page.wait_for_selector("#view-gateway:not([hidden])")
+    await _first_visit(page, gw)
     await _tab_to(page, "#pf-run")
     await page.keyboard.press("Enter")
     await page.wait_for_selector("#pf-table")
@@ -601,5 +606,37 @@ async def test_preflight_on_the_gateway_page(preflight_gateway: Gateway, browser
     await shot(page, "gateway-preflight")
     await page.set_viewport_size({"width": 360, "height": 800})
     assert await no_horizontal_scroll(page)
+    assert csp_errors == []
+    await context.close()
+
+
+async def test_proxy_form_on_the_cloud_page(gateway: Gateway, browser: Any, axe: str) -> None:
+    """The Cloud page sets an HTTP proxy: the fields appear only for "Through this HTTP
+    proxy", a missing host is named, the saved proxy is shown as in use (without the
+    password, which stays in the secret box), and "Direct" clears it."""
+    context, page, csp_errors = await _page(browser)
+    await _first_visit(page, gateway)
+    await _goto(page, gateway, "cloud")
+    await page.wait_for_selector("#proxy-state:has-text('connects to the cloud directly')")
+    assert await page.is_hidden("#proxy-manual")
+    await page.select_option("#proxy_mode", "manual")
+    await page.click("#proxy-form button[type=submit]")
+    await page.wait_for_selector("#proxy-form-err:has-text('Proxy host: required')")
+    await page.fill("#proxy_host", "127.0.0.1")
+    await page.fill("#proxy_port", "3129")
+    await page.fill("#proxy_user", "gw")
+    await page.fill("#proxy_pw", "Pr0xy-secret")
+    await page.fill("#proxy_no", ".lan.example.com, 10.0.0.0/8")
+    await page.click("#proxy-form button[type=submit]")
+    await page.wait_for_selector(
+        "#proxy-state:has-text('In use: http://gw@127.0.0.1:3129 (set on this page)')")
+    assert await page.input_value("#proxy_pw") == ""
+    assert "stored" in (await page.get_attribute("#proxy_pw", "placeholder") or "")
+    assert await gateway.store.secrets.is_set("cloud.proxy.password")
+    await check_axe(page, axe, "cloud-proxy")
+    await page.select_option("#proxy_mode", "none")
+    assert await page.is_hidden("#proxy-manual")
+    await page.click("#proxy-form button[type=submit]")
+    await page.wait_for_selector("#proxy-state:has-text('connects to the cloud directly')")
     assert csp_errors == []
     await context.close()
