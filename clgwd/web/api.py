@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import hmac
-import json
 import logging
 import time
 import zoneinfo
@@ -28,7 +27,7 @@ from clgwd.errors import ClgwdError, NotSupportedYet
 from clgwd.metrics import StatusSource
 from clgwd.sip.trace import pcap_path, trace_dir
 from clgwd.store import Action, Event, EventFilter, Store, events_to_csv
-from clgwd.web import auth, models
+from clgwd.web import auth, jsonbody, models
 from clgwd.web.bundle import build_support_bundle
 from clgwd.web.catalog import PBX_TYPES, pbx_type
 from clgwd.web.nextstep import OnboardingState, next_step
@@ -120,9 +119,10 @@ async def _body(request: web.Request, model: type[B]) -> B:
     if len(raw) > MAX_BODY:
         raise auth.InvalidInput("request body too large")
     try:
-        data = json.loads(raw or b"{}")
-    except (ValueError, UnicodeDecodeError):
-        raise auth.InvalidInput("request body is not valid JSON") from None
+        data = jsonbody.parse(raw)
+    except jsonbody.BadBody as err:
+        jsonbody.BAD_BODIES.note(_client(request), request.path, err)
+        raise auth.InvalidInput(str(err)) from None
     try:
         return model.model_validate(data)
     except ValidationError as err:
