@@ -177,6 +177,11 @@ class SystemComponent:
 
     async def _reboot(self, actor: str) -> None:
         cfg = self.config.system
+        if cfg.reboot_restarts_daemon:
+            await self._record(actor, Action.OTHER, "reboot: restarting the daemon only "
+                               "(system.reboot_restarts_daemon)")
+            self.hooks.restart("reboot (system.reboot_restarts_daemon: the daemon only)")
+            return
         result = await run_command(cfg.reboot_command, cfg.reboot_timeout)
         if result.ok:
             _LOGGER.info("Reboot command succeeded; waiting for the system to stop clgwd")
