@@ -254,9 +254,15 @@
 
   /* ---------- pre-flight ---------- */
   /* The network part reports configured checks only; the others are listed as skipped. */
-  const PREFLIGHT_CHECKS = [['dns', 'dns_name, or cloud_host as a name'], ['ntp', 'ntp_servers'],
-    ['cloud', 'cloud_host'], ['stun', 'stun_host'], ['sip-tls', 'sip_tls_host or cloud_host'],
-    ['pbx', 'pbx_host'], ['proxy', 'proxy and cloud_host']];
+  /* Why a check did not run: where its target would come from. */
+  const PREFLIGHT_CHECKS = [
+    ['dns', 'No host name to resolve: the cloud URL is an IP address and the time servers too (or set network.preflight.dns_name).'],
+    ['ntp', 'This system names no time servers (chrony, systemd-timesyncd or ntpd), and network.preflight.ntp_servers is empty.'],
+    ['cloud', 'No cloud URL is configured yet (cloud.url).'],
+    ['stun', 'No STUN server is configured (network.preflight.stun_host).'],
+    ['sip-tls', 'No cloud URL is configured yet (cloud.url), nor network.preflight.sip_tls_host.'],
+    ['pbx', 'No network PBX is set on the PBX step (a file-based directory has no address to check).'],
+    ['proxy', 'No proxy is in use (Cloud step, cloud.proxy or HTTPS_PROXY).']];
 
   function renderPreflight(report) {
     const checks = report.checks || [];
@@ -267,18 +273,18 @@
         el('td', { text: (c.seconds * 1000).toFixed(1) + ' ms' }), el('td', { text: c.detail })));
     }
     const ran = new Set(checks.map((c) => c.name));
-    for (const [name, key] of PREFLIGHT_CHECKS) {
-      if (ran.has(name)) continue;
+    for (const [name, why] of PREFLIGHT_CHECKS) {
+      if (ran.has(name) || (name === 'cloud' && ran.has('proxy'))) continue;
       body.append(el('tr', { class: 'skipped' }, el('th', { scope: 'row', text: name }),
         el('td', { text: '—' }), el('td', {}, el('strong', { text: 'SKIPPED' })), el('td', { text: '—' }),
-        el('td', { text: `No target configured (network.preflight.${key})` })));
+        el('td', { text: why })));
     }
     const head = el('tr', {}, ...['Check', 'Target', 'Result', 'Time', 'Reason']
       .map((h) => el('th', { scope: 'col', text: h })));
     const passed = checks.filter((c) => c.ok).length;
     const summary = checks.length
       ? `${passed} of ${checks.length} checks passed` + (report.ok ? '.' : '; see the failed checks below.')
-      : 'No pre-flight targets are configured (network.preflight); nothing was checked.';
+      : 'Nothing to check yet: set the cloud URL, the PBX or a proxy first.';
     $('#pf-result').replaceChildren(el('p', { id: 'pf-summary', text: summary }),
       el('div', { class: 'scroll' }, el('table', { id: 'pf-table' },
         el('caption', { class: 'sr', text: 'Pre-flight check results' }), el('thead', {}, head), body)));

@@ -417,10 +417,12 @@ def _plan(cfg: PreflightConfig, nameservers: list[str],
     cloud_host = cfg.cloud_host or targets.cloud_host
     cloud_port = cfg.cloud_port if "cloud_port" in explicit or cfg.cloud_host \
         else targets.cloud_port
-    dns_name = cfg.dns_name or cloud_host
+    ntp_servers = cfg.ntp_servers or list(targets.ntp_servers)
+    # A name the system's name servers must resolve: the cloud's, else a time server's.
+    dns_name = cfg.dns_name or next(
+        (n for n in (cloud_host, *ntp_servers) if n is not None and not _is_ip(n)), None)
     if dns_name is not None and not _is_ip(dns_name):
         plan.append(("dns", dns_name, check_dns(dns_name, nameservers)))
-    ntp_servers = cfg.ntp_servers or list(targets.ntp_servers)
     plan += [("ntp", f"{h}:123", check_ntp(h)) for h in ntp_servers]
     link_proxy = targets.proxy
     proxied = cloud_host is not None and link_proxy is not None \

@@ -12,6 +12,7 @@ import pytest
 from clgwd.commands import CommandRouter
 from clgwd.config import ClgwdConfig, Secret, parse_config
 from clgwd.config.proxy import ProxyTarget
+from clgwd.demo import demo_config_text
 from clgwd.net.preflight import (
     PreflightTargets,
     config_targets,
@@ -117,6 +118,30 @@ async def test_unusable_environment_proxy_is_a_failed_check(tmp_path: Path) -> N
     report = await run_preflight(config.network, targets)
     line = _names(report)["proxy cloud proxy setting"]
     assert not line["ok"] and "HTTPS_PROXY" in line["detail"]
+
+
+async def test_the_demo_config_is_checked(tmp_path: Path) -> None:
+    """The demo's config (a cloud URL, no network.preflight keys) runs the cloud and
+    SIP-TLS checks and the system's time servers instead of skipping everything."""
+    cloud, cloud_port = await _listener()
+    async with cloud:
+        text = await asyncio.to_thread(demo_config_text, tmp_path, 8080, 8443,
+                                       f"https://127.0.0.1:{cloud_port}", tmp_path / "ca.pem")
+        config = parse_config(text)
+        report = await run_preflight(config.network, targets_from_config(
+            config, None, None, ntp_servers=("127.0.0.1",)))
+    checks = _names(report)
+    assert checks[f"cloud 127.0.0.1:{cloud_port}"]["ok"]
+    assert {"sip-tls 127.0.0.1:5061", "ntp 127.0.0.1:123"} <= set(checks)
+
+
+async def test_a_time_server_name_is_the_dns_check(tmp_path: Path) -> None:
+    """With the cloud addressed by IP, the name servers are asked for a time server's
+    name (here 'localhost' against a name server on 127.0.0.1 that does not answer)."""
+    config = _config(tmp_path, cloud={"url": "https://127.0.0.1:9"})
+    report = await run_preflight(config.network, targets_from_config(
+        config, None, None, ntp_servers=("127.0.0.1", "localhost")))
+    assert "dns localhost" in _names(report)
 
 
 def test_system_time_servers(tmp_path: Path) -> None:
