@@ -26,7 +26,9 @@
       resp = await fetch(path, { method, headers, credentials: 'same-origin',
         body: body === undefined ? undefined : JSON.stringify(body) });
     } catch (e) {
-      return { ok: false, status: 0, data: { code: 'offline', message: 'The gateway did not answer.' } };
+      return { ok: false, status: 0, data: { code: 'offline', message: String(e),
+        title: 'The gateway did not answer.',
+        next: 'Check that the gateway is on and that this computer is on its network, then reload the page.' } };
     }
     let data = null;
     try { data = await resp.json(); } catch (e) { data = {}; }
@@ -43,12 +45,43 @@
     box.classList.add('na');
   }
 
+  /* Successes only: a failure never appears in the (green) status line. */
   function say(text) { $('#toast').textContent = text; }
+
+  /* What each error code means to the technician (GET /api/v1/messages). */
+  let HUMAN = {};
+  async function loadMessages() {
+    const r = await api('GET', '/api/v1/messages');
+    if (r.ok) HUMAN = r.data.messages || {};
+  }
+
+  /* One problem: what happened and what to check, the technical detail behind "Details". */
+  function problemNodes(code, detail, title, next) {
+    const h = HUMAN[code] || HUMAN.internal_error || {};
+    const nodes = [el('strong', { text: title || h.title || 'Something went wrong.' })];
+    const what = next || h.next;
+    if (what) nodes.push(el('span', { class: 'next', text: what }));
+    nodes.push(el('details', {}, el('summary', { text: 'Details' }),
+      el('code', { text: code || 'error' }), el('span', { text: ' ' + (detail || '') })));
+    return nodes;
+  }
+
+  function problemBox(code, detail) {
+    return el('div', { class: 'err', role: 'alert' }, ...problemNodes(code, detail));
+  }
 
   function showError(id, r) {
     const box = $(id);
+    say('');
     if (isNA(r)) { box.textContent = 'Not available yet: ' + r.data.message; return; }
-    box.textContent = (r.data && r.data.message) || ('Error ' + r.status);
+    const d = r.data || {};
+    box.replaceChildren(...problemNodes(d.code, d.message || ('HTTP ' + r.status), d.title, d.next));
+  }
+
+  /* A control that cannot work here: read-only, with the line that says why. */
+  function readOnly(form, note, on) {
+    for (const c of form.querySelectorAll('input, select, button, textarea')) c.disabled = on;
+    note.hidden = !on;
   }
 
   function formData(form) {
@@ -104,8 +137,9 @@
   }
 
   async function boot() {
+    await loadMessages();
     const r = await api('GET', '/api/v1/session');
-    if (!r.ok) { showOnly('view-loading'); say(r.data.message || 'The gateway did not answer.'); return; }
+    if (!r.ok) { showOnly('view-loading'); showError('#page-err', r); return; }
     if (r.data.setup_required) { showOnly('view-setup'); $('#setup-code').focus(); return; }
     if (!r.data.authenticated) { showLogin(); return; }
     csrf = r.data.csrf_token;
@@ -154,6 +188,7 @@
   function route(ev) {
     if (!csrf) return;
     if (ev) say('');
+    $('#page-err').replaceChildren();
     const confirm = location.hash.match(/^#confirm=([A-Za-z0-9_\-.]+)$/);
     if (confirm) { confirmNetwork(confirm[1]); return; }
     let name = location.hash.replace('#', '');
@@ -178,6 +213,7 @@
     const n = await api('GET', '/api/v1/network');
     if (isNA(n)) notAvailable($('#network-na'), n);
     else if (n.ok && n.data.ports && n.data.ports[0]) fillPort(n.data.ports[0]);
+    readOnly($('#net-form'), $('#net-ro'), n.ok && !(n.data.ports || []).length);
     toggleStatic();
   }
 
@@ -492,7 +528,7 @@
     const r = await api('POST', '/api/v1/pbx/test');
     if (isNA(r)) { notAvailable(box, r); return; }
     box.classList.remove('na');
-    if (!r.ok) { box.replaceChildren(el('p', { class: 'err', text: r.data.message })); return; }
+    if (!r.ok) { box.replaceChildren(problemBox(r.data.code, r.data.message)); return; }
     const d = r.data;
     box.replaceChildren(el('h3', { text: 'PBX Connected' }), el('p', { text: 'Connection successful' }),
       el('p', { text: 'Number of users: ' + d.users }), el('p', { text: 'DDI (DID) numbers: ' + d.dids }),
@@ -513,7 +549,8 @@
   }
 
   const when = (t) => (t ? new Date(t * 1000).toLocaleString() : '—');
-  const describeSync = (s) => (s ? `${when(s.at)} (${s.ok ? 'OK' : 'failed: ' + (s.message || '')})` : 'never');
+  /* A failure's reason is shown once, in the problem box below (not in this line too). */
+  const describeSync = (s) => (s ? `${when(s.at)} (${s.ok ? 'OK' : s.result || 'failed'})` : 'never');
 
   $('#sync-form').addEventListener('submit', async (ev) => {
     ev.preventDefault();
@@ -540,8 +577,8 @@
       say('Sync complete.');
       box.replaceChildren(el('p', { text: `Sync complete: ${counted(d.counts || {})}; ${(d.counts || {}).eligible || 0} users synced.` }));
     } else if (d.result) {
-      say('Sync ' + d.result + '.');
-      box.replaceChildren(el('p', { class: 'err', text: `Sync ${d.result}: ${d.error || ''}` }));
+      say('');
+      box.replaceChildren(problemBox(d.error_code || 'failed', d.error || 'sync ' + d.result));
     } else {
       say('Sync started.');
       box.replaceChildren();
@@ -608,6 +645,7 @@
     const r = await api('GET', '/api/v1/update/schedule');
     if (isNA(r)) { notAvailable($('#update-na'), r); return; }
     if (!r.ok) { showError('#update-form-err', r); return; }
+    readOnly($('#update-form'), $('#update-ro'), r.data.managed === false);
     if (r.data.frequency) {
       $('#frequency').value = r.data.frequency; $('#utime').value = r.data.time; $('#utz').value = r.data.timezone;
       for (const c of document.querySelectorAll('input[name=weekdays]')) c.checked = (r.data.weekdays || []).includes(c.value);
@@ -737,13 +775,13 @@
   function sectionBox(box, s, render) {
     if (!s.available) { notAvailable(box, { status: 501, data: s }); return; }
     box.classList.remove('na');
-    if (s.error) { box.replaceChildren(el('p', { class: 'err', text: s.error.message })); return; }
+    if (s.error) { box.replaceChildren(problemBox(s.error.code, s.error.message)); return; }
     render(s.data);
   }
 
   async function loadOverview() {
     const r = await api('GET', '/api/v1/overview');
-    if (!r.ok) { say(r.data.message || 'Cannot load the overview'); return; }
+    if (!r.ok) { showError('#page-err', r); return; }
     const d = r.data;
     const n = $('#next-step');
     n.classList.toggle('problem', d.next.problem);
@@ -832,7 +870,7 @@
     $('#ev-csv').href = '/api/v1/events.csv' + (q ? '?' + q : '');
     const r = await api('GET', '/api/v1/events' + (q ? '?' + q : ''));
     const body = $('#events tbody');
-    if (!r.ok) { body.replaceChildren(); say(r.data.message); return; }
+    if (!r.ok) { body.replaceChildren(); showError('#page-err', r); return; }
     body.replaceChildren(...r.data.events.map((e) => el('tr', {},
       el('td', { text: new Date(e.at * 1000).toLocaleString() }), el('td', { text: e.actor }),
       el('td', { text: e.action }), el('td', { text: e.asset }), el('td', { text: e.subject }),

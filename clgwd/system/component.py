@@ -268,6 +268,7 @@ class SystemComponent:
         if last is not None:
             out["last_update"] = last
         out["update_running"] = self._pending == "update"
+        out["managed"] = self.config.system.update_command is not None  # else read-only page
         return out
 
     async def _cmd_update_apply(self, params: Mapping[str, Any], ctx: CommandContext) -> Any:

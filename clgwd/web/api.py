@@ -27,7 +27,7 @@ from clgwd.errors import ClgwdError, NotSupportedYet
 from clgwd.metrics import StatusSource
 from clgwd.sip.trace import pcap_path, trace_dir
 from clgwd.store import Action, Event, EventFilter, Store, events_to_csv
-from clgwd.web import auth, jsonbody, models
+from clgwd.web import auth, jsonbody, messages, models
 from clgwd.web.bundle import build_support_bundle
 from clgwd.web.catalog import PBX_TYPES, pbx_type
 from clgwd.web.nextstep import OnboardingState, next_step
@@ -163,6 +163,10 @@ def _json(data: Any, status: int = 200) -> web.Response:
 
 
 # -- session ---------------------------------------------------------------------------
+
+
+async def get_messages(request: web.Request) -> web.Response:
+    return _json(messages.catalog())
 
 
 async def get_session(request: web.Request) -> web.Response:
@@ -606,6 +610,8 @@ _EVENT_QUERY: Final = (
 
 ROUTES: Final = (
     Route("GET", "/api/v1/session", get_session, "Login state and the CSRF token"),
+    Route("GET", "/api/v1/messages", get_messages,
+          "What each error code means, in words for the technician (public)"),
     Route("POST", "/api/v1/session/setup", post_setup,
           "First visit: setup code and new admin password", models.SetupBody, ok_status=201),
     Route("POST", "/api/v1/session/login", post_login, "Log in", models.LoginBody),

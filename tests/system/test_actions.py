@@ -201,7 +201,7 @@ async def test_schedule_from_the_cloud_is_validated_and_persisted(make_rig: Make
         assert {k: view[k] for k in ("frequency", "time", "timezone")} == {
             "frequency": "daily", "time": "02:30", "timezone": "Europe/Paris"}
         await rig.call("update.schedule", {})
-        assert await rig.call("update.schedule.get") == {"update_running": False}
+        assert await rig.call("update.schedule.get") == {"update_running": False, "managed": True}
 
 
 async def test_update_runs_at_the_window_and_not_before(make_rig: MakeRig) -> None:
@@ -233,7 +233,7 @@ async def test_stored_schedule_that_no_longer_validates_does_not_stop_start_up(
         await rig.store.settings.set("system.update_schedule", {
             "frequency": "daily", "weekdays": [], "time": "02:00", "timezone": "Gone/Zone"})
     async with make_rig() as rig:
-        assert await rig.call("update.schedule.get") == {"update_running": False}
+        assert await rig.call("update.schedule.get") == {"update_running": False, "managed": True}
 
 
 @pytest.mark.parametrize("shared", ["/var/lib", "/", "/tmp/../etc"])

@@ -18,6 +18,7 @@ from clgwd.store import Severity
 from clgwd.system.reset import PENDING_MARKER
 from clgwd.tunnel.component import TunnelComponent
 from clgwd.web.api import derive_state
+from clgwd.web.messages import human
 from tests.web.conftest import Gateway, setup_admin
 
 CSV_PBX = {"type": "csv", "name": "Sample directory",
@@ -428,7 +429,8 @@ async def test_tunnel_requests_refused_with_the_reason(
     status, body = await _req(client, gw, csrf, "POST", "/api/v1/tunnels/start",
                               {"name": "msl-admin"})
     assert status == 404 and body == {"code": "tunnel_not_found",
-                                      "message": "no tunnel named 'msl-admin' is configured"}
+                                      "message": "no tunnel named 'msl-admin' is configured",
+                                      **human("tunnel_not_found")}
     status, body = await _req(client, gw, csrf, "GET", "/api/v1/tunnels")
     assert body["tunnels"][0]["status"] == "stopped"
 

@@ -77,6 +77,16 @@ async def _first_visit(page: Any, gw: Gateway) -> None:
     await page.wait_for_selector("#view-gateway:not([hidden])")
 
 
+async def _details_hold(page: Any, box: str, detail: str) -> None:
+    """The technical detail is behind a closed "Details" toggle that opens on click."""
+    details = f"{box} details"
+    assert await page.get_attribute(details, "open") is None
+    assert not await page.is_visible(f"{details} code")
+    await page.click(f"{details} summary")
+    assert await page.is_visible(f"{details} code")
+    assert detail in (await page.text_content(details) or "")
+
+
 async def _goto(page: Any, gw: Gateway, view: str) -> None:
     await page.goto(f"{gw.base}/#{view}")
     await page.wait_for_selector(f"#view-{view}:not([hidden])")
@@ -136,6 +146,18 @@ async def _gateway_step(page: Any, gw: Gateway, axe: str) -> None:
     await page.wait_for_selector("#toast:has-text('Successfully updated site')")
     assert (await gw.store.settings.get("web.site"))["city"] == "Ottawa"
     assert await page.is_hidden("#network-na")  # network.get answered (no managed ports)
+    # No managed port: the form is read-only with the one line that says why and how.
+    await page.wait_for_selector("#net-ro:has-text('does not manage its network ports')")
+    assert await page.is_disabled("#net-form button[type=submit]")
+    assert await page.is_disabled("input[name=mode][value=static]")
+    # The client-side checks, on a port the page believes managed (network.get faked);
+    # Apply still reaches the real server, whose refusal is shown in plain words.
+    await page.route("**/api/v1/network", lambda route: route.fulfill(
+        json={"ports": [{"name": "eth0", "mode": "dhcp", "lease": {}}],
+              "awaiting_confirmation": None}))
+    await page.reload()
+    await page.wait_for_selector("#net-form button[type=submit]:not([disabled])")
+    assert await page.is_hidden("#net-ro")
     await page.check("input[name=mode][value=static]")
     await page.fill("#ip", "192.168.1.300")
     await page.fill("#mask", "255.255.0.255")
@@ -147,8 +169,12 @@ async def _gateway_step(page: Any, gw: Gateway, axe: str) -> None:
     await page.fill("#gw", "192.168.1.1")
     await page.fill("#dns", "192.168.1.53")
     await page.click("#net-form button[type=submit]")
-    await page.wait_for_selector("#net-form-err:has-text('does not manage its network ports')")
+    await page.wait_for_selector("#net-form-err:has-text('These port settings cannot be "
+                                 "applied.')")
+    await _details_hold(page, "#net-form-err", "does not manage its network ports")
     assert await page.is_hidden("#net-confirm")
+    assert await page.text_content("#toast") == ""  # never a success line with a failure
+    await page.unroute("**/api/v1/network")
     await check_axe(page, axe, "gateway")
     await shot(page, "02-gateway")
 
@@ -162,7 +188,8 @@ async def _cloud_step(page: Any, gw: Gateway, axe: str) -> None:
     await page.fill("#account_id", "1234567891")
     await page.fill("#enroll_token", "enroll-token-123")
     await page.click("#enroll-form button[type=submit]")
-    await page.wait_for_selector("#enroll-form-err:has-text('refused the enrollment')")
+    await page.wait_for_selector("#enroll-form-err:has-text('did not accept the Account ID')")
+    await _details_hold(page, "#enroll-form-err", "refused the enrollment")
     assert await page.input_value("#enroll_token") == ""
     await page.fill("#enroll_token", await gw.cloud.create_token("1234567891"))
     await page.click("#enroll-form button[type=submit]")
@@ -212,8 +239,11 @@ async def _pbx_step(page: Any, gw: Gateway, axe: str) -> None:
     assert await page.text_content("#pbx-form-err") == ""
     await page.reload()
     await page.wait_for_selector("#view-pbx:not([hidden])")
-    await page.wait_for_function("document.querySelector('#opt-path') && "
-                                 "document.querySelector('#opt-path').value.endsWith('.csv')")
+    for _ in range(100):  # polled here: a string predicate would need eval (CSP)
+        if (await page.input_value("#opt-path")).endswith(".csv"):
+            break
+        await asyncio.sleep(0.05)
+    assert (await page.input_value("#opt-path")).endswith(".csv")
     assert await page.input_value("#pbx_type") == "csv"
     await check_axe(page, axe, "pbx")
     await shot(page, "04-pbx")
@@ -266,8 +296,10 @@ async def _deployment_and_advanced(page: Any, gw: Gateway, axe: str) -> None:
     # The system part is present; this gateway has no update command (the image's job).
     await page.wait_for_selector("#update-next:has-text('No automatic updates scheduled')")
     assert await page.is_hidden("#update-na")
-    await page.click("#update-form button[type=submit]")
-    await page.wait_for_selector("#update-form-err:has-text('managed by the gateway image')")
+    # Not managed here: the schedule is read-only with the line that says why and how.
+    await page.wait_for_selector("#update-ro:has-text('managed by its system image')")
+    assert await page.is_disabled("#update-form button[type=submit]")
+    assert await page.is_disabled("#frequency")
     async with page.expect_download() as info:
         await page.click("#bundle")
     download = await info.value
@@ -435,6 +467,11 @@ async def test_with_parts_present_and_keyboard_only_on_a_phone(
                     "options": {"path": str(sample_directory())}},
         CommandContext("local:cli"))
     context, page, csp_errors = await _page(browser, width=390)
+    # This test gateway manages no port (the form would be read-only): network.get is
+    # faked to one DHCP port so the keyboard can fill the form; Apply is the real one.
+    await page.route("**/api/v1/network", lambda route: route.fulfill(
+        json={"ports": [{"name": "eth0", "mode": "dhcp", "lease": {}}],
+              "awaiting_confirmation": None}))
     await page.goto(f"{gateway.base}/")
     await page.wait_for_selector("#setup-code:focus")
     await page.keyboard.type(gateway.setup_code)
@@ -459,7 +496,8 @@ async def test_with_parts_present_and_keyboard_only_on_a_phone(
         await page.keyboard.press("Tab")
     await page.keyboard.press("Enter")
     # The real network.apply: this test gateway manages no port, so it refuses.
-    await page.wait_for_selector("#net-form-err:has-text('does not manage its network ports')")
+    await page.wait_for_selector("#net-form-err:has-text('These port settings cannot be "
+                                 "applied.')")
     await shot(page, "mobile-gateway")
     await page.goto(f"{gateway.base}/#confirm=stale-token-1")  # a stale confirm link
     await page.wait_for_selector("#net-form-err:has-text('unknown or expired')")
@@ -641,5 +679,37 @@ async def test_proxy_form_on_the_cloud_page(gateway: Gateway, browser: Any, axe:
     assert await page.is_hidden("#proxy-manual")
     await page.click("#proxy-form button[type=submit]")
     await page.wait_for_selector("#proxy-state:has-text('connects to the cloud directly')")
+    assert csp_errors == []
+    await context.close()
+
+
+async def test_a_failure_is_one_alert_in_plain_words(gateway: Gateway, browser: Any,
+                                                     axe: str) -> None:
+    """A sync that cannot reach the PBX: one message, once, in the alert colour and role
+    (never the green status line), saying what happened and what to check, with the
+    technical detail behind "Details"; the Last sync line does not repeat it."""
+    await gateway.daemon.commands.call(
+        "pbx.set", {"type": "freepbx_mysql", "name": "Closed port", "address": "127.0.0.1",
+                    "port": 1, "username": "cloudlink", "password": "secret-pw-1"},
+        CommandContext("local:cli"))
+    context, page, csp_errors = await _page(browser)
+    await _first_visit(page, gateway)
+    await _goto(page, gateway, "connect")
+    await page.click("#sync-now")
+    alert = await page.wait_for_selector("#sync-result [role=alert]")
+    text = await alert.text_content() or ""
+    assert "The PBX did not answer." in text and "Check the IP address and port" in text
+    assert await page.text_content("#toast") == ""
+    body = await page.text_content("main") or ""
+    assert body.count("The PBX did not answer.") == 1
+    assert await page.is_hidden("#sync-result details code")
+    await page.click("#sync-result details summary")
+    assert "127.0.0.1" in (await page.text_content("#sync-result details") or "")
+    await page.wait_for_selector("#sync-state:has-text('Last sync:')")
+    assert "127.0.0.1" not in (await page.text_content("#sync-state") or "")
+    color = await page.eval_on_selector("#sync-result [role=alert]",
+                                        "e => getComputedStyle(e).color")
+    assert color == "rgb(164, 0, 15)"  # --err, not the success green
+    await check_axe(page, axe, "connect-failure")
     assert csp_errors == []
     await context.close()
