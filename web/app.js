@@ -47,6 +47,9 @@
 
   /* Successes only: a failure never appears in the (green) status line. */
   function say(text) { $('#toast').textContent = text; }
+  /* A success to show on the step the page moves on to. */
+  let pendingToast = '';
+  function moveOn(view, text) { pendingToast = text; location.hash = '#' + view; }
 
   /* What each error code means to the technician (GET /api/v1/messages). */
   let HUMAN = {};
@@ -187,7 +190,7 @@
   /* ---------- routing ---------- */
   function route(ev) {
     if (!csrf) return;
-    if (ev) say('');
+    if (ev) { say(pendingToast); pendingToast = ''; }
     $('#page-err').replaceChildren();
     const confirm = location.hash.match(/^#confirm=([A-Za-z0-9_\-.]+)$/);
     if (confirm) { confirmNetwork(confirm[1]); return; }
@@ -492,7 +495,7 @@
     if (!r.ok) { showError('#pbx-form-err', r); return; }
     $('#pbx-form-err').textContent = '';
     $('#pbx_pw').placeholder = r.data.password_set ? 'set' : '';
-    say('Successfully created PBX Link');
+    moveOn('connect', 'Successfully created PBX Link. Next: connect to the PBX.');
   });
 
   /* ---------- connect and sync ---------- */
@@ -522,18 +525,38 @@
     return parts;
   }
 
-  $('#pbx-test').addEventListener('click', async () => {
+  /* Test the PBX; true when it answered (the result, irregularities included, is shown). */
+  async function testPbx() {
     const box = $('#test-result');
     box.replaceChildren(el('p', { text: 'Connecting…' }));
     const r = await api('POST', '/api/v1/pbx/test');
-    if (isNA(r)) { notAvailable(box, r); return; }
+    if (isNA(r)) { notAvailable(box, r); return null; }
     box.classList.remove('na');
-    if (!r.ok) { box.replaceChildren(problemBox(r.data.code, r.data.message)); return; }
+    if (!r.ok) { box.replaceChildren(problemBox(r.data.code, r.data.message)); return null; }
     const d = r.data;
+    const irregular = irregularityBlock(d.irregularities || {});
     box.replaceChildren(el('h3', { text: 'PBX Connected' }), el('p', { text: 'Connection successful' }),
       el('p', { text: 'Number of users: ' + d.users }), el('p', { text: 'DDI (DID) numbers: ' + d.dids }),
-      el('p', { text: 'Users that will sync: ' + (d.eligible ?? d.users) }),
-      ...irregularityBlock(d.irregularities || {}));
+      el('p', { text: 'Users that will sync: ' + (d.eligible ?? d.users) }), ...irregular);
+    return { irregular: irregular.length > 0 };
+  }
+
+  /* The vendor's Connect: test, then the first sync; the schedule runs by itself after
+     it. A clean result moves on to Deployment; with irregularities the page stays so
+     the technician can read them. */
+  $('#pbx-test').addEventListener('click', async () => {
+    const button = $('#pbx-test');
+    button.disabled = true;
+    try {
+      const tested = await testPbx();
+      if (!tested) return;
+      const d = await runSync();
+      if (d && d.result === 'ok' && !tested.irregular) {
+        moveOn('deployment', `Connected: the first sync is complete; the gateway now syncs every ${$('#interval').value} minutes by itself.`);
+      }
+    } finally {
+      button.disabled = false;
+    }
   });
 
   async function loadConnect() {
@@ -544,7 +567,7 @@
     if (r.ok) {
       $('#interval').value = r.data.interval_minutes;
       box.replaceChildren(el('p', { text: 'Last sync: ' + describeSync(r.data.last_sync) }),
-        el('p', { text: 'Next sync: ' + (r.data.awaiting_sync_now ? 'after the first Sync Now' : when(r.data.next_sync_at)) }));
+        el('p', { text: 'Next sync: ' + (r.data.awaiting_sync_now ? 'after Connect (the PBX test and the first sync)' : when(r.data.next_sync_at)) }));
     }
   }
 
@@ -566,11 +589,16 @@
 
   const counted = (c) => `${c.created || 0} created, ${c.updated || 0} updated, ${c.deleted || 0} deleted, ${c.unchanged || 0} unchanged`;
 
-  $('#sync-now').addEventListener('click', async () => {
+  $('#sync-now').addEventListener('click', () => runSync());
+
+  async function runSync() {
     const box = $('#sync-result');
+    const button = $('#sync-now');
+    button.disabled = true;
     box.replaceChildren(el('p', { text: 'Syncing…' }));
-    const r = await api('POST', '/api/v1/sync/now');
-    if (!r.ok) { box.replaceChildren(); showError('#sync-form-err', r); return; }
+    let r;
+    try { r = await api('POST', '/api/v1/sync/now'); } finally { button.disabled = false; }
+    if (!r.ok) { box.replaceChildren(); showError('#sync-form-err', r); return null; }
     $('#sync-form-err').textContent = '';
     const d = r.data;
     if (d.result === 'ok') {
@@ -584,7 +612,8 @@
       box.replaceChildren();
     }
     loadConnect();
-  });
+    return d;
+  }
 
   const OPS = { create: 'Create', update: 'Update', delete: 'Delete' };
   function describeChange(ch) {

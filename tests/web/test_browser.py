@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -235,10 +236,11 @@ async def _pbx_step(page: Any, gw: Gateway, axe: str) -> None:
     await page.wait_for_selector("#pbx-form-err:has-text('absolute')")
     await page.fill("#opt-path", str(sample_directory()))
     await page.click("#pbx-form button[type=submit]")
+    # Saved: the page moves on to Connect, saying so.
+    await page.wait_for_selector("#view-connect:not([hidden])")
     await page.wait_for_selector("#toast:has-text('Successfully created PBX Link')")
+    await _goto(page, gw, "pbx")
     assert await page.text_content("#pbx-form-err") == ""
-    await page.reload()
-    await page.wait_for_selector("#view-pbx:not([hidden])")
     for _ in range(100):  # polled here: a string predicate would need eval (CSP)
         if (await page.input_value("#opt-path")).endswith(".csv"):
             break
@@ -252,8 +254,15 @@ async def _pbx_step(page: Any, gw: Gateway, axe: str) -> None:
 async def _connect_step(page: Any, gw: Gateway, axe: str) -> None:
     await page.click("a.next[href='#connect']")
     await page.wait_for_selector("#sync-state:has-text('Last sync: never')")
-    assert "after the first Sync Now" in await page.text_content("#sync-state")
+    assert "after Connect" in await page.text_content("#sync-state")
+    await page.click("#preview-btn")  # before Connect: everything is still to create
+    await page.wait_for_selector("#preview:has-text('15 to create')")
+    assert "Create Alice Martin (1001)" in await page.text_content("#preview")
+    await shot(page, "05-connect-preview")
+    # Connect = test + first sync; with irregularities the page stays to show them.
     await page.click("#pbx-test")
+    await page.wait_for_selector("#sync-result:has-text('Sync complete: 15 created')")
+    assert await page.is_visible("#view-connect")
     await page.wait_for_selector("#test-result:has-text('Number of users: 20')")
     text = await page.text_content("#test-result")
     assert "DDI (DID) numbers: 11" in text and "Users that will sync: 15" in text
@@ -268,12 +277,8 @@ async def _connect_step(page: Any, gw: Gateway, axe: str) -> None:
     await page.fill("#interval", "30")
     await page.click("#sync-form button[type=submit]")
     await page.wait_for_selector("#toast:has-text('Sync schedule saved')")
-    await page.click("#preview-btn")
-    await page.wait_for_selector("#preview:has-text('15 to create')")
-    assert "Create Alice Martin (1001)" in await page.text_content("#preview")
-    await shot(page, "05-connect-preview")
     await page.click("#sync-now")
-    await page.wait_for_selector("#sync-result:has-text('Sync complete: 15 created')")
+    await page.wait_for_selector("#sync-result:has-text('Sync complete: 0 created')")
     await page.wait_for_selector("#sync-state:has-text('OK')")
     await page.click("#preview-btn")
     await page.wait_for_selector("#preview:has-text('0 to create')")
@@ -711,5 +716,37 @@ async def test_a_failure_is_one_alert_in_plain_words(gateway: Gateway, browser: 
                                         "e => getComputedStyle(e).color")
     assert color == "rgb(164, 0, 15)"  # --err, not the success green
     await check_axe(page, axe, "connect-failure")
+    assert csp_errors == []
+    await context.close()
+
+
+async def test_connect_tests_syncs_and_moves_on(gateway: Gateway, browser: Any, axe: str,
+                                                tmp_path: Path) -> None:
+    """Connect on a clean directory: the PBX test, the first sync, then the page moves on
+    to Deployment, and the schedule runs by itself (next sync one interval later, no
+    "Sync now" awaited)."""
+    directory = tmp_path / "clean.csv"
+    directory.write_text(
+        "key,extension,first_name,last_name,email,client_username\n"
+        "u-1,2001,Ada,Lovelace,ada@example.com,ada@example.com\n"
+        "u-2,2002,Alan,Turing,alan@example.com,alan@example.com\n")
+    await gateway.daemon.commands.call(
+        "pbx.set", {"type": "csv", "name": "Clean PBX", "options": {"path": str(directory)}},
+        CommandContext("local:web:admin"))
+    ctx = CommandContext("local:test")
+    assert (await gateway.daemon.commands.call("sync.schedule.get", {}, ctx))[
+        "awaiting_sync_now"] is True
+    context, page, csp_errors = await _page(browser)
+    await _first_visit(page, gateway)
+    await _goto(page, gateway, "connect")
+    await page.click("#pbx-test")
+    await page.wait_for_selector("#view-deployment:not([hidden])")
+    await page.wait_for_selector("#toast:has-text('the first sync is complete')")
+    await page.wait_for_selector("#deployment:has-text('Synced users: 2')")
+    schedule = await gateway.daemon.commands.call("sync.schedule.get", {}, ctx)
+    assert schedule["awaiting_sync_now"] is False and schedule["last_sync"]["ok"] is True
+    interval = schedule["interval_minutes"] * 60
+    assert abs(schedule["next_sync_at"] - (time.time() + interval)) < 60
+    await check_axe(page, axe, "connect-moved-on")
     assert csp_errors == []
     await context.close()
