@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import os
 import sys
@@ -14,8 +15,8 @@ from clgwd.cli import build_parser
 
 def _commands() -> list[str]:
     parser = build_parser()
-    sub = next(a for a in parser._actions if a.__class__.__name__ == "_SubParsersAction")
-    return sorted(sub.choices)  # type: ignore[union-attr]
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return sorted(sub.choices)
 
 
 async def _run_into_closed_pipe(*args: str, cwd: Path) -> tuple[int, str]:
