@@ -568,6 +568,12 @@
       $('#interval').value = r.data.interval_minutes;
       box.replaceChildren(el('p', { text: 'Last sync: ' + describeSync(r.data.last_sync) }),
         el('p', { text: 'Next sync: ' + (r.data.awaiting_sync_now ? 'after Connect (the PBX test and the first sync)' : when(r.data.next_sync_at)) }));
+      /* After a reload the last failure's reason is shown once, in the result box. */
+      const last = r.data.last_sync;
+      const result = $('#sync-result');
+      if (last && !last.ok && !result.hasChildNodes()) {
+        result.replaceChildren(problemBox(last.error_code || 'failed', last.message));
+      }
     }
   }
 

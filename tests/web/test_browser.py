@@ -712,6 +712,10 @@ async def test_a_failure_is_one_alert_in_plain_words(gateway: Gateway, browser: 
     assert "127.0.0.1" in (await page.text_content("#sync-result details") or "")
     await page.wait_for_selector("#sync-state:has-text('Last sync:')")
     assert "127.0.0.1" not in (await page.text_content("#sync-state") or "")
+    await page.reload()  # after a reload the reason is still shown, once
+    await page.wait_for_selector("#sync-result [role=alert]")
+    assert (await page.text_content("main") or "").count("The PBX did not answer.") == 1
+    assert await page.text_content("#toast") == ""
     color = await page.eval_on_selector("#sync-result [role=alert]",
                                         "e => getComputedStyle(e).color")
     assert color == "rgb(164, 0, 15)"  # --err, not the success green
