@@ -185,6 +185,11 @@ class SystemComponent:
 
     async def _reboot(self, actor: str) -> None:
         cfg = self.config.system
+        if cfg.reboot_restarts_daemon:
+            await self._record(actor, Action.OTHER, "reboot: restarting the daemon only "
+                               "(system.reboot_restarts_daemon)")
+            self.hooks.restart("reboot (system.reboot_restarts_daemon: the daemon only)")
+            return
         result = await run_command(cfg.reboot_command, cfg.reboot_timeout)
         if result.ok:
             _LOGGER.info("Reboot command succeeded; waiting for the system to stop clgwd")
@@ -271,6 +276,7 @@ class SystemComponent:
         if last is not None:
             out["last_update"] = last
         out["update_running"] = self._pending == "update"
+        out["managed"] = self.config.system.update_command is not None  # else read-only page
         return out
 
     async def _cmd_update_apply(self, params: Mapping[str, Any], ctx: CommandContext) -> Any:
