@@ -14,7 +14,7 @@ import base64
 import ipaddress
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Annotated, Literal
+from typing import Annotated, Any, Final, Literal
 from urllib.parse import unquote, urlsplit
 
 from pydantic import AfterValidator, Field, model_validator
@@ -23,6 +23,11 @@ from clgwd.config.secret import Secret
 from clgwd.config.types import Port, StrictModel
 
 ProxySource = Literal["page", "config", "environment"]
+
+PAGE_SETTING: Final = "cloud.proxy"
+"""State-DB setting: the page's proxy choice (``cloud.proxy.set``), without the password."""
+PAGE_SECRET: Final = "cloud.proxy.password"  # noqa: S105 - the secret's name
+"""Secret-box entry: the password of the page's proxy."""
 
 
 def check_proxy_host(value: str) -> str:
@@ -171,6 +176,26 @@ def _address_match(name: str, entry: str) -> bool:
         return address in ipaddress.ip_network(entry, strict=False)
     except ValueError:
         return False
+
+
+def page_proxy(stored: Mapping[str, Any] | None, password: Secret | None
+               ) -> tuple[CloudProxyConfig | None, bool]:
+    """The page's stored setting as (the proxy it sets, whether it says "no proxy");
+    ``(None, False)``: the page leaves the proxy to the file and the environment.
+    Raises ``ValueError`` on a stored value that no longer validates."""
+    if not isinstance(stored, Mapping):
+        return None, False
+    mode = stored.get("mode")
+    if mode == "none":
+        return None, True
+    if mode != "manual":
+        return None, False
+    username = stored.get("username") or None
+    config = CloudProxyConfig.model_validate({
+        "host": stored.get("host"), "port": stored.get("port", 3128), "username": username,
+        "password": password if username else None,
+        "no_proxy": list(stored.get("no_proxy") or ())}, strict=False)
+    return config, False
 
 
 def effective_proxy(page: ProxyTarget | None, page_disabled: bool,

@@ -28,10 +28,14 @@ from pydantic import Field, ValidationError
 from clgwd.commands import CommandContext, CommandRouter
 from clgwd.config.cloud import CloudConfig
 from clgwd.config.proxy import (
+    PAGE_SECRET,
+    PAGE_SETTING,
     NoProxyEntry,
     ProxyHost,
     ProxyTarget,
     effective_proxy,
+    from_config,
+    page_proxy,
 )
 from clgwd.config.secret import Secret
 from clgwd.config.types import Port, StrictModel
@@ -41,9 +45,10 @@ from clgwd.store import Store
 
 _LOGGER = logging.getLogger(__name__)
 
-SETTING: Final = "cloud.proxy"
-"""State-DB setting: the page's proxy choice (without the password)."""
-SECRET_PASSWORD: Final = "cloud.proxy.password"  # noqa: S105 - a name
+SETTING: Final = PAGE_SETTING
+"""State-DB setting: the page's proxy choice (without the password); ``clgwd.settings``
+reads it too, to report ``cloud.proxy`` with its source."""
+SECRET_PASSWORD: Final = PAGE_SECRET
 MAX_RESPONSE_HEAD: Final = 16 << 10
 """Largest CONNECT answer head read before the proxy counts as broken."""
 
@@ -230,10 +235,12 @@ class ProxySettings:
         if not isinstance(stored, dict) or stored.get("mode") != "manual":
             return (stored if isinstance(stored, dict) else None), None
         password = await self._store.secrets.get(SECRET_PASSWORD)
-        username = stored.get("username") or None
-        return stored, ProxyTarget(str(stored["host"]), int(stored["port"]), username,
-                                   password if username else None,
-                                   tuple(stored.get("no_proxy") or ()), "page")
+        try:
+            config, _ = page_proxy(stored, password)
+        except ValueError as err:  # stored by an older version with other rules
+            raise ProxyFailed(f"the proxy saved on the page is not valid any more ({err}); "
+                              "save it again on the Cloud step") from None
+        return stored, None if config is None else from_config(config, "page")
 
     async def effective(self) -> ProxyTarget | None:
         """The proxy in force; ``ProxyFailed`` when ``HTTPS_PROXY`` is unusable."""
