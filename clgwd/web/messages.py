@@ -133,6 +133,10 @@ HUMAN: Final[dict[str, tuple[str, str]]] = {
                           "administrator sets system.update_command."),
     "forbidden_key": ("The cloud may not change this setting remotely.",
                       "Change it in the gateway's configuration file on site."),
+    "setting_overridden": ("A value saved on site wins over this configuration change, so it "
+                           "would change nothing.",
+                           "Change the value where it was saved (the page step named in the "
+                           "details), or clear what was saved on site first."),
     # -- call trace -------------------------------------------------------------------------
     "invalid_trace_params": ("The call trace settings are not valid.",
                              "Check the duration and the interface, then start again."),
