@@ -31,7 +31,7 @@ LOCAL_METHODS: Final = (
     "network.get", "network.apply", "cloud.status", "cloud.enroll", "pbx.get", "pbx.set",
     "pbx.test", "sync.schedule.get", "sync.schedule.set", "update.schedule.get",
     "trace.calls", "trace.status", "trace.stop", "trace.file", "site.get", "site.set",
-    "settings.forget",
+    "settings.forget", "cloud.proxy.get", "cloud.proxy.set",
 )
 
 CLOUD_ACTOR: Final = "cloud"
@@ -47,6 +47,8 @@ CLOUD_REFUSED: Final[Mapping[str, str]] = {
     "trace.file": "a capture file is downloaded on site, from the onboarding page",
     "settings.forget": "settings saved on site (the PBX and its credentials) are cleared "
                        "on site",
+    "cloud.proxy.set": "a wrong proxy would cut the cloud off from the gateway; the proxy "
+                       "is set on site",
 }
 # trace.calls / trace.stop / trace.fetch are the cloud's when sip.trace.allow_cloud is
 # true (the vendor's Advanced page traces from the cloud); the call trace component

@@ -35,6 +35,7 @@ from clgwd.monitor.component import MonitorComponent
 from clgwd.net.advertiser import MdnsAdvertiser
 from clgwd.net.banner import BannerExtras, banner_hook
 from clgwd.net.component import NetworkComponent
+from clgwd.net.preflight import config_targets
 from clgwd.sdnotify import Notifier
 from clgwd.sip.component import SipTrunks
 from clgwd.sip.trace import CallTrace
@@ -313,6 +314,8 @@ def build_components(daemon: Daemon) -> list[Component]:
                              own_ports=lambda: [port for _, port in http.bound])
     link = CloudLink(config, store, daemon.commands, daemon.statuses, daemon.metrics)
     connect_tunnel(link, tunnel)
+    network.commands.preflight_targets = config_targets(lambda: daemon.config, daemon.commands,
+                                                        link.proxy.effective)
     system = SystemComponent(store, daemon.commands, DaemonHooks(
         config=lambda: daemon.config, config_path=daemon.config_path, reload=daemon.reload,
         restart=daemon.request_restart, cloud=link, statuses=daemon.statuses))

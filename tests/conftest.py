@@ -27,6 +27,19 @@ def blockbuster() -> Iterator[BlockBuster]:
         yield bb
 
 
+@pytest.fixture(autouse=True)
+def hermetic_network_defaults(tmp_path_factory: pytest.TempPathFactory,
+                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test reaches past loopback through the host's settings: pre-flight's default
+    time servers come from an empty directory, not the host's chrony/timesyncd config,
+    and the developer's HTTPS_PROXY/NO_PROXY do not steer the link."""
+    from clgwd.net import preflight
+
+    monkeypatch.setattr(preflight, "SYSTEM_ROOT", tmp_path_factory.mktemp("no-system"))
+    for name in ("https_proxy", "HTTPS_PROXY", "no_proxy", "NO_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+
+
 @pytest.fixture(params=["websockets", "picows"])
 def link_backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     """Run a link test once per websocket backend (``cloud.websocket_backend``): the

@@ -9,6 +9,7 @@ import signal
 import socket
 import sys
 from collections.abc import AsyncIterator, Callable, Coroutine
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -39,11 +40,14 @@ async def _demo(*args: str) -> AsyncIterator[tuple[asyncio.subprocess.Process, R
 
     async def read_until(marker: str) -> str:
         nonlocal output
-        async with asyncio.timeout(40):
-            while marker not in output:
-                line = await stdout.readline()
-                assert line, f"demo ended early:\n{output}"
-                output += line.decode()
+        try:
+            async with asyncio.timeout(40):
+                while marker not in output:
+                    line = await stdout.readline()
+                    assert line, f"demo ended early:\n{output}"
+                    output += line.decode()
+        except TimeoutError:
+            raise AssertionError(f"no {marker!r} within 40 s:\n{output[-4000:]}") from None
         return output
 
     try:
@@ -115,4 +119,64 @@ async def test_demo_prints_a_working_snmpwalk_line() -> None:
             env={**os.environ, "MIBS": ""})
         out, _ = await get.communicate()
         assert b"STRING:" in out
+        await _stop(proc)
+
+
+async def test_demo_reboot_restarts_only_its_daemon_and_the_setup_code_is_shown() -> None:
+    """The banner shows the setup code itself and a setup-code command that runs as
+    printed (absolute path); Reboot on the page restarts the demo's daemon (the host is
+    untouched: the demo sets system.reboot_restarts_daemon, no reboot command runs) and
+    the page answers again afterwards; a factory reset wipes only the gateway's state
+    and the demo says how to enroll again."""
+    import shlex
+
+    port, tls_port = _free_port(), _free_port()
+    async with _demo("--port", str(port), "--tls-port", str(tls_port)) as (proc, read_until):
+        output = await read_until("Setup code for the page:")
+        output = await read_until("setup-code -c")
+        code = re.search(r"Setup code for the page: (\S+)", output)
+        command = re.search(r"\(also: (.+ setup-code -c \S+)\)", output)
+        assert code and command, output
+        argv = shlex.split(command.group(1))
+        assert Path(argv[0]).is_absolute()
+        cli = await asyncio.create_subprocess_exec(*argv, stdout=asyncio.subprocess.PIPE)
+        printed, _ = await cli.communicate()
+        assert cli.returncode == 0 and code.group(1) in printed.decode()
+        config = re.search(r"config: (\S+)\)", output)
+        assert config is not None
+        assert "reboot_restarts_daemon: true" in Path(config.group(1)).read_text()
+        assert "update_command" not in Path(config.group(1)).read_text()
+        base = f"https://127.0.0.1:{tls_port}"
+        async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
+            async with http.post(f"{base}/api/v1/session/setup", ssl=False, json={
+                    "setup_code": code.group(1), "password": "demo password 1234"}) as resp:
+                assert resp.status == 201, await resp.text()
+                csrf = (await resp.json())["csrf_token"]
+            async with http.post(f"{base}/api/v1/system/reboot", ssl=False, json={},
+                                 headers={"X-CSRF-Token": csrf}) as resp:
+                assert resp.status == 202, await resp.text()
+            output = await read_until("The demo's daemon restarted")
+            assert "Reboot failed" not in output and "systemctl" not in output
+            async with asyncio.timeout(20):
+                while True:
+                    try:
+                        async with http.get(f"http://127.0.0.1:{port}/api/v1/health") as resp:
+                            if resp.status == 200:
+                                break
+                    except aiohttp.ClientError:
+                        pass
+                    await asyncio.sleep(0.2)
+            # A factory reset wipes the gateway's state only (config and cloud stay).
+            async with http.post(f"{base}/api/v1/session/login", ssl=False,
+                                 json={"password": "demo password 1234"}) as resp:
+                assert resp.status == 200, await resp.text()
+                csrf = (await resp.json())["csrf_token"]
+            async with http.post(f"{base}/api/v1/system/factory-reset", ssl=False,
+                                 json={"confirm": "revert"},
+                                 headers={"X-CSRF-Token": csrf}) as resp:
+                assert resp.status == 202, await resp.text()
+            output = await read_until("not enrolled any more")
+            assert Path(config.group(1)).exists()
+            assert Path(config.group(1)).with_name("refcloud").is_dir()
+        assert proc.returncode is None
         await _stop(proc)

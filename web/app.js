@@ -26,7 +26,9 @@
       resp = await fetch(path, { method, headers, credentials: 'same-origin',
         body: body === undefined ? undefined : JSON.stringify(body) });
     } catch (e) {
-      return { ok: false, status: 0, data: { code: 'offline', message: 'The gateway did not answer.' } };
+      return { ok: false, status: 0, data: { code: 'offline', message: String(e),
+        title: 'The gateway did not answer.',
+        next: 'Check that the gateway is on and that this computer is on its network, then reload the page.' } };
     }
     let data = null;
     try { data = await resp.json(); } catch (e) { data = {}; }
@@ -43,12 +45,46 @@
     box.classList.add('na');
   }
 
+  /* Successes only: a failure never appears in the (green) status line. */
   function say(text) { $('#toast').textContent = text; }
+  /* A success to show on the step the page moves on to. */
+  let pendingToast = '';
+  function moveOn(view, text) { pendingToast = text; location.hash = '#' + view; }
+
+  /* What each error code means to the technician (GET /api/v1/messages). */
+  let HUMAN = {};
+  async function loadMessages() {
+    const r = await api('GET', '/api/v1/messages');
+    if (r.ok) HUMAN = r.data.messages || {};
+  }
+
+  /* One problem: what happened and what to check, the technical detail behind "Details". */
+  function problemNodes(code, detail, title, next) {
+    const h = HUMAN[code] || HUMAN.internal_error || {};
+    const nodes = [el('strong', { text: title || h.title || 'Something went wrong.' })];
+    const what = next || h.next;
+    if (what) nodes.push(el('span', { class: 'next', text: what }));
+    nodes.push(el('details', {}, el('summary', { text: 'Details' }),
+      el('code', { text: code || 'error' }), el('span', { text: ' ' + (detail || '') })));
+    return nodes;
+  }
+
+  function problemBox(code, detail) {
+    return el('div', { class: 'err', role: 'alert' }, ...problemNodes(code, detail));
+  }
 
   function showError(id, r) {
     const box = $(id);
+    say('');
     if (isNA(r)) { box.textContent = 'Not available yet: ' + r.data.message; return; }
-    box.textContent = (r.data && r.data.message) || ('Error ' + r.status);
+    const d = r.data || {};
+    box.replaceChildren(...problemNodes(d.code, d.message || ('HTTP ' + r.status), d.title, d.next));
+  }
+
+  /* A control that cannot work here: read-only, with the line that says why. */
+  function readOnly(form, note, on) {
+    for (const c of form.querySelectorAll('input, select, button, textarea')) c.disabled = on;
+    note.hidden = !on;
   }
 
   function formData(form) {
@@ -104,8 +140,9 @@
   }
 
   async function boot() {
+    await loadMessages();
     const r = await api('GET', '/api/v1/session');
-    if (!r.ok) { showOnly('view-loading'); say(r.data.message || 'The gateway did not answer.'); return; }
+    if (!r.ok) { showOnly('view-loading'); showError('#page-err', r); return; }
     if (r.data.setup_required) { showOnly('view-setup'); $('#setup-code').focus(); return; }
     if (!r.data.authenticated) { showLogin(); return; }
     csrf = r.data.csrf_token;
@@ -153,7 +190,8 @@
   /* ---------- routing ---------- */
   function route(ev) {
     if (!csrf) return;
-    if (ev) say('');
+    if (ev) { say(pendingToast); pendingToast = ''; }
+    $('#page-err').replaceChildren();
     const confirm = location.hash.match(/^#confirm=([A-Za-z0-9_\-.]+)$/);
     if (confirm) { confirmNetwork(confirm[1]); return; }
     let name = location.hash.replace('#', '');
@@ -178,6 +216,7 @@
     const n = await api('GET', '/api/v1/network');
     if (isNA(n)) notAvailable($('#network-na'), n);
     else if (n.ok && n.data.ports && n.data.ports[0]) fillPort(n.data.ports[0]);
+    readOnly($('#net-form'), $('#net-ro'), n.ok && !(n.data.ports || []).length);
     toggleStatic();
   }
 
@@ -254,9 +293,15 @@
 
   /* ---------- pre-flight ---------- */
   /* The network part reports configured checks only; the others are listed as skipped. */
-  const PREFLIGHT_CHECKS = [['dns', 'dns_name, or cloud_host as a name'], ['ntp', 'ntp_servers'],
-    ['cloud', 'cloud_host'], ['stun', 'stun_host'], ['sip-tls', 'sip_tls_host or cloud_host'],
-    ['pbx', 'pbx_host'], ['proxy', 'proxy and cloud_host']];
+  /* Why a check did not run: where its target would come from. */
+  const PREFLIGHT_CHECKS = [
+    ['dns', 'No host name to resolve: the cloud URL is an IP address and the time servers too (or set network.preflight.dns_name).'],
+    ['ntp', 'This system names no time servers (chrony, systemd-timesyncd or ntpd), and network.preflight.ntp_servers is empty.'],
+    ['cloud', 'No cloud URL is configured yet (cloud.url).'],
+    ['stun', 'No STUN server is configured (network.preflight.stun_host).'],
+    ['sip-tls', 'No cloud URL is configured yet (cloud.url), nor network.preflight.sip_tls_host.'],
+    ['pbx', 'No network PBX is set on the PBX step (a file-based directory has no address to check).'],
+    ['proxy', 'No proxy is in use (Cloud step, cloud.proxy or HTTPS_PROXY).']];
 
   function renderPreflight(report) {
     const checks = report.checks || [];
@@ -267,18 +312,18 @@
         el('td', { text: (c.seconds * 1000).toFixed(1) + ' ms' }), el('td', { text: c.detail })));
     }
     const ran = new Set(checks.map((c) => c.name));
-    for (const [name, key] of PREFLIGHT_CHECKS) {
-      if (ran.has(name)) continue;
+    for (const [name, why] of PREFLIGHT_CHECKS) {
+      if (ran.has(name) || (name === 'cloud' && ran.has('proxy'))) continue;
       body.append(el('tr', { class: 'skipped' }, el('th', { scope: 'row', text: name }),
         el('td', { text: '—' }), el('td', {}, el('strong', { text: 'SKIPPED' })), el('td', { text: '—' }),
-        el('td', { text: `No target configured (network.preflight.${key})` })));
+        el('td', { text: why })));
     }
     const head = el('tr', {}, ...['Check', 'Target', 'Result', 'Time', 'Reason']
       .map((h) => el('th', { scope: 'col', text: h })));
     const passed = checks.filter((c) => c.ok).length;
     const summary = checks.length
       ? `${passed} of ${checks.length} checks passed` + (report.ok ? '.' : '; see the failed checks below.')
-      : 'No pre-flight targets are configured (network.preflight); nothing was checked.';
+      : 'Nothing to check yet: set the cloud URL, the PBX or a proxy first.';
     $('#pf-result').replaceChildren(el('p', { id: 'pf-summary', text: summary }),
       el('div', { class: 'scroll' }, el('table', { id: 'pf-table' },
         el('caption', { class: 'sr', text: 'Pre-flight check results' }), el('thead', {}, head), body)));
@@ -312,7 +357,55 @@
       el('p', { text: 'Account ID: ' + (d.account_id || 'not enrolled') }));
   }
 
-  async function loadCloud() { describeLink($('#cloud-state'), await api('GET', '/api/v1/cloud')); }
+  async function loadCloud() {
+    describeLink($('#cloud-state'), await api('GET', '/api/v1/cloud'));
+    loadProxy();
+  }
+
+  const PROXY_SOURCES = { page: 'set on this page', config: 'from the configuration file',
+    environment: 'from HTTPS_PROXY' };
+  async function loadProxy() {
+    const r = await api('GET', '/api/v1/cloud/proxy');
+    const form = $('#proxy-form');
+    form.hidden = !r.ok;
+    if (!r.ok) return;
+    const d = r.data;
+    const eff = d.effective;
+    $('#proxy-state').textContent = d.problem ? 'Proxy problem: ' + d.problem
+      : eff ? `In use: ${eff.proxy} (${PROXY_SOURCES[eff.source] || eff.source}).`
+        : 'In use: none, the gateway connects to the cloud directly.';
+    $('#proxy_mode').value = d.mode;
+    $('#proxy_host').value = d.host || '';
+    $('#proxy_port').value = d.port || 3128;
+    $('#proxy_user').value = d.username || '';
+    $('#proxy_pw').value = '';
+    $('#proxy_pw').placeholder = d.password_set ? 'stored (leave empty to keep)' : '';
+    $('#proxy_no').value = (d.no_proxy || []).join(', ');
+    $('#proxy-manual').hidden = d.mode !== 'manual';
+  }
+
+  $('#proxy_mode').addEventListener('change', () => {
+    $('#proxy-manual').hidden = $('#proxy_mode').value !== 'manual';
+  });
+
+  $('#proxy-form').addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    const form = ev.target;
+    const msg = markInvalid(form, checkRequired(form));
+    $('#proxy-form-err').textContent = msg;
+    if (msg) return;
+    const d = formData(form);
+    const body = { mode: d.mode };
+    if (d.mode === 'manual') {
+      Object.assign(body, { host: d.host, port: Number(d.port), username: d.username || null,
+        no_proxy: d.no_proxy.split(',').map((x) => x.trim()).filter(Boolean) });
+      if (d.password) body.password = d.password;
+    }
+    const r = await api('PUT', '/api/v1/cloud/proxy', body);
+    if (!r.ok) { showError('#proxy-form-err', r); return; }
+    say('Proxy saved; the link uses it from its next connection.');
+    loadProxy();
+  });
 
   $('#enroll-form').addEventListener('submit', async (ev) => {
     ev.preventDefault();
@@ -402,7 +495,7 @@
     if (!r.ok) { showError('#pbx-form-err', r); return; }
     $('#pbx-form-err').textContent = '';
     $('#pbx_pw').placeholder = r.data.password_set ? 'set' : '';
-    say('Successfully created PBX Link');
+    moveOn('connect', 'Successfully created PBX Link. Next: connect to the PBX.');
   });
 
   /* ---------- connect and sync ---------- */
@@ -432,18 +525,38 @@
     return parts;
   }
 
-  $('#pbx-test').addEventListener('click', async () => {
+  /* Test the PBX; true when it answered (the result, irregularities included, is shown). */
+  async function testPbx() {
     const box = $('#test-result');
     box.replaceChildren(el('p', { text: 'Connecting…' }));
     const r = await api('POST', '/api/v1/pbx/test');
-    if (isNA(r)) { notAvailable(box, r); return; }
+    if (isNA(r)) { notAvailable(box, r); return null; }
     box.classList.remove('na');
-    if (!r.ok) { box.replaceChildren(el('p', { class: 'err', text: r.data.message })); return; }
+    if (!r.ok) { box.replaceChildren(problemBox(r.data.code, r.data.message)); return null; }
     const d = r.data;
+    const irregular = irregularityBlock(d.irregularities || {});
     box.replaceChildren(el('h3', { text: 'PBX Connected' }), el('p', { text: 'Connection successful' }),
       el('p', { text: 'Number of users: ' + d.users }), el('p', { text: 'DDI (DID) numbers: ' + d.dids }),
-      el('p', { text: 'Users that will sync: ' + (d.eligible ?? d.users) }),
-      ...irregularityBlock(d.irregularities || {}));
+      el('p', { text: 'Users that will sync: ' + (d.eligible ?? d.users) }), ...irregular);
+    return { irregular: irregular.length > 0 };
+  }
+
+  /* The vendor's Connect: test, then the first sync; the schedule runs by itself after
+     it. A clean result moves on to Deployment; with irregularities the page stays so
+     the technician can read them. */
+  $('#pbx-test').addEventListener('click', async () => {
+    const button = $('#pbx-test');
+    button.disabled = true;
+    try {
+      const tested = await testPbx();
+      if (!tested) return;
+      const d = await runSync();
+      if (d && d.result === 'ok' && !tested.irregular) {
+        moveOn('deployment', `Connected: the first sync is complete; the gateway now syncs every ${$('#interval').value} minutes by itself.`);
+      }
+    } finally {
+      button.disabled = false;
+    }
   });
 
   async function loadConnect() {
@@ -454,12 +567,19 @@
     if (r.ok) {
       $('#interval').value = r.data.interval_minutes;
       box.replaceChildren(el('p', { text: 'Last sync: ' + describeSync(r.data.last_sync) }),
-        el('p', { text: 'Next sync: ' + (r.data.awaiting_sync_now ? 'after the first Sync Now' : when(r.data.next_sync_at)) }));
+        el('p', { text: 'Next sync: ' + (r.data.awaiting_sync_now ? 'after Connect (the PBX test and the first sync)' : when(r.data.next_sync_at)) }));
+      /* After a reload the last failure's reason is shown once, in the result box. */
+      const last = r.data.last_sync;
+      const result = $('#sync-result');
+      if (last && !last.ok && !result.hasChildNodes()) {
+        result.replaceChildren(problemBox(last.error_code || 'failed', last.message));
+      }
     }
   }
 
   const when = (t) => (t ? new Date(t * 1000).toLocaleString() : '—');
-  const describeSync = (s) => (s ? `${when(s.at)} (${s.ok ? 'OK' : 'failed: ' + (s.message || '')})` : 'never');
+  /* A failure's reason is shown once, in the problem box below (not in this line too). */
+  const describeSync = (s) => (s ? `${when(s.at)} (${s.ok ? 'OK' : s.result || 'failed'})` : 'never');
 
   $('#sync-form').addEventListener('submit', async (ev) => {
     ev.preventDefault();
@@ -475,25 +595,31 @@
 
   const counted = (c) => `${c.created || 0} created, ${c.updated || 0} updated, ${c.deleted || 0} deleted, ${c.unchanged || 0} unchanged`;
 
-  $('#sync-now').addEventListener('click', async () => {
+  $('#sync-now').addEventListener('click', () => runSync());
+
+  async function runSync() {
     const box = $('#sync-result');
+    const button = $('#sync-now');
+    button.disabled = true;
     box.replaceChildren(el('p', { text: 'Syncing…' }));
-    const r = await api('POST', '/api/v1/sync/now');
-    if (!r.ok) { box.replaceChildren(); showError('#sync-form-err', r); return; }
+    let r;
+    try { r = await api('POST', '/api/v1/sync/now'); } finally { button.disabled = false; }
+    if (!r.ok) { box.replaceChildren(); showError('#sync-form-err', r); return null; }
     $('#sync-form-err').textContent = '';
     const d = r.data;
     if (d.result === 'ok') {
       say('Sync complete.');
       box.replaceChildren(el('p', { text: `Sync complete: ${counted(d.counts || {})}; ${(d.counts || {}).eligible || 0} users synced.` }));
     } else if (d.result) {
-      say('Sync ' + d.result + '.');
-      box.replaceChildren(el('p', { class: 'err', text: `Sync ${d.result}: ${d.error || ''}` }));
+      say('');
+      box.replaceChildren(problemBox(d.error_code || 'failed', d.error || 'sync ' + d.result));
     } else {
       say('Sync started.');
       box.replaceChildren();
     }
     loadConnect();
-  });
+    return d;
+  }
 
   const OPS = { create: 'Create', update: 'Update', delete: 'Delete' };
   function describeChange(ch) {
@@ -582,6 +708,7 @@
     const r = await api('GET', '/api/v1/update/schedule');
     if (isNA(r)) { notAvailable($('#update-na'), r); return; }
     if (!r.ok) { showError('#update-form-err', r); return; }
+    readOnly($('#update-form'), $('#update-ro'), r.data.managed === false);
     if (r.data.frequency) {
       $('#frequency').value = r.data.frequency; $('#utime').value = r.data.time; $('#utz').value = r.data.timezone;
       for (const c of document.querySelectorAll('input[name=weekdays]')) c.checked = (r.data.weekdays || []).includes(c.value);
@@ -712,13 +839,13 @@
   function sectionBox(box, s, render) {
     if (!s.available) { notAvailable(box, { status: 501, data: s }); return; }
     box.classList.remove('na');
-    if (s.error) { box.replaceChildren(el('p', { class: 'err', text: s.error.message })); return; }
+    if (s.error) { box.replaceChildren(problemBox(s.error.code, s.error.message)); return; }
     render(s.data);
   }
 
   async function loadOverview() {
     const r = await api('GET', '/api/v1/overview');
-    if (!r.ok) { say(r.data.message || 'Cannot load the overview'); return; }
+    if (!r.ok) { showError('#page-err', r); return; }
     const d = r.data;
     const n = $('#next-step');
     n.classList.toggle('problem', d.next.problem);
@@ -816,7 +943,7 @@
     $('#ev-csv').href = '/api/v1/events.csv' + (q ? '?' + q : '');
     const r = await api('GET', '/api/v1/events' + (q ? '?' + q : ''));
     const body = $('#events tbody');
-    if (!r.ok) { body.replaceChildren(); say(r.data.message); return; }
+    if (!r.ok) { body.replaceChildren(); showError('#page-err', r); return; }
     body.replaceChildren(...r.data.events.map((e) => el('tr', {},
       el('td', { text: new Date(e.at * 1000).toLocaleString() }), el('td', { text: e.actor }),
       el('td', { text: e.action }), el('td', { text: e.asset }), el('td', { text: e.subject }),

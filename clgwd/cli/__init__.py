@@ -27,6 +27,8 @@ is heavy (the daemon, the refcloud, a PBX driver) inside the command that needs 
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 from collections.abc import Callable, Sequence
 
 from clgwd.cli import (
@@ -94,6 +96,27 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Every command; a reader that went away (``clgwd sync | head``) ends it quietly."""
+    try:
+        try:
+            code = _main(argv)
+        finally:
+            sys.stdout.flush()  # here, not at exit: a closed pipe shows inside the try
+    except BrokenPipeError:
+        return closed_pipe()
+    return code
+
+
+def closed_pipe() -> int:
+    """Point stdout at /dev/null (so the interpreter's last flush cannot fail again)
+    and exit as a process killed by SIGPIPE would (128 + 13), without a traceback."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return 141
+
+
+def _main(argv: Sequence[str] | None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return COMMANDS[args.command](args)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import getpass
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ import aiohttp
 
 from clgwd.cli.common import Subparsers, control_request
 from clgwd.config import DEFAULT_CONFIG_PATH, ClgwdConfig, ConfigError, Secret, load_config
+from clgwd.config.proxy import effective_proxy
 from clgwd.errors import EXIT_CONFIG, EXIT_FAILURE, EXIT_OK, ClgwdError
 
 
@@ -74,8 +76,16 @@ def run(args: argparse.Namespace) -> int:
     if answer is not None:
         return _report_daemon_answer(*answer)
     try:
+        # No daemon: the page's proxy setting is not read; the file's or HTTPS_PROXY is.
+        proxy = effective_proxy(None, False, config.cloud.proxy,
+                                config.cloud.proxy_from_environment, os.environ)
+    except ValueError as err:
+        print(f"enrollment failed: the proxy in the environment is unusable: {err}",
+              file=sys.stderr)
+        return EXIT_FAILURE
+    try:
         result = asyncio.run(enroll(config.state.dir, config.cloud.url, args.account, token,
-                                    config.cloud.enrollment_ca_file))
+                                    config.cloud.enrollment_ca_file, proxy=proxy))
     except ClgwdError as err:
         print(f"enrollment failed: {err.message}", file=sys.stderr)
         return EXIT_FAILURE

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import json
 import sys
+from typing import Any
 
 from clgwd.cli.common import Subparsers, add_socket_args, call_command
 from clgwd.config import DEFAULT_CONFIG_PATH, ConfigError, load_config
@@ -35,7 +36,7 @@ def add_parser(sub: Subparsers) -> None:
 
 
 def cmd_preflight(args: argparse.Namespace) -> int:
-    from clgwd.net.preflight import render_report, run_preflight  # noqa: PLC0415
+    from clgwd.net.preflight import local_targets, render_report, run_preflight  # noqa: PLC0415
 
     if args.local:
         try:
@@ -43,7 +44,11 @@ def cmd_preflight(args: argparse.Namespace) -> int:
         except ConfigError as err:
             print(err.render(), file=sys.stderr)
             return EXIT_CONFIG
-        report = asyncio.run(run_preflight(config.network))
+
+        async def local() -> dict[str, Any]:
+            return await run_preflight(config.network, await local_targets(config))
+
+        report = asyncio.run(local())
     else:
         code, report = call_command(args, "network.preflight")
         if report is None:

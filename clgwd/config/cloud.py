@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, Field, model_validator
 
+from clgwd.config.proxy import CloudProxyConfig
 from clgwd.config.types import AbsolutePath, Seconds, StrictModel
 
 
@@ -80,6 +81,10 @@ class CloudConfig(StrictModel):
     """Seconds between status records queued upstream."""
     drain_timeout: Seconds = 30.0
     """After a goaway, how long the old connection may finish running commands."""
+    proxy: CloudProxyConfig | None = None
+    """HTTP CONNECT proxy for the link and enrollment (the page's setting overrides it)."""
+    proxy_from_environment: bool = True
+    """Without ``proxy`` (and no page setting), use ``HTTPS_PROXY``/``NO_PROXY``."""
 
     @model_validator(mode="after")
     def _check_backoff(self) -> CloudConfig:

@@ -27,6 +27,10 @@ class SystemConfig(StrictModel):
     reboot_command: Command = Field(default_factory=lambda: list(DEFAULT_REBOOT_COMMAND))
     """Run (no shell) to reboot the machine; the appliance image may point it at a
     helper when systemd is not PID 1."""
+    reboot_restarts_daemon: bool = False
+    """Reboot restarts only this daemon (exit code ``EXIT_RESTART``; systemd or the demo
+    starts it again) and never runs ``reboot_command``: ``clgwd demo`` sets it, so the
+    demo's Reboot cannot reboot the developer's machine."""
     reboot_timeout: Seconds = 60.0
     """A reboot command still running after this long is killed and reported failed."""
     action_delay: Seconds = 3.0

@@ -67,6 +67,7 @@ class CloudLink(LinkSupervisor):
         self._statuses = statuses
         self._idempotency = IdempotencyStore(store.db)
         self._m_depth = metrics.gauge("clgwd_link_outbox_depth", "Undelivered outbox records")
+        self.proxy.register(commands)
         commands.register("status.report", self._status_report, mutating=False)
         commands.register("cloud.status", self._cmd_cloud_status, mutating=False)
         commands.register("cloud.enroll", self._cmd_cloud_enroll, mutating=True)
@@ -103,6 +104,7 @@ class CloudLink(LinkSupervisor):
     async def apply_config(self, config: ClgwdConfig) -> None:
         old = self._config.cloud
         self._config = config
+        self.proxy.cloud = config.cloud
         self.delivery.config = config
         self.renewal.config = config
         self._backoff.base = config.cloud.backoff_base
@@ -133,7 +135,7 @@ class CloudLink(LinkSupervisor):
             raise CloudNotConfigured("cloud.url is not set in the gateway's config file; set "
                                      "it before enrolling")
         enrollment = await enroll(self._config.state.dir, cloud.url, account_id, token,
-                                  cloud.enrollment_ca_file)
+                                  cloud.enrollment_ca_file, proxy=await self.proxy.effective())
         self._blocked_fingerprint = None
         if self.state in (LinkState.NOT_ENROLLED, LinkState.AUTH_FAILED):
             self._set_state(LinkState.CONNECTING, f"enrolled; connecting to {cloud.url}")

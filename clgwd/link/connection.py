@@ -32,6 +32,7 @@ from clgwd.config.cloud import CloudConfig
 from clgwd.link.backends import load_opener
 from clgwd.link.delivery import OutboxDelivery, int_member
 from clgwd.link.identity import Enrollment, IdentityError, IdentityFiles
+from clgwd.link.proxy import ProxySettings, open_link
 from clgwd.link.renewal import CertificateRenewal
 from clgwd.link.session import Session, Tap
 from clgwd.link.wsapi import ConnectFailed, HandshakeRejected, WsSettings
@@ -128,6 +129,9 @@ class LinkSupervisor(abc.ABC):
         self.identity_listeners: list[Callable[[Enrollment], None]] = []
         """Told the enrollment in use before every connection attempt (the daemon wires
         the tunnel component here: gateway id and tunnel-authority key)."""
+        self.proxy = ProxySettings(config.cloud, store)
+        """The proxy in force (the page's ``cloud.proxy.*`` setting, the file, the
+        environment); ``CloudLink`` registers its commands."""
         self._m_connects = metrics.counter("clgwd_link_connect_attempts_total",
                                            "Cloud connection attempts by result", ["result"])
         self._m_online = metrics.gauge("clgwd_link_online", "1 while the cloud link is up")
@@ -237,8 +241,9 @@ class LinkSupervisor(abc.ABC):
         try:
             cloud = self._config.cloud
             open_connection = await load_opener(cloud.websocket_backend)
-            conn = await open_connection(
-                ws_url(enrollment.cloud_url), ctx, p.SUBPROTOCOL, self._ws_settings(cloud))
+            conn = await open_link(open_connection, await self.proxy.effective(),
+                                   ws_url(enrollment.cloud_url), ctx,
+                                   subprotocol=p.SUBPROTOCOL, settings=self._ws_settings(cloud))
         except HandshakeRejected as err:
             self._m_connects.labels(f"http_{err.status}").inc()
             if err.status in (401, 403):

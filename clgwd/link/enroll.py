@@ -18,12 +18,15 @@ import logging
 import ssl
 from pathlib import Path
 from typing import Any, Final
+from urllib.parse import urlsplit
 
 import aiohttp
 
 from clgwd.config import Secret
+from clgwd.config.proxy import ProxyTarget
 from clgwd.errors import ClgwdError
 from clgwd.link.identity import Enrollment, IdentityFiles
+from clgwd.link.proxy import aiohttp_proxy, refusal
 from clgwd.protocol.rpc import ENROLL_PATH
 
 _LOGGER = logging.getLogger(__name__)
@@ -55,15 +58,17 @@ def _enroll_ssl_context(ca_file: Path | None) -> ssl.SSLContext:
 
 
 async def enroll(state_dir: Path, cloud_url: str, account_id: str, token: Secret,
-                 enrollment_ca_file: Path | None = None) -> Enrollment:
-    """Enroll this gateway; on success the identity files hold the new certificate."""
+                 enrollment_ca_file: Path | None = None, *,
+                 proxy: ProxyTarget | None = None) -> Enrollment:
+    """Enroll this gateway; on success the identity files hold the new certificate.
+    ``proxy``: the HTTP proxy in force (``clgwd.link.proxy``), None = direct."""
     files = IdentityFiles(state_dir)
     csr_pem = await asyncio.to_thread(files.make_csr)
     gateway_id = await asyncio.to_thread(files.ensure_key_and_id)
     ctx = await asyncio.to_thread(_enroll_ssl_context, enrollment_ca_file)
     body = {"account_id": account_id, "token": token.reveal(), "gateway_id": gateway_id,
             "csr": csr_pem}
-    answer = await _post(cloud_url + ENROLL_PATH, body, ctx)
+    answer = await _post(cloud_url + ENROLL_PATH, body, ctx, proxy)
     cert, ca = answer.get("certificate"), answer.get("ca")
     if not isinstance(cert, str) or not isinstance(ca, str):
         raise EnrollmentFailed("the cloud's enrollment answer lacks certificate or ca")
@@ -95,11 +100,13 @@ def _ed25519_b64(value: object, field: str) -> str:
                            "32-byte Ed25519 public key")
 
 
-async def _post(url: str, body: dict[str, Any], ctx: ssl.SSLContext) -> dict[str, Any]:
+async def _post(url: str, body: dict[str, Any], ctx: ssl.SSLContext,
+                proxy: ProxyTarget | None) -> dict[str, Any]:
     timeout = aiohttp.ClientTimeout(total=ENROLL_TIMEOUT)
+    via = aiohttp_proxy(proxy, url)
     try:
         async with (aiohttp.ClientSession(timeout=timeout, trust_env=False) as http,
-                    http.post(url, json=body, ssl=ctx) as resp):
+                    http.post(url, json=body, ssl=ctx, **via) as resp):
             data = await _json_or_none(resp)
             if resp.status in (400, 401, 403, 404, 409):
                 message = data.get("message") if isinstance(data, dict) else None
@@ -109,6 +116,16 @@ async def _post(url: str, body: dict[str, Any], ctx: ssl.SSLContext) -> dict[str
             if resp.status != 200 or not isinstance(data, dict):
                 raise EnrollmentFailed(f"the cloud answered HTTP {resp.status} to enrollment")
             return data
+    except aiohttp.ClientHttpProxyError as err:
+        assert proxy is not None
+        parts = urlsplit(url)
+        raise EnrollmentFailed(str(refusal(proxy, parts.hostname or "", parts.port or 443,
+                                       err.status, err.message))) from None
+    except aiohttp.ClientProxyConnectionError as err:
+        assert proxy is not None
+        raise EnrollmentFailed(f"cannot reach the proxy {proxy.address} "
+                               f"({err.os_error.strerror or err.os_error}); check the proxy "
+                               "host and port") from None
     except aiohttp.ClientConnectorCertificateError as err:
         raise EnrollmentFailed(f"cannot verify the cloud's certificate at {url}: "
                                f"{err.certificate_error}") from None

@@ -26,6 +26,7 @@ from cryptography.x509.oid import NameOID
 
 from clgwd.errors import ClgwdError
 from clgwd.protocol.rpc import CERT_URI_PREFIX
+from clgwd.store.private import make_private_dir
 
 IDENTITY_DIRNAME: Final = "cloud"
 KEY_FILE: Final = "device.key"
@@ -82,7 +83,8 @@ class IdentityFiles:
 
     def ensure_key_and_id(self) -> str:
         """Create the key (0600) and gateway id on first use; return the gateway id."""
-        self.dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        make_private_dir(self.dir.parent)  # the state dir: 0700 even before the daemon ran
+        make_private_dir(self.dir)
         if not self.key.exists():
             key = ec.generate_private_key(ec.SECP256R1())
             pem = key.private_bytes(serialization.Encoding.PEM,
@@ -125,8 +127,8 @@ class IdentityFiles:
         self._check_matches_key(cert)
         if cert.issuer != ca.subject:
             raise IdentityError("the cloud's certificate was not issued by the CA it sent")
-        _write_replace(self.ca, ca_pem.encode(), 0o644)
-        _write_replace(self.cert, cert_pem.encode(), 0o644)
+        _write_replace(self.ca, ca_pem.encode(), 0o600)
+        _write_replace(self.cert, cert_pem.encode(), 0o600)
         meta = self._read_meta()
         meta.update(account_id=account_id, cloud_url=cloud_url)
         if tunnel_authority_key is not None:

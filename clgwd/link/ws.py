@@ -9,6 +9,7 @@ API churn; ``clgwd.link.ws_picows`` is the optional faster backend with the same
 from __future__ import annotations
 
 import asyncio
+import socket
 import ssl
 
 from websockets.asyncio.client import connect
@@ -114,11 +115,13 @@ def _closed(err: ConnectionClosed) -> Closed:
 
 
 async def open_connection(url: str, ssl_context: ssl.SSLContext | None, subprotocol: str,
-                          settings: WsSettings) -> WsConnection:
-    """Connect once (no library-level retries: the link owns the retry policy)."""
+                          settings: WsSettings, *,
+                          sock: socket.socket | None = None) -> WsConnection:
+    """Connect once (no library-level retries: the link owns the retry policy); over
+    ``sock`` when given (a proxy tunnel, ``clgwd.link.proxy``)."""
     try:
         conn = await connect(
-            url, ssl=ssl_context, subprotocols=[Subprotocol(subprotocol)],
+            url, ssl=ssl_context, sock=sock, subprotocols=[Subprotocol(subprotocol)],
             compression=None, proxy=None, user_agent_header=USER_AGENT,
             open_timeout=settings.open_timeout, ping_interval=settings.ping_interval,
             ping_timeout=settings.ping_timeout, close_timeout=settings.close_timeout,

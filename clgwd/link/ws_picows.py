@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import socket
 import ssl
 from collections import deque
 from collections.abc import Callable
@@ -337,14 +338,17 @@ def _close_info(transport: WSTransport) -> Closed:
 
 
 async def open_connection(url: str, ssl_context: ssl.SSLContext | None, subprotocol: str,
-                          settings: WsSettings) -> PicowsConnection:
-    """Connect once (no redirects, no proxy, no retries: the link owns the retry policy)."""
+                          settings: WsSettings, *,
+                          sock: socket.socket | None = None) -> PicowsConnection:
+    """Connect once (no redirects, no retries: the link owns the retry policy); over
+    ``sock`` when given (a proxy tunnel, ``clgwd.link.proxy``)."""
     try:
         async with asyncio.timeout(settings.open_timeout):
             transport, listener = await ws_connect(
                 lambda: PicowsConnection(settings), url, ssl_context=ssl_context,
                 websocket_handshake_timeout=settings.open_timeout,
                 max_frame_size=settings.max_message_bytes, enable_auto_ping=False,
+                socket_factory=None if sock is None else (lambda _url: sock),
                 enable_auto_pong=True, max_redirects=0, use_aiofastnet=False,
                 extra_headers={"Sec-WebSocket-Protocol": subprotocol,
                                "User-Agent": USER_AGENT})

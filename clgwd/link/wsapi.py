@@ -9,6 +9,7 @@ settings and the errors are shared and the link never changes with the backend
 
 from __future__ import annotations
 
+import socket
 import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -107,7 +108,10 @@ class OpenConnection(Protocol):
     """A backend's ``open_connection``."""
 
     async def __call__(self, url: str, ssl_context: ssl.SSLContext | None, subprotocol: str,
-                       settings: WsSettings) -> LinkConnection: ...
+                       settings: WsSettings, *,
+                       sock: socket.socket | None = None) -> LinkConnection:
+        """``sock``: an already connected socket to run TLS and the handshake over
+        (``clgwd.link.proxy``); None dials the URL's host."""
 
 
 def connect_failure(err: OSError, open_timeout: float) -> ConnectFailed:

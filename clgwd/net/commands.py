@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final
 
 from pydantic import ValidationError
@@ -28,7 +28,7 @@ from pydantic import ValidationError
 from clgwd.commands import CommandContext, CommandRouter
 from clgwd.config.loader import render_validation_error
 from clgwd.config.network import PortConfig
-from clgwd.net.preflight import run_preflight
+from clgwd.net.preflight import PreflightTargets, run_preflight
 from clgwd.net.reconcile import PortState
 from clgwd.net.trial import InvalidPortConfig
 
@@ -152,6 +152,9 @@ class NetworkCommands:
         self._network = network
         self._apply_lock = asyncio.Lock()
         """Merge and propose as one step: two applies at once must not lose a port."""
+        self.preflight_targets: Callable[[], Awaitable[PreflightTargets]] | None = None
+        """Pre-flight's defaults from the rest of the configuration (set by the daemon:
+        ``clgwd.net.preflight.config_targets``)."""
 
     def register(self, router: CommandRouter) -> None:
         router.register("network.get", self.get, mutating=False)
@@ -186,4 +189,5 @@ class NetworkCommands:
         return await self._network.confirm(ctx.actor, _confirm_token(params))
 
     async def preflight(self, params: Mapping[str, Any], ctx: CommandContext) -> Any:
-        return await run_preflight(self._network.network_config)
+        targets = None if self.preflight_targets is None else await self.preflight_targets()
+        return await run_preflight(self._network.network_config, targets)

@@ -83,8 +83,10 @@ class NetworkComponent(DhcpSupervisor):
         self._apply_lock = asyncio.Lock()
         self._finished: OrderedDict[str, str] = OrderedDict()
         """Confirm token -> what became of that trial, for a clear answer to a stale link."""
+        self.commands = NetworkCommands(self)
+        """The ``network.*`` commands (the daemon sets their ``preflight_targets``)."""
         if commands is not None:
-            NetworkCommands(self).register(commands)
+            self.commands.register(commands)
 
     # -- lifecycle --------------------------------------------------------------------
 

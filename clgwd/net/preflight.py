@@ -5,6 +5,13 @@ works": DNS sends an A query to the configured name servers (read from the resol
 the network component writes), NTP an SNTP client request, STUN a binding request
 (RFC 5389), the proxy an HTTP CONNECT. TCP checks (cloud 443, SIP-TLS 5061, PBX) time
 the connection. All checks run concurrently, each bounded by ``preflight.timeout``.
+
+Targets come from the configuration by default (``PreflightTargets``): the cloud host and
+port from ``cloud.url``, the PBX from the PBX settings (file or page), the proxy the link
+uses (page, ``cloud.proxy`` or ``HTTPS_PROXY``), the name servers of the resolv.conf and
+the time servers the system's NTP client uses. ``network.preflight.*`` keys override.
+With the link's proxy in force, the cloud is checked through it (a CONNECT with the
+proxy's credentials) instead of directly, as the link will reach it.
 """
 
 from __future__ import annotations
@@ -18,12 +25,18 @@ import secrets
 import socket
 import struct
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
+from urllib.parse import urlsplit
 
+from clgwd.commands import CommandContext, CommandRouter
+from clgwd.config import ClgwdConfig
 from clgwd.config.network import NetworkConfig, PreflightConfig
+from clgwd.config.pbx import NETWORK_TYPES
+from clgwd.config.proxy import ProxyTarget, effective_proxy
+from clgwd.errors import ClgwdError
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -51,6 +64,119 @@ class CheckResult:
     def as_json(self) -> dict[str, Any]:
         return {"name": self.name, "target": self.target, "ok": self.ok,
                 "seconds": round(self.seconds, 4), "detail": self.detail}
+
+
+@dataclass(frozen=True)
+class PreflightTargets:
+    """What the rest of the configuration says to check (``network.preflight`` keys
+    override each)."""
+
+    cloud_host: str | None = None
+    cloud_port: int = 443
+    pbx_host: str | None = None
+    pbx_port: int | None = None
+    proxy: ProxyTarget | None = None
+    proxy_problem: str | None = None
+    """Why the link's proxy setting is unusable (reported as a failed proxy check)."""
+    ntp_servers: tuple[str, ...] = ()
+
+
+def targets_from_config(config: ClgwdConfig, pbx: Mapping[str, Any] | None,
+                        proxy: ProxyTarget | None, ntp_servers: tuple[str, ...] = (),
+                        proxy_problem: str | None = None) -> PreflightTargets:
+    """Defaults from ``cloud.url`` and the PBX settings (``pbx`` is ``pbx.get``'s answer,
+    which includes a setting saved on the page; None = the config file's ``pbx``)."""
+    cloud_host, cloud_port = None, 443
+    if config.cloud.url is not None:
+        parts = urlsplit(config.cloud.url)
+        cloud_host, cloud_port = parts.hostname, parts.port or 443
+    if pbx is None:
+        network = config.pbx.type in NETWORK_TYPES and bool(config.pbx.host)
+        pbx = {"address": config.pbx.host if network else None,
+               "port": config.pbx.effective_port if network else None}
+    address, port = pbx.get("address"), pbx.get("port")
+    return PreflightTargets(
+        cloud_host=cloud_host, cloud_port=cloud_port,
+        pbx_host=address if isinstance(address, str) and address else None,
+        pbx_port=port if isinstance(port, int) and port else None,
+        proxy=proxy, proxy_problem=proxy_problem, ntp_servers=ntp_servers)
+
+
+def config_targets(config: Callable[[], ClgwdConfig], commands: CommandRouter,
+                   proxy: Callable[[], Awaitable[ProxyTarget | None]], *,
+                   root: Path | None = None) -> Callable[[], Awaitable[PreflightTargets]]:
+    """The running daemon's defaults: ``config`` the current config, the PBX through
+    ``pbx.get`` (so a PBX saved on the page counts), ``proxy`` the link's proxy in force."""
+    async def targets() -> PreflightTargets:
+        pbx: Mapping[str, Any] | None = None
+        with contextlib.suppress(ClgwdError):  # no sync component: the file's pbx section
+            answer = await commands.call("pbx.get", {}, CommandContext("local:preflight"))
+            pbx = answer if isinstance(answer, Mapping) else None
+        problem = None
+        try:
+            chosen = await proxy()
+        except Exception as err:
+            chosen, problem = None, str(err)
+        ntp = await asyncio.to_thread(system_ntp_servers, root)
+        return targets_from_config(config(), pbx, chosen, ntp, problem)
+
+    return targets
+
+
+async def local_targets(config: ClgwdConfig, environ: Mapping[str, str] | None = None, *,
+                        root: Path | None = None) -> PreflightTargets:
+    """``clgwd preflight --local`` (no daemon): the file's PBX and proxy (or
+    ``HTTPS_PROXY``); a PBX or proxy saved on the page is not read."""
+    problem = None
+    try:
+        chosen = effective_proxy(None, False, config.cloud.proxy,
+                                 config.cloud.proxy_from_environment,
+                                 os.environ if environ is None else environ)
+    except ValueError as err:
+        chosen, problem = None, str(err)
+    ntp = await asyncio.to_thread(system_ntp_servers, root)
+    return targets_from_config(config, None, chosen, ntp, problem)
+
+
+NTP_FILES: Final = (
+    ("timesyncd", "etc/systemd/timesyncd.conf"), ("timesyncd", "etc/systemd/timesyncd.conf.d"),
+    ("chrony", "etc/chrony/chrony.conf"), ("chrony", "etc/chrony.conf"),
+    ("chrony", "etc/chrony/sources.d"), ("ntp", "etc/ntpsec/ntp.conf"),
+    ("ntp", "etc/ntp.conf"),
+)
+
+
+SYSTEM_ROOT = Path("/")
+"""Where ``system_ntp_servers`` looks by default (the test suite points it elsewhere, so
+no test ever asks the host's real time servers)."""
+
+
+def system_ntp_servers(root: Path | None = None) -> tuple[str, ...]:
+    """The time servers the host's NTP client uses (blocking): systemd-timesyncd's
+    ``NTP=`` (else ``FallbackNTP=``), chrony's and ntpd's ``server``/``pool`` lines."""
+    found: list[str] = []
+    fallback: list[str] = []
+    for kind, relative in NTP_FILES:
+        path = (SYSTEM_ROOT if root is None else root) / relative
+        files = sorted(path.glob("*.conf")) + sorted(path.glob("*.sources")) \
+            if path.is_dir() else [path]
+        for file in files:
+            try:
+                text = file.read_text(encoding="utf-8", errors="replace")
+            except OSError:
+                continue
+            for line in text.splitlines():
+                words = line.split("#", 1)[0].strip()
+                if kind == "timesyncd" and "=" in words:
+                    key, _, value = words.partition("=")
+                    target = {"NTP": found, "FallbackNTP": fallback}.get(key.strip())
+                    if target is not None:
+                        target += value.split()
+                elif kind != "timesyncd" and words.split()[:1] in (["server"], ["pool"]) \
+                        and len(words.split()) > 1:
+                    found.append(words.split()[1])
+    servers = found or fallback
+    return tuple(dict.fromkeys(servers))[:4]
 
 
 def report_json(results: list[CheckResult]) -> dict[str, Any]:
@@ -240,13 +366,17 @@ async def check_tcp(host: str, port: int) -> str:
     return f"connected to {peer[0]}:{peer[1]}"
 
 
-async def check_proxy(proxy_host: str, proxy_port: int, host: str, port: int) -> str:
+async def check_proxy(proxy: ProxyTarget, host: str, port: int) -> str:
+    """CONNECT through ``proxy`` (with its credentials) to ``host:port``."""
     try:
-        reader, writer = await asyncio.open_connection(proxy_host, proxy_port)
+        reader, writer = await asyncio.open_connection(proxy.host, proxy.port)
     except OSError as err:
         raise CheckFailed(f"proxy unreachable: {err.strerror or err}") from None
+    authorization = proxy.authorization()
+    auth = "" if authorization is None else f"Proxy-Authorization: {authorization}\r\n"
     try:
-        writer.write(f"CONNECT {host}:{port} HTTP/1.1\r\nHost: {host}:{port}\r\n\r\n".encode())
+        writer.write(f"CONNECT {host}:{port} HTTP/1.1\r\nHost: {host}:{port}\r\n{auth}\r\n"
+                     .encode())
         await writer.drain()
         status = (await reader.readline()).decode("latin-1").strip()
     finally:
@@ -254,6 +384,9 @@ async def check_proxy(proxy_host: str, proxy_port: int, host: str, port: int) ->
         with contextlib.suppress(OSError):
             await writer.wait_closed()
     parts = status.split(" ", 2)
+    if len(parts) >= 2 and parts[1] in ("401", "407"):
+        raise CheckFailed(f"CONNECT refused: {status}: the proxy wants a user name and "
+                          "password" + (" and did not accept these" if authorization else ""))
     if len(parts) < 2 or parts[1] != "200":
         raise CheckFailed(f"CONNECT refused: {status or 'no answer'}")
     return f"CONNECT {host}:{port}: {status}"
@@ -277,30 +410,47 @@ async def _timed(name: str, target: str, probe: Awaitable[str], limit: float) ->
     return CheckResult(name, target, ok, time.monotonic() - start, detail)
 
 
-def _plan(cfg: PreflightConfig, nameservers: list[str]) -> list[tuple[str, str, Awaitable[str]]]:
+def _plan(cfg: PreflightConfig, nameservers: list[str],
+          targets: PreflightTargets) -> list[tuple[str, str, Awaitable[str]]]:
     plan: list[tuple[str, str, Awaitable[str]]] = []
-    dns_name = cfg.dns_name or cfg.cloud_host
+    explicit = cfg.model_fields_set
+    cloud_host = cfg.cloud_host or targets.cloud_host
+    cloud_port = cfg.cloud_port if "cloud_port" in explicit or cfg.cloud_host \
+        else targets.cloud_port
+    ntp_servers = cfg.ntp_servers or list(targets.ntp_servers)
+    # A name the system's name servers must resolve: the cloud's, else a time server's.
+    dns_name = cfg.dns_name or next(
+        (n for n in (cloud_host, *ntp_servers) if n is not None and not _is_ip(n)), None)
     if dns_name is not None and not _is_ip(dns_name):
         plan.append(("dns", dns_name, check_dns(dns_name, nameservers)))
-    plan += [("ntp", f"{h}:123", check_ntp(h)) for h in cfg.ntp_servers]
-    if cfg.cloud_host is not None:
-        plan.append(("cloud", f"{cfg.cloud_host}:{cfg.cloud_port}",
-                     check_tcp(cfg.cloud_host, cfg.cloud_port)))
+    plan += [("ntp", f"{h}:123", check_ntp(h)) for h in ntp_servers]
+    link_proxy = targets.proxy
+    proxied = cloud_host is not None and link_proxy is not None \
+        and not link_proxy.bypasses(cloud_host, cloud_port)
+    if cloud_host is not None and not proxied:
+        plan.append(("cloud", f"{cloud_host}:{cloud_port}", check_tcp(cloud_host, cloud_port)))
     if cfg.stun_host is not None:
         plan += [("stun", f"{cfg.stun_host}:{p}/udp", check_stun(cfg.stun_host, p))
                  for p in cfg.stun_ports]
-    sip_host = cfg.sip_tls_host or cfg.cloud_host
+    sip_host = cfg.sip_tls_host or cloud_host
     if sip_host is not None:
         plan.append(("sip-tls", f"{sip_host}:{cfg.sip_tls_port}",
                      check_tcp(sip_host, cfg.sip_tls_port)))
-    if cfg.pbx_host is not None:
-        port = cfg.pbx_port or 5060
-        plan.append(("pbx", f"{cfg.pbx_host}:{port}", check_tcp(cfg.pbx_host, port)))
-    if cfg.proxy is not None and cfg.cloud_host is not None:
-        plan.append(("proxy", f"{cfg.proxy.host}:{cfg.proxy.port}",
-                     check_proxy(cfg.proxy.host, cfg.proxy.port, cfg.cloud_host,
-                                 cfg.cloud_port)))
+    pbx_host = cfg.pbx_host or targets.pbx_host
+    if pbx_host is not None:
+        port = (cfg.pbx_port if cfg.pbx_host else targets.pbx_port) or cfg.pbx_port or 5060
+        plan.append(("pbx", f"{pbx_host}:{port}", check_tcp(pbx_host, port)))
+    proxy = ProxyTarget(cfg.proxy.host, cfg.proxy.port) if cfg.proxy is not None \
+        else link_proxy
+    if proxy is not None and cloud_host is not None:
+        plan.append(("proxy", proxy.address, check_proxy(proxy, cloud_host, cloud_port)))
+    elif targets.proxy_problem is not None:
+        plan.append(("proxy", "cloud proxy setting", _fail(targets.proxy_problem)))
     return plan
+
+
+async def _fail(reason: str) -> str:
+    raise CheckFailed(reason)
 
 
 def _is_ip(text: str) -> bool:
@@ -311,12 +461,14 @@ def _is_ip(text: str) -> bool:
     return True
 
 
-async def run_preflight(config: NetworkConfig) -> dict[str, Any]:
-    """Run every configured check concurrently; return the report as JSON data."""
+async def run_preflight(config: NetworkConfig,
+                        targets: PreflightTargets | None = None) -> dict[str, Any]:
+    """Run every check concurrently; return the report as JSON data. ``targets``: the
+    defaults from the rest of the configuration (``network.preflight`` overrides)."""
     resolv = config.resolv_conf or Path("/etc/resolv.conf")  # read-only here
     nameservers = await asyncio.to_thread(read_nameservers, resolv)
     cfg = config.preflight
-    plan = _plan(cfg, nameservers)
+    plan = _plan(cfg, nameservers, targets or PreflightTargets())
     async with asyncio.TaskGroup() as tg:
         tasks = [tg.create_task(_timed(name, target, probe, cfg.timeout),
                                 name=f"clgwd[network].preflight.{name}")

@@ -49,7 +49,9 @@ def render_index(gateways: list[sqlite3.Row]) -> str:
 def _json_cell(text: str | None) -> str:
     if not text:
         return ""
-    return f"<pre>{escape(json.dumps(json.loads(text), indent=1, sort_keys=True))}</pre>"
+    # ensure_ascii=False: the page is UTF-8, so "Zoë" is shown as typed, not "Zo\\u00eb".
+    pretty = json.dumps(json.loads(text), indent=1, sort_keys=True, ensure_ascii=False)
+    return f"<pre>{escape(pretty)}</pre>"
 
 
 def render_gateway(gw: sqlite3.Row, users: list[sqlite3.Row], records: list[sqlite3.Row],

@@ -28,6 +28,7 @@ from pydantic import BaseModel, ValidationError
 from clgwd.commands import CLOUD_ACTOR
 from clgwd.config import ClgwdConfig
 from clgwd.config.pbx import PbxConfig
+from clgwd.config.proxy import page_proxy
 from clgwd.config.secret import Secret
 from clgwd.errors import ClgwdError
 
@@ -52,6 +53,9 @@ SAVED_KEYS: Final[Mapping[str, str]] = {
     "pbx": "pbx.set, from the onboarding page's PBX step or the CLI at the gateway",
     "sync.interval_minutes": "sync.schedule.set, from the onboarding page's Sync step, "
                              "the CLI or the cloud",
+    "cloud.proxy": "cloud.proxy.set, from the onboarding page's Cloud step at the gateway",
+    "cloud.proxy_from_environment": "cloud.proxy.set (\"no proxy\"), from the onboarding "
+                                    "page's Cloud step at the gateway",
 }
 """Key prefixes a value can be saved for at run time, and the command that saves it."""
 
@@ -250,7 +254,9 @@ class Effective:
 
 def resolve(file: ClgwdConfig, *, overlay: Mapping[str, Any] | None,
             password: Secret | None, interval: int | None, marks: Mapping[str, Mark],
-            file_marks: Mapping[str, Mark], salt: str = "") -> Effective:
+            file_marks: Mapping[str, Mark], salt: str = "",
+            proxy: Mapping[str, Any] | None = None,
+            proxy_password: Secret | None = None) -> Effective:
     """Apply what was saved to the file's config: the one place the rule is applied."""
     saved: dict[str, Mark] = {}
     notes: list[str] = []
@@ -269,8 +275,36 @@ def resolve(file: ClgwdConfig, *, overlay: Mapping[str, Any] | None,
         sync = config.sync.model_copy(update={"interval_minutes": interval})
         config = config.model_copy(update={"sync": sync})
         saved["sync.interval_minutes"] = marks.get("sync.interval_minutes", page)
+    config = _apply_proxy(config, proxy, proxy_password, marks, saved=saved, notes=notes)
     notes.extend(_overridden(file, config, saved))
     return Effective(config, file, saved, dict(file_marks), salt, tuple(notes))
+
+
+def _apply_proxy(config: ClgwdConfig, stored: Mapping[str, Any] | None,
+                 password: Secret | None, marks: Mapping[str, Mark], *,
+                 saved: dict[str, Mark], notes: list[str]) -> ClgwdConfig:
+    """The page's proxy (``cloud.proxy.set``) over the file's ``cloud.proxy``: a proxy
+    it sets replaces the file's; "no proxy" also turns off ``HTTPS_PROXY``. The same
+    precedence as ``clgwd.config.proxy.effective_proxy``, which the link uses."""
+    try:
+        proxy, disabled = page_proxy(stored, password)
+    except ValueError as err:
+        notes.append(f"the proxy saved on the page is not valid ({err}); the config file's "
+                     "applies until it is saved again")
+        return config
+    page = Mark(Source.PAGE)
+    if proxy is not None:
+        cloud = config.cloud.model_copy(update={"proxy": proxy})
+        keys = [f"cloud.proxy.{k}" for k in ("host", "port", "username", "no_proxy")]
+        keys += ["cloud.proxy.password"] if proxy.password is not None else []
+    elif disabled:
+        cloud = config.cloud.model_copy(update={"proxy": None,
+                                                "proxy_from_environment": False})
+        keys = ["cloud.proxy", "cloud.proxy_from_environment"]
+    else:
+        return config
+    saved.update({k: marks.get(k, page) for k in keys})
+    return config.model_copy(update={"cloud": cloud})
 
 
 def _overridden(file: ClgwdConfig, config: ClgwdConfig, saved: Mapping[str, Mark]

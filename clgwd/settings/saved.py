@@ -8,6 +8,8 @@ Stored (docs/settings.md):
 | PBX password saved with ``pbx.set`` | secret ``sync.pbx_password`` (encrypted) |
 | sync interval saved with ``sync.schedule.set`` | setting ``sync.interval`` |
 | who saved each key and when; the cloud's ``config.set`` writes | setting ``settings.marks`` |
+| the page's proxy (``cloud.proxy.set``, by ``clgwd.link.proxy``) | setting ``cloud.proxy`` |
+| that proxy's password | secret ``cloud.proxy.password`` |
 
 ``SavedSettings`` is an immutable snapshot: a write returns the next snapshot, which
 the caller keeps once the transaction has committed. Every component that needs an
@@ -25,6 +27,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Final
 
 from clgwd.config import ClgwdConfig
+from clgwd.config.proxy import PAGE_SECRET, PAGE_SETTING
 from clgwd.config.secret import Secret
 from clgwd.settings.rule import Effective, Mark, Source, digest, overlay_keys, resolve, source_of
 from clgwd.store import Store
@@ -49,12 +52,16 @@ class SavedSettings:
     file_marks: Mapping[str, Mark] = field(default_factory=dict)
     """Keys the cloud wrote into the config file, with a digest of the value written."""
     salt: str = ""
+    proxy: Mapping[str, Any] | None = None
+    """The page's proxy setting (``cloud.proxy.set``); None: none saved."""
+    proxy_password: Secret | None = None
 
     @classmethod
     async def load(cls, store: Store) -> SavedSettings:
-        password = None
+        password = proxy_password = None
         if store.has_secrets:
             password = await store.secrets.get(SECRET_PASSWORD)
+            proxy_password = await store.secrets.get(PAGE_SECRET)
         else:
             _LOGGER.warning("no secret key file in the state dir; a PBX password saved on "
                             "the page cannot be read, the config file's applies")
@@ -62,13 +69,14 @@ class SavedSettings:
         return cls(overlay=await store.settings.get(SETTING_PBX), password=password,
                    interval=await store.settings.get(SETTING_INTERVAL),
                    marks=_marks(raw.get("saved", {})), file_marks=_marks(raw.get("file", {})),
-                   salt=str(raw.get("salt", "")))
+                   salt=str(raw.get("salt", "")),
+                   proxy=await store.settings.get(PAGE_SETTING), proxy_password=proxy_password)
 
     def resolve(self, file: ClgwdConfig) -> Effective:
         """The effective settings over ``file`` (the one rule, ``rule.resolve``)."""
         return resolve(file, overlay=self.overlay, password=self.password,
                        interval=self.interval, marks=self.marks, file_marks=self.file_marks,
-                       salt=self.salt)
+                       salt=self.salt, proxy=self.proxy, proxy_password=self.proxy_password)
 
     # -- writes (inside the caller's transaction) ---------------------------------------------
 

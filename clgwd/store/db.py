@@ -29,6 +29,7 @@ import aiosqlite
 from clgwd.component import ComponentState, StatusTracker
 from clgwd.config import ClgwdConfig
 from clgwd.errors import StateError
+from clgwd.store.private import create_private_file, make_private_dir, repair_with_warning
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -112,6 +113,7 @@ class Database:
     async def __aenter__(self) -> Self:
         self.tracker.set(ComponentState.STARTING, f"opening {self.path}")
         await asyncio.to_thread(prepare_state_dir, self.state_dir)
+        await asyncio.to_thread(_private_database, self.state_dir, self.path)
         try:
             self._writer = await self._connect()
             await self._check_integrity()
@@ -326,12 +328,19 @@ async def _scalar(conn: aiosqlite.Connection, sql: str) -> Any:
     return None if row is None else row[0]
 
 
+def _private_database(state_dir: Path, path: Path) -> None:
+    """Tighten a state dir left too open (warning), then create the database file 0600
+    so SQLite's -wal and -shm files get that mode too (``clgwd.store.private``)."""
+    repair_with_warning(state_dir)
+    create_private_file(path)
+
+
 def prepare_state_dir(state_dir: Path) -> None:
     """Create the state dir (0700) if needed and check it is writable (blocking)."""
     if state_dir.exists() and not state_dir.is_dir():
         raise StateError(f"state dir {state_dir} is not a directory")
     try:
-        state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        make_private_dir(state_dir)
     except OSError as err:
         raise StateError(f"cannot create state dir {state_dir}: {err.strerror}") from err
     if not os.access(state_dir, os.W_OK | os.X_OK):

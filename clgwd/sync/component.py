@@ -397,6 +397,7 @@ class SyncService:
         last_sync = None if last is None else {
             "at": last["started_at"], "ok": last["result"] == "ok",
             "result": last["result"], "message": last["error"] or self._ok_message(),
+            "error_code": last.get("error_code") or None,
             "users": last.get("counts", {}).get("eligible", 0),
             "duration": last["duration"], "counts": last.get("counts", {})}
         return {"interval_minutes": self.interval_minutes, "last_sync": last_sync,

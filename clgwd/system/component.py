@@ -211,6 +211,11 @@ class SystemComponent:
 
     async def _reboot(self, actor: str) -> None:
         cfg = self.config.system
+        if cfg.reboot_restarts_daemon:
+            await self._record(actor, Action.OTHER, "reboot: restarting the daemon only "
+                               "(system.reboot_restarts_daemon)")
+            self.hooks.restart("reboot (system.reboot_restarts_daemon: the daemon only)")
+            return
         result = await run_command(cfg.reboot_command, cfg.reboot_timeout)
         if result.ok:
             _LOGGER.info("Reboot command succeeded; waiting for the system to stop clgwd")
@@ -297,6 +302,7 @@ class SystemComponent:
         if last is not None:
             out["last_update"] = last
         out["update_running"] = self._pending == "update"
+        out["managed"] = self._updates_managed()  # else the page shows the schedule read-only
         return out
 
     async def _cmd_update_apply(self, params: Mapping[str, Any], ctx: CommandContext) -> Any:
@@ -529,8 +535,9 @@ class SystemComponent:
                          updates_managed=self._updates_managed())
 
 
-_UNMANAGED: Final = ("updates are managed by the gateway image: system.update_command is "
-                     "not set in the config file")
+_UNMANAGED: Final = ("updates are not managed on this gateway: it does not run from a "
+                     "release root (system.release_root/current) and system.update_command "
+                     "is not set in the config file")
 
 
 def _describe(schedule: UpdateSchedule | None) -> str:

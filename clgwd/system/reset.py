@@ -58,7 +58,8 @@ def _fsync_dir(path: Path) -> None:
 
 def _write_durably(path: Path, data: dict[str, Any]) -> None:
     tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as out:
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+    with open(fd, "w", encoding="utf-8") as out:  # 0600 like all state (store/private)
         json.dump(data, out)
         out.flush()
         os.fsync(out.fileno())

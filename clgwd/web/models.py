@@ -118,6 +118,19 @@ class CloudEnroll(Body):
     token: Annotated[str, Field(min_length=8, max_length=4096)]
 
 
+class CloudProxy(Body):
+    """``cloud.proxy.set``: ``default`` = file/environment, ``none`` = direct, ``manual``."""
+
+    mode: Literal["default", "none", "manual"]
+    host: Annotated[str, Field(max_length=253)] | None = None
+    port: Annotated[int, Field(ge=1, le=65535)] = 3128
+    username: Annotated[str, Field(max_length=256)] | None = None
+    password: Annotated[str | None, Field(max_length=1024)] = None
+    """None keeps the stored password; "" removes it; never returned."""
+    no_proxy: list[Annotated[str, Field(min_length=1, max_length=253)]] = Field(
+        default_factory=list, max_length=64)
+
+
 class PbxSettings(Body):
     type: Annotated[str, Field(min_length=1, max_length=40)]
     name: Name

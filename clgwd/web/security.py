@@ -21,6 +21,7 @@ from aiohttp.typedefs import Middleware
 
 from clgwd.errors import ClgwdError
 from clgwd.web.auth import Forbidden, Session, Sessions, Unauthorized, csrf_matches
+from clgwd.web.messages import human
 from clgwd.web.tls import MDNS_NAME
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -34,7 +35,7 @@ PLAIN_PATHS: Final = frozenset({"/api/v1/health", "/metrics"})
 # Reachable without a session (the page needs them to log in).
 PUBLIC_PATHS: Final = frozenset({
     "/", "/api/v1/health", "/metrics", "/api/v1/openapi.json", "/api/v1/session",
-    "/api/v1/session/setup", "/api/v1/session/login", "/favicon.ico",
+    "/api/v1/session/setup", "/api/v1/session/login", "/favicon.ico", "/api/v1/messages",
 })
 UNSAFE_METHODS: Final = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 VERDICT_CACHE_SIZE: Final = 256
@@ -200,7 +201,8 @@ def _json_error(exc: web.HTTPException) -> web.Response:
     code = (exc.reason or "error").lower().replace(" ", "_")
     message = exc.text if exc.text and not exc.text.startswith(f"{exc.status}:") else (
         f"{exc.status} {exc.reason}")
-    response = web.json_response({"code": code, "message": message}, status=exc.status)
+    response = web.json_response({"code": code, "message": message, **human(code)},
+                                 status=exc.status)
     if "Allow" in exc.headers:
         response.headers["Allow"] = exc.headers["Allow"]
     return response

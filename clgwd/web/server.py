@@ -29,6 +29,7 @@ from clgwd.config.models import ListenAddress
 from clgwd.errors import ClgwdError, StartupError
 from clgwd.metrics import CONTENT_TYPE, Metrics, StatusSource
 from clgwd.store import Store
+from clgwd.web.messages import human
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -51,12 +52,14 @@ def describe_bind_error(host: str, port: int, err: OSError) -> str:
 
 @web.middleware
 async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Expected errors become ``{"code", "message"}``; nothing leaks a traceback."""
+    """Expected errors become ``{"code", "message", "title", "next"}`` (the technical
+    message plus the technician's sentence, ``clgwd.web.messages``); nothing leaks a
+    traceback."""
     try:
         return await handler(request)
     except ClgwdError as err:
-        response = web.json_response({"code": err.code, "message": err.message},
-                                     status=err.http_status)
+        response = web.json_response({"code": err.code, "message": err.message,
+                                      **human(err.code)}, status=err.http_status)
         retry_after = getattr(err, "retry_after", None)
         if retry_after is not None:
             response.headers["Retry-After"] = str(retry_after)
@@ -66,7 +69,8 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     except Exception:
         _LOGGER.exception("Unexpected error serving %s %s", request.method, request.path)
         return web.json_response({"code": "internal_error",
-                                  "message": "internal error; see the gateway log"}, status=500)
+                                  "message": "internal error; see the gateway log",
+                                  **human("internal_error")}, status=500)
 
 
 def web_root() -> Path:

@@ -75,7 +75,8 @@ async def test_websocket_needs_client_certificate(tmp_path: Path) -> None:
 
 
 async def test_admin_api_needs_token_and_view_escapes_html(tmp_path: Path) -> None:
-    """POST routes need the admin token; user data is HTML-escaped in the view."""
+    """POST routes need the admin token; user data is HTML-escaped in the view and
+    non-ASCII names show as typed (Zoë, not Zo\\u00eb)."""
     async with refcloud(tmp_path / "cloud") as cloud:
         config = gateway_config(tmp_path, cloud.url, cloud.ca_file)
         await enroll_gateway(config, cloud)
@@ -84,7 +85,8 @@ async def test_admin_api_needs_token_and_view_escapes_html(tmp_path: Path) -> No
             gid = gw.link.gateway_id or ""
             await gw.enqueue("user.change", {"op": "create", "source_id": "s",
                                              "source_key": "<script>alert(1)</script>",
-                                             "fingerprint": "f", "user": {"n": "<b>"},
+                                             "fingerprint": "f",
+                                             "user": {"n": "<b>", "first": "Zoë"},
                                              "changed": []})
             status, _ = await _http(cloud, "POST", f"/api/gateways/{gid}/commands",
                                     body={"method": "status.report"})
@@ -97,6 +99,7 @@ async def test_admin_api_needs_token_and_view_escapes_html(tmp_path: Path) -> No
             status, page = await _http(cloud, "GET", f"/gateways/{gid}")
             assert status == 200
             assert "<script>alert(1)" not in page and "&lt;script&gt;" in page
+            assert "Zoë" in page and "\\u00eb" not in page  # UTF-8, not JSON escapes
             status, index = await _http(cloud, "GET", "/")
             assert gid in index and "online" in index
 

@@ -246,3 +246,33 @@ async def test_the_cloud_may_not_forget_settings_saved_on_site(gateway: MakeGate
         with pytest.raises(CallerRefused, match="settings.forget"):
             await gw.call("settings.forget", {"keys": ["pbx"]}, CLOUD)
         assert gw.sync._pbx.host == "127.0.0.1"
+
+
+async def test_the_page_proxy_is_reported_with_its_source_by_config_get(
+        gateway: MakeGateway) -> None:
+    """cloud.proxy.set (the page's Cloud step) is reported by config.get like the other
+    saved settings: the page's proxy with source page (its password only as "set");
+    "no proxy" also turns HTTPS_PROXY off; "default" hands back to the file."""
+    from clgwd.link.proxy import ProxySettings
+
+    async with gateway("cloud: {proxy: {host: 192.0.2.80, port: 8080}}\n") as gw:
+        ProxySettings(gw.config.cloud, gw.store, environ={}).register(gw.router)
+        assert (await gw.setting("cloud.proxy.host"))["source"] == "file"
+        await gw.call("cloud.proxy.set", {"mode": "manual", "host": "192.0.2.81",
+                                          "port": 3129, "username": "gw",
+                                          "password": "proxy-secret"})
+        host, password = (await gw.setting("cloud.proxy.host"),
+                          await gw.setting("cloud.proxy.password"))
+        assert (host["value"], host["source"]) == ("192.0.2.81", "page")
+        assert (password["value"], password["source"]) == ("set", "page")
+        answer = await gw.call("config.get", {}, CLOUD)
+        assert answer["config"]["cloud"]["proxy"]["port"] == 3129
+        assert "proxy-secret" not in str(answer)
+        await gw.call("cloud.proxy.set", {"mode": "none"})
+        proxy, environment = (await gw.setting("cloud.proxy"),
+                              await gw.setting("cloud.proxy_from_environment"))
+        assert (proxy["value"], proxy["source"]) == (None, "page")
+        assert (environment["value"], environment["source"]) == (False, "page")
+        await gw.call("cloud.proxy.set", {"mode": "default"})
+        host = await gw.setting("cloud.proxy.host")
+        assert (host["value"], host["source"]) == ("192.0.2.80", "file")

@@ -128,3 +128,13 @@ def test_a_file_value_a_saved_value_overrides_is_noted_not_silent(tmp_path: Path
         "sync.interval_minutes: the config file's value does not apply: the value saved "
         "from the cloud by cloud wins; change it with sync.schedule.set, from the "
         "onboarding page's Sync step, the CLI or the cloud",)
+
+
+def test_a_proxy_saved_on_the_page_that_no_longer_validates_is_noted(tmp_path: Path) -> None:
+    """A stored page proxy the config model refuses: the file's proxy applies and a
+    note says why, instead of failing every report."""
+    effective = resolve(_config(tmp_path), overlay=None, password=None, interval=None,
+                        marks={}, file_marks={}, proxy={"mode": "manual", "host": "a b"})
+    assert effective.config.cloud.proxy is None
+    assert effective.source("cloud.proxy") == Source.DEFAULT
+    assert any("proxy saved on the page" in note for note in effective.notes)

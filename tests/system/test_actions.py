@@ -31,6 +31,19 @@ async def test_reboot_answers_records_then_runs_the_command(make_rig: MakeRig) -
         assert rig.system.tracker.current.message == "reboot under way"  # until it is gone
 
 
+async def test_reboot_restarts_only_the_daemon_when_configured(make_rig: MakeRig,
+                                                               tmp_path: Path) -> None:
+    """system.reboot_restarts_daemon (the demo): Reboot asks the daemon to restart and
+    never runs reboot_command, so the machine is untouched."""
+    async with make_rig(system_text(tmp_path, ", reboot_restarts_daemon: true")) as rig:
+        await rig.call("system.reboot", actor="local:web:admin")
+        await wait_until(lambda: bool(rig.restarts))
+        assert "the daemon only" in rig.restarts[0]
+        await asyncio.sleep(0.3)
+        assert not (rig.tmp / "rebooted").exists()
+        assert (await rig.subjects())[-1].startswith("reboot: restarting the daemon only")
+
+
 async def test_second_reboot_is_refused_while_one_is_pending(make_rig: MakeRig) -> None:
     async with make_rig() as rig:
         await rig.call("system.reboot")
@@ -167,7 +180,7 @@ async def test_failed_update_raises_an_alert_with_the_output(make_rig: MakeRig,
 async def test_update_without_a_command_is_refused_clearly(make_rig: MakeRig,
                                                           tmp_path: Path) -> None:
     async with make_rig(f"state: {{dir: {tmp_path / 'state'}}}\n") as rig:
-        with pytest.raises(UpdatesUnmanaged, match="managed by the gateway image"):
+        with pytest.raises(UpdatesUnmanaged, match="updates are not managed on this gateway"):
             await rig.call("update.apply")
         with pytest.raises(UpdatesUnmanaged):
             await rig.call("update.schedule", {"frequency": "daily", "time": "02:00",
@@ -188,7 +201,7 @@ async def test_schedule_from_the_cloud_is_validated_and_persisted(make_rig: Make
         assert {k: view[k] for k in ("frequency", "time", "timezone")} == {
             "frequency": "daily", "time": "02:30", "timezone": "Europe/Paris"}
         await rig.call("update.schedule", {})
-        assert await rig.call("update.schedule.get") == {"update_running": False}
+        assert await rig.call("update.schedule.get") == {"update_running": False, "managed": True}
 
 
 async def test_update_runs_at_the_window_and_not_before(make_rig: MakeRig) -> None:
@@ -220,7 +233,7 @@ async def test_stored_schedule_that_no_longer_validates_does_not_stop_start_up(
         await rig.store.settings.set("system.update_schedule", {
             "frequency": "daily", "weekdays": [], "time": "02:00", "timezone": "Gone/Zone"})
     async with make_rig() as rig:
-        assert await rig.call("update.schedule.get") == {"update_running": False}
+        assert await rig.call("update.schedule.get") == {"update_running": False, "managed": True}
 
 
 @pytest.mark.parametrize("shared", ["/var/lib", "/", "/tmp/../etc"])

@@ -18,6 +18,7 @@ from clgwd.store import Severity
 from clgwd.system.reset import PENDING_MARKER
 from clgwd.tunnel.component import TunnelComponent
 from clgwd.web.api.overview import derive_state
+from clgwd.web.messages import human
 from tests.web.conftest import Gateway, setup_admin
 
 CSV_PBX = {"type": "csv", "name": "Sample directory",
@@ -449,7 +450,8 @@ async def test_tunnel_requests_refused_with_the_reason(
     status, body = await _req(client, gw, csrf, "POST", "/api/v1/tunnels/start",
                               {"name": "msl-admin"})
     assert status == 404 and body == {"code": "tunnel_not_found",
-                                      "message": "no tunnel named 'msl-admin' is configured"}
+                                      "message": "no tunnel named 'msl-admin' is configured",
+                                      **human("tunnel_not_found")}
     status, body = await _req(client, gw, csrf, "GET", "/api/v1/tunnels")
     assert body["tunnels"][0]["status"] == "stopped"
 
@@ -463,3 +465,25 @@ async def test_no_tunnels_configured_is_an_empty_list(
     status, body = await _req(client, gateway, csrf, "POST", "/api/v1/tunnels/start",
                               {"all": True})
     assert status == 200 and body == {"tunnels": []}
+
+
+async def test_cloud_proxy_setting_through_the_page_api(gateway: Gateway,
+                                                        client: aiohttp.ClientSession) -> None:
+    """PUT /cloud/proxy stores the page's proxy (password only as password_set), GET shows
+    it as the proxy in force; a manual proxy without host is a 422 naming the field."""
+    csrf = await setup_admin(client, gateway)
+    status, body = await _req(client, gateway, csrf, "GET", "/api/v1/cloud/proxy")
+    assert status == 200 and body["mode"] == "default" and body["effective"] is None
+    status, body = await _req(client, gateway, csrf, "PUT", "/api/v1/cloud/proxy", {
+        "mode": "manual", "host": "127.0.0.1", "port": 3129, "username": "gw",
+        "password": "Pr0xy-secret", "no_proxy": [".lan.example.com"]})
+    assert status == 200, body
+    assert body["password_set"] is True and "Pr0xy-secret" not in str(body)
+    assert body["effective"] == {"proxy": "http://gw@127.0.0.1:3129", "source": "page",
+                                 "no_proxy": [".lan.example.com"]}
+    status, body = await _req(client, gateway, csrf, "PUT", "/api/v1/cloud/proxy",
+                              {"mode": "manual"})
+    assert status == 422 and body["code"] == "invalid_proxy" and "host" in body["message"]
+    status, body = await _req(client, gateway, csrf, "PUT", "/api/v1/cloud/proxy",
+                              {"mode": "none"})
+    assert status == 200 and body["effective"] is None and body["password_set"] is False

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -68,13 +69,24 @@ async def _tab_to(page: Any, selector: str, limit: int = 80) -> None:
 
 
 async def _first_visit(page: Any, gw: Gateway) -> None:
-    """Open the page and do the first-visit setup (setup code, admin password)."""
+    """Setup code and admin password on a fresh gateway; ends on the Gateway step."""
     await page.goto(f"{gw.base}/")
+    await page.wait_for_selector("#view-setup:not([hidden])")
     await page.fill("#setup-code", gw.setup_code)
     await page.fill("#setup-pw", PASSWORD)
     await page.fill("#setup-pw2", PASSWORD)
     await page.click("#setup-form button[type=submit]")
     await page.wait_for_selector("#view-gateway:not([hidden])")
+
+
+async def _details_hold(page: Any, box: str, detail: str) -> None:
+    """The technical detail is behind a closed "Details" toggle that opens on click."""
+    details = f"{box} details"
+    assert await page.get_attribute(details, "open") is None
+    assert not await page.is_visible(f"{details} code")
+    await page.click(f"{details} summary")
+    assert await page.is_visible(f"{details} code")
+    assert detail in (await page.text_content(details) or "")
 
 
 async def _goto(page: Any, gw: Gateway, view: str) -> None:
@@ -136,6 +148,18 @@ async def _gateway_step(page: Any, gw: Gateway, axe: str) -> None:
     await page.wait_for_selector("#toast:has-text('Successfully updated site')")
     assert (await gw.store.settings.get("web.site"))["city"] == "Ottawa"
     assert await page.is_hidden("#network-na")  # network.get answered (no managed ports)
+    # No managed port: the form is read-only with the one line that says why and how.
+    await page.wait_for_selector("#net-ro:has-text('does not manage its network ports')")
+    assert await page.is_disabled("#net-form button[type=submit]")
+    assert await page.is_disabled("input[name=mode][value=static]")
+    # The client-side checks, on a port the page believes managed (network.get faked);
+    # Apply still reaches the real server, whose refusal is shown in plain words.
+    await page.route("**/api/v1/network", lambda route: route.fulfill(
+        json={"ports": [{"name": "eth0", "mode": "dhcp", "lease": {}}],
+              "awaiting_confirmation": None}))
+    await page.reload()
+    await page.wait_for_selector("#net-form button[type=submit]:not([disabled])")
+    assert await page.is_hidden("#net-ro")
     await page.check("input[name=mode][value=static]")
     await page.fill("#ip", "192.168.1.300")
     await page.fill("#mask", "255.255.0.255")
@@ -147,8 +171,12 @@ async def _gateway_step(page: Any, gw: Gateway, axe: str) -> None:
     await page.fill("#gw", "192.168.1.1")
     await page.fill("#dns", "192.168.1.53")
     await page.click("#net-form button[type=submit]")
-    await page.wait_for_selector("#net-form-err:has-text('does not manage its network ports')")
+    await page.wait_for_selector("#net-form-err:has-text('These port settings cannot be "
+                                 "applied.')")
+    await _details_hold(page, "#net-form-err", "does not manage its network ports")
     assert await page.is_hidden("#net-confirm")
+    assert await page.text_content("#toast") == ""  # never a success line with a failure
+    await page.unroute("**/api/v1/network")
     await check_axe(page, axe, "gateway")
     await shot(page, "02-gateway")
 
@@ -162,7 +190,8 @@ async def _cloud_step(page: Any, gw: Gateway, axe: str) -> None:
     await page.fill("#account_id", "1234567891")
     await page.fill("#enroll_token", "enroll-token-123")
     await page.click("#enroll-form button[type=submit]")
-    await page.wait_for_selector("#enroll-form-err:has-text('refused the enrollment')")
+    await page.wait_for_selector("#enroll-form-err:has-text('did not accept the Account ID')")
+    await _details_hold(page, "#enroll-form-err", "refused the enrollment")
     assert await page.input_value("#enroll_token") == ""
     await page.fill("#enroll_token", await gw.cloud.create_token("1234567891"))
     await page.click("#enroll-form button[type=submit]")
@@ -208,12 +237,16 @@ async def _pbx_step(page: Any, gw: Gateway, axe: str) -> None:
     await page.wait_for_selector("#pbx-form-err:has-text('absolute')")
     await page.fill("#opt-path", str(sample_directory()))
     await page.click("#pbx-form button[type=submit]")
+    # Saved: the page moves on to Connect, saying so.
+    await page.wait_for_selector("#view-connect:not([hidden])")
     await page.wait_for_selector("#toast:has-text('Successfully created PBX Link')")
+    await _goto(page, gw, "pbx")
     assert await page.text_content("#pbx-form-err") == ""
-    await page.reload()
-    await page.wait_for_selector("#view-pbx:not([hidden])")
-    await page.wait_for_function("document.querySelector('#opt-path') && "
-                                 "document.querySelector('#opt-path').value.endsWith('.csv')")
+    for _ in range(100):  # polled here: a string predicate would need eval (CSP)
+        if (await page.input_value("#opt-path")).endswith(".csv"):
+            break
+        await asyncio.sleep(0.05)
+    assert (await page.input_value("#opt-path")).endswith(".csv")
     assert await page.input_value("#pbx_type") == "csv"
     await check_axe(page, axe, "pbx")
     await shot(page, "04-pbx")
@@ -222,8 +255,15 @@ async def _pbx_step(page: Any, gw: Gateway, axe: str) -> None:
 async def _connect_step(page: Any, gw: Gateway, axe: str) -> None:
     await page.click("a.next[href='#connect']")
     await page.wait_for_selector("#sync-state:has-text('Last sync: never')")
-    assert "after the first Sync Now" in await page.text_content("#sync-state")
+    assert "after Connect" in await page.text_content("#sync-state")
+    await page.click("#preview-btn")  # before Connect: everything is still to create
+    await page.wait_for_selector("#preview:has-text('15 to create')")
+    assert "Create Alice Martin (1001)" in await page.text_content("#preview")
+    await shot(page, "05-connect-preview")
+    # Connect = test + first sync; with irregularities the page stays to show them.
     await page.click("#pbx-test")
+    await page.wait_for_selector("#sync-result:has-text('Sync complete: 15 created')")
+    assert await page.is_visible("#view-connect")
     await page.wait_for_selector("#test-result:has-text('Number of users: 20')")
     text = await page.text_content("#test-result")
     assert "DDI (DID) numbers: 11" in text and "Users that will sync: 15" in text
@@ -238,12 +278,8 @@ async def _connect_step(page: Any, gw: Gateway, axe: str) -> None:
     await page.fill("#interval", "30")
     await page.click("#sync-form button[type=submit]")
     await page.wait_for_selector("#toast:has-text('Sync schedule saved')")
-    await page.click("#preview-btn")
-    await page.wait_for_selector("#preview:has-text('15 to create')")
-    assert "Create Alice Martin (1001)" in await page.text_content("#preview")
-    await shot(page, "05-connect-preview")
     await page.click("#sync-now")
-    await page.wait_for_selector("#sync-result:has-text('Sync complete: 15 created')")
+    await page.wait_for_selector("#sync-result:has-text('Sync complete: 0 created')")
     await page.wait_for_selector("#sync-state:has-text('OK')")
     await page.click("#preview-btn")
     await page.wait_for_selector("#preview:has-text('0 to create')")
@@ -266,8 +302,10 @@ async def _deployment_and_advanced(page: Any, gw: Gateway, axe: str) -> None:
     # The system part is present; this gateway has no update command (the image's job).
     await page.wait_for_selector("#update-next:has-text('No automatic updates scheduled')")
     assert await page.is_hidden("#update-na")
-    await page.click("#update-form button[type=submit]")
-    await page.wait_for_selector("#update-form-err:has-text('managed by the gateway image')")
+    # Not managed here: the schedule is read-only with the line that says why and how.
+    await page.wait_for_selector("#update-ro:has-text('cannot update itself')")
+    assert await page.is_disabled("#update-form button[type=submit]")
+    assert await page.is_disabled("#frequency")
     async with page.expect_download() as info:
         await page.click("#bundle")
     download = await info.value
@@ -459,6 +497,11 @@ async def test_with_parts_present_and_keyboard_only_on_a_phone(
                     "options": {"path": str(sample_directory())}},
         CommandContext("local:cli"))
     context, page, csp_errors = await _page(browser, width=390)
+    # This test gateway manages no port (the form would be read-only): network.get is
+    # faked to one DHCP port so the keyboard can fill the form; Apply is the real one.
+    await page.route("**/api/v1/network", lambda route: route.fulfill(
+        json={"ports": [{"name": "eth0", "mode": "dhcp", "lease": {}}],
+              "awaiting_confirmation": None}))
     await page.goto(f"{gateway.base}/")
     await page.wait_for_selector("#setup-code:focus")
     await page.keyboard.type(gateway.setup_code)
@@ -483,7 +526,8 @@ async def test_with_parts_present_and_keyboard_only_on_a_phone(
         await page.keyboard.press("Tab")
     await page.keyboard.press("Enter")
     # The real network.apply: this test gateway manages no port, so it refuses.
-    await page.wait_for_selector("#net-form-err:has-text('does not manage its network ports')")
+    await page.wait_for_selector("#net-form-err:has-text('These port settings cannot be "
+                                 "applied.')")
     await shot(page, "mobile-gateway")
     await page.goto(f"{gateway.base}/#confirm=stale-token-1")  # a stale confirm link
     await page.wait_for_selector("#net-form-err:has-text('unknown or expired')")
@@ -605,13 +649,7 @@ async def test_preflight_on_the_gateway_page(preflight_gateway: Gateway, browser
     button reachable by keyboard, no axe violations, no CSP errors."""
     gw = preflight_gateway
     context, page, csp_errors = await _page(browser)
-    await page.goto(f"{gw.base}/")
-    await page.wait_for_selector("#view-setup:not([hidden])")
-    await page.fill("#setup-code", gw.setup_code)
-    await page.fill("#setup-pw", PASSWORD)
-    await page.fill("#setup-pw2", PASSWORD)
-    await page.click("#setup-form button[type=submit]")
-    await page.wait_for_selector("#view-gateway:not([hidden])")
+    await _first_visit(page, gw)
     await _tab_to(page, "#pf-run")
     await page.keyboard.press("Enter")
     await page.wait_for_selector("#pf-table")
@@ -624,12 +662,115 @@ async def test_preflight_on_the_gateway_page(preflight_gateway: Gateway, browser
     assert by_name["cloud"][1].startswith("127.0.0.1:") and by_name["cloud"][3].endswith(" ms")
     for skipped in ("dns", "ntp", "stun", "proxy"):
         assert by_name[skipped][2] == "SKIPPED"
-        assert "No target configured (network.preflight." in by_name[skipped][4]
+    # Each skipped check says where its target would come from, in plain words.
+    assert "time servers" in by_name["ntp"][4]
+    assert "No proxy is in use" in by_name["proxy"][4]
+    assert "STUN server" in by_name["stun"][4]
     assert "2 of 3 checks passed" in await page.text_content("#pf-summary")
     assert not await page.is_disabled("#pf-run")
     await check_axe(page, axe, "gateway-preflight")
     await shot(page, "gateway-preflight")
     await page.set_viewport_size({"width": 360, "height": 800})
     assert await no_horizontal_scroll(page)
+    assert csp_errors == []
+    await context.close()
+
+
+async def test_proxy_form_on_the_cloud_page(gateway: Gateway, browser: Any, axe: str) -> None:
+    """The Cloud page sets an HTTP proxy: the fields appear only for "Through this HTTP
+    proxy", a missing host is named, the saved proxy is shown as in use (without the
+    password, which stays in the secret box), and "Direct" clears it."""
+    context, page, csp_errors = await _page(browser)
+    await _first_visit(page, gateway)
+    await _goto(page, gateway, "cloud")
+    await page.wait_for_selector("#proxy-state:has-text('connects to the cloud directly')")
+    assert await page.is_hidden("#proxy-manual")
+    await page.select_option("#proxy_mode", "manual")
+    await page.click("#proxy-form button[type=submit]")
+    await page.wait_for_selector("#proxy-form-err:has-text('Proxy host: required')")
+    await page.fill("#proxy_host", "127.0.0.1")
+    await page.fill("#proxy_port", "3129")
+    await page.fill("#proxy_user", "gw")
+    await page.fill("#proxy_pw", "Pr0xy-secret")
+    await page.fill("#proxy_no", ".lan.example.com, 10.0.0.0/8")
+    await page.click("#proxy-form button[type=submit]")
+    await page.wait_for_selector(
+        "#proxy-state:has-text('In use: http://gw@127.0.0.1:3129 (set on this page)')")
+    assert await page.input_value("#proxy_pw") == ""
+    assert "stored" in (await page.get_attribute("#proxy_pw", "placeholder") or "")
+    assert await gateway.store.secrets.is_set("cloud.proxy.password")
+    await check_axe(page, axe, "cloud-proxy")
+    await page.select_option("#proxy_mode", "none")
+    assert await page.is_hidden("#proxy-manual")
+    await page.click("#proxy-form button[type=submit]")
+    await page.wait_for_selector("#proxy-state:has-text('connects to the cloud directly')")
+    assert csp_errors == []
+    await context.close()
+
+
+async def test_a_failure_is_one_alert_in_plain_words(gateway: Gateway, browser: Any,
+                                                     axe: str) -> None:
+    """A sync that cannot reach the PBX: one message, once, in the alert colour and role
+    (never the green status line), saying what happened and what to check, with the
+    technical detail behind "Details"; the Last sync line does not repeat it."""
+    await gateway.daemon.commands.call(
+        "pbx.set", {"type": "freepbx_mysql", "name": "Closed port", "address": "127.0.0.1",
+                    "port": 1, "username": "cloudlink", "password": "secret-pw-1"},
+        CommandContext("local:cli"))
+    context, page, csp_errors = await _page(browser)
+    await _first_visit(page, gateway)
+    await _goto(page, gateway, "connect")
+    await page.click("#sync-now")
+    alert = await page.wait_for_selector("#sync-result [role=alert]")
+    text = await alert.text_content() or ""
+    assert "The PBX did not answer." in text and "Check the IP address and port" in text
+    assert await page.text_content("#toast") == ""
+    body = await page.text_content("main") or ""
+    assert body.count("The PBX did not answer.") == 1
+    assert await page.is_hidden("#sync-result details code")
+    await page.click("#sync-result details summary")
+    assert "127.0.0.1" in (await page.text_content("#sync-result details") or "")
+    await page.wait_for_selector("#sync-state:has-text('Last sync:')")
+    assert "127.0.0.1" not in (await page.text_content("#sync-state") or "")
+    await page.reload()  # after a reload the reason is still shown, once
+    await page.wait_for_selector("#sync-result [role=alert]")
+    assert (await page.text_content("main") or "").count("The PBX did not answer.") == 1
+    assert await page.text_content("#toast") == ""
+    color = await page.eval_on_selector("#sync-result [role=alert]",
+                                        "e => getComputedStyle(e).color")
+    assert color == "rgb(164, 0, 15)"  # --err, not the success green
+    await check_axe(page, axe, "connect-failure")
+    assert csp_errors == []
+    await context.close()
+
+
+async def test_connect_tests_syncs_and_moves_on(gateway: Gateway, browser: Any, axe: str,
+                                                tmp_path: Path) -> None:
+    """Connect on a clean directory: the PBX test, the first sync, then the page moves on
+    to Deployment, and the schedule runs by itself (next sync one interval later, no
+    "Sync now" awaited)."""
+    directory = tmp_path / "clean.csv"
+    directory.write_text(
+        "key,extension,first_name,last_name,email,client_username\n"
+        "u-1,2001,Ada,Lovelace,ada@example.com,ada@example.com\n"
+        "u-2,2002,Alan,Turing,alan@example.com,alan@example.com\n")
+    await gateway.daemon.commands.call(
+        "pbx.set", {"type": "csv", "name": "Clean PBX", "options": {"path": str(directory)}},
+        CommandContext("local:web:admin"))
+    ctx = CommandContext("local:test")
+    assert (await gateway.daemon.commands.call("sync.schedule.get", {}, ctx))[
+        "awaiting_sync_now"] is True
+    context, page, csp_errors = await _page(browser)
+    await _first_visit(page, gateway)
+    await _goto(page, gateway, "connect")
+    await page.click("#pbx-test")
+    await page.wait_for_selector("#view-deployment:not([hidden])")
+    await page.wait_for_selector("#toast:has-text('the first sync is complete')")
+    await page.wait_for_selector("#deployment:has-text('Synced users: 2')")
+    schedule = await gateway.daemon.commands.call("sync.schedule.get", {}, ctx)
+    assert schedule["awaiting_sync_now"] is False and schedule["last_sync"]["ok"] is True
+    interval = schedule["interval_minutes"] * 60
+    assert abs(schedule["next_sync_at"] - (time.time() + interval)) < 60
+    await check_axe(page, axe, "connect-moved-on")
     assert csp_errors == []
     await context.close()

@@ -6,6 +6,7 @@ import aiohttp
 import pytest
 
 from clgwd.web import auth
+from clgwd.web.messages import human
 from clgwd.web.security import SESSION_COOKIE
 from tests.web.conftest import PASSWORD, Gateway, setup_admin
 
@@ -160,7 +161,8 @@ async def test_unregistered_part_answers_not_supported_yet(
         assert resp.status == 501
         body = await resp.json()
         assert body == {"code": "not_supported_yet",
-                        "message": "system.reboot is not supported by this gateway version yet"}
+                        "message": "system.reboot is not supported by this gateway version yet",
+                        **human("not_supported_yet")}
 
 
 async def test_redirect_keeps_the_name_used(gateway: Gateway,

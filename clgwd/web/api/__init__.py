@@ -2,9 +2,9 @@
 
 | module | section |
 |---|---|
-| ``session`` | Login, first-time setup, password change and logout. |
+| ``session`` | Login, first-time setup, password change and logout; error messages. |
 | ``gateway`` | Gateway information (site) and the Ethernet ports. |
-| ``cloud`` | The cloud link: state and enrollment. |
+| ``cloud`` | The cloud link: state, enrollment and the HTTP proxy. |
 | ``pbx`` | PBX settings and user sync. |
 | ``voice`` | The Voice Gateway step: SIP trunks. |
 | ``overview`` | Overview, deployment summary, tunnels, inventory. |

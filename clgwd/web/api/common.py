@@ -11,7 +11,6 @@ place.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -27,7 +26,7 @@ from clgwd.errors import ClgwdError, NotSupportedYet
 from clgwd.logbuffer import LogBuffer
 from clgwd.metrics import StatusSource
 from clgwd.store import Action, Event, Store
-from clgwd.web import auth
+from clgwd.web import auth, jsonbody
 from clgwd.web.security import SESSION_KEY
 
 _LOGGER = logging.getLogger(__name__)
@@ -105,9 +104,10 @@ async def parse_body(request: web.Request, model: type[B]) -> B:
     if len(raw) > MAX_BODY:
         raise auth.InvalidInput("request body too large")
     try:
-        data = json.loads(raw or b"{}")
-    except (ValueError, UnicodeDecodeError):
-        raise auth.InvalidInput("request body is not valid JSON") from None
+        data = jsonbody.parse(raw)
+    except jsonbody.BadBody as err:
+        jsonbody.BAD_BODIES.note(request.remote or "unknown", request.path, err)
+        raise auth.InvalidInput(str(err)) from None
     try:
         return model.model_validate(data)
     except ValidationError as err:

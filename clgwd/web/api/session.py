@@ -1,4 +1,5 @@
-"""Onboarding page API, section: Login, first-time setup, password change and logout."""
+"""Onboarding page API, section: Login, first-time setup, password change and logout;
+the error messages in the technician's words (public: the login form needs them)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from aiohttp import web
 
 from clgwd.config import Secret
 from clgwd.store import Action
-from clgwd.web import auth, models
+from clgwd.web import auth, messages, models
 from clgwd.web.api.common import (
     ADMIN_USER,
     Route,
@@ -23,6 +24,10 @@ from clgwd.web.api.common import (
 from clgwd.web.security import SESSION_COOKIE, SESSION_KEY
 
 _LOGGER = logging.getLogger(__name__)
+
+
+async def get_messages(request: web.Request) -> web.Response:
+    return reply(messages.catalog())
 
 
 async def get_session(request: web.Request) -> web.Response:
@@ -140,6 +145,8 @@ async def post_logout(request: web.Request) -> web.Response:
 
 ROUTES: Final = (
     Route("GET", "/api/v1/session", get_session, "Login state and the CSRF token"),
+    Route("GET", "/api/v1/messages", get_messages,
+          "What each error code means, in words for the technician (public)"),
     Route("POST", "/api/v1/session/setup", post_setup,
           "First visit: setup code and new admin password", models.SetupBody, ok_status=201),
     Route("POST", "/api/v1/session/login", post_login, "Log in", models.LoginBody),
