@@ -61,3 +61,14 @@ async def shot(page: Any, name: str) -> None:
 async def no_horizontal_scroll(page: Any) -> bool:
     return bool(await page.evaluate(
         "document.documentElement.scrollWidth <= window.innerWidth"))
+
+
+async def first_visit(page: Any, base: str, setup_code: str, password: str) -> None:
+    """Setup code and admin password on a fresh gateway; ends on the Gateway step."""
+    await page.goto(f"{base}/")
+    await page.wait_for_selector("#view-setup:not([hidden])")
+    await page.fill("#setup-code", setup_code)
+    await page.fill("#setup-pw", password)
+    await page.fill("#setup-pw2", password)
+    await page.click("#setup-form button[type=submit]")
+    await page.wait_for_selector("#view-gateway:not([hidden])")

@@ -23,6 +23,7 @@ from tests.web.browser import (
     CHROMIUM_ARGS,
     axe_source,
     check_axe,
+    first_visit,
     no_horizontal_scroll,
     shot,
 )
@@ -70,13 +71,7 @@ async def _tab_to(page: Any, selector: str, limit: int = 80) -> None:
 
 async def _first_visit(page: Any, gw: Gateway) -> None:
     """Setup code and admin password on a fresh gateway; ends on the Gateway step."""
-    await page.goto(f"{gw.base}/")
-    await page.wait_for_selector("#view-setup:not([hidden])")
-    await page.fill("#setup-code", gw.setup_code)
-    await page.fill("#setup-pw", PASSWORD)
-    await page.fill("#setup-pw2", PASSWORD)
-    await page.click("#setup-form button[type=submit]")
-    await page.wait_for_selector("#view-gateway:not([hidden])")
+    await first_visit(page, gw.base, gw.setup_code, PASSWORD)
 
 
 async def _details_hold(page: Any, box: str, detail: str) -> None:
@@ -561,13 +556,7 @@ async def test_tunnels_on_the_real_tunnel_part(
     server's message."""
     gw = tunnel_gateway
     context, page, csp_errors = await _page(browser, width=390)
-    await page.goto(f"{gw.base}/")
-    await page.wait_for_selector("#setup-code:focus")
-    await page.fill("#setup-code", gw.setup_code)
-    await page.fill("#setup-pw", PASSWORD)
-    await page.fill("#setup-pw2", PASSWORD)
-    await page.click("#setup-form button[type=submit]")
-    await page.wait_for_selector("#view-gateway:not([hidden])")
+    await _first_visit(page, gw)
     await _goto(page, gw, "overview")
     row = "#tunnels-table tbody tr:has(th:has-text('gateway-ui'))"
     await page.wait_for_selector(f"{row} td:has-text('stopped')")

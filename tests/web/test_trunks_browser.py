@@ -9,23 +9,12 @@ import pytest
 from clgwd.commands import CommandContext
 from tests.conftest import require_program
 from tests.sip.test_trunks import reply, responder
-from tests.web.browser import check_axe, shot
+from tests.web.browser import check_axe, first_visit, shot
 from tests.web.conftest import PASSWORD, Gateway
 from tests.web.test_browser import _goto, _page, axe, browser
 
 __all__ = ["axe", "browser"]  # fixtures shared with test_browser.py
 pytestmark = [pytest.mark.peers, pytest.mark.timeout(150)]
-
-
-async def first_visit(page: Any, gateway: Gateway) -> None:
-    """The setup code and a new admin password, as on a new gateway."""
-    await page.goto(f"{gateway.base}/")
-    await page.wait_for_selector("#setup-code:focus")
-    await page.fill("#setup-code", gateway.setup_code)
-    await page.fill("#setup-pw", PASSWORD)
-    await page.fill("#setup-pw2", PASSWORD)
-    await page.click("#setup-form button[type=submit]")
-    await page.wait_for_selector("#view-gateway:not([hidden])")
 
 
 async def test_voice_gateway_step_manages_trunks(gateway: Gateway, browser: Any,
@@ -34,7 +23,7 @@ async def test_voice_gateway_step_manages_trunks(gateway: Gateway, browser: Any,
     RTT (and on the Overview); a bad host is refused at its field with the server's
     words; Check now, Edit and Delete reach the part."""
     context, page, csp_errors = await _page(browser)
-    await first_visit(page, gateway)
+    await first_visit(page, gateway.base, gateway.setup_code, PASSWORD)
     await _goto(page, gateway, "voice")
     await page.wait_for_selector("#trunks-table td:has-text('No SIP trunks yet')")
     async with responder(lambda r: [reply(r)]) as port:
@@ -79,7 +68,7 @@ async def test_advanced_page_says_when_the_cloud_started_a_trace(
     such on the Advanced page."""
     require_program("tcpdump")
     context, page, _ = await _page(browser)
-    await first_visit(page, gateway)
+    await first_visit(page, gateway.base, gateway.setup_code, PASSWORD)
     cloud = CommandContext(actor="cloud")
     await gateway.daemon.commands.call("trace.calls", {"duration_minutes": 1}, cloud)
     try:
