@@ -14,8 +14,10 @@ from typing import Any
 import aiohttp
 
 from clgwd import __version__
+from clgwd.appliance import cli_console
 from clgwd.cli_support import control_request
 from clgwd.config import DEFAULT_CONFIG_PATH, ClgwdConfig, ConfigError, load_config
+from clgwd.config.appliance import lockout_problems
 from clgwd.config.loader import parse_yaml
 from clgwd.config.models import DEFAULT_CONTROL_SOCKET
 from clgwd.daemon import EXIT_CONFIG, EXIT_FAILURE, EXIT_OK, Daemon
@@ -46,6 +48,9 @@ def build_parser() -> argparse.ArgumentParser:
                                        "exits 78 (EX_CONFIG).")
     check.add_argument("path", type=Path, nargs="?", default=DEFAULT_CONFIG_PATH,
                        help=f"config file (default {DEFAULT_CONFIG_PATH})")
+    check.add_argument("--appliance", action="store_true",
+                       help="also refuse a config that would lock the technician out of "
+                            "the appliance (no managed port, page on no LAN address)")
 
     status = sub.add_parser("status", help="show the running daemon's component states",
                             description="Ask the running daemon over its control socket "
@@ -108,6 +113,8 @@ def build_parser() -> argparse.ArgumentParser:
                                        "(needs root).")
     _add_config_arg(setup)
 
+    cli_console.add_parser(sub)
+
     demo = sub.add_parser("demo", help="run everything on localhost for a demonstration",
                           description="Start the daemon with a temporary state dir on "
                                       "unprivileged localhost ports, print the URLs to "
@@ -165,6 +172,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "preflight": cmd_preflight, "network": cmd_network,
         "factory-reset": cmd_factory_reset,
         "tunnel": cmd_tunnel, "setup-code": cmd_setup_code,
+        "console-banner": cli_console.run,
     }
     try:
         return handlers[args.command](args)
@@ -179,9 +187,14 @@ def cmd_version(args: argparse.Namespace) -> int:
 
 def cmd_check_config(args: argparse.Namespace) -> int:
     try:
-        load_config(args.path)
+        config = load_config(args.path)
     except ConfigError as err:
         print(err.render(), file=sys.stderr)
+        return EXIT_CONFIG
+    problems = lockout_problems(config) if args.appliance else []
+    if problems:
+        print(f"{args.path}: this config would lock the technician out of the appliance:",
+              *(f"  {problem}" for problem in problems), sep="\n", file=sys.stderr)
         return EXIT_CONFIG
     print(f"{args.path}: OK")
     return EXIT_OK

@@ -5,7 +5,9 @@
 #   image/install.sh --destdir DIR   # stage the same files under DIR (image builds, tests);
 #                                    # no user is created and systemctl is not called
 #
-# Layout: /opt/clgwd (virtualenv with clgwd), /etc/clgwd/clgwd.yaml (kept if present),
+# Layout: /opt/clgwd/releases/<version> (a virtualenv with clgwd), /opt/clgwd/current ->
+# releases/<version> (what the unit runs: /opt/clgwd/current/bin/clgwd; an update adds a
+# release beside it and moves the link), /etc/clgwd/clgwd.yaml (kept if present),
 # /etc/systemd/system/clgwd.service, state in /var/lib/clgwd (StateDirectory=).
 set -euo pipefail
 src=$(cd "$(dirname "$0")/.." && pwd)
@@ -14,7 +16,9 @@ if [ "${1:-}" = "--destdir" ]; then
     destdir=$(realpath -m "${2:?--destdir needs a directory}")
 fi
 
-prefix="$destdir/opt/clgwd"
+version=$(sed -n 's/^__version__ = "\(.*\)"$/\1/p' "$src/clgwd/__init__.py")
+[ -n "$version" ] || { echo "install.sh: cannot read __version__ from clgwd/__init__.py" >&2; exit 1; }
+prefix="$destdir/opt/clgwd/releases/$version"
 python=${PYTHON:-python3}
 
 if [ -z "$destdir" ]; then
@@ -29,6 +33,8 @@ fi
 
 "$python" -m venv --clear "$prefix"
 "$prefix/bin/python" -m pip install -q --disable-pip-version-check "$src[fast]"
+ln -sfn "releases/$version" "$destdir/opt/clgwd/current.new"
+mv -T "$destdir/opt/clgwd/current.new" "$destdir/opt/clgwd/current"
 
 install -d -m 0750 "$destdir/etc/clgwd"
 if [ ! -e "$destdir/etc/clgwd/clgwd.yaml" ]; then

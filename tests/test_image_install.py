@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from clgwd import __version__
+
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.slow
 
@@ -16,7 +18,8 @@ def test_install_into_destdir(tmp_path: Path) -> None:
     result = subprocess.run([str(ROOT / "image" / "install.sh"), "--destdir", str(dest)],
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
-    binary = dest / "opt" / "clgwd" / "bin" / "clgwd"
+    binary = dest / "opt" / "clgwd" / "current" / "bin" / "clgwd"
+    assert (dest / "opt" / "clgwd" / "current").readlink() == Path("releases", __version__)
     version = subprocess.run([str(binary), "version"], capture_output=True, text=True,
                              timeout=60)
     assert version.stdout.startswith("clgwd ")

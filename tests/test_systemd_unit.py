@@ -14,7 +14,7 @@ from tests.conftest import require_program
 
 ROOT = Path(__file__).resolve().parent.parent
 UNIT = ROOT / "systemd" / "clgwd.service"
-INSTALLED_BINARY = "/opt/clgwd/bin/clgwd"
+INSTALLED_BINARY = "/opt/clgwd/current/bin/clgwd"
 
 
 def _unit_for_this_checkout(tmp_path: Path) -> Path:
