@@ -41,6 +41,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_arg(run)
     run.add_argument("--log-level", choices=sorted(LEVELS), default=None,
                      help="override logging.level from the config")
+    run.add_argument("--appliance", action="store_true",
+                     help="refuse to start with a config that would lock the technician "
+                          "out of the appliance (see check-config --appliance)")
 
     check = sub.add_parser("check-config", help="validate a config file and exit",
                            description="Validate a config file. Exits 0 when valid; "
@@ -191,13 +194,18 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     except ConfigError as err:
         print(err.render(), file=sys.stderr)
         return EXIT_CONFIG
-    problems = lockout_problems(config) if args.appliance else []
-    if problems:
-        print(f"{args.path}: this config would lock the technician out of the appliance:",
-              *(f"  {problem}" for problem in problems), sep="\n", file=sys.stderr)
+    if args.appliance and _locks_out(args.path, config):
         return EXIT_CONFIG
     print(f"{args.path}: OK")
     return EXIT_OK
+
+
+def _locks_out(path: Path, config: ClgwdConfig) -> bool:
+    problems = lockout_problems(config)
+    if problems:
+        print(f"{path}: this config would lock the technician out of the appliance:",
+              *(f"  {problem}" for problem in problems), sep="\n", file=sys.stderr)
+    return bool(problems)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -206,6 +214,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     except ConfigError as err:
         setup_logging(args.log_level or "info")
         print(err.render(), file=sys.stderr)
+        return EXIT_CONFIG
+    if args.appliance and _locks_out(args.config, config):
         return EXIT_CONFIG
     return run_daemon(config, args.config.resolve(), args.log_level)
 

@@ -27,7 +27,7 @@ if [ -z "$destdir" ]; then
         DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv
     fi
     getent group clgwd >/dev/null || groupadd --system clgwd
-    getent passwd clgwd >/dev/null || useradd --system --gid clgwd --home-dir /var/lib/clgwd \
+    getent passwd clgwd >/dev/null || useradd --system --gid clgwd --home-dir /nonexistent \
         --no-create-home --shell /usr/sbin/nologin clgwd
 fi
 

@@ -1,7 +1,9 @@
 """``clgwd console-banner``: keep the appliance's console banner (/run/issue) current.
 
-Run as root by ``clgwd-console.service`` on the appliance image (root: the setup code is
-read from the state dir like ``clgwd setup-code`` does). With ``--watch`` it redraws the
+Run as root (the setup code is read from the state dir, like ``clgwd setup-code``) by
+``clgwd-console.service`` on the appliance image, as ``python -m
+clgwd.appliance.cli_console``: that imports only what it needs, so on a slow appliance
+the banner does not wait for the whole daemon to load. With ``--watch`` it redraws the
 banner whenever ``ip monitor`` reports an address change on a managed port, and every
 few seconds for the onboarding state (first start, password set, factory reset); agetty
 is told to redraw only when the text changed.
@@ -25,12 +27,13 @@ from typing import Final
 
 from clgwd.appliance.console import IpAddress, OnboardingFacts, render_issue
 from clgwd.config import DEFAULT_CONFIG_PATH, ClgwdConfig, ConfigError, load_config
-from clgwd.daemon import EXIT_CONFIG, EXIT_OK
 from clgwd.store.db import DB_FILENAME
 from clgwd.web.setupcode import read_setup_info
 
 POLL_SECONDS: Final = 3.0
 HOSTNAME_SETTING: Final = "mdns.hostname"
+EXIT_OK: Final = os.EX_OK
+EXIT_CONFIG: Final = os.EX_CONFIG
 
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -153,3 +156,13 @@ def run(args: argparse.Namespace) -> int:
         return _watch(config, args.output)
     write_issue(args.output, current_issue(config))
     return EXIT_OK
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="python -m clgwd.appliance.cli_console")
+    add_parser(parser.add_subparsers(dest="command", required=True))
+    return run(parser.parse_args(["console-banner", *sys.argv[1:]]))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -7,8 +7,10 @@ them (root is locked, there is no SSH), so the screen shows the setup code itsel
 no admin password is set: seeing the screen is the physical access the code stands for.
 Once the password is set the code is no longer shown.
 
-This module is pure: ``render_issue`` turns the facts into agetty issue text; the facts
-are gathered by ``cli_console`` (addresses from ``ip``, the rest from the state dir).
+The same facts as the daemon's journal banner (``clgwd.net.banner``), laid out for an
+80-column console: the 95-character fingerprint is split over two lines. This module is
+pure: the facts are gathered by ``cli_console`` (addresses from ``ip``, the rest from
+the state dir), which must start fast, so nothing here imports the daemon's parts.
 """
 
 from __future__ import annotations
@@ -18,7 +20,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from clgwd.config import ClgwdConfig
-from clgwd.net.banner import BannerExtras, render_banner
 
 IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -42,15 +43,30 @@ def setup_code_line(facts: OnboardingFacts) -> str:
     return f"{facts.setup_code}  (enter it on the first visit)"
 
 
+def fingerprint_lines(fingerprint: str | None) -> list[str]:
+    """``AA:BB:...`` (32 bytes) as two lines of 16 bytes, to fit 80 columns."""
+    if not fingerprint:
+        return ["  Certificate fingerprint (SHA-256): not available yet"]
+    parts = fingerprint.split(":")
+    half = (len(parts) + 1) // 2
+    return ["  Certificate fingerprint (SHA-256):",
+            "    " + ":".join(parts[:half]), "    " + ":".join(parts[half:])]
+
+
 def render_issue(config: ClgwdConfig, addresses: Sequence[IpAddress],
                  facts: OnboardingFacts) -> str:
-    """The issue file's text: the daemon's banner with the setup code line filled in."""
+    """The issue file's text: URL by name and by each IPv4 address, code, fingerprint."""
     mdns = config.network.mdns
     hostname = facts.hostname or mdns.hostname
-    banner = render_banner(hostname, addresses, mdns.http_port, mdns.https_port,
-                           BannerExtras(setup_code_hint=setup_code_line(facts),
-                                        certificate_fingerprint=facts.fingerprint))
-    if not any(isinstance(a, ipaddress.IPv4Address) for a in addresses):
-        banner += "\n  No address yet: connect eth0 or eth1 to a LAN with a DHCP server."
+    scheme, port = ("https", mdns.https_port) if mdns.https_port is not None \
+        else ("http", mdns.http_port)
+    suffix = "" if port == {"http": 80, "https": 443}[scheme] else f":{port}"
+    lines = ["CloudLink gateway setup", f"  Open  {scheme}://{hostname}.local{suffix}/"]
+    ipv4 = [a for a in addresses if isinstance(a, ipaddress.IPv4Address)]
+    lines += [f"   or   {scheme}://{address}{suffix}/" for address in ipv4]
+    if not ipv4:
+        lines.append("  No address yet: connect eth0 or eth1 to a LAN with a DHCP server.")
+    lines.append("  Setup code: " + setup_code_line(facts))
+    lines += fingerprint_lines(facts.fingerprint)
     # agetty expands backslash escapes in issue files; none of ours is meant as one.
-    return "\n" + banner.replace("\\", "\\\\") + "\n\n"
+    return "\n" + "\n".join(lines).replace("\\", "\\\\") + "\n\n"

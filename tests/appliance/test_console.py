@@ -26,8 +26,16 @@ def test_first_boot_banner_shows_name_ip_code_and_fingerprint() -> None:
     assert "https://198.51.100.101/" in text
     assert "2001:db8::5" not in text  # the URL lines are IPv4, like the daemon's banner
     assert "Setup code: ABCDE-FGHIJ  (enter it on the first visit)" in text
-    assert "Certificate fingerprint (SHA-256): AA:BB" in text
+    assert "Certificate fingerprint (SHA-256):\n    AA\n    BB\n" in text
     assert "No address yet" not in text
+
+
+def test_a_real_fingerprint_fits_80_columns() -> None:
+    """32 bytes in hex are 95 characters: split over two lines on the console."""
+    fingerprint = ":".join(f"{i:02X}" for i in range(32))
+    text = render_issue(ClgwdConfig(), ADDRESSES, OnboardingFacts(fingerprint=fingerprint))
+    assert max(len(line) for line in text.splitlines()) <= 80
+    assert fingerprint[:47] in text and fingerprint[48:] in text
 
 
 def test_code_is_hidden_once_the_password_is_set() -> None:
@@ -48,9 +56,9 @@ def test_no_address_and_no_state_yet_say_so() -> None:
 def test_renamed_host_and_backslashes() -> None:
     """The persisted mDNS name wins; agetty escapes are neutralised."""
     text = render_issue(ClgwdConfig(), ADDRESSES,
-                        OnboardingFacts(hostname="cloudlink-2", fingerprint="\\l"))
+                        OnboardingFacts(hostname="cloudlink-2", setup_code="\\l"))
     assert "https://cloudlink-2.local/" in text
-    assert "\\\\l" in text
+    assert "Setup code: \\\\l " in text
 
 
 def test_write_issue_is_atomic_and_world_readable(tmp_path: Path) -> None:

@@ -70,3 +70,14 @@ def test_without_the_flag_a_developer_config_stays_valid(tmp_path: Path) -> None
     result = _check(ROOT / "clgwd.example.yaml")
     assert result.returncode == 0, result.stderr
     assert _check(ROOT / "clgwd.example.yaml", "--appliance").returncode == 78
+
+
+def test_run_appliance_refuses_to_start(tmp_path: Path) -> None:
+    """`clgwd run --appliance` (the image's ExecStart) exits 78 before starting anything."""
+    path = _config(tmp_path, f"state: {{dir: {tmp_path / 'state'}}}\n")
+    result = subprocess.run([sys.executable, "-m", "clgwd", "run", "--appliance",
+                             "--config", str(path)],
+                            capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 78
+    assert "network.ports: no Ethernet port is managed" in result.stderr
+    assert not (tmp_path / "state").exists()

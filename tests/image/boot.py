@@ -45,7 +45,8 @@ OVMF_CODE: Final = Path("/usr/share/OVMF/OVMF_CODE.fd")
 OVMF_VARS: Final = Path("/usr/share/OVMF/OVMF_VARS.fd")
 CHROMIUM: Final = "/usr/bin/chromium"
 SETUP_CODE_RE: Final = re.compile(r"Setup code: (\S+)\s+\(enter it on the first visit\)")
-FINGERPRINT_RE: Final = re.compile(r"fingerprint \(SHA-256\): ([0-9A-Fa-f:]{40,})")
+FINGERPRINT_RE: Final = re.compile(
+    r"fingerprint \(SHA-256\):\s*\n\s*([0-9A-F:]{47})\s*\n\s*([0-9A-F:]{47})\s*\n")
 PROGRAMS: Final = ("qemu-system-x86_64", "ip", "dnsmasq", "avahi-daemon", "avahi-resolve",
                    "dbus-daemon")
 T = TypeVar("T")
@@ -222,7 +223,8 @@ def health(ip: str) -> Any:
 
 def console_values(console: Path) -> tuple[list[str], list[str]]:
     text = console.read_text(errors="replace")
-    return SETUP_CODE_RE.findall(text), FINGERPRINT_RE.findall(text)
+    prints = [f"{first}:{second}" for first, second in FINGERPRINT_RE.findall(text)]
+    return SETUP_CODE_RE.findall(text), prints
 
 
 def avahi_resolve(bus: str, name: str) -> str | None:
@@ -255,45 +257,60 @@ async def browser_flow(ip: str, code: str, console: Path) -> str:
             context = await browser.new_context(ignore_https_errors=True)
             page = await context.new_page()
             page.set_default_timeout(120_000)  # TCG: the guest is slow
-            started = time.monotonic()
-            await page.goto("https://cloudlink.local/")
-            await page.wait_for_selector("#view-setup:not([hidden])")
-            log(f"onboarding page loaded by name in Chromium "
-                f"({time.monotonic() - started:.1f} s)")
-            await submit_setup(page, code, "#view-gateway:not([hidden])")
-            log("setup code from the console accepted, admin password set")
-            await wait_async("console shows the code is used", lambda: "admin password "
-                             "is set" in console.read_text(errors="replace"), 60)
-            await page.goto("https://cloudlink.local/#advanced")
-            await page.wait_for_selector("#view-advanced:not([hidden])")
-            await page.fill("#revert", "revert")
-            await page.click("#reset-btn")
-            await page.wait_for_selector("#toast:has-text('Resetting to factory defaults')")
-            reset_at = time.monotonic()
-            log("factory reset requested from the page")
-
-            def new_code() -> str | None:
-                codes, _ = console_values(console)
-                return codes[-1] if codes and codes[-1] != code else None
-
-            fresh = await wait_async("a new setup code on the console", new_code, 300)
-            log(f"first-boot state back: new setup code on the console "
-                f"{time.monotonic() - reset_at:.1f} s after the reset")
-            await page.goto("https://cloudlink.local/")
-            await page.wait_for_selector("#view-setup:not([hidden])")
-            await submit_setup(page, code, "#setup-form-err:has-text('wrong setup code')")
-            log("the old setup code is refused after the reset")
-            await submit_setup(page, fresh, "#view-gateway:not([hidden])")
-            log("the new setup code from the console opens the page")
-            await page.goto("https://cloudlink.local/#advanced")
-            await page.wait_for_selector("#view-advanced:not([hidden])")
-            page.once("dialog", lambda dialog: asyncio.ensure_future(dialog.accept()))
-            await page.click("#reboot")
-            await page.wait_for_selector("#toast:has-text('Rebooting')")
-            log("reboot requested from the page")
-            return fresh
+            try:
+                return await onboard_and_reset(page, code, console)
+            except Exception:
+                await page.screenshot(path=str(console.with_name("failure.png")))
+                texts = await page.evaluate(
+                    "[...document.querySelectorAll('#toast, [id$=-err]')]"
+                    ".filter(e => e.textContent.trim())"
+                    ".map(e => e.id + ': ' + e.textContent.trim())")
+                log(f"page at {page.url}; messages: {texts}")
+                raise
         finally:
             await browser.close()
+
+
+async def onboard_and_reset(page: Any, code: str, console: Path) -> str:
+    """The technician's visit: onboard, factory reset, onboard again, reboot; returns
+    the setup code the reset made."""
+    started = time.monotonic()
+    await page.goto("https://cloudlink.local/")
+    await page.wait_for_selector("#view-setup:not([hidden])")
+    log(f"onboarding page loaded by name in Chromium "
+        f"({time.monotonic() - started:.1f} s)")
+    await submit_setup(page, code, "#view-gateway:not([hidden])")
+    log("setup code from the console accepted, admin password set")
+    await wait_async("console shows the code is used", lambda: "admin password "
+                     "is set" in console.read_text(errors="replace"), 60)
+    await page.goto("https://cloudlink.local/#advanced")
+    await page.wait_for_selector("#view-advanced:not([hidden])")
+    await page.fill("#revert", "revert")
+    await page.click("#reset-btn")
+    await page.wait_for_selector("#toast:has-text('Resetting to factory defaults')")
+    reset_at = time.monotonic()
+    log("factory reset requested from the page")
+
+    def new_code() -> str | None:
+        codes, _ = console_values(console)
+        return codes[-1] if codes and codes[-1] != code else None
+
+    fresh = await wait_async("a new setup code on the console", new_code, 300)
+    log(f"first-boot state back: new setup code on the console "
+        f"{time.monotonic() - reset_at:.1f} s after the reset")
+    await page.goto("https://cloudlink.local/")
+    await page.wait_for_selector("#view-setup:not([hidden])")
+    await submit_setup(page, code, "#setup-form-err:has-text('wrong setup code')")
+    log("the old setup code is refused after the reset")
+    await submit_setup(page, fresh, "#view-gateway:not([hidden])")
+    log("the new setup code from the console opens the page")
+    await page.goto("https://cloudlink.local/#advanced")
+    await page.wait_for_selector("#view-advanced:not([hidden])")
+    page.once("dialog", lambda dialog: asyncio.ensure_future(dialog.accept()))
+    await page.click("#reboot")
+    await page.wait_for_selector("#toast:has-text('Rebooting')")
+    log("reboot requested from the page")
+    return fresh
 
 
 async def wait_async(what: str, check: Callable[[], T | None], timeout: float) -> T:
@@ -367,7 +384,8 @@ def main_run(args: argparse.Namespace) -> int:
         if args.keep_logs:
             keep = Path(args.keep_logs)
             keep.mkdir(parents=True, exist_ok=True)
-            for name in ("console.log", "qemu.log", "dnsmasq.log", "avahi.log"):
+            for name in ("console.log", "qemu.log", "dnsmasq.log", "avahi.log",
+                         "failure.png"):
                 if (work / name).exists():
                     shutil.copyfile(work / name, keep / name)
         if peer.returncode != 0:
