@@ -95,6 +95,9 @@ class Lab:
         self.leases = work / "dnsmasq.leases"
         self.bus = f"unix:path={work / 'dbus' / 'system_bus_socket'}"
         self.qemu_started = 0.0
+        self.overlay = work / "overlay.qcow2"
+        self.root_partition = (0, 0)
+        """Byte offset and size of the root partition (read with the loader entry)."""
 
     def _start(self, argv: list[str], log_name: str, ns: str | None = None,
                env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
@@ -163,7 +166,7 @@ class Lab:
         wait_for("avahi-daemon", lambda: "Server startup complete" in
                  avahi_log.read_text(errors="replace"), 15)
 
-    def boot(self, smp: int) -> None:
+    def boot(self, smp: int, read_only_root: bool) -> None:
         vars_copy = self.work / "OVMF_VARS.fd"
         shutil.copyfile(OVMF_VARS, vars_copy)
         fmt = "qcow2" if self.image.suffix == ".qcow2" else "raw"
@@ -173,11 +176,50 @@ class Lab:
                 "-drive", f"if=pflash,format=raw,readonly=on,file={OVMF_CODE}",
                 "-drive", f"if=pflash,format=raw,file={vars_copy}",
                 "-drive", f"file={self.image},format={fmt},if=virtio,snapshot=on"]
+        if read_only_root:
+            # Not -snapshot: the guest's writes go to an overlay that is read afterwards.
+            subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-b", str(self.image),
+                            "-F", fmt, str(self.overlay)], check=True, timeout=60)
+            argv[-1] = f"file={self.overlay},format=qcow2,if=virtio"
+            argv += self._kernel_with("ro")
         for index, mac in enumerate(MACS):
             argv += ["-netdev", f"tap,id=n{index},ifname=tap{index},script=no,downscript=no",
                      "-device", f"virtio-net-pci,netdev=n{index},mac={mac}"]
         self.qemu_started = time.time()
         self._start(argv, "qemu.log", ns=self.vm_ns)
+
+    def _kernel_with(self, root_flag: str) -> list[str]:
+        """Boot the disk's own kernel, initrd and loader entry, with ``rw`` replaced:
+        the firmware loads them (qemu -kernel), the disk is otherwise the same."""
+        raw = self.work / "disk.raw"
+        subprocess.run(["qemu-img", "convert", "-O", "raw", str(self.image), str(raw)],
+                       check=True, timeout=300)
+        files = {}
+        for name in ("vmlinuz", "initrd.img", "loader/entries/clgwd.conf"):
+            target = self.work / name.replace("/", "_")
+            subprocess.run(["mcopy", "-n", "-i", f"{raw}@@1M", f"::/{name}", str(target)],
+                           check=True, timeout=60, env={**os.environ, "MTOOLS_SKIP_CHECK": "1"})
+            files[name] = target
+        table = json.loads(subprocess.run(["sfdisk", "-J", str(raw)], capture_output=True,
+                                          check=True, timeout=60).stdout)
+        root = next(p for p in table["partitiontable"]["partitions"] if p["name"] == "root")
+        self.root_partition = (root["start"] * 512, root["size"] * 512)
+        raw.unlink()
+        entry = files["loader/entries/clgwd.conf"].read_text(encoding="utf-8")
+        options = next(line.split(None, 1)[1] for line in entry.splitlines()
+                       if line.startswith("options "))
+        options = " ".join(root_flag if word == "rw" else word for word in options.split())
+        return ["-kernel", str(files["vmlinuz"]), "-initrd", str(files["initrd.img"]),
+                "-append", options]
+
+    def root_writes(self) -> int:
+        """Bytes the guest wrote inside the root partition (after qemu has stopped)."""
+        ranges = json.loads(subprocess.run(
+            ["qemu-img", "map", "--output=json", str(self.overlay)], capture_output=True,
+            check=True, timeout=120).stdout)
+        start, size = self.root_partition
+        return sum(max(0, min(r["start"] + r["length"], start + size) - max(r["start"], start))
+                   for r in ranges if r["depth"] == 0 and r["data"])
 
     def close(self) -> None:
         for proc in reversed(self.procs):
@@ -374,13 +416,16 @@ def main_run(args: argparse.Namespace) -> int:
         stack.callback(lab.close)
         lab.network()
         lab.peers()
-        log(f"booting {image.name} under qemu TCG (-smp {args.smp}, UEFI, -snapshot)")
-        lab.boot(args.smp)
+        mode = ("its kernel with a read-only root, writes to an overlay"
+                if args.read_only_root else "-snapshot")
+        log(f"booting {image.name} under qemu TCG (-smp {args.smp}, UEFI, {mode})")
+        lab.boot(args.smp, args.read_only_root)
         peer = subprocess.run(
             ["ip", "netns", "exec", lab.peer_ns, sys.executable, "-m", "tests.image.boot",
              "peer", "--console", str(lab.console), "--leases", str(lab.leases),
              "--bus", lab.bus, "--t0", str(lab.qemu_started)],
             cwd=ROOT, timeout=args.timeout, check=False)
+        result = peer.returncode
         if args.keep_logs:
             keep = Path(args.keep_logs)
             keep.mkdir(parents=True, exist_ok=True)
@@ -391,9 +436,14 @@ def main_run(args: argparse.Namespace) -> int:
         if peer.returncode != 0:
             tail = lab.console.read_text(errors="replace")[-3000:]
             print(f"--- last console output ---\n{tail}", file=sys.stderr)
-    print(f"image/test-boot: {'passed' if peer.returncode == 0 else 'FAILED'} in "
+        elif args.read_only_root:
+            lab.close()
+            written = lab.root_writes()
+            log(f"bytes written to the root partition during both boots: {written}")
+            result = 1 if written else 0
+    print(f"image/test-boot: {'passed' if result == 0 else 'FAILED'} in "
           f"{time.monotonic() - started:.0f} s", flush=True)
-    return peer.returncode
+    return result
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -407,6 +457,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--image", help="disk to boot (default build/image/clgwd-<v>.qcow2)")
     parser.add_argument("--smp", type=int, default=2, help="guest vCPUs (default 2)")
     parser.add_argument("--timeout", type=float, default=1500, help="seconds for all checks")
+    parser.add_argument("--read-only-root", action="store_true",
+                        help="boot the disk's kernel with ro instead of rw (qemu -kernel) "
+                             "and check that nothing was written to the root partition")
     parser.add_argument("--keep-logs", help="copy the console and peer logs to this dir")
     args = parser.parse_args(argv)
     if args.mode == "peer":

@@ -1,8 +1,9 @@
 """The appliance disk boots under qemu and is onboarded from a peer namespace.
 
 Slow (a TCG boot, a factory reset and a reboot: several minutes) and needs root: marked
-``slow`` and ``netns``. It builds the image first when build/image has none (the build
-caches the Debian base system in /var/cache/clgwd-image). Run it alone with
+``slow`` and ``netns``. It always builds the image from this checkout first (never boots
+a stale one; the build caches the Debian base system and the dependency wheels in
+/var/cache/clgwd-image, so a rebuild takes a few minutes). Run it alone with
 ``.venv/bin/python -m pytest tests/image/test_boot.py -m slow -s``; ``image/test-boot``
 is the same check as one command.
 """
@@ -26,8 +27,8 @@ pytestmark = [pytest.mark.slow, pytest.mark.netns]
 
 @pytest.mark.timeout(3600)
 def test_boot_onboard_reset_reboot(capsys: pytest.CaptureFixture[str]) -> None:
-    """DHCP lease, cloudlink.local over mDNS, health, the page with the console's setup
-    code, factory reset back to first-boot state, reboot from the page."""
+    """The image builds; then DHCP lease, cloudlink.local over mDNS, health, the page
+    with the console's setup code, factory reset back to first-boot state, reboot."""
     if os.geteuid() != 0:
         pytest.skip("needs root: network namespaces and tap devices")
     for program in (*PROGRAMS, "debootstrap", "mkfs.vfat", "mcopy", "sfdisk", "qemu-img"):
@@ -35,8 +36,11 @@ def test_boot_onboard_reset_reboot(capsys: pytest.CaptureFixture[str]) -> None:
     if not OVMF_CODE.exists():
         pytest.skip(f"{OVMF_CODE} is missing (Debian package ovmf)")
     image = default_image()
-    if not image.exists():
-        subprocess.run([str(ROOT / "image" / "build")], check=True, timeout=1800)
+    build = subprocess.run([str(ROOT / "image" / "build")], capture_output=True, text=True,
+                           timeout=1800, check=False)
+    with capsys.disabled():
+        print("\n" + build.stdout)
+    assert build.returncode == 0, build.stdout[-4000:] + build.stderr[-4000:]
     result = subprocess.run([sys.executable, "-m", "tests.image.boot", "--image", str(image)],
                             cwd=ROOT, capture_output=True, text=True, timeout=3000,
                             check=False)
