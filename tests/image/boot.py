@@ -167,30 +167,35 @@ class Lab:
                  avahi_log.read_text(errors="replace"), 15)
 
     def boot(self, smp: int, read_only_root: bool) -> None:
-        vars_copy = self.work / "OVMF_VARS.fd"
-        shutil.copyfile(OVMF_VARS, vars_copy)
         fmt = "qcow2" if self.image.suffix == ".qcow2" else "raw"
         argv = ["qemu-system-x86_64", "-accel", "tcg", "-machine", "q35", "-m", "1024",
                 "-smp", str(smp), "-display", "none", "-monitor", "none",
-                "-serial", f"file:{self.console}",
-                "-drive", f"if=pflash,format=raw,readonly=on,file={OVMF_CODE}",
-                "-drive", f"if=pflash,format=raw,file={vars_copy}",
-                "-drive", f"file={self.image},format={fmt},if=virtio,snapshot=on"]
+                "-serial", f"file:{self.console}"]
         if read_only_root:
             # Not -snapshot: the guest's writes go to an overlay that is read afterwards.
+            # The disk's kernel is loaded by qemu's own firmware (it loads -kernel again
+            # at the reboot; OVMF did not here).
             subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-b", str(self.image),
                             "-F", fmt, str(self.overlay)], check=True, timeout=60)
-            argv[-1] = f"file={self.overlay},format=qcow2,if=virtio"
-            argv += self._kernel_with("ro")
+            # fsck.mode=skip: e2fsck (initrd, systemd-fsck-root) updates the superblock of
+            # a root it checks read-only; this test is about what the running system writes.
+            argv += ["-drive", f"file={self.overlay},format=qcow2,if=virtio",
+                     *self._kernel_with("ro", "fsck.mode=skip")]
+        else:
+            vars_copy = self.work / "OVMF_VARS.fd"
+            shutil.copyfile(OVMF_VARS, vars_copy)
+            argv += ["-drive", f"if=pflash,format=raw,readonly=on,file={OVMF_CODE}",
+                     "-drive", f"if=pflash,format=raw,file={vars_copy}",
+                     "-drive", f"file={self.image},format={fmt},if=virtio,snapshot=on"]
         for index, mac in enumerate(MACS):
             argv += ["-netdev", f"tap,id=n{index},ifname=tap{index},script=no,downscript=no",
                      "-device", f"virtio-net-pci,netdev=n{index},mac={mac}"]
         self.qemu_started = time.time()
         self._start(argv, "qemu.log", ns=self.vm_ns)
 
-    def _kernel_with(self, root_flag: str) -> list[str]:
-        """Boot the disk's own kernel, initrd and loader entry, with ``rw`` replaced:
-        the firmware loads them (qemu -kernel), the disk is otherwise the same."""
+    def _kernel_with(self, root_flag: str, *extra: str) -> list[str]:
+        """Boot the disk's own kernel, initrd and loader entry, with ``rw`` replaced
+        (and ``extra`` options added): qemu loads them, the disk is otherwise the same."""
         raw = self.work / "disk.raw"
         subprocess.run(["qemu-img", "convert", "-O", "raw", str(self.image), str(raw)],
                        check=True, timeout=300)
@@ -208,7 +213,8 @@ class Lab:
         entry = files["loader/entries/clgwd.conf"].read_text(encoding="utf-8")
         options = next(line.split(None, 1)[1] for line in entry.splitlines()
                        if line.startswith("options "))
-        options = " ".join(root_flag if word == "rw" else word for word in options.split())
+        options = " ".join([root_flag if word == "rw" else word for word in options.split()]
+                           + list(extra))
         return ["-kernel", str(files["vmlinuz"]), "-initrd", str(files["initrd.img"]),
                 "-append", options]
 
@@ -416,9 +422,9 @@ def main_run(args: argparse.Namespace) -> int:
         stack.callback(lab.close)
         lab.network()
         lab.peers()
-        mode = ("its kernel with a read-only root, writes to an overlay"
-                if args.read_only_root else "-snapshot")
-        log(f"booting {image.name} under qemu TCG (-smp {args.smp}, UEFI, {mode})")
+        mode = ("its kernel via qemu -kernel with a read-only root, writes to an overlay"
+                if args.read_only_root else "UEFI from its own disk, -snapshot")
+        log(f"booting {image.name} under qemu TCG (-smp {args.smp}, {mode})")
         lab.boot(args.smp, args.read_only_root)
         peer = subprocess.run(
             ["ip", "netns", "exec", lab.peer_ns, sys.executable, "-m", "tests.image.boot",
