@@ -378,11 +378,13 @@ def peer_main(args: argparse.Namespace) -> int:
     assert resolved in ips, f"cloudlink.local resolved to {resolved}, not one of {ips}"
     log(f"avahi-resolve: cloudlink.local -> {resolved}")
     codes = wait_for("the setup code on the console", lambda: console_values(console)[0], 120)
+    # The banner is redrawn on each address event and every 3 s: wait for the one that
+    # shows the leased address (the code may appear first, with no address yet).
+    wait_for("the leased address in the console banner",
+             lambda: f"https://{ips[0]}/" in console.read_text(errors="replace"), 60)
     _, prints = console_values(console)
     assert prints, "no certificate fingerprint on the console"
-    text = console.read_text(errors="replace")
-    for shown in ("https://cloudlink.local/", f"https://{ips[0]}/"):
-        assert shown in text, f"the console banner does not show {shown}"
+    assert "https://cloudlink.local/" in console.read_text(errors="replace")
     log(f"console banner: URL by name and IP, fingerprint {prints[-1][:23]}..., "
         f"setup code {codes[-1]}")
     asyncio.run(browser_flow(resolved, codes[-1], console))
