@@ -28,7 +28,8 @@ if [ -z "$destdir" ]; then
         DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv
     fi
     getent group clgwd >/dev/null || groupadd --system clgwd
-    getent passwd clgwd >/dev/null || useradd --system --gid clgwd --home-dir /var/lib/clgwd \
+    # Home /nonexistent, not the state dir: the factory reset refuses to wipe $HOME.
+    getent passwd clgwd >/dev/null || useradd --system --gid clgwd --home-dir /nonexistent \
         --no-create-home --shell /usr/sbin/nologin clgwd
 fi
 
@@ -36,7 +37,9 @@ fi
 "$release/bin/python" -m pip install -q --disable-pip-version-check "$src[fast]"
 # Written last: a release without it is half-built (rollback and updates skip it).
 date +%s > "$release/.clgwd-release-complete"
-ln -sfn "releases/$version" "$prefix/current"
+# The link is replaced by a rename, never removed first (docs/updates.md).
+ln -sfn "releases/$version" "$prefix/.current.new"
+mv -T "$prefix/.current.new" "$prefix/current"
 
 install -d -m 0750 "$destdir/etc/clgwd"
 if [ ! -e "$destdir/etc/clgwd/clgwd.yaml" ]; then

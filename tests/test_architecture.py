@@ -46,6 +46,7 @@ MAY_IMPORT: Mapping[str, frozenset[str]] = {
     "system": frozenset({"store", "config", "settings"}),
     "web": frozenset({"config", "system.site"}),
     "control": frozenset({"config", "web"}),
+    "appliance": frozenset({"config"}),
     "cli": EVERYTHING,
     "daemon": EVERYTHING,
     "refcloud": frozenset({"protocol", "core.tasks"}),

@@ -22,6 +22,8 @@ def test_install_into_destdir(tmp_path: Path) -> None:
     root = dest / "opt" / "clgwd"
     assert layout.current_version(root) == __version__
     assert layout.is_complete(root, __version__)
+    # A relative link (the release root can move: the image links /opt/clgwd to /var).
+    assert (root / layout.CURRENT).readlink() == Path("releases", __version__)
     binary = root / layout.CURRENT / "bin" / "clgwd"
     version = subprocess.run([str(binary), "version"], capture_output=True, text=True,
                              timeout=60)

@@ -22,6 +22,7 @@ is heavy (the daemon, the refcloud, a PBX driver) inside the command that needs 
 | ``release`` | release build / verify (signed release bundles, offline) |
 | ``update`` | update status / check / apply / pause / resume |
 | ``demo`` | demo (everything on localhost) |
+| ``console`` | console-banner (the appliance image's console banner, /run/issue) |
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from collections.abc import Callable, Sequence
 
 from clgwd.cli import (
     config,
+    console,
     daemon,
     demo,
     enroll,
@@ -69,6 +71,7 @@ COMMANDS: dict[str, Command] = {
     "trunk": trunk.run,
     "release": release.run,
     "update": update.run,
+    "console-banner": console.run,
 }
 """Command name -> handler; each returns the process exit status."""
 
@@ -92,6 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
     trunk.add_parser(sub)
     release.add_parser(sub)
     update.add_parser(sub)
+    console.add_parser(sub)
     return parser
 
 

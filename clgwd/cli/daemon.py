@@ -11,6 +11,7 @@ from pathlib import Path
 from clgwd import __version__
 from clgwd.cli.common import Subparsers, add_config_arg, add_socket_args, call_daemon
 from clgwd.config import DEFAULT_CONFIG_PATH, ClgwdConfig, ConfigError, load_config
+from clgwd.config.appliance import lockout_problems
 from clgwd.errors import EXIT_CONFIG, EXIT_FAILURE, EXIT_OK, EXIT_UNAVAILABLE
 from clgwd.logsetup import LEVELS, setup_logging
 
@@ -22,6 +23,9 @@ def add_parser(sub: Subparsers) -> None:
     add_config_arg(run)
     run.add_argument("--log-level", choices=sorted(LEVELS), default=None,
                      help="override logging.level from the config")
+    run.add_argument("--appliance", action="store_true",
+                     help="refuse to start with a config that would lock the technician "
+                          "out of the appliance (see check-config --appliance)")
 
     check = sub.add_parser("check-config", help="validate a config file and exit",
                            description="Validate a config file. Exits 0 when valid; "
@@ -29,6 +33,9 @@ def add_parser(sub: Subparsers) -> None:
                                        "exits 78 (EX_CONFIG).")
     check.add_argument("path", type=Path, nargs="?", default=DEFAULT_CONFIG_PATH,
                        help=f"config file (default {DEFAULT_CONFIG_PATH})")
+    check.add_argument("--appliance", action="store_true",
+                       help="also refuse a config that would lock the technician out of "
+                            "the appliance (no managed port, page on no LAN address)")
 
     status = sub.add_parser("status", help="show the running daemon's component states",
                             description="Ask the running daemon over its control socket "
@@ -50,12 +57,23 @@ def cmd_version(args: argparse.Namespace) -> int:
 
 def cmd_check_config(args: argparse.Namespace) -> int:
     try:
-        load_config(args.path)
+        config = load_config(args.path)
     except ConfigError as err:
         print(err.render(), file=sys.stderr)
         return EXIT_CONFIG
+    if args.appliance and _locks_out(args.path, config):
+        return EXIT_CONFIG
     print(f"{args.path}: OK")
     return EXIT_OK
+
+
+def _locks_out(path: Path, config: ClgwdConfig) -> bool:
+    """``--appliance``: print why this config would lock the technician out, if it would."""
+    problems = lockout_problems(config)
+    if problems:
+        print(f"{path}: this config would lock the technician out of the appliance:",
+              *(f"  {problem}" for problem in problems), sep="\n", file=sys.stderr)
+    return bool(problems)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -64,6 +82,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     except ConfigError as err:
         setup_logging(args.log_level or "info")
         print(err.render(), file=sys.stderr)
+        return EXIT_CONFIG
+    if args.appliance and _locks_out(args.config, config):
         return EXIT_CONFIG
     return run_daemon(config, args.config.resolve(), args.log_level)
 

@@ -1,0 +1,1 @@
+"""The appliance image's own helpers (image/build installs them): the console banner."""

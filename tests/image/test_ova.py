@@ -1,0 +1,50 @@
+"""image/make-ova packages a disk the way VMware imports it."""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+import tarfile
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+from tests.conftest import require_program
+
+ROOT = Path(__file__).resolve().parents[2]
+OVF = "{http://schemas.dmtf.org/ovf/envelope/1}"
+RASD = "{http://schemas.dmtf.org/wbem/wscim/1/cim-schema/2/CIM_ResourceAllocationSettingData}"
+
+
+def test_ova_order_manifest_and_descriptor(tmp_path: Path) -> None:
+    """Descriptor first, manifest second, then the streamOptimized disk; the manifest's
+    hashes match; the OVF asks for EFI firmware, two NICs and the disk's real size."""
+    require_program("qemu-img")
+    raw = tmp_path / "disk.raw"
+    with raw.open("wb") as out:
+        out.truncate(8 * 1024 * 1024)
+        out.write(b"clgwd test disk")
+    ova = tmp_path / "t.ova"
+    subprocess.run([str(ROOT / "image" / "make-ova"), str(raw), str(ova), "clgwd-t", "9.9"],
+                   check=True, capture_output=True, timeout=120)
+    with tarfile.open(ova) as tar:
+        members = tar.getmembers()
+        assert [m.name for m in members] == ["clgwd-t.ovf", "clgwd-t.mf",
+                                             "clgwd-t-disk1.vmdk"]
+        files = {m.name: tar.extractfile(m).read() for m in members}  # type: ignore[union-attr]
+    assert ova.read_bytes()[257:263] == b"ustar\x00"  # POSIX ustar, as OVF requires
+    manifest = dict(line.split("= ") for line in files["clgwd-t.mf"].decode().splitlines())
+    for name in ("clgwd-t.ovf", "clgwd-t-disk1.vmdk"):
+        assert manifest[f"SHA256({name})"] == hashlib.sha256(files[name]).hexdigest()
+    assert files["clgwd-t-disk1.vmdk"][:4] == b"KDMV"  # a VMDK sparse extent
+    assert b'createType="streamOptimized"' in files["clgwd-t-disk1.vmdk"][:4096]
+    root = ET.fromstring(files["clgwd-t.ovf"])
+    disk = root.find(f"{OVF}DiskSection/{OVF}Disk")
+    assert disk is not None
+    assert disk.get(f"{OVF}capacity") == str(raw.stat().st_size)
+    ref = root.find(f"{OVF}References/{OVF}File")
+    assert ref is not None
+    assert ref.get(f"{OVF}size") == str(len(files["clgwd-t-disk1.vmdk"]))
+    items = root.findall(f".//{OVF}VirtualHardwareSection/{OVF}Item")
+    nics = [i for i in items if i.findtext(f"{RASD}ResourceType") == "10"]
+    assert len(nics) == 2
+    assert b'vmw:key="firmware" vmw:value="efi"' in files["clgwd-t.ovf"]
