@@ -327,10 +327,10 @@ class _MonitorCollector(Collector):
                   view.tunnels_started)
         yield one("clgwd_tunnel_open_streams", "Streams open through the tunnels",
                   view.streams)
-        up = GaugeMetricFamily("clgwd_trunk_up", "1 when the trunk answers OPTIONS",
+        up = GaugeMetricFamily("clgwd_sip_trunk_up", "1 when the trunk answers OPTIONS",
                                labels=["trunk"])
-        rtt = GaugeMetricFamily("clgwd_trunk_rtt_seconds", "Last OPTIONS round-trip time",
-                                labels=["trunk"])
+        rtt = GaugeMetricFamily("clgwd_sip_trunk_last_rtt_seconds",
+                                "Last OPTIONS round-trip time", labels=["trunk"])
         for trunk in view.trunks:
             up.add_metric([trunk.name], float(trunk.state in ("up", "reachable", "ok")))
             if trunk.rtt_ms is not None:

@@ -53,8 +53,8 @@ STATUS_DOWN_LISTED: Final = 20
 STATUS_REFRESH: Final = 10.0
 """Seconds between refreshes of the per-trunk RTT and peer software in the status
 details when no state changes (a state change refreshes them at once): the monitor
-exports them (SNMP, MQTT, ``clgwd_trunk_up`` / ``clgwd_trunk_rtt_seconds``) and the
-inventory lists the peers, without rebuilding the list on each of 1000 trunks' checks."""
+exports them (SNMP, MQTT, ``clgwd_sip_trunk_up`` / ``clgwd_sip_trunk_last_rtt_seconds``)
+and the inventory lists the peers, without rebuilding the list on each of 1000 trunks' checks."""
 RTT_BUCKETS: Final = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
                       5.0)
 

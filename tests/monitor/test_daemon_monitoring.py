@@ -16,8 +16,8 @@ from tests.monitor.peers import COMMUNITY, free_udp_port, netsnmp, snmp_yaml
 
 pytestmark = pytest.mark.peers
 SERIES = ("clgwd_sync_last_run_ok", "clgwd_link_connected", "clgwd_outbox_depth_records",
-          "clgwd_tunnel_started_tunnels", "clgwd_tunnel_open_streams", "clgwd_trunk_up",
-          "clgwd_trunk_rtt_seconds", "clgwd_alert_active",
+          "clgwd_tunnel_started_tunnels", "clgwd_tunnel_open_streams", "clgwd_sip_trunk_up",
+          "clgwd_sip_trunk_last_rtt_seconds", "clgwd_alert_active",
           "clgwd_inventory_last_submitted_timestamp_seconds",
           "clgwd_inventory_next_submission_timestamp_seconds",
           "clgwd_snmp_auth_failures_total", "clgwd_mqtt_connected")
