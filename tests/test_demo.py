@@ -180,3 +180,14 @@ async def test_demo_reboot_restarts_only_its_daemon_and_the_setup_code_is_shown(
             assert Path(config.group(1)).with_name("refcloud").is_dir()
         assert proc.returncode is None
         await _stop(proc)
+
+
+def test_demo_config_keeps_an_all_digit_community_a_string(tmp_path: Path) -> None:
+    """The demo's random SNMP community can come out all digits (``117300061657``);
+    YAML would read that as a number and the strict config would refuse it."""
+    from clgwd.cli.demo import demo_config_text
+    from clgwd.config import parse_config
+
+    text = demo_config_text(tmp_path, 8080, snmp=(16161, "117300061657"))
+    community = parse_config(text).monitor.snmp.community
+    assert community is not None and community.reveal() == "117300061657"

@@ -119,7 +119,7 @@ def demo_config_text(base: Path, port: int, tls_port: int = 8443, cloud_url: str
         text += f"cloud:\n  url: {cloud_url}\n  enrollment_ca_file: {cloud_ca}\n"
     if snmp is not None:  # the SNMP agent on loopback: (free UDP port, community)
         text += (f"monitor:\n  snmp:\n    listen: ['127.0.0.1:{snmp[0]}']\n"
-                 f"    community: {snmp[1]}\n")
+                 f"    community: '{snmp[1]}'\n")
     if lan_ui_port is not None:
         # The sample UI runs on the gateway host itself: loopback is always refused
         # unless the target explicitly allows it. Tickets' audience and the authority

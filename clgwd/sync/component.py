@@ -108,6 +108,9 @@ class SyncService:
         self._config = config
         self._saved = SavedSettings()
         """What the page and the cloud saved (PBX, interval); loaded on entry."""
+        self._saved_lock = asyncio.Lock()
+        """Held by every read-modify-write of ``_saved``: the control socket is open
+        before this component enters, so a ``pbx.set`` can race the initial load."""
         self._effective = self._saved.resolve(config)
         self._logged_notes: set[str] = set()
         """Notes already logged, so a note is logged once, when it appears."""
@@ -176,6 +179,10 @@ class SyncService:
                 continue
 
     async def apply_config(self, config: ClgwdConfig) -> None:
+        async with self._saved_lock:
+            await self._apply_config_locked(config)
+
+    async def _apply_config_locked(self, config: ClgwdConfig) -> None:
         # Who wrote which key into the file (the cloud's config.set) may have changed.
         self._saved = await SavedSettings.load(self.store)
         if (config.pbx, config.sync) == (self._config.pbx, self._config.sync):
@@ -213,6 +220,10 @@ class SyncService:
         self._wake.set()
 
     async def _load_page_settings(self) -> None:
+        async with self._saved_lock:
+            await self._load_page_settings_locked()
+
+    async def _load_page_settings_locked(self) -> None:
         self._saved = await SavedSettings.load(self.store)
         pbx = self._resolve().config.pbx
         if pbx != self._pbx:
@@ -355,6 +366,10 @@ class SyncService:
                 "settings": self._effective.report(page.page_keys(self._pbx.type))}
 
     async def _cmd_pbx_set(self, params: Mapping[str, Any], ctx: CommandContext) -> Any:
+        async with self._saved_lock:
+            return await self._pbx_set_locked(params, ctx)
+
+    async def _pbx_set_locked(self, params: Mapping[str, Any], ctx: CommandContext) -> Any:
         """Validate, persist (settings, password and history in one transaction), switch."""
         overlay = page.overlay_from_params(params)
         raw = params.get("password")
@@ -407,6 +422,10 @@ class SyncService:
                 "settings": self._effective.report(["sync.interval_minutes"])}
 
     async def _cmd_schedule_set(self, params: Mapping[str, Any], ctx: CommandContext) -> Any:
+        async with self._saved_lock:
+            return await self._schedule_set_locked(params, ctx)
+
+    async def _schedule_set_locked(self, params: Mapping[str, Any], ctx: CommandContext) -> Any:
         minutes = page.check_interval(params)
         previous = self.interval_minutes
         async with self.store.db.transaction() as tx:
@@ -422,6 +441,10 @@ class SyncService:
         return await self._cmd_schedule_get({}, ctx)
 
     async def _cmd_forget(self, params: Mapping[str, Any], ctx: CommandContext) -> Any:
+        async with self._saved_lock:
+            return await self._forget_locked(params, ctx)
+
+    async def _forget_locked(self, params: Mapping[str, Any], ctx: CommandContext) -> Any:
         """``settings.forget``: drop what was saved for ``pbx`` and/or the interval, so
         the config file's values apply again (one history event)."""
         keys = params.get("keys")

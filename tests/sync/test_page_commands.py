@@ -233,3 +233,34 @@ async def test_switching_pbx_during_a_run_keeps_the_runs_apart(
         assert (await running).result == "ok"
         assert svc.last is None and svc.awaiting_sync_now
         assert (await _call(router, "inventory.report"))["users"] == 2
+
+
+async def test_pbx_set_during_start_up_is_not_lost_to_the_initial_load(
+        store: Store, state_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The control socket opens before this part enters, so a ``pbx.set`` can arrive
+    while the saved settings are still being loaded: the load must not overwrite it
+    with what it read before the save (``settings.forget`` then found nothing)."""
+    router = CommandRouter()
+    svc = SyncService(config(state_dir), store, router)
+    loading, release = asyncio.Event(), asyncio.Event()
+    real_load = saved.SavedSettings.load
+
+    async def slow_load(store_: Store) -> saved.SavedSettings:
+        result = await real_load(store_)  # read before the page's save ...
+        loading.set()
+        await release.wait()  # ... and returned after it
+        return result
+
+    monkeypatch.setattr(saved.SavedSettings, "load", staticmethod(slow_load))
+    enter = asyncio.create_task(svc.__aenter__())
+    await loading.wait()
+    save = asyncio.create_task(_call(router, "pbx.set", CSV_PARAMS))
+    await asyncio.sleep(0.05)
+    release.set()
+    await enter
+    assert (await save)["saved_from_page"]
+    try:
+        forgotten = await _call(router, "settings.forget", {"keys": ["pbx"]})
+        assert forgotten["forgotten"] == ["pbx"]
+    finally:
+        await svc.__aexit__(None, None, None)
