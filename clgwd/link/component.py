@@ -155,8 +155,12 @@ class CloudLink(LinkSupervisor):
 
     # -- requests for the system part (release updates, docs/updates.md) ---------------
 
-    async def cloud_request(self, method: str, params: dict[str, Any]) -> Any:
-        """One gateway-to-cloud request on the current connection (``release.latest``)."""
+    async def latest_release(self, params: dict[str, Any]) -> Any:
+        """``release.latest`` on the current connection: the newest release offered."""
+        return await self._cloud_request(p.RELEASE_LATEST, params)
+
+    async def _cloud_request(self, method: str, params: dict[str, Any]) -> Any:
+        """One gateway-to-cloud request on the current connection."""
         session = self._current
         if session is None or self.state != LinkState.ONLINE:
             raise CloudUnavailable(f"the cloud link is {self.state.value.replace('_', ' ')}")

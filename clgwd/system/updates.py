@@ -45,7 +45,6 @@ LAST_CHECK_SETTING: Final = "system.update_last_check"
 LAST_OS_SETTING: Final = "system.update_last_os"
 PAUSED_SETTING: Final = "system.update_paused"
 UPDATE_FAILED: Final = "system.update_failed"
-RELEASE_LATEST: Final = "release.latest"
 HEALTH_POLL: Final = 1.0
 ASSET: Final = "Gateway software"
 ONLINE_REQUIRED: Final = frozenset({"not_configured", "not_enrolled"})
@@ -55,7 +54,7 @@ ONLINE_REQUIRED: Final = frozenset({"not_configured", "not_enrolled"})
 class CloudReleases(Protocol):
     """What updates need from the cloud link (the daemon passes the link component)."""
 
-    async def cloud_request(self, method: str, params: dict[str, Any]) -> Any: ...
+    async def latest_release(self, params: dict[str, Any]) -> Any: ...
 
     async def cloud_tls(self) -> tuple[str, Any]: ...
 
@@ -177,9 +176,8 @@ class ReleaseUpdater:
             if self.cloud is None:
                 raise UpdateFailed("this gateway has no cloud link")
             python, machine = runtime_tag()
-            answer = await self.cloud.cloud_request(
-                RELEASE_LATEST, {"version": self.running, "python": python,
-                                 "machine": machine})
+            answer = await self.cloud.latest_release(
+                {"version": self.running, "python": python, "machine": machine})
             offer = Offer.from_json(answer.get("release") if isinstance(answer, dict)
                                     else answer)
             why_not = releases.check_order(self.running, offer) if offer else "no release"
