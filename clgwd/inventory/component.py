@@ -27,6 +27,7 @@ from clgwd.config.pbx import PbxConfig
 from clgwd.errors import ClgwdError
 from clgwd.inventory.collect import collect_local, stable_view
 from clgwd.store import Store
+from clgwd.tasks import wait_at_most
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -129,12 +130,8 @@ class InventoryComponent:
             await self._collect_and_submit(force=first)
             first = False
             self._wake.clear()
-            try:
-                async with asyncio.timeout(min(CHECK_INTERVAL,
-                                               max(0.0, next_poll - time.monotonic()))):
-                    await self._wake.wait()
-            except TimeoutError:
-                pass
+            await wait_at_most(self._wake.wait(),
+                               min(CHECK_INTERVAL, max(0.0, next_poll - time.monotonic())))
             if self._wake.is_set():
                 next_poll = 0.0  # a config change or refresh re-polls the platforms now
 

@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 
 from clgwd.config.monitor import MqttConfig
 from clgwd.retry import Backoff  # the project's one retry policy
+from clgwd.tasks import wait_at_most
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -154,12 +155,7 @@ class MqttPublisher:
                 await client.publish(self.events_topic, _dumps(payload), qos=1)
                 self._events.popleft()  # only after the broker took it
                 self.published += 1
-            timeout = max(0.0, next_status - time.monotonic())
-            try:
-                async with asyncio.timeout(timeout):
-                    await self._wake.wait()
-            except TimeoutError:
-                pass
+            await wait_at_most(self._wake.wait(), max(0.0, next_status - time.monotonic()))
             self._wake.clear()
             if self._events:
                 continue
