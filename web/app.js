@@ -33,7 +33,16 @@
     let data = null;
     try { data = await resp.json(); } catch (e) { data = {}; }
     if (resp.status === 401 && !path.startsWith('/api/v1/session')) showLogin();
+    if (resp.ok && method !== 'GET' && !path.startsWith('/api/v1/session')) stepsSoon();
     return { ok: resp.ok, status: resp.status, data };
+  }
+
+  /* Any change the gateway accepted may move the onboarding on: refresh the stepper
+     once the burst of calls is over (refreshSteps is defined with the stepper). */
+  let stepsTimer = null;
+  function stepsSoon() {
+    clearTimeout(stepsTimer);
+    stepsTimer = setTimeout(() => refreshSteps(), 300);
   }
 
   const isNA = (r) => r.status === 501 || (r.data && r.data.code === 'not_supported_yet');
@@ -300,7 +309,6 @@
     const r = await api('PUT', '/api/v1/site', formData(form));
     if (!r.ok) { showError('#site-form-err', r); return; }
     say('Successfully updated site');
-    refreshSteps();
   });
 
   function toggleStatic() {
@@ -495,7 +503,6 @@
     if (!r.ok) { showError('#enroll-form-err', r); return; }
     say('Enrolled.');
     loadCloud();
-    refreshSteps();
   });
 
   /* ---------- PBX ---------- */

@@ -50,6 +50,23 @@ async def test_the_failure_that_locks_out_says_for_how_long(
         assert body["retry_after"] == int(resp.headers["Retry-After"]) >= 1
 
 
+async def test_wrong_setup_codes_lock_out_with_retry_after(
+        gateway: Gateway, client: aiohttp.ClientSession) -> None:
+    """The setup form counts down too: the wrong setup code that starts the lockout
+    carries retry_after, and GET /session (no password yet) gives locked_for."""
+    statuses = []
+    for _ in range(auth.FREE_FAILURES):
+        async with client.post(f"{gateway.base}/api/v1/session/setup",
+                               json={"setup_code": "AAAAA-AAAAA",
+                                     "password": PASSWORD}) as resp:
+            statuses.append((resp.status, await resp.json()))
+    assert [s for s, _ in statuses] == [401] * auth.FREE_FAILURES
+    assert statuses[-1][1]["retry_after"] == 2 and "retry_after" not in statuses[0][1]
+    async with client.get(f"{gateway.base}/api/v1/session") as resp:
+        body = await resp.json()
+    assert body["setup_required"] is True and body["locked_for"] >= 1
+
+
 async def _wait_state(page: Any, step: str, state: str) -> None:
     await page.wait_for_selector(f"nav li[data-step={step}][data-state={state}]")
 
