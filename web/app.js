@@ -33,7 +33,16 @@
     let data = null;
     try { data = await resp.json(); } catch (e) { data = {}; }
     if (resp.status === 401 && !path.startsWith('/api/v1/session')) showLogin();
+    if (resp.ok && method !== 'GET' && !path.startsWith('/api/v1/session')) stepsSoon();
     return { ok: resp.ok, status: resp.status, data };
+  }
+
+  /* Any change the gateway accepted may move the onboarding on: refresh the stepper
+     once the burst of calls is over (refreshSteps is defined with the stepper). */
+  let stepsTimer = null;
+  function stepsSoon() {
+    clearTimeout(stepsTimer);
+    stepsTimer = setTimeout(() => refreshSteps(), 300);
   }
 
   const isNA = (r) => r.status === 501 || (r.data && r.data.code === 'not_supported_yet');
@@ -143,8 +152,16 @@
     await loadMessages();
     const r = await api('GET', '/api/v1/session');
     if (!r.ok) { showOnly('view-loading'); showError('#page-err', r); return; }
-    if (r.data.setup_required) { showOnly('view-setup'); $('#setup-code').focus(); return; }
-    if (!r.data.authenticated) { showLogin(); return; }
+    if (r.data.setup_required) {
+      showOnly('view-setup'); $('#setup-code').focus();
+      if (r.data.locked_for) lockCountdown('#setup-form', '#setup-wait', r.data.locked_for);
+      return;
+    }
+    if (!r.data.authenticated) {
+      showLogin();
+      if (r.data.locked_for) lockCountdown('#login-form', '#login-wait', r.data.locked_for);
+      return;
+    }
     csrf = r.data.csrf_token;
     enterApp();
   }
@@ -165,18 +182,52 @@
     if (errors.length) return;
     const r = await api('POST', '/api/v1/session/setup',
       { setup_code: $('#setup-code').value.trim(), password: $('#setup-pw').value });
-    if (!r.ok) { showError('#setup-form-err', r); return; }
+    if (!r.ok) {
+      showError('#setup-form-err', r);
+      if (r.data && r.data.retry_after) lockCountdown('#setup-form', '#setup-wait', r.data.retry_after);
+      return;
+    }
     csrf = r.data.csrf_token;
-    say('Password set. Start with the gateway information.');
+    $('#setup-done').hidden = false;  /* the confirmation, on the first step */
     location.hash = '#gateway';
     enterApp();
   });
 
+  /* ---------- lockout countdown (docs/api.md "Setup code") ---------- */
+  let lockTimer = null;
+  function lockCountdown(formSel, waitSel, seconds) {
+    clearInterval(lockTimer);
+    const button = $(formSel + ' button[type=submit]');
+    const wait = $(waitSel);
+    const until = Date.now() + seconds * 1000;
+    const tick = () => {
+      const left = Math.ceil((until - Date.now()) / 1000);
+      if (left > 0) {
+        button.disabled = true;
+        wait.textContent = `Too many failed attempts. You can try again in ${left} s.`;
+        return;
+      }
+      clearInterval(lockTimer);
+      lockTimer = null;
+      button.disabled = false;
+      wait.textContent = '';
+      $(formSel + '-err').replaceChildren();
+      say('You can try again now.');
+    };
+    tick();
+    lockTimer = setInterval(tick, 250);
+  }
+
   $('#login-form').addEventListener('submit', async (ev) => {
     ev.preventDefault();
     const r = await api('POST', '/api/v1/session/login', { password: $('#login-pw').value });
-    if (!r.ok) { showError('#login-form-err', r); return; }
+    if (!r.ok) {
+      showError('#login-form-err', r);
+      if (r.data && r.data.retry_after) lockCountdown('#login-form', '#login-wait', r.data.retry_after);
+      return;
+    }
     $('#login-form-err').textContent = '';
+    say('');
     $('#login-pw').value = '';
     csrf = r.data.csrf_token;
     enterApp();
@@ -198,14 +249,34 @@
     if (!VIEWS.includes(name)) name = 'overview';
     showOnly('view-' + name);
     for (const a of document.querySelectorAll('nav a')) {
-      if (a.getAttribute('href') === '#' + name) a.setAttribute('aria-current', 'page');
+      if (a.getAttribute('href') === '#' + name) a.setAttribute('aria-current', 'step');
       else a.removeAttribute('aria-current');
     }
+    if (name !== 'gateway') $('#setup-done').hidden = true;
+    refreshSteps();
     document.title = name[0].toUpperCase() + name.slice(1) + ' – CloudLink Gateway';
     $('#main').focus();  /* keyboard and screen reader users start at the new content */
     LOADERS[name]();
   }
   window.addEventListener('hashchange', route);
+
+  /* ---------- stepper ---------- */
+  /* Each step's state, derived by the gateway (GET /api/v1/overview "steps"): in words
+     and a symbol, never by colour alone; the step shown has aria-current="step". */
+  const STEP_WORDS = { done: ['✓', 'done'], next: ['→', 'next'], attention: ['!', 'needs attention'],
+    todo: ['', 'to do'], optional: ['', 'optional'] };
+  async function refreshSteps() {
+    const r = await api('GET', '/api/v1/overview');
+    if (!r.ok || !r.data.steps) return;
+    for (const li of document.querySelectorAll('nav li[data-step]')) {
+      const state = r.data.steps[li.dataset.step] || 'todo';
+      const [symbol, words] = STEP_WORDS[state] || STEP_WORDS.todo;
+      li.dataset.state = state;
+      li.querySelector('.state').replaceChildren(
+        el('span', { class: 'sym', 'aria-hidden': 'true', text: symbol }),
+        el('span', { class: 'words', text: ' (' + words + ')' }));
+    }
+  }
 
   /* ---------- gateway ---------- */
   async function loadGateway() {
@@ -358,9 +429,23 @@
   }
 
   async function loadCloud() {
-    describeLink($('#cloud-state'), await api('GET', '/api/v1/cloud'));
+    const r = await api('GET', '/api/v1/cloud');
+    describeLink($('#cloud-state'), r);
+    showEnroll(!(r.ok && r.data.enrolled));
     loadProxy();
   }
+
+  /* Once enrolled, the Enroll form hides; enrolling again is behind a confirmation. */
+  function showEnroll(on) {
+    $('#enroll-form').hidden = !on;
+    $('#enrolled').hidden = on;
+  }
+  $('#reenroll').addEventListener('click', () => {
+    if (!window.confirm('Enroll this gateway again? It gets a new identity from the cloud; '
+      + 'the current one stops working when the new enrollment succeeds.')) return;
+    showEnroll(true);
+    $('#account_id').focus();
+  });
 
   const PROXY_SOURCES = { page: 'set on this page', config: 'from the configuration file',
     environment: 'from HTTPS_PROXY' };
@@ -1057,6 +1142,23 @@
     resetTrunkForm();
     loadVoice();
   });
+
+  /* ---------- phone width: tables as stacked cards (app.css, under 600 px) ---------- */
+  /* Each cell carries its column's name as data-label; the tables are rendered by their
+     sections, so the labels follow any re-render. */
+  function labelCells(table) {
+    const names = [...table.querySelectorAll('thead th')].map((th) => th.textContent);
+    for (const row of table.querySelectorAll('tbody tr')) {
+      [...row.cells].forEach((cell, i) => {
+        if (names[i] && cell.dataset.label !== names[i]) cell.dataset.label = names[i];
+      });
+    }
+  }
+  const CARD_TABLES = ['#pf-table', '#tunnels-table', '#events'];
+  const labelAll = () => {
+    for (const sel of CARD_TABLES) { const t = $(sel); if (t) { t.classList.add('cards'); labelCells(t); } }
+  };
+  new MutationObserver(labelAll).observe($('#main'), { childList: true, subtree: true });
 
   const LOADERS = { gateway: loadGateway, cloud: loadCloud, pbx: loadPbx, connect: loadConnect,
     voice: loadVoice, deployment: loadDeployment, advanced: loadAdvanced, overview: loadOverview };

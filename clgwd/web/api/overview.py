@@ -17,7 +17,7 @@ from clgwd.web.api.common import (
     section,
     services,
 )
-from clgwd.web.nextstep import OnboardingState, next_step
+from clgwd.web.nextstep import OnboardingState, next_step, step_states
 
 
 async def get_overview(request: web.Request) -> web.Response:
@@ -31,6 +31,7 @@ async def get_overview(request: web.Request) -> web.Response:
     state = derive_state(site is not None, sections, alerts)
     return reply({
         "next": next_step(state).as_json(), "alerts": alerts, "site": site,
+        "steps": {page: value.value for page, value in step_states(state).items()},
         "components": {n: s.as_json() for n, s in svc.statuses().items()},
         **{k: no_secrets(v) for k, v in sections.items()},
     })
