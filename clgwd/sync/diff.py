@@ -12,14 +12,16 @@ Pure functions on plain data, so every safety rule is tested without a database:
   reads without it; a partial read (rows the connector could not parse) never counts
   an absence;
 * too many users missing (``max_missing_ratio``) or too many deletions
-  (``max_deletions_per_run``) aborts the whole run: nothing is applied.
+  (``max_deletions_per_run``) aborts the whole run: nothing is applied. The users it
+  held back (``Plan.missing_keys``, named by ``missing_set_id``) wait for the
+  technician: kept (a new baseline) or deleted once (``delete_missing``), never both.
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -111,6 +113,9 @@ class Plan:
     returned: list[str] = field(default_factory=list)
     """Keys that had been absent and are back (their counter resets)."""
     missing: int = 0
+    missing_keys: list[str] = field(default_factory=list)
+    """Synced keys absent from this read (moves excluded), sorted: what a safety abort
+    holds back and what "Delete them once" deletes."""
     active_before: int = 0
     abort_reason: str | None = None
 
@@ -136,10 +141,24 @@ def _moves(candidates: Mapping[str, Candidate], snapshot: Mapping[str, SnapshotR
             if came[candidates[k].email_key] == 1 and candidates[k].email_key in by_email}
 
 
+def missing_set_id(source_id: str, keys: Sequence[str]) -> str:
+    """The name of one set of missing users: what the page shows and the technician
+    confirms. The same set always has the same id, so an abort repeated by the schedule
+    does not invalidate what is on screen, while any change to the set does."""
+    digest = hashlib.blake2b(source_id.encode(), digest_size=8)
+    for key in sorted(keys):
+        digest.update(b"\x1f" + key.encode())
+    return digest.hexdigest()
+
+
 def plan_changes(candidates: Mapping[str, Candidate], present_keys: set[str],
                  snapshot: Mapping[str, SnapshotRow], *, complete: bool,
-                 rules: SyncConfig) -> Plan:
-    """Compute the changes of one read against the snapshot and apply the safety rules."""
+                 rules: SyncConfig, delete_missing: bool = False) -> Plan:
+    """Compute the changes of one read against the snapshot and apply the safety rules.
+
+    ``delete_missing`` ("Delete them once", confirmed by the technician): every missing
+    user is deleted now, whatever its absence count, and the safety rules are not
+    checked. The caller checks that ``missing_keys`` is the set that was confirmed."""
     active = {k: r for k, r in snapshot.items() if not r.deleted}
     plan = Plan(active_before=len(active))
     missing = [k for k in active if k not in present_keys]
@@ -164,13 +183,19 @@ def plan_changes(candidates: Mapping[str, Candidate], present_keys: set[str],
     moved = set(moves.values())
     still_missing = [k for k in missing if k not in moved]
     plan.missing = len(still_missing)
-    if complete:
+    plan.missing_keys = sorted(still_missing)
+    if delete_missing:
+        for key in plan.missing_keys:
+            row = active[key]
+            plan.changes.append(Change(Op.DELETE, key, row.revision + 1, row.fingerprint))
+    elif complete:
         _plan_absences(plan, active, still_missing, rules)
     for key in present_keys:
         row = active.get(key)
         if row is not None and row.absent_reads and key not in candidates:
             plan.returned.append(key)  # present again, though not eligible right now
-    _check_safety(plan, rules)
+    if not delete_missing:
+        _check_safety(plan, rules)
     return plan
 
 
@@ -190,14 +215,14 @@ def _check_safety(plan: Plan, rules: SyncConfig) -> None:
             and plan.missing / plan.active_before > rules.max_missing_ratio):
         plan.abort_reason = (
             f"{plan.missing} of {plan.active_before} synced users are missing from the "
-            f"PBX read (more than max_missing_ratio {rules.max_missing_ratio:g}); "
-            "nothing was changed")
+            f"PBX read, more than {rules.max_missing_ratio:.0%} at once "
+            f"(sync.max_missing_ratio {rules.max_missing_ratio:g}); nothing was changed")
         return
     deletes = plan.count(Op.DELETE)
     if deletes > rules.max_deletions_per_run:
         plan.abort_reason = (
-            f"{deletes} users would be deleted (more than max_deletions_per_run "
-            f"{rules.max_deletions_per_run}); nothing was changed")
+            f"{deletes} users would be deleted, more than {rules.max_deletions_per_run} in "
+            f"one sync (sync.max_deletions_per_run); nothing was changed")
 
 
 def changed_fields(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> list[str]:
