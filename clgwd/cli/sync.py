@@ -141,6 +141,11 @@ def format_sync_result(body: dict[str, Any]) -> str:
     if irr:
         lines.append(f"  Irregularities: {irr.get('summary', 'none')}")
         lines.append(f"  {irr.get('invalid_client_usernames_text', '')}")
+        if irr.get("no_email_count") or irr.get("duplicate_email_count"):
+            lines.append("  Users with email problems are " + (
+                "held back (not synced)" if irr.get("email_policy") == "hold_back" else
+                "synced and flagged (they may have issues registering)")
+                + " (sync.email_problems)")
         for title, key in (("without an email address", "no_email"),
                            ("without a unique email address", "duplicate_email")):
             for user in irr.get(key, [])[:20]:

@@ -462,6 +462,7 @@ class SyncService:
         return {"users": out.counts.get("read", 0), "dids": out.dids,
                 "eligible": out.counts.get("eligible", 0),
                 "safety_abort": out.safety_abort,
+                "email_policy": self._effective.entry("sync.email_problems"),
                 "irregularities": out.irregularities, "source": self._describe_source()}
 
     async def _cmd_schedule_get(self, params: Mapping[str, Any], ctx: CommandContext) -> Any:

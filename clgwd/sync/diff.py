@@ -55,6 +55,16 @@ class Candidate:
     user: PbxUser
     fingerprint: str
     email_key: str
+    email_problem: str = ""
+    """``no_email`` / ``duplicate_email`` for a user synced with an email problem (sent
+    as ``user.email_problem``); such a user has no match key."""
+
+    def as_json(self) -> dict[str, Any]:
+        """The upstream ``user`` object: the user's fields, plus the email problem."""
+        data = self.user.as_json()
+        if self.email_problem:
+            data["email_problem"] = self.email_problem
+        return data
 
 
 def fingerprint(user: PbxUser) -> str:
@@ -79,15 +89,20 @@ def fingerprint(user: PbxUser) -> str:
     return hashlib.blake2b(blob.encode(), digest_size=16).hexdigest()
 
 
-def prepare(user: PbxUser) -> Candidate:
+def prepare(user: PbxUser, email_problem: str = "") -> Candidate:
     """For an eligible user, whose email the rules already validated: its match key is
     just the trimmed lower-case form (no second regex pass over 50,000 addresses). The
-    fingerprint is computed once per user object."""
+    fingerprint is computed once per user object. A user synced with an email problem
+    has no match key, and the problem is part of its fingerprint (so the cloud hears
+    when it is fixed)."""
     digest = user.cached_fingerprint
     if not digest:
         digest = fingerprint(user)
         # The documented cache slot of an immutable user (see PbxUser.cached_fingerprint).
         object.__setattr__(user, "cached_fingerprint", digest)
+    if email_problem:
+        flagged = hashlib.blake2b(f"{digest}\x1f{email_problem}".encode(), digest_size=16)
+        return Candidate(user, flagged.hexdigest(), "", email_problem)
     return Candidate(user, digest, lowered(user.email.strip()))
 
 
@@ -229,4 +244,5 @@ def changed_fields(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> lis
     """Names of fields whose value differs (all fields when there is no old value)."""
     if old is None:
         return list(new)
-    return [name for name, value in new.items() if old.get(name) != value]
+    return [name for name, value in new.items() if old.get(name) != value] + [
+        name for name in old if name not in new]

@@ -267,8 +267,11 @@ class SyncEngine:
 
     def _analyse_blocking(self, read: SourceRead, snapshot: Mapping[str, SnapshotRow],
                           delete_missing: bool = False) -> _Analysis:
-        rules = apply_rules(read.users, read.problems, self.rules.client_username)
-        candidates = {u.source_key: prepare(u) for u in rules.eligible}
+        rules = apply_rules(read.users, read.problems, self.rules.client_username,
+                            email_problems=self.rules.email_problems)
+        flags = rules.flags
+        candidates = {u.source_key: prepare(u, flags.get(u.source_key, "") if flags else "")
+                      for u in rules.eligible}
         plan = plan_changes(candidates, rules.present_keys, snapshot,
                             complete=not read.problems, rules=self.rules,
                             delete_missing=delete_missing)
@@ -305,8 +308,11 @@ class SyncEngine:
 
     def _fill(self, out: SyncOutcome, analysis: _Analysis) -> None:
         plan, read = analysis.plan, analysis.read
-        dids = {d for u in read.users for d in u.dids}
-        out.dids = read.did_count if read.did_count is not None else len(dids)
+        # One definition of "DIDs" for every front door: the distinct numbers assigned
+        # to the users that sync, which is what inventory.report counts once they are
+        # synced (a DID of a held-back user is not counted on either side).
+        dids = synced_dids(analysis.candidates.values())
+        out.dids = len(dids)
         out.irregularities = analysis.rules.irregularities.as_json()
         out.counts = {
             "read": len(read.users), "eligible": len(analysis.candidates),
@@ -317,6 +323,8 @@ class SyncEngine:
             "absent_pending_delete": len(plan.absent), "missing": plan.missing,
             "assigned_dids": len(dids), "row_problems": len(read.problems),
         }
+        if read.did_count is not None:
+            out.counts["dids_on_pbx"] = read.did_count  # assigned or not, as the PBX says
 
     async def _preview_changes(self, plan: Plan) -> list[dict[str, Any]]:
         shown = plan.changes[:PREVIEW_LIMIT]
@@ -418,6 +426,11 @@ class SyncEngine:
             await self.store.alerts.raise_alert(ALERT_IRREGULAR, Severity.WARNING, message)
 
 
+def synced_dids(candidates: Iterable[Candidate]) -> set[str]:
+    """The DIDs "DIDs" and "DDI (DID) numbers" count: distinct, of synced users."""
+    return {d for c in candidates for d in c.user.dids}
+
+
 _gc_lock = threading.Lock()
 _gc_pauses = 0
 _gc_was_enabled = False
@@ -457,7 +470,7 @@ def _old_keys(changes: Sequence[Change]) -> list[str]:
 
 def _describe_change(change: Change, old: Mapping[str, dict[str, Any]]) -> dict[str, Any]:
     before = old.get(change.previous_key or change.source_key)
-    after = change.candidate.user.as_json() if change.candidate else None
+    after = change.candidate.as_json() if change.candidate else None
     item: dict[str, Any] = {"op": change.op.value, "source_key": change.source_key}
     if change.previous_key:
         item["previous_source_key"] = change.previous_key

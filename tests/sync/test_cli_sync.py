@@ -48,11 +48,11 @@ async def test_cli_preview_then_sync_through_the_daemon(
         out = capsys.readouterr().out
         assert code == 0
         assert "Number of users: 20" in out
-        assert "invalid client usernames:" in out
+        assert "client usernames break the rule" in out
         code = await asyncio.to_thread(cli.main, ["sync", "--json", "--socket", str(sock)])
         body = json.loads(capsys.readouterr().out)
         assert code == 0 and body["result"] == "ok" and body["actor"] == "local:cli"
-        assert body["counts"]["unchanged"] == 15
+        assert body["counts"]["unchanged"] == 20
     finally:
         daemon.request_stop("test over")
         assert await task == 0

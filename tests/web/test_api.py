@@ -223,13 +223,15 @@ async def test_connect_step_preview_and_sync_with_the_sample_directory(
     status, body = await _req(client, gateway, csrf, "GET", "/api/v1/inventory")
     assert body["users"] == 0  # a test syncs nothing
     status, body = await _req(client, gateway, csrf, "GET", "/api/v1/sync/preview")
-    assert status == 200 and body["counts"]["created"] == 15
-    names = {c["user"]["display_name"] for c in body["changes"] if c["op"] == "create"}
-    assert "Alice Martin" in names and "Farid Haddad" not in names
+    assert status == 200 and body["counts"]["created"] == 20
+    names = {c["user"]["display_name"]: c["user"] for c in body["changes"]
+             if c["op"] == "create"}
+    assert "email_problem" not in names["Alice Martin"]
+    assert names["Farid Haddad"]["email_problem"] == "no_email"  # synced, flagged
     status, body = await _req(client, gateway, csrf, "POST", "/api/v1/sync/now")
-    assert status == 202 and body["result"] == "ok" and body["counts"]["created"] == 15
+    assert status == 202 and body["result"] == "ok" and body["counts"]["created"] == 20
     status, body = await _req(client, gateway, csrf, "GET", "/api/v1/sync/preview")
-    assert body["changes"] == [] and body["counts"]["unchanged"] == 15
+    assert body["changes"] == [] and body["counts"]["unchanged"] == 20
     status, body = await _req(client, gateway, csrf, "PUT", "/api/v1/sync/schedule",
                               {"interval_minutes": 30})
     assert status == 200 and body["interval_minutes"] == 30 and body["last_sync"]["ok"]
@@ -378,11 +380,11 @@ async def test_onboarding_complete_with_every_part_present(
                             "message": "The gateway is onboarded and syncing.",
                             "problem": False}
     assert body["pbx"]["data"]["type"] == "csv" and body["pbx"]["data"]["connected"]
-    assert body["sync"]["data"]["last_sync"]["users"] == 15
-    assert (body["inventory"]["data"]["users"], body["inventory"]["data"]["dids"]) == (15, 10)
+    assert body["sync"]["data"]["last_sync"]["users"] == 20
+    assert (body["inventory"]["data"]["users"], body["inventory"]["data"]["dids"]) == (20, 11)
     status, body = await _req(client, gateway, csrf, "GET", "/api/v1/deployment")
     assert (body["account_id"], body["synced_users"], body["ready"]) == (
-        "1234567891", 15, True)
+        "1234567891", 20, True)
     await gateway.store.alerts.raise_alert("pbx.down", Severity.CRITICAL,
                                            "The PBX does not answer")
     status, body = await _req(client, gateway, csrf, "GET", "/api/v1/overview")
