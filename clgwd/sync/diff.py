@@ -133,6 +133,9 @@ class Plan:
     holds back and what "Delete them once" deletes."""
     active_before: int = 0
     abort_reason: str | None = None
+    would_abort: str | None = None
+    """With ``delete_missing``: the abort the same read would hit without it (so a
+    refused confirmation can still record the abort of the set the read found)."""
 
     def count(self, op: Op) -> int:
         return sum(1 for c in self.changes if c.op == op)
@@ -162,7 +165,8 @@ def missing_set_id(source_id: str, keys: Sequence[str]) -> str:
     does not invalidate what is on screen, while any change to the set does."""
     digest = hashlib.blake2b(source_id.encode(), digest_size=8)
     for key in sorted(keys):
-        digest.update(b"\x1f" + key.encode())
+        raw = key.encode()
+        digest.update(b"%d:%s" % (len(raw), raw))  # length-prefixed: no two sets join alike
     return digest.hexdigest()
 
 
@@ -200,9 +204,7 @@ def plan_changes(candidates: Mapping[str, Candidate], present_keys: set[str],
     plan.missing = len(still_missing)
     plan.missing_keys = sorted(still_missing)
     if delete_missing:
-        for key in plan.missing_keys:
-            row = active[key]
-            plan.changes.append(Change(Op.DELETE, key, row.revision + 1, row.fingerprint))
+        _delete_all_missing(plan, active, complete=complete, rules=rules)
     elif complete:
         _plan_absences(plan, active, still_missing, rules)
     for key in present_keys:
@@ -212,6 +214,21 @@ def plan_changes(candidates: Mapping[str, Candidate], present_keys: set[str],
     if not delete_missing:
         _check_safety(plan, rules)
     return plan
+
+
+def _delete_all_missing(plan: Plan, active: Mapping[str, SnapshotRow], *, complete: bool,
+                        rules: SyncConfig) -> None:
+    """"Delete them once": every missing user now; ``would_abort`` keeps the verdict
+    the safety rules give the same read without the confirmation."""
+    normal = Plan(changes=list(plan.changes), missing=plan.missing,
+                  active_before=plan.active_before)
+    if complete:
+        _plan_absences(normal, active, plan.missing_keys, rules)
+    _check_safety(normal, rules)
+    plan.would_abort = normal.abort_reason
+    for key in plan.missing_keys:
+        row = active[key]
+        plan.changes.append(Change(Op.DELETE, key, row.revision + 1, row.fingerprint))
 
 
 def _plan_absences(plan: Plan, active: Mapping[str, SnapshotRow], missing: list[str],

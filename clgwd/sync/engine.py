@@ -180,7 +180,7 @@ class SyncEngine:
             progress.counts.update(out.counts)
             plan = analysis.plan
             if confirm is not None:
-                self._check_confirmation(plan, confirm)
+                await self._check_confirmation(out, plan, confirm)
             if plan.abort_reason:
                 out.error, out.error_code = plan.abort_reason, "sync_safety_abort"
                 out.safety_abort = {
@@ -212,9 +212,20 @@ class SyncEngine:
 
     # -- read and analyse ---------------------------------------------------------------
 
-    def _check_confirmation(self, plan: Plan, confirm: DeleteConfirmation) -> None:
+    async def _check_confirmation(self, out: SyncOutcome, plan: Plan,
+                                  confirm: DeleteConfirmation) -> None:
         found = missing_set_id(self.source_id, plan.missing_keys)
         if found != confirm.set_id:
+            # What is held back now is what this read found: the abort it would hit
+            # replaces the stale set (the page then shows the new list), or nothing is
+            # held back any more.
+            if plan.would_abort:
+                out.result, out.error = "aborted", plan.would_abort
+                out.error_code = "sync_safety_abort"
+                await self._record_abort(out, plan)
+            else:
+                async with self.store.db.transaction() as tx:
+                    await missing.clear(tx, self.source_id)
             raise missing.StaleSet(
                 f"the PBX read now finds {len(plan.missing_keys)} synced users missing, not "
                 "the set that was confirmed; nothing was deleted. Review the new list and "

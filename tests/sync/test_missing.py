@@ -155,7 +155,8 @@ async def test_stale_confirmation_is_refused(
     with pytest.raises(StaleSet, match="7 synced users missing"):
         await svc.delete_missing(actor="local:cli", confirm=DeleteConfirmation(shown, 8))
     assert await change_ops(store) == before
-    await svc.sync(actor="System")  # aborts again with the new set of 7
+    # the refused read's own abort is now what is held back, ready to be shown
+    assert (await router.call("sync.missing.get", {}, WEB))["count"] == 7
     with pytest.raises(StaleSet, match="now 7 users"):
         await router.call("sync.missing.keep", {"set_id": shown}, WEB)
     assert await active_keys(store) == {f"u{i}" for i in range(1, 21)}
@@ -196,3 +197,16 @@ async def test_switching_the_pbx_clears_the_old_pbx_alerts(
         state_dir, f"pbx: {{type: csv, source_id: other, file: {{path: {other}}}}}\n"))
     assert {a.code for a in await store.alerts.active()} & {
         "sync.safety_abort", "sync.irregularities"} == set()
+
+
+async def test_a_refused_confirmation_releases_a_set_no_longer_missing(
+        aborted: tuple[SyncService, FakeSource, CommandRouter]) -> None:
+    """The users came back before the deletion was confirmed: nothing is deleted and
+    nothing stays held back (the next sync runs normally)."""
+    svc, source, router = aborted
+    shown = (await router.call("sync.missing.get", {}, WEB))["set_id"]
+    source.users = users(20)
+    with pytest.raises(StaleSet, match="0 synced users missing"):
+        await svc.delete_missing(actor="local:cli", confirm=DeleteConfirmation(shown, 8))
+    assert not (await router.call("sync.missing.get", {}, WEB))["pending"]
+    assert (await svc.sync(actor="System")).result == "ok"
