@@ -151,6 +151,12 @@ def format_sync_result(body: dict[str, Any]) -> str:
             for user in irr.get(key, [])[:20]:
                 lines.append(f"    {title}: {user.get('extension')} {user.get('name')} "
                              f"<{user.get('email')}>")
+    held = body.get("safety_abort")
+    if held:
+        lines.append(f"  Stopped by the safety rule: {held['count']} synced users are "
+                     "missing and held back; list them with `clgwd sync missing`, then "
+                     "`clgwd sync keep-missing` or `clgwd sync delete-missing --confirm "
+                     f"{held['count']}`")
     for change in body.get("changes", [])[:50]:
         user = change.get("user") or {}
         lines.append(f"  {change['op']:<6} {change['source_key']} {user.get('extension', '')} "
