@@ -151,6 +151,7 @@ class SyncService:
         self.tracker.set(ComponentState.STARTING)
         await self._load_page_settings()
         await self._load_last()
+        await self._clear_alerts_of_a_replaced_source()
         if self.last is not None:
             # A run that failed before a restart is retried soon, not an interval later.
             self._failures = int(self.last["result"] != "ok")
@@ -231,6 +232,15 @@ class SyncService:
             self._set_phase(SyncPhase.NOT_CONFIGURED if self._engine is None
                             else SyncPhase.WAITING)
         self._wake.set()
+
+    async def _clear_alerts_of_a_replaced_source(self) -> None:
+        """The PBX was changed in the file while the daemon was stopped: the alerts of
+        the last run, which read another source, say nothing about this one."""
+        row = await self.store.db.fetchone(
+            "SELECT source_id FROM sync_runs ORDER BY started_at DESC LIMIT 1")
+        current = self._engine.source_id if self._engine else None
+        if row is not None and row[0] != current:
+            await self._clear_source_alerts()
 
     async def _clear_source_alerts(self) -> None:
         """Alerts raised about the previous PBX say nothing about the new one."""

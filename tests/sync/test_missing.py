@@ -210,3 +210,20 @@ async def test_a_refused_confirmation_releases_a_set_no_longer_missing(
         await svc.delete_missing(actor="local:cli", confirm=DeleteConfirmation(shown, 8))
     assert not (await router.call("sync.missing.get", {}, WEB))["pending"]
     assert (await svc.sync(actor="System")).result == "ok"
+
+
+async def test_a_pbx_replaced_while_stopped_starts_without_the_old_alerts(
+        store: Store, state_dir: Path) -> None:
+    """The file names another PBX at start: the last source's alerts are cleared."""
+    cfg = config(state_dir, f"pbx: {{type: csv, file: {{path: {CSV}}}}}\n")
+    async with SyncService(cfg, store) as svc:
+        source = with_fake(svc, FakeSource(users(20)))
+        await svc.sync(actor="System")
+        source.users = users(12, start=9)
+        assert (await svc.sync(actor="System")).result == "aborted"
+    assert "sync.safety_abort" in {a.code for a in await store.alerts.active()}
+    async with SyncService(cfg, store):  # same PBX: the alert stays
+        assert "sync.safety_abort" in {a.code for a in await store.alerts.active()}
+    other = config(state_dir, f"pbx: {{type: csv, source_id: other, file: {{path: {CSV}}}}}\n")
+    async with SyncService(other, store):
+        assert "sync.safety_abort" not in {a.code for a in await store.alerts.active()}
