@@ -15,8 +15,8 @@ from clgwd.cli.demo import sample_directory
 from clgwd.commands import CommandContext
 from clgwd.store import EventFilter
 from clgwd.sync.component import SyncService
-from tests.web.browser import check_axe, shot
-from tests.web.conftest import Gateway
+from tests.web.browser import check_axe, no_horizontal_scroll, shot
+from tests.web.conftest import PASSWORD, Gateway
 from tests.web.test_browser import _first_visit, _goto, _page, axe, browser  # noqa: F401
 
 pytestmark = [pytest.mark.peers, pytest.mark.timeout(150)]
@@ -95,6 +95,16 @@ async def test_safety_abort_keep_delete_once_and_progress(
     assert "45 synced users are missing" in await page.text_content("#next-step")
     await page.click("#next-step a[href='#connect']")
     await page.wait_for_selector("#abort-page:has-text('of 45')")
+
+    # On a phone the list and both actions fit the width.
+    phone, small, _ = await _page(browser, width=390)
+    await small.goto(f"{gateway.base}/#connect")
+    await small.fill("#login-pw", PASSWORD)
+    await small.press("#login-pw", "Enter")
+    await small.wait_for_selector("#abort-page:has-text('Users 1-20 of 45')")
+    assert await no_horizontal_scroll(small)
+    await shot(small, "05-connect-abort-phone")
+    await phone.close()
 
     # Stale: one more user vanished since the list was shown.
     await write(csv, 14)
