@@ -601,12 +601,16 @@
       parts.push(el('div', { class: 'card problem' },
         el('h3', { text: 'There are irregularities with email addresses on the PBX' }),
         el('p', { text: `${noEmail} users don't have an email address and ${dup} users do not have unique email addresses. They may have issues in the registration process.` }),
+        el('p', { class: 'email-policy', text: ir.email_policy === 'hold_back'
+          ? 'They are held back: not synced until their email is fixed on the PBX.'
+          : 'They are synced and flagged, so the cloud can show why they cannot register by email.' }),
         userList('View list of users without email addresses', ir.no_email, noEmail),
         userList('View list of users that do not have a unique email address', ir.duplicate_email, dup)));
     }
-    if (ir.duplicate_extension_count) parts.push(el('p', { text: `${ir.duplicate_extension_count} extensions are used by more than one user.` }));
-    if (ir.row_problem_count) parts.push(el('p', { text: `${ir.row_problem_count} rows could not be read.` }));
-    if (ir.invalid_client_usernames) parts.push(el('p', { text: 'Client usernames that are not email addresses: ' + ir.invalid_client_usernames_text }));
+    const cap = (t) => t.charAt(0).toUpperCase() + t.slice(1);
+    if (ir.duplicate_extension_count) parts.push(el('p', { text: cap(ir.duplicate_extensions_text || `${ir.duplicate_extension_count} extensions are used by more than one user`) + '.' }));
+    if (ir.row_problem_count) parts.push(el('p', { text: `${ir.row_problem_count} ${ir.row_problem_count === 1 ? 'row' : 'rows'} could not be read.` }));
+    if (ir.invalid_client_usernames) parts.push(el('p', { text: cap(ir.invalid_client_usernames_text) + '.' }));
     return parts;
   }
 
@@ -622,8 +626,16 @@
     const irregular = irregularityBlock(d.irregularities || {});
     box.replaceChildren(el('h3', { text: 'PBX Connected' }), el('p', { text: 'Connection successful' }),
       el('p', { text: 'Number of users: ' + d.users }), el('p', { text: 'DDI (DID) numbers: ' + d.dids }),
-      el('p', { text: 'Users that will sync: ' + (d.eligible ?? d.users) }), ...irregular);
+      el('p', { text: 'Users that will sync: ' + (d.eligible ?? d.users) }), ...emailPolicyLine(d.email_policy), ...irregular);
     return { irregular: irregular.length > 0 };
+  }
+
+  /* Which policy applies to users with email problems (sync.email_problems), and why. */
+  function emailPolicyLine(entry) {
+    if (!entry) return [];
+    const what = entry.value === 'hold_back' ? 'held back (not synced)' : 'synced and flagged';
+    const from = entry.source === 'default' ? 'the default' : 'set in the ' + entry.source;
+    return [el('p', { id: 'email-policy', text: `Users with email problems: ${what} (sync.email_problems, ${from}).` })];
   }
 
   /* The vendor's Connect: test, then the first sync; the schedule runs by itself after
@@ -653,6 +665,8 @@
       $('#interval').value = r.data.interval_minutes;
       box.replaceChildren(el('p', { text: 'Last sync: ' + describeSync(r.data.last_sync) }),
         el('p', { text: 'Next sync: ' + (r.data.awaiting_sync_now ? 'after Connect (the PBX test and the first sync)' : when(r.data.next_sync_at)) }));
+      showAbort(r.data.safety_abort);
+      if (r.data.running) pollSync().then((done) => { if (done) loadConnect(); });
       /* After a reload the last failure's reason is shown once, in the result box. */
       const last = r.data.last_sync;
       const result = $('#sync-result');
@@ -683,12 +697,55 @@
   $('#sync-now').addEventListener('click', () => runSync());
 
   async function runSync() {
+    return showSyncResult(await whileSyncing(() => api('POST', '/api/v1/sync/now')));
+  }
+
+  /* ---------- sync progress: phase, counts, elapsed time, a bar ---------- */
+  const PHASES = { reading: 'Reading the users from the PBX', comparing: 'Comparing with the last sync',
+    saving: 'Saving the changes', sending: 'Sending to the cloud' };
+  let pollToken = 0;
+
+  function showProgress(p) {
+    const box = $('#sync-progress');
+    const bar = $('#sync-bar');
+    box.hidden = !p;
+    for (const b of ['#sync-now', '#abort-keep', '#abort-delete-form button']) $(b).disabled = !!p;
+    if (!p) return;
+    const c = p.counts || {};
+    const facts = [];
+    if (c.read !== undefined) facts.push(`${c.read} users read`);
+    if (p.determinate) facts.push(`${p.done} of ${p.total} changes saved`);
+    facts.push(`${Math.round(p.elapsed || 0)} s`);
+    $('#sync-phase').textContent = `${PHASES[p.phase] || p.phase}… (${facts.join(', ')})`;
+    if (p.determinate) { bar.max = p.total; bar.value = p.done; } else bar.removeAttribute('value');
+  }
+
+  /* Poll GET /sync/status while a run is going; resolves with the status once it ended
+     (null when another caller took over the polling). */
+  async function pollSync() {
+    const mine = ++pollToken;
+    for (;;) {
+      const r = await api('GET', '/api/v1/sync/status');
+      if (mine !== pollToken) return null;
+      if (!r.ok) { showProgress(null); return null; }
+      if (!r.data.running) { showProgress(null); return r.data; }
+      showProgress(r.data.progress);
+      await new Promise((done) => { setTimeout(done, 700); });
+      if (mine !== pollToken) return null;
+    }
+  }
+
+  /* Run ``request`` (a sync) with the progress shown meanwhile. */
+  async function whileSyncing(request) {
+    $('#sync-result').replaceChildren();
+    showProgress({ phase: 'reading', elapsed: 0, counts: {} });
+    const pending = request();
+    pollSync();
+    try { return await pending; } finally { pollToken += 1; showProgress(null); }
+  }
+
+  function showSyncResult(r) {
     const box = $('#sync-result');
-    const button = $('#sync-now');
-    button.disabled = true;
-    box.replaceChildren(el('p', { text: 'Syncing…' }));
-    let r;
-    try { r = await api('POST', '/api/v1/sync/now'); } finally { button.disabled = false; }
     if (!r.ok) { box.replaceChildren(); showError('#sync-form-err', r); return null; }
     $('#sync-form-err').textContent = '';
     const d = r.data;
@@ -705,6 +762,74 @@
     loadConnect();
     return d;
   }
+
+  /* ---------- the safety abort's way out: keep the missing users, or delete them once ---------- */
+  const ABORT_PAGE = 20;
+  let held = null;
+
+  function showAbort(h) {
+    const changed = !h || !held || h.set_id !== held.set_id;
+    held = h || null;
+    $('#sync-abort').hidden = !held;
+    if (!held || !changed) return;
+    $('#abort-reason').textContent = `${held.count} of ${held.active} synced users are missing from the PBX, so the sync stopped and changed nothing. Every sync stops the same way until you decide.`;
+    $('#abort-confirm').value = '';
+    $('#abort-err').textContent = '';
+    loadAbortPage(0);
+  }
+
+  async function loadAbortPage(offset) {
+    const r = await api('GET', `/api/v1/sync/missing?offset=${offset}&limit=${ABORT_PAGE}`);
+    if (!r.ok) { showError('#abort-err', r); return; }
+    const d = r.data;
+    if (!d.pending) { showAbort(null); return; }
+    if (held && d.set_id !== held.set_id) { showAbort(d); return; }
+    $('#abort-list').replaceChildren(...d.users.map((u) => el('li', { text: (u.extension ? u.extension + ' ' : '') + (u.name || u.source_key) + (u.email ? ' <' + u.email + '>' : '') })));
+    const last = offset + d.users.length;
+    $('#abort-page').textContent = `Users ${d.users.length ? offset + 1 : 0}-${last} of ${d.count}`;
+    $('#abort-page').dataset.offset = String(offset);
+    $('#abort-prev').disabled = offset === 0;
+    $('#abort-next').disabled = last >= d.count;
+  }
+
+  $('#abort-prev').addEventListener('click', () => loadAbortPage(Math.max(0, Number($('#abort-page').dataset.offset || 0) - ABORT_PAGE)));
+  $('#abort-next').addEventListener('click', () => loadAbortPage(Number($('#abort-page').dataset.offset || 0) + ABORT_PAGE));
+
+  /* A refusal (the list changed, the wrong number): shown once, then the list reloads. */
+  function abortRefused(r) {
+    showError('#abort-err', r);
+    if (r.data && r.data.code === 'sync_missing_changed') {
+      api('GET', '/api/v1/sync/schedule').then((s) => { if (s.ok) { held = null; showAbort(s.data.safety_abort); showError('#abort-err', r); } });
+    }
+  }
+
+  $('#abort-keep').addEventListener('click', async () => {
+    if (!held) return;
+    const r = await api('POST', '/api/v1/sync/missing/keep', { set_id: held.set_id });
+    if (!r.ok) { abortRefused(r); return; }
+    showAbort(null);
+    say(`Kept ${r.data.kept} users in the cloud; nothing was deleted. The next sync runs now with the PBX as it is.`);
+    showProgress({ phase: 'reading', elapsed: 0, counts: {} });
+    await new Promise((done) => { setTimeout(done, 300); });
+    await pollSync();
+    loadConnect();
+  });
+
+  $('#abort-delete-form').addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    if (!held) return;
+    const input = $('#abort-confirm');
+    const n = Number(input.value);
+    const ok = input.value.trim() !== '' && Number.isInteger(n) && n === held.count;
+    const msg = markInvalid(ev.target, ok ? [] : [[input, `type ${held.count}, the number of users listed`]]);
+    $('#abort-err').textContent = msg;
+    if (msg) return;
+    const r = await whileSyncing(() => api('POST', '/api/v1/sync/missing/delete', { set_id: held.set_id, confirm: n }));
+    if (!r.ok) { abortRefused(r); return; }
+    showAbort(null);
+    showSyncResult(r);
+    if (r.data.result === 'ok') say(`Deleted ${r.data.counts.deleted} users once, as confirmed. Sync complete.`);
+  });
 
   const OPS = { create: 'Create', update: 'Update', delete: 'Delete' };
   function describeChange(ch) {
@@ -723,6 +848,13 @@
     const d = r.data;
     if (d.result === 'failed') { box.replaceChildren(el('p', { class: 'err', text: 'Preview failed: ' + d.error })); return; }
     const c = d.counts || {};
+    if (d.error_code === 'sync_safety_abort') {
+      /* The same abort the next sync would hit: the preview never says otherwise. */
+      box.replaceChildren(el('div', { class: 'err', role: 'alert' }, ...problemNodes('sync_safety_abort', d.error)),
+        el('p', { text: `The next sync will stop: ${c.missing || 0} synced users are missing from the PBX. Keep them or delete them once (above) to go on.` }),
+        ...irregularityBlock(d.irregularities || {}));
+      return;
+    }
     const changes = d.changes || [];
     const total = (c.created || 0) + (c.updated || 0) + (c.deleted || 0);
     const list = el('ul');

@@ -31,6 +31,8 @@ class OnboardingState:
     last_sync_ok: bool | None
     synced_users: int | None
     critical_alerts: tuple[str, ...] = ()
+    sync_held_back: int = 0
+    """Users a sync safety abort held back, waiting for the technician's decision."""
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,12 @@ _UNAVAILABLE = "{what} is not available in this gateway version yet"
 
 def next_step(state: OnboardingState) -> NextStep:
     """The first unmet onboarding condition, or a problem that blocks the rest."""
+    if state.sync_held_back:
+        # Every sync stops until someone decides, and the decision is on the Connect step.
+        return NextStep(Step.CONNECT_PBX, "connect",
+                        f"The sync is stopped: {state.sync_held_back} synced users are "
+                        "missing from the PBX. On the Connect step, keep them or delete "
+                        "them once.", problem=True)
     if state.critical_alerts:
         step = _progress(state)
         return NextStep(step.step, step.page, state.critical_alerts[0], problem=True)

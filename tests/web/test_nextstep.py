@@ -155,3 +155,14 @@ def test_stepper_has_one_current_step_unless_complete(state: OnboardingState) ->
     current = [p for p, v in steps.items() if v in (StepState.NEXT, StepState.ATTENTION)]
     found = next_step(state)
     assert len(current) == (0 if found.step is Step.COMPLETE and not found.problem else 1)
+
+
+def test_a_sync_safety_abort_names_the_connect_step() -> None:
+    """Users held back by the safety rule: the problem is on Connect, whatever else."""
+    state = OnboardingState(site_configured=True, cloud_enrolled=True, cloud_connected=True,
+                            pbx_configured=True, pbx_connected=True, last_sync_ok=False,
+                            synced_users=20, critical_alerts=("8 of 20 synced users ...",),
+                            sync_held_back=8)
+    step = next_step(state)
+    assert (step.step, step.page, step.problem) == (Step.CONNECT_PBX, "connect", True)
+    assert "8 synced users are missing" in step.message and "keep them" in step.message

@@ -58,6 +58,7 @@ def derive_state(site_configured: bool, sections: Mapping[str, Mapping[str, Any]
         if sync else None,
         synced_users=int(inventory.get("users", 0)) if inventory else None,
         critical_alerts=tuple(a["message"] for a in alerts if a["severity"] == "critical"),
+        sync_held_back=int((sync.get("safety_abort") or {}).get("count", 0)) if sync else 0,
     )
 
 
