@@ -103,6 +103,7 @@ class InventoryComponent:
         """The config file's settings; what was saved is applied over them."""
         self._effective = SavedSettings().resolve(config)
         self._settings_lock = asyncio.Lock()
+        self._logged_notes: set[str] = set()
         self._config: InventoryConfig = config.inventory
         self._pbx = config.pbx
         self._store = store
@@ -157,9 +158,10 @@ class InventoryComponent:
 
     async def _load_settings(self) -> None:
         self._effective = (await SavedSettings.load(self._store)).resolve(self._file)
-        for note in self._effective.notes:
-            if "inventory" in note:
-                _LOGGER.warning("Inventory settings: %s", note)
+        notes = {note for note in self._effective.notes if "inventory" in note}
+        for note in sorted(notes - self._logged_notes):  # once, when it appears
+            _LOGGER.warning("Inventory settings: %s", note)
+        self._logged_notes = notes
         self._use(self._effective.config)
 
     def _use(self, config: ClgwdConfig) -> None:

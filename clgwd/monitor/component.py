@@ -75,6 +75,7 @@ class MonitorComponent:
         """The config file's settings; ``_effective`` has what was saved over them."""
         self._effective = SavedSettings().resolve(config)
         self._settings_lock = asyncio.Lock()
+        self._logged_notes: set[str] = set()
         self._config = config.monitor
         self._store = store
         self._statuses = statuses
@@ -148,9 +149,10 @@ class MonitorComponent:
 
     async def _load_settings(self) -> None:
         self._effective = (await SavedSettings.load(self._store)).resolve(self._file)
-        for note in self._effective.notes:
-            if note.startswith("monitor.") or " monitor." in note:
-                _LOGGER.warning("Monitoring settings: %s", note)
+        notes = {note for note in self._effective.notes if "monitor." in note}
+        for note in sorted(notes - self._logged_notes):  # once, when it appears
+            _LOGGER.warning("Monitoring settings: %s", note)
+        self._logged_notes = notes
         self._config = self._effective.config.monitor
 
     async def _apply(self, new: MonitorConfig) -> None:
