@@ -115,6 +115,7 @@ class MonitorComponent:
             self._tail_seq = int(row[0] or 0) if row else 0
             await self._refresh()
             await self._load_settings()
+            self._config = self._effective.config.monitor
             await self._start_agent(self._config)
         except BaseException:
             await self.scope.__aexit__(None, None, None)
@@ -153,7 +154,6 @@ class MonitorComponent:
         for note in sorted(notes - self._logged_notes):  # once, when it appears
             _LOGGER.warning("Monitoring settings: %s", note)
         self._logged_notes = notes
-        self._config = self._effective.config.monitor
 
     async def _apply(self, new: MonitorConfig) -> None:
         old, self._config = self._config, new  # a failed start is undone by re-applying old

@@ -246,3 +246,17 @@ async def test_lan_platform_added_on_the_page_is_polled(page: Page, snmpd: int) 
                 break
             await asyncio.sleep(0.2)
     assert doc["platforms"][0]["host"] == "lan-platform-1"
+
+
+async def test_a_file_reload_keeps_what_the_page_saved(
+        page: Page, tmp_path: Path, make_config: Callable[..., ClgwdConfig]) -> None:
+    """A reloaded config file (new sysContact) applies its own keys, and the community
+    saved on the page stays in force over the file's."""
+    await page.req("PUT", "/api/v1/monitoring/snmp", {"community": NEW_COMMUNITY})
+    reloaded = make_config(snmp_yaml(page.port, "    contact: noc@example.test\n"))
+    await page.gw.daemon.component("monitor").apply_config(reloaded)
+    code, out, err = await netsnmp(tmp_path, "snmpget", "-v2c", "-c", NEW_COMMUNITY, "-On",
+                                   f"127.0.0.1:{page.port}", "1.3.6.1.2.1.1.4.0")
+    assert code == 0 and "noc@example.test" in out, err
+    code, _ = await _get(tmp_path, page.port, "-v2c", "-c", COMMUNITY)
+    assert code != 0
