@@ -16,6 +16,7 @@ import pytest
 
 from clgwd.commands import CommandContext
 from clgwd.config import ClgwdConfig
+from tests.daemon.proc import run_cli
 from tests.monitor.conftest import Broker
 from tests.monitor.peers import COMMUNITY, V3_ARGS, free_udp_port, mqtt_sub, netsnmp, snmp_yaml
 from tests.web.conftest import Gateway, setup_admin, start_gateway
@@ -260,3 +261,21 @@ async def test_a_file_reload_keeps_what_the_page_saved(
     assert code == 0 and "noc@example.test" in out, err
     code, _ = await _get(tmp_path, page.port, "-v2c", "-c", COMMUNITY)
     assert code != 0
+
+
+async def test_config_get_on_the_cli_shows_the_page_values_and_sources(page: Page) -> None:
+    """``clgwd config get monitor inventory --json`` (the control socket) reports what the
+    page saved with source page and who saved it; secrets only as "set"."""
+    await page.req("PUT", "/api/v1/monitoring/snmp", {"community": NEW_COMMUNITY})
+    await page.req("PUT", "/api/v1/monitoring/inventory", {"interval": 7200})
+    code, out, err = await run_cli("config", "get", "monitor", "inventory", "--json",
+                                   "--socket", str(page.gw.daemon.config.control.socket))
+    assert code == 0, err
+    assert NEW_COMMUNITY not in out
+    entries = {e["key"]: e for e in json.loads(out)["settings"]}
+    assert (entries["monitor.snmp.community"]["value"],
+            entries["monitor.snmp.community"]["source"],
+            entries["monitor.snmp.community"]["set_by"]) == ("set", "page", "local:web:admin")
+    assert (entries["inventory.interval"]["value"],
+            entries["inventory.interval"]["source"]) == (7200.0, "page")
+    assert entries["monitor.mqtt.url"]["source"] == "default"
