@@ -32,7 +32,8 @@ LOCAL_METHODS: Final = (
     "pbx.test", "sync.schedule.get", "sync.schedule.set", "update.schedule.get",
     "trace.calls", "trace.status", "trace.stop", "trace.file", "site.get", "site.set",
     "settings.forget", "cloud.proxy.get", "cloud.proxy.set",
-    "monitor.get", "monitor.set", "inventory.settings.get", "inventory.settings.set",
+    "monitor.get", "monitor.set", "monitor.forget", "inventory.settings.get",
+    "inventory.settings.set", "inventory.settings.forget",
 )
 
 CLOUD_ACTOR: Final = "cloud"

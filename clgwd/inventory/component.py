@@ -30,7 +30,13 @@ from clgwd.config.monitor import InventoryConfig, SnmpPlatform
 from clgwd.config.pbx import PbxConfig
 from clgwd.errors import ClgwdError
 from clgwd.inventory.collect import collect_local, stable_view
-from clgwd.settings import SavedSettings, prepare, save_section
+from clgwd.settings import (
+    InvalidSavedSettings,
+    SavedSettings,
+    forget_section,
+    prepare,
+    save_section,
+)
 from clgwd.settings.rule import public, raw_fields
 from clgwd.store import Action, Event, Store
 from clgwd.tasks import wait_at_most
@@ -121,6 +127,8 @@ class InventoryComponent:
         commands.register("inventory.get", self._cmd_get, mutating=False)
         commands.register("inventory.settings.get", self._cmd_settings_get, mutating=False)
         commands.register("inventory.settings.set", self._cmd_settings_set, mutating=True)
+        commands.register("inventory.settings.forget", self._cmd_settings_forget,
+                          mutating=True)
 
     async def __aenter__(self) -> Self:
         self.tracker.set(ComponentState.STARTING)
@@ -263,6 +271,25 @@ class InventoryComponent:
         _LOGGER.info("Inventory queued for the cloud (%s)",
                      "at start" if self._digest is None else "it changed")
         self.last_submitted = now
+
+    async def _cmd_settings_forget(self, params: Mapping[str, Any], ctx: CommandContext
+                                   ) -> Any:
+        """``inventory.settings.forget {}``: drop the schedule and platforms saved from the
+        page, so the config file's apply again (the platforms are polled again)."""
+        if params:
+            raise InvalidSavedSettings("inventory.settings.forget takes no parameters")
+        async with self._settings_lock:
+            saved = await SavedSettings.load(self._store)
+            forgotten = [SECTION] if SECTION in saved.sections else []
+            if forgotten:
+                async with self._store.db.transaction() as tx:
+                    await forget_section(tx, self._store, SECTION)
+                    await self._store.history.record(tx, Event(
+                        actor=ctx.actor, action=Action.DELETE, asset="Saved settings",
+                        subject=SECTION, properties_changed=forgotten))
+                _LOGGER.info("Saved settings forgotten by %s: %s", ctx.actor, SECTION)
+                await self._load_settings()
+        return {"forgotten": forgotten, **self.settings_view()}
 
     def _update_status(self) -> None:
         unreachable = [p["name"] for p in self._platforms if not p["reachable"]]

@@ -19,7 +19,7 @@ import logging
 import platform
 import socket
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from typing import Any, Final, Self
 
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -37,11 +37,13 @@ from clgwd.monitor.view import GatewayView, gateway_view
 from clgwd.settings import (
     InvalidSavedSettings,
     SavedSettings,
+    forget_section,
     prepare,
     save_section,
 )
 from clgwd.settings.rule import public, raw_fields
 from clgwd.store import Action, Alert, Event, Store
+from clgwd.store.db import Transaction
 from clgwd.tasks import TaskScope
 
 _LOGGER = logging.getLogger(__name__)
@@ -104,6 +106,7 @@ class MonitorComponent:
         if commands is not None:
             commands.register("monitor.get", self._cmd_get, mutating=False)
             commands.register("monitor.set", self._cmd_set, mutating=True)
+            commands.register("monitor.forget", self._cmd_forget, mutating=True)
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -207,6 +210,52 @@ class MonitorComponent:
                                          getattr(self._config, key),
                                          saved.sections.get(name))
                 new = new.model_copy(update={key: prepared[name].section})
+
+        async def write(tx: Transaction) -> None:
+            for name, done in prepared.items():
+                await save_section(tx, self._store, name, done.values, ctx.actor)
+                if done.changed:
+                    await self._store.history.record(tx, Event(
+                        actor=ctx.actor, action=Action.EDIT, asset=ASSETS[name],
+                        subject=name, properties_changed=done.changed, core=done.shown))
+
+        await self._apply_and_store(new, write)
+        changed = [f"{n}.{k}" for n, d in prepared.items() for k in d.changed]
+        _LOGGER.info("Monitoring settings saved by %s (changed: %s)", ctx.actor,
+                     ", ".join(changed) or "none")
+        return self.settings_view()
+
+    async def _cmd_forget(self, params: Mapping[str, Any], ctx: CommandContext) -> Any:
+        """``monitor.forget {"sections": ["snmp", "mqtt"]}``: drop what was saved for those
+        sections, so the config file's values apply again (at once)."""
+        sections = params.get("sections")
+        if set(params) - {"sections"} or not isinstance(sections, list) or not sections \
+                or not all(isinstance(s, str) and s in SECTIONS for s in sections):
+            raise InvalidSavedSettings("sections: a list of saved monitoring sections to "
+                                       "forget, of snmp, mqtt")
+        async with self._settings_lock:
+            saved = await SavedSettings.load(self._store)
+            names = [SECTIONS[s] for s in dict.fromkeys(sections) if SECTIONS[s] in
+                     saved.sections]
+            if names:
+                rest = {k: v for k, v in saved.sections.items() if k not in names}
+                new = dataclasses.replace(saved, sections=rest).resolve(self._file).config.monitor
+
+                async def write(tx: Transaction) -> None:
+                    for name in names:
+                        await forget_section(tx, self._store, name)
+                    await self._store.history.record(tx, Event(
+                        actor=ctx.actor, action=Action.DELETE, asset="Saved settings",
+                        subject=", ".join(names), properties_changed=names))
+
+                await self._apply_and_store(new, write)
+                _LOGGER.info("Saved settings forgotten by %s: %s", ctx.actor, ", ".join(names))
+        return {"forgotten": names, **self.settings_view()}
+
+    async def _apply_and_store(self, new: MonitorConfig,
+                               write: Callable[[Transaction], Awaitable[None]]) -> None:
+        """Apply ``new`` live, then store the change with ``write``: if either fails, the
+        running settings are put back and nothing is saved."""
         old = self._config
         try:
             await self._apply(new)
@@ -215,20 +264,11 @@ class MonitorComponent:
             raise InvalidSavedSettings(f"{err.message}; nothing was saved") from None
         try:
             async with self._store.db.transaction() as tx:
-                for name, done in prepared.items():
-                    await save_section(tx, self._store, name, done.values, ctx.actor)
-                    if done.changed:
-                        await self._store.history.record(tx, Event(
-                            actor=ctx.actor, action=Action.EDIT, asset=ASSETS[name],
-                            subject=name, properties_changed=done.changed, core=done.shown))
+                await write(tx)
         except BaseException:
             await self._apply(old)
             raise
-        changed = [f"{n}.{k}" for n, d in prepared.items() for k in d.changed]
-        _LOGGER.info("Monitoring settings saved by %s (changed: %s)", ctx.actor,
-                     ", ".join(changed) or "none")
         await self._load_settings()
-        return self.settings_view()
 
     # -- the view ----------------------------------------------------------------------
 

@@ -279,3 +279,27 @@ async def test_config_get_on_the_cli_shows_the_page_values_and_sources(page: Pag
     assert (entries["inventory.interval"]["value"],
             entries["inventory.interval"]["source"]) == (7200.0, "page")
     assert entries["monitor.mqtt.url"]["source"] == "default"
+
+
+async def test_config_forget_returns_the_monitoring_to_the_file(
+        page: Page, tmp_path: Path) -> None:
+    """``clgwd config forget monitor.snmp inventory``: the file's community answers again
+    at once (no restart), the page's is refused, both sections report file/default, the
+    saved rows and secrets are gone; forgetting again says nothing was saved."""
+    await page.req("PUT", "/api/v1/monitoring/snmp", {"community": NEW_COMMUNITY})
+    await page.req("PUT", "/api/v1/monitoring/inventory", {"interval": 7200})
+    socket_args = ("--socket", str(page.gw.daemon.config.control.socket))
+    code, out, err = await run_cli("config", "forget", "monitor.snmp", "inventory",
+                                   *socket_args)
+    assert code == 0, err
+    assert "forgotten: monitor.snmp" in out and "forgotten: inventory" in out
+    assert (await _get(tmp_path, page.port, "-v2c", "-c", COMMUNITY))[0] == 0
+    assert (await _get(tmp_path, page.port, "-v2c", "-c", NEW_COMMUNITY))[0] != 0
+    _, body = await page.req("GET", "/api/v1/monitoring")
+    sources = {e["key"]: e["source"] for part in ("monitor", "inventory")
+               for e in body[part]["data"]["settings"]}
+    assert sources["monitor.snmp.community"] == "file"
+    assert sources["inventory.interval"] == "default"
+    assert await page.gw.store.secrets.get("saved.monitor.snmp") is None
+    code, out, err = await run_cli("config", "forget", "monitor.snmp", *socket_args)
+    assert code == 0 and "nothing was saved for monitor" in out, err
