@@ -30,7 +30,7 @@ from clgwd.commands import CommandContext, CommandRouter
 from clgwd.component import ComponentState, ComponentStatus, StatusTracker
 from clgwd.config import ClgwdConfig
 from clgwd.config.monitor import MonitorConfig
-from clgwd.errors import StartupError
+from clgwd.errors import ClgwdError, StartupError
 from clgwd.metrics import Metrics
 from clgwd.monitor import mib
 from clgwd.monitor.view import GatewayView, gateway_view
@@ -59,6 +59,13 @@ ASSETS: Final = {"monitor.snmp": "SNMP agent", "monitor.mqtt": "MQTT publishing"
 StatusSource = Callable[[], Mapping[str, ComponentStatus]]
 
 
+class MonitorNotRunning(ClgwdError):
+    """A settings change arrived while the component is starting or stopping."""
+
+    code = "system_unavailable"
+    http_status = 409
+
+
 def default_prefix() -> str:
     """``clgwd/<gateway name>`` (the host name, without characters MQTT reserves)."""
     name = socket.gethostname().split(".")[0] or "gateway"
@@ -77,6 +84,9 @@ class MonitorComponent:
         """The config file's settings; ``_effective`` has what was saved over them."""
         self._effective = SavedSettings().resolve(config)
         self._settings_lock = asyncio.Lock()
+        self._running = False
+        """Entered and not yet leaving: only then may a command change the settings
+        (the control socket opens before this component starts)."""
         self._logged_notes: set[str] = set()
         self._config = config.monitor
         self._store = store
@@ -125,9 +135,11 @@ class MonitorComponent:
             raise
         self._start_mqtt(self._config)
         self._update_status()
+        self._running = True
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
+        self._running = False
         self.tracker.set(ComponentState.STOPPING)
         await self.scope.__aexit__(*exc_info)
         self._stop_agent()
@@ -198,7 +210,13 @@ class MonitorComponent:
             raise InvalidSavedSettings(f"monitor: send snmp and/or mqtt, each an object of "
                                        f"settings{f' (not {unknown[0]})' if unknown else ''}")
         async with self._settings_lock:
+            self._check_running()
             return await self._set_locked(params, ctx)
+
+    def _check_running(self) -> None:
+        if not self._running:
+            raise MonitorNotRunning("the monitoring is starting or stopping; try again in a "
+                                    "moment")
 
     async def _set_locked(self, params: Mapping[str, Any], ctx: CommandContext) -> Any:
         saved = await SavedSettings.load(self._store)
@@ -234,6 +252,7 @@ class MonitorComponent:
             raise InvalidSavedSettings("sections: a list of saved monitoring sections to "
                                        "forget, of snmp, mqtt")
         async with self._settings_lock:
+            self._check_running()
             saved = await SavedSettings.load(self._store)
             names = [SECTIONS[s] for s in dict.fromkeys(sections) if SECTIONS[s] in
                      saved.sections]
