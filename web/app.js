@@ -837,22 +837,42 @@
     for (const id of ['#inv-name', '#inv-address', '#inv-community']) $(id).value = '';
   }
 
+  /* "Use the config file's ... settings" shows while a key of the section was saved. */
+  const savedIn = (settings, prefix) => settings.some((e) => e.key.startsWith(prefix) && ['page', 'cloud'].includes(e.source));
+
   function showMonitor(d) {
     renderSnmp(d.snmp); renderMqtt(d.mqtt);
     monSettings.monitor = d.settings; monSettings.notes.monitor = d.notes;
+    $('#snmp-forget').hidden = !savedIn(d.settings, 'monitor.snmp.');
+    $('#mqtt-forget').hidden = !savedIn(d.settings, 'monitor.mqtt.');
     renderMonSources();
   }
 
   function showInventory(d) {
     renderInventory(d);
     monSettings.inventory = d.settings; monSettings.notes.inventory = d.notes;
+    $('#inv-forget').hidden = !savedIn(d.settings, 'inventory.');
     renderMonSources();
+  }
+
+  for (const [id, section, errBox] of [['#snmp-forget', 'snmp', '#snmp-form-err'],
+    ['#mqtt-forget', 'mqtt', '#mqtt-form-err'], ['#inv-forget', 'inventory', '#inv-form-err']]) {
+    $(id).addEventListener('click', async () => {
+      const r = await api('POST', '/api/v1/monitoring/forget', { sections: [section] });
+      if (!r.ok) { showError(errBox, r); return; }
+      $(errBox).textContent = '';
+      showMonitoring(r.data);
+      $(id.replace('-forget', '-save')).focus();  /* the pressed button is hidden now */
+      say("The config file's settings apply again.");
+    });
   }
 
   async function loadMonitoring() {
     const r = await api('GET', '/api/v1/monitoring');
-    if (!r.ok) { showError('#snmp-form-err', r); return; }
-    const { monitor, inventory } = r.data;
+    if (r.ok) showMonitoring(r.data); else showError('#snmp-form-err', r);
+  }
+
+  function showMonitoring({ monitor, inventory }) {
     if (!monitor.available) notAvailable($('#mon-na'), { status: 501, data: monitor });
     else if (monitor.error) showError('#snmp-form-err', { status: 500, data: monitor.error });
     else showMonitor(monitor.data);

@@ -268,3 +268,10 @@ class InventorySettings(Body):
     interval: Annotated[float, Field(ge=60, le=7 * 86400, strict=False)] = 3600.0
     platforms: Annotated[list[SnmpPlatformBody], Field(max_length=64)] = Field(
         default_factory=list)
+
+
+class MonitoringForget(Body):
+    """Drop what the page saved for these sections: the config file's apply again."""
+
+    sections: Annotated[list[Literal["snmp", "mqtt", "inventory"]],
+                        Field(min_length=1, max_length=3)]

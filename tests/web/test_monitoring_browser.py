@@ -44,7 +44,8 @@ async def test_monitoring_forms_apply_and_never_show_secrets(
     """The SNMP form shows the file's agent; a new community saved there answers snmpget
     at once and the old one is refused; the field is emptied and says "set", and the
     secret is nowhere in the page. The MQTT password and a LAN platform's community do
-    the same; a bad listen address is marked at its field with the server's words. No
+    the same; a bad listen address is marked at its field with the server's words.
+    "Use the config file's SNMP agent settings" brings the file's community back. No
     serious axe issue."""
     gateway, port = snmp_gateway
     context, page, csp_errors = await _page(browser)
@@ -98,5 +99,12 @@ async def test_monitoring_forms_apply_and_never_show_secrets(
         assert secret not in html
     await check_axe(page, axe, "advanced-monitoring-saved")
     await shot(page, "advanced-monitoring")
+
+    await page.click("#snmp-forget")
+    await page.wait_for_selector("#toast:has-text(\"The config file's settings apply again\")")
+    assert await page.is_hidden("#snmp-forget")
+    assert await page.input_value("#snmp-location") == ""
+    assert await _sys_name(tmp_path, port, COMMUNITY) == 0
+    assert await _sys_name(tmp_path, port, NEW_COMMUNITY) != 0
     assert csp_errors == []
     await context.close()

@@ -39,6 +39,21 @@ async def put_inventory(request: web.Request) -> web.Response:
                             body.model_dump(exclude_unset=True)))
 
 
+async def post_forget(request: web.Request) -> web.Response:
+    """The page's "Use the config file's settings": one call per owning part."""
+    body = await parse_body(request, models.MonitoringForget)
+    monitor = [s for s in dict.fromkeys(body.sections) if s != "inventory"]
+    forgotten: list[str] = []
+    if monitor:
+        forgotten += (await call(request, "monitor.forget", {"sections": monitor}))[
+            "forgotten"]
+    if "inventory" in body.sections:
+        forgotten += (await call(request, "inventory.settings.forget", {}))["forgotten"]
+    return reply({"forgotten": forgotten,
+                  "monitor": await section(request, "monitor.get"),
+                  "inventory": await section(request, "inventory.settings.get")})
+
+
 ROUTES: Final = (
     Route("GET", "/api/v1/monitoring", get_monitoring,
           "Monitoring settings in force (secrets as set/null) and each one's source",
@@ -50,4 +65,8 @@ ROUTES: Final = (
     Route("PUT", "/api/v1/monitoring/inventory", put_inventory,
           "Set the inventory schedule and LAN platforms (applies at once)",
           models.InventorySettings, router_methods=("inventory.settings.set",)),
+    Route("POST", "/api/v1/monitoring/forget", post_forget,
+          "Use the config file's values again for these sections",
+          models.MonitoringForget,
+          router_methods=("monitor.forget", "inventory.settings.forget")),
 )
