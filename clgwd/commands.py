@@ -32,6 +32,7 @@ LOCAL_METHODS: Final = (
     "pbx.test", "sync.schedule.get", "sync.schedule.set", "update.schedule.get",
     "trace.calls", "trace.status", "trace.stop", "trace.file", "site.get", "site.set",
     "settings.forget", "cloud.proxy.get", "cloud.proxy.set",
+    "sync.status", "sync.missing.get", "sync.missing.keep", "sync.missing.delete",
     "monitor.get", "monitor.set", "monitor.forget", "inventory.settings.get",
     "inventory.settings.set", "inventory.settings.forget",
 )
@@ -51,6 +52,8 @@ CLOUD_REFUSED: Final[Mapping[str, str]] = {
                        "on site",
     "cloud.proxy.set": "a wrong proxy would cut the cloud off from the gateway; the proxy "
                        "is set on site",
+    "sync.missing.delete": "deleting the users the sync safety rule held back is confirmed "
+                           "on site by someone who checked the list and typed their number",
 }
 # trace.calls / trace.stop / trace.fetch are the cloud's when sip.trace.allow_cloud is
 # true (the vendor's Advanced page traces from the cloud); the call trace component

@@ -33,7 +33,16 @@
     let data = null;
     try { data = await resp.json(); } catch (e) { data = {}; }
     if (resp.status === 401 && !path.startsWith('/api/v1/session')) showLogin();
+    if (resp.ok && method !== 'GET' && !path.startsWith('/api/v1/session')) stepsSoon();
     return { ok: resp.ok, status: resp.status, data };
+  }
+
+  /* Any change the gateway accepted may move the onboarding on: refresh the stepper
+     once the burst of calls is over (refreshSteps is defined with the stepper). */
+  let stepsTimer = null;
+  function stepsSoon() {
+    clearTimeout(stepsTimer);
+    stepsTimer = setTimeout(() => refreshSteps(), 300);
   }
 
   const isNA = (r) => r.status === 501 || (r.data && r.data.code === 'not_supported_yet');
@@ -143,8 +152,16 @@
     await loadMessages();
     const r = await api('GET', '/api/v1/session');
     if (!r.ok) { showOnly('view-loading'); showError('#page-err', r); return; }
-    if (r.data.setup_required) { showOnly('view-setup'); $('#setup-code').focus(); return; }
-    if (!r.data.authenticated) { showLogin(); return; }
+    if (r.data.setup_required) {
+      showOnly('view-setup'); $('#setup-code').focus();
+      if (r.data.locked_for) lockCountdown('#setup-form', '#setup-wait', r.data.locked_for);
+      return;
+    }
+    if (!r.data.authenticated) {
+      showLogin();
+      if (r.data.locked_for) lockCountdown('#login-form', '#login-wait', r.data.locked_for);
+      return;
+    }
     csrf = r.data.csrf_token;
     enterApp();
   }
@@ -165,18 +182,52 @@
     if (errors.length) return;
     const r = await api('POST', '/api/v1/session/setup',
       { setup_code: $('#setup-code').value.trim(), password: $('#setup-pw').value });
-    if (!r.ok) { showError('#setup-form-err', r); return; }
+    if (!r.ok) {
+      showError('#setup-form-err', r);
+      if (r.data && r.data.retry_after) lockCountdown('#setup-form', '#setup-wait', r.data.retry_after);
+      return;
+    }
     csrf = r.data.csrf_token;
-    say('Password set. Start with the gateway information.');
+    $('#setup-done').hidden = false;  /* the confirmation, on the first step */
     location.hash = '#gateway';
     enterApp();
   });
 
+  /* ---------- lockout countdown (docs/api.md "Setup code") ---------- */
+  let lockTimer = null;
+  function lockCountdown(formSel, waitSel, seconds) {
+    clearInterval(lockTimer);
+    const button = $(formSel + ' button[type=submit]');
+    const wait = $(waitSel);
+    const until = Date.now() + seconds * 1000;
+    const tick = () => {
+      const left = Math.ceil((until - Date.now()) / 1000);
+      if (left > 0) {
+        button.disabled = true;
+        wait.textContent = `Too many failed attempts. You can try again in ${left} s.`;
+        return;
+      }
+      clearInterval(lockTimer);
+      lockTimer = null;
+      button.disabled = false;
+      wait.textContent = '';
+      $(formSel + '-err').replaceChildren();
+      say('You can try again now.');
+    };
+    tick();
+    lockTimer = setInterval(tick, 250);
+  }
+
   $('#login-form').addEventListener('submit', async (ev) => {
     ev.preventDefault();
     const r = await api('POST', '/api/v1/session/login', { password: $('#login-pw').value });
-    if (!r.ok) { showError('#login-form-err', r); return; }
+    if (!r.ok) {
+      showError('#login-form-err', r);
+      if (r.data && r.data.retry_after) lockCountdown('#login-form', '#login-wait', r.data.retry_after);
+      return;
+    }
     $('#login-form-err').textContent = '';
+    say('');
     $('#login-pw').value = '';
     csrf = r.data.csrf_token;
     enterApp();
@@ -198,14 +249,34 @@
     if (!VIEWS.includes(name)) name = 'overview';
     showOnly('view-' + name);
     for (const a of document.querySelectorAll('nav a')) {
-      if (a.getAttribute('href') === '#' + name) a.setAttribute('aria-current', 'page');
+      if (a.getAttribute('href') === '#' + name) a.setAttribute('aria-current', 'step');
       else a.removeAttribute('aria-current');
     }
+    if (name !== 'gateway') $('#setup-done').hidden = true;
+    refreshSteps();
     document.title = name[0].toUpperCase() + name.slice(1) + ' – CloudLink Gateway';
     $('#main').focus();  /* keyboard and screen reader users start at the new content */
     LOADERS[name]();
   }
   window.addEventListener('hashchange', route);
+
+  /* ---------- stepper ---------- */
+  /* Each step's state, derived by the gateway (GET /api/v1/overview "steps"): in words
+     and a symbol, never by colour alone; the step shown has aria-current="step". */
+  const STEP_WORDS = { done: ['✓', 'done'], next: ['→', 'next'], attention: ['!', 'needs attention'],
+    todo: ['', 'to do'], optional: ['', 'optional'] };
+  async function refreshSteps() {
+    const r = await api('GET', '/api/v1/overview');
+    if (!r.ok || !r.data.steps) return;
+    for (const li of document.querySelectorAll('nav li[data-step]')) {
+      const state = r.data.steps[li.dataset.step] || 'todo';
+      const [symbol, words] = STEP_WORDS[state] || STEP_WORDS.todo;
+      li.dataset.state = state;
+      li.querySelector('.state').replaceChildren(
+        el('span', { class: 'sym', 'aria-hidden': 'true', text: symbol }),
+        el('span', { class: 'words', text: ' (' + words + ')' }));
+    }
+  }
 
   /* ---------- gateway ---------- */
   async function loadGateway() {
@@ -358,9 +429,23 @@
   }
 
   async function loadCloud() {
-    describeLink($('#cloud-state'), await api('GET', '/api/v1/cloud'));
+    const r = await api('GET', '/api/v1/cloud');
+    describeLink($('#cloud-state'), r);
+    showEnroll(!(r.ok && r.data.enrolled));
     loadProxy();
   }
+
+  /* Once enrolled, the Enroll form hides; enrolling again is behind a confirmation. */
+  function showEnroll(on) {
+    $('#enroll-form').hidden = !on;
+    $('#enrolled').hidden = on;
+  }
+  $('#reenroll').addEventListener('click', () => {
+    if (!window.confirm('Enroll this gateway again? It gets a new identity from the cloud; '
+      + 'the current one stops working when the new enrollment succeeds.')) return;
+    showEnroll(true);
+    $('#account_id').focus();
+  });
 
   const PROXY_SOURCES = { page: 'set on this page', config: 'from the configuration file',
     environment: 'from HTTPS_PROXY' };
@@ -516,12 +601,16 @@
       parts.push(el('div', { class: 'card problem' },
         el('h3', { text: 'There are irregularities with email addresses on the PBX' }),
         el('p', { text: `${noEmail} users don't have an email address and ${dup} users do not have unique email addresses. They may have issues in the registration process.` }),
+        el('p', { class: 'email-policy', text: ir.email_policy === 'hold_back'
+          ? 'They are held back: not synced until their email is fixed on the PBX.'
+          : 'They are synced and flagged, so the cloud can show why they cannot register by email.' }),
         userList('View list of users without email addresses', ir.no_email, noEmail),
         userList('View list of users that do not have a unique email address', ir.duplicate_email, dup)));
     }
-    if (ir.duplicate_extension_count) parts.push(el('p', { text: `${ir.duplicate_extension_count} extensions are used by more than one user.` }));
-    if (ir.row_problem_count) parts.push(el('p', { text: `${ir.row_problem_count} rows could not be read.` }));
-    if (ir.invalid_client_usernames) parts.push(el('p', { text: 'Client usernames that are not email addresses: ' + ir.invalid_client_usernames_text }));
+    const cap = (t) => t.charAt(0).toUpperCase() + t.slice(1);
+    if (ir.duplicate_extension_count) parts.push(el('p', { text: cap(ir.duplicate_extensions_text || `${ir.duplicate_extension_count} extensions are used by more than one user`) + '.' }));
+    if (ir.row_problem_count) parts.push(el('p', { text: `${ir.row_problem_count} ${ir.row_problem_count === 1 ? 'row' : 'rows'} could not be read.` }));
+    if (ir.invalid_client_usernames) parts.push(el('p', { text: cap(ir.invalid_client_usernames_text) + '.' }));
     return parts;
   }
 
@@ -537,8 +626,16 @@
     const irregular = irregularityBlock(d.irregularities || {});
     box.replaceChildren(el('h3', { text: 'PBX Connected' }), el('p', { text: 'Connection successful' }),
       el('p', { text: 'Number of users: ' + d.users }), el('p', { text: 'DDI (DID) numbers: ' + d.dids }),
-      el('p', { text: 'Users that will sync: ' + (d.eligible ?? d.users) }), ...irregular);
+      el('p', { text: 'Users that will sync: ' + (d.eligible ?? d.users) }), ...emailPolicyLine(d.email_policy), ...irregular);
     return { irregular: irregular.length > 0 };
+  }
+
+  /* Which policy applies to users with email problems (sync.email_problems), and why. */
+  function emailPolicyLine(entry) {
+    if (!entry) return [];
+    const what = entry.value === 'hold_back' ? 'held back (not synced)' : 'synced and flagged';
+    const from = entry.source === 'default' ? 'the default' : 'set in the ' + entry.source;
+    return [el('p', { id: 'email-policy', text: `Users with email problems: ${what} (sync.email_problems, ${from}).` })];
   }
 
   /* The vendor's Connect: test, then the first sync; the schedule runs by itself after
@@ -568,6 +665,8 @@
       $('#interval').value = r.data.interval_minutes;
       box.replaceChildren(el('p', { text: 'Last sync: ' + describeSync(r.data.last_sync) }),
         el('p', { text: 'Next sync: ' + (r.data.awaiting_sync_now ? 'after Connect (the PBX test and the first sync)' : when(r.data.next_sync_at)) }));
+      showAbort(r.data.safety_abort);
+      if (r.data.running) pollSync().then((done) => { if (done) loadConnect(); });
       /* After a reload the last failure's reason is shown once, in the result box. */
       const last = r.data.last_sync;
       const result = $('#sync-result');
@@ -598,12 +697,55 @@
   $('#sync-now').addEventListener('click', () => runSync());
 
   async function runSync() {
+    return showSyncResult(await whileSyncing(() => api('POST', '/api/v1/sync/now')));
+  }
+
+  /* ---------- sync progress: phase, counts, elapsed time, a bar ---------- */
+  const PHASES = { reading: 'Reading the users from the PBX', comparing: 'Comparing with the last sync',
+    saving: 'Saving the changes', sending: 'Sending to the cloud' };
+  let pollToken = 0;
+
+  function showProgress(p) {
+    const box = $('#sync-progress');
+    const bar = $('#sync-bar');
+    box.hidden = !p;
+    for (const b of ['#sync-now', '#abort-keep', '#abort-delete-form button']) $(b).disabled = !!p;
+    if (!p) return;
+    const c = p.counts || {};
+    const facts = [];
+    if (c.read !== undefined) facts.push(`${c.read} users read`);
+    if (p.determinate) facts.push(`${p.done} of ${p.total} changes saved`);
+    facts.push(`${Math.round(p.elapsed || 0)} s`);
+    $('#sync-phase').textContent = `${PHASES[p.phase] || p.phase}… (${facts.join(', ')})`;
+    if (p.determinate) { bar.max = p.total; bar.value = p.done; } else bar.removeAttribute('value');
+  }
+
+  /* Poll GET /sync/status while a run is going; resolves with the status once it ended
+     (null when another caller took over the polling). */
+  async function pollSync() {
+    const mine = ++pollToken;
+    for (;;) {
+      const r = await api('GET', '/api/v1/sync/status');
+      if (mine !== pollToken) return null;
+      if (!r.ok) { showProgress(null); return null; }
+      if (!r.data.running) { showProgress(null); return r.data; }
+      showProgress(r.data.progress);
+      await new Promise((done) => { setTimeout(done, 700); });
+      if (mine !== pollToken) return null;
+    }
+  }
+
+  /* Run ``request`` (a sync) with the progress shown meanwhile. */
+  async function whileSyncing(request) {
+    $('#sync-result').replaceChildren();
+    showProgress({ phase: 'reading', elapsed: 0, counts: {} });
+    const pending = request();
+    pollSync();
+    try { return await pending; } finally { pollToken += 1; showProgress(null); }
+  }
+
+  function showSyncResult(r) {
     const box = $('#sync-result');
-    const button = $('#sync-now');
-    button.disabled = true;
-    box.replaceChildren(el('p', { text: 'Syncing…' }));
-    let r;
-    try { r = await api('POST', '/api/v1/sync/now'); } finally { button.disabled = false; }
     if (!r.ok) { box.replaceChildren(); showError('#sync-form-err', r); return null; }
     $('#sync-form-err').textContent = '';
     const d = r.data;
@@ -620,6 +762,74 @@
     loadConnect();
     return d;
   }
+
+  /* ---------- the safety abort's way out: keep the missing users, or delete them once ---------- */
+  const ABORT_PAGE = 20;
+  let held = null;
+
+  function showAbort(h) {
+    const changed = !h || !held || h.set_id !== held.set_id;
+    held = h || null;
+    $('#sync-abort').hidden = !held;
+    if (!held || !changed) return;
+    $('#abort-reason').textContent = `${held.count} of ${held.active} synced users are missing from the PBX, so the sync stopped and changed nothing. Every sync stops the same way until you decide.`;
+    $('#abort-confirm').value = '';
+    $('#abort-err').textContent = '';
+    loadAbortPage(0);
+  }
+
+  async function loadAbortPage(offset) {
+    const r = await api('GET', `/api/v1/sync/missing?offset=${offset}&limit=${ABORT_PAGE}`);
+    if (!r.ok) { showError('#abort-err', r); return; }
+    const d = r.data;
+    if (!d.pending) { showAbort(null); return; }
+    if (held && d.set_id !== held.set_id) { showAbort(d); return; }
+    $('#abort-list').replaceChildren(...d.users.map((u) => el('li', { text: (u.extension ? u.extension + ' ' : '') + (u.name || u.source_key) + (u.email ? ' <' + u.email + '>' : '') })));
+    const last = offset + d.users.length;
+    $('#abort-page').textContent = `Users ${d.users.length ? offset + 1 : 0}-${last} of ${d.count}`;
+    $('#abort-page').dataset.offset = String(offset);
+    $('#abort-prev').disabled = offset === 0;
+    $('#abort-next').disabled = last >= d.count;
+  }
+
+  $('#abort-prev').addEventListener('click', () => loadAbortPage(Math.max(0, Number($('#abort-page').dataset.offset || 0) - ABORT_PAGE)));
+  $('#abort-next').addEventListener('click', () => loadAbortPage(Number($('#abort-page').dataset.offset || 0) + ABORT_PAGE));
+
+  /* A refusal (the list changed, the wrong number): shown once, then the list reloads. */
+  function abortRefused(r) {
+    showError('#abort-err', r);
+    if (r.data && r.data.code === 'sync_missing_changed') {
+      api('GET', '/api/v1/sync/schedule').then((s) => { if (s.ok) { held = null; showAbort(s.data.safety_abort); showError('#abort-err', r); } });
+    }
+  }
+
+  $('#abort-keep').addEventListener('click', async () => {
+    if (!held) return;
+    const r = await api('POST', '/api/v1/sync/missing/keep', { set_id: held.set_id });
+    if (!r.ok) { abortRefused(r); return; }
+    showAbort(null);
+    say(`Kept ${r.data.kept} users in the cloud; nothing was deleted. The next sync runs now with the PBX as it is.`);
+    showProgress({ phase: 'reading', elapsed: 0, counts: {} });
+    await new Promise((done) => { setTimeout(done, 300); });
+    await pollSync();
+    loadConnect();
+  });
+
+  $('#abort-delete-form').addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    if (!held) return;
+    const input = $('#abort-confirm');
+    const n = Number(input.value);
+    const ok = input.value.trim() !== '' && Number.isInteger(n) && n === held.count;
+    const msg = markInvalid(ev.target, ok ? [] : [[input, `type ${held.count}, the number of users listed`]]);
+    $('#abort-err').textContent = msg;
+    if (msg) return;
+    const r = await whileSyncing(() => api('POST', '/api/v1/sync/missing/delete', { set_id: held.set_id, confirm: n }));
+    if (!r.ok) { abortRefused(r); return; }
+    showAbort(null);
+    showSyncResult(r);
+    if (r.data.result === 'ok') say(`Deleted ${r.data.counts.deleted} users once, as confirmed. Sync complete.`);
+  });
 
   const OPS = { create: 'Create', update: 'Update', delete: 'Delete' };
   function describeChange(ch) {
@@ -638,6 +848,13 @@
     const d = r.data;
     if (d.result === 'failed') { box.replaceChildren(el('p', { class: 'err', text: 'Preview failed: ' + d.error })); return; }
     const c = d.counts || {};
+    if (d.error_code === 'sync_safety_abort') {
+      /* The same abort the next sync would hit: the preview never says otherwise. */
+      box.replaceChildren(el('div', { class: 'err', role: 'alert' }, ...problemNodes('sync_safety_abort', d.error)),
+        el('p', { text: `The next sync will stop: ${c.missing || 0} synced users are missing from the PBX. Keep them or delete them once (above) to go on.` }),
+        ...irregularityBlock(d.irregularities || {}));
+      return;
+    }
     const changes = d.changes || [];
     const total = (c.created || 0) + (c.updated || 0) + (c.deleted || 0);
     const list = el('ul');
@@ -1254,6 +1471,23 @@
     resetTrunkForm();
     loadVoice();
   });
+
+  /* ---------- phone width: tables as stacked cards (app.css, under 600 px) ---------- */
+  /* Each cell carries its column's name as data-label; the tables are rendered by their
+     sections, so the labels follow any re-render. */
+  function labelCells(table) {
+    const names = [...table.querySelectorAll('thead th')].map((th) => th.textContent);
+    for (const row of table.querySelectorAll('tbody tr')) {
+      [...row.cells].forEach((cell, i) => {
+        if (names[i] && cell.dataset.label !== names[i]) cell.dataset.label = names[i];
+      });
+    }
+  }
+  const CARD_TABLES = ['#pf-table', '#tunnels-table', '#events'];
+  const labelAll = () => {
+    for (const sel of CARD_TABLES) { const t = $(sel); if (t) { t.classList.add('cards'); labelCells(t); } }
+  };
+  new MutationObserver(labelAll).observe($('#main'), { childList: true, subtree: true });
 
   const LOADERS = { gateway: loadGateway, cloud: loadCloud, pbx: loadPbx, connect: loadConnect,
     voice: loadVoice, deployment: loadDeployment, advanced: loadAdvanced, overview: loadOverview };

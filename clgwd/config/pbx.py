@@ -151,6 +151,9 @@ class PbxConfig(StrictModel):
         return DEFAULT_PORTS.get(self.type, 0)
 
 
+EmailPolicy = Literal["sync_and_flag", "hold_back"]
+
+
 class ClientUsernameSettings(StrictModel):
     """Connect HYBRID "client username must be an email address" options."""
 
@@ -177,3 +180,7 @@ class SyncConfig(StrictModel):
     delete_after_absent_reads: Annotated[int, Field(ge=1, le=100)] = 2
     """A user is deleted only after this many consecutive complete reads without it."""
     client_username: ClientUsernameSettings = ClientUsernameSettings()
+    email_problems: EmailPolicy = "sync_and_flag"
+    """Users without an email or sharing one: ``sync_and_flag`` (the vendor's way: they
+    are synced, marked ``email_problem`` so the cloud can show why they cannot register)
+    or ``hold_back`` (not synced until the email is fixed on the PBX)."""

@@ -366,16 +366,26 @@ class RefCloud:
         if gw is None:
             raise web.HTTPNotFound(text="unknown gateway")
         s = self.store
-        users = await s.fetchall("SELECT * FROM users WHERE gateway_id = ? ORDER BY source_key",
+        count = await s.fetchone("SELECT count(*) AS n FROM users WHERE gateway_id = ?",
                                  (gid,))
+        total = int(count["n"]) if count else 0
+        try:
+            page = min(max(1, int(request.query.get("page", "1"))), view.page_count(total))
+        except ValueError:
+            raise web.HTTPBadRequest(text="page must be a whole number") from None
+        users = await s.fetchall("SELECT * FROM users WHERE gateway_id = ?"
+                                 " ORDER BY source_key, source_id LIMIT ? OFFSET ?",
+                                 (gid, view.USERS_PER_PAGE, (page - 1) * view.USERS_PER_PAGE))
         records = await s.fetchall("SELECT * FROM records WHERE gateway_id = ?"
-                                   " ORDER BY seq DESC LIMIT 200", (gid,))
+                                   " ORDER BY received_at DESC, seq DESC LIMIT ?",
+                                   (gid, view.RECORDS_SHOWN))
         inventory = await s.fetchone("SELECT * FROM inventory WHERE gateway_id = ?", (gid,))
         commands = await s.fetchall("SELECT * FROM commands WHERE gateway_id = ?"
                                     " ORDER BY id DESC LIMIT 50", (gid,))
         tunnels, launches = self.tunnels.view(gid)
         return web.Response(text=view.render_gateway(gw, users, records, inventory, commands,
-                                                     tunnels=tunnels, launches=launches),
+                                                     tunnels=tunnels, launches=launches,
+                                                     user_total=total, page=page),
                             content_type="text/html")
 
     async def _api_gateways(self, request: web.Request) -> web.Response:

@@ -48,6 +48,7 @@ CREATE TABLE IF NOT EXISTS users (
     gateway_id TEXT NOT NULL, source_id TEXT NOT NULL, source_key TEXT NOT NULL,
     fingerprint TEXT NOT NULL, user TEXT NOT NULL, updated_at REAL NOT NULL,
     PRIMARY KEY (gateway_id, source_id, source_key));
+CREATE INDEX IF NOT EXISTS users_by_key ON users(gateway_id, source_key, source_id);
 CREATE TABLE IF NOT EXISTS inventory (
     gateway_id TEXT PRIMARY KEY, payload TEXT NOT NULL, updated_at REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS commands (

@@ -1,4 +1,10 @@
-"""The reference cloud's read-only web view: plain HTML, every value escaped."""
+"""The reference cloud's read-only web view: plain HTML tables, every value escaped.
+
+The gateway page is built for large directories: the server reads one page of users
+(``USERS_PER_PAGE``) and the newest records only, so it stays fast with 20,000 users.
+Values are text (``_text``), never JSON dumps, except the raw inventory document kept
+behind a "Document" toggle.
+"""
 
 from __future__ import annotations
 
@@ -6,12 +12,17 @@ import datetime as dt
 import json
 import sqlite3
 from html import escape
-from typing import Any
+from typing import Any, Final
 from urllib.parse import urlsplit
+
+USERS_PER_PAGE: Final = 50
+RECORDS_SHOWN: Final = 200
+_TEXT_LIMIT: Final = 300
 
 _STYLE = ("body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
           "td,th{border:1px solid #ccc;padding:4px 8px;text-align:left;vertical-align:top}"
-          ".on{color:#070}.off{color:#a00}pre{margin:0;white-space:pre-wrap}")
+          ".on{color:#070}.off{color:#a00}pre{margin:0;white-space:pre-wrap}"
+          "nav.pages a,nav.pages span{margin-right:1em}")
 
 
 def _page(title: str, body: str) -> str:
@@ -27,9 +38,37 @@ def _when(ts: float | None) -> str:
 
 
 def _table(headers: list[str], rows: list[list[str]]) -> str:
+    """Cells are HTML already (escaped by the caller)."""
     head = "".join(f"<th>{escape(h)}</th>" for h in headers)
     body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rows)
-    return f"<table><tr>{head}</tr>{body}</table>"
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _text(value: object) -> str:
+    """A value as short plain text (not escaped): lists joined with commas, objects as
+    ``key: value`` pairs, long text cut at ``_TEXT_LIMIT`` characters."""
+    if value is None:
+        text = ""
+    elif isinstance(value, bool):
+        text = "yes" if value else "no"
+    elif isinstance(value, list | tuple):
+        text = ", ".join(_text(v) for v in value)
+    elif isinstance(value, dict):
+        text = "; ".join(f"{k}: {_text(v)}" for k, v in value.items())
+    else:
+        text = str(value)
+    return text if len(text) <= _TEXT_LIMIT else text[:_TEXT_LIMIT - 1] + "…"
+
+
+def _fields(text: str | None) -> str:
+    """A stored JSON object as a two-column table (escaped), or ``none``."""
+    if not text:
+        return "none"
+    data = json.loads(text)
+    if not isinstance(data, dict):
+        return escape(_text(data))
+    return _table(["Field", "Value"], [[escape(str(k)), escape(_text(v))]
+                                       for k, v in data.items()])
 
 
 def _online(row: sqlite3.Row) -> str:
@@ -57,17 +96,22 @@ def _json_cell(text: str | None) -> str:
 def render_gateway(gw: sqlite3.Row, users: list[sqlite3.Row], records: list[sqlite3.Row],
                    inventory: sqlite3.Row | None, commands: list[sqlite3.Row], *,
                    tunnels: list[dict[str, Any]] | None = None,
-                   launches: list[dict[str, Any]] | None = None) -> str:
+                   launches: list[dict[str, Any]] | None = None,
+                   user_total: int | None = None, page: int = 1) -> str:
+    """``users`` is one page (``page``, 1-based) of ``user_total`` users, by source key."""
+    total = len(users) if user_total is None else user_total
     summary = _table(["Account", "State", "Last seen", "Version", "Cert expires"], [[
         escape(gw["account_id"]), _online(gw), escape(_when(gw["last_seen"])),
         escape(gw["version"] or ""), escape(_when(gw["cert_not_after"]))]])
-    parts: list[str] = [summary, "<h2>Status</h2>", _status(gw["status"]),
-                        "<h2>Last sync</h2>", _json_cell(gw["sync_result"]) or "none",
-                        f"<h2>Synced users ({len(users)})</h2>", _users(users),
+    parts: list[str] = [summary, "<h2>Components</h2>", _status(gw["status"]),
+                        "<h2>Last sync</h2>", _fields(gw["sync_result"]),
+                        f"<h2 id='users'>Synced users ({total})</h2>",
+                        _pages(str(gw["id"]), page, total), _users(users),
                         "<h2>Tunnels</h2>", _tunnels(tunnels or [], launches or []),
                         "<h2>Inventory</h2>",
                         _inventory(gw, inventory, tunnels or [], launches or []),
-                        "<h2>Events, alerts and audit (newest first)</h2>", _records(records),
+                        f"<h2>Events, alerts and audit (newest {RECORDS_SHOWN} records,"
+                        " newest first)</h2>", _records(records),
                         "<h2>Commands</h2>", _commands(commands)]
     return _page(f"Gateway {gw['id']}", "".join(parts))
 
@@ -186,19 +230,93 @@ def _number(value: object) -> float | None:
         else None
 
 
+def page_count(total: int) -> int:
+    return max(1, -(-total // USERS_PER_PAGE))
+
+
+def _pages(gateway_id: str, page: int, total: int) -> str:
+    """Previous / "page N of M" / next links (``?page=N#users``)."""
+    last = page_count(total)
+    base = f"/gateways/{escape(gateway_id)}?page="
+    prev = (f"<a href='{base}{page - 1}#users' rel='prev'>Previous {USERS_PER_PAGE}</a>"
+            if page > 1 else "")
+    nxt = (f"<a href='{base}{page + 1}#users' rel='next'>Next {USERS_PER_PAGE}</a>"
+           if page < last else "")
+    first = (page - 1) * USERS_PER_PAGE + 1 if total else 0
+    shown = f"<span>Users {first}-{min(total, page * USERS_PER_PAGE)} of {total}, " \
+            f"page {page} of {last}</span>"
+    return f"<nav class='pages' aria-label='User pages'>{prev}{shown}{nxt}</nav>"
+
+
+_USER_COLUMNS: Final = ("extension", "first_name", "last_name", "display_name", "email",
+                        "client_username", "dids")
+
+
 def _users(users: list[sqlite3.Row]) -> str:
-    rows = [[escape(u["source_id"]), escape(u["source_key"]), _json_cell(u["user"]),
-             escape(_when(u["updated_at"]))] for u in users]
-    return _table(["Source", "Key", "User", "Updated"], rows)
+    rows = []
+    for u in users:
+        user = json.loads(u["user"])
+        data: dict[str, Any] = user if isinstance(user, dict) else {"user": user}
+        name = " ".join(str(data.get(k) or "") for k in ("first_name", "last_name")).strip()
+        other = {k: v for k, v in data.items() if k not in _USER_COLUMNS and v not in
+                 ("", [], {}, None)}
+        rows.append([escape(_text(data.get("extension"))),
+                     escape(name or _text(data.get("display_name"))),
+                     escape(_text(data.get("email"))), escape(_text(data.get("client_username"))),
+                     escape(_text(data.get("dids"))), escape(u["source_key"]),
+                     escape(u["source_id"]), escape(_text(other)),
+                     escape(_when(u["updated_at"]))])
+    return _table(["Extension", "Name", "Email", "Client username", "DIDs", "Key", "Source",
+                   "Other fields", "Updated"], rows)
+
+
+def _record_rows(record: sqlite3.Row) -> list[list[str]]:
+    """One row per event (an ``event.batch`` holds several), alert, audit or change."""
+    payload = json.loads(record["payload"])
+    data: dict[str, Any] = payload if isinstance(payload, dict) else {"value": payload}
+    kind = str(record["kind"])
+    seq = str(record["seq"])
+    if kind == "event.batch":
+        events = [e for e in data.get("events", []) if isinstance(e, dict)]
+        return [row for e in events for row in _event_row(seq, "event", e, record)]
+    if kind == "event":
+        return _event_row(seq, kind, data, record)
+    if kind == "alert":
+        what = f"{_text(data.get('severity'))} {_text(data.get('code'))}"
+        return [[seq, escape(kind), escape(_when(record["created_at"])), "",
+                 escape(what), escape(_text(data.get("message"))),
+                 escape(_text({k: v for k, v in data.items()
+                               if k not in ("severity", "code", "message")}))]]
+    if kind == "user.change":
+        return [[seq, escape(kind), escape(_when(record["created_at"])), "",
+                 escape(_text(data.get("op"))), escape(_text(data.get("source_key"))),
+                 escape(_text(data.get("changed")))]]
+    return [[seq, escape(kind), escape(_when(record["created_at"])),
+             escape(_text(data.get("actor"))), "", "", escape(_text(data))]]
+
+
+def _event_row(seq: str, kind: str, event: dict[str, Any],
+               record: sqlite3.Row) -> list[list[str]]:
+    at = _number(event.get("at"))
+    what = f"{_text(event.get('action'))} {_text(event.get('asset'))}".strip()
+    changed = _text(event.get("properties_changed"))
+    return [[seq, escape(kind), escape(_when(at if at is not None else record["created_at"])),
+             escape(_text(event.get("actor"))), escape(what),
+             escape(_text(event.get("subject"))),
+             escape(f"changed: {changed}" if changed else "")]]
 
 
 def _records(records: list[sqlite3.Row]) -> str:
-    rows = [[str(r["seq"]), escape(r["kind"]), escape(_when(r["created_at"])),
-             _json_cell(r["payload"])] for r in records]
-    return _table(["Seq", "Kind", "At", "Payload"], rows)
+    rows = [row for r in records for row in _record_rows(r)]
+    return _table(["Seq", "Kind", "At", "Actor", "What", "Subject", "Details"], rows)
 
 
 def _commands(commands: list[sqlite3.Row]) -> str:
-    rows = [[str(c["id"]), escape(c["method"]), _json_cell(c["params"]),
-             escape(_when(c["sent_at"])), _json_cell(c["outcome"])] for c in commands]
+    rows = [[str(c["id"]), escape(c["method"]), escape(_text(_loads(c["params"]))),
+             escape(_when(c["sent_at"])), escape(_text(_loads(c["outcome"])))]
+            for c in commands]
     return _table(["#", "Method", "Params", "Sent", "Outcome"], rows)
+
+
+def _loads(text: str | None) -> object:
+    return json.loads(text) if text else None

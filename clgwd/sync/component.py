@@ -24,6 +24,7 @@ import asyncio
 import json
 import logging
 import time
+import uuid
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from enum import StrEnum
@@ -41,8 +42,10 @@ from clgwd.pbx.model import ConnectorNotAvailable
 from clgwd.retry import Backoff
 from clgwd.settings import Effective, SavedSettings, effective_pbx
 from clgwd.store import Action, Event, Store
-from clgwd.sync import page
-from clgwd.sync.engine import SyncEngine, SyncOutcome
+from clgwd.sync import missing, page
+from clgwd.sync.engine import ALERT_IRREGULAR, READ_ALERTS, SyncEngine, SyncOutcome
+from clgwd.sync.missing import ALERT_SAFETY, DeleteConfirmation
+from clgwd.sync.progress import SyncProgress
 from clgwd.tasks import wait_at_most
 
 _LOGGER = logging.getLogger(__name__)
@@ -120,6 +123,10 @@ class SyncService:
         self.connected: bool | None = None
         """The last connection test or sync reached the PBX (None: not tried yet)."""
         self._inventory: dict[str, Any] | None = None
+        self._run_soon = False
+        """Run the schedule's next sync at once (after "Keep these users")."""
+        self.progress: SyncProgress | None = None
+        """The run under way (``sync.status``), None while idle."""
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="clgwd-sync")
         self._engine = self._build_engine(self._pbx)
         self._runs = metrics.counter("clgwd_sync_runs_total", "User sync runs by result",
@@ -134,6 +141,11 @@ class SyncService:
             commands.register("sync.schedule.set", self._cmd_schedule_set, mutating=True)
             commands.register("inventory.report", self._cmd_inventory, mutating=False)
             commands.register("settings.forget", self._cmd_forget, mutating=True)
+            commands.register("sync.status", self._cmd_status, mutating=False)
+            commands.register("sync.missing.get", self._cmd_missing_get, mutating=False)
+            commands.register("sync.missing.keep", self._cmd_missing_keep, mutating=True)
+            commands.register("sync.missing.delete", self._cmd_missing_delete,
+                              mutating=True)
 
     # -- component lifecycle ---------------------------------------------------------------
 
@@ -141,6 +153,7 @@ class SyncService:
         self.tracker.set(ComponentState.STARTING)
         await self._load_page_settings()
         await self._load_last()
+        await self._clear_alerts_of_a_replaced_source()
         if self.last is not None:
             # A run that failed before a restart is retried soon, not an interval later.
             self._failures = int(self.last["result"] != "ok")
@@ -216,10 +229,27 @@ class SyncService:
             self.connected = None
         if new_source:
             await self._load_last()
+            await self._clear_source_alerts()
         if not self._lock.locked():
             self._set_phase(SyncPhase.NOT_CONFIGURED if self._engine is None
                             else SyncPhase.WAITING)
         self._wake.set()
+
+    async def _clear_alerts_of_a_replaced_source(self) -> None:
+        """The PBX was changed in the file while the daemon was stopped: the alerts of
+        the last run, which read another source, say nothing about this one."""
+        row = await self.store.db.fetchone(
+            "SELECT source_id FROM sync_runs ORDER BY started_at DESC LIMIT 1")
+        current = self._engine.source_id if self._engine else None
+        if row is not None and row[0] != current:
+            await self._clear_source_alerts()
+
+    async def _clear_source_alerts(self) -> None:
+        """Alerts raised about the previous PBX say nothing about the new one."""
+        active = {a.code for a in await self.store.alerts.active()}
+        for code in (*READ_ALERTS, ALERT_SAFETY, ALERT_IRREGULAR):
+            if code in active:
+                await self.store.alerts.clear(code)
 
     async def _load_page_settings(self) -> None:
         async with self._saved_lock:
@@ -242,19 +272,52 @@ class SyncService:
         """Dry run: read and diff, change nothing (the Connect step report)."""
         return await self._locked_run(actor=actor, trigger="preview", preview=True)
 
-    async def _locked_run(self, *, actor: str, trigger: str, preview: bool) -> SyncOutcome:
-        engine = self._engine
-        if engine is None:
+    async def delete_missing(self, *, actor: str, confirm: DeleteConfirmation
+                             ) -> SyncOutcome:
+        """"Delete them once": a run that deletes exactly the confirmed missing users
+        (refused as stale when the stored or the freshly read set is another one)."""
+        engine = self._require_engine()
+        missing.check(await missing.pending(self.store, engine.source_id), confirm.set_id)
+        return await self._locked_run(actor=actor, trigger="confirmed_delete",
+                                      preview=False, confirm=confirm)
+
+    async def keep_missing(self, *, actor: str, set_id: str | None) -> dict[str, Any]:
+        """"Keep these users": they stop counting; nothing is deleted in the cloud."""
+        engine = self._require_engine()
+        if self._lock.locked():
+            raise SyncBusy("a sync is running; decide when it has finished")
+        async with self._lock:
+            held = missing.check(await missing.pending(self.store, engine.source_id),
+                                 set_id)
+            kept = await missing.keep(self.store, held, actor)
+        _LOGGER.warning("Sync %s: %d missing users kept by %s (not deleted in the cloud)",
+                        engine.source_id, kept, actor)
+        self._inventory = None
+        self._failures = 0
+        self._run_soon = True
+        self._wake.set()  # the next read, now the baseline, runs at once
+        return {"kept": kept, "set_id": held.set_id}
+
+    def _require_engine(self) -> SyncEngine:
+        if self._engine is None:
             raise PbxNotConfigured("no PBX configured: add it on the PBX page "
                                    "(pbx.set) or set pbx.type in the config")
+        return self._engine
+
+    async def _locked_run(self, *, actor: str, trigger: str, preview: bool,
+                          confirm: DeleteConfirmation | None = None) -> SyncOutcome:
+        engine = self._require_engine()
         if self._lock.locked():
             raise SyncBusy("a sync is already running; try again when it has finished")
         async with self._lock:
             previous = self.phase
+            self.progress = SyncProgress(uuid.uuid4().hex, trigger, actor)
             self._set_phase(SyncPhase.SYNCING)
             try:
-                out = await engine.run(actor=actor, trigger=trigger, preview=preview)
+                out = await engine.run(actor=actor, trigger=trigger, preview=preview,
+                                       confirm=confirm, progress=self.progress)
             finally:
+                self.progress = None
                 self._set_phase(previous if preview else SyncPhase.WAITING)
         if not preview:
             self._record(out)
@@ -297,6 +360,9 @@ class SyncService:
         if self._engine is None or self.phase == SyncPhase.BLOCKED or self.awaiting_sync_now:
             return None
         interval = self.interval_minutes * 60.0
+        if self._run_soon:
+            self._run_soon = False
+            return 0.0
         if self._failures:
             self._retry.cap = max(interval, self._retry.base)
             return self._retry.delay(self._failures - 1, floor=RETRY_FLOOR)
@@ -407,6 +473,8 @@ class SyncService:
             raise PbxTestFailed(out.error)
         return {"users": out.counts.get("read", 0), "dids": out.dids,
                 "eligible": out.counts.get("eligible", 0),
+                "safety_abort": out.safety_abort,
+                "email_policy": self._effective.entry("sync.email_problems"),
                 "irregularities": out.irregularities, "source": self._describe_source()}
 
     async def _cmd_schedule_get(self, params: Mapping[str, Any], ctx: CommandContext) -> Any:
@@ -419,9 +487,62 @@ class SyncService:
             "duration": last["duration"], "counts": last.get("counts", {})}
         return {"interval_minutes": self.interval_minutes, "last_sync": last_sync,
                 "next_sync_at": self.next_run_at, "phase": self.phase.value,
+                "running": self.progress is not None,
+                "progress": self.progress.as_json() if self.progress else None,
+                "safety_abort": await self._held_back(),
                 "saved_from_page": self._saved.interval is not None,
                 "awaiting_sync_now": self.awaiting_sync_now,
                 "settings": self._effective.report(["sync.interval_minutes"])}
+
+    async def _held_back(self) -> dict[str, Any] | None:
+        if self._engine is None:
+            return None
+        held = await missing.pending(self.store, self._engine.source_id)
+        return held.as_json() if held else None
+
+    async def _cmd_status(self, params: Mapping[str, Any], ctx: CommandContext) -> Any:
+        """``sync.status``: cheap enough to poll every second while a run is going."""
+        last = self.last
+        return {"phase": self.phase.value, "running": self.progress is not None,
+                "progress": self.progress.as_json() if self.progress else None,
+                "queued": await self.store.outbox.depth(),
+                "last_sync": None if last is None else {
+                    "run_id": last["run_id"], "at": last["started_at"],
+                    "result": last["result"], "ok": last["result"] == "ok",
+                    "duration": last["duration"], "counts": last.get("counts", {})},
+                "next_sync_at": self.next_run_at,
+                "safety_abort": await self._held_back()}
+
+    async def _cmd_missing_get(self, params: Mapping[str, Any], ctx: CommandContext) -> Any:
+        """``sync.missing.get {offset?, limit?}``: the users a safety abort held back."""
+        offset, limit = _int_param(params, "offset", 0, 0, 10**9), \
+            _int_param(params, "limit", 50, 1, missing.PAGE_MAX)
+        if set(params) - {"offset", "limit"}:
+            raise page.InvalidPbxSettings("sync.missing.get takes offset and limit only")
+        engine = self._require_engine()
+        held = await missing.pending(self.store, engine.source_id)
+        users = await missing.page(self.store, engine.source_id, offset, limit) \
+            if held else []
+        return {"pending": held is not None, **(held.as_json() if held else {}),
+                "offset": offset, "limit": limit, "users": users}
+
+    async def _cmd_missing_keep(self, params: Mapping[str, Any], ctx: CommandContext) -> Any:
+        """``sync.missing.keep {set_id?}``."""
+        if set(params) - {"set_id"}:
+            raise page.InvalidPbxSettings("sync.missing.keep takes set_id only")
+        return await self.keep_missing(actor=ctx.actor, set_id=_set_id(params, False))
+
+    async def _cmd_missing_delete(self, params: Mapping[str, Any],
+                                  ctx: CommandContext) -> Any:
+        """``sync.missing.delete {set_id, confirm}``: confirm is the number typed."""
+        if set(params) - {"set_id", "confirm"}:
+            raise page.InvalidPbxSettings("sync.missing.delete takes set_id and confirm")
+        set_id = _set_id(params, True)
+        assert set_id is not None
+        count = _int_param(params, "confirm", None, 0, 10**9)
+        out = await self.delete_missing(actor=ctx.actor,
+                                        confirm=DeleteConfirmation(set_id, count))
+        return out.as_json()
 
     async def _cmd_schedule_set(self, params: Mapping[str, Any], ctx: CommandContext) -> Any:
         async with self._saved_lock:
@@ -493,3 +614,21 @@ class SyncService:
             return None
         return SyncEngine(self.store, source, pbx.effective_source_id, self._config.sync,
                           pbx.read_timeout, executor=self._executor)
+
+
+def _int_param(params: Mapping[str, Any], key: str, default: int | None, low: int,
+               high: int) -> int:
+    value = params.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise page.InvalidPbxSettings(f"{key}: must be a whole number {low}-{high}")
+    return value
+
+
+def _set_id(params: Mapping[str, Any], required: bool) -> str | None:
+    value = params.get("set_id")
+    if value is None and not required:
+        return None
+    if not isinstance(value, str) or not 1 <= len(value) <= 64:
+        raise page.InvalidPbxSettings("set_id: the id of the list of missing users shown "
+                                      "(sync.missing.get)")
+    return value

@@ -36,7 +36,8 @@ from clgwd.pbx.model import (
     SourceTimeout,
     UserSource,
 )
-from clgwd.store import Severity, Store, Transaction
+from clgwd.store import Event, Severity, Store, Transaction
+from clgwd.sync import missing
 from clgwd.sync.diff import (
     Candidate,
     Change,
@@ -44,9 +45,12 @@ from clgwd.sync.diff import (
     Plan,
     SnapshotRow,
     changed_fields,
+    missing_set_id,
     plan_changes,
     prepare,
 )
+from clgwd.sync.missing import ALERT_SAFETY, DeleteConfirmation
+from clgwd.sync.progress import Phase, SyncProgress
 from clgwd.sync.records import (
     Records,
     RunContext,
@@ -63,7 +67,6 @@ _CHUNK: Final = 500
 _APPLY_CHUNK: Final = 2000
 _SNAPSHOT_PAGE: Final = 5000
 
-ALERT_SAFETY: Final = "sync.safety_abort"
 ALERT_EMPTY: Final = "sync.empty_read"
 ALERT_IRREGULAR: Final = "sync.irregularities"
 READ_ALERTS: Final = ("pbx.unreachable", "pbx.auth_failed", "pbx.bad_data",
@@ -98,6 +101,9 @@ class SyncOutcome:
     error_code: str = ""
     changes: list[dict[str, Any]] = field(default_factory=list)
     """Preview only: the changes that would be queued (capped at ``PREVIEW_LIMIT``)."""
+    safety_abort: dict[str, Any] | None = None
+    """Set when the safety rule stops (or, in a preview, would stop) the run:
+    ``{"set_id", "count", "active", "reason"}``, the users held back."""
 
     def summary(self) -> dict[str, Any]:
         """The ``sync.result`` payload and run-log summary (no per-user lists)."""
@@ -107,7 +113,8 @@ class SyncOutcome:
                 "trigger": self.trigger, "actor": self.actor, "started_at": self.started_at,
                 "duration": round(self.duration, 3), "counts": self.counts, "dids": self.dids,
                 "timings": {k: round(v, 3) for k, v in self.timings.items()},
-                "irregularities": irr, "error": self.error, "error_code": self.error_code}
+                "irregularities": irr, "error": self.error, "error_code": self.error_code,
+                "safety_abort": self.safety_abort}
 
     def as_json(self) -> dict[str, Any]:
         data = self.summary()
@@ -147,27 +154,52 @@ class SyncEngine:
         """Start ``func`` on the sync thread (default executor when none was given)."""
         return asyncio.get_running_loop().run_in_executor(self.executor, func, *args)
 
-    async def run(self, *, actor: str, trigger: str, preview: bool = False) -> SyncOutcome:
-        """One pass. Never raises for source problems: they become a failed outcome."""
-        with cyclic_gc_paused():
-            return await self._run(actor=actor, trigger=trigger, preview=preview)
+    async def run(self, *, actor: str, trigger: str, preview: bool = False,
+                  confirm: DeleteConfirmation | None = None,
+                  progress: SyncProgress | None = None) -> SyncOutcome:
+        """One pass. Never raises for source problems: they become a failed outcome.
 
-    async def _run(self, *, actor: str, trigger: str, preview: bool) -> SyncOutcome:
-        out = SyncOutcome(uuid.uuid4().hex, self.source_id, trigger, actor, time.time())
+        With ``confirm`` ("Delete them once") the read must find exactly the confirmed
+        set missing; those users are deleted now and the safety rules are not checked.
+        Any other set raises ``StaleSet`` (or ``WrongCount``) and nothing is written."""
+        if progress is None:
+            progress = SyncProgress(uuid.uuid4().hex, trigger, actor)
+        with cyclic_gc_paused():
+            return await self._run(actor=actor, trigger=trigger, preview=preview,
+                                   confirm=confirm, progress=progress)
+
+    async def _run(self, *, actor: str, trigger: str, preview: bool,
+                   confirm: DeleteConfirmation | None,
+                   progress: SyncProgress) -> SyncOutcome:
+        out = SyncOutcome(progress.run_id, self.source_id, trigger, actor, time.time())
         start = time.monotonic()
         try:
-            analysis = await self._analyse(out.timings)
+            analysis = await self._analyse(out.timings, progress, delete_missing=confirm
+                                           is not None)
             self._fill(out, analysis)
+            progress.counts.update(out.counts)
+            plan = analysis.plan
+            if confirm is not None:
+                await self._check_confirmation(out, plan, confirm)
+            if plan.abort_reason:
+                out.error, out.error_code = plan.abort_reason, "sync_safety_abort"
+                out.safety_abort = {
+                    "set_id": missing_set_id(self.source_id, plan.missing_keys),
+                    "count": len(plan.missing_keys), "active": plan.active_before,
+                    "reason": plan.abort_reason}
             if preview:
                 out.result = "preview"
-                out.changes = await self._preview_changes(analysis.plan)
-            elif analysis.plan.abort_reason:
-                out.result, out.error = "aborted", analysis.plan.abort_reason
-                out.error_code = "sync_safety_abort"
+                out.changes = await self._preview_changes(plan)
+            elif plan.abort_reason:
+                out.result = "aborted"
                 out.duration = time.monotonic() - start
-                await self._record_abort(out)
+                await self._record_abort(out, plan)
             else:
-                await self._apply(out, analysis, start)
+                audit = None if confirm is None else missing.confirmation_event(
+                    actor, self.source_id, confirm.set_id, plan.missing_keys)
+                await self._apply(out, analysis, start, progress, audit)
+        except (missing.StaleSet, missing.WrongCount):
+            raise  # the technician's confirmation was refused: not a sync failure
         except ClgwdError as err:
             # Source failures, an empty read, a full outbox: nothing was applied.
             out.result, out.error, out.error_code = "failed", err.message, err.code
@@ -180,7 +212,35 @@ class SyncEngine:
 
     # -- read and analyse ---------------------------------------------------------------
 
-    async def _analyse(self, timings: dict[str, float]) -> _Analysis:
+    async def _check_confirmation(self, out: SyncOutcome, plan: Plan,
+                                  confirm: DeleteConfirmation) -> None:
+        found = missing_set_id(self.source_id, plan.missing_keys)
+        if found != confirm.set_id:
+            # What is held back now is what this read found: the abort it would hit
+            # replaces the stale set (the page then shows the new list), or nothing is
+            # held back any more.
+            if plan.would_abort:
+                out.result, out.error = "aborted", plan.would_abort
+                out.error_code = "sync_safety_abort"
+                await self._record_abort(out, plan)
+            else:
+                async with self.store.db.transaction() as tx:
+                    await missing.clear(tx, self.source_id)
+            raise missing.StaleSet(
+                f"the PBX read now finds {len(plan.missing_keys)} synced users missing, not "
+                "the set that was confirmed; nothing was deleted. Review the new list and "
+                "confirm again")
+        if confirm.count != len(plan.missing_keys):
+            raise missing.WrongCount(
+                f"confirm: type {len(plan.missing_keys)}, the number of users to delete "
+                f"(got {confirm.count}); nothing was deleted")
+
+    async def _analyse(self, timings: dict[str, float], progress: SyncProgress | None = None,
+                       *, delete_missing: bool = False) -> _Analysis:
+        if progress is None:
+            progress = SyncProgress("", "", "")
+        progress.enter(Phase.READING)
+        progress.read_progress = getattr(self.source, "read_progress", None)
         mark = time.monotonic()
         # The snapshot loads (database thread) while the source is read (its own
         # thread or socket); a failed read cancels the load with the task group.
@@ -194,8 +254,12 @@ class SyncEngine:
             # Callers handle the read's own error (SourceError ...), not a group of one.
             raise errors.exceptions[0] from None
         snapshot = loading.result()
+        progress.read_progress = None
+        progress.counts["read"] = len(read.users)
+        progress.enter(Phase.COMPARING)
         timings["snapshot"], mark = time.monotonic() - mark, time.monotonic()
-        analysis = await self._offload(self._analyse_blocking, read, snapshot)
+        analysis = await self._offload(self._analyse_blocking, read, snapshot,
+                                       delete_missing)
         timings["analyse"] = time.monotonic() - mark
         return analysis
 
@@ -212,12 +276,16 @@ class SyncEngine:
                 "is deleted (set sync.allow_empty_read to accept an empty PBX)")
         return read
 
-    def _analyse_blocking(self, read: SourceRead,
-                          snapshot: Mapping[str, SnapshotRow]) -> _Analysis:
-        rules = apply_rules(read.users, read.problems, self.rules.client_username)
-        candidates = {u.source_key: prepare(u) for u in rules.eligible}
+    def _analyse_blocking(self, read: SourceRead, snapshot: Mapping[str, SnapshotRow],
+                          delete_missing: bool = False) -> _Analysis:
+        rules = apply_rules(read.users, read.problems, self.rules.client_username,
+                            email_problems=self.rules.email_problems)
+        flags = rules.flags
+        candidates = {u.source_key: prepare(u, flags.get(u.source_key, "") if flags else "")
+                      for u in rules.eligible}
         plan = plan_changes(candidates, rules.present_keys, snapshot,
-                            complete=not read.problems, rules=self.rules)
+                            complete=not read.problems, rules=self.rules,
+                            delete_missing=delete_missing)
         return _Analysis(read, rules, candidates, plan)
 
     async def _load_snapshot(self) -> dict[str, SnapshotRow]:
@@ -251,8 +319,11 @@ class SyncEngine:
 
     def _fill(self, out: SyncOutcome, analysis: _Analysis) -> None:
         plan, read = analysis.plan, analysis.read
-        dids = {d for u in read.users for d in u.dids}
-        out.dids = read.did_count if read.did_count is not None else len(dids)
+        # One definition of "DIDs" for every front door: the distinct numbers assigned
+        # to the users that sync, which is what inventory.report counts once they are
+        # synced (a DID of a held-back user is not counted on either side).
+        dids = synced_dids(analysis.candidates.values())
+        out.dids = len(dids)
         out.irregularities = analysis.rules.irregularities.as_json()
         out.counts = {
             "read": len(read.users), "eligible": len(analysis.candidates),
@@ -263,6 +334,8 @@ class SyncEngine:
             "absent_pending_delete": len(plan.absent), "missing": plan.missing,
             "assigned_dids": len(dids), "row_problems": len(read.problems),
         }
+        if read.did_count is not None:
+            out.counts["dids_on_pbx"] = read.did_count  # assigned or not, as the PBX says
 
     async def _preview_changes(self, plan: Plan) -> list[dict[str, Any]]:
         shown = plan.changes[:PREVIEW_LIMIT]
@@ -271,7 +344,8 @@ class SyncEngine:
 
     # -- persist -------------------------------------------------------------------------
 
-    async def _apply(self, out: SyncOutcome, analysis: _Analysis, start: float) -> None:
+    async def _apply(self, out: SyncOutcome, analysis: _Analysis, start: float,
+                     progress: SyncProgress, audit: Event | None = None) -> None:
         """Write every change in one transaction, building records chunk by chunk in a
         worker thread so a 50,000-user first sync never holds all payloads at once."""
         plan, timings = analysis.plan, out.timings
@@ -292,6 +366,7 @@ class SyncEngine:
         # Pipelined: chunk i+1 is built on the sync thread while chunk i is written by
         # the database thread. Only SQLite's own C work (GIL released) truly overlaps;
         # measured, it saves little on CPython, but it costs nothing either.
+        progress.enter(Phase.SAVING, len(plan.changes))
         upcoming = await build(0) if chunks else None
         async with self.store.db.transaction() as tx:
             try:
@@ -304,10 +379,14 @@ class SyncEngine:
                     mark = time.monotonic()
                     await write_records(tx, self.store, records)
                     timings["write"] += time.monotonic() - mark
+                    progress.done = min(len(plan.changes), (index + 1) * _APPLY_CHUNK)
             finally:
                 if upcoming is not None:
                     upcoming.cancel()
             await write_absences(tx, self.source_id, plan)
+            await missing.clear(tx, self.source_id)  # nothing is held back any more
+            if audit is not None:
+                await self.store.history.record(tx, audit)
             out.duration = time.monotonic() - start
             await self._log_run(tx, out)
             mark = time.monotonic()
@@ -338,9 +417,10 @@ class SyncEngine:
             await self._log_run(tx, out)
             await self.store.alerts.raise_in(tx, code, severity, err.message)
 
-    async def _record_abort(self, out: SyncOutcome) -> None:
+    async def _record_abort(self, out: SyncOutcome, plan: Plan) -> None:
         async with self.store.db.transaction() as tx:
             await self._log_run(tx, out)
+            await missing.store_abort(tx, self.source_id, plan, out.error, out.run_id)
             await self.store.alerts.raise_in(tx, ALERT_SAFETY, Severity.CRITICAL, out.error)
 
     async def _update_alerts(self, analysis: _Analysis) -> None:
@@ -355,6 +435,11 @@ class SyncEngine:
         message = f"There are irregularities on the PBX: {report.summary()}"
         if report.any and active.get(ALERT_IRREGULAR) != message:
             await self.store.alerts.raise_alert(ALERT_IRREGULAR, Severity.WARNING, message)
+
+
+def synced_dids(candidates: Iterable[Candidate]) -> set[str]:
+    """The DIDs "DIDs" and "DDI (DID) numbers" count: distinct, of synced users."""
+    return {d for c in candidates for d in c.user.dids}
 
 
 _gc_lock = threading.Lock()
@@ -396,7 +481,7 @@ def _old_keys(changes: Sequence[Change]) -> list[str]:
 
 def _describe_change(change: Change, old: Mapping[str, dict[str, Any]]) -> dict[str, Any]:
     before = old.get(change.previous_key or change.source_key)
-    after = change.candidate.user.as_json() if change.candidate else None
+    after = change.candidate.as_json() if change.candidate else None
     item: dict[str, Any] = {"op": change.op.value, "source_key": change.source_key}
     if change.previous_key:
         item["previous_source_key"] = change.previous_key

@@ -21,7 +21,7 @@ from typing import Any, Final
 from clgwd.pbx.model import Device, PbxUser
 from clgwd.store import Action, Event, Store, Transaction
 from clgwd.store.history import SerializedEvents, serialize_events, serialized_event
-from clgwd.sync.diff import Change, Op, Plan, changed_fields
+from clgwd.sync.diff import Candidate, Change, Op, Plan, changed_fields
 
 ASSET_USER: Final = "PBX User Profile"
 ASSET_PHONE: Final = "Phone"
@@ -69,6 +69,14 @@ def encode_user(user: PbxUser) -> str:
             f'"enabled":{"true" if user.enabled else "false"}}}')
 
 
+def encode_candidate(candidate: Candidate) -> str:
+    """``encode_user``, plus ``"email_problem"`` for a user synced with one."""
+    text = encode_user(candidate.user)
+    if candidate.email_problem:
+        text = f'{text[:-1]},"email_problem":{_quote(candidate.email_problem)}}}'
+    return text
+
+
 def _device_json(d: Device) -> str:
     return (f'{{"kind":{_text(d.kind)},"model":{_text(d.model)},"mac":{_text(d.mac)},'
             f'"port_id":{_text(d.port_id)},"sip_user":{_text(d.sip_user)}}}')
@@ -96,13 +104,13 @@ def build_records(changes: Sequence[Change], old: Mapping[str, dict[str, Any]],
         if change.candidate is not None:
             user = change.candidate.user
             if change.op == Op.UPDATE:
-                data = user.as_json()
+                data = change.candidate.as_json()
                 changed = changed_fields(before, data)
                 changed_json = json.dumps(changed)
             else:  # a create: every field is new (the same list for every user)
                 data = _create_facts(user)
                 changed, changed_json = _ALL_FIELDS, _ALL_FIELDS_JSON
-            user_json = encode_user(change.candidate.user)
+            user_json = encode_candidate(change.candidate)
             rec.upserts.append((source_id, change.source_key, change.fingerprint,
                                 change.candidate.email_key, user_json, change.revision, now))
             if change.previous_key:

@@ -43,6 +43,11 @@ class Unauthorized(ClgwdError):
     code = "unauthorized"
     http_status = 401
 
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = None if retry_after is None else max(1, int(retry_after + 0.999))
+        """Set when this failure started a lockout: the seconds until the next try."""
+
 
 class Forbidden(ClgwdError):
     code = "forbidden"
@@ -129,6 +134,11 @@ class Throttle:
         state = self._by_client.get(client)
         if state is not None and state.locked_until > self._clock():
             raise LockedOut(state.locked_until - self._clock())
+
+    def locked_for(self, client: str) -> float:
+        """Seconds until ``client`` may try again (0 when it is not locked out)."""
+        state = self._by_client.get(client)
+        return 0.0 if state is None else max(0.0, state.locked_until - self._clock())
 
     def failed(self, client: str) -> None:
         state = self._by_client.setdefault(client, _Failures())

@@ -112,7 +112,18 @@ HUMAN: Final[dict[str, tuple[str, str]]] = {
     "sync_safety_abort": ("The sync stopped to protect the cloud directory: too many users "
                           "would have been deleted at once.",
                           "Check that the PBX directory is complete. If the users were really "
-                          "removed, the deletions have to be confirmed before the next sync."),
+                          "removed, choose on the Connect step: Keep these users (nothing is "
+                          "deleted) or Delete them once."),
+    "sync_nothing_missing": ("No sync is waiting for a decision about missing users.",
+                             "Reload the page: the last sync was not stopped by the safety "
+                             "rule, or someone already decided."),
+    "sync_missing_changed": ("The list of missing users changed since it was shown, so "
+                             "nothing was done.",
+                             "Look at the new list on the Connect step and choose again."),
+    "sync_confirm_mismatch": ("The number typed is not the number of users to delete, so "
+                              "nothing was deleted.",
+                              "Type exactly the number of users shown in the list, then "
+                              "press Delete them once again."),
     "failed": ("The sync failed.",
                "Check the PBX step (run Test) and the details below, then sync again."),
     # -- tunnels ----------------------------------------------------------------------------

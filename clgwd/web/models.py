@@ -148,6 +148,22 @@ class SyncSchedule(Body):
     interval_minutes: Annotated[int, Field(ge=5, le=1440)] = 20
 
 
+SetId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[0-9a-f]+$")]
+
+
+class KeepMissing(Body):
+    """"Keep these users": the list shown (``set_id`` of ``GET /sync/missing``)."""
+
+    set_id: SetId
+
+
+class DeleteMissing(Body):
+    """"Delete them once": the list shown, and the number of users typed to confirm."""
+
+    set_id: SetId
+    confirm: Annotated[int, Field(ge=0, le=10**9)]
+
+
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 
 

@@ -31,6 +31,8 @@ class OnboardingState:
     last_sync_ok: bool | None
     synced_users: int | None
     critical_alerts: tuple[str, ...] = ()
+    sync_held_back: int = 0
+    """Users a sync safety abort held back, waiting for the technician's decision."""
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,12 @@ _UNAVAILABLE = "{what} is not available in this gateway version yet"
 
 def next_step(state: OnboardingState) -> NextStep:
     """The first unmet onboarding condition, or a problem that blocks the rest."""
+    if state.sync_held_back:
+        # Every sync stops until someone decides, and the decision is on the Connect step.
+        return NextStep(Step.CONNECT_PBX, "connect",
+                        f"The sync is stopped: {state.sync_held_back} synced users are "
+                        "missing from the PBX. On the Connect step, keep them or delete "
+                        "them once.", problem=True)
     if state.critical_alerts:
         step = _progress(state)
         return NextStep(step.step, step.page, state.critical_alerts[0], problem=True)
@@ -109,3 +117,51 @@ def _deployment(state: OnboardingState) -> NextStep | None:
                         "Waiting for the cloud link to deliver the synced users.",
                         problem=state.cloud_connected is not None)
     return None
+
+
+class StepState(StrEnum):
+    """What the page's stepper shows for one step (in words, not by colour alone)."""
+
+    DONE = "done"
+    NEXT = "next"
+    ATTENTION = "attention"
+    TODO = "todo"
+    OPTIONAL = "optional"
+
+
+STEPPER: tuple[str, ...] = ("gateway", "cloud", "pbx", "connect", "deployment", "advanced",
+                            "overview")
+"""The stepper's pages, in the vendor's order (Cloud is ours: the vendor enrolls from its
+portal); Advanced and Overview are never required."""
+
+_STEP_PAGE = {Step.CONFIGURE_GATEWAY: "gateway", Step.ADD_PBX: "pbx",
+              Step.CONNECT_PBX: "connect", Step.DEPLOYMENT: "deployment"}
+
+
+def step_states(state: OnboardingState) -> dict[str, StepState]:
+    """Each stepper page's state: the step ``next_step`` stops at is NEXT (ATTENTION when
+    it is a problem; Overview when onboarding is complete but a critical alert is
+    active); the others are DONE when their own condition holds, else TODO.
+    The blocking step is the page ``next_step`` sends the technician to (the Cloud page
+    for enrollment, Connect for a failing sync, Deployment while the link delivers)."""
+    done = {
+        "gateway": state.site_configured,
+        "cloud": bool(state.cloud_enrolled),
+        "pbx": bool(state.pbx_configured),
+        "connect": bool(state.pbx_connected) and bool(state.last_sync_ok)
+        and bool(state.synced_users),
+        "deployment": False,
+    }
+    found = next_step(state)
+    states = {page: StepState.DONE if ok else StepState.TODO for page, ok in done.items()}
+    optional = {"advanced": StepState.OPTIONAL, "overview": StepState.OPTIONAL}
+    if found.step is Step.COMPLETE:
+        states = dict.fromkeys(done, StepState.DONE)
+        if found.problem:  # a critical alert after onboarding: the Overview lists it
+            optional["overview"] = StepState.ATTENTION
+    else:
+        blocking = found.page if found.page in done else _STEP_PAGE[found.step]
+        if found.step is Step.DEPLOYMENT and found.page == "cloud":
+            blocking = "deployment"  # everything is set; the link has to deliver
+        states[blocking] = StepState.ATTENTION if found.problem else StepState.NEXT
+    return {**states, **optional}

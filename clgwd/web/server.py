@@ -58,9 +58,12 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     try:
         return await handler(request)
     except ClgwdError as err:
-        response = web.json_response({"code": err.code, "message": err.message,
-                                      **human(err.code)}, status=err.http_status)
+        body: dict[str, object] = {"code": err.code, "message": err.message,
+                                   **human(err.code)}
         retry_after = getattr(err, "retry_after", None)
+        if retry_after is not None:  # the login form counts it down
+            body["retry_after"] = retry_after
+        response = web.json_response(body, status=err.http_status)
         if retry_after is not None:
             response.headers["Retry-After"] = str(retry_after)
         return response

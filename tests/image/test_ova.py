@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import subprocess
 import tarfile
 import xml.etree.ElementTree as ET
@@ -48,3 +49,29 @@ def test_ova_order_manifest_and_descriptor(tmp_path: Path) -> None:
     nics = [i for i in items if i.findtext(f"{RASD}ResourceType") == "10"]
     assert len(nics) == 2
     assert b'vmw:key="firmware" vmw:value="efi"' in files["clgwd-t.ovf"]
+
+
+def test_ova_is_reproducible(tmp_path: Path) -> None:
+    """The same disk and build time give the same OVA bytes (qemu-img's VMDK carries a
+    random content ID; make-ova replaces it with one made of SOURCE_DATE_EPOCH), and the
+    VMDK still holds exactly the disk."""
+    require_program("qemu-img")
+    raw = tmp_path / "disk.raw"
+    with raw.open("wb") as out:
+        out.truncate(8 * 1024 * 1024)
+        out.write(b"clgwd reproducible disk")
+    env = {**os.environ, "SOURCE_DATE_EPOCH": "1796678358"}
+    made = []
+    for name in ("one.ova", "two.ova"):
+        subprocess.run([str(ROOT / "image" / "make-ova"), str(raw), str(tmp_path / name),
+                        "clgwd-t", "9.9"], check=True, capture_output=True, timeout=120,
+                       env=env)
+        made.append((tmp_path / name).read_bytes())
+    assert made[0] == made[1]
+    with tarfile.open(tmp_path / "one.ova") as tar:
+        tar.extract("clgwd-t-disk1.vmdk", tmp_path, filter="data")
+    vmdk = tmp_path / "clgwd-t-disk1.vmdk"
+    assert b"CID=6b1722d6\n" in vmdk.read_bytes()[:4096]  # 1796678358 in hex
+    compare = subprocess.run(["qemu-img", "compare", "-f", "vmdk", "-F", "raw", str(vmdk),
+                              str(raw)], capture_output=True, text=True, check=False)
+    assert compare.returncode == 0, compare.stdout + compare.stderr

@@ -48,11 +48,11 @@ async def test_cli_preview_then_sync_through_the_daemon(
         out = capsys.readouterr().out
         assert code == 0
         assert "Number of users: 20" in out
-        assert "invalid client usernames:" in out
+        assert "client usernames break the rule" in out
         code = await asyncio.to_thread(cli.main, ["sync", "--json", "--socket", str(sock)])
         body = json.loads(capsys.readouterr().out)
         assert code == 0 and body["result"] == "ok" and body["actor"] == "local:cli"
-        assert body["counts"]["unchanged"] == 15
+        assert body["counts"]["unchanged"] == 20
     finally:
         daemon.request_stop("test over")
         assert await task == 0
@@ -129,3 +129,47 @@ async def test_preview_without_daemon_never_waits_for_the_writer(
     assert code == EXIT_FAILURE
     assert "no state database" in capsys.readouterr().err
     assert not (tmp_path / "absent").exists()
+
+
+async def test_cli_lists_and_deletes_the_held_back_users_once(
+        tmp_path: Path, state_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """After a safety abort: `sync missing` lists the set, a wrong --confirm deletes
+    nothing, the right one deletes exactly those users, and then nothing is held."""
+    csv = tmp_path / "directory.csv"
+    lines = CSV.read_text(encoding="utf-8").splitlines()
+    csv.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    sock = tmp_path / "control.sock"
+    config = parse_config(
+        f"state: {{dir: {state_dir}}}\ncontrol: {{socket: {sock}}}\n"
+        f"http: {{listen: [{{host: 127.0.0.1, port: {free_port()}}}]}}\n"
+        f"pbx: {{type: csv, file: {{path: {csv}}}}}\nsync: {{interval_minutes: 60}}\n")
+    daemon = Daemon(config, None)
+    task = asyncio.create_task(daemon.run(), name="test-daemon")
+    try:
+        for _ in range(1500):
+            sync = daemon.component("sync") if sock.exists() and any(
+                c.name == "sync" for c in daemon.components) else None
+            if sync is not None and getattr(sync, "last", None) is not None:
+                break
+            await asyncio.sleep(0.02)
+        csv.write_text("\n".join(lines[:9]) + "\n", encoding="utf-8")  # 12 users gone
+        argv = ["--socket", str(sock)]
+        assert await asyncio.to_thread(cli.main, ["sync", *argv]) == EXIT_FAILURE
+        capsys.readouterr()
+        assert await asyncio.to_thread(cli.main, ["sync", "missing", "--json", *argv]) == 0
+        held = json.loads(capsys.readouterr().out)
+        assert held["pending"] and held["count"] == len(held["users"]) >= 8
+        code = await asyncio.to_thread(cli.main, ["sync", "delete-missing", "--confirm",
+                                                  str(held["count"] - 1), *argv])
+        assert code == EXIT_FAILURE
+        assert f"type {held['count']}" in capsys.readouterr().err
+        code = await asyncio.to_thread(cli.main, ["sync", "delete-missing", "--confirm",
+                                                  str(held["count"]), "--json", *argv])
+        body = json.loads(capsys.readouterr().out)
+        assert code == 0 and body["result"] == "ok"
+        assert body["counts"]["deleted"] == held["count"] and body["actor"] == "local:cli"
+        assert await asyncio.to_thread(cli.main, ["sync", "missing", *argv]) == EXIT_FAILURE
+        assert "no users are held back" in capsys.readouterr().out
+    finally:
+        daemon.request_stop("test over")
+        assert await task == 0

@@ -6,7 +6,7 @@ import dataclasses
 
 from clgwd.config.pbx import SyncConfig
 from clgwd.pbx.model import PbxUser
-from clgwd.sync.diff import Op, SnapshotRow, plan_changes, prepare
+from clgwd.sync.diff import Op, SnapshotRow, missing_set_id, plan_changes, prepare
 from tests.sync.helpers import user, users
 
 RULES = SyncConfig()
@@ -127,3 +127,41 @@ def test_recreated_key_after_delete_continues_its_revision() -> None:
     tomb = {"u1": SnapshotRow("old", "u1@example.com", 4, 0, True)}
     (change,) = plan([u], tomb).changes
     assert (change.op, change.revision) == (Op.CREATE, 5)
+
+
+def test_abort_names_the_missing_keys_sorted() -> None:
+    """The abort keeps which users it held back (what the page lists)."""
+    before = users(20)
+    p = plan(before[10:], snap(before))
+    assert p.abort_reason is not None and "more than 20% at once" in p.abort_reason
+    assert p.missing_keys == sorted(u.source_key for u in before[:10])
+
+
+def test_delete_missing_deletes_every_missing_user_now() -> None:
+    """Confirmed: each missing user is deleted in this run (even on its first absence),
+    no safety abort; ``would_abort`` still says what the rules would have said."""
+    before = users(20)
+    cands = {u.source_key: prepare(u) for u in before[10:]}
+    p = plan_changes(cands, set(cands), snap(before), complete=True, rules=RULES,
+                     delete_missing=True)
+    assert p.abort_reason is None and p.would_abort is not None
+    assert sorted(c.source_key for c in p.changes if c.op == Op.DELETE) == p.missing_keys
+    assert len(p.missing_keys) == 10 and p.absent == {}
+    assert all(c.revision == 2 for c in p.changes)
+
+
+def test_the_set_id_depends_on_the_set_only() -> None:
+    """Same keys in any order: same id; one key more or another source: another id."""
+    assert missing_set_id("pbx", ["b", "a"]) == missing_set_id("pbx", ["a", "b"])
+    assert missing_set_id("pbx", ["a", "b"]) != missing_set_id("pbx", ["a", "b", "c"])
+    assert missing_set_id("pbx", ["a"]) != missing_set_id("other", ["a"])
+    assert missing_set_id("pbx", ["a\x1fb"]) != missing_set_id("pbx", ["a", "b"])
+
+
+def test_an_email_problem_is_part_of_the_fingerprint() -> None:
+    """A flagged user fingerprints differently, has no match key, and says why."""
+    u = user("u1", email="")
+    flagged, plain = prepare(u, "no_email"), prepare(u)
+    assert flagged.fingerprint != plain.fingerprint and flagged.email_key == ""
+    assert flagged.as_json()["email_problem"] == "no_email"
+    assert "email_problem" not in plain.as_json()

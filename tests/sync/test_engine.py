@@ -328,3 +328,29 @@ async def test_cyclic_gc_is_paused_during_a_run_and_restored(store: Store) -> No
             assert not gc.isenabled()
         assert not gc.isenabled()
     assert gc.isenabled()
+
+
+async def test_a_user_with_an_email_problem_syncs_flagged_until_fixed(store: Store) -> None:
+    """sync_and_flag: the user is created with user.email_problem; fixing the email on
+    the PBX is an update that drops the flag (listed in ``changed``)."""
+    source = FakeSource([user("u1"), user("u2", email="")])
+    eng = engine(store, source)
+    out = await eng.run(actor="System", trigger="schedule")
+    assert out.counts["created"] == 2
+    created = {c["source_key"]: c["user"] for c in await records(store, "user.change")}
+    assert created["u2"]["email_problem"] == "no_email"
+    assert "email_problem" not in created["u1"]
+    source.users = [user("u1"), user("u2")]
+    out = await eng.run(actor="System", trigger="schedule")
+    assert out.counts["updated"] == 1
+    update = (await records(store, "user.change"))[-1]
+    assert update["source_key"] == "u2" and "email_problem" not in update["user"]
+    assert sorted(update["changed"]) == ["email", "email_problem"]
+
+
+async def test_hold_back_keeps_users_with_email_problems_out(store: Store) -> None:
+    """hold_back: a user without an email is listed but never queued."""
+    out = await engine(store, FakeSource([user("u1"), user("u2", email="")]),
+                       email_problems="hold_back").run(actor="System", trigger="schedule")
+    assert out.counts["created"] == 1
+    assert [c["source_key"] for c in await records(store, "user.change")] == ["u1"]

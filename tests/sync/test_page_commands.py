@@ -135,7 +135,9 @@ async def test_pbx_test_reports_the_connect_step_without_syncing(
         await _call(router, "pbx.set", CSV_PARAMS)
         assert (await _call(router, "pbx.get"))["connected"] is False
         report = await _call(router, "pbx.test")
-        assert (report["users"], report["eligible"], report["dids"]) == (20, 15, 11)
+        assert (report["users"], report["eligible"], report["dids"]) == (20, 20, 11)
+        assert report["email_policy"]["value"] == "sync_and_flag"
+        assert report["email_policy"]["source"] == "default"
         irr = report["irregularities"]
         assert irr["no_email_count"] == 3 and irr["duplicate_email_count"] == 2
         assert {u["name"] for u in irr["duplicate_email"]} == {"Grace O'Neil", "Hiro Tanaka"}
@@ -155,19 +157,28 @@ async def test_pbx_test_failure_is_a_clear_error(store: Store, state_dir: Path) 
         assert (await _call(router, "pbx.get"))["connected"] is False
 
 
-async def test_sync_now_then_schedule_and_inventory(store: Store, state_dir: Path) -> None:
-    """After Sync now: last_sync ok with 15 users, inventory counts the synced users."""
+@pytest.mark.parametrize(("policy", "users", "dids"), [
+    ("sync_and_flag", 20, 11), ("hold_back", 15, 10)])  # 1006 has a DID but no email
+async def test_sync_now_then_schedule_and_inventory(store: Store, state_dir: Path,
+                                                    policy: str, users: int,
+                                                    dids: int) -> None:
+    """After Sync now: last_sync ok, inventory counts the synced users, and the Connect
+    test's DDI count equals the Overview's DIDs (one definition) under either policy."""
     router = CommandRouter()
-    async with SyncService(config(state_dir), store, router):
+    async with SyncService(config(state_dir, f"sync: {{email_problems: {policy}}}\n"), store,
+                           router):
         await _call(router, "pbx.set", CSV_PARAMS)
+        report = await _call(router, "pbx.test")
+        assert report["email_policy"]["source"] == "file"
         done = await _call(router, "sync.now")
-        assert done["result"] == "ok" and done["counts"]["created"] == 15
+        assert done["result"] == "ok" and done["counts"]["created"] == users
         schedule = await _call(router, "sync.schedule.get")
         assert schedule["interval_minutes"] == 20
         last = schedule["last_sync"]
-        assert last["ok"] and last["users"] == 15 and last["at"] > 0
+        assert last["ok"] and last["users"] == users and last["at"] > 0
         inventory = await _call(router, "inventory.report")
-        assert (inventory["users"], inventory["dids"]) == (15, 10)  # 1006 has a DID but no email
+        assert (inventory["users"], inventory["dids"]) == (users, dids)
+        assert report["dids"] == done["dids"] == dids
         preview = await _call(router, "sync.preview")
         assert preview["result"] == "preview" and preview["changes"] == []
 

@@ -27,12 +27,12 @@ async def test_without_a_pbx_it_idles_and_says_so(store: Store, state_dir: Path)
 
 
 async def test_sync_now_syncs_the_sample_directory(store: Store, state_dir: Path) -> None:
-    """The shipped CSV syncs: 20 read, 15 eligible, irregularities reported."""
+    """The shipped CSV syncs: 20 read, all 20 synced (5 flagged), irregularities reported."""
     cfg = config(state_dir, f"pbx: {{type: csv, file: {{path: {CSV}}}}}\n")
     async with SyncService(cfg, store) as svc:
         out = await svc.sync(actor="local:cli")
     assert out.result == "ok"
-    assert (out.counts["read"], out.counts["eligible"], out.counts["created"]) == (20, 15, 15)
+    assert (out.counts["read"], out.counts["eligible"], out.counts["created"]) == (20, 20, 20)
     assert out.irregularities["no_email_count"] == 3
     assert out.irregularities["duplicate_email_count"] == 2
     assert svc.last is not None and svc.last["result"] == "ok"
@@ -120,7 +120,7 @@ async def test_commands_are_registered_and_answer(store: Store, state_dir: Path)
         assert router.methods()["sync.now"] and router.methods()["sync.preview"]
         assert router.is_mutating("sync.now") and not router.is_mutating("sync.preview")
         preview = await router.call("sync.preview", {}, CommandContext("cloud"))
-        assert preview["result"] == "preview" and len(preview["changes"]) == 15
+        assert preview["result"] == "preview" and len(preview["changes"]) == 20
         assert svc.last is None  # a preview is not a sync
         done = await router.call("sync.now", {}, CommandContext("cloud"))
         assert done["result"] == "ok" and done["actor"] == "cloud"

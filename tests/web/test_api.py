@@ -223,13 +223,15 @@ async def test_connect_step_preview_and_sync_with_the_sample_directory(
     status, body = await _req(client, gateway, csrf, "GET", "/api/v1/inventory")
     assert body["users"] == 0  # a test syncs nothing
     status, body = await _req(client, gateway, csrf, "GET", "/api/v1/sync/preview")
-    assert status == 200 and body["counts"]["created"] == 15
-    names = {c["user"]["display_name"] for c in body["changes"] if c["op"] == "create"}
-    assert "Alice Martin" in names and "Farid Haddad" not in names
+    assert status == 200 and body["counts"]["created"] == 20
+    names = {c["user"]["display_name"]: c["user"] for c in body["changes"]
+             if c["op"] == "create"}
+    assert "email_problem" not in names["Alice Martin"]
+    assert names["Farid Haddad"]["email_problem"] == "no_email"  # synced, flagged
     status, body = await _req(client, gateway, csrf, "POST", "/api/v1/sync/now")
-    assert status == 202 and body["result"] == "ok" and body["counts"]["created"] == 15
+    assert status == 202 and body["result"] == "ok" and body["counts"]["created"] == 20
     status, body = await _req(client, gateway, csrf, "GET", "/api/v1/sync/preview")
-    assert body["changes"] == [] and body["counts"]["unchanged"] == 15
+    assert body["changes"] == [] and body["counts"]["unchanged"] == 20
     status, body = await _req(client, gateway, csrf, "PUT", "/api/v1/sync/schedule",
                               {"interval_minutes": 30})
     assert status == 200 and body["interval_minutes"] == 30 and body["last_sync"]["ok"]
@@ -378,11 +380,11 @@ async def test_onboarding_complete_with_every_part_present(
                             "message": "The gateway is onboarded and syncing.",
                             "problem": False}
     assert body["pbx"]["data"]["type"] == "csv" and body["pbx"]["data"]["connected"]
-    assert body["sync"]["data"]["last_sync"]["users"] == 15
-    assert (body["inventory"]["data"]["users"], body["inventory"]["data"]["dids"]) == (15, 10)
+    assert body["sync"]["data"]["last_sync"]["users"] == 20
+    assert (body["inventory"]["data"]["users"], body["inventory"]["data"]["dids"]) == (20, 11)
     status, body = await _req(client, gateway, csrf, "GET", "/api/v1/deployment")
     assert (body["account_id"], body["synced_users"], body["ready"]) == (
-        "1234567891", 15, True)
+        "1234567891", 20, True)
     await gateway.store.alerts.raise_alert("pbx.down", Severity.CRITICAL,
                                            "The PBX does not answer")
     status, body = await _req(client, gateway, csrf, "GET", "/api/v1/overview")
@@ -487,3 +489,48 @@ async def test_cloud_proxy_setting_through_the_page_api(gateway: Gateway,
     status, body = await _req(client, gateway, csrf, "PUT", "/api/v1/cloud/proxy",
                               {"mode": "none"})
     assert status == 200 and body["effective"] is None and body["password_set"] is False
+
+
+async def test_safety_abort_way_out_through_the_page_api(
+        gateway: Gateway, client: aiohttp.ClientSession, tmp_path: Any) -> None:
+    """An abort is listed page by page; a stale or miscounted confirmation is refused
+    with the technician's words; the right one deletes once; sync/status answers."""
+    csrf = await setup_admin(client, gateway)
+    csv = tmp_path / "directory.csv"
+    lines = sample_directory().read_text(encoding="utf-8").splitlines()
+    csv.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    status, _ = await _req(client, gateway, csrf, "PUT", "/api/v1/pbx",
+                           {**CSV_PBX, "options": {"path": str(csv)}})
+    assert status == 200
+    status, body = await _req(client, gateway, csrf, "POST", "/api/v1/sync/now")
+    assert status == 202 and body["result"] == "ok"
+    await asyncio.to_thread(csv.write_text, "\n".join(lines[:9]) + "\n", encoding="utf-8")
+    status, body = await _req(client, gateway, csrf, "GET", "/api/v1/sync/preview")
+    assert body["error_code"] == "sync_safety_abort" and body["safety_abort"]["count"] >= 8
+    status, body = await _req(client, gateway, csrf, "POST", "/api/v1/sync/now")
+    assert body["result"] == "aborted"
+    held = body["safety_abort"]
+    status, first = await _req(client, gateway, csrf, "GET", "/api/v1/sync/missing?limit=5")
+    assert status == 200 and first["set_id"] == held["set_id"] and len(first["users"]) == 5
+    status, rest = await _req(client, gateway, csrf, "GET",
+                              "/api/v1/sync/missing?offset=5&limit=200")
+    assert len(rest["users"]) == held["count"] - 5
+    status, body = await _req(client, gateway, csrf, "GET", "/api/v1/sync/missing?limit=0")
+    assert status == 422 and "limit" in body["message"]
+    status, body = await _req(client, gateway, csrf, "POST", "/api/v1/sync/missing/keep",
+                              {"set_id": "00ff"})
+    assert status == 409 and body["code"] == "sync_missing_changed"
+    assert body["title"] == human("sync_missing_changed")["title"]
+    status, body = await _req(client, gateway, csrf, "POST", "/api/v1/sync/missing/delete",
+                              {"set_id": held["set_id"], "confirm": held["count"] + 1})
+    assert status == 422 and body["code"] == "sync_confirm_mismatch"
+    status, body = await _req(client, gateway, csrf, "POST", "/api/v1/sync/missing/delete",
+                              {"set_id": held["set_id"], "confirm": held["count"]})
+    assert status == 200 and body["result"] == "ok"
+    assert body["counts"]["deleted"] == held["count"] and body["actor"] == "local:web:admin"
+    status, body = await _req(client, gateway, csrf, "GET", "/api/v1/sync/status")
+    assert status == 200 and body["running"] is False and body["safety_abort"] is None
+    assert body["last_sync"]["result"] == "ok" and body["queued"] > 0
+    status, body = await _req(client, gateway, csrf, "GET",
+                              "/api/v1/events?asset=PBX%20users%20missing")
+    assert [e["actor"] for e in body["events"]] == ["local:web:admin"]

@@ -252,17 +252,19 @@ async def _connect_step(page: Any, gw: Gateway, axe: str) -> None:
     await page.wait_for_selector("#sync-state:has-text('Last sync: never')")
     assert "after Connect" in await page.text_content("#sync-state")
     await page.click("#preview-btn")  # before Connect: everything is still to create
-    await page.wait_for_selector("#preview:has-text('15 to create')")
+    await page.wait_for_selector("#preview:has-text('20 to create')")
     assert "Create Alice Martin (1001)" in await page.text_content("#preview")
     await shot(page, "05-connect-preview")
     # Connect = test + first sync; with irregularities the page stays to show them.
     await page.click("#pbx-test")
-    await page.wait_for_selector("#sync-result:has-text('Sync complete: 15 created')")
+    await page.wait_for_selector("#sync-result:has-text('Sync complete: 20 created')")
     assert await page.is_visible("#view-connect")
     await page.wait_for_selector("#test-result:has-text('Number of users: 20')")
     text = await page.text_content("#test-result")
-    assert "DDI (DID) numbers: 11" in text and "Users that will sync: 15" in text
+    assert "DDI (DID) numbers: 11" in text and "Users that will sync: 20" in text
     assert "3 users don't have an email address and 2 users do not have unique" in text
+    assert "Users with email problems: synced and flagged (sync.email_problems, the " \
+        "default)" in text
     await page.click("#test-result summary:has-text('without email addresses')")
     await page.wait_for_selector("#test-result li:has-text('Farid Haddad')")
     await page.click("#test-result summary:has-text('unique email address')")
@@ -287,7 +289,7 @@ async def _connect_step(page: Any, gw: Gateway, axe: str) -> None:
 
 async def _deployment_and_advanced(page: Any, gw: Gateway, axe: str) -> None:
     await page.click("a.next[href='#deployment']")
-    await page.wait_for_selector("#deployment:has-text('Synced users: 15')")
+    await page.wait_for_selector("#deployment:has-text('Synced users: 20')")
     text = await page.text_content("#deployment")
     assert "account ID which can be used during login: 1234567891" in text
     assert "Deployment emails can now be sent" in text
@@ -400,8 +402,8 @@ async def _overview(page: Any, gw: Gateway, axe: str) -> None:
     # Every step done with the real parts: the sample directory, the reference cloud.
     await page.wait_for_selector("#next-step-name:has-text('Onboarding complete')")
     await page.wait_for_selector("#ov-link:has-text('Link: connected')")
-    await page.wait_for_selector("#ov-inventory:has-text('Users: 15')")
-    assert "DIDs: 10" in await page.text_content("#ov-inventory")
+    await page.wait_for_selector("#ov-inventory:has-text('Users: 20')")
+    assert "DIDs: 11" in await page.text_content("#ov-inventory")  # = the Connect's DDI
     submission = await page.text_content("#ov-submission")
     assert submission.startswith("Inventory Report Submission: Last ")
     assert "Last —" not in submission and "Next —" not in submission

@@ -8,7 +8,15 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from clgwd.web.nextstep import NextStep, OnboardingState, Step, next_step
+from clgwd.web.nextstep import (
+    STEPPER,
+    NextStep,
+    OnboardingState,
+    Step,
+    StepState,
+    next_step,
+    step_states,
+)
 
 DONE = OnboardingState(site_configured=True, cloud_enrolled=True, cloud_connected=True,
                        pbx_configured=True, pbx_connected=True, last_sync_ok=True,
@@ -87,3 +95,74 @@ def test_complete_exactly_when_everything_is_true(state: OnboardingState) -> Non
     assert result.message
     if state.critical_alerts:
         assert result.problem and result.message == state.critical_alerts[0]
+
+
+def _steps(**changes: object) -> dict[str, str]:
+    state = dataclasses.replace(DONE, **changes)  # type: ignore[arg-type]
+    return {page: value.value for page, value in step_states(state).items()}
+
+
+def test_stepper_all_done_when_onboarding_is_complete() -> None:
+    """Every required step is done; Advanced and Overview are optional."""
+    assert _steps() == {"gateway": "done", "cloud": "done", "pbx": "done", "connect": "done",
+                        "deployment": "done", "advanced": "optional", "overview": "optional"}
+
+
+def test_stepper_fresh_gateway_points_at_the_gateway_step() -> None:
+    """Nothing done: Gateway is next, every other required step is still to do."""
+    steps = _steps(site_configured=False, cloud_enrolled=False, cloud_connected=False,
+                   pbx_configured=False, pbx_connected=False, last_sync_ok=False,
+                   synced_users=0)
+    assert steps["gateway"] == "next"
+    assert [steps[p] for p in STEPPER[1:5]] == ["todo"] * 4
+
+
+def test_stepper_keeps_later_steps_done_out_of_order() -> None:
+    """A PBX saved before the gateway was enrolled stays done; Cloud is next."""
+    steps = _steps(cloud_enrolled=False, cloud_connected=False)
+    assert (steps["gateway"], steps["cloud"], steps["pbx"]) == ("done", "next", "done")
+    assert steps["deployment"] == "todo"
+
+
+@pytest.mark.parametrize(("changes", "page"), [
+    ({"last_sync_ok": False}, "connect"),
+    ({"cloud_connected": False}, "deployment"),
+    ({"cloud_enrolled": None}, "cloud"),
+    ({"critical_alerts": ("The PBX did not answer",)}, "overview"),
+    ({"critical_alerts": ("Disk full",), "pbx_configured": False}, "pbx"),
+])
+def test_stepper_marks_the_problem_step_as_needing_attention(changes: dict[str, object],
+                                                              page: str) -> None:
+    """The step the next-step card names as a problem needs attention; it alone."""
+    steps = _steps(**changes)
+    assert steps[page] == "attention"
+    assert list(steps.values()).count("attention") == 1
+
+
+@given(st.builds(OnboardingState, site_configured=st.booleans(),
+                 cloud_enrolled=st.none() | st.booleans(),
+                 cloud_connected=st.none() | st.booleans(),
+                 pbx_configured=st.none() | st.booleans(),
+                 pbx_connected=st.none() | st.booleans(),
+                 last_sync_ok=st.none() | st.booleans(),
+                 synced_users=st.none() | st.integers(0, 5),
+                 critical_alerts=st.lists(st.text(min_size=1), max_size=1).map(tuple)))
+def test_stepper_has_one_current_step_unless_complete(state: OnboardingState) -> None:
+    """At most one step is next or needs attention, and none exactly when onboarding is
+    complete without a critical alert; every stepper page has a state."""
+    steps = step_states(state)
+    assert set(steps) == set(STEPPER)
+    current = [p for p, v in steps.items() if v in (StepState.NEXT, StepState.ATTENTION)]
+    found = next_step(state)
+    assert len(current) == (0 if found.step is Step.COMPLETE and not found.problem else 1)
+
+
+def test_a_sync_safety_abort_names_the_connect_step() -> None:
+    """Users held back by the safety rule: the problem is on Connect, whatever else."""
+    state = OnboardingState(site_configured=True, cloud_enrolled=True, cloud_connected=True,
+                            pbx_configured=True, pbx_connected=True, last_sync_ok=False,
+                            synced_users=20, critical_alerts=("8 of 20 synced users ...",),
+                            sync_held_back=8)
+    step = next_step(state)
+    assert (step.step, step.page, step.problem) == (Step.CONNECT_PBX, "connect", True)
+    assert "8 synced users are missing" in step.message and "keep them" in step.message

@@ -17,7 +17,7 @@ from clgwd.web.api.common import (
     section,
     services,
 )
-from clgwd.web.nextstep import OnboardingState, next_step
+from clgwd.web.nextstep import OnboardingState, next_step, step_states
 
 
 async def get_overview(request: web.Request) -> web.Response:
@@ -31,6 +31,7 @@ async def get_overview(request: web.Request) -> web.Response:
     state = derive_state(site is not None, sections, alerts)
     return reply({
         "next": next_step(state).as_json(), "alerts": alerts, "site": site,
+        "steps": {page: value.value for page, value in step_states(state).items()},
         "components": {n: s.as_json() for n, s in svc.statuses().items()},
         **{k: no_secrets(v) for k, v in sections.items()},
     })
@@ -57,6 +58,7 @@ def derive_state(site_configured: bool, sections: Mapping[str, Mapping[str, Any]
         if sync else None,
         synced_users=int(inventory.get("users", 0)) if inventory else None,
         critical_alerts=tuple(a["message"] for a in alerts if a["severity"] == "critical"),
+        sync_held_back=int((sync.get("safety_abort") or {}).get("count", 0)) if sync else 0,
     )
 
 

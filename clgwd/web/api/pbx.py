@@ -65,6 +65,36 @@ async def get_sync_preview(request: web.Request) -> web.Response:
     return reply(await call(request, "sync.preview", {}))
 
 
+async def get_sync_status(request: web.Request) -> web.Response:
+    return reply(await call(request, "sync.status", {}))
+
+
+async def get_sync_missing(request: web.Request) -> web.Response:
+    try:
+        offset = int(request.query.get("offset", "0"))
+        limit = int(request.query.get("limit", "50"))
+    except ValueError:
+        raise auth.InvalidInput("offset and limit must be whole numbers") from None
+    if offset < 0 or not 1 <= limit <= 200:
+        raise auth.InvalidInput("offset must be 0 or more; limit 1-200")
+    return reply(await call(request, "sync.missing.get", {"offset": offset, "limit": limit}))
+
+
+async def post_sync_missing_keep(request: web.Request) -> web.Response:
+    body = await parse_body(request, models.KeepMissing)
+    return reply(await call(request, "sync.missing.keep", body.model_dump()))
+
+
+async def post_sync_missing_delete(request: web.Request) -> web.Response:
+    body = await parse_body(request, models.DeleteMissing)
+    return reply(await call(request, "sync.missing.delete", body.model_dump()))
+
+
+_PAGE_QUERY: Final = (
+    ("offset", {"type": "integer", "minimum": 0}),
+    ("limit", {"type": "integer", "minimum": 1, "maximum": 200}),
+)
+
 ROUTES: Final = (
     Route("GET", "/api/v1/pbx/types", get_pbx_types, "PBX types and their fields"),
     Route("GET", "/api/v1/pbx", get_pbx, "PBX settings (no secrets)",
@@ -81,4 +111,16 @@ ROUTES: Final = (
           models.SyncSchedule, router_methods=("sync.schedule.set",)),
     Route("GET", "/api/v1/sync/preview", get_sync_preview, "Changes the next sync makes",
           router_methods=("sync.preview",)),
+    Route("GET", "/api/v1/sync/status", get_sync_status,
+          "The sync under way (phase, counts, elapsed) or the last one",
+          router_methods=("sync.status",)),
+    Route("GET", "/api/v1/sync/missing", get_sync_missing,
+          "Users a sync safety abort held back (paginated)", query=_PAGE_QUERY,
+          router_methods=("sync.missing.get",)),
+    Route("POST", "/api/v1/sync/missing/keep", post_sync_missing_keep,
+          "Keep the held-back users (new baseline, nothing deleted)", models.KeepMissing,
+          router_methods=("sync.missing.keep",)),
+    Route("POST", "/api/v1/sync/missing/delete", post_sync_missing_delete,
+          "Delete the held-back users once (confirmed by their number)",
+          models.DeleteMissing, router_methods=("sync.missing.delete",)),
 )

@@ -37,6 +37,9 @@ async def get_session(request: web.Request) -> web.Response:
         "setup_required": not await svc.password_set(),
         "authenticated": session is not None,
     }
+    locked = svc.throttle.locked_for(_client(request))
+    if locked:  # the login form counts down (a reload keeps the countdown)
+        body["locked_for"] = max(1, int(locked + 0.999))
     if session is not None:
         body.update(user=session.user, csrf_token=session.csrf)
     return reply(body)
@@ -72,7 +75,9 @@ async def post_setup(request: web.Request) -> web.Response:
             svc.throttle.failed(_client(request))
             svc.logins.labels("setup", "failed").inc()
             raise auth.Unauthorized("wrong setup code; it is printed on the console and "
-                                    "the label (clgwd setup-code)")
+                                    "the label (clgwd setup-code)",
+                                    retry_after=svc.throttle.locked_for(_client(request))
+                                    or None)
         auth.check_password_rules(body.password)
         svc.throttle.succeeded(_client(request))
         async with svc.kdf_slots:
@@ -106,7 +111,8 @@ async def _check_admin_password(request: web.Request, password: str, kind: str,
         svc.throttle.failed(_client(request))
         svc.logins.labels(kind, "failed").inc()
         _LOGGER.warning("Wrong admin password (%s) from %s", kind, _client(request))
-        raise auth.Unauthorized(wrong)
+        locked = svc.throttle.locked_for(_client(request))
+        raise auth.Unauthorized(wrong, retry_after=locked or None)
     svc.throttle.succeeded(_client(request))
     svc.logins.labels(kind, "ok").inc()
 
