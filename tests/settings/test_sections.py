@@ -3,9 +3,12 @@ the rule over the file, the keep/remove rule for secrets, and the encrypted stor
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from clgwd.config import ClgwdConfig, parse_config
 from clgwd.config.secret import Secret
@@ -18,6 +21,7 @@ from clgwd.settings import (
     save_section,
 )
 from clgwd.settings.rule import Mark, SavedSection, Source, resolve
+from clgwd.settings.saved import _fill_secrets, _take_secrets
 from clgwd.store import Store
 
 FILE = ("monitor:\n  snmp:\n    listen: ['127.0.0.1:1161']\n    community: file-ro\n"
@@ -113,3 +117,31 @@ async def test_secrets_are_stored_encrypted_and_read_back(tmp_path: Path) -> Non
     assert section.values["password"] == Secret("broker-secret-9")
     assert section.mark.source == Source.PAGE and section.mark.actor == "local:cli"
     assert saved.resolve(config).config.monitor.mqtt.url == "mqtt://127.0.0.1:1883"
+
+
+_leaf = st.one_of(st.none(), st.booleans(), st.integers(), st.text(max_size=8),
+                  st.builds(Secret, st.text(min_size=4, max_size=12)))
+_data = st.recursive(_leaf, lambda inner: st.one_of(
+    st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=6), inner, max_size=4)),
+    max_leaves=20)
+
+
+@given(_data)
+def test_secrets_taken_out_come_back_in_place(data: object) -> None:
+    """Any nesting of lists, mappings and Secret leaves: what is stored in clear holds a
+    numbered slot where each secret was (no Secret), and filling the slots gives the
+    same data back."""
+    slots: list[str] = []
+    public = json.loads(json.dumps(_take_secrets(data, slots)))
+    assert _slots(public) == list(range(len(slots)))
+    assert _fill_secrets(public, slots) == data
+
+
+def _slots(value: object) -> list[int]:
+    if isinstance(value, dict):
+        if set(value) == {"$secret"}:
+            return [value["$secret"]]
+        return [n for v in value.values() for n in _slots(v)]
+    if isinstance(value, list):
+        return [n for v in value for n in _slots(v)]
+    return []
