@@ -331,7 +331,7 @@ def build_components(daemon: Daemon) -> list[Component]:
         CallTrace(config, store, daemon.commands),
         SipTrunks(config, store, daemon.commands, daemon.metrics),
         InventoryComponent(config, store, daemon.commands, daemon.statuses),
-        MonitorComponent(config, store, daemon.statuses, daemon.metrics),
+        MonitorComponent(config, store, daemon.statuses, daemon.metrics, daemon.commands),
         MdnsAdvertiser(config, network, store.settings,
                        on_published=banner_hook(config, banner_extras(http))),
         http,

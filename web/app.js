@@ -922,6 +922,7 @@
   async function loadAdvanced() {
     loadTrace();
     loadUpdateStatus();
+    loadMonitoring();
     const r = await api('GET', '/api/v1/update/schedule');
     if (isNA(r)) { notAvailable($('#update-na'), r); return; }
     if (!r.ok) { showError('#update-form-err', r); return; }
@@ -982,6 +983,202 @@
     csrf = r.data.csrf_token;  /* the server rotated the session */
     ev.target.reset();
     say('Password changed. Other browsers are logged out.');
+  });
+
+  /* ---------- monitoring (Advanced): SNMP agent, MQTT, inventory; docs/monitoring.md ---------- */
+  /* Secrets are write-only: the API answers "set" or null, an empty field keeps the one set. */
+  let snmpUsers = [];
+  let snmpTraps = [];
+  let invPlatforms = [];
+  const monSettings = { monitor: [], inventory: [], notes: {} };
+  const csv = (s) => s.split(',').map((x) => x.trim()).filter(Boolean);
+  const orNull = (s) => (s.trim() ? s.trim() : null);
+
+  function renderMonSources() {
+    const entries = [...monSettings.monitor, ...monSettings.inventory];
+    const notes = [...(monSettings.notes.monitor || []), ...(monSettings.notes.inventory || [])];
+    $('#mon-sources').replaceChildren(
+      ...entries.map((e) => el('li', { text: `${e.key}: ${JSON.stringify(e.value)} (${e.source}${e.set_by ? ', set by ' + e.set_by : ''})` })),
+      ...notes.map((n) => el('li', { class: 'note', text: 'Note: ' + n })));
+  }
+
+  function removable(list, label, render) {
+    return (item, i) => el('li', {}, label(item) + ' ',
+      (() => {
+        const b = el('button', { type: 'button', 'aria-label': 'Remove ' + item.name, text: 'Remove' });
+        b.addEventListener('click', () => { list.splice(i, 1); render(); });
+        return b;
+      })());
+  }
+
+  function renderSnmpUsers() {
+    $('#snmp-users').replaceChildren(...snmpUsers.map(removable(snmpUsers,
+      (u) => `${u.name} (${u.auth_protocol.toUpperCase()}, ${u.priv_protocol.toUpperCase()}; keys ${u.auth_key ? 'set' : 'not set'})`,
+      renderSnmpUsers)));
+  }
+
+  function renderSnmp(d) {
+    $('#snmp-listen').value = d.listen.join(', ');
+    $('#snmp-community').value = '';
+    $('#snmp-community-off').checked = false;
+    $('#snmp-community-state').textContent = 'Community: ' + (d.community ? 'set' : 'not set (v2c off)');
+    snmpUsers = d.users.map((u) => ({ ...u }));
+    renderSnmpUsers();
+    for (const id of ['#snmp-user', '#snmp-auth-key', '#snmp-priv-key', '#snmp-trap-community']) $(id).value = '';
+    snmpTraps = d.traps;
+    $('#snmp-traps').value = d.traps.map((t) => t.address).join(', ');
+    $('#snmp-location').value = d.location; $('#snmp-contact').value = d.contact;
+    $('#snmp-state').textContent = d.bound.length
+      ? `Agent answering on ${d.bound.join(', ')}; ${d.auth_failures} refused request(s) so far.` : 'Agent off.';
+  }
+
+  function renderMqtt(d) {
+    $('#mqtt-url').value = d.url || ''; $('#mqtt-username').value = d.username;
+    $('#mqtt-password').value = ''; $('#mqtt-password-off').checked = false;
+    $('#mqtt-password-state').textContent = 'Password: ' + (d.password ? 'set' : 'not set');
+    $('#mqtt-ca').value = d.ca_file || '';
+    $('#mqtt-prefix').value = d.topic_prefix || ''; $('#mqtt-prefix').placeholder = d.effective_topic_prefix;
+    $('#mqtt-state').textContent = d.url ? `Broker connection: ${d.state}${d.message ? ' (' + d.message + ')' : ''}; status topic ${d.effective_topic_prefix}/status.` : 'MQTT off.';
+  }
+
+  function renderPlatforms() {
+    $('#inv-platforms').replaceChildren(...invPlatforms.map(removable(invPlatforms,
+      (p) => `${p.name} at ${p.address} (${p.user ? 'SNMPv3 user ' + p.user.name : 'community ' + (p.community ? 'set' : 'not set')})`,
+      renderPlatforms)));
+  }
+
+  function renderInventory(d) {
+    $('#inv-interval').value = Math.max(1, Math.round(d.interval / 60));
+    invPlatforms = d.platforms.map((p) => ({ ...p }));
+    renderPlatforms();
+    for (const id of ['#inv-name', '#inv-address', '#inv-community']) $(id).value = '';
+  }
+
+  /* "Use the config file's ... settings" shows while a key of the section was saved. */
+  const savedIn = (settings, prefix) => settings.some((e) => e.key.startsWith(prefix) && ['page', 'cloud'].includes(e.source));
+
+  function showMonitor(d) {
+    renderSnmp(d.snmp); renderMqtt(d.mqtt);
+    monSettings.monitor = d.settings; monSettings.notes.monitor = d.notes;
+    $('#snmp-forget').hidden = !savedIn(d.settings, 'monitor.snmp.');
+    $('#mqtt-forget').hidden = !savedIn(d.settings, 'monitor.mqtt.');
+    renderMonSources();
+  }
+
+  function showInventory(d) {
+    renderInventory(d);
+    monSettings.inventory = d.settings; monSettings.notes.inventory = d.notes;
+    $('#inv-forget').hidden = !savedIn(d.settings, 'inventory.');
+    renderMonSources();
+  }
+
+  for (const [id, section, errBox] of [['#snmp-forget', 'snmp', '#snmp-form-err'],
+    ['#mqtt-forget', 'mqtt', '#mqtt-form-err'], ['#inv-forget', 'inventory', '#inv-form-err']]) {
+    $(id).addEventListener('click', async () => {
+      const r = await api('POST', '/api/v1/monitoring/forget', { sections: [section] });
+      if (!r.ok) { showError(errBox, r); return; }
+      $(errBox).textContent = '';
+      showMonitoring(r.data);
+      $(id.replace('-forget', '-save')).focus();  /* the pressed button is hidden now */
+      say("The config file's settings apply again.");
+    });
+  }
+
+  async function loadMonitoring() {
+    const r = await api('GET', '/api/v1/monitoring');
+    if (r.ok) showMonitoring(r.data); else showError('#snmp-form-err', r);
+  }
+
+  function showMonitoring({ monitor, inventory }) {
+    if (!monitor.available) notAvailable($('#mon-na'), { status: 501, data: monitor });
+    else if (monitor.error) showError('#snmp-form-err', { status: 500, data: monitor.error });
+    else showMonitor(monitor.data);
+    if (inventory.available && inventory.data) showInventory(inventory.data);
+    else if (inventory.error) showError('#inv-form-err', { status: 500, data: inventory.error });
+  }
+
+  /* The server names the key ("monitor.snmp.listen[0]: ..."): mark that field. */
+  function monFieldError(form, fields, r) {
+    const m = /^[a-z.]*?\.?([a-z_]+)(\[\d+\])?(\.[a-z_]+)?: /.exec((r.data && r.data.message) || '');
+    const key = m && m[3] && fields[m[3].slice(1)] ? m[3].slice(1) : m && m[1];
+    const input = key && fields[key] ? $(fields[key]) : null;
+    markInvalid(form, input ? [[input, '']] : []);
+  }
+
+  $('#snmp-form').addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    const users = snmpUsers.map((u) => ({ name: u.name, auth_protocol: u.auth_protocol,
+      priv_protocol: u.priv_protocol, auth_key: null, priv_key: null }));
+    const name = $('#snmp-user').value.trim();
+    if (name) {
+      const edited = { name, auth_protocol: $('#snmp-auth-proto').value, priv_protocol: $('#snmp-priv-proto').value,
+        auth_key: orNull($('#snmp-auth-key').value), priv_key: orNull($('#snmp-priv-key').value) };
+      const at = users.findIndex((u) => u.name === name);
+      if (at >= 0) users[at] = edited; else users.push(edited);
+    }
+    const trapCommunity = orNull($('#snmp-trap-community').value);
+    const traps = csv($('#snmp-traps').value).map((address) => {
+      const old = snmpTraps.find((t) => t.address === address);
+      return old && old.user ? { address, user: old.user } : { address, community: trapCommunity };
+    });
+    const body = { listen: csv($('#snmp-listen').value), users, traps,
+      community: $('#snmp-community-off').checked ? '' : orNull($('#snmp-community').value),
+      location: $('#snmp-location').value.trim(), contact: $('#snmp-contact').value.trim() };
+    const r = await api('PUT', '/api/v1/monitoring/snmp', body);
+    if (!r.ok) {
+      monFieldError(ev.target, { listen: '#snmp-listen', community: '#snmp-community', users: '#snmp-user',
+        auth_key: '#snmp-auth-key', priv_key: '#snmp-priv-key', traps: '#snmp-traps' }, r);
+      showError('#snmp-form-err', r);
+      return;
+    }
+    markInvalid(ev.target, []);
+    $('#snmp-form-err').textContent = '';
+    showMonitor(r.data);
+    say('SNMP agent saved; it applies now.');
+  });
+
+  $('#mqtt-form').addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    const body = { url: orNull($('#mqtt-url').value), username: $('#mqtt-username').value.trim(),
+      password: $('#mqtt-password-off').checked ? '' : orNull($('#mqtt-password').value),
+      ca_file: orNull($('#mqtt-ca').value), topic_prefix: orNull($('#mqtt-prefix').value) };
+    const r = await api('PUT', '/api/v1/monitoring/mqtt', body);
+    if (!r.ok) {
+      monFieldError(ev.target, { url: '#mqtt-url', username: '#mqtt-username', password: '#mqtt-password',
+        ca_file: '#mqtt-ca', topic_prefix: '#mqtt-prefix' }, r);
+      showError('#mqtt-form-err', r);
+      return;
+    }
+    markInvalid(ev.target, []);
+    $('#mqtt-form-err').textContent = '';
+    showMonitor(r.data);
+    say('MQTT saved; it applies now.');
+  });
+
+  $('#inv-form').addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    const minutes = Number($('#inv-interval').value);
+    const errors = Number.isInteger(minutes) && minutes >= 1 && minutes <= 10080 ? []
+      : [[$('#inv-interval'), 'enter a whole number of minutes, 1-10080']];
+    $('#inv-form-err').textContent = markInvalid(ev.target, errors);
+    if (errors.length) return;
+    const platforms = invPlatforms.map((p) => ({ name: p.name, address: p.address, admin_url: p.admin_url }));
+    const name = $('#inv-name').value.trim();
+    if (name) {
+      const added = { name, address: $('#inv-address').value.trim(), community: orNull($('#inv-community').value) };
+      const at = platforms.findIndex((p) => p.name === name);
+      if (at >= 0) platforms[at] = { ...platforms[at], ...added }; else platforms.push(added);
+    }
+    const r = await api('PUT', '/api/v1/monitoring/inventory', { interval: Math.max(60, minutes * 60), platforms });
+    if (!r.ok) {
+      monFieldError(ev.target, { interval: '#inv-interval', platforms: '#inv-name', address: '#inv-address',
+        community: '#inv-community', name: '#inv-name' }, r);
+      showError('#inv-form-err', r);
+      return;
+    }
+    $('#inv-form-err').textContent = '';
+    showInventory(r.data);
+    say('Inventory settings saved; the LAN platforms are polled now.');
   });
 
   /* ---------- trace calls ---------- */

@@ -5,7 +5,8 @@ so it shows what the daemon uses: the config file's values with what the page an
 the cloud saved, each with its source (``default``, ``file``, ``page``, ``cloud``) and
 who set it (docs/settings.md). Secrets are shown as ``set``, never their value.
 ``forget`` drops what was saved for the PBX or the sync interval (``settings.forget``),
-so the config file's values apply again.
+the SNMP agent or MQTT (``monitor.forget``) or the inventory
+(``inventory.settings.forget``), so the config file's values apply again.
 """
 
 from __future__ import annotations
@@ -35,22 +36,26 @@ def add_parser(sub: Subparsers) -> None:
     forget = actions.add_parser(
         "forget", help="drop saved settings so the config file's apply again",
         description="Forget what the onboarding page or the cloud saved for the PBX "
-                    "(pbx) or the sync interval (sync.interval_minutes); the config "
-                    "file's values apply again at once.")
+                    "(pbx), the sync interval (sync.interval_minutes), the SNMP agent "
+                    "(monitor.snmp), MQTT (monitor.mqtt) or the inventory (inventory); "
+                    "the config file's values apply again at once.")
     forget.add_argument("keys", nargs="+", metavar="KEY",
-                        help="pbx or sync.interval_minutes (the daemon says which it has)")
+                        help="pbx, sync.interval_minutes, monitor.snmp, monitor.mqtt or "
+                             "inventory")
     add_socket_args(forget)
+
+
+FORGET_COMMANDS: dict[str, tuple[str, dict[str, Any]]] = {
+    "monitor.snmp": ("monitor.forget", {"sections": ["snmp"]}),
+    "monitor.mqtt": ("monitor.forget", {"sections": ["mqtt"]}),
+    "inventory": ("inventory.settings.forget", {}),
+}
+"""Keys whose saved values another part forgets; the rest go to ``settings.forget``."""
 
 
 def run(args: argparse.Namespace) -> int:
     if args.config_action == "forget":
-        code, body = call_command(args, "settings.forget", {"keys": args.keys})
-        if body is not None:
-            done = body["forgotten"]
-            print(f"forgotten: {', '.join(done)}" if done else "nothing was saved for "
-                  f"{', '.join(args.keys)}; the config file's values already apply")
-            print(render(body["settings"], []))
-        return code
+        return _forget(args)
     code, body = call_command(args, "config.get", {"keys": args.keys} if args.keys else {})
     if body is None:
         return code
@@ -80,3 +85,22 @@ def _who(entry: dict[str, Any]) -> str:
     when = "" if at is None else dt.datetime.fromtimestamp(at, dt.UTC).strftime(
         " at %Y-%m-%d %H:%M UTC")
     return f"{entry['set_by']}{when}"
+
+
+def _forget(args: argparse.Namespace) -> int:
+    """One call per owner: ``settings.forget`` for the PBX and the interval, the monitor
+    and inventory parts for their sections."""
+    calls = [FORGET_COMMANDS[k] for k in dict.fromkeys(args.keys) if k in FORGET_COMMANDS]
+    rest = [k for k in args.keys if k not in FORGET_COMMANDS]
+    if rest:
+        calls.insert(0, ("settings.forget", {"keys": rest}))
+    code = EXIT_OK
+    for method, params in calls:
+        code, body = call_command(args, method, params)
+        if body is None:
+            return code
+        done = body["forgotten"]
+        print(f"forgotten: {', '.join(done)}" if done else "nothing was saved for "
+              f"{method.removesuffix('.forget')}; the config file's values already apply")
+        print(render(body["settings"], []))
+    return code

@@ -108,6 +108,12 @@ _TYPE_NAMES = {
 }
 
 
+def describe_issue(error: ErrorDetails) -> str:
+    """What one pydantic error expects, in words, without the rejected value (which may
+    be a secret)."""
+    return _describe(error)
+
+
 def _describe(error: ErrorDetails) -> str:
     kind = error["type"]
     ctx = error.get("ctx") or {}
@@ -149,7 +155,8 @@ def render_validation_error(err: ValidationError) -> list[ConfigIssue]:
     return issues
 
 
-_SENSITIVE_WORDS = ("password", "token", "secret", "passphrase", "private_key")
+_SENSITIVE_WORDS = ("password", "token", "secret", "passphrase", "private_key", "community",
+                    "auth_key", "priv_key")
 
 
 def _is_sensitive(loc: Sequence[int | str]) -> bool:

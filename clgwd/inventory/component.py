@@ -6,6 +6,10 @@ queued as one ``inventory`` record through the outbox at start, then whenever it
 changed other than in time and live measurements: the local part and the applications
 are re-read every ``CHECK_INTERVAL`` seconds, the LAN platforms every
 ``inventory.interval`` (the schedule, hourly by default).
+
+The schedule and the LAN platforms can also be saved from the Advanced page, the CLI or
+the cloud (``inventory.settings.set``; ``clgwd.settings`` owns the rule): a saved change
+applies at once (the platforms are polled again), without a restart.
 """
 
 from __future__ import annotations
@@ -26,7 +30,15 @@ from clgwd.config.monitor import InventoryConfig, SnmpPlatform
 from clgwd.config.pbx import PbxConfig
 from clgwd.errors import ClgwdError
 from clgwd.inventory.collect import collect_local, stable_view
-from clgwd.store import Store
+from clgwd.settings import (
+    InvalidSavedSettings,
+    SavedSettings,
+    forget_section,
+    prepare,
+    save_section,
+)
+from clgwd.settings.rule import public, raw_fields
+from clgwd.store import Action, Event, Store
 from clgwd.tasks import wait_at_most
 
 _LOGGER = logging.getLogger(__name__)
@@ -34,6 +46,7 @@ _LOGGER = logging.getLogger(__name__)
 CHECK_INTERVAL: Final = 60.0
 """Seconds between re-reads of the local facts and applications (cheap, no network)."""
 SUBMITTED_SETTING: Final = "inventory.last_submitted"
+SECTION: Final = "inventory"
 RECORD_BUDGET: Final = 200_000
 """Characters of JSON above which the platforms' software lists are left out (one
 outbox record holds at most 256 KiB)."""
@@ -92,6 +105,11 @@ class InventoryComponent:
 
     def __init__(self, config: ClgwdConfig, store: Store, commands: CommandRouter,
                  statuses: StatusSource) -> None:
+        self._file = config
+        """The config file's settings; what was saved is applied over them."""
+        self._effective = SavedSettings().resolve(config)
+        self._settings_lock = asyncio.Lock()
+        self._logged_notes: set[str] = set()
         self._config: InventoryConfig = config.inventory
         self._pbx = config.pbx
         self._store = store
@@ -107,10 +125,15 @@ class InventoryComponent:
         self._poller: Any = None
         self._problem = ""
         commands.register("inventory.get", self._cmd_get, mutating=False)
+        commands.register("inventory.settings.get", self._cmd_settings_get, mutating=False)
+        commands.register("inventory.settings.set", self._cmd_settings_set, mutating=True)
+        commands.register("inventory.settings.forget", self._cmd_settings_forget,
+                          mutating=True)
 
     async def __aenter__(self) -> Self:
         self.tracker.set(ComponentState.STARTING)
         self.last_submitted = await self._store.settings.get(SUBMITTED_SETTING)
+        await self._load_settings()
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
@@ -136,9 +159,56 @@ class InventoryComponent:
                 next_poll = 0.0  # a config change or refresh re-polls the platforms now
 
     async def apply_config(self, config: ClgwdConfig) -> None:
+        """A new config file: what was saved on the page still applies over it."""
+        async with self._settings_lock:
+            self._file = config
+            await self._load_settings()
+
+    async def _load_settings(self) -> None:
+        self._effective = (await SavedSettings.load(self._store)).resolve(self._file)
+        notes = {note for note in self._effective.notes if "inventory" in note}
+        for note in sorted(notes - self._logged_notes):  # once, when it appears
+            _LOGGER.warning("Inventory settings: %s", note)
+        self._logged_notes = notes
+        self._use(self._effective.config)
+
+    def _use(self, config: ClgwdConfig) -> None:
         if (config.inventory, config.pbx) != (self._config, self._pbx):
             self._config, self._pbx = config.inventory, config.pbx
             self._wake.set()
+
+    # -- settings (the Advanced page, the CLI, the cloud) ----------------------------------
+
+    async def _cmd_settings_get(self, params: Mapping[str, Any], ctx: CommandContext) -> Any:
+        """``inventory.settings.get``: the schedule and the LAN platforms in force (secrets
+        as "set" or null), each key's source, and the submission times."""
+        return self.settings_view()
+
+    def settings_view(self) -> dict[str, Any]:
+        return {**public(raw_fields(self._config)),
+                "last_submitted": self.last_submitted, "next_submission": self.next_submission,
+                "settings": self._effective.report(["inventory.interval",
+                                                    "inventory.platforms"]),
+                "notes": [n for n in self._effective.notes if "inventory" in n]}
+
+    async def _cmd_settings_set(self, params: Mapping[str, Any], ctx: CommandContext) -> Any:
+        """``inventory.settings.set {"interval": ..., "platforms": [...]}``: validate,
+        save and apply at once (the platforms are polled again)."""
+        async with self._settings_lock:
+            saved = await SavedSettings.load(self._store)
+            done = prepare(self._file, SECTION, params, self._config,
+                           saved.sections.get(SECTION))
+            async with self._store.db.transaction() as tx:
+                await save_section(tx, self._store, SECTION, done.values, ctx.actor)
+                if done.changed:
+                    await self._store.history.record(tx, Event(
+                        actor=ctx.actor, action=Action.EDIT, asset="Inventory",
+                        subject="schedule and LAN platforms", properties_changed=done.changed,
+                        core=done.shown))
+            _LOGGER.info("Inventory settings saved by %s (changed: %s)", ctx.actor,
+                         ", ".join(done.changed) or "none")
+            await self._load_settings()
+        return self.settings_view()
 
     # -- collection ----------------------------------------------------------------------
 
@@ -201,6 +271,25 @@ class InventoryComponent:
         _LOGGER.info("Inventory queued for the cloud (%s)",
                      "at start" if self._digest is None else "it changed")
         self.last_submitted = now
+
+    async def _cmd_settings_forget(self, params: Mapping[str, Any], ctx: CommandContext
+                                   ) -> Any:
+        """``inventory.settings.forget {}``: drop the schedule and platforms saved from the
+        page, so the config file's apply again (the platforms are polled again)."""
+        if params:
+            raise InvalidSavedSettings("inventory.settings.forget takes no parameters")
+        async with self._settings_lock:
+            saved = await SavedSettings.load(self._store)
+            forgotten = [SECTION] if SECTION in saved.sections else []
+            if forgotten:
+                async with self._store.db.transaction() as tx:
+                    await forget_section(tx, self._store, SECTION)
+                    await self._store.history.record(tx, Event(
+                        actor=ctx.actor, action=Action.DELETE, asset="Saved settings",
+                        subject=SECTION, properties_changed=forgotten))
+                _LOGGER.info("Saved settings forgotten by %s: %s", ctx.actor, SECTION)
+                await self._load_settings()
+        return {"forgotten": forgotten, **self.settings_view()}
 
     def _update_status(self) -> None:
         unreachable = [p["name"] for p in self._platforms if not p["reachable"]]

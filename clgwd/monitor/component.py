@@ -3,6 +3,10 @@
 It reads the other parts only through their ``status()`` (``GatewayView``) and the
 store (outbox depth, active alerts, and the outbox's ``event``/``alert`` records, which
 it tails to publish events over MQTT and send alert notifications over SNMP).
+
+Its settings are the config file's ``monitor`` section with what the Advanced page, the
+CLI or the cloud saved over it (``monitor.set``; ``clgwd.settings`` owns the rule): a
+saved change is applied at once, without a restart, or refused and nothing is saved.
 """
 
 from __future__ import annotations
@@ -15,21 +19,31 @@ import logging
 import platform
 import socket
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from typing import Any, Final, Self
 
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from clgwd import __version__
+from clgwd.commands import CommandContext, CommandRouter
 from clgwd.component import ComponentState, ComponentStatus, StatusTracker
 from clgwd.config import ClgwdConfig
 from clgwd.config.monitor import MonitorConfig
-from clgwd.errors import StartupError
+from clgwd.errors import ClgwdError, StartupError
 from clgwd.metrics import Metrics
 from clgwd.monitor import mib
 from clgwd.monitor.view import GatewayView, gateway_view
-from clgwd.store import Alert, Store
+from clgwd.settings import (
+    InvalidSavedSettings,
+    SavedSettings,
+    forget_section,
+    prepare,
+    save_section,
+)
+from clgwd.settings.rule import public, raw_fields
+from clgwd.store import Action, Alert, Event, Store
+from clgwd.store.db import Transaction
 from clgwd.tasks import TaskScope
 
 _LOGGER = logging.getLogger(__name__)
@@ -38,8 +52,18 @@ REFRESH_INTERVAL: Final = 5.0
 """Seconds between reads of the outbox depth, active alerts and new outbox records."""
 TAIL_BATCH: Final = 200
 _TAILED_KINDS: Final = ("event", "event.batch", "alert")
+SECTIONS: Final = {"snmp": "monitor.snmp", "mqtt": "monitor.mqtt"}
+"""``monitor.set`` params -> the config section each saves."""
+ASSETS: Final = {"monitor.snmp": "SNMP agent", "monitor.mqtt": "MQTT publishing"}
 
 StatusSource = Callable[[], Mapping[str, ComponentStatus]]
+
+
+class MonitorNotRunning(ClgwdError):
+    """A settings change arrived while the component is starting or stopping."""
+
+    code = "system_unavailable"
+    http_status = 409
 
 
 def default_prefix() -> str:
@@ -54,7 +78,16 @@ class MonitorComponent:
     name = "monitor"
 
     def __init__(self, config: ClgwdConfig, store: Store, statuses: StatusSource,
-                 metrics: Metrics | None = None) -> None:
+                 metrics: Metrics | None = None, commands: CommandRouter | None = None
+                 ) -> None:
+        self._file = config
+        """The config file's settings; ``_effective`` has what was saved over them."""
+        self._effective = SavedSettings().resolve(config)
+        self._settings_lock = asyncio.Lock()
+        self._running = False
+        """Entered and not yet leaving: only then may a command change the settings
+        (the control socket opens before this component starts)."""
+        self._logged_notes: set[str] = set()
         self._config = config.monitor
         self._store = store
         self._statuses = statuses
@@ -80,6 +113,10 @@ class MonitorComponent:
             location=self._config.snmp.location, started=self._started)
         if metrics is not None:
             metrics.registry.register(_MonitorCollector(self))
+        if commands is not None:
+            commands.register("monitor.get", self._cmd_get, mutating=False)
+            commands.register("monitor.set", self._cmd_set, mutating=True)
+            commands.register("monitor.forget", self._cmd_forget, mutating=True)
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -90,15 +127,19 @@ class MonitorComponent:
             row = await self._store.db.fetchone("SELECT max(seq) FROM outbox")
             self._tail_seq = int(row[0] or 0) if row else 0
             await self._refresh()
+            await self._load_settings()
+            self._config = self._effective.config.monitor
             await self._start_agent(self._config)
         except BaseException:
             await self.scope.__aexit__(None, None, None)
             raise
         self._start_mqtt(self._config)
         self._update_status()
+        self._running = True
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
+        self._running = False
         self.tracker.set(ComponentState.STOPPING)
         await self.scope.__aexit__(*exc_info)
         self._stop_agent()
@@ -116,7 +157,20 @@ class MonitorComponent:
             await asyncio.sleep(REFRESH_INTERVAL)
 
     async def apply_config(self, config: ClgwdConfig) -> None:
-        new = config.monitor
+        """A new config file: what was saved on the page still applies over it."""
+        async with self._settings_lock:
+            self._file = config
+            await self._load_settings()
+            await self._apply(self._effective.config.monitor)
+
+    async def _load_settings(self) -> None:
+        self._effective = (await SavedSettings.load(self._store)).resolve(self._file)
+        notes = {note for note in self._effective.notes if "monitor." in note}
+        for note in sorted(notes - self._logged_notes):  # once, when it appears
+            _LOGGER.warning("Monitoring settings: %s", note)
+        self._logged_notes = notes
+
+    async def _apply(self, new: MonitorConfig) -> None:
         old, self._config = self._config, new  # a failed start is undone by re-applying old
         if new.snmp != old.snmp:
             self._system = dataclasses.replace(self._system, contact=new.snmp.contact,
@@ -127,6 +181,113 @@ class MonitorComponent:
             await self._stop_mqtt()
             self._start_mqtt(new)
         self._update_status()
+
+    # -- commands: the settings the Advanced page, the CLI and the cloud change -------------
+
+    async def _cmd_get(self, params: Mapping[str, Any], ctx: CommandContext) -> Any:
+        """``monitor.get``: the settings in force (secrets as "set" or null) with each
+        key's source, and the agent's and the broker connection's state."""
+        return self.settings_view()
+
+    def settings_view(self) -> dict[str, Any]:
+        snmp, mqtt = self._config.snmp, self._config.mqtt
+        return {
+            "snmp": {**public(raw_fields(snmp)),
+                     "bound": [f"{h}:{p}" for h, p in self.agent_bound()],
+                     "auth_failures": self.auth_failures()},
+            "mqtt": {**public(raw_fields(mqtt)),
+                     "effective_topic_prefix": mqtt.topic_prefix or default_prefix(),
+                     "state": self.mqtt_state, "message": self.mqtt_message},
+            "settings": self._effective.report(SECTIONS.values()),
+            "notes": [n for n in self._effective.notes if "monitor." in n],
+        }
+
+    async def _cmd_set(self, params: Mapping[str, Any], ctx: CommandContext) -> Any:
+        """``monitor.set {"snmp": {...}, "mqtt": {...}}``: validate, apply live, save
+        (docs/settings.md); a change that cannot apply is refused and nothing is saved."""
+        unknown = sorted(set(params) - set(SECTIONS))
+        if unknown or not params or not all(isinstance(v, Mapping) for v in params.values()):
+            raise InvalidSavedSettings(f"monitor: send snmp and/or mqtt, each an object of "
+                                       f"settings{f' (not {unknown[0]})' if unknown else ''}")
+        async with self._settings_lock:
+            self._check_running()
+            return await self._set_locked(params, ctx)
+
+    def _check_running(self) -> None:
+        if not self._running:
+            raise MonitorNotRunning("the monitoring is starting or stopping; try again in a "
+                                    "moment")
+
+    async def _set_locked(self, params: Mapping[str, Any], ctx: CommandContext) -> Any:
+        saved = await SavedSettings.load(self._store)
+        new = self._config
+        prepared = {}
+        for key, name in SECTIONS.items():
+            if key in params:
+                prepared[name] = prepare(self._file, name, params[key],
+                                         getattr(self._config, key),
+                                         saved.sections.get(name))
+                new = new.model_copy(update={key: prepared[name].section})
+
+        async def write(tx: Transaction) -> None:
+            for name, done in prepared.items():
+                await save_section(tx, self._store, name, done.values, ctx.actor)
+                if done.changed:
+                    await self._store.history.record(tx, Event(
+                        actor=ctx.actor, action=Action.EDIT, asset=ASSETS[name],
+                        subject=name, properties_changed=done.changed, core=done.shown))
+
+        await self._apply_and_store(new, write)
+        changed = [f"{n}.{k}" for n, d in prepared.items() for k in d.changed]
+        _LOGGER.info("Monitoring settings saved by %s (changed: %s)", ctx.actor,
+                     ", ".join(changed) or "none")
+        return self.settings_view()
+
+    async def _cmd_forget(self, params: Mapping[str, Any], ctx: CommandContext) -> Any:
+        """``monitor.forget {"sections": ["snmp", "mqtt"]}``: drop what was saved for those
+        sections, so the config file's values apply again (at once)."""
+        sections = params.get("sections")
+        if set(params) - {"sections"} or not isinstance(sections, list) or not sections \
+                or not all(isinstance(s, str) and s in SECTIONS for s in sections):
+            raise InvalidSavedSettings("sections: a list of saved monitoring sections to "
+                                       "forget, of snmp, mqtt")
+        async with self._settings_lock:
+            self._check_running()
+            saved = await SavedSettings.load(self._store)
+            names = [SECTIONS[s] for s in dict.fromkeys(sections) if SECTIONS[s] in
+                     saved.sections]
+            if names:
+                rest = {k: v for k, v in saved.sections.items() if k not in names}
+                new = dataclasses.replace(saved, sections=rest).resolve(self._file).config.monitor
+
+                async def write(tx: Transaction) -> None:
+                    for name in names:
+                        await forget_section(tx, self._store, name)
+                    await self._store.history.record(tx, Event(
+                        actor=ctx.actor, action=Action.DELETE, asset="Saved settings",
+                        subject=", ".join(names), properties_changed=names))
+
+                await self._apply_and_store(new, write)
+                _LOGGER.info("Saved settings forgotten by %s: %s", ctx.actor, ", ".join(names))
+        return {"forgotten": names, **self.settings_view()}
+
+    async def _apply_and_store(self, new: MonitorConfig,
+                               write: Callable[[Transaction], Awaitable[None]]) -> None:
+        """Apply ``new`` live, then store the change with ``write``: if either fails, the
+        running settings are put back and nothing is saved."""
+        old = self._config
+        try:
+            await self._apply(new)
+        except StartupError as err:
+            await self._apply(old)
+            raise InvalidSavedSettings(f"{err.message}; nothing was saved") from None
+        try:
+            async with self._store.db.transaction() as tx:
+                await write(tx)
+        except BaseException:
+            await self._apply(old)
+            raise
+        await self._load_settings()
 
     # -- the view ----------------------------------------------------------------------
 

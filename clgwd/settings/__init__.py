@@ -15,7 +15,9 @@ from clgwd.settings.rule import (
     check_file_change,
     effective_pbx,
 )
-from clgwd.settings.saved import SavedSettings
+from clgwd.settings.saved import SavedSettings, forget_section, save_section
+from clgwd.settings.sections import Prepared, prepare
 
-__all__ = ["SAVED_KEYS", "Effective", "InvalidSavedSettings", "Mark", "SavedSettings",
-           "SettingOverridden", "Source", "check_file_change", "effective_pbx"]
+__all__ = ["SAVED_KEYS", "Effective", "InvalidSavedSettings", "Mark", "Prepared",
+           "SavedSettings", "SettingOverridden", "Source", "check_file_change",
+           "effective_pbx", "forget_section", "prepare", "save_section"]

@@ -27,6 +27,7 @@ from pydantic import BaseModel, ValidationError
 
 from clgwd.commands import CLOUD_ACTOR
 from clgwd.config import ClgwdConfig
+from clgwd.config.loader import describe_issue, format_location
 from clgwd.config.pbx import PbxConfig
 from clgwd.config.proxy import page_proxy
 from clgwd.config.secret import Secret
@@ -56,8 +57,22 @@ SAVED_KEYS: Final[Mapping[str, str]] = {
     "cloud.proxy": "cloud.proxy.set, from the onboarding page's Cloud step at the gateway",
     "cloud.proxy_from_environment": "cloud.proxy.set (\"no proxy\"), from the onboarding "
                                     "page's Cloud step at the gateway",
+    "monitor.snmp": "monitor.set, from the Advanced page's SNMP agent form, the CLI or the "
+                    "cloud",
+    "monitor.mqtt": "monitor.set, from the Advanced page's MQTT form, the CLI or the cloud",
+    "inventory.interval": "inventory.settings.set, from the Advanced page's inventory form, "
+                          "the CLI or the cloud",
+    "inventory.platforms": "inventory.settings.set, from the Advanced page's inventory "
+                           "form, the CLI or the cloud",
 }
 """Key prefixes a value can be saved for at run time, and the command that saves it."""
+SECTION_FIELDS: Final[Mapping[str, tuple[str, ...]]] = {
+    "monitor.snmp": ("listen", "community", "users", "traps", "location", "contact"),
+    "monitor.mqtt": ("url", "username", "password", "ca_file", "topic_prefix"),
+    "inventory": ("interval", "platforms"),
+}
+"""Config sections the Advanced page saves as a whole, and the keys of each it saves;
+the section's other keys (``monitor.snmp.max_repetitions``, ...) come from the file."""
 
 
 class InvalidSavedSettings(ClgwdError):
@@ -256,7 +271,8 @@ def resolve(file: ClgwdConfig, *, overlay: Mapping[str, Any] | None,
             password: Secret | None, interval: int | None, marks: Mapping[str, Mark],
             file_marks: Mapping[str, Mark], salt: str = "",
             proxy: Mapping[str, Any] | None = None,
-            proxy_password: Secret | None = None) -> Effective:
+            proxy_password: Secret | None = None,
+            sections: Mapping[str, SavedSection] | None = None) -> Effective:
     """Apply what was saved to the file's config: the one place the rule is applied."""
     saved: dict[str, Mark] = {}
     notes: list[str] = []
@@ -276,8 +292,84 @@ def resolve(file: ClgwdConfig, *, overlay: Mapping[str, Any] | None,
         config = config.model_copy(update={"sync": sync})
         saved["sync.interval_minutes"] = marks.get("sync.interval_minutes", page)
     config = _apply_proxy(config, proxy, proxy_password, marks, saved=saved, notes=notes)
+    for name, section in (sections or {}).items():
+        try:
+            value = effective_section(file, name, section.values)
+        except InvalidSavedSettings as err:
+            notes.append(f"the {name} settings saved on the page do not fit the config "
+                         f"file ({err.message}); the file's apply until they are saved again")
+            continue
+        config = replace_section(config, name, value)
+        saved.update({f"{name}.{key}": section.mark for key in section.values})
     notes.extend(_overridden(file, config, saved))
     return Effective(config, file, saved, dict(file_marks), salt, tuple(notes))
+
+
+# -- sections saved as a whole (the Advanced page's monitoring forms) ----------------------
+
+
+@dataclass(frozen=True)
+class SavedSection:
+    """A section's keys saved from the page (``SECTION_FIELDS``), secrets as ``Secret``."""
+
+    values: Mapping[str, Any]
+    mark: Mark
+
+
+def section_of(config: ClgwdConfig, name: str) -> BaseModel:
+    """The model at a dotted section name (``monitor.snmp``, ``inventory``)."""
+    node: Any = config
+    for part in name.split("."):
+        node = getattr(node, part)
+    if not isinstance(node, BaseModel):
+        raise KeyError(name)
+    return node
+
+
+def replace_section(config: ClgwdConfig, name: str, value: BaseModel) -> ClgwdConfig:
+    """``config`` with the (validated) section at ``name`` replaced."""
+    head, _, rest = name.partition(".")
+    if not rest:
+        return config.model_copy(update={head: value})
+    parent = getattr(config, head)
+    return config.model_copy(update={head: parent.model_copy(update={rest: value})})
+
+
+def raw_fields(model: BaseModel) -> dict[str, Any]:
+    """A model's fields as data that validates back into it, secrets kept as ``Secret``
+    (``model_dump`` would turn them into ``***``)."""
+    return {k: _raw(getattr(model, k)) for k in type(model).model_fields}
+
+
+def _raw(value: Any) -> Any:
+    if isinstance(value, BaseModel):
+        return raw_fields(value)
+    if isinstance(value, list | tuple):
+        return [_raw(v) for v in value]
+    if isinstance(value, PurePath):
+        return str(value)
+    return value
+
+
+def effective_section(file: ClgwdConfig, name: str, values: Mapping[str, Any]) -> BaseModel:
+    """The file's section ``name`` with the saved keys over it; refuses (naming the key
+    path, never the rejected value) a combination that does not validate."""
+    current = section_of(file, name)
+    try:
+        return type(current).model_validate({**raw_fields(current), **values})
+    except ValidationError as err:
+        raise InvalidSavedSettings(describe_section_error(name, err)) from None
+
+
+def describe_section_error(name: str, err: ValidationError) -> str:
+    """``monitor.snmp.users[0].auth_key: must be at least 8 characters (RFC 3414)``."""
+    issues = []
+    for issue in err.errors(include_url=False)[:5]:
+        where = format_location([p for p in issue["loc"]
+                                 if not (isinstance(p, str) and p.startswith("function-"))])
+        issues.append(f"{name}.{where}: {describe_issue(issue)}" if where
+                      else f"{name}: {describe_issue(issue)}")
+    return "; ".join(issues)
 
 
 def _apply_proxy(config: ClgwdConfig, stored: Mapping[str, Any] | None,

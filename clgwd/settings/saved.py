@@ -10,6 +10,11 @@ Stored (docs/settings.md):
 | who saved each key and when; the cloud's ``config.set`` writes | setting ``settings.marks`` |
 | the page's proxy (``cloud.proxy.set``, by ``clgwd.link.proxy``) | setting ``cloud.proxy`` |
 | that proxy's password | secret ``cloud.proxy.password`` |
+| an Advanced page section, secrets left out, and who saved it | setting ``saved.<section>`` |
+| that section's secrets (community, v3 keys, passwords) | secret ``saved.<section>`` |
+
+(Sections: ``monitor.snmp``, ``monitor.mqtt`` with ``monitor.set``; ``inventory`` with
+``inventory.settings.set``. Secrets are one JSON list in the secret box, encrypted.)
 
 ``SavedSettings`` is an immutable snapshot: a write returns the next snapshot, which
 the caller keeps once the transaction has committed. Every component that needs an
@@ -19,6 +24,7 @@ effective value (sync, the offline preview, ``config.get``) loads one and calls
 
 from __future__ import annotations
 
+import json
 import logging
 import secrets
 import time
@@ -29,7 +35,17 @@ from typing import Any, Final
 from clgwd.config import ClgwdConfig
 from clgwd.config.proxy import PAGE_SECRET, PAGE_SETTING
 from clgwd.config.secret import Secret
-from clgwd.settings.rule import Effective, Mark, Source, digest, overlay_keys, resolve, source_of
+from clgwd.settings.rule import (
+    SECTION_FIELDS,
+    Effective,
+    Mark,
+    SavedSection,
+    Source,
+    digest,
+    overlay_keys,
+    resolve,
+    source_of,
+)
 from clgwd.store import Store
 from clgwd.store.db import Transaction
 
@@ -39,6 +55,9 @@ SETTING_PBX: Final = "sync.pbx"
 SETTING_INTERVAL: Final = "sync.interval"
 SECRET_PASSWORD: Final = "sync.pbx_password"  # noqa: S105 - the secret's name
 SETTING_MARKS: Final = "settings.marks"
+SECTION_PREFIX: Final = "saved."
+"""Setting and secret ``saved.<section>``: a section saved from the Advanced page."""
+_SECRET_SLOT: Final = "$secret"  # noqa: S105 - the placeholder's key, not a secret
 
 
 @dataclass(frozen=True)
@@ -55,6 +74,8 @@ class SavedSettings:
     proxy: Mapping[str, Any] | None = None
     """The page's proxy setting (``cloud.proxy.set``); None: none saved."""
     proxy_password: Secret | None = None
+    sections: Mapping[str, SavedSection] = field(default_factory=dict)
+    """Sections saved as a whole from the Advanced page (``SECTION_FIELDS``)."""
 
     @classmethod
     async def load(cls, store: Store) -> SavedSettings:
@@ -70,13 +91,15 @@ class SavedSettings:
                    interval=await store.settings.get(SETTING_INTERVAL),
                    marks=_marks(raw.get("saved", {})), file_marks=_marks(raw.get("file", {})),
                    salt=str(raw.get("salt", "")),
-                   proxy=await store.settings.get(PAGE_SETTING), proxy_password=proxy_password)
+                   proxy=await store.settings.get(PAGE_SETTING), proxy_password=proxy_password,
+                   sections=await load_sections(store))
 
     def resolve(self, file: ClgwdConfig) -> Effective:
         """The effective settings over ``file`` (the one rule, ``rule.resolve``)."""
         return resolve(file, overlay=self.overlay, password=self.password,
                        interval=self.interval, marks=self.marks, file_marks=self.file_marks,
-                       salt=self.salt, proxy=self.proxy, proxy_password=self.proxy_password)
+                       salt=self.salt, proxy=self.proxy, proxy_password=self.proxy_password,
+                       sections=self.sections)
 
     # -- writes (inside the caller's transaction) ---------------------------------------------
 
@@ -140,6 +163,83 @@ class SavedSettings:
             "saved": {k: m.as_json() for k, m in self.marks.items()},
             "file": {k: m.as_json() for k, m in self.file_marks.items()},
             "salt": self.salt})
+
+
+# -- sections saved as a whole ----------------------------------------------------------------
+# Each has its own setting row (with its own mark), so two components saving their
+# sections, or the sync saving the PBX, never overwrite each other's marks.
+
+
+async def load_sections(store: Store) -> dict[str, SavedSection]:
+    """The sections saved from the page; one that cannot be read is left out (logged)."""
+    out: dict[str, SavedSection] = {}
+    for name in SECTION_FIELDS:
+        row = await store.settings.get(SECTION_PREFIX + name)
+        if row is None:
+            continue
+        try:
+            slots: list[str] = []
+            if _has_secrets(row["values"]) and store.has_secrets:
+                sealed = await store.secrets.get(SECTION_PREFIX + name)
+                slots = json.loads(sealed.reveal()) if sealed is not None else []
+            values = _fill_secrets(row["values"], slots)
+            out[name] = SavedSection(values, Mark(Source(row["source"]), row.get("actor"),
+                                                  row.get("at")))
+        except (KeyError, TypeError, ValueError, IndexError) as err:
+            _LOGGER.warning("settings: the %s settings saved on the page cannot be read "
+                            "(%s); the config file's apply", name, type(err).__name__)
+    return out
+
+
+async def save_section(tx: Transaction, store: Store, name: str, values: Mapping[str, Any],
+                       actor: str) -> SavedSection:
+    """Store a section's saved keys: the secrets encrypted (one JSON list in the secret
+    box), the rest in clear with a slot number where each secret was."""
+    slots: list[str] = []
+    public = _take_secrets(values, slots)
+    mark = Mark(source_of(actor), actor, time.time())
+    await store.settings.set_in(tx, SECTION_PREFIX + name, {
+        "values": public, "source": mark.source.value, "actor": actor, "at": mark.at})
+    if slots:
+        await store.secrets.put_in(tx, SECTION_PREFIX + name, Secret(json.dumps(slots)))
+    else:
+        await store.secrets.delete_in(tx, SECTION_PREFIX + name)
+    return SavedSection(dict(values), mark)
+
+
+async def forget_section(tx: Transaction, store: Store, name: str) -> None:
+    """Drop a saved section: the config file's values apply again."""
+    await store.settings.delete_in(tx, SECTION_PREFIX + name)
+    await store.secrets.delete_in(tx, SECTION_PREFIX + name)
+
+
+def _take_secrets(value: Any, slots: list[str]) -> Any:
+    if isinstance(value, Secret):
+        slots.append(value.reveal())
+        return {_SECRET_SLOT: len(slots) - 1}
+    if isinstance(value, Mapping):
+        return {str(k): _take_secrets(v, slots) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_take_secrets(v, slots) for v in value]
+    return value
+
+
+def _fill_secrets(value: Any, slots: list[str]) -> Any:
+    if isinstance(value, Mapping):
+        if set(value) == {_SECRET_SLOT}:
+            return Secret(slots[int(value[_SECRET_SLOT])])
+        return {str(k): _fill_secrets(v, slots) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_fill_secrets(v, slots) for v in value]
+    return value
+
+
+def _has_secrets(value: Any) -> bool:
+    if isinstance(value, Mapping):
+        return set(value) == {_SECRET_SLOT} or any(_has_secrets(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_has_secrets(v) for v in value)
+    return False
 
 
 def _marks(raw: Mapping[str, Any]) -> dict[str, Mark]:

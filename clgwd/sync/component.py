@@ -40,7 +40,7 @@ from clgwd.metrics import Metrics
 from clgwd.pbx.factory import build_source
 from clgwd.pbx.model import ConnectorNotAvailable
 from clgwd.retry import Backoff
-from clgwd.settings import SAVED_KEYS, Effective, SavedSettings, effective_pbx
+from clgwd.settings import Effective, SavedSettings, effective_pbx
 from clgwd.store import Action, Event, Store
 from clgwd.sync import missing, page
 from clgwd.sync.engine import ALERT_IRREGULAR, READ_ALERTS, SyncEngine, SyncOutcome
@@ -59,6 +59,8 @@ UNREACHED_ERRORS: Final = frozenset({
     "pbx_read_failed", "pbx_unreachable", "pbx_auth_failed", "pbx_timeout", "pbx_bad_data",
     "connector_not_available"})
 """Failures where the PBX was not read; any other outcome means it was reached."""
+FORGETTABLE: Final = ("pbx", "sync.interval_minutes")
+"""What ``settings.forget`` drops (the other ``SAVED_KEYS`` belong to other parts)."""
 
 
 class SyncPhase(StrEnum):
@@ -570,9 +572,9 @@ class SyncService:
         the config file's values apply again (one history event)."""
         keys = params.get("keys")
         if set(params) - {"keys"} or not isinstance(keys, list) or not keys \
-                or not all(isinstance(k, str) and k in SAVED_KEYS for k in keys):
+                or not all(isinstance(k, str) and k in FORGETTABLE for k in keys):
             raise page.InvalidPbxSettings(f"keys: a list of saved settings to forget, of "
-                                          f"{', '.join(SAVED_KEYS)}")
+                                          f"{', '.join(FORGETTABLE)}")
         saved = self._saved
         held = {"pbx": saved.overlay is not None or saved.password is not None,
                 "sync.interval_minutes": saved.interval is not None}

@@ -223,3 +223,71 @@ class FactoryReset(Body):
 
 class Empty(Body):
     """No parameters."""
+
+
+# -- monitoring (the Advanced page's SNMP, MQTT and inventory forms; docs/monitoring.md) ----
+# Shapes and sizes only: the monitor and inventory parts validate the values against the
+# config models and name the key (``monitor.snmp.users[0].auth_key: ...``). A secret that
+# is null keeps the one in force; "" removes an optional one (community, broker password).
+
+SecretText = Annotated[str | None, Field(max_length=1024)]
+Endpoint = Annotated[str, Field(min_length=1, max_length=64)]
+
+
+class SnmpUserBody(Body):
+    name: Annotated[str, Field(min_length=1, max_length=32)]
+    auth_protocol: Literal["sha256", "sha384", "sha512", "sha224"] = "sha256"
+    auth_key: SecretText = None
+    priv_protocol: Literal["aes128", "aes192", "aes256"] = "aes128"
+    priv_key: SecretText = None
+
+
+class TrapTargetBody(Body):
+    address: Endpoint
+    community: SecretText = None
+    user: Annotated[str, Field(min_length=1, max_length=32)] | None = None
+
+
+class MonitorSnmp(Body):
+    """``monitor.set {"snmp": ...}``: the agent's addresses, credentials and managers."""
+
+    listen: Annotated[list[Endpoint], Field(max_length=8)] = Field(default_factory=list)
+    community: SecretText = None
+    users: Annotated[list[SnmpUserBody], Field(max_length=16)] = Field(default_factory=list)
+    traps: Annotated[list[TrapTargetBody], Field(max_length=8)] = Field(
+        default_factory=list)
+    location: Annotated[str, Field(max_length=255)] = ""
+    contact: Annotated[str, Field(max_length=255)] = ""
+
+
+class MonitorMqtt(Body):
+    """``monitor.set {"mqtt": ...}``: the broker, its credentials and the topics."""
+
+    url: Annotated[str, Field(min_length=1, max_length=300)] | None = None
+    username: Annotated[str, Field(max_length=256)] = ""
+    password: SecretText = None
+    ca_file: Annotated[str, Field(min_length=1, max_length=4096)] | None = None
+    topic_prefix: Annotated[str, Field(min_length=1, max_length=200)] | None = None
+
+
+class SnmpPlatformBody(Body):
+    name: Annotated[str, Field(min_length=1, max_length=64)]
+    address: Endpoint
+    community: SecretText = None
+    user: SnmpUserBody | None = None
+    admin_url: Annotated[str, Field(max_length=255)] = ""
+
+
+class InventorySettings(Body):
+    """``inventory.settings.set``: the schedule (seconds) and the LAN platforms."""
+
+    interval: Annotated[float, Field(ge=60, le=7 * 86400, strict=False)] = 3600.0
+    platforms: Annotated[list[SnmpPlatformBody], Field(max_length=64)] = Field(
+        default_factory=list)
+
+
+class MonitoringForget(Body):
+    """Drop what the page saved for these sections: the config file's apply again."""
+
+    sections: Annotated[list[Literal["snmp", "mqtt", "inventory"]],
+                        Field(min_length=1, max_length=3)]

@@ -56,3 +56,13 @@ async def netsnmp(tmp_path: Path, tool: str, *args: str, mibs: bool = False
     out, err = await asyncio.wait_for(proc.communicate(), 20)
     assert proc.returncode is not None
     return proc.returncode, out.decode(), err.decode()
+
+
+async def mqtt_sub(port: int, topic: str, count: int = 1, *extra: str) -> list[str]:
+    """The first ``count`` messages mosquitto_sub reads on ``topic`` (retained first)."""
+    proc = await asyncio.create_subprocess_exec(
+        "mosquitto_sub", "-h", "127.0.0.1", "-p", str(port), "-t", topic, "-C", str(count),
+        "-W", "10", *extra, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await proc.communicate()
+    assert proc.returncode == 0, err.decode()
+    return out.decode().splitlines()

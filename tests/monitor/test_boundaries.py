@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from clgwd.commands import CommandContext, CommandRouter
 from clgwd.config import ClgwdConfig
 from clgwd.errors import StartupError
-from clgwd.monitor.component import MonitorComponent
+from clgwd.monitor.component import MonitorComponent, MonitorNotRunning
 from clgwd.store import Store
 from tests.monitor.peers import COMMUNITY, free_udp_port
 
@@ -52,3 +53,21 @@ async def test_failed_reload_restores_the_running_agent(make_config) -> None:  #
         assert monitor.agent_bound() == []
         await monitor.apply_config(old)
         assert monitor.agent_bound() == [("127.0.0.1", port)]
+
+
+async def test_settings_change_before_the_start_is_refused(make_config) -> None:  # type: ignore[no-untyped-def]
+    """The control socket opens before the monitor starts: a monitor.set then is refused
+    with a clear message, nothing is saved; once started the same call applies."""
+    port = free_udp_port()
+    config: ClgwdConfig = make_config(
+        f"monitor: {{snmp: {{listen: ['127.0.0.1:{port}'], community: {COMMUNITY}}}}}\n")
+    router = CommandRouter()
+    ctx = CommandContext("local:cli")
+    async with Store(config) as store:
+        monitor = MonitorComponent(config, store, dict, commands=router)
+        with pytest.raises(MonitorNotRunning, match="starting or stopping"):
+            await router.call("monitor.set", {"snmp": {"location": "rack 9"}}, ctx)
+        assert await store.settings.get("saved.monitor.snmp") is None
+        async with monitor:
+            answer = await router.call("monitor.set", {"snmp": {"location": "rack 9"}}, ctx)
+        assert answer["snmp"]["location"] == "rack 9"

@@ -6,80 +6,17 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
-import subprocess
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.conftest import require_program
 from tests.daemon.proc import DaemonProcess, run_cli, write_config
-from tests.monitor.peers import free_tcp_port
+from tests.monitor.conftest import Broker
+from tests.monitor.peers import mqtt_sub as _sub
 
 pytestmark = pytest.mark.peers
 PREFIX = "clgwd/test-gw"
-
-
-@dataclass
-class Broker:
-    plain: int
-    tls: int
-    cafile: Path
-    proc: asyncio.subprocess.Process
-    conf: Path
-
-
-def _make_tls(directory: Path) -> None:
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
-         "-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost",
-         "-keyout", str(directory / "key.pem"), "-out", str(directory / "cert.pem")],
-        check=True, capture_output=True)
-    (directory / "passwd").touch(mode=0o600)
-    subprocess.run(["mosquitto_passwd", "-b", str(directory / "passwd"), "clgwd", "s3cret"],
-                   check=True, capture_output=True)
-
-
-@pytest.fixture
-async def broker(tmp_path: Path) -> AsyncIterator[Broker]:
-    """mosquitto with an anonymous plain listener and a TLS listener needing a password."""
-    require_program("mosquitto")
-    require_program("mosquitto_sub")
-    require_program("openssl")
-    directory = tmp_path / "mqtt"
-    directory.mkdir()
-    await asyncio.to_thread(_make_tls, directory)
-    plain, tls = free_tcp_port(), free_tcp_port()
-    conf = directory / "mosquitto.conf"
-    conf.write_text(
-        "per_listener_settings true\npersistence false\nuser root\nlog_dest stdout\n"
-        f"listener {plain} 127.0.0.1\nallow_anonymous true\n"
-        f"listener {tls} 127.0.0.1\ncertfile {directory / 'cert.pem'}\n"
-        f"keyfile {directory / 'key.pem'}\nallow_anonymous false\n"
-        f"password_file {directory / 'passwd'}\n", encoding="utf-8")
-    proc = await asyncio.create_subprocess_exec(
-        "mosquitto", "-c", str(conf), stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.DEVNULL)
-    try:
-        await asyncio.sleep(0.3)
-        assert proc.returncode is None
-        yield Broker(plain, tls, directory / "cert.pem", proc, conf)
-    finally:
-        if proc.returncode is None:
-            proc.terminate()
-        await proc.wait()
-
-
-async def _sub(port: int, topic: str, count: int = 1, *extra: str) -> list[str]:
-    """The first ``count`` messages mosquitto_sub reads on ``topic`` (retained first)."""
-    proc = await asyncio.create_subprocess_exec(
-        "mosquitto_sub", "-h", "127.0.0.1", "-p", str(port), "-t", topic, "-C", str(count),
-        "-W", "10", *extra, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-    out, err = await proc.communicate()
-    assert proc.returncode == 0, err.decode()
-    return out.decode().splitlines()
 
 
 async def _wait_status(port: int, state: str, *extra: str, link: str | None = None

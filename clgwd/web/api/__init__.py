@@ -10,6 +10,7 @@
 | ``overview`` | Overview, deployment summary, tunnels, inventory. |
 | ``events`` | Event history (JSON and CSV). |
 | ``advanced`` | Update schedule, support bundle, call trace, reboot, reset. |
+| ``monitoring`` | Advanced page: SNMP agent, MQTT, inventory schedule and LAN platforms. |
 
 ``common`` holds what they share (``WebServices``, ``Route``, body parsing, the router
 call). A new section is one module with its handlers and a ``ROUTES`` tuple, plus one
@@ -20,7 +21,17 @@ from __future__ import annotations
 
 from typing import Final
 
-from clgwd.web.api import advanced, cloud, events, gateway, overview, pbx, session, voice
+from clgwd.web.api import (
+    advanced,
+    cloud,
+    events,
+    gateway,
+    monitoring,
+    overview,
+    pbx,
+    session,
+    voice,
+)
 from clgwd.web.api.common import SERVICES, Route, WebServices
 
 __all__ = ["ROUTES", "SERVICES", "Route", "WebServices"]
@@ -34,4 +45,5 @@ ROUTES: Final = (
     *overview.ROUTES,
     *events.ROUTES,
     *advanced.ROUTES,
+    *monitoring.ROUTES,
 )
