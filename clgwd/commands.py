@@ -54,6 +54,12 @@ CLOUD_REFUSED: Final[Mapping[str, str]] = {
                        "is set on site",
     "sync.missing.delete": "deleting the users the sync safety rule held back is confirmed "
                            "on site by someone who checked the list and typed their number",
+    "monitor.set": "monitoring is the customer's own: a broker or trap manager set from the "
+                   "cloud could send the gateway's status elsewhere; it is set on site",
+    "monitor.forget": "monitoring settings saved on site are cleared on site",
+    "inventory.settings.set": "the LAN hosts the gateway polls (with their SNMP "
+                              "credentials) are chosen on site, never by the cloud",
+    "inventory.settings.forget": "inventory settings saved on site are cleared on site",
 }
 # trace.calls / trace.stop / trace.fetch are the cloud's when sip.trace.allow_cloud is
 # true (the vendor's Advanced page traces from the cloud); the call trace component
