@@ -33,6 +33,7 @@ LOCAL_METHODS: Final = (
     "trace.calls", "trace.status", "trace.stop", "trace.file", "site.get", "site.set",
     "settings.forget", "cloud.proxy.get", "cloud.proxy.set",
     "sync.status", "sync.missing.get", "sync.missing.keep", "sync.missing.delete",
+    "sync.kept.get",
 )
 
 CLOUD_ACTOR: Final = "cloud"

@@ -1131,7 +1131,7 @@
     sectionBox($('#ov-sync'), d.sync, (s) => $('#ov-sync').replaceChildren(
       el('p', { text: 'Last sync: ' + describeSync(s.last_sync) }), el('p', { text: 'Next sync: ' + when(s.next_sync_at) })));
     sectionBox($('#ov-inventory'), d.inventory, (i) => $('#ov-inventory').replaceChildren(
-      el('p', { text: `Users: ${i.users}` }), el('p', { text: `DIDs: ${i.dids ?? '—'}` })));
+      el('p', { text: `Users: ${i.users}` }), el('p', { text: `DIDs: ${i.dids ?? '—'}` }), ...keptLine(i)));
     /* Inventory Report Submission (the inventory component's status; docs/monitoring.md). */
     const inv = d.components && d.components.inventory;
     if (inv && inv.details) {
@@ -1147,6 +1147,33 @@
     $('#tunnels-state').textContent = service && listed ? 'Tunnel service: ' + service.message : '';
     loadEvents();
   }
+
+  /* Users kept in the cloud ("Keep these users") that are no longer on the PBX: not in
+     "Users", so counted and listed here (GET /api/v1/sync/kept). */
+  const KEPT_PAGE = 20;
+  function keptLine(i) {
+    if (!i.kept) { $('#kept').hidden = true; return []; }
+    if (!$('#kept').hidden) loadKeptPage(Number($('#kept-page').dataset.offset || 0));  /* still open: refresh it */
+    return [el('p', { id: 'ov-kept', text: `${num(i.kept)} ${i.kept === 1 ? 'user' : 'users'} kept in the cloud that ${i.kept === 1 ? 'is' : 'are'} no longer on the PBX.` }),
+      el('button', { type: 'button', class: 'secondary', id: 'kept-show', 'aria-controls': 'kept', text: 'List them' })];
+  }
+
+  async function loadKeptPage(offset) {
+    const r = await api('GET', `/api/v1/sync/kept?offset=${offset}&limit=${KEPT_PAGE}`);
+    if (!r.ok) { showError('#page-err', r); return; }
+    const d = r.data;
+    $('#kept-list').replaceChildren(...d.users.map((u) => el('li', { text: (u.extension ? u.extension + ' ' : '') + (u.name || u.source_key) + (u.email ? ' <' + u.email + '>' : '') + ', kept ' + when(u.kept_at) })));
+    const last = offset + d.users.length;
+    $('#kept-page').textContent = `Users ${d.users.length ? offset + 1 : 0}-${last} of ${d.count}`;
+    $('#kept-page').dataset.offset = String(offset);
+    $('#kept-prev').disabled = offset === 0;
+    $('#kept-next').disabled = last >= d.count;
+    $('#kept').hidden = false;
+  }
+
+  $('#ov-inventory').addEventListener('click', (ev) => { if (ev.target.id === 'kept-show') loadKeptPage(0); });
+  $('#kept-prev').addEventListener('click', () => loadKeptPage(Math.max(0, Number($('#kept-page').dataset.offset || 0) - KEPT_PAGE)));
+  $('#kept-next').addEventListener('click', () => loadKeptPage(Number($('#kept-page').dataset.offset || 0) + KEPT_PAGE));
 
   /* The next step's link; none when it points at the Overview itself (onboarding is
      complete; a problem after it is listed under Alerts, right below). */

@@ -117,7 +117,7 @@ async def test_an_ldif_export_counts_bytes_of_the_file_size(tmp_path: Path) -> N
 
 
 @pytest.fixture
-def big_shoreware(shoreware: MariaDB) -> Iterator[MariaDB]:  # noqa: F811
+def big_shoreware(shoreware: MariaDB) -> Iterator[MariaDB]:
     """The three users of ``shoreware`` and 2,000 more."""
     shoreware.sql("\n".join(shoreware_user_sql(2000 + i, str(20000 + i), f"F{i}", f"L{i}",
                                                f"u{i}@example.com") for i in range(2000)),
@@ -143,7 +143,7 @@ async def test_connect_counts_users_first_then_rows_as_they_arrive(
 
 
 @pytest.mark.peers
-async def test_freepbx_counts_rows_of_both_user_tables(asterisk: MariaDB) -> None:  # noqa: F811
+async def test_freepbx_counts_rows_of_both_user_tables(asterisk: MariaDB) -> None:
     """FreePBX: userman_users and core users are counted together, as rows (a user can
     have a row in both)."""
     src = freepbx_source(asterisk)
@@ -153,7 +153,7 @@ async def test_freepbx_counts_rows_of_both_user_tables(asterisk: MariaDB) -> Non
 
 
 @pytest.mark.peers
-async def test_ldap_counts_users_without_a_total(directory: Slapd) -> None:  # noqa: F811
+async def test_ldap_counts_users_without_a_total(directory: Slapd) -> None:
     """slapd gives no size estimate in the paged results control: the users found are
     counted page by page and the total stays unknown (an indeterminate bar)."""
     src = ldap_source(directory, page_size=2)

@@ -88,6 +88,47 @@ async def test_a_sync_started_elsewhere_shows_on_connect_and_overview(
     await context.close()
 
 
+async def test_kept_users_stay_visible_on_the_overview(
+        gateway: Gateway, browser: Any, axe: str, tmp_path: Path) -> None:
+    """After "Keep these users" on Connect, the Overview counts them apart from the
+    synced users ("45 users kept in the cloud that are no longer on the PBX") and
+    lists them page by page."""
+    csv = tmp_path / "dir.csv"
+    await write(csv, 60)
+    await csv_pbx(gateway, csv)
+    assert (await router_sync(gateway))["result"] == "ok"
+    await write(csv, 15)
+    assert (await router_sync(gateway))["result"] == "aborted"
+    context, page, csp_errors = await _page(browser)
+    await _first_visit(page, gateway)
+    await _goto(page, gateway, "overview")
+    assert await page.locator("#ov-kept").count() == 0  # nothing kept yet
+    await _goto(page, gateway, "connect")
+    await page.wait_for_selector("#abort-page:has-text('of 45')")
+    await page.click("#abort-keep")
+    await page.wait_for_selector("#toast:has-text('Kept 45 users in the cloud')")
+    await page.wait_for_selector("#sync-state:has-text('(OK)')")
+    await _goto(page, gateway, "overview")
+    await page.wait_for_selector(
+        "#ov-kept:has-text('45 users kept in the cloud that are no longer on the PBX')")
+    assert "Users: 15" in (await page.text_content("#ov-inventory") or "")
+    assert await page.is_hidden("#kept")
+    await page.click("#kept-show")
+    await page.wait_for_selector("#kept-page:has-text('Users 1-20 of 45')")
+    assert await page.locator("#kept-list li").count() == 20
+    assert "2016 First16 Last16 <user16@example.com>, kept " in (
+        await page.text_content("#kept-list") or "")
+    assert await page.is_disabled("#kept-prev")
+    await page.click("#kept-next")
+    await page.click("#kept-next")
+    await page.wait_for_selector("#kept-page:has-text('Users 41-45 of 45')")
+    assert await page.is_disabled("#kept-next")
+    await check_axe(page, axe, "overview-kept")
+    await shot(page, "08-overview-kept")
+    assert csp_errors == []
+    await context.close()
+
+
 async def test_a_hidden_tab_does_not_poll(gateway: Gateway, browser: Any,
                                           tmp_path: Path) -> None:
     """While the tab is hidden the page asks nothing about the sync; shown again, it
