@@ -9,7 +9,9 @@ from typing import Any
 
 import pytest
 
+from clgwd.sync.component import SyncService
 from clgwd.web import auth
+from tests.sync.helpers import FakeSource, users, with_fake
 from tests.web.browser import check_axe, shot
 from tests.web.conftest import PASSWORD, Gateway
 from tests.web.test_browser import _first_visit, _goto, _page, axe, browser
@@ -85,6 +87,55 @@ async def test_a_sync_started_elsewhere_shows_on_connect_and_overview(
     assert (await elsewhere)["result"] == "ok"
     await page.wait_for_selector("#ov-sync-now", state="hidden")
     assert csp_errors == []
+    await context.close()
+
+
+class MeteredSource(FakeSource):
+    """A slow source that reports what a MiVoice Connect read (a count, then users) or an
+    LDAP read (users so far, no total) reports; the real meters are tested against
+    MariaDB and slapd in tests/pbx/test_read_progress.py."""
+
+    def __init__(self, progress: tuple[int, int | None, str]) -> None:
+        super().__init__(users(4))
+        self.progress = progress
+        self.release = asyncio.Event()
+
+    def read_progress(self) -> tuple[int, int | None, str]:
+        return self.progress
+
+    async def read_users(self) -> Any:
+        self.started.set()
+        await self.release.wait()
+        return await super().read_users()
+
+
+async def test_the_bar_counts_users_where_the_source_counts_them(
+        gateway: Gateway, browser: Any, tmp_path: Path) -> None:
+    """A source that counted first: "1,200 of 20,000 users" and a bar at 1200 of 20000;
+    one without a total (LDAP): "500 users so far" and an indeterminate bar."""
+    csv = tmp_path / "dir.csv"
+    await write(csv, 4)
+    await csv_pbx(gateway, csv)
+    assert (await router_sync(gateway))["result"] == "ok"
+    svc = gateway.daemon.component("sync")
+    assert isinstance(svc, SyncService)
+    context, page, _ = await _page(browser)
+    await _first_visit(page, gateway)
+    await _goto(page, gateway, "connect")
+    for progress, text, value in (((1200, 20000, "users"), "1,200 of 20,000 users", "1200"),
+                                  ((500, None, "users"), "500 users so far", None)):
+        source = with_fake(svc, MeteredSource(progress))
+        run = asyncio.create_task(gateway.daemon.commands.call("sync.now", {}, CLI))
+        try:
+            await page.wait_for_selector(f"#sync-phase:has-text('{text}')", timeout=6000)
+            assert await page.get_attribute("#sync-bar", "value") == value
+            if value is not None:
+                assert await page.get_attribute("#sync-bar", "max") == "20000"
+            assert await page.is_disabled("#sync-now")
+        finally:
+            source.release.set()
+            await run
+        await page.wait_for_selector("#sync-now:not([disabled])")
     await context.close()
 
 
