@@ -33,8 +33,8 @@ LOCAL_METHODS: Final = (
     "trace.calls", "trace.status", "trace.stop", "trace.file", "site.get", "site.set",
     "settings.forget", "cloud.proxy.get", "cloud.proxy.set",
     "sync.status", "sync.missing.get", "sync.missing.keep", "sync.missing.delete",
-    "monitor.get", "monitor.set", "monitor.forget", "inventory.settings.get",
-    "inventory.settings.set", "inventory.settings.forget",
+    "sync.kept.get", "monitor.get", "monitor.set", "monitor.forget",
+    "inventory.settings.get", "inventory.settings.set", "inventory.settings.forget",
 )
 
 CLOUD_ACTOR: Final = "cloud"

@@ -257,6 +257,7 @@
     document.title = name[0].toUpperCase() + name.slice(1) + ' – CloudLink Gateway';
     $('#main').focus();  /* keyboard and screen reader users start at the new content */
     LOADERS[name]();
+    watchSync();
   }
   window.addEventListener('hashchange', route);
 
@@ -709,15 +710,30 @@
     const box = $('#sync-progress');
     const bar = $('#sync-bar');
     box.hidden = !p;
+    $('#ov-sync-now').hidden = !p;
     for (const b of ['#sync-now', '#abort-keep', '#abort-delete-form button']) $(b).disabled = !!p;
     if (!p) return;
     const c = p.counts || {};
     const facts = [];
     if (c.read !== undefined) facts.push(`${c.read} users read`);
-    if (p.determinate) facts.push(`${p.done} of ${p.total} changes saved`);
+    const amount = countedFact(p);
+    if (amount) facts.push(amount);
     facts.push(`${Math.round(p.elapsed || 0)} s`);
     $('#sync-phase').textContent = `${PHASES[p.phase] || p.phase}… (${facts.join(', ')})`;
     if (p.determinate) { bar.max = p.total; bar.value = p.done; } else bar.removeAttribute('value');
+    $('#ov-sync-now').textContent = 'Syncing now: ' + $('#sync-phase').textContent;
+  }
+
+  /* "1,200 of 20,000 users", "1.2 of 5.0 MB", or what arrived so far without a total
+     (an LDAP directory does not say how big it is): sync.status progress.unit. */
+  const num = (n) => Number(n).toLocaleString('en-US');
+  function countedFact(p) {
+    const mb = (n) => (n / 1048576).toFixed(1);
+    if (p.determinate) {
+      return p.unit === 'bytes' ? `${mb(p.done)} of ${mb(p.total)} MB read`
+        : `${num(p.done)} of ${num(p.total)} ${p.unit || ''}${p.phase === 'saving' ? ' saved' : ''}`;
+    }
+    return p.done && p.unit && p.unit !== 'bytes' ? `${num(p.done)} ${p.unit} so far` : '';
   }
 
   /* Poll GET /sync/status while a run is going; resolves with the status once it ended
@@ -732,6 +748,8 @@
       showProgress(r.data.progress);
       await new Promise((done) => { setTimeout(done, 700); });
       if (mine !== pollToken) return null;
+      /* A hidden tab stops polling; the watcher picks the run up again when it shows. */
+      if (document.visibilityState === 'hidden') { showProgress(null); return null; }
     }
   }
 
@@ -743,6 +761,41 @@
     pollSync();
     try { return await pending; } finally { pollToken += 1; showProgress(null); }
   }
+
+  /* ---------- a sync this page did not start (the schedule, the cloud, the CLI) ----------
+     While Connect or Overview is shown and the tab is visible, GET /sync/status every
+     few seconds; a run under way is followed like the page's own (0.7 s, Sync Now
+     disabled), and a run that ended meanwhile refreshes the view. */
+  const WATCH_IDLE_MS = 3000;
+  let watchTimer = null;
+  let watchedRun;  /* the last run id the watcher saw (undefined: none seen yet) */
+
+  const syncView = () => ['connect', 'overview'].find((v) => !$('#view-' + v).hidden);
+
+  function reloadSyncView() {
+    const view = syncView();
+    if (view === 'connect') loadConnect(); else if (view === 'overview') loadOverview();
+  }
+
+  async function watchSync() {
+    clearTimeout(watchTimer);
+    watchTimer = null;
+    if (!csrf || document.visibilityState === 'hidden' || !syncView()) { watchedRun = undefined; return; }
+    if ($('#sync-progress').hidden) {  /* nobody follows a run yet */
+      const r = await api('GET', '/api/v1/sync/status');
+      if (r.ok) {
+        const run = r.data.last_sync ? r.data.last_sync.run_id : null;
+        if (watchedRun !== undefined && run !== watchedRun && !r.data.running) reloadSyncView();
+        watchedRun = run;
+        if (r.data.running && $('#sync-progress').hidden) {
+          showProgress(r.data.progress);
+          pollSync().then((done) => { if (done) { watchedRun = done.last_sync ? done.last_sync.run_id : null; reloadSyncView(); } });
+        }
+      }
+    }
+    if (!watchTimer && syncView()) watchTimer = setTimeout(watchSync, WATCH_IDLE_MS);
+  }
+  document.addEventListener('visibilitychange', () => { if (document.visibilityState === 'visible') watchSync(); });
 
   function showSyncResult(r) {
     const box = $('#sync-result');
@@ -978,6 +1031,8 @@
       const m = /^(current_password|new_password): (.*)$/.exec((r.data && r.data.message) || '');
       pwErrors(m ? [[$(PW_FIELDS[m[1]]), m[2]]] : [], '');
       showError('#pw-form-err', r);
+      /* The same lockout as the login: count it down with Change password disabled. */
+      if (r.data && r.data.retry_after) lockCountdown('#pw-form', '#pw-wait', r.data.retry_after);
       return;
     }
     csrf = r.data.csrf_token;  /* the server rotated the session */
@@ -1265,8 +1320,7 @@
     n.classList.toggle('problem', d.next.problem);
     n.replaceChildren(el('h3', { text: d.next.problem ? 'Problem' : 'Next step' }),
       el('p', {}, el('strong', { id: 'next-step-name', text: d.next.step })),
-      el('p', { text: d.next.message }),
-      el('a', { href: '#' + d.next.page, text: 'Go to ' + (PAGE_NAMES[d.next.page] || d.next.page) }));
+      el('p', { text: d.next.message }), ...nextStepAction(d.next));
     const alerts = $('#alerts');
     alerts.replaceChildren(...d.alerts.map((a) => el('li', { text: `${a.severity}: ${a.message}` })));
     if (!d.alerts.length) alerts.append(el('li', { text: 'No active alerts' }));
@@ -1274,7 +1328,7 @@
     sectionBox($('#ov-sync'), d.sync, (s) => $('#ov-sync').replaceChildren(
       el('p', { text: 'Last sync: ' + describeSync(s.last_sync) }), el('p', { text: 'Next sync: ' + when(s.next_sync_at) })));
     sectionBox($('#ov-inventory'), d.inventory, (i) => $('#ov-inventory').replaceChildren(
-      el('p', { text: `Users: ${i.users}` }), el('p', { text: `DIDs: ${i.dids ?? '—'}` })));
+      el('p', { text: `Users: ${i.users}` }), el('p', { text: `DIDs: ${i.dids ?? '—'}` }), ...keptLine(i)));
     /* Inventory Report Submission (the inventory component's status; docs/monitoring.md). */
     const inv = d.components && d.components.inventory;
     if (inv && inv.details) {
@@ -1289,6 +1343,42 @@
     const listed = d.tunnels.data && d.tunnels.data.tunnels && d.tunnels.data.tunnels.length;
     $('#tunnels-state').textContent = service && listed ? 'Tunnel service: ' + service.message : '';
     loadEvents();
+  }
+
+  /* Users kept in the cloud ("Keep these users") that are no longer on the PBX: not in
+     "Users", so counted and listed here (GET /api/v1/sync/kept). */
+  const KEPT_PAGE = 20;
+  function keptLine(i) {
+    if (!i.kept) { $('#kept').hidden = true; return []; }
+    if (!$('#kept').hidden) loadKeptPage(Number($('#kept-page').dataset.offset || 0));  /* still open: refresh it */
+    return [el('p', { id: 'ov-kept', text: `${num(i.kept)} ${i.kept === 1 ? 'user' : 'users'} kept in the cloud that ${i.kept === 1 ? 'is' : 'are'} no longer on the PBX.` }),
+      el('button', { type: 'button', class: 'secondary', id: 'kept-show', 'aria-controls': 'kept', text: 'List them' })];
+  }
+
+  async function loadKeptPage(offset) {
+    const r = await api('GET', `/api/v1/sync/kept?offset=${offset}&limit=${KEPT_PAGE}`);
+    if (!r.ok) { showError('#page-err', r); return; }
+    const d = r.data;
+    $('#kept-list').replaceChildren(...d.users.map((u) => el('li', { text: (u.extension ? u.extension + ' ' : '') + (u.name || u.source_key) + (u.email ? ' <' + u.email + '>' : '') + ', kept ' + when(u.kept_at) })));
+    const last = offset + d.users.length;
+    $('#kept-page').textContent = `Users ${d.users.length ? offset + 1 : 0}-${last} of ${d.count}`;
+    $('#kept-page').dataset.offset = String(offset);
+    $('#kept-prev').disabled = offset === 0;
+    $('#kept-next').disabled = last >= d.count;
+    $('#kept').hidden = false;
+  }
+
+  $('#ov-inventory').addEventListener('click', (ev) => { if (ev.target.id === 'kept-show') loadKeptPage(0); });
+  $('#kept-prev').addEventListener('click', () => loadKeptPage(Math.max(0, Number($('#kept-page').dataset.offset || 0) - KEPT_PAGE)));
+  $('#kept-next').addEventListener('click', () => loadKeptPage(Number($('#kept-page').dataset.offset || 0) + KEPT_PAGE));
+
+  /* The next step's link; none when it points at the Overview itself (onboarding is
+     complete; a problem after it is listed under Alerts, right below). */
+  function nextStepAction(next) {
+    if (next.page === 'overview') {
+      return next.problem ? [el('p', { text: 'See the alerts below.' })] : [];
+    }
+    return [el('a', { href: '#' + next.page, text: 'Go to ' + (PAGE_NAMES[next.page] || next.page) })];
   }
 
   /* Tunnels: the tunnel part's own shapes (docs/api.md, "Tunnels"). */

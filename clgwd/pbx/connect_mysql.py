@@ -18,7 +18,7 @@ from typing import Final
 
 from clgwd.pbx import normalize as n
 from clgwd.pbx.model import Device, PbxUser, RowProblem, SourceRead
-from clgwd.pbx.mysql_common import MysqlReader, Row, run_queries
+from clgwd.pbx.mysql_common import Counted, MysqlReader, Row, run_queries
 
 USERS_SQL: Final = (
     "SELECT u.UserDN, u.AddressID, u.GuiLoginName, u.UserGroupID, u.CIDNumber,"
@@ -40,6 +40,8 @@ DIDS_SQL: Final = (
     " JOIN didranges r ON r.DIDRangeID = m.DIDRangeID"
 )
 DID_TOTAL_SQL: Final = "SELECT COALESCE(SUM(NumPhoneNumbers), 0) AS total FROM didranges"
+USERS_COUNT_SQL: Final = "SELECT COUNT(*) AS total FROM users"
+"""How many rows ``USERS_SQL`` returns (its joins are on the other tables' keys)."""
 
 
 def did_from_range(base: str, digits: str) -> str:
@@ -63,10 +65,14 @@ class ConnectMysqlSource:
     def describe(self) -> str:
         return self.reader.describe()
 
+    def read_progress(self) -> tuple[int, int | None, str]:
+        """Users read of the ``users`` table's row count."""
+        return self.reader.meter.progress()
+
     async def read_users(self) -> SourceRead:
         users, groups, devices, dids, total = await run_queries(
-            self.reader, [USERS_SQL, GROUPS_SQL, DEVICES_SQL, DIDS_SQL, DID_TOTAL_SQL],
-            self.timeout)
+            self.reader, [Counted(USERS_SQL, USERS_COUNT_SQL), GROUPS_SQL, DEVICES_SQL,
+                          DIDS_SQL, DID_TOTAL_SQL], self.timeout)
         return build_read(users, groups, devices, dids, int(total[0]["total"] or 0))
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import csv
 import functools
 import hashlib
+import io
 import operator
 from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import Executor
@@ -27,9 +28,11 @@ from clgwd.pbx.model import (
     Device,
     PbxUser,
     ReadMemo,
+    ReadMeter,
     RowProblem,
     SourceDataError,
     SourceRead,
+    metered_lines,
     run_blocking,
 )
 
@@ -54,11 +57,17 @@ class CsvSource:
         self.country_code = country_code
         self.executor = executor
         self.memo: ReadMemo[PbxUser] = ReadMemo()
+        self.meter = ReadMeter("bytes")
 
     def describe(self) -> str:
         return f"csv file {self.path}"
 
+    def read_progress(self) -> tuple[int, int | None, str]:
+        """Bytes read of the file's size (unknown for a pipe)."""
+        return self.meter.progress()
+
     async def read_users(self) -> SourceRead:
+        self.meter.start()
         return await run_blocking(self.executor, self._read_blocking)
 
     def _read_blocking(self) -> SourceRead:
@@ -66,8 +75,10 @@ class CsvSource:
         # character (a single CJK name makes it 2) at the read's memory peak.
         self.memo.start()
         try:
-            with self.path.open(encoding=self.encoding, newline="") as stream:
-                read = parse_csv_lines(stream, self.country_code, self.memo)
+            with self.path.open("rb") as raw, \
+                    io.TextIOWrapper(raw, encoding=self.encoding, newline="") as stream:
+                lines = metered_lines(stream, raw, self.meter)
+                read = parse_csv_lines(lines, self.country_code, self.memo)
         except FileNotFoundError:
             raise SourceDataError(f"CSV file {self.path} does not exist") from None
         except (OSError, UnicodeDecodeError) as err:

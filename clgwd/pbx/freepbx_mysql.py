@@ -16,7 +16,7 @@ from typing import Final
 
 from clgwd.pbx import normalize as n
 from clgwd.pbx.model import Device, PbxUser, RowProblem, SourceRead
-from clgwd.pbx.mysql_common import MysqlReader, Row, run_queries
+from clgwd.pbx.mysql_common import Counted, MysqlReader, Row, run_queries
 
 USERMAN_SQL: Final = (
     "SELECT id, auth, authid, username, default_extension, fname, lname, displayname,"
@@ -44,10 +44,16 @@ class FreePbxMysqlSource:
     def describe(self) -> str:
         return self.reader.describe()
 
+    def read_progress(self) -> tuple[int, int | None, str]:
+        """Rows of ``userman_users`` and ``users`` read, of their count (a user may have
+        a row in both, so these are rows, not users)."""
+        return self.reader.meter.progress()
+
     async def read_users(self) -> SourceRead:
         results = await run_queries(
-            self.reader, [USERMAN_SQL, CORE_USERS_SQL, GROUPS_SQL, DEVICES_SQL, INCOMING_SQL],
-            self.timeout)
+            self.reader, [Counted(USERMAN_SQL, "SELECT COUNT(*) FROM userman_users", "rows"),
+                          Counted(CORE_USERS_SQL, "SELECT COUNT(*) FROM users", "rows"),
+                          GROUPS_SQL, DEVICES_SQL, INCOMING_SQL], self.timeout)
         return build_read(results, self.country_code)
 
 

@@ -5,6 +5,11 @@ results, LDAPS and StartTLS. It is synchronous, so the whole read runs in
 a worker thread; ``receive_timeout`` bounds each network wait so an abandoned
 thread ends on its own.
 
+Progress: the users found so far are counted page by page (``read_progress``); the
+total is known only when the server fills in the paged results control's size estimate
+(RFC 2696 lets it say 0, "unknown", which OpenLDAP and Active Directory do), so the
+page's bar for an LDAP read is usually indeterminate, with the count so far.
+
 Paging is done here rather than with ``extend.standard.paged_search``: with
 ``raise_exceptions=False`` that helper ends quietly on a failed page, which would turn
 a dropped connection into a short user list. Here every page's result code is checked
@@ -42,6 +47,7 @@ from clgwd.pbx.ldapmap import (
     group_memberships,
 )
 from clgwd.pbx.model import (
+    ReadMeter,
     SourceAuthError,
     SourceDataError,
     SourceError,
@@ -91,6 +97,7 @@ class LdapSource:
         self.timeout = timeout
         self.country_code = country_code
         self.amap = AttributeMap.from_settings(settings)
+        self.meter = ReadMeter("users")
         self.search_filter = settings.user_filter or FILTERS[settings.preset]
         self.group_filter = settings.group_filter or GROUP_FILTERS[settings.preset]
         self.user_attributes = self.amap.attribute_names()
@@ -103,7 +110,12 @@ class LdapSource:
         tls = " (StartTLS)" if self.settings.security == "starttls" else ""
         return f"{scheme}://{self.host}:{self.port}/{self.settings.base_dn}{tls}"
 
+    def read_progress(self) -> tuple[int, int | None, str]:
+        """Users found so far, of the server's size estimate when it gives one."""
+        return self.meter.progress()
+
     async def read_users(self) -> SourceRead:
+        self.meter.start()
         return await run_blocking(self.executor, self._read_blocking)
 
     def _server(self) -> ldap3.Server:
@@ -129,7 +141,7 @@ class LdapSource:
         try:
             self._open(conn)
             entries = self._search_all(conn, self.settings.base_dn, self.search_filter,
-                                       self.user_attributes)
+                                       self.user_attributes, self.meter)
             groups = None
             if self.settings.group_base_dn is not None:
                 # A failed group search fails the read: users without their groups would
@@ -172,7 +184,8 @@ class LdapSource:
             raise
 
     def _search_all(self, conn: ldap3.Connection, base: str, search_filter: str,
-                    attributes: list[str]) -> list[tuple[str, Entry]]:
+                    attributes: list[str], meter: ReadMeter | None = None,
+                    ) -> list[tuple[str, Entry]]:
         """Every entry of a paged subtree search, or an error (never a partial list)."""
         entries: list[tuple[str, Entry]] = []
         cookie: Any = None
@@ -191,7 +204,13 @@ class LdapSource:
                 raw = {k.lower(): list(v) for k, v in item["raw_attributes"].items()}
                 entries.append((item["dn"], raw))
             controls = result.get("controls") or {}
-            cookie = controls.get(_PAGED_OID, {}).get("value", {}).get("cookie")
+            paged = controls.get(_PAGED_OID, {}).get("value", {})
+            cookie = paged.get("cookie")
+            if meter is not None:
+                estimate = paged.get("size")
+                if isinstance(estimate, int) and estimate > 0:
+                    meter.total = max(estimate, len(entries))
+                meter.done = len(entries)
             if not cookie:
                 return entries
 

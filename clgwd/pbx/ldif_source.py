@@ -22,9 +22,11 @@ from clgwd.pbx.ldapmap import AttributeMap, Entry, collect_users, entry_to_user
 from clgwd.pbx.model import (
     PbxUser,
     ReadMemo,
+    ReadMeter,
     RowProblem,
     SourceDataError,
     SourceRead,
+    metered_lines,
     run_blocking,
 )
 
@@ -42,11 +44,17 @@ class LdifSource:
         self.encoding = encoding
         self.country_code = country_code
         self.memo: ReadMemo[PbxUser] = ReadMemo()
+        self.meter = ReadMeter("bytes")
 
     def describe(self) -> str:
         return f"ldif file {self.path}"
 
+    def read_progress(self) -> tuple[int, int | None, str]:
+        """Bytes read of the file's size (unknown for a pipe)."""
+        return self.meter.progress()
+
     async def read_users(self) -> SourceRead:
+        self.meter.start()
         return await run_blocking(self.executor, self._read_blocking)
 
     def _read_blocking(self) -> SourceRead:
@@ -55,7 +63,8 @@ class LdifSource:
         problems: list[RowProblem] = []
         try:
             with self.path.open("rb") as stream:
-                users, more = collect_users(self._mapped(stream, problems))
+                users, more = collect_users(self._mapped(
+                    metered_lines(stream, stream, self.meter), problems))
                 # Nothing parsed: only a file of blank lines is an empty directory; one
                 # with comments or stray text "holds no records" (checked on this rare
                 # path only, so the common one has no per-line test).

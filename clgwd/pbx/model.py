@@ -10,10 +10,12 @@ engine delete the other half.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping
+import os
+import stat
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, Final, Generic, Literal, Protocol, TypeVar
 
 from clgwd.errors import ClgwdError, NotSupportedYet
 
@@ -115,6 +117,71 @@ class UserSource(Protocol):
     def describe(self) -> str:
         """Where users come from, without credentials (``mysql://host:4308/shoreware``)."""
         ...
+
+
+ReadUnit = Literal["users", "rows", "bytes"]
+"""What a ``ReadMeter`` counts: users (one row per user), rows (of several tables that
+together make the users), or bytes of a file."""
+
+METER_EVERY: Final = 512
+"""File sources update their meter every this many lines (one ``tell()`` each)."""
+
+
+class ReadMeter:
+    """How far the read under way is, for the page's progress bar (``read_progress``).
+
+    Written by the reader (its worker thread, or the event loop for SQL), read by the
+    sync status on the event loop. Each update is one attribute store, atomic under
+    the GIL; ``done`` may lag the truth by a batch, never run ahead of it. ``total`` is
+    None while unknown (a pipe, a directory that does not say how big it is): the bar
+    is then indeterminate, and ``done`` still counts what arrived so far."""
+
+    __slots__ = ("done", "total", "unit")
+
+    def __init__(self, unit: ReadUnit) -> None:
+        self.unit: ReadUnit = unit
+        self.done = 0
+        self.total: int | None = None
+
+    def start(self, total: int | None = None, unit: ReadUnit | None = None) -> None:
+        self.total = total
+        self.done = 0
+        if unit is not None:
+            self.unit = unit
+
+    def progress(self) -> tuple[int, int | None, str]:
+        """``(done, total or None, unit)``."""
+        return self.done, self.total, self.unit
+
+
+_L = TypeVar("_L", str, bytes)
+
+
+class OpenFile(Protocol):
+    """The binary file under a stream of lines (``open(...).buffer`` or ``open(.., "rb")``)."""
+
+    def fileno(self) -> int: ...
+
+    def tell(self) -> int: ...
+
+
+def metered_lines(lines: Iterable[_L], file: OpenFile, meter: ReadMeter) -> Iterator[_L]:
+    """``lines`` of the open ``file``, telling ``meter`` the bytes read so far (the
+    file's position, read-ahead included) every ``METER_EVERY`` lines, of its size when
+    it is a regular file (a pipe has no size: the total stays unknown)."""
+    info = os.fstat(file.fileno())
+    if not stat.S_ISREG(info.st_mode) or not info.st_size:
+        yield from lines  # a pipe cannot tell its position either
+        return
+    meter.total = info.st_size
+    count = 0
+    for line in lines:
+        count += 1
+        if count == METER_EVERY:
+            count = 0
+            meter.done = file.tell()
+        yield line
+    meter.done = meter.total
 
 
 _T = TypeVar("_T")

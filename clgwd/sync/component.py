@@ -146,6 +146,7 @@ class SyncService:
             commands.register("sync.missing.keep", self._cmd_missing_keep, mutating=True)
             commands.register("sync.missing.delete", self._cmd_missing_delete,
                               mutating=True)
+            commands.register("sync.kept.get", self._cmd_kept_get, mutating=False)
 
     # -- component lifecycle ---------------------------------------------------------------
 
@@ -526,6 +527,16 @@ class SyncService:
         return {"pending": held is not None, **(held.as_json() if held else {}),
                 "offset": offset, "limit": limit, "users": users}
 
+    async def _cmd_kept_get(self, params: Mapping[str, Any], ctx: CommandContext) -> Any:
+        """``sync.kept.get {offset?, limit?}``: users kept in the cloud ("Keep these
+        users") that are no longer on the PBX, over every source."""
+        offset, limit = _int_param(params, "offset", 0, 0, 10**9), \
+            _int_param(params, "limit", 50, 1, missing.PAGE_MAX)
+        if set(params) - {"offset", "limit"}:
+            raise page.InvalidPbxSettings("sync.kept.get takes offset and limit only")
+        return {"count": await missing.kept_count(self.store), "offset": offset,
+                "limit": limit, "users": await missing.kept_page(self.store, offset, limit)}
+
     async def _cmd_missing_keep(self, params: Mapping[str, Any], ctx: CommandContext) -> Any:
         """``sync.missing.keep {set_id?}``."""
         if set(params) - {"set_id"}:
@@ -592,8 +603,9 @@ class SyncService:
         return {"forgotten": forgotten, "settings": self._effective.report(keys)}
 
     async def _cmd_inventory(self, params: Mapping[str, Any], ctx: CommandContext) -> Any:
-        """Users and DIDs synced (queued to the cloud), over every source; cached until
-        the next sync, since the overview asks on every refresh."""
+        """Users and DIDs synced (queued to the cloud), and users kept in the cloud
+        though no longer on the PBX, over every source; cached until the next sync or
+        keep, since the overview asks on every refresh."""
         if self._inventory is None:
             row = await self.store.db.fetchone(
                 "SELECT COUNT(*) FROM sync_snapshot WHERE deleted = 0")
@@ -601,7 +613,8 @@ class SyncService:
                 "SELECT COUNT(DISTINCT d.value) FROM sync_snapshot AS s,"
                 " json_each(s.user, '$.dids') AS d WHERE s.deleted = 0")
             self._inventory = {"users": int(row[0]) if row else 0,
-                               "dids": int(dids[0]) if dids else 0}
+                               "dids": int(dids[0]) if dids else 0,
+                               "kept": await missing.kept_count(self.store)}
         return {**self._inventory, "source_id": self._pbx.effective_source_id
                 if self._pbx.type != "none" else None}
 

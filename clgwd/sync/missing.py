@@ -6,7 +6,9 @@ abort also stores *which* users it held back (``sync_missing``, one set per sour
 named by ``set_id``). The technician then either
 
 * keeps them: they stop counting as synced users (the next reads are the new
-  baseline) and nothing is deleted in the cloud (``keep``); or
+  baseline) and nothing is deleted in the cloud (``keep``); they stay listed as kept
+  (``sync_snapshot.kept_at``, ``kept_count``/``kept_page``) until they come back to the
+  PBX; or
 * deletes them once: a fresh read must find exactly the same set missing, then the
   engine deletes exactly those users in one ordinary run (``SyncEngine.run`` with a
   ``DeleteConfirmation``), through the outbox and the history like any change.
@@ -126,6 +128,29 @@ async def page(store: Store, source_id: str, offset: int, limit: int
     return out
 
 
+async def kept_count(store: Store) -> int:
+    """Users kept in the cloud that are no longer on the PBX, over every source."""
+    row = await store.db.fetchone(
+        "SELECT COUNT(*) FROM sync_snapshot WHERE deleted = 1 AND kept_at IS NOT NULL")
+    return int(row[0]) if row else 0
+
+
+async def kept_page(store: Store, offset: int, limit: int) -> list[dict[str, Any]]:
+    """One page of the kept users (by source, then key), as the Overview lists them."""
+    rows = await store.db.fetchall(
+        "SELECT source_id, source_key, kept_at, json_extract(user, '$.extension'),"
+        " json_extract(user, '$.display_name'), json_extract(user, '$.first_name'),"
+        " json_extract(user, '$.last_name'), json_extract(user, '$.email')"
+        " FROM sync_snapshot WHERE deleted = 1 AND kept_at IS NOT NULL"
+        " ORDER BY source_id, source_key LIMIT ? OFFSET ?", (limit, offset))
+    out = []
+    for source_id, key, kept_at, ext, display, first, last, email in rows:
+        name = display or " ".join(p for p in (first, last) if p)
+        out.append({"source_id": source_id, "source_key": key, "kept_at": kept_at,
+                    "extension": ext or "", "name": name or "", "email": email or ""})
+    return out
+
+
 def check(held: PendingSet | None, set_id: str | None) -> PendingSet:
     """The stored set, if ``set_id`` (when given) still names it."""
     if held is None:
@@ -148,9 +173,9 @@ async def keep(store: Store, held: PendingSet, actor: str) -> int:
             chunk = keys[i:i + _CHUNK]
             marks = ",".join("?" * len(chunk))
             await tx.execute(
-                "UPDATE sync_snapshot SET deleted = 1, absent_reads = 0, updated_at = ?"  # noqa: S608
-                f" WHERE source_id = ? AND deleted = 0 AND source_key IN ({marks})",
-                (now, held.source_id, *chunk))
+                "UPDATE sync_snapshot SET deleted = 1, absent_reads = 0, kept_at = ?,"  # noqa: S608
+                f" updated_at = ? WHERE source_id = ? AND deleted = 0 AND source_key IN ({marks})",
+                (now, now, held.source_id, *chunk))
         await clear(tx, held.source_id)
         await store.alerts.clear_in(tx, ALERT_SAFETY)
         await store.history.record(tx, Event(

@@ -222,7 +222,7 @@ async def write_records(tx: Transaction, store: Store, records: Records) -> None
         " revision, absent_reads, deleted, updated_at) VALUES (?, ?, ?, ?, ?, ?, 0, 0, ?)"
         " ON CONFLICT(source_id, source_key) DO UPDATE SET fingerprint = excluded.fingerprint,"
         " email_key = excluded.email_key, user = excluded.user, revision = excluded.revision,"
-        " absent_reads = 0, deleted = 0, updated_at = excluded.updated_at",
+        " absent_reads = 0, deleted = 0, kept_at = NULL, updated_at = excluded.updated_at",
         records.upserts)
     await tx.executemany(
         "UPDATE sync_snapshot SET deleted = 1, absent_reads = 0, revision = ?, updated_at = ?"

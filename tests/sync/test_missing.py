@@ -227,3 +227,40 @@ async def test_a_pbx_replaced_while_stopped_starts_without_the_old_alerts(
     other = config(state_dir, f"pbx: {{type: csv, source_id: other, file: {{path: {CSV}}}}}\n")
     async with SyncService(other, store):
         assert "sync.safety_abort" not in {a.code for a in await store.alerts.active()}
+
+
+async def test_kept_users_stay_visible_until_they_come_back(
+        aborted: tuple[SyncService, FakeSource, CommandRouter], store: Store) -> None:
+    """Kept users leave "users" but are counted and listed as kept (inventory.report
+    and sync.kept.get); one that comes back to the PBX is synced again and no longer
+    kept; a user deleted by the sync was never kept."""
+    svc, source, router = aborted
+    assert (await router.call("inventory.report", {}, WEB))["kept"] == 0
+    await router.call("sync.missing.keep", {}, WEB)
+    report = await router.call("inventory.report", {}, WEB)
+    assert (report["users"], report["kept"]) == (12, 8)
+    page1 = await router.call("sync.kept.get", {"limit": 5}, WEB)
+    assert page1["count"] == 8 and len(page1["users"]) == 5
+    first = page1["users"][0]
+    assert (first["source_id"], first["source_key"], first["email"]) == (
+        "csv", "u1", "u1@example.com")
+    assert first["name"] == "Firstu1 Lastu1" and first["kept_at"] > 0
+    rest = await router.call("sync.kept.get", {"offset": 5, "limit": 5}, WEB)
+    assert [u["source_key"] for u in rest["users"]] == ["u6", "u7", "u8"]
+
+    source.users = users(13, start=8)  # u8 is back on the PBX
+    assert (await svc.sync(actor="System")).result == "ok"
+    report = await router.call("inventory.report", {}, WEB)
+    assert (report["users"], report["kept"]) == (13, 7)
+    kept = await router.call("sync.kept.get", {}, WEB)
+    assert [u["source_key"] for u in kept["users"]] == [f"u{i}" for i in range(1, 8)]
+
+
+async def test_kept_list_parameters_are_checked(
+        aborted: tuple[SyncService, FakeSource, CommandRouter]) -> None:
+    """sync.kept.get refuses a bad limit and unknown parameters by name."""
+    _, _, router = aborted
+    for params, words in (({"limit": 0}, "limit"), ({"user": "u1"}, "offset and limit only")):
+        with pytest.raises(Exception, match=words) as info:
+            await router.call("sync.kept.get", params, WEB)
+        assert getattr(info.value, "code", "") == "invalid_input"

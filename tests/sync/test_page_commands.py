@@ -34,13 +34,13 @@ async def test_every_page_method_is_registered(store: Store, state_dir: Path) ->
     async with SyncService(config(state_dir), store, router):
         methods = router.methods()
         for name in ("pbx.get", "pbx.set", "pbx.test", "sync.schedule.get",
-                     "sync.schedule.set", "inventory.report"):
+                     "sync.schedule.set", "inventory.report", "sync.kept.get"):
             assert methods[name], name
         assert router.is_mutating("pbx.set") and router.is_mutating("sync.schedule.set")
         assert not router.is_mutating("pbx.test")
         assert (await _call(router, "pbx.get"))["configured"] is False
         assert await _call(router, "inventory.report") == {"users": 0, "dids": 0,
-                                                           "source_id": None}
+                                                           "kept": 0, "source_id": None}
 
 
 async def test_pbx_set_switches_the_source_and_survives_a_restart(

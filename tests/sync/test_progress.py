@@ -17,23 +17,24 @@ from tests.sync.helpers import CSV, FakeSource, config, users, with_fake
 class CountingSource(FakeSource):
     """A source that can say how far its read is (rows read of the total)."""
 
-    def read_progress(self) -> tuple[int, int | None]:
-        return 3, len(self.users)
+    def read_progress(self) -> tuple[int, int | None, str]:
+        return 3, len(self.users), "users"
 
 
 async def test_a_read_is_indeterminate_unless_the_source_counts(store: Store) -> None:
-    """While a plain source reads: phase reading, no total; a counting source: done/total."""
-    for source, expected in ((FakeSource(users(10)), (None, None, False)),
-                             (CountingSource(users(10)), (3, 10, True))):
+    """While a plain source reads: phase reading, no total; a counting source: done/total
+    in its unit."""
+    for source, expected in ((FakeSource(users(10)), (None, None, None, False)),
+                             (CountingSource(users(10)), (3, 10, "users", True))):
         source.delay = 0.3
-        progress = SyncProgress(f"run-{expected[2]}", "now", "local:cli")
-        engine = SyncEngine(store, source, f"src{expected[2]}", SyncConfig(), 5)
+        progress = SyncProgress(f"run-{expected[3]}", "now", "local:cli")
+        engine = SyncEngine(store, source, f"src{expected[3]}", SyncConfig(), 5)
         run = asyncio.create_task(engine.run(actor="local:cli", trigger="now",
                                              progress=progress))
         await source.started.wait()
         seen = progress.as_json()
         assert seen["phase"] == "reading"
-        assert (seen["done"], seen["total"], seen["determinate"]) == expected
+        assert (seen["done"], seen["total"], seen["unit"], seen["determinate"]) == expected
         assert (await run).result == "ok"
 
 
@@ -45,7 +46,8 @@ async def test_saving_counts_the_changes_written(store: Store) -> None:
     out = await engine.run(actor="local:cli", trigger="now", progress=progress)
     assert out.result == "ok" and progress.phase == Phase.SAVING
     seen = progress.as_json()
-    assert (seen["done"], seen["total"], seen["determinate"]) == (4500, 4500, True)
+    assert (seen["done"], seen["total"], seen["unit"], seen["determinate"]) == (
+        4500, 4500, "changes", True)
     assert seen["counts"]["read"] == 4500 and seen["counts"]["created"] == 4500
     assert seen["elapsed"] >= 0 and seen["run_id"] == out.run_id
 

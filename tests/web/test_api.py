@@ -534,3 +534,35 @@ async def test_safety_abort_way_out_through_the_page_api(
     status, body = await _req(client, gateway, csrf, "GET",
                               "/api/v1/events?asset=PBX%20users%20missing")
     assert [e["actor"] for e in body["events"]] == ["local:web:admin"]
+
+
+async def test_kept_users_are_counted_and_listed(
+        gateway: Gateway, client: aiohttp.ClientSession, tmp_path: Any) -> None:
+    """After "Keep these users" the inventory counts them apart from the synced users,
+    and GET /sync/kept lists them page by page (a bad page is refused in words)."""
+    csrf = await setup_admin(client, gateway)
+    csv = tmp_path / "directory.csv"
+    lines = sample_directory().read_text(encoding="utf-8").splitlines()
+    csv.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    await _req(client, gateway, csrf, "PUT", "/api/v1/pbx",
+               {**CSV_PBX, "options": {"path": str(csv)}})
+    status, body = await _req(client, gateway, csrf, "POST", "/api/v1/sync/now")
+    assert status == 202 and body["result"] == "ok"
+    synced = body["counts"]["eligible"]
+    await asyncio.to_thread(csv.write_text, "\n".join(lines[:9]) + "\n", encoding="utf-8")
+    status, body = await _req(client, gateway, csrf, "POST", "/api/v1/sync/now")
+    held = body["safety_abort"]
+    status, body = await _req(client, gateway, csrf, "POST", "/api/v1/sync/missing/keep",
+                              {"set_id": held["set_id"]})
+    assert status == 200 and body["kept"] == held["count"]
+    status, inventory = await _req(client, gateway, csrf, "GET", "/api/v1/inventory")
+    assert status == 200 and inventory["kept"] == held["count"]
+    assert inventory["users"] == synced - held["count"]
+    status, first = await _req(client, gateway, csrf, "GET", "/api/v1/sync/kept?limit=5")
+    assert status == 200 and first["count"] == held["count"] and len(first["users"]) == 5
+    assert set(first["users"][0]) == {"source_id", "source_key", "kept_at", "extension",
+                                      "name", "email"}
+    status, rest = await _req(client, gateway, csrf, "GET", "/api/v1/sync/kept?offset=5")
+    assert len(rest["users"]) == held["count"] - 5
+    status, body = await _req(client, gateway, csrf, "GET", "/api/v1/sync/kept?limit=500")
+    assert status == 422 and "limit" in body["message"]

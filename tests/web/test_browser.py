@@ -401,6 +401,8 @@ async def _overview(page: Any, gw: Gateway, axe: str) -> None:
     await page.click("nav a[href='#overview']")
     # Every step done with the real parts: the sample directory, the reference cloud.
     await page.wait_for_selector("#next-step-name:has-text('Onboarding complete')")
+    # Already on the Overview: no "Go to Overview" link to the page itself.
+    assert await page.locator("#next-step a").count() == 0
     await page.wait_for_selector("#ov-link:has-text('Link: connected')")
     await page.wait_for_selector("#ov-inventory:has-text('Users: 20')")
     assert "DIDs: 11" in await page.text_content("#ov-inventory")  # = the Connect's DDI

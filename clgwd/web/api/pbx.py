@@ -69,7 +69,7 @@ async def get_sync_status(request: web.Request) -> web.Response:
     return reply(await call(request, "sync.status", {}))
 
 
-async def get_sync_missing(request: web.Request) -> web.Response:
+def _page_query(request: web.Request) -> dict[str, int]:
     try:
         offset = int(request.query.get("offset", "0"))
         limit = int(request.query.get("limit", "50"))
@@ -77,7 +77,15 @@ async def get_sync_missing(request: web.Request) -> web.Response:
         raise auth.InvalidInput("offset and limit must be whole numbers") from None
     if offset < 0 or not 1 <= limit <= 200:
         raise auth.InvalidInput("offset must be 0 or more; limit 1-200")
-    return reply(await call(request, "sync.missing.get", {"offset": offset, "limit": limit}))
+    return {"offset": offset, "limit": limit}
+
+
+async def get_sync_missing(request: web.Request) -> web.Response:
+    return reply(await call(request, "sync.missing.get", _page_query(request)))
+
+
+async def get_sync_kept(request: web.Request) -> web.Response:
+    return reply(await call(request, "sync.kept.get", _page_query(request)))
 
 
 async def post_sync_missing_keep(request: web.Request) -> web.Response:
@@ -117,6 +125,9 @@ ROUTES: Final = (
     Route("GET", "/api/v1/sync/missing", get_sync_missing,
           "Users a sync safety abort held back (paginated)", query=_PAGE_QUERY,
           router_methods=("sync.missing.get",)),
+    Route("GET", "/api/v1/sync/kept", get_sync_kept,
+          "Users kept in the cloud that are no longer on the PBX (paginated)",
+          query=_PAGE_QUERY, router_methods=("sync.kept.get",)),
     Route("POST", "/api/v1/sync/missing/keep", post_sync_missing_keep,
           "Keep the held-back users (new baseline, nothing deleted)", models.KeepMissing,
           router_methods=("sync.missing.keep",)),
