@@ -135,6 +135,16 @@ def remove(path: Path) -> None:
     sync_dir(path.parent)
 
 
+def installed(root: Path) -> list[str]:
+    """The complete releases on disk, oldest version first (what a rollback can use)."""
+    releases = root / RELEASES
+    if not releases.is_dir():
+        return []
+    found = [e.name for e in releases.iterdir()
+             if not e.name.startswith(".") and is_complete(root, e.name)]
+    return sorted(found, key=lambda v: [int(x) if x.isdigit() else -1 for x in v.split(".")])
+
+
 def prune(root: Path, keep: set[str]) -> list[str]:
     """Remove every release dir (complete or not) that is not in ``keep``."""
     removed: list[str] = []

@@ -118,6 +118,19 @@ def test_prune_keeps_only_the_named_releases(tmp_path: Path) -> None:
     assert sorted(p.name for p in (root / "releases").iterdir()) == [OLD, NEW]
 
 
+def test_installed_lists_complete_releases_in_version_order(tmp_path: Path) -> None:
+    """Only complete releases count (a half-built one cannot be rolled back to), in
+    version order, not name order; the staging dir is not a release."""
+    root = make_root(tmp_path, complete=(OLD,))
+    for version in ("0.10.0", "0.9.0"):
+        (root / "releases" / version / "bin").mkdir(parents=True)
+        (root / "releases" / version / "bin" / "clgwd").write_text("#!/bin/sh\n")
+        (root / "releases" / version / layout.COMPLETE).write_text("1\n")
+    (root / "releases" / ".staging").mkdir()
+    assert layout.installed(root) == [OLD, "0.9.0", "0.10.0"]
+    assert layout.installed(tmp_path / "nothing") == []
+
+
 def test_program_imports_only_the_standard_library() -> None:
     """The rollback program must run when clgwd itself cannot be imported."""
     tree = ast.parse(SCRIPT.read_text())
