@@ -268,7 +268,7 @@ def begin_switch(root: Path, previous: str, new: str, deadline_s: float) -> dict
     """Marker first, then the atomic switch of ``current`` (blocking)."""
     now = time.time()
     marker = {"previous": previous, "new": new, "started_at": now,
-              "deadline": now + deadline_s}
+              "deadline": now + deadline_s, "boot_at": layout.boot_time(now)}
     layout.write_json(root / layout.MARKER, marker)
     layout.switch(root, new)
     return marker
