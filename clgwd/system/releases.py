@@ -234,7 +234,10 @@ async def _build_venv(root: Path, manifest: Manifest, wheels: Path,
         steps.append(("check the config file with the new release",
                       [str(target / "bin" / "clgwd"), "check-config", str(config_path)]))
     for what, argv in steps:
+        started = time.monotonic()
         result = await run_command(argv, INSTALL_TIMEOUT, env=_pip_env())
+        _LOGGER.info("Release %s: %s: %s in %.1f s", version, what,
+                     "done" if result.ok else "failed", time.monotonic() - started)
         if not result.ok:
             await asyncio.to_thread(shutil.rmtree, target, True)
             raise UpdateFailed(f"release {version}: could not {what}: {result.summary()}")
