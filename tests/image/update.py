@@ -155,12 +155,12 @@ def debugfs(disk: Path, partition: str, commands: list[str], write: bool = False
     return result.stdout + result.stderr
 
 
-def configure_disk(disk: Path, ca_file: Path, work: Path) -> None:
+def configure_disk(disk: Path, ca_file: Path, work: Path, health_timeout: int) -> None:
     """The appliance config plus the reference cloud and the test's health deadline."""
     config = yaml.safe_load((ROOT / "image" / "clgwd.appliance.yaml").read_text())
     config["cloud"] = {"url": f"https://{LAN_PEER}:{CLOUD_PORT}",
                        "enrollment_ca_file": GUEST_CA}
-    config.setdefault("system", {})["update_health_timeout"] = HEALTH_TIMEOUT
+    config.setdefault("system", {})["update_health_timeout"] = health_timeout
     local = work / "guest-clgwd.yaml"
     local.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
     out = debugfs(disk, "root", ["stat /etc/clgwd/clgwd.yaml"])
@@ -309,6 +309,7 @@ class Cycle:
         self.gid = ""
         self.figures: list[str] = []
         self.published: set[str] = set()
+        self.health_timeout = HEALTH_TIMEOUT
 
     @property
     def page(self) -> Page:
@@ -417,7 +418,7 @@ class Cycle:
         cut_at = time.monotonic() - t0
         self.guest.power_on()
         took = await self.guest.up()
-        view = await self.settled(HEALTH_TIMEOUT + 300)
+        view = await self.settled(self.health_timeout + 300)
         self.running = view["current_version"]
         assert self.running in (before, version), view
         assert self.running in view["releases"], view
@@ -493,7 +494,7 @@ class Cycle:
         assert version not in view["releases"], view
         self.figure(f"broken: update available -> switched to {version} {switched:.1f} s -> "
                     f"rolled back to {previous} and healthy: {took:.1f} s "
-                    f"(deadline {HEALTH_TIMEOUT} s after the switch); alert: "
+                    f"(deadline {self.health_timeout} s after the switch); alert: "
                     f"{alerts[0]['message']}")
 
 
@@ -546,7 +547,9 @@ async def peer_cycle(args: argparse.Namespace) -> int:
     started = time.monotonic()
     try:
         cloud.release_key = raw_public_key_b64(Path(args.public_key))
-        await asyncio.to_thread(configure_disk, Path(args.disk), cloud.ca_file, work)
+        cycle.health_timeout = args.health_timeout
+        await asyncio.to_thread(configure_disk, Path(args.disk), cloud.ca_file, work,
+                                args.health_timeout)
         await cycle.onboard()
         for name in args.scenarios.split(","):
             await cycle.scenario(name, versions)
@@ -629,7 +632,8 @@ def main_run(args: argparse.Namespace) -> int:
              "peer", "--work", str(work), "--disk", str(disk), "--prefix",
              lab.vm_ns.removesuffix("-vm"), "--public-key", str(public), "--versions",
              json.dumps(versions), "--bundles", json.dumps(bundles), "--scenarios",
-             ",".join(scenarios), "--smp", str(args.smp)], cwd=ROOT)
+             ",".join(scenarios), "--smp", str(args.smp), "--health-timeout",
+             str(args.health_timeout)], cwd=ROOT)
         try:
             peer.wait(timeout=args.timeout)
         finally:
@@ -681,6 +685,7 @@ def main(argv: list[str] | None = None) -> int:
                  "--scenarios"):
         peer.add_argument(name, required=True)
     peer.add_argument("--smp", type=int, default=2)
+    peer.add_argument("--health-timeout", type=int, default=HEALTH_TIMEOUT)
     parser.add_argument("--image", help="raw disk (default build/image/clgwd-<v>.raw)")
     parser.add_argument("--smp", type=int, default=2, help="guest vCPUs (default 2)")
     parser.add_argument("--timeout", type=float, default=5400, help="seconds for the cycle")
@@ -688,6 +693,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="cut the power at every step (also CLGWD_IMAGE_UPDATE_ALL=1)")
     parser.add_argument("--scenarios", help=f"comma-separated, from {','.join(ALL_SCENARIOS)}")
     parser.add_argument("--keep-logs", help="copy the consoles and peer logs to this dir")
+    parser.add_argument("--health-timeout", type=int, default=HEALTH_TIMEOUT,
+                        help=f"system.update_health_timeout in the guest (default "
+                             f"{HEALTH_TIMEOUT}; above ~150 the broken release's crash loop "
+                             "reaches systemd's start limit first: OnFailure= rolls back)")
     parser.add_argument("--reuse-bundles", metavar="DIR",
                         help="keep the release key and bundles in DIR and reuse them "
                              "(faster reruns of the same checkout; default: build afresh)")
