@@ -28,6 +28,7 @@ from clgwd.logbuffer import LogBuffer, shared_buffer
 from clgwd.settings import SavedSettings, check_file_change
 from clgwd.store import Action, Event, Severity, Store
 from clgwd.system import configedit, logs, reset
+from clgwd.system import rollback as layout
 from clgwd.system.errors import (
     ActionInProgress,
     InvalidParams,
@@ -379,6 +380,8 @@ class SystemComponent:
             "update_running": self._pending == "update",
             "phase": self.updater.phase,
             "trial": self.updater.trial,
+            "releases": (await asyncio.to_thread(layout.installed, self.updater.root)
+                         if self._managed else []),
         }
 
     async def _cmd_update_check(self, params: Mapping[str, Any], ctx: CommandContext) -> Any:

@@ -234,7 +234,10 @@ async def _build_venv(root: Path, manifest: Manifest, wheels: Path,
         steps.append(("check the config file with the new release",
                       [str(target / "bin" / "clgwd"), "check-config", str(config_path)]))
     for what, argv in steps:
+        started = time.monotonic()
         result = await run_command(argv, INSTALL_TIMEOUT, env=_pip_env())
+        _LOGGER.info("Release %s: %s: %s in %.1f s", version, what,
+                     "done" if result.ok else "failed", time.monotonic() - started)
         if not result.ok:
             await asyncio.to_thread(shutil.rmtree, target, True)
             raise UpdateFailed(f"release {version}: could not {what}: {result.summary()}")
@@ -268,7 +271,7 @@ def begin_switch(root: Path, previous: str, new: str, deadline_s: float) -> dict
     """Marker first, then the atomic switch of ``current`` (blocking)."""
     now = time.time()
     marker = {"previous": previous, "new": new, "started_at": now,
-              "deadline": now + deadline_s}
+              "deadline": now + deadline_s, "boot_at": layout.boot_time(now)}
     layout.write_json(root / layout.MARKER, marker)
     layout.switch(root, new)
     return marker

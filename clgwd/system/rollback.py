@@ -17,8 +17,9 @@ Layout under the release root (``system.release_root``, default ``/opt/clgwd``):
 Every step is safe to cut (power loss, kill -9) and safe to repeat:
 marker written, not switched -> the marker is dropped ("interrupted before the
 switch"); switched, not confirmed by the new daemon before the deadline, or the unit
-failed -> note, switch back, marker dropped, restart. The daemon confirms a healthy
-update by deleting the marker.
+failed -> note, switch back, marker dropped, restart. A reboot during the trial (power
+cut) gives the new release one fresh trial period in the next boot (``boot_at``). The
+daemon confirms a healthy update by deleting the marker.
 """
 
 from __future__ import annotations
@@ -39,6 +40,8 @@ MARKER: Final = "update-marker.json"
 NOTE: Final = "update-note.json"
 COMPLETE: Final = ".clgwd-release-complete"
 KEEP_RELEASES: Final = 2
+BOOT_SLACK: Final = 30.0
+"""Seconds two boot-time readings may differ by (clock steps) and still be one boot."""
 UNIT: Final = "clgwd.service"
 REASONS: Final = {
     "unit-failed": "the new release kept failing to start (systemd gave up restarting it)",
@@ -135,6 +138,16 @@ def remove(path: Path) -> None:
     sync_dir(path.parent)
 
 
+def installed(root: Path) -> list[str]:
+    """The complete releases on disk, oldest version first (what a rollback can use)."""
+    releases = root / RELEASES
+    if not releases.is_dir():
+        return []
+    found = [e.name for e in releases.iterdir()
+             if not e.name.startswith(".") and is_complete(root, e.name)]
+    return sorted(found, key=lambda v: [int(x) if x.isdigit() else -1 for x in v.split(".")])
+
+
 def prune(root: Path, keep: set[str]) -> list[str]:
     """Remove every release dir (complete or not) that is not in ``keep``."""
     removed: list[str] = []
@@ -146,6 +159,39 @@ def prune(root: Path, keep: set[str]) -> list[str]:
             shutil.rmtree(entry, ignore_errors=True)
             removed.append(entry.name)
     return removed
+
+
+# -- trial across a reboot --------------------------------------------------------------------
+
+
+def boot_time(now: float | None = None) -> float:
+    """When this machine booted, on the wall clock (CLOCK_BOOTTIME: no /proc needed,
+    which the daemon's sandbox hides)."""
+    now = time.time() if now is None else now
+    return now - time.clock_gettime(time.CLOCK_BOOTTIME)
+
+
+def renew_after_reboot(root: Path, now: float | None = None,
+                       booted: float | None = None) -> dict[str, Any] | None:
+    """The marker, with one fresh trial period if the machine rebooted since the switch.
+
+    A power cut during the trial would otherwise roll back a release that never had
+    its chance (the deadline passes while the power is off). One renewal only: a
+    release that takes the machine down again is rolled back at the next deadline.
+    """
+    now = time.time() if now is None else now
+    marker = read_json(root / MARKER)
+    if marker is None or marker.get("renewed") or current_version(root) != marker.get("new"):
+        return marker
+    booted = boot_time() if booted is None else booted
+    switched_boot = marker.get("boot_at")
+    if not isinstance(switched_boot, int | float) or abs(booted - switched_boot) < BOOT_SLACK:
+        return marker
+    period = float(marker.get("deadline", 0)) - float(marker.get("started_at", 0))
+    marker = {**marker, "deadline": now + max(period, 0.0), "boot_at": booted,
+              "renewed": True}
+    write_json(root / MARKER, marker)
+    return marker
 
 
 # -- rollback ---------------------------------------------------------------------------------
@@ -173,6 +219,8 @@ def rollback(root: Path, reason: str, now: float | None = None) -> str:
                                  "reason": "interrupted before the switch", "at": now})
         remove(root / MARKER)
         return f"update to {new} was interrupted before the switch; {current} stays"
+    if reason == "deadline":
+        marker = renew_after_reboot(root, now) or marker
     deadline = float(marker.get("deadline", 0))
     if reason == "deadline" and now < deadline:
         return f"update to {new} on trial for {deadline - now:.0f} s more"

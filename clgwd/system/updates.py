@@ -106,7 +106,8 @@ class ReleaseUpdater:
         """Record a rollback the standalone program did; settle a marker left behind."""
         if not await asyncio.to_thread(self.managed):
             return
-        marker = await asyncio.to_thread(layout.read_json, self.root / layout.MARKER)
+        # A trial cut by a reboot (power loss) gets one fresh period (rollback.py).
+        marker = await asyncio.to_thread(layout.renew_after_reboot, self.root)
         current = await asyncio.to_thread(layout.current_version, self.root)
         if marker is not None and marker.get("new") == self.running == current:
             self.trial = marker

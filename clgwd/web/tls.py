@@ -13,6 +13,7 @@ import contextlib
 import datetime
 import ipaddress
 import itertools
+import logging
 import os
 import socket
 from collections.abc import Iterable
@@ -25,6 +26,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+_LOGGER = logging.getLogger(__name__)
 MDNS_NAME: Final = "cloudlink.local"
 CERT_FILENAME: Final = "web-tls.crt"
 KEY_FILENAME: Final = "web-tls.key"
@@ -87,14 +89,38 @@ def ensure_certificate(state_dir: Path, names: Iterable[str], ips: Iterable[str]
     dns, addrs = wanted_names(socket.gethostname(), names, ips)
     cert_path, key_path = state_dir / CERT_FILENAME, state_dir / KEY_FILENAME
     if cert_path.exists() and key_path.exists():
-        cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
-        if _covers(cert, dns, addrs):
-            return DeviceCertificate(cert_path, key_path, fingerprint_of(cert))
+        try:
+            cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
+            serialization.load_pem_private_key(key_path.read_bytes(), password=None)
+        except ValueError as err:
+            # Damaged (a power cut before this version wrote them durably): a new
+            # certificate beats a daemon that cannot start; the console shows the new
+            # fingerprint.
+            _LOGGER.warning("The HTTPS certificate or key in %s is damaged (%s); making a "
+                            "new one", state_dir, err)
+        else:
+            if _covers(cert, dns, addrs):
+                return DeviceCertificate(cert_path, key_path, fingerprint_of(cert))
     cert = _make(key_path, dns, sorted({*addrs, *local_addresses()}))
-    tmp = cert_path.with_suffix(".tmp")
-    tmp.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    tmp.replace(cert_path)
+    _write_durably(cert_path, cert.public_bytes(serialization.Encoding.PEM), 0o644)
     return DeviceCertificate(cert_path, key_path, fingerprint_of(cert))
+
+
+def _write_durably(path: Path, data: bytes, mode: int) -> None:
+    """Temp file, fsync, rename, fsync the directory: after a power cut the file is the
+    old one or the new one, never empty or half-written."""
+    tmp = path.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode)
+    with os.fdopen(fd, "wb") as out:
+        out.write(data)
+        out.flush()
+        os.fsync(out.fileno())
+    tmp.replace(path)
+    dir_fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
 
 
 def _covers(cert: x509.Certificate, dns: list[str], addrs: list[str]) -> bool:
@@ -113,11 +139,7 @@ def _make(key_path: Path, dns: list[str], addrs: list[str]) -> x509.Certificate:
     key = ec.generate_private_key(ec.SECP256R1())
     pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                             serialization.NoEncryption())
-    tmp = key_path.with_suffix(".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
-    with os.fdopen(fd, "wb") as out:
-        out.write(pem)
-    tmp.replace(key_path)
+    _write_durably(key_path, pem, 0o600)
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, MDNS_NAME)])
     now = datetime.datetime.now(datetime.UTC)
     sans: list[x509.GeneralName] = [x509.DNSName(n) for n in dns]

@@ -84,10 +84,10 @@ def missing_programs() -> list[str]:
 class Lab:
     """The namespaces, the peers and qemu; ``close`` stops all of it."""
 
-    def __init__(self, image: Path, work: Path) -> None:
+    def __init__(self, image: Path, work: Path, prefix: str | None = None) -> None:
         self.image = image
         self.work = work
-        prefix = f"clgwd-img{os.getpid()}"
+        prefix = prefix or f"clgwd-img{os.getpid()}"
         self.vm_ns = f"{prefix}-vm"
         self.peer_ns = f"{prefix}-peer"
         self.procs: list[subprocess.Popen[bytes]] = []
@@ -95,6 +95,7 @@ class Lab:
         self.leases = work / "dnsmasq.leases"
         self.bus = f"unix:path={work / 'dbus' / 'system_bus_socket'}"
         self.qemu_started = 0.0
+        self.qemu: subprocess.Popen[bytes] | None = None
         self.overlay = work / "overlay.qcow2"
         self.root_partition = (0, 0)
         """Byte offset and size of the root partition (read with the loader entry)."""
@@ -132,10 +133,18 @@ class Lab:
         subprocess.run(["sh", "-ec", textwrap.dedent(script)], check=True, timeout=30)
 
     def peers(self) -> None:
+        self.dhcp()
+        self.mdns()
+
+    def dhcp(self) -> None:
+        """dnsmasq on the peer's LAN: the leases go to ``self.leases``."""
         self._start(["dnsmasq", "--no-daemon", "--port=0", "--interface=lan0",
                      "--bind-interfaces", f"--dhcp-range={DHCP_RANGE}",
                      f"--dhcp-leasefile={self.leases}", "--log-dhcp",
                      "--conf-file=/dev/null"], "dnsmasq.log", ns=self.peer_ns)
+
+    def mdns(self) -> None:
+        """A private system bus and avahi-daemon in the peer namespace."""
         (self.work / "dbus").mkdir()
         self._start(["dbus-daemon", "--config-file=/usr/share/dbus-1/system.conf",
                      f"--address={self.bus}", "--nofork", "--nopidfile"], "dbus.log")
@@ -166,7 +175,10 @@ class Lab:
         wait_for("avahi-daemon", lambda: "Server startup complete" in
                  avahi_log.read_text(errors="replace"), 15)
 
-    def boot(self, smp: int, read_only_root: bool) -> None:
+    def boot(self, smp: int, read_only_root: bool, persistent: bool = False) -> None:
+        """Start qemu. ``persistent``: the guest writes to the image itself (a working
+        copy the caller made), the firmware's variables are kept between boots, and the
+        console log of each boot goes to ``self.console`` (set it before each boot)."""
         fmt = "qcow2" if self.image.suffix == ".qcow2" else "raw"
         argv = ["qemu-system-x86_64", "-accel", "tcg", "-machine", "q35", "-m", "1024",
                 "-smp", str(smp), "-display", "none", "-monitor", "none",
@@ -183,15 +195,17 @@ class Lab:
                      *self._kernel_with("ro", "fsck.mode=skip")]
         else:
             vars_copy = self.work / "OVMF_VARS.fd"
-            shutil.copyfile(OVMF_VARS, vars_copy)
+            if not (persistent and vars_copy.exists()):
+                shutil.copyfile(OVMF_VARS, vars_copy)
+            snapshot = "" if persistent else ",snapshot=on"
             argv += ["-drive", f"if=pflash,format=raw,readonly=on,file={OVMF_CODE}",
                      "-drive", f"if=pflash,format=raw,file={vars_copy}",
-                     "-drive", f"file={self.image},format={fmt},if=virtio,snapshot=on"]
+                     "-drive", f"file={self.image},format={fmt},if=virtio{snapshot}"]
         for index, mac in enumerate(MACS):
             argv += ["-netdev", f"tap,id=n{index},ifname=tap{index},script=no,downscript=no",
                      "-device", f"virtio-net-pci,netdev=n{index},mac={mac}"]
         self.qemu_started = time.time()
-        self._start(argv, "qemu.log", ns=self.vm_ns)
+        self.qemu = self._start(argv, "qemu.log", ns=self.vm_ns)
 
     def _kernel_with(self, root_flag: str, *extra: str) -> list[str]:
         """Boot the disk's own kernel, initrd and loader entry, with ``rw`` replaced

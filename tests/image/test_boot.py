@@ -1,16 +1,17 @@
 """The appliance disk boots under qemu and is onboarded from a peer namespace.
 
 Slow (a TCG boot, a factory reset and a reboot: several minutes) and needs root: marked
-``slow`` and ``netns``. It always builds the image from this checkout first (never boots
-a stale one; the build caches the Debian base system and the dependency wheels in
-/var/cache/clgwd-image, so a rebuild takes a few minutes). Run it alone with
+``slow`` and ``netns``. It boots the image that the session fixture ``appliance_image``
+(tests/image/conftest.py) builds from this checkout first, once for this test and
+test_update.py (never a stale one; the build caches the Debian base system and the
+dependency wheels in /var/cache/clgwd-image, so a rebuild takes a minute or two).
+Run it alone with
 ``.venv/bin/python -m pytest tests/image/test_boot.py -m slow -s``; ``image/test-boot``
 is the same check as one command.
 """
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 import sys
@@ -18,29 +19,16 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import require_program
-from tests.image.boot import OVMF_CODE, PROGRAMS, default_image
-
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = [pytest.mark.slow, pytest.mark.netns]
 
 
 @pytest.mark.timeout(3600)
-def test_boot_onboard_reset_reboot(capsys: pytest.CaptureFixture[str]) -> None:
+def test_boot_onboard_reset_reboot(appliance_image: Path,
+                                   capsys: pytest.CaptureFixture[str]) -> None:
     """The image builds; then DHCP lease, cloudlink.local over mDNS, health, the page
     with the console's setup code, factory reset back to first-boot state, reboot."""
-    if os.geteuid() != 0:
-        pytest.skip("needs root: network namespaces and tap devices")
-    for program in (*PROGRAMS, "debootstrap", "mkfs.vfat", "mcopy", "sfdisk", "qemu-img"):
-        require_program(program)
-    if not OVMF_CODE.exists():
-        pytest.skip(f"{OVMF_CODE} is missing (Debian package ovmf)")
-    image = default_image()
-    build = subprocess.run([str(ROOT / "image" / "build")], capture_output=True, text=True,
-                           timeout=1800, check=False)
-    with capsys.disabled():
-        print("\n" + build.stdout)
-    assert build.returncode == 0, build.stdout[-4000:] + build.stderr[-4000:]
+    image = appliance_image
     result = subprocess.run([sys.executable, "-m", "tests.image.boot", "--image", str(image)],
                             cwd=ROOT, capture_output=True, text=True, timeout=3000,
                             check=False)

@@ -80,6 +80,41 @@ def test_deadline_passed_rolls_back_and_records_why(tmp_path: Path) -> None:
     assert "did not report healthy" in note["reason"]
 
 
+def test_reboot_during_the_trial_gives_one_fresh_period(tmp_path: Path) -> None:
+    """A power cut during the trial: in the next boot the deadline (passed while the
+    power was off) is renewed once, so the release gets its chance; the timer then
+    waits instead of rolling back."""
+    root = make_root(tmp_path)
+    marker = begin_switch(root, OLD, NEW, 300)
+    later = marker["deadline"] + 600
+    renewed = layout.renew_after_reboot(root, now=later, booted=later - 20)
+    assert renewed is not None and renewed["renewed"] is True
+    assert renewed["deadline"] == pytest.approx(later + 300)
+    assert layout.rollback(root, "deadline", now=later + 10).startswith(
+        f"update to {NEW} on trial")
+    assert layout.current_version(root) == NEW
+
+
+def test_second_reboot_during_the_trial_rolls_back(tmp_path: Path) -> None:
+    """Only one renewal: a release that takes the machine down again goes back at its
+    (renewed) deadline."""
+    root = make_root(tmp_path)
+    marker = begin_switch(root, OLD, NEW, 300)
+    later = marker["deadline"] + 600
+    layout.renew_after_reboot(root, now=later, booted=later - 20)
+    again = layout.renew_after_reboot(root, now=later + 900, booted=later + 880)
+    assert again is not None and again["deadline"] == pytest.approx(later + 300)
+    assert layout.rollback(root, "deadline", now=later + 901).startswith("rolled back")
+    assert layout.current_version(root) == OLD
+
+
+def test_same_boot_keeps_the_deadline(tmp_path: Path) -> None:
+    """Without a reboot since the switch the marker is left as it is."""
+    root = make_root(tmp_path)
+    marker = begin_switch(root, OLD, NEW, 300)
+    assert layout.renew_after_reboot(root, now=marker["deadline"] + 5) == marker
+
+
 def test_unit_failure_rolls_back_at_once(tmp_path: Path) -> None:
     """OnFailure= (crash loop, import error) does not wait for the deadline."""
     root = make_root(tmp_path)
@@ -116,6 +151,19 @@ def test_prune_keeps_only_the_named_releases(tmp_path: Path) -> None:
     (root / "releases" / "0.0.9" / "bin").mkdir(parents=True)
     assert layout.prune(root, {OLD, NEW}) == ["0.0.9"]
     assert sorted(p.name for p in (root / "releases").iterdir()) == [OLD, NEW]
+
+
+def test_installed_lists_complete_releases_in_version_order(tmp_path: Path) -> None:
+    """Only complete releases count (a half-built one cannot be rolled back to), in
+    version order, not name order; the staging dir is not a release."""
+    root = make_root(tmp_path, complete=(OLD,))
+    for version in ("0.10.0", "0.9.0"):
+        (root / "releases" / version / "bin").mkdir(parents=True)
+        (root / "releases" / version / "bin" / "clgwd").write_text("#!/bin/sh\n")
+        (root / "releases" / version / layout.COMPLETE).write_text("1\n")
+    (root / "releases" / ".staging").mkdir()
+    assert layout.installed(root) == [OLD, "0.9.0", "0.10.0"]
+    assert layout.installed(tmp_path / "nothing") == []
 
 
 def test_program_imports_only_the_standard_library() -> None:

@@ -30,6 +30,7 @@ from clgwd.refcloud.server import RefCloud
 from clgwd.store import EventFilter, Store
 from clgwd.system import DaemonHooks, SystemComponent, releases
 from clgwd.system import rollback as layout
+from clgwd.system.bundle import parse_version
 from clgwd.system.errors import ActionInProgress
 from tests.link.harness import enroll_gateway, gateway_config, refcloud, running_gateway
 from tests.system.conftest import wait_until
@@ -308,8 +309,10 @@ async def test_trial_is_confirmed_once_healthy(tmp_path: Path) -> None:
         assert any(s.startswith(f"update to {__version__} succeeded") for s in subjects)
         assert sorted(p.name for p in (rig.root / "releases").iterdir()) == \
             sorted(["0.0.9", __version__])
-        last = (await rig.router.call("update.status", {}, CLI))["last_update"]
-        assert last["ok"] is True and last["version"] == __version__
+        status = await rig.router.call("update.status", {}, CLI)
+        assert status["last_update"]["ok"] is True
+        assert status["last_update"]["version"] == __version__
+        assert status["releases"] == sorted(["0.0.9", __version__], key=parse_version)
         assert rig.restarts == []
 
 

@@ -40,6 +40,19 @@ def test_certificate_names_and_persistence(tmp_path: Path) -> None:
     assert renamed.fingerprint != first.fingerprint
 
 
+def test_damaged_certificate_is_made_again(tmp_path: Path) -> None:
+    """A certificate or key left empty by a power cut (seen in the booted image) is
+    replaced at the next start instead of stopping the daemon."""
+    first = ensure_certificate(tmp_path, [], [])
+    for damaged in (CERT_FILENAME, KEY_FILENAME):
+        (tmp_path / damaged).write_bytes(b"")
+        again = ensure_certificate(tmp_path, [], [])
+        assert again.fingerprint != first.fingerprint
+        assert again.fingerprint == load_fingerprint(tmp_path)
+        first = again
+    assert not list(tmp_path.glob("*.tmp"))
+
+
 async def test_served_certificate_is_the_logged_one(gateway: Gateway) -> None:
     assert await _served_fingerprint(gateway) == gateway.http.fingerprint
 
