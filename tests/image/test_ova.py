@@ -75,3 +75,42 @@ def test_ova_is_reproducible(tmp_path: Path) -> None:
     compare = subprocess.run(["qemu-img", "compare", "-f", "vmdk", "-F", "raw", str(vmdk),
                               str(raw)], capture_output=True, text=True, check=False)
     assert compare.returncode == 0, compare.stdout + compare.stderr
+
+
+def test_a_short_random_cid_still_becomes_eight_digits(tmp_path: Path) -> None:
+    """qemu-img does not zero-pad the CID: about one conversion in sixteen writes seven
+    digits or fewer, which once made make-ova fail. The rewrite grows the line into the
+    descriptor's padding, and the disk still reads back the same."""
+    require_program("qemu-img")
+    raw = tmp_path / "disk.raw"
+    with raw.open("wb") as out:
+        out.truncate(8 * 1024 * 1024)
+        out.write(b"clgwd short cid")
+    vmdk = tmp_path / "d.vmdk"
+    subprocess.run(["qemu-img", "convert", "-O", "vmdk", "-o", "subformat=streamOptimized",
+                    str(raw), str(vmdk)], check=True, capture_output=True, timeout=60)
+    data = bytearray(vmdk.read_bytes())
+    at = data.index(b"\nCID=") + 1
+    line_end = data.index(b"\n", at)
+    text_end = data.index(b"\0", at)
+    text = b"CID=abc" + data[line_end:text_end]  # as qemu-img writes it: the text is shorter
+    data[at:text_end] = text + b"\0" * (text_end - at - len(text))  # and the padding longer
+    vmdk.write_bytes(bytes(data))
+    subprocess.run([str(ROOT / "image" / "vmdk-set-cid"), str(vmdk), "1796678358"],
+                   check=True, capture_output=True, timeout=30)
+    head = vmdk.read_bytes()[:4096]
+    assert b"\nCID=6b1722d6\nparentCID=ffffffff\n" in head
+    compare = subprocess.run(["qemu-img", "compare", "-f", "vmdk", "-F", "raw", str(vmdk),
+                              str(raw)], capture_output=True, text=True, check=False)
+    assert compare.returncode == 0, compare.stdout + compare.stderr
+
+
+def test_set_cid_refuses_a_file_without_a_descriptor(tmp_path: Path) -> None:
+    """A file that is not a VMDK is refused in words, not patched."""
+    junk = tmp_path / "junk.vmdk"
+    junk.write_bytes(b"\0" * 4096)
+    done = subprocess.run([str(ROOT / "image" / "vmdk-set-cid"), str(junk), "1"],
+                          capture_output=True, text=True, check=False, timeout=30)
+    assert done.returncode != 0
+    assert "no CID line" in done.stderr
+    assert junk.read_bytes() == b"\0" * 4096

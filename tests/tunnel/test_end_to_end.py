@@ -26,6 +26,7 @@ from clgwd.component import ComponentStatus
 from clgwd.config import ClgwdConfig, parse_config
 from clgwd.daemon import connect_tunnel
 from clgwd.link.component import CloudLink
+from clgwd.link.connection import LinkState
 from clgwd.link.enroll import EnrollmentFailed, _tunnel_authority_key
 from clgwd.link.identity import IdentityFiles
 from clgwd.protocol.sockopts import NOTSENT_LOWAT
@@ -196,7 +197,10 @@ async def online_gateway(tmp_path: Path, **tunnel: Any) -> AsyncIterator[Setup]:
         await enroll_gateway(config, cloud)
         async with running_gateway(config) as gw:
             gid = gw.link.gateway_id or ""
-            await wait_for(lambda: gid in cloud.sessions, what="gateway connected")
+            # Both ends: the cloud files the session on the hello, a moment before the
+            # gateway reads the answer and calls itself online.
+            await wait_for(lambda: gid in cloud.sessions and gw.link.state == LinkState.ONLINE,
+                           what="gateway connected")
             yield Setup(cloud, lan, http, Admin(cloud, http), gw, gid)
 
 

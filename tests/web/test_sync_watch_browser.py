@@ -4,11 +4,15 @@ count, keeps kept users visible, and counts the password form's lockout down (Ch
 from __future__ import annotations
 
 import asyncio
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from clgwd.pbx import csv_source
+from clgwd.pbx.model import metered_lines
 from clgwd.sync.component import SyncService
 from clgwd.web import auth
 from tests.sync.helpers import FakeSource, users, with_fake
@@ -21,9 +25,9 @@ __all__ = ["axe", "browser"]  # fixtures shared with test_browser.py
 
 pytestmark = [pytest.mark.peers, pytest.mark.timeout(180)]
 
-FILLER_ROWS = 12_000_000
-"""Empty CSV rows after the users: a read of ~60 MB that takes seconds, yet syncs only
-the users (the parser skips empty rows), so the page sees the read under way."""
+FILLER_ROWS = 1_000_000
+"""Empty CSV rows after the users: a ~5 MB file whose read the test holds halfway
+(``GatedReads``), yet that syncs only the users (the parser skips empty rows)."""
 
 
 READING_SEEN = """() => {
@@ -35,7 +39,7 @@ READING_SEEN = """() => {
 }"""
 
 
-def slow_directory(path: Path, users: int) -> int:
+def padded_directory(path: Path, users: int) -> int:
     """``users`` users followed by ``FILLER_ROWS`` empty rows; returns the file size."""
     head = "key,extension,first_name,last_name,email\n" + "".join(
         f"u-{i:03d},{2000 + i},First{i},Last{i},user{i}@example.com\n"
@@ -48,13 +52,40 @@ def slow_directory(path: Path, users: int) -> int:
     return path.stat().st_size
 
 
+class GatedReads:
+    """Holds each CSV read halfway through the file until the test has seen the page show
+    it: a real file, the real meter and the real page, without a race against the disk
+    (a read that ended before the page's next poll once failed this test)."""
+
+    HOLD_AT_LINE = FILLER_ROWS // 2
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.go_on = threading.Event()
+        self.go_on.set()  # other reads (a preview, a test) pass until the test holds one
+
+        def held(lines: Any, file: Any, meter: Any) -> Iterator[Any]:
+            for number, line in enumerate(metered_lines(lines, file, meter)):
+                if number == self.HOLD_AT_LINE:
+                    self.go_on.wait(60)  # the test releases it; never hangs the thread
+                yield line
+
+        monkeypatch.setattr(csv_source, "metered_lines", held)
+
+    def hold(self) -> None:
+        self.go_on.clear()
+
+    def release(self) -> None:
+        self.go_on.set()
+
+
 async def csv_pbx(gw: Gateway, path: Path) -> None:
     await gw.daemon.commands.call(
         "pbx.set", {"type": "csv", "name": "HQ", "options": {"path": str(path)}}, CLI)
 
 
 async def test_a_sync_started_elsewhere_shows_on_connect_and_overview(
-        gateway: Gateway, browser: Any, axe: str, tmp_path: Path) -> None:
+        gateway: Gateway, browser: Any, axe: str, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
     """A sync started through the API (as the schedule, the cloud or the CLI would)
     while Connect is open: the page shows its phase with a determinate bar ("MB read"
     of the file's size) and Sync Now disabled, without a reload; when it ends, Sync Now
@@ -63,7 +94,8 @@ async def test_a_sync_started_elsewhere_shows_on_connect_and_overview(
     await write(csv, 4)
     await csv_pbx(gateway, csv)
     assert (await router_sync(gateway))["result"] == "ok"
-    await asyncio.to_thread(slow_directory, csv, 4)
+    await asyncio.to_thread(padded_directory, csv, 4)
+    gate = GatedReads(monkeypatch)
 
     context, page, csp_errors = await _page(browser)
     await _first_visit(page, gateway)
@@ -72,12 +104,16 @@ async def test_a_sync_started_elsewhere_shows_on_connect_and_overview(
     before = await page.text_content("#sync-state")
     assert await page.is_hidden("#sync-progress") and await page.is_enabled("#sync-now")
 
+    gate.hold()
     elsewhere = asyncio.create_task(gateway.daemon.commands.call("sync.now", {}, CLI))
-    # One frame shows it all (the read may end any moment after): the phase, "MB read"
-    # of the file's size with a determinate bar, and Sync Now disabled.
-    await page.wait_for_function(READING_SEEN, timeout=8000)
-    await check_axe(page, axe, "connect-progress-determinate")
-    await shot(page, "05-connect-progress-determinate")
+    try:
+        # One frame shows it all: the phase, "MB read" of the file's size with a
+        # determinate bar, and Sync Now disabled.
+        await page.wait_for_function(READING_SEEN, timeout=15000)
+        await check_axe(page, axe, "connect-progress-determinate")
+        await shot(page, "05-connect-progress-determinate")
+    finally:
+        gate.release()
     assert (await elsewhere)["result"] == "ok"
     await page.wait_for_selector("#sync-progress[hidden]", state="attached")
     await page.wait_for_selector("#sync-now:not([disabled])")
@@ -87,9 +123,13 @@ async def test_a_sync_started_elsewhere_shows_on_connect_and_overview(
     await _goto(page, gateway, "overview")
     await page.wait_for_selector("#ov-sync:has-text('OK')")
     assert await page.is_hidden("#ov-sync-now")
+    gate.hold()
     elsewhere = asyncio.create_task(gateway.daemon.commands.call("sync.now", {}, CLI))
-    await page.wait_for_selector("#ov-sync-now:has-text('Syncing now: Reading the users')",
-                                 timeout=6000)
+    try:
+        await page.wait_for_selector(
+            "#ov-sync-now:has-text('Syncing now: Reading the users')", timeout=15000)
+    finally:
+        gate.release()
     assert (await elsewhere)["result"] == "ok"
     await page.wait_for_selector("#ov-sync-now", state="hidden")
     assert csp_errors == []
