@@ -32,7 +32,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, TextIO
 
 RELEASES: Final = "releases"
 CURRENT: Final = "current"
@@ -43,6 +43,9 @@ KEEP_RELEASES: Final = 2
 BOOT_SLACK: Final = 30.0
 """Seconds two boot-time readings may differ by (clock steps) and still be one boot."""
 UNIT: Final = "clgwd.service"
+LOG_ERR: Final = 3
+LOG_WARNING: Final = 4
+LOG_INFO: Final = 6
 REASONS: Final = {
     "unit-failed": "the new release kept failing to start (systemd gave up restarting it)",
     "deadline": "the new release did not report healthy before the deadline",
@@ -259,12 +262,29 @@ def main(argv: list[str] | None = None) -> int:
     try:
         outcome = rollback(args.root, args.reason)
     except (LayoutError, OSError) as err:
-        print(f"clgwd-rollback: {err}", file=sys.stderr)
+        say(LOG_ERR, f"clgwd-rollback: {err}", sys.stderr)
         return 1
-    print(f"clgwd-rollback: {outcome}")
-    if outcome.startswith(("rolled back", "rollback to")) and not args.no_restart:
+    say(outcome_level(outcome), f"clgwd-rollback: {outcome}", sys.stdout)
+    rolled_back = outcome.startswith(("rolled back", "rollback to"))
+    if rolled_back and not args.no_restart:
         restart_unit(args.unit)
     return 0
+
+
+def outcome_level(outcome: str) -> int:
+    """Nothing to do (no marker, still on trial) is info; a switch back or an abandoned
+    update is a warning; a rollback that cannot happen is an error."""
+    if outcome == "no update under way" or " on trial for " in outcome:
+        return LOG_INFO
+    return LOG_ERR if outcome.startswith("cannot") else LOG_WARNING
+
+
+def say(level: int, text: str, stream: TextIO) -> None:
+    """One line, with its syslog level as a ``<N>`` prefix when the stream is the journal
+    (systemd sets JOURNAL_STREAM): the deadline unit keeps only warnings and worse
+    (LogLevelMax=warning), so a rollback shows and "still on trial" does not."""
+    prefix = f"<{level}>" if os.environ.get("JOURNAL_STREAM") else ""
+    print(prefix + text, file=stream, flush=True)
 
 
 if __name__ == "__main__":

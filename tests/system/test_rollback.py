@@ -176,11 +176,43 @@ def test_program_imports_only_the_standard_library() -> None:
     assert modules <= set(sys.stdlib_module_names) | {"__future__"}, modules
 
 
-def _program(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def _program(root: Path, *args: str, journal: bool = False
+             ) -> subprocess.CompletedProcess[str]:
     python = SYSTEM_PYTHON if Path(SYSTEM_PYTHON).exists() else sys.executable
+    env = {k: v for k, v in os.environ.items() if k != "JOURNAL_STREAM"}
+    if journal:
+        env["JOURNAL_STREAM"] = "8:12345"  # what systemd sets when stdout is the journal
     return subprocess.run([python, "-I", str(SCRIPT), "--root", str(root), "--no-restart",
                            *args], capture_output=True, text=True, timeout=60, check=False,
-                          cwd="/")
+                          cwd="/", env=env)
+
+
+def test_journal_lines_carry_their_level(tmp_path: Path) -> None:
+    """Under systemd each line starts with its syslog level, so the deadline unit's
+    LogLevelMax=warning drops "nothing to do" and "still on trial" (every 30 s) and
+    keeps a rollback (warning) and a failure (error); on a terminal, no prefix."""
+    root = make_root(tmp_path)
+    assert _program(root, journal=True).stdout == "<6>clgwd-rollback: no update under way\n"
+    begin_switch(root, OLD, NEW, 300)
+    assert _program(root, "--reason", "deadline", journal=True).stdout.startswith(
+        f"<6>clgwd-rollback: update to {NEW} on trial for ")
+    rolled = _program(root, "--reason", "unit-failed", journal=True)
+    assert rolled.stdout.startswith(f"<4>clgwd-rollback: rolled back from {NEW} to {OLD}")
+    (root / "current").unlink()
+    (root / "current").symlink_to("/usr")
+    (root / layout.MARKER).write_text(json.dumps({"previous": OLD, "new": NEW}))
+    broken = _program(root, "--reason", "unit-failed", journal=True)
+    assert broken.returncode == 1 and broken.stderr.startswith("<3>clgwd-rollback: ")
+    plain = _program(make_root(tmp_path / "other"))
+    assert plain.stdout == "clgwd-rollback: no update under way\n"
+
+
+def test_outcome_levels() -> None:
+    """A rollback that cannot happen is an error; an abandoned update a warning."""
+    assert layout.outcome_level("cannot roll back: release ? is not installed") == 3
+    assert layout.outcome_level(
+        "update to 0.2.0 was interrupted before the switch; 0.1.0 stays") == 4
+    assert layout.outcome_level("rollback to 0.1.0 already done") == 4
 
 
 def test_program_runs_standalone_with_the_system_python(tmp_path: Path) -> None:

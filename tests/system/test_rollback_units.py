@@ -56,3 +56,12 @@ def test_rollback_units_run_the_standalone_program() -> None:
         assert "clgwd/bin" not in text and "current/bin" not in text
     timer = (SYSTEMD / "clgwd-update-deadline.timer").read_text().splitlines()
     assert "Unit=clgwd-update-deadline.service" in timer
+
+
+def test_the_deadline_unit_logs_only_warnings_and_worse() -> None:
+    """The timer fires every 30 s: PID 1's "skipped because of an unmet condition" line
+    and the "still on trial" output are dropped; the other rollback unit logs all."""
+    deadline = (SYSTEMD / "clgwd-update-deadline.service").read_text().splitlines()
+    assert "LogLevelMax=warning" in deadline
+    assert not any(line.startswith("LogLevelMax=")
+                   for line in (SYSTEMD / "clgwd-rollback.service").read_text().splitlines())
