@@ -817,6 +817,29 @@
   }
 
   /* ---------- the safety abort's way out: keep the missing users, or delete them once ---------- */
+  /* A list shown page by page (GET ...?offset=&limit=). The page asked for is
+     remembered at once, so two quick clicks on "Next" move two pages (reading it back
+     from the list's last answer moved one); it stays within the count last seen; only
+     the answer to the newest request is shown (an older one that arrives late is
+     dropped). ``fresh`` forgets the count: a new list. */
+  function pager(size, fetchPage, render) {
+    const p = { offset: 0, count: null, seq: 0 };
+    p.go = async (offset, fresh = false) => {
+      if (fresh) p.count = null;
+      const lastStart = p.count === null ? Infinity : Math.max(0, Math.floor((p.count - 1) / size) * size);
+      p.offset = Math.max(0, Math.min(offset, lastStart));
+      const seq = ++p.seq;
+      const asked = p.offset;
+      const r = await fetchPage(asked);
+      if (seq !== p.seq) return;
+      if (r.ok && typeof r.data.count === 'number') p.count = r.data.count;
+      render(r, asked);
+    };
+    p.next = () => p.go(p.offset + size);
+    p.prev = () => p.go(p.offset - size);
+    return p;
+  }
+
   const ABORT_PAGE = 20;
   let held = null;
 
@@ -828,25 +851,25 @@
     $('#abort-reason').textContent = `${held.count} of ${held.active} synced users are missing from the PBX, so the sync stopped and changed nothing. Every sync stops the same way until you decide.`;
     $('#abort-confirm').value = '';
     $('#abort-err').textContent = '';
-    loadAbortPage(0);
+    abortPager.go(0, true);
   }
 
-  async function loadAbortPage(offset) {
-    const r = await api('GET', `/api/v1/sync/missing?offset=${offset}&limit=${ABORT_PAGE}`);
-    if (!r.ok) { showError('#abort-err', r); return; }
-    const d = r.data;
-    if (!d.pending) { showAbort(null); return; }
-    if (held && d.set_id !== held.set_id) { showAbort(d); return; }
-    $('#abort-list').replaceChildren(...d.users.map((u) => el('li', { text: (u.extension ? u.extension + ' ' : '') + (u.name || u.source_key) + (u.email ? ' <' + u.email + '>' : '') })));
-    const last = offset + d.users.length;
-    $('#abort-page').textContent = `Users ${d.users.length ? offset + 1 : 0}-${last} of ${d.count}`;
-    $('#abort-page').dataset.offset = String(offset);
-    $('#abort-prev').disabled = offset === 0;
-    $('#abort-next').disabled = last >= d.count;
-  }
+  const abortPager = pager(ABORT_PAGE,
+    (offset) => api('GET', `/api/v1/sync/missing?offset=${offset}&limit=${ABORT_PAGE}`),
+    (r, offset) => {
+      if (!r.ok) { showError('#abort-err', r); return; }
+      const d = r.data;
+      if (!d.pending) { showAbort(null); return; }
+      if (held && d.set_id !== held.set_id) { showAbort(d); return; }
+      $('#abort-list').replaceChildren(...d.users.map((u) => el('li', { text: (u.extension ? u.extension + ' ' : '') + (u.name || u.source_key) + (u.email ? ' <' + u.email + '>' : '') })));
+      const last = offset + d.users.length;
+      $('#abort-page').textContent = `Users ${d.users.length ? offset + 1 : 0}-${last} of ${d.count}`;
+      $('#abort-prev').disabled = offset === 0;
+      $('#abort-next').disabled = last >= d.count;
+    });
 
-  $('#abort-prev').addEventListener('click', () => loadAbortPage(Math.max(0, Number($('#abort-page').dataset.offset || 0) - ABORT_PAGE)));
-  $('#abort-next').addEventListener('click', () => loadAbortPage(Number($('#abort-page').dataset.offset || 0) + ABORT_PAGE));
+  $('#abort-prev').addEventListener('click', () => abortPager.prev());
+  $('#abort-next').addEventListener('click', () => abortPager.next());
 
   /* A refusal (the list changed, the wrong number): shown once, then the list reloads. */
   function abortRefused(r) {
@@ -1350,27 +1373,27 @@
   const KEPT_PAGE = 20;
   function keptLine(i) {
     if (!i.kept) { $('#kept').hidden = true; return []; }
-    if (!$('#kept').hidden) loadKeptPage(Number($('#kept-page').dataset.offset || 0));  /* still open: refresh it */
+    if (!$('#kept').hidden) keptPager.go(keptPager.offset);  /* still open: refresh it */
     return [el('p', { id: 'ov-kept', text: `${num(i.kept)} ${i.kept === 1 ? 'user' : 'users'} kept in the cloud that ${i.kept === 1 ? 'is' : 'are'} no longer on the PBX.` }),
       el('button', { type: 'button', class: 'secondary', id: 'kept-show', 'aria-controls': 'kept', text: 'List them' })];
   }
 
-  async function loadKeptPage(offset) {
-    const r = await api('GET', `/api/v1/sync/kept?offset=${offset}&limit=${KEPT_PAGE}`);
-    if (!r.ok) { showError('#page-err', r); return; }
-    const d = r.data;
-    $('#kept-list').replaceChildren(...d.users.map((u) => el('li', { text: (u.extension ? u.extension + ' ' : '') + (u.name || u.source_key) + (u.email ? ' <' + u.email + '>' : '') + ', kept ' + when(u.kept_at) })));
-    const last = offset + d.users.length;
-    $('#kept-page').textContent = `Users ${d.users.length ? offset + 1 : 0}-${last} of ${d.count}`;
-    $('#kept-page').dataset.offset = String(offset);
-    $('#kept-prev').disabled = offset === 0;
-    $('#kept-next').disabled = last >= d.count;
-    $('#kept').hidden = false;
-  }
+  const keptPager = pager(KEPT_PAGE,
+    (offset) => api('GET', `/api/v1/sync/kept?offset=${offset}&limit=${KEPT_PAGE}`),
+    (r, offset) => {
+      if (!r.ok) { showError('#page-err', r); return; }
+      const d = r.data;
+      $('#kept-list').replaceChildren(...d.users.map((u) => el('li', { text: (u.extension ? u.extension + ' ' : '') + (u.name || u.source_key) + (u.email ? ' <' + u.email + '>' : '') + ', kept ' + when(u.kept_at) })));
+      const last = offset + d.users.length;
+      $('#kept-page').textContent = `Users ${d.users.length ? offset + 1 : 0}-${last} of ${d.count}`;
+      $('#kept-prev').disabled = offset === 0;
+      $('#kept-next').disabled = last >= d.count;
+      $('#kept').hidden = false;
+    });
 
-  $('#ov-inventory').addEventListener('click', (ev) => { if (ev.target.id === 'kept-show') loadKeptPage(0); });
-  $('#kept-prev').addEventListener('click', () => loadKeptPage(Math.max(0, Number($('#kept-page').dataset.offset || 0) - KEPT_PAGE)));
-  $('#kept-next').addEventListener('click', () => loadKeptPage(Number($('#kept-page').dataset.offset || 0) + KEPT_PAGE));
+  $('#ov-inventory').addEventListener('click', (ev) => { if (ev.target.id === 'kept-show') keptPager.go(0, true); });
+  $('#kept-prev').addEventListener('click', () => keptPager.prev());
+  $('#kept-next').addEventListener('click', () => keptPager.next());
 
   /* The next step's link; none when it points at the Overview itself (onboarding is
      complete; a problem after it is listed under Alerts, right below). */

@@ -319,7 +319,8 @@ async def test_link_down_past_grace_closes_tunnels(tmp_path: Path) -> None:
         await wait_for(lambda: t.gw.tunnel.manager.list()[0]["status"] == "stopped",
                        what="tunnel stopped after the grace period")
         await t.cloud.start()
-        await wait_for(lambda: t.gid in t.cloud.sessions, what="gateway reconnected")
+        await wait_for(lambda: t.gid in t.cloud.sessions
+                       and t.gw.link.state == LinkState.ONLINE, what="gateway reconnected")
         status, text = await _get(t.http, url)
         assert status == 502
         assert "tunnel refused" in text
