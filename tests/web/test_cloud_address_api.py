@@ -102,6 +102,17 @@ async def _saved(gw: Gateway) -> Any:
     return await gw.store.settings.get(ADDRESS_SETTING)
 
 
+async def _enroll_typed(client: aiohttp.ClientSession, gw: Gateway) -> str:
+    """First visit, then enroll with the typed address and the cloud's CA; the CSRF."""
+    assert gw.cloud is not None
+    csrf = await setup_admin(client, gw)
+    status, answer = await _req(client, gw, csrf, "POST", "/api/v1/cloud/enroll",
+                                await _enroll_body(gw, cloud_url=gw.cloud.url,
+                                                   cloud_ca_pem=gw.cloud.ca.cert_pem))
+    assert status == 200, answer
+    return csrf
+
+
 async def _login(client: aiohttp.ClientSession, gw: Gateway) -> str:
     async with client.post(f"{gw.base}/api/v1/session/login",
                            json={"password": PASSWORD}) as resp:
@@ -222,11 +233,7 @@ async def test_the_cloud_can_neither_set_nor_forget_the_address(
     cloud_url) and cloud.address.forget are refused local_only; the address stays."""
     gw = bare_gateway
     assert gw.cloud is not None
-    csrf = await setup_admin(client, gw)
-    status, answer = await _req(client, gw, csrf, "POST", "/api/v1/cloud/enroll",
-                                await _enroll_body(gw, cloud_url=gw.cloud.url,
-                                                   cloud_ca_pem=gw.cloud.ca.cert_pem))
-    assert status == 200, answer
+    csrf = await _enroll_typed(client, gw)
     await _wait_connected(client, gw, csrf)
     gid = next(iter(gw.cloud.sessions))
     before = await _saved(gw)
@@ -249,11 +256,7 @@ async def test_forgetting_the_saved_address_returns_to_the_config_file(
     CA: the file's (here none) is in force again and config.get reports it."""
     gw = bare_gateway
     assert gw.cloud is not None
-    csrf = await setup_admin(client, gw)
-    status, answer = await _req(client, gw, csrf, "POST", "/api/v1/cloud/enroll",
-                                await _enroll_body(gw, cloud_url=gw.cloud.url,
-                                                   cloud_ca_pem=gw.cloud.ca.cert_pem))
-    assert status == 200, answer
+    csrf = await _enroll_typed(client, gw)
     ctx = CommandContext("local:cli")
     report = await gw.daemon.commands.call("config.get", {"keys": ["cloud.url"]}, ctx)
     assert [(e["value"], e["source"]) for e in report["settings"]] == [(gw.cloud.url, "page")]
