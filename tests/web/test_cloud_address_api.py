@@ -270,3 +270,17 @@ async def test_forgetting_the_saved_address_returns_to_the_config_file(
     assert [(e["value"], e["source"]) for e in report["settings"]] == [(None, "default")]
     again = await gw.daemon.commands.call("cloud.address.forget", {}, ctx)
     assert again["forgotten"] == []
+
+
+async def test_settings_forget_also_forgets_the_saved_address(
+        bare_gateway: Gateway, client: aiohttp.ClientSession) -> None:
+    """settings.forget {"keys": ["cloud.url"]} (the settings owner's front door) asks
+    the link to drop the saved address and reports cloud.url back at its default."""
+    gw = bare_gateway
+    await _enroll_typed(client, gw)
+    answer = await gw.daemon.commands.call("settings.forget", {"keys": ["cloud.url"]},
+                                           CommandContext("local:cli"))
+    assert answer["forgotten"] == ["cloud.url"]
+    assert [(e["key"], e["value"], e["source"]) for e in answer["settings"]] == [
+        ("cloud.url", None, "default")]
+    assert await _saved(gw) is None
