@@ -76,8 +76,10 @@ def run(args: argparse.Namespace) -> int:
         request = address.AddressRequest(
             url=None if args.cloud_url is None else address.cloud_url_param(args.cloud_url),
             ca_pem=None if args.cloud_ca is None else address.ca_file_text(args.cloud_ca))
-    except ClgwdError as err:
-        print(f"enrollment failed: {err.message}", file=sys.stderr)
+    except ClgwdError as err:  # named as on the command line, not as the API's fields
+        message = err.message.replace("cloud_url:", "--cloud-url:").replace(
+            "cloud_ca_pem:", f"--cloud-ca {args.cloud_ca}:")
+        print(f"nothing was sent: {message}", file=sys.stderr)
         return EXIT_CONFIG
     except OSError as err:
         print(f"cannot read {args.cloud_ca}: {err.strerror or err}", file=sys.stderr)

@@ -5,17 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime as dt
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from clgwd.commands import CommandContext
 from clgwd.config import ClgwdConfig
@@ -24,23 +19,10 @@ from clgwd.protocol import rpc as p
 from clgwd.protocol.rpc import RpcFailed
 from clgwd.refcloud.server import RefCloud
 from clgwd.web.messages import HUMAN
+from tests.link.harness import other_ca_pem
 from tests.web.conftest import FAST_LINK, PASSWORD, Gateway, setup_admin, start_gateway
 
 ACCOUNT = "1234567891"
-
-
-def other_ca_pem() -> str:
-    """A self-signed CA that did not sign the reference cloud's certificate."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Some other CA")])
-    now = dt.datetime.now(dt.UTC)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
-            .public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now - dt.timedelta(minutes=5))
-            .not_valid_after(now + dt.timedelta(days=1))
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .sign(key, hashes.SHA256()))
-    return cert.public_bytes(serialization.Encoding.PEM).decode()
 
 
 @contextlib.asynccontextmanager

@@ -11,10 +11,11 @@ import pytest
 from clgwd.commands import CommandContext
 from clgwd.config.cloud import ADDRESS_SETTING
 from clgwd.web.messages import HUMAN
+from tests.link.harness import other_ca_pem
 from tests.web.browser import check_axe, first_visit, shot
 from tests.web.conftest import PASSWORD, Gateway
 from tests.web.test_browser import _goto, _page, axe, browser
-from tests.web.test_cloud_address_api import bare_gateway, other_ca_pem, refcloud
+from tests.web.test_cloud_address_api import bare_gateway, refcloud
 
 __all__ = ["axe", "bare_gateway", "browser", "refcloud"]  # fixtures shared with other files
 pytestmark = [pytest.mark.peers, pytest.mark.timeout(150)]
