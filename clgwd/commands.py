@@ -35,14 +35,17 @@ LOCAL_METHODS: Final = (
     "sync.status", "sync.missing.get", "sync.missing.keep", "sync.missing.delete",
     "sync.kept.get", "monitor.get", "monitor.set", "monitor.forget",
     "inventory.settings.get", "inventory.settings.set", "inventory.settings.forget",
+    "cloud.address.forget",
 )
 
 CLOUD_ACTOR: Final = "cloud"
 CLOUD_REFUSED: Final[Mapping[str, str]] = {
     # Local methods the cloud may not call, and why (docs/api.md, "Who may call"). The
     # router refuses them for the actor ``cloud`` whatever the link forwards.
-    "cloud.enroll": "enrollment binds the gateway to an account; only someone at the "
-                    "gateway (page or CLI) may do it",
+    "cloud.enroll": "enrollment binds the gateway to an account and may set the cloud "
+                    "address; only someone at the gateway (page or CLI) may do it",
+    "cloud.address.forget": "the cloud address saved on site is cleared on site; the cloud "
+                            "must not redirect the gateway",
     "network.apply": "readdressing the LAN ports needs someone on site to confirm from the "
                      "new address",
     "pbx.set": "the PBX address and credentials are entered on site; the cloud must not "

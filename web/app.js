@@ -432,8 +432,24 @@
   async function loadCloud() {
     const r = await api('GET', '/api/v1/cloud');
     describeLink($('#cloud-state'), r);
+    if (r.ok) showCloudAddress(r.data);
     showEnroll(!(r.ok && r.data.enrolled));
     loadProxy();
+  }
+
+  /* The address in force fills the enrollment form (the technician types one only when
+     the gateway has none, or to move it); a saved CA is kept unless another is pasted. */
+  const ADDRESS_SOURCES = { page: 'saved on this gateway', file: 'from the configuration file' };
+  function showCloudAddress(d) {
+    const input = $('#cloud_url');
+    if (document.activeElement !== input) input.value = d.cloud_url || '';
+    $('#cloud_ca-saved').hidden = !d.cloud_ca_saved;
+    const where = ADDRESS_SOURCES[d.cloud_url_source];
+    const box = $('#cloud-state');
+    if (box.classList.contains('na')) return;
+    box.append(el('p', { text: 'Cloud address: ' + (d.cloud_url
+      ? d.cloud_url + (where ? ' (' + where + ')' : '')
+      : 'not set yet – type it in the form below') }));
   }
 
   /* Once enrolled, the Enroll form hides; enrolling again is behind a confirmation. */
@@ -499,12 +515,27 @@
     const msg = markInvalid(form, checkRequired(form));
     $('#enroll-form-err').textContent = msg;
     if (msg) return;
-    const r = await api('POST', '/api/v1/cloud/enroll', formData(form));
+    const body = formData(form);
+    const ca = $('#cloud_ca_pem').value.trim();
+    if (ca) body.cloud_ca_pem = ca;
+    const r = await api('POST', '/api/v1/cloud/enroll', body);
     $('#enroll_token').value = '';
-    if (!r.ok) { showError('#enroll-form-err', r); return; }
+    if (!r.ok) { markEnrollField(r); showError('#enroll-form-err', r); return; }
     say('Enrolled.');
+    $('#cloud_ca_pem').value = '';
     loadCloud();
   });
+
+  /* The field a refused address or CA came from, marked like a client-side error. */
+  function markEnrollField(r) {
+    const code = (r.data || {}).code;
+    const field = code === 'invalid_cloud_url' || code === 'cloud_unreachable' ? $('#cloud_url')
+      : code === 'invalid_cloud_ca' || code === 'cloud_untrusted' ? $('#cloud_ca_pem') : null;
+    $('#cloud_ca_pem').removeAttribute('aria-invalid');
+    if (!field) return;
+    if (field.id === 'cloud_ca_pem') $('#cloud-ca').open = true;
+    field.setAttribute('aria-invalid', 'true');
+  }
 
   /* ---------- PBX ---------- */
   async function loadPbx() {

@@ -6,7 +6,8 @@ the cloud saved, each with its source (``default``, ``file``, ``page``, ``cloud`
 who set it (docs/settings.md). Secrets are shown as ``set``, never their value.
 ``forget`` drops what was saved for the PBX or the sync interval (``settings.forget``),
 the SNMP agent or MQTT (``monitor.forget``) or the inventory
-(``inventory.settings.forget``), so the config file's values apply again.
+(``inventory.settings.forget``) or the cloud address (``cloud.address.forget``), so
+the config file's values apply again.
 """
 
 from __future__ import annotations
@@ -37,11 +38,12 @@ def add_parser(sub: Subparsers) -> None:
         "forget", help="drop saved settings so the config file's apply again",
         description="Forget what the onboarding page or the cloud saved for the PBX "
                     "(pbx), the sync interval (sync.interval_minutes), the SNMP agent "
-                    "(monitor.snmp), MQTT (monitor.mqtt) or the inventory (inventory); "
-                    "the config file's values apply again at once.")
+                    "(monitor.snmp), MQTT (monitor.mqtt), the inventory (inventory) or the "
+                    "cloud address and CA typed at enrollment (cloud.url); the config "
+                    "file's values apply again at once.")
     forget.add_argument("keys", nargs="+", metavar="KEY",
-                        help="pbx, sync.interval_minutes, monitor.snmp, monitor.mqtt or "
-                             "inventory")
+                        help="pbx, sync.interval_minutes, monitor.snmp, monitor.mqtt, "
+                             "inventory or cloud.url")
     add_socket_args(forget)
 
 
@@ -49,6 +51,7 @@ FORGET_COMMANDS: dict[str, tuple[str, dict[str, Any]]] = {
     "monitor.snmp": ("monitor.forget", {"sections": ["snmp"]}),
     "monitor.mqtt": ("monitor.forget", {"sections": ["mqtt"]}),
     "inventory": ("inventory.settings.forget", {}),
+    "cloud.url": ("cloud.address.forget", {}),
 }
 """Keys whose saved values another part forgets; the rest go to ``settings.forget``."""
 

@@ -8,7 +8,9 @@ certificate, pinned CA) is not config; it lives in ``<state dir>/cloud/``.
 from __future__ import annotations
 
 import importlib.util
-from typing import Annotated, Literal
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Annotated, Any, Final, Literal
 from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, Field, model_validator
@@ -16,12 +18,28 @@ from pydantic import AfterValidator, Field, model_validator
 from clgwd.config.proxy import CloudProxyConfig
 from clgwd.config.types import AbsolutePath, Seconds, StrictModel
 
+CLOUD_URL_MAX: Final = 512
+"""Longest cloud address accepted (a host name is at most 253 characters)."""
 
-def _check_url(value: str) -> str:
+
+def check_cloud_url(value: str) -> str:
+    """The cloud's base URL as the link uses it (no trailing slash); ValueError in words a
+    technician understands. The config file's ``cloud.url`` and the address typed on
+    the onboarding page's Cloud step (or ``clgwd enroll --cloud-url``) both pass here."""
+    if len(value) > CLOUD_URL_MAX:
+        raise ValueError(f"must be at most {CLOUD_URL_MAX} characters")
+    if any(c.isspace() or not c.isprintable() for c in value):
+        raise ValueError("must not contain spaces or control characters")
     parts = urlsplit(value)
+    if parts.scheme.lower() == "http":
+        raise ValueError("must be an https:// URL, not http://: the link to the cloud is "
+                         "always encrypted (e.g. https://cloud.example.com)")
     if parts.scheme != "https" or not parts.hostname:
         raise ValueError("must be an https:// URL with a host name, e.g. "
                          "https://cloud.example.com")
+    if "@" in parts.netloc:
+        raise ValueError("must not contain a user name or password: the gateway signs in "
+                         "with its Account ID and token")
     if parts.path not in ("", "/") or parts.query or parts.fragment:
         raise ValueError("must be the cloud's base URL without a path")
     try:
@@ -31,7 +49,7 @@ def _check_url(value: str) -> str:
     return value.rstrip("/")
 
 
-CloudUrl = Annotated[str, AfterValidator(_check_url)]
+CloudUrl = Annotated[str, AfterValidator(check_cloud_url)]
 
 
 def _check_backend(value: str) -> str:
@@ -91,3 +109,52 @@ class CloudConfig(StrictModel):
         if self.backoff_cap < self.backoff_base:
             raise ValueError("backoff_cap must be >= backoff_base")
         return self
+
+
+# -- the address saved at the gateway (onboarding page, ``clgwd enroll --cloud-url``) ------
+
+ADDRESS_SETTING: Final = "cloud.address"
+"""State-DB setting: the cloud address (and the CA of a private cloud) saved when an
+enrollment with them succeeded; the link writes it, ``clgwd.settings`` reports it."""
+
+
+@dataclass(frozen=True)
+class SavedCloudAddress:
+    """The address saved at the gateway, which wins over the file's ``cloud.url``.
+
+    ``ca_pem`` (PEM certificates) plays the role of ``cloud.enrollment_ca_file``; without
+    it, the file's CA file still applies while the saved address is the file's, and the
+    system trust store otherwise (a CA file for another cloud would refuse this one)."""
+
+    url: str
+    ca_pem: str | None = None
+    actor: str | None = None
+    at: float | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        return {"url": self.url, "ca_pem": self.ca_pem, "actor": self.actor, "at": self.at}
+
+
+def saved_cloud_address(stored: Mapping[str, Any] | None) -> SavedCloudAddress | None:
+    """The stored row as a ``SavedCloudAddress``; ValueError when it does not validate
+    (stored by another version with other rules)."""
+    if stored is None:
+        return None
+    url, ca_pem = stored.get("url"), stored.get("ca_pem")
+    actor, at = stored.get("actor"), stored.get("at")
+    if not isinstance(url, str) or not (ca_pem is None or isinstance(ca_pem, str)):
+        raise ValueError("the saved cloud address is not readable")
+    return SavedCloudAddress(check_cloud_url(url), ca_pem or None,
+                             actor if isinstance(actor, str) else None,
+                             float(at) if isinstance(at, int | float) else None)
+
+
+def with_saved_address(cloud: CloudConfig, saved: SavedCloudAddress | None) -> CloudConfig:
+    """``cloud`` with the saved address in force: its URL, and the file's
+    ``enrollment_ca_file`` only while that URL is the file's and no CA was saved."""
+    if saved is None:
+        return cloud
+    keep_file_ca = saved.ca_pem is None and saved.url == cloud.url
+    return cloud.model_copy(update={
+        "url": saved.url,
+        "enrollment_ca_file": cloud.enrollment_ca_file if keep_file_ca else None})

@@ -29,7 +29,10 @@ from clgwd.commands import (
 )
 from clgwd.component import ComponentStatus
 from clgwd.config import ClgwdConfig, Secret
+from clgwd.config.cloud import SavedCloudAddress, with_saved_address
 from clgwd.errors import ClgwdError, NotSupportedYet
+from clgwd.link import address
+from clgwd.link.address import AddressRequest
 from clgwd.link.connection import (
     ALERT_AUTH,
     ALERT_CERT,
@@ -40,12 +43,12 @@ from clgwd.link.connection import (
 from clgwd.link.enroll import enroll
 from clgwd.link.idempotency import IdempotencyStore
 from clgwd.link.identity import Enrollment, IdentityError
-from clgwd.link.local import CloudNotConfigured, CloudUnavailable, enroll_params, status_view
+from clgwd.link.local import CloudUnavailable, enroll_params, status_view
 from clgwd.metrics import Metrics
 from clgwd.protocol import rpc as p
 from clgwd.protocol.channel import BinaryEndpoint, LinkDown
 from clgwd.protocol.rpc import RpcFailed
-from clgwd.store import OutboxFullError, Severity, Store
+from clgwd.store import Action, Event, OutboxFullError, Severity, Store
 from clgwd.store.outbox import NEAR_FULL_RATIO
 
 _LOGGER = logging.getLogger(__name__)
@@ -64,6 +67,10 @@ class CloudLink(LinkSupervisor):
                  statuses: StatusSource, metrics: Metrics | None = None) -> None:
         metrics = metrics or Metrics()
         super().__init__(config, store, commands, metrics)
+        self._file_config = config
+        self._saved_address: SavedCloudAddress | None = None
+        """The address saved at the gateway (``clgwd.link.address``), over the file's."""
+        self._enroll_lock = asyncio.Lock()
         self._statuses = statuses
         self._idempotency = IdempotencyStore(store.db)
         self._m_depth = metrics.gauge("clgwd_link_outbox_depth", "Undelivered outbox records")
@@ -71,10 +78,17 @@ class CloudLink(LinkSupervisor):
         commands.register("status.report", self._status_report, mutating=False)
         commands.register("cloud.status", self._cmd_cloud_status, mutating=False)
         commands.register("cloud.enroll", self._cmd_cloud_enroll, mutating=True)
+        commands.register("cloud.address.forget", self._cmd_address_forget, mutating=True)
 
     # -- component lifecycle ----------------------------------------------------------------
 
     async def __aenter__(self) -> Self:
+        try:
+            self._saved_address = await address.load_saved(self._store)
+        except ValueError as err:
+            _LOGGER.warning("The cloud address saved at the gateway is not valid (%s); the "
+                            "config file's cloud.url applies", err)
+        await self._use_config(self._effective(self._file_config))
         try:
             self.gateway_id = await asyncio.to_thread(self.files.ensure_key_and_id)
         except IdentityError as err:
@@ -102,6 +116,17 @@ class CloudLink(LinkSupervisor):
             tg.create_task(self._status_loop(), name="clgwd[link].status")
 
     async def apply_config(self, config: ClgwdConfig) -> None:
+        self._file_config = config
+        await self._use_config(self._effective(config))
+
+    def _effective(self, file: ClgwdConfig) -> ClgwdConfig:
+        """The file's config with the address saved at the gateway in force (saved over
+        file: ``clgwd.config.cloud.with_saved_address``, the rule ``clgwd.settings``
+        reports)."""
+        cloud = with_saved_address(file.cloud, self._saved_address)
+        return file if cloud is file.cloud else file.model_copy(update={"cloud": cloud})
+
+    async def _use_config(self, config: ClgwdConfig) -> None:
         old = self._config.cloud
         self._config = config
         self.proxy.cloud = config.cloud
@@ -128,19 +153,54 @@ class CloudLink(LinkSupervisor):
         keeps dropping binary frames until the next reconnect."""
         self._endpoint = endpoint
 
-    async def enroll(self, account_id: str, token: Secret) -> Enrollment:
-        """Enroll with ``cloud.url`` (onboarding page); the link connects right after."""
-        cloud = self._config.cloud
-        if cloud.url is None:
-            raise CloudNotConfigured("cloud.url is not set in the gateway's config file; set "
-                                     "it before enrolling")
-        enrollment = await enroll(self._config.state.dir, cloud.url, account_id, token,
-                                  cloud.enrollment_ca_file, proxy=await self.proxy.effective())
+    async def enroll(self, account_id: str, token: Secret,
+                     request: AddressRequest | None = None, actor: str = "local"
+                     ) -> Enrollment:
+        """Enroll with the address in force, or the one typed at the gateway
+        (``request``, ``clgwd.link.address.plan``); the link connects right after. A
+        typed address and CA are saved only once the cloud accepted the enrollment: a
+        failure changes nothing."""
+        async with self._enroll_lock:
+            todo = address.plan(request or AddressRequest(), self._saved_address,
+                                self._file_config.cloud)
+            enrollment = await enroll(self._config.state.dir, todo.url, account_id, token,
+                                      todo.ca_file, proxy=await self.proxy.effective(),
+                                      ca_pem=todo.ca_pem)
+            if todo.save:
+                await self._save_address(todo.url, todo.ca_pem, actor)
         self._blocked_fingerprint = None
         if self.state in (LinkState.NOT_ENROLLED, LinkState.AUTH_FAILED):
-            self._set_state(LinkState.CONNECTING, f"enrolled; connecting to {cloud.url}")
+            self._set_state(LinkState.CONNECTING, f"enrolled; connecting to {todo.url}")
         self.identity_changed()
         return enrollment
+
+    async def _save_address(self, url: str, ca_pem: str | None, actor: str) -> None:
+        """Store the address (and CA) the enrollment just succeeded with; the link uses
+        it from now on (and after a restart)."""
+        async with self._store.db.transaction() as tx:
+            new = await address.save_in(tx, self._store, url, ca_pem, actor)
+            await self._store.history.record(tx, Event(
+                actor=actor, action=Action.EDIT, asset="Cloud address", subject=url,
+                properties_changed=["cloud.url"] + (["cloud.ca"] if ca_pem else [])))
+        self._saved_address = new
+        _LOGGER.info("Cloud address %s%s saved by %s", url,
+                     " (with its CA certificate)" if ca_pem else "", actor)
+        await self._use_config(self._effective(self._file_config))
+
+    async def forget_address(self, actor: str) -> bool:
+        """Drop the saved address: the config file's ``cloud.url`` applies again."""
+        async with self._enroll_lock:
+            if self._saved_address is None:
+                return False
+            async with self._store.db.transaction() as tx:
+                await address.forget_in(tx, self._store)
+                await self._store.history.record(tx, Event(
+                    actor=actor, action=Action.DELETE, asset="Saved settings",
+                    subject="cloud.url", properties_changed=["cloud.url"]))
+            self._saved_address = None
+            _LOGGER.info("Saved cloud address forgotten by %s", actor)
+            await self._use_config(self._effective(self._file_config))
+            return True
 
     async def cloud_status(self) -> dict[str, Any]:
         """``cloud.status`` (docs/api.md): enrolled?, account, link state and why."""
@@ -149,9 +209,20 @@ class CloudLink(LinkSupervisor):
         alert = next((alerts[c] for c in (ALERT_AUTH, ALERT_CERT, ALERT_TLS) if c in alerts),
                      None)
         current = self.tracker.current
-        return status_view(state=self.state.value, enrollment=enrollment,
+        view = status_view(state=self.state.value, enrollment=enrollment,
                            cloud_url=self._config.cloud.url, since=current.since,
                            message=current.message, alert=alert)
+        return view | self._address_view()
+
+    def _address_view(self) -> dict[str, Any]:
+        """The address in force and where it came from (never the CA itself)."""
+        saved = self._saved_address
+        url = self._config.cloud.url
+        return {"cloud_url": url,
+                "cloud_url_source": "page" if saved is not None
+                else ("file" if url is not None else None),
+                "cloud_url_set_by": saved.actor if saved is not None else None,
+                "cloud_ca_saved": saved is not None and saved.ca_pem is not None}
 
     # -- requests for the system part (release updates, docs/updates.md) ---------------
 
@@ -229,9 +300,25 @@ class CloudLink(LinkSupervisor):
 
     async def _cmd_cloud_enroll(self, params: Mapping[str, Any], ctx: CommandContext) -> Any:
         account_id, token = enroll_params(params)
+        request = address.address_params(params)
         _LOGGER.info("Enrollment in account %s requested by %s", account_id, ctx.actor)
-        await self.enroll(account_id, token)
+        await self.enroll(account_id, token, request, ctx.actor)
         return await self.cloud_status()
+
+    async def _cmd_address_forget(self, params: Mapping[str, Any], ctx: CommandContext
+                                  ) -> Any:
+        """``cloud.address.forget {}``: the config file's ``cloud.url`` applies again."""
+        if params:
+            raise address.InvalidCloudUrl("cloud.address.forget takes no parameters")
+        forgotten = await self.forget_address(ctx.actor)
+        file = self._file_config.cloud
+        settings = [
+            {"key": key, "value": None if value is None else str(value),
+             "source": "file" if value is not None else "default",
+             "set_by": None, "set_at": None}
+            for key, value in (("cloud.url", file.url),
+                               ("cloud.enrollment_ca_file", file.enrollment_ca_file))]
+        return {"forgotten": ["cloud.url"] if forgotten else [], "settings": settings}
 
     async def _status_report(self, params: Mapping[str, Any], ctx: CommandContext) -> Any:
         return self._status_payload()

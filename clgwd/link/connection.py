@@ -176,14 +176,15 @@ class LinkSupervisor(abc.ABC):
             fingerprint = await asyncio.to_thread(self.files.fingerprint)
             enrollment = await self._load_enrollment()
             if cloud.url is None:
-                self._set_state(LinkState.NOT_CONFIGURED, "idle: cloud.url is not set")
+                self._set_state(LinkState.NOT_CONFIGURED,
+                                "idle: no cloud address yet; type it on the Cloud step")
             elif enrollment is None:
                 self._set_state(LinkState.NOT_ENROLLED,
                                 "idle: not enrolled (clgwd enroll or the onboarding page)")
             elif enrollment.cloud_url != cloud.url:
                 self._set_state(LinkState.NOT_ENROLLED,
-                                f"idle: enrolled with {enrollment.cloud_url}, but cloud.url "
-                                f"is {cloud.url}; enroll again")
+                                f"idle: enrolled with {enrollment.cloud_url}, but the cloud "
+                                f"address is {cloud.url}; enroll again")
             elif fingerprint != self._blocked_fingerprint:
                 self._blocked_fingerprint = None
                 if await self._certificate_usable(enrollment, fingerprint):

@@ -51,7 +51,21 @@ class EnrollmentFailed(ClgwdError):
     http_status = 502
 
 
-def _enroll_ssl_context(ca_file: Path | None) -> ssl.SSLContext:
+class EnrollmentUnreachable(EnrollmentFailed):
+    """Nothing answers at the cloud address (refused, no route, name unknown)."""
+
+    code = "cloud_unreachable"
+
+
+class EnrollmentUntrusted(EnrollmentFailed):
+    """The cloud's TLS certificate does not verify against the CA in use."""
+
+    code = "cloud_untrusted"
+
+
+def _enroll_ssl_context(ca_file: Path | None, ca_pem: str | None = None) -> ssl.SSLContext:
+    if ca_pem is not None:
+        return ssl.create_default_context(cadata=ca_pem)
     if ca_file is None:
         return ssl.create_default_context()
     return ssl.create_default_context(cafile=str(ca_file))
@@ -59,13 +73,14 @@ def _enroll_ssl_context(ca_file: Path | None) -> ssl.SSLContext:
 
 async def enroll(state_dir: Path, cloud_url: str, account_id: str, token: Secret,
                  enrollment_ca_file: Path | None = None, *,
-                 proxy: ProxyTarget | None = None) -> Enrollment:
+                 proxy: ProxyTarget | None = None, ca_pem: str | None = None) -> Enrollment:
     """Enroll this gateway; on success the identity files hold the new certificate.
-    ``proxy``: the HTTP proxy in force (``clgwd.link.proxy``), None = direct."""
+    ``proxy``: the HTTP proxy in force (``clgwd.link.proxy``), None = direct.
+    ``ca_pem``: the CA saved or pasted at the gateway, instead of the CA file."""
     files = IdentityFiles(state_dir)
     csr_pem = await asyncio.to_thread(files.make_csr)
     gateway_id = await asyncio.to_thread(files.ensure_key_and_id)
-    ctx = await asyncio.to_thread(_enroll_ssl_context, enrollment_ca_file)
+    ctx = await asyncio.to_thread(_enroll_ssl_context, enrollment_ca_file, ca_pem)
     body = {"account_id": account_id, "token": token.reveal(), "gateway_id": gateway_id,
             "csr": csr_pem}
     answer = await _post(cloud_url + ENROLL_PATH, body, ctx, proxy)
@@ -127,10 +142,34 @@ async def _post(url: str, body: dict[str, Any], ctx: ssl.SSLContext,
                                f"({err.os_error.strerror or err.os_error}); check the proxy "
                                "host and port") from None
     except aiohttp.ClientConnectorCertificateError as err:
-        raise EnrollmentFailed(f"cannot verify the cloud's certificate at {url}: "
-                               f"{err.certificate_error}") from None
+        raise EnrollmentUntrusted(
+            f"cannot verify the cloud's certificate at {_origin(url)} "
+            f"({err.certificate_error}); check the cloud CA certificate: paste the CA "
+            "that signed the cloud's certificate, or leave it empty for a cloud with a "
+            "public certificate") from None
+    except aiohttp.ClientConnectorSSLError as err:
+        raise EnrollmentUntrusted(
+            f"the TLS handshake with {_origin(url)} failed ({err.os_error}); check the "
+            "cloud address and the cloud CA certificate") from None
+    except aiohttp.ClientConnectorDNSError as err:
+        raise EnrollmentUnreachable(
+            f"the name {urlsplit(url).hostname} does not resolve "
+            f"({err.os_error.strerror or err.os_error}); check the cloud address and the "
+            "gateway's name servers") from None
+    except aiohttp.ClientConnectorError as err:
+        raise EnrollmentUnreachable(
+            f"nothing answers at {_origin(url)} ({err.os_error.strerror or err.os_error}); "
+            "check the cloud address and port, and that this network lets HTTPS out "
+            "(the pre-flight checks on the Gateway step)") from None
     except (aiohttp.ClientError, TimeoutError) as err:
         raise EnrollmentFailed(f"cannot reach {url}: {type(err).__name__}: {err}") from None
+
+
+def _origin(url: str) -> str:
+    """``host:port`` of ``url`` (what the technician can check)."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    return f"{f'[{host}]' if ':' in host else host}:{parts.port or 443}"
 
 
 async def _json_or_none(resp: aiohttp.ClientResponse) -> Any:

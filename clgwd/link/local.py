@@ -19,6 +19,9 @@ ACCOUNT_ID_RE: Final = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 TOKEN_MIN: Final = 8
 TOKEN_MAX: Final = 4096
 
+ENROLL_FIELDS: Final = frozenset({"account_id", "token", "cloud_url", "cloud_ca_pem"})
+"""``cloud.enroll`` params; the address and CA are checked by ``clgwd.link.address``."""
+
 LINK_CONNECTED: Final = "connected"
 LINK_CONNECTING: Final = "connecting"
 LINK_DISCONNECTED: Final = "disconnected"
@@ -47,7 +50,8 @@ class CloudNotConfigured(ClgwdError):
 
 
 def enroll_params(params: Mapping[str, Any]) -> tuple[str, Secret]:
-    """Validate ``{"account_id", "token"}``; the token comes back as a ``Secret``."""
+    """Validate ``{"account_id", "token"}`` (and refuse unknown fields); the token comes
+    back as a ``Secret``."""
     account_id = params.get("account_id")
     token = params.get("token")
     problems = []
@@ -55,7 +59,7 @@ def enroll_params(params: Mapping[str, Any]) -> tuple[str, Secret]:
         problems.append("account_id: must be 1-64 letters, digits, '_' or '-'")
     if not isinstance(token, str) or not TOKEN_MIN <= len(token.strip()) <= TOKEN_MAX:
         problems.append(f"token: must be {TOKEN_MIN}-{TOKEN_MAX} characters")
-    unknown = sorted(str(k) for k in params if k not in {"account_id", "token"})
+    unknown = sorted(str(k) for k in params if k not in ENROLL_FIELDS)
     if unknown:
         problems.append(f"unknown field(s) {', '.join(unknown)}")
     if problems:

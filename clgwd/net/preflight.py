@@ -118,9 +118,22 @@ def config_targets(config: Callable[[], ClgwdConfig], commands: CommandRouter,
         except Exception as err:
             chosen, problem = None, str(err)
         ntp = await asyncio.to_thread(system_ntp_servers, root)
-        return targets_from_config(config(), pbx, chosen, ntp, problem)
+        return targets_from_config(await _with_link_address(config(), commands), pbx,
+                                   chosen, ntp, problem)
 
     return targets
+
+
+async def _with_link_address(config: ClgwdConfig, commands: CommandRouter) -> ClgwdConfig:
+    """``config`` with the cloud address in force (``cloud.status``: one typed at the
+    gateway wins over the file's ``cloud.url``); unchanged without a link."""
+    with contextlib.suppress(ClgwdError):
+        status = await commands.call("cloud.status", {}, CommandContext("local:preflight"))
+        url = status.get("cloud_url") if isinstance(status, Mapping) else None
+        if isinstance(url, str) and url != config.cloud.url:
+            return config.model_copy(update={
+                "cloud": config.cloud.model_copy(update={"url": url})})
+    return config
 
 
 async def local_targets(config: ClgwdConfig, environ: Mapping[str, str] | None = None, *,

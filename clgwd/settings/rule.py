@@ -27,6 +27,7 @@ from pydantic import BaseModel, ValidationError
 
 from clgwd.commands import CLOUD_ACTOR
 from clgwd.config import ClgwdConfig
+from clgwd.config.cloud import saved_cloud_address, with_saved_address
 from clgwd.config.loader import describe_issue, format_location
 from clgwd.config.pbx import PbxConfig
 from clgwd.config.proxy import page_proxy
@@ -57,6 +58,11 @@ SAVED_KEYS: Final[Mapping[str, str]] = {
     "cloud.proxy": "cloud.proxy.set, from the onboarding page's Cloud step at the gateway",
     "cloud.proxy_from_environment": "cloud.proxy.set (\"no proxy\"), from the onboarding "
                                     "page's Cloud step at the gateway",
+    "cloud.url": "cloud.enroll with the address, from the onboarding page's Cloud step or "
+                 "clgwd enroll --cloud-url at the gateway",
+    "cloud.enrollment_ca_file": "cloud.enroll with the cloud's CA certificate, from the "
+                                "onboarding page's Cloud step or clgwd enroll --cloud-ca at "
+                                "the gateway",
     "monitor.snmp": "monitor.set, from the Advanced page's SNMP agent form, the CLI or the "
                     "cloud",
     "monitor.mqtt": "monitor.set, from the Advanced page's MQTT form, the CLI or the cloud",
@@ -272,7 +278,8 @@ def resolve(file: ClgwdConfig, *, overlay: Mapping[str, Any] | None,
             file_marks: Mapping[str, Mark], salt: str = "",
             proxy: Mapping[str, Any] | None = None,
             proxy_password: Secret | None = None,
-            sections: Mapping[str, SavedSection] | None = None) -> Effective:
+            sections: Mapping[str, SavedSection] | None = None,
+            cloud_address: Mapping[str, Any] | None = None) -> Effective:
     """Apply what was saved to the file's config: the one place the rule is applied."""
     saved: dict[str, Mark] = {}
     notes: list[str] = []
@@ -292,6 +299,7 @@ def resolve(file: ClgwdConfig, *, overlay: Mapping[str, Any] | None,
         config = config.model_copy(update={"sync": sync})
         saved["sync.interval_minutes"] = marks.get("sync.interval_minutes", page)
     config = _apply_proxy(config, proxy, proxy_password, marks, saved=saved, notes=notes)
+    config = _apply_cloud_address(config, cloud_address, saved=saved, notes=notes)
     for name, section in (sections or {}).items():
         try:
             value = effective_section(file, name, section.values)
@@ -396,6 +404,27 @@ def _apply_proxy(config: ClgwdConfig, stored: Mapping[str, Any] | None,
     else:
         return config
     saved.update({k: marks.get(k, page) for k in keys})
+    return config.model_copy(update={"cloud": cloud})
+
+
+def _apply_cloud_address(config: ClgwdConfig, stored: Mapping[str, Any] | None, *,
+                         saved: dict[str, Mark], notes: list[str]) -> ClgwdConfig:
+    """The address saved by a successful ``cloud.enroll`` over the file's ``cloud.url``
+    (and, with it, the CA: ``clgwd.config.cloud.with_saved_address``, which the link
+    uses too)."""
+    try:
+        address = saved_cloud_address(stored)
+    except ValueError as err:
+        notes.append(f"the cloud address saved on the page is not valid ({err}); the "
+                     "config file's applies until the gateway is enrolled again")
+        return config
+    if address is None:
+        return config
+    cloud = with_saved_address(config.cloud, address)
+    mark = Mark(Source.PAGE, address.actor, address.at)
+    saved["cloud.url"] = mark
+    if cloud.enrollment_ca_file != config.cloud.enrollment_ca_file:
+        saved["cloud.enrollment_ca_file"] = mark
     return config.model_copy(update={"cloud": cloud})
 
 

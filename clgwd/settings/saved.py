@@ -10,6 +10,7 @@ Stored (docs/settings.md):
 | who saved each key and when; the cloud's ``config.set`` writes | setting ``settings.marks`` |
 | the page's proxy (``cloud.proxy.set``, by ``clgwd.link.proxy``) | setting ``cloud.proxy`` |
 | that proxy's password | secret ``cloud.proxy.password`` |
+| address and CA saved by ``cloud.enroll`` (``clgwd.link.address``) | setting ``cloud.address`` |
 | an Advanced page section, secrets left out, and who saved it | setting ``saved.<section>`` |
 | that section's secrets (community, v3 keys, passwords) | secret ``saved.<section>`` |
 
@@ -33,6 +34,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Final
 
 from clgwd.config import ClgwdConfig
+from clgwd.config.cloud import ADDRESS_SETTING
 from clgwd.config.proxy import PAGE_SECRET, PAGE_SETTING
 from clgwd.config.secret import Secret
 from clgwd.settings.rule import (
@@ -76,6 +78,9 @@ class SavedSettings:
     proxy_password: Secret | None = None
     sections: Mapping[str, SavedSection] = field(default_factory=dict)
     """Sections saved as a whole from the Advanced page (``SECTION_FIELDS``)."""
+    cloud_address: Mapping[str, Any] | None = None
+    """The cloud address (and CA) saved by a successful ``cloud.enroll`` with them
+    (written by ``clgwd.link.address``); None: none saved."""
 
     @classmethod
     async def load(cls, store: Store) -> SavedSettings:
@@ -92,14 +97,15 @@ class SavedSettings:
                    marks=_marks(raw.get("saved", {})), file_marks=_marks(raw.get("file", {})),
                    salt=str(raw.get("salt", "")),
                    proxy=await store.settings.get(PAGE_SETTING), proxy_password=proxy_password,
-                   sections=await load_sections(store))
+                   sections=await load_sections(store),
+                   cloud_address=await store.settings.get(ADDRESS_SETTING))
 
     def resolve(self, file: ClgwdConfig) -> Effective:
         """The effective settings over ``file`` (the one rule, ``rule.resolve``)."""
         return resolve(file, overlay=self.overlay, password=self.password,
                        interval=self.interval, marks=self.marks, file_marks=self.file_marks,
                        salt=self.salt, proxy=self.proxy, proxy_password=self.proxy_password,
-                       sections=self.sections)
+                       sections=self.sections, cloud_address=self.cloud_address)
 
     # -- writes (inside the caller's transaction) ---------------------------------------------
 

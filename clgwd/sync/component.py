@@ -61,6 +61,8 @@ UNREACHED_ERRORS: Final = frozenset({
 """Failures where the PBX was not read; any other outcome means it was reached."""
 FORGETTABLE: Final = ("pbx", "sync.interval_minutes")
 """What ``settings.forget`` drops (the other ``SAVED_KEYS`` belong to other parts)."""
+ELSEWHERE: Final = "cloud.url"
+"""Also accepted by ``settings.forget``: the link forgets it (``cloud.address.forget``)."""
 
 
 class SyncPhase(StrEnum):
@@ -101,6 +103,7 @@ class SyncService:
     def __init__(self, config: ClgwdConfig, store: Store, commands: CommandRouter | None = None,
                  metrics: Metrics | None = None, retry: Backoff | None = None) -> None:
         self.store = store
+        self._commands = commands
         self._retry = retry or Backoff(RETRY_BASE, RETRY_BASE)
         """Waits after failed reads; its cap follows the interval (``_next_delay``)."""
         self.tracker = StatusTracker(self.name)
@@ -583,9 +586,18 @@ class SyncService:
         the config file's values apply again (one history event)."""
         keys = params.get("keys")
         if set(params) - {"keys"} or not isinstance(keys, list) or not keys \
-                or not all(isinstance(k, str) and k in FORGETTABLE for k in keys):
+                or not all(isinstance(k, str) and k in (*FORGETTABLE, ELSEWHERE)
+                           for k in keys):
             raise page.InvalidPbxSettings(f"keys: a list of saved settings to forget, of "
-                                          f"{', '.join(FORGETTABLE)}")
+                                          f"{', '.join((*FORGETTABLE, ELSEWHERE))}")
+        elsewhere: list[str] = []
+        asked = [ELSEWHERE] if ELSEWHERE in keys else []
+        if asked and self._commands is not None:
+            # The link owns the saved cloud address; ask it through the router.
+            answer = await self._commands.call("cloud.address.forget", {}, ctx)
+            elsewhere = list(answer["forgotten"])
+            self._saved = await SavedSettings.load(self.store)
+        keys = [k for k in keys if k != ELSEWHERE]
         saved = self._saved
         held = {"pbx": saved.overlay is not None or saved.password is not None,
                 "sync.interval_minutes": saved.interval is not None}
@@ -600,7 +612,8 @@ class SyncService:
             self._saved = saved
             _LOGGER.info("Saved settings forgotten by %s: %s", ctx.actor, ", ".join(forgotten))
             await self._use_pbx(self._resolve().config.pbx)
-        return {"forgotten": forgotten, "settings": self._effective.report(keys)}
+        report = self._resolve().report([*keys, *asked])
+        return {"forgotten": forgotten + elsewhere, "settings": report}
 
     async def _cmd_inventory(self, params: Mapping[str, Any], ctx: CommandContext) -> Any:
         """Users and DIDs synced (queued to the cloud), and users kept in the cloud

@@ -64,8 +64,27 @@ HUMAN: Final[dict[str, tuple[str, str]]] = {
                             "confirm there."),
     # -- cloud ------------------------------------------------------------------------------
     "cloud_not_configured": ("No cloud address is set on this gateway.",
-                             "Ask the administrator to set cloud.url in the gateway's "
-                             "configuration file, then enroll."),
+                             "Type the cloud's address (from your cloud provider) in "
+                             "the Cloud address field on the Cloud step, then enroll."),
+    "invalid_cloud_url": ("The cloud address is not one the gateway can use.",
+                          "Type the address your cloud provider gave you as "
+                          "https://host or https://host:port, without http://, a user"
+                          " name, a password or a path."),
+    "invalid_cloud_ca": ("The cloud CA certificate is not a certificate the gateway "
+                         "can use.",
+                         "Paste the whole CA certificate in PEM form, from -----BEGIN"
+                         " CERTIFICATE----- to -----END CERTIFICATE-----, or leave "
+                         "the field empty for a cloud with a public certificate."),
+    "cloud_unreachable": ("Nothing answered at the cloud address.",
+                          "Check the cloud address and port for typing errors, then "
+                          "the network, the name servers and the proxy (run the "
+                          "pre-flight checks on the Gateway step)."),
+    "cloud_untrusted": ("The gateway did not trust the cloud's certificate, so it did"
+                        " not enroll.",
+                        "Check the CA certificate: for a private cloud paste the CA "
+                        "that signed the cloud's certificate under Cloud CA "
+                        "certificate; for a public cloud leave it empty. Also check "
+                        "the cloud address."),
     "enrollment_rejected": ("The cloud did not accept the Account ID or the token.",
                             "Check the Account ID, and create a new token in the cloud "
                             "portal: a token works once and expires."),

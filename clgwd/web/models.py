@@ -116,6 +116,13 @@ class NetworkConfirm(Body):
 class CloudEnroll(Body):
     account_id: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
     token: Annotated[str, Field(min_length=8, max_length=4096)]
+    cloud_url: str | None = None
+    """The cloud's address (https://host[:port]); null: the address in force. Checked
+    (and its length limited) by the link, like the config file's ``cloud.url``, so a
+    bad one gets ``invalid_cloud_url`` with the reason."""
+    cloud_ca_pem: str | None = None
+    """PEM CA certificate(s) of a private cloud; null or "": none pasted. Checked by the
+    link (``invalid_cloud_ca``); the request body limit bounds its size."""
 
 
 class CloudProxy(Body):

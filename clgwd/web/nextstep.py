@@ -80,7 +80,8 @@ def _gateway(state: OnboardingState) -> NextStep | None:
                         _UNAVAILABLE.format(what="Cloud enrollment"), problem=True)
     if not state.cloud_enrolled:
         return NextStep(Step.CONFIGURE_GATEWAY, "cloud",
-                        "Enroll the gateway with the Account ID and enrollment token.")
+                        "Enroll the gateway: enter the cloud address, the Account ID and "
+                        "the enrollment token.")
     return None
 
 

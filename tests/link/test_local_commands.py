@@ -87,7 +87,10 @@ async def test_enroll_from_the_router_connects_and_never_leaks_the_token(
                                             {"account_id": "acme", "token": token}, WEB)
             assert result["enrolled"] is True and result["account_id"] == "acme"
             assert result["link"] in {"connecting", "connected"}
-            assert set(result) == {"enrolled", "account_id", "link", "since", "message"}
+            assert set(result) == {"enrolled", "account_id", "link", "since", "message",
+                                   "cloud_url", "cloud_url_source", "cloud_url_set_by",
+                                   "cloud_ca_saved"}
+            assert (result["cloud_url"], result["cloud_url_source"]) == (cloud.url, "file")
             await gw.online()
             status = await gw.commands.call("cloud.status", {}, WEB)
             assert status["link"] == "connected" and status["message"].startswith("online")

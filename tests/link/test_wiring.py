@@ -9,6 +9,9 @@ from pathlib import Path
 
 from clgwd.config import parse_config
 from clgwd.daemon import Daemon
+from clgwd.errors import EXIT_CONFIG
+from clgwd.link.address import load_saved
+from clgwd.store import Store
 from tests.link.harness import refcloud, wait_for
 
 
@@ -79,10 +82,11 @@ async def test_enroll_cli_names_a_missing_ca_file(tmp_path: Path) -> None:
     assert f"cannot read {missing}".encode() in err and b"Traceback" not in err
 
 
-async def _enroll_cli(config_path: Path, token_file: Path) -> tuple[int | None, bytes, bytes]:
+async def _enroll_cli(config_path: Path, token_file: Path,
+                      *extra: str) -> tuple[int | None, bytes, bytes]:
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "clgwd", "enroll", "--config", str(config_path),
-        "--account", "acme", "--token-file", str(token_file),
+        "--account", "acme", "--token-file", str(token_file), *extra,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     out, err = await proc.communicate()
     return proc.returncode, out, err
@@ -92,3 +96,30 @@ def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+async def test_enroll_cli_takes_the_cloud_address_and_ca_and_saves_them(
+        tmp_path: Path) -> None:
+    """No daemon, no cloud.url in the file: `clgwd enroll --cloud-url URL --cloud-ca FILE`
+    enrolls with them and saves them (the daemon starts with that address); a CA file
+    that is no certificate is refused before anything is sent."""
+    async with refcloud(tmp_path / "cloud") as cloud:
+        state = tmp_path / "state"
+        config_path = tmp_path / "clgwd.yaml"
+        config_path.write_text(f"state: {{dir: '{state}'}}\n"
+                               f"control: {{socket: '{tmp_path / 'control.sock'}'}}\n")
+        token_file = tmp_path / "token"
+        token_file.write_text(await cloud.create_token("acme") + "\n")
+        not_a_ca = tmp_path / "key.pem"
+        not_a_ca.write_text("-----BEGIN PRIVATE KEY-----\nMIIE\n-----END PRIVATE KEY-----\n")
+        rc, _, err = await _enroll_cli(config_path, token_file, "--cloud-url", cloud.url,
+                                       "--cloud-ca", str(not_a_ca))
+        assert rc == EXIT_CONFIG and b"key.pem: is not a certificate" in err, err
+        rc, out, err = await _enroll_cli(config_path, token_file, "--cloud-url", cloud.url,
+                                         "--cloud-ca", str(cloud.ca_file))
+        assert rc == 0, err.decode()
+        assert f"in account acme with {cloud.url}".encode() in out
+        async with Store(parse_config(config_path.read_text())) as store:
+            saved = await load_saved(store)
+        assert saved is not None and saved.url == cloud.url and saved.actor == "local:cli"
+        assert saved.ca_pem is not None and "BEGIN CERTIFICATE" in saved.ca_pem

@@ -89,6 +89,25 @@ async def test_running_daemon_asks_the_pbx_settings_and_the_link_proxy(tmp_path:
     assert (targets.pbx_host, targets.pbx_port, targets.proxy) == ("192.0.2.20", 4308, proxy)
 
 
+async def test_the_cloud_check_aims_at_the_address_typed_at_the_gateway(
+        tmp_path: Path) -> None:
+    """A stock appliance's file has no cloud.url; the address saved on the Cloud step
+    (cloud.status's cloud_url) is the cloud check's target."""
+    config = _config(tmp_path)
+    router = CommandRouter()
+
+    async def cloud_status(params: Any, ctx: Any) -> dict[str, Any]:
+        return {"cloud_url": "https://cloud.example.net:8443", "cloud_url_source": "page"}
+
+    router.register("cloud.status", cloud_status, mutating=False)
+
+    async def no_proxy() -> ProxyTarget | None:
+        return None
+
+    targets = await config_targets(lambda: config, router, no_proxy, root=tmp_path)()
+    assert (targets.cloud_host, targets.cloud_port) == ("cloud.example.net", 8443)
+
+
 @pytest.mark.peers
 async def test_the_link_proxy_is_checked_with_its_credentials(tmp_path: Path) -> None:
     """With the link's proxy in force the cloud is checked through it (CONNECT with the

@@ -166,3 +166,17 @@ def test_a_sync_safety_abort_names_the_connect_step() -> None:
     step = next_step(state)
     assert (step.step, step.page, step.problem) == (Step.CONNECT_PBX, "connect", True)
     assert "8 synced users are missing" in step.message and "keep them" in step.message
+
+
+@given(st.sampled_from([False, None]), st.booleans())
+def test_no_next_step_tells_the_technician_to_edit_a_config_file(
+        enrolled: bool | None, connected: bool) -> None:
+    """Not enrolled (a stock appliance has no cloud address yet): the Cloud step is next
+    and asks for the address, Account ID and token; no message points at a file."""
+    state = dataclasses.replace(DONE, cloud_enrolled=enrolled, cloud_connected=connected)
+    found = next_step(state)
+    assert found.page == "cloud"
+    assert "config" not in found.message.lower() and ".yaml" not in found.message
+    if enrolled is False:
+        assert "cloud address" in found.message
+        assert step_states(state)["cloud"] is StepState.NEXT
