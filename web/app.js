@@ -367,11 +367,11 @@
   /* The network part reports configured checks only; the others are listed as skipped. */
   /* Why a check did not run: where its target would come from. */
   const PREFLIGHT_CHECKS = [
-    ['dns', 'No host name to resolve: the cloud URL is an IP address and the time servers too (or set network.preflight.dns_name).'],
+    ['dns', 'No host name to resolve: the cloud address is an IP address and the time servers too (or set network.preflight.dns_name).'],
     ['ntp', 'This system names no time servers (chrony, systemd-timesyncd or ntpd), and network.preflight.ntp_servers is empty.'],
-    ['cloud', 'No cloud URL is configured yet (cloud.url).'],
+    ['cloud', 'No cloud address yet: type it on the Cloud step.'],
     ['stun', 'No STUN server is configured (network.preflight.stun_host).'],
-    ['sip-tls', 'No cloud URL is configured yet (cloud.url), nor network.preflight.sip_tls_host.'],
+    ['sip-tls', 'No cloud address yet (type it on the Cloud step), and no network.preflight.sip_tls_host.'],
     ['pbx', 'No network PBX is set on the PBX step (a file-based directory has no address to check).'],
     ['proxy', 'No proxy is in use (Cloud step, cloud.proxy or HTTPS_PROXY).']];
 
