@@ -13,11 +13,12 @@ start and says how to recover, because silently starting over would lose the out
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import re
 import sqlite3
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from importlib import resources
@@ -64,6 +65,72 @@ def load_migrations() -> list[Migration]:
     if len(numbers) != len(set(numbers)):
         raise StateError(f"duplicate migration numbers in package: {numbers}")
     return migrations
+
+
+async def _begin(conn: aiosqlite.Connection) -> None:
+    """``BEGIN IMMEDIATE`` that never leaves a transaction open behind a cancellation.
+
+    The connection's thread runs each queued statement even when the coroutine that
+    queued it is cancelled. A writer cancelled while its BEGIN waited in that queue (a
+    link session closed by a goaway, a shutdown) used to release the write lock with the
+    transaction open, and every later BEGIN failed ("cannot start a transaction within a
+    transaction") until a restart. Cancelled, it now waits for its BEGIN and rolls it
+    back, keeping the lock until then, and re-raises.
+    """
+    begin = asyncio.ensure_future(conn.execute("BEGIN IMMEDIATE"))
+    try:
+        await asyncio.shield(begin)
+    except asyncio.CancelledError:
+        await _uncancellable(_undo_begin(begin, conn))
+        raise
+
+
+async def _undo_begin(begin: asyncio.Future[Any], conn: aiosqlite.Connection) -> None:
+    try:
+        await begin
+    except sqlite3.Error:
+        return  # the BEGIN failed: there is no transaction to undo
+    await _roll_back(conn)
+
+
+async def _roll_back(conn: aiosqlite.Connection) -> None:
+    """``ROLLBACK``; a failure is logged, not raised, so the error that made the caller
+    roll back is the one it sees (SQLite may have rolled back by itself already)."""
+    try:
+        await conn.execute("ROLLBACK")
+    except sqlite3.Error as err:
+        _LOGGER.warning("State database: ROLLBACK failed: %s", err)
+
+
+async def _commit(conn: aiosqlite.Connection) -> bool:
+    """``COMMIT`` (rolled back if it fails, and the error raised), finished even when the
+    caller is cancelled meanwhile: True then. The data is committed, so the caller runs
+    its after-commit hooks (cache invalidation) before it re-raises the cancellation."""
+    commit = asyncio.ensure_future(_commit_or_roll_back(conn))
+    try:
+        await asyncio.shield(commit)
+    except asyncio.CancelledError:
+        await _uncancellable(commit)
+        return True
+    return False
+
+
+async def _commit_or_roll_back(conn: aiosqlite.Connection) -> None:
+    try:
+        await conn.execute("COMMIT")
+    except sqlite3.Error:
+        await _roll_back(conn)
+        raise
+
+
+async def _uncancellable(cleanup: Awaitable[Any]) -> None:
+    """Await ``cleanup`` to the end, with the write lock still held, even if the caller
+    is cancelled again meanwhile; the caller re-raises its own cancellation after."""
+    task = asyncio.ensure_future(cleanup)
+    while not task.done():
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.shield(task)
+    task.result()
 
 
 class Transaction:
@@ -143,16 +210,18 @@ class Database:
         """``BEGIN IMMEDIATE`` ... ``COMMIT``; rolls back and re-raises on any error."""
         conn = self._require(self._writer)
         async with self._write_lock:
-            await conn.execute("BEGIN IMMEDIATE")
+            await _begin(conn)
             tx = Transaction(conn)
             try:
                 yield tx
             except BaseException:
-                await asyncio.shield(conn.execute("ROLLBACK"))
+                await _uncancellable(_roll_back(conn))
                 raise
-            await asyncio.shield(conn.execute("COMMIT"))
+            cancelled = await _commit(conn)
         for callback in tx._after_commit:
             callback()
+        if cancelled:
+            raise asyncio.CancelledError
 
     async def fetchone(self, sql: str, params: Params = ()) -> sqlite3.Row | None:
         """Read committed data (separate connection; never sees open transactions)."""

@@ -69,6 +69,62 @@ async def test_concurrent_transactions_are_serialized(state_dir: Path) -> None:
         assert row is not None and row["value"] == "20"
 
 
+SLOW_COUNT = ("WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c "
+              "WHERE x < 2000000) SELECT count(*) FROM c")
+"""A query that keeps the writer connection's thread busy for a moment."""
+
+
+async def _cancelled_while(db: Database, stage: str, hooks: list[str]) -> None:
+    """A writer cancelled while its ``BEGIN`` (or its ``COMMIT``) waits behind other work
+    in the connection's thread: the thread runs the statement anyway."""
+    writer = db._writer
+    assert writer is not None
+    reached = asyncio.Event()
+
+    async def write() -> None:
+        async with db.transaction() as tx:
+            tx.after_commit(lambda: hooks.append("committed"))
+            await tx.execute("INSERT INTO settings(key, value) VALUES ('c', '1')")
+            if stage == "commit":
+                busy.append(asyncio.ensure_future(writer.execute(SLOW_COUNT)))
+                await asyncio.sleep(0)
+                reached.set()
+        reached.set()
+
+    busy = [asyncio.ensure_future(writer.execute(SLOW_COUNT))] if stage == "begin" else []
+    await asyncio.sleep(0)  # the slow query is queued first
+    task = asyncio.ensure_future(write())
+    for _ in range(3):
+        await asyncio.sleep(0)  # the writer holds the lock and waits for its BEGIN
+    if stage == "commit":
+        await reached.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    await asyncio.gather(*busy)
+
+
+@pytest.mark.parametrize("stage", ["begin", "commit"])
+async def test_a_writer_cancelled_mid_statement_leaves_no_transaction_open(
+        state_dir: Path, stage: str) -> None:
+    """Cancelled while its BEGIN waited in the connection's queue, a writer once left
+    the connection inside a transaction: every later write failed with "cannot start a
+    transaction within a transaction" until a restart (a loaded CI run, on a goaway).
+    The next transaction works. Cancelled during its COMMIT, the write is committed and
+    its after-commit hook (a cache invalidation) still runs."""
+    hooks: list[str] = []
+    async with Database(state_dir) as db:
+        await _cancelled_while(db, stage, hooks)
+        async with db.transaction() as tx:
+            await tx.execute("INSERT INTO settings(key, value) VALUES ('after', '1')")
+        rows = await db.fetchall("SELECT key FROM settings WHERE key IN ('c', 'after')")
+        keys = sorted(r["key"] for r in rows)
+    if stage == "begin":
+        assert keys == ["after"] and hooks == []
+    else:
+        assert keys == ["after", "c"] and hooks == ["committed"]
+
+
 async def test_after_commit_hooks_run_only_on_commit(state_dir: Path) -> None:
     calls: list[str] = []
     async with Database(state_dir) as db:
