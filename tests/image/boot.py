@@ -181,10 +181,10 @@ class Lab:
         copy the caller made), the firmware's variables are kept between boots, and the
         console log of each boot goes to ``self.console`` (set it before each boot)."""
         fmt = "qcow2" if self.image.suffix == ".qcow2" else "raw"
-        # -no-reboot: a reboot of the guest ends qemu (exit 0) and ``start_again`` powers
-        # it on again. A warm reset of OVMF under TCG with two vCPUs once hung for good
-        # after "reboot: machine restart" (a CI run); a cold start does not, and what the
-        # test checks (the page's reboot reaches the kernel) happens before the reset.
+        # -no-reboot: a reboot of the guest ends qemu (exit 0) and ``start_again_if_rebooted``
+        # powers it on again. A warm reset of OVMF under TCG with two vCPUs once hung
+        # for good after "reboot: machine restart" (a CI run); a cold start does not, and
+        # what the test checks (the page's reboot reaches the kernel) comes before it.
         # The console is appended to, so one log holds every boot.
         argv = ["qemu-system-x86_64", "-accel", "tcg", "-machine", "q35", "-m", "1024",
                 "-smp", str(smp), "-display", "none", "-monitor", "none", "-no-reboot",
